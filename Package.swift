@@ -1,0 +1,91 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+// One setting list for all of our own targets: Swift 6 mode (strict concurrency) and
+// warnings as errors, so a warning never reaches main.
+let strictSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .unsafeFlags(["-warnings-as-errors"]),
+]
+
+let package = Package(
+    name: "ARK",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "ark", targets: ["ark"]),
+        .library(name: "ARKCore", targets: ["ARKCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CHiredis",
+            pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
+        .target(
+            name: "ARKCore",
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "Graveyard",
+            dependencies: ["ARKCore"],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "ARKBus",
+            dependencies: [
+                "ARKCore", "CHiredis",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "ARKState",
+            dependencies: [
+                "ARKCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "ARKAgents",
+            dependencies: [
+                "ARKCore", "Graveyard", "ARKBus", "ARKState",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "ark",
+            dependencies: [
+                "ARKCore", "Graveyard", "ARKBus", "ARKState", "ARKAgents",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "ARKTestSupport",
+            dependencies: ["ARKCore", "ARKBus"],
+            path: "Tests/ARKTestSupport",
+            swiftSettings: strictSettings
+        ),
+        .testTarget(name: "ARKCoreTests", dependencies: ["ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "GraveyardTests", dependencies: ["Graveyard", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "ARKBusTests", dependencies: ["ARKBus", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "ARKStateTests", dependencies: ["ARKState", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["ARKCore", "ARKBus", "ARKState", "ARKAgents", "Graveyard", "ARKTestSupport"],
+            swiftSettings: strictSettings
+        ),
+    ]
+)

@@ -1,0 +1,238 @@
+import ARKCore
+import CHiredis
+import Foundation
+
+/// A value in a Redis reply (RESP2).
+public enum RedisValue: Sendable, Equatable {
+    case status(String)
+    case error(String)
+    case integer(Int64)
+    case bulk([UInt8])
+    case null
+    case array([RedisValue])
+
+    public var string: String? {
+        switch self {
+        case .status(let s): s
+        case .bulk(let b): String(decoding: b, as: UTF8.self)
+        case .integer(let i): String(i)
+        default: nil
+        }
+    }
+
+    public var array: [RedisValue]? {
+        if case .array(let a) = self { return a }
+        return nil
+    }
+
+    public var integer: Int64? {
+        switch self {
+        case .integer(let i): i
+        case .bulk, .status: string.flatMap { Int64($0) }
+        default: nil
+        }
+    }
+}
+
+/// What went wrong talking to Redis.
+public enum RedisError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The connection is down or broke; reconnect and retry. Nothing was acknowledged.
+    case connection(String)
+    /// Redis answered with an error to a command.
+    case server(String)
+    /// The reply did not have the shape the command promises.
+    case unexpectedReply(String)
+
+    public var description: String {
+        switch self {
+        case .connection(let m): "Redis connection: \(m)"
+        case .server(let m): "Redis error: \(m)"
+        case .unexpectedReply(let m): "unexpected Redis reply: \(m)"
+        }
+    }
+
+    public var isConnectionError: Bool {
+        if case .connection = self { return true }
+        return false
+    }
+}
+
+/// One argument of a command: text or raw bytes. Arguments are passed to hiredis as an
+/// argv array with lengths, never formatted into a command string.
+public enum RedisArg: Sendable, ExpressibleByStringLiteral {
+    case text(String)
+    case bytes([UInt8])
+
+    public init(stringLiteral value: String) { self = .text(value) }
+    public static func int(_ v: Int) -> RedisArg { .text(String(v)) }
+}
+
+/// A blocking hiredis connection. Not thread-safe: it lives inside one actor that runs on a
+/// `ThreadExecutor`. After any I/O error the context is dropped and every call throws
+/// `.connection` until `connect()` succeeds again.
+public final class RedisConnection {
+    public let url: RedisURL
+    public let commandTimeout: Duration
+    private var context: UnsafeMutablePointer<redisContext>?
+
+    public init(url: RedisURL, commandTimeout: Duration = .seconds(15)) {
+        self.url = url
+        self.commandTimeout = commandTimeout
+    }
+
+    deinit { close() }
+
+    public var isConnected: Bool { context != nil }
+
+    public func close() {
+        if let c = context { redisFree(c) }
+        context = nil
+    }
+
+    /// Opens the connection, authenticates and selects the database.
+    public func connect(timeout: Duration = .seconds(3)) throws(RedisError) {
+        close()
+        let tv = Self.timeval(timeout)
+        let ctx: UnsafeMutablePointer<redisContext>?
+        switch url.endpoint {
+        case .tcp(let host, let port): ctx = redisConnectWithTimeout(host, Int32(port), tv)
+        case .unix(let path): ctx = redisConnectUnixWithTimeout(path, tv)
+        }
+        guard let ctx else { throw .connection("cannot allocate a hiredis context") }
+        if ctx.pointee.err != 0 {
+            let message = Self.errorString(ctx)
+            redisFree(ctx)
+            throw .connection("cannot connect to \(url): \(message)")
+        }
+        redisSetTimeout(ctx, Self.timeval(commandTimeout))
+        if case .tcp = url.endpoint { redisEnableKeepAlive(ctx) }
+        context = ctx
+        if let password = url.password {
+            var args: [RedisArg] = ["AUTH"]
+            if let user = url.username { args.append(.text(user)) }
+            args.append(.text(password))
+            if case .error(let e) = try command(args) {
+                close()
+                throw .connection("authentication failed: \(e)")
+            }
+        }
+        if url.database != 0 {
+            if case .error(let e) = try command(["SELECT", .int(url.database)]) {
+                close()
+                throw .connection("cannot select database \(url.database): \(e)")
+            }
+        }
+    }
+
+    /// Sends one command and returns its reply. A Redis error reply is returned as `.error`.
+    public func command(_ args: [RedisArg]) throws(RedisError) -> RedisValue {
+        try append(args)
+        return try readReply()
+    }
+
+    /// Sends every command in one write and reads every reply: one round trip.
+    public func pipeline(_ commands: [[RedisArg]]) throws(RedisError) -> [RedisValue] {
+        for c in commands { try append(c) }
+        var replies: [RedisValue] = []
+        replies.reserveCapacity(commands.count)
+        for _ in commands { replies.append(try readReply()) }
+        return replies
+    }
+
+    private func append(_ args: [RedisArg]) throws(RedisError) {
+        guard let ctx = context else { throw .connection("not connected to \(url)") }
+        var flat: [UInt8] = []
+        var lengths: [Int] = []
+        lengths.reserveCapacity(args.count)
+        var total = 0
+        for a in args {
+            switch a {
+            case .text(let s): total += s.utf8.count
+            case .bytes(let b): total += b.count
+            }
+        }
+        flat.reserveCapacity(max(total, 1))
+        for a in args {
+            switch a {
+            case .text(let s):
+                flat.append(contentsOf: s.utf8)
+                lengths.append(s.utf8.count)
+            case .bytes(let b):
+                flat.append(contentsOf: b)
+                lengths.append(b.count)
+            }
+        }
+        if flat.isEmpty { flat.append(0) }  // keep a valid base address for empty arguments
+        let rc: Int32 = flat.withUnsafeBufferPointer { base in
+            let raw = UnsafeRawPointer(base.baseAddress!)
+            var pointers: [UnsafePointer<CChar>?] = []
+            pointers.reserveCapacity(lengths.count)
+            var offset = 0
+            for l in lengths {
+                pointers.append((raw + offset).assumingMemoryBound(to: CChar.self))
+                offset += l
+            }
+            return pointers.withUnsafeMutableBufferPointer { argv in
+                lengths.withUnsafeBufferPointer { lens in
+                    redisAppendCommandArgv(ctx, Int32(lengths.count), argv.baseAddress, lens.baseAddress)
+                }
+            }
+        }
+        if rc != 0 { try fail(ctx) }
+    }
+
+    private func readReply() throws(RedisError) -> RedisValue {
+        guard let ctx = context else { throw .connection("not connected to \(url)") }
+        var raw: UnsafeMutableRawPointer?
+        if redisGetReply(ctx, &raw) != 0 || raw == nil { try fail(ctx) }
+        let reply = raw!.assumingMemoryBound(to: redisReply.self)
+        defer { freeReplyObject(raw) }
+        return Self.convert(reply)
+    }
+
+    private func fail(_ ctx: UnsafeMutablePointer<redisContext>) throws(RedisError) -> Never {
+        let message = Self.errorString(ctx)
+        close()
+        throw .connection(message.isEmpty ? "I/O error" : message)
+    }
+
+    static func convert(_ r: UnsafeMutablePointer<redisReply>) -> RedisValue {
+        switch r.pointee.type {
+        case REDIS_REPLY_STRING:
+            return .bulk(Self.bytes(r))
+        case REDIS_REPLY_STATUS:
+            return .status(String(decoding: Self.bytes(r), as: UTF8.self))
+        case REDIS_REPLY_ERROR:
+            return .error(String(decoding: Self.bytes(r), as: UTF8.self))
+        case REDIS_REPLY_INTEGER:
+            return .integer(r.pointee.integer)
+        case REDIS_REPLY_ARRAY:
+            var items: [RedisValue] = []
+            items.reserveCapacity(r.pointee.elements)
+            for i in 0..<r.pointee.elements {
+                if let e = r.pointee.element[i] { items.append(convert(e)) } else { items.append(.null) }
+            }
+            return .array(items)
+        default:
+            return .null
+        }
+    }
+
+    @inline(__always)
+    static func bytes(_ r: UnsafeMutablePointer<redisReply>) -> [UInt8] {
+        guard let s = r.pointee.str, r.pointee.len > 0 else { return [] }
+        return [UInt8](UnsafeRawBufferPointer(start: s, count: r.pointee.len))
+    }
+
+    static func errorString(_ ctx: UnsafeMutablePointer<redisContext>) -> String {
+        withUnsafeBytes(of: ctx.pointee.errstr) { raw in
+            let bytes = raw.prefix { $0 != 0 }
+            return String(decoding: bytes, as: UTF8.self)
+        }
+    }
+
+    static func timeval(_ d: Duration) -> Glibc.timeval {
+        let (seconds, attoseconds) = d.components
+        return Glibc.timeval(tv_sec: Int(seconds), tv_usec: Int(attoseconds / 1_000_000_000_000))
+    }
+}

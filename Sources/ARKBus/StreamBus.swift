@@ -1,0 +1,226 @@
+import ARKCore
+
+/// An entry read from a stream through a consumer group.
+public struct StreamEntry: Sendable, Equatable {
+    public var stream: String
+    public var id: String
+    /// The `event` field; nil when the entry has none (or was trimmed while pending).
+    public var payload: [UInt8]?
+    /// Every field name, to say what an entry without `event` had instead.
+    public var fieldNames: [String]
+    /// How often Redis has delivered it, where known (claimed and recovered entries).
+    public var deliveries: Int
+
+    public init(stream: String, id: String, payload: [UInt8]?, fieldNames: [String] = ["event"], deliveries: Int = 1) {
+        self.stream = stream
+        self.id = id
+        self.payload = payload
+        self.fieldNames = fieldNames
+        self.deliveries = deliveries
+    }
+
+    /// The millisecond timestamp Redis put in the entry id.
+    public var idMilliseconds: Int64? {
+        guard let dash = id.firstIndex(of: "-") else { return Int64(id) }
+        return Int64(id[..<dash])
+    }
+}
+
+/// An entry that will not be processed, with why: it goes to `ark:deadletter` with its
+/// original payload and is acknowledged, so it is neither lost nor retried forever.
+public struct DeadLetter: Sendable, Equatable {
+    public var entry: StreamEntry
+    public var reason: String
+
+    public init(entry: StreamEntry, reason: String) {
+        self.entry = entry
+        self.reason = reason
+    }
+}
+
+/// One stage's view of Redis Streams: its consumer group and consumer name, batched reads,
+/// claims, and a commit that writes outputs, dead letters and acknowledgements atomically
+/// (MULTI/EXEC) in one round trip.
+public final class StreamBus {
+    public let connection: RedisConnection
+    public let group: String
+    public let consumer: String
+    public let maxLength: Int
+    private var claimCursors: [String: String] = [:]
+
+    public init(connection: RedisConnection, group: String, consumer: String, maxLength: Int) {
+        self.connection = connection
+        self.group = group
+        self.consumer = consumer
+        self.maxLength = maxLength
+    }
+
+    /// Creates the consumer group on each stream (and the stream) if missing. A new group
+    /// starts at the beginning, so entries written before the first start are processed.
+    public func ensureGroups(_ streams: [String]) throws(RedisError) {
+        for s in streams {
+            let reply = try connection.command(["XGROUP", "CREATE", .text(s), .text(group), "0", "MKSTREAM"])
+            if case .error(let e) = reply, !e.hasPrefix("BUSYGROUP") { throw .server(e) }
+        }
+    }
+
+    /// Reads up to `count` entries per stream. `history: true` re-reads this consumer's own
+    /// pending entries (after a reconnect or failed batch) instead of new ones.
+    public func read(_ streams: [String], count: Int, blockMs: Int?, history: Bool = false) throws(RedisError) -> [StreamEntry] {
+        var args: [RedisArg] = ["XREADGROUP", "GROUP", .text(group), .text(consumer), "COUNT", .int(count)]
+        if let blockMs { args += ["BLOCK", .int(blockMs)] }
+        args.append("STREAMS")
+        for s in streams { args.append(.text(s)) }
+        for _ in streams { args.append(history ? "0" : ">") }
+        let reply = try connection.command(args)
+        switch reply {
+        case .null: return []
+        case .error(let e): throw .server(e)
+        case .array(let perStream):
+            var out: [StreamEntry] = []
+            for item in perStream {
+                guard let pair = item.array, pair.count == 2, let name = pair[0].string, let entries = pair[1].array else {
+                    throw .unexpectedReply("XREADGROUP stream item")
+                }
+                for e in entries { out.append(try Self.entry(e, stream: name, deliveries: 1)) }
+            }
+            return out
+        default: throw .unexpectedReply("XREADGROUP")
+        }
+    }
+
+    /// Takes over entries idle for `minIdleMs` on any consumer of the group (XAUTOCLAIM),
+    /// with their delivery counts. Entries deleted from the stream while pending come back
+    /// with a nil payload so they can be dead-lettered rather than silently dropped.
+    public func claim(_ stream: String, minIdleMs: Int, count: Int) throws(RedisError) -> [StreamEntry] {
+        let cursor = claimCursors[stream] ?? "0-0"
+        let reply = try connection.command(["XAUTOCLAIM", .text(stream), .text(group), .text(consumer), .int(minIdleMs), .text(cursor), "COUNT", .int(count)])
+        if case .error(let e) = reply { throw .server(e) }
+        guard let parts = reply.array, parts.count >= 2, let next = parts[0].string, let entries = parts[1].array else {
+            throw .unexpectedReply("XAUTOCLAIM")
+        }
+        claimCursors[stream] = next
+        var out: [StreamEntry] = []
+        for e in entries { out.append(try Self.entry(e, stream: stream, deliveries: 0)) }
+        if parts.count >= 3, let deleted = parts[2].array {
+            for d in deleted {
+                if let id = d.string { out.append(StreamEntry(stream: stream, id: id, payload: nil, fieldNames: [], deliveries: 0)) }
+            }
+        }
+        if !out.isEmpty { try fillDeliveryCounts(&out) }
+        return out
+    }
+
+    /// Replaces each entry's delivery count with the one Redis keeps for this consumer.
+    public func fillDeliveryCounts(_ entries: inout [StreamEntry]) throws(RedisError) {
+        var byStream: [String: [Int]] = [:]
+        for (i, e) in entries.enumerated() { byStream[e.stream, default: []].append(i) }
+        for (stream, indices) in byStream {
+            let ids = indices.map { entries[$0].id }
+            let (lo, hi) = (ids.min(by: Self.idLess)!, ids.max(by: Self.idLess)!)
+            let reply = try connection.command(["XPENDING", .text(stream), .text(group), .text(lo), .text(hi), .int(max(ids.count, 10) * 4), .text(consumer)])
+            var counts: [String: Int] = [:]
+            for row in reply.array ?? [] {
+                guard let r = row.array, r.count >= 4, let id = r[0].string, let n = r[3].integer else { continue }
+                counts[id] = Int(n)
+            }
+            for i in indices { entries[i].deliveries = max(entries[i].deliveries, counts[entries[i].id] ?? 1) }
+        }
+    }
+
+    /// Number of entries delivered to the group and not yet acknowledged.
+    public func pendingCount(_ stream: String) throws(RedisError) -> Int {
+        let reply = try connection.command(["XPENDING", .text(stream), .text(group)])
+        if case .error(let e) = reply {
+            if e.hasPrefix("NOGROUP") { return 0 }
+            throw .server(e)
+        }
+        return Int(reply.array?.first?.integer ?? 0)
+    }
+
+    /// The commands that add `outputs` to their streams, record `deadLetters` and acknowledge
+    /// `acks`, wrapped in MULTI/EXEC so they happen together or not at all. Stages that need
+    /// more in the same transaction (Kenny's book) put their commands in `extra`.
+    public func commitCommands(outputs: [(stream: String, payload: [UInt8])], deadLetters: [DeadLetter], acks: [StreamEntry], extra: [[RedisArg]] = []) -> [[RedisArg]] {
+        var cmds: [[RedisArg]] = [["MULTI"]]
+        cmds.reserveCapacity(outputs.count + deadLetters.count + 4 + extra.count)
+        cmds += extra
+        let maxLen = RedisArg.int(maxLength)
+        for o in outputs {
+            cmds.append(["XADD", .text(o.stream), "MAXLEN", "~", maxLen, "*", "event", .bytes(o.payload)])
+        }
+        for d in deadLetters { cmds.append(deadLetterCommand(d)) }
+        var idsByStream: [String: [RedisArg]] = [:]
+        for e in acks { idsByStream[e.stream, default: []].append(.text(e.id)) }
+        for (stream, ids) in idsByStream.sorted(by: { $0.key < $1.key }) {
+            cmds.append(["XACK", .text(stream), .text(group)] + ids)
+        }
+        cmds.append(["EXEC"])
+        return cmds
+    }
+
+    func deadLetterCommand(_ d: DeadLetter) -> [RedisArg] {
+        [
+            "XADD", .text(Streams.deadLetter), "MAXLEN", "~", .int(maxLength), "*",
+            "event", .bytes(d.entry.payload ?? []),
+            "reason", .text(d.reason),
+            "stream", .text(d.entry.stream),
+            "entry_id", .text(d.entry.id),
+            "group", .text(group),
+            "consumer", .text(consumer),
+            "deliveries", .int(d.entry.deliveries),
+            "ts_ns", .text(String(wallClockNanoseconds())),
+        ]
+    }
+
+    /// Runs `commitCommands` and checks the transaction. Returns false when a WATCHed key
+    /// changed and nothing was applied.
+    @discardableResult
+    public func commit(outputs: [(stream: String, payload: [UInt8])], deadLetters: [DeadLetter], acks: [StreamEntry], extra: [[RedisArg]] = []) throws(RedisError) -> Bool {
+        if outputs.isEmpty && deadLetters.isEmpty && acks.isEmpty && extra.isEmpty { return true }
+        let replies = try connection.pipeline(commitCommands(outputs: outputs, deadLetters: deadLetters, acks: acks, extra: extra))
+        return try Self.checkTransaction(replies)
+    }
+
+    static func checkTransaction(_ replies: [RedisValue]) throws(RedisError) -> Bool {
+        for r in replies.dropLast() {
+            if case .error(let e) = r { throw .server(e) }
+        }
+        switch replies.last {
+        case .array(let results):
+            for r in results {
+                if case .error(let e) = r { throw .server(e) }
+            }
+            return true
+        case .null: return false
+        case .error(let e): throw .server(e)
+        default: throw .unexpectedReply("EXEC")
+        }
+    }
+
+    static func entry(_ value: RedisValue, stream: String, deliveries: Int) throws(RedisError) -> StreamEntry {
+        guard let pair = value.array, pair.count == 2, let id = pair[0].string else { throw .unexpectedReply("stream entry") }
+        guard let fields = pair[1].array else {
+            // Pending, but deleted from the stream (trimmed): only the id is left.
+            return StreamEntry(stream: stream, id: id, payload: nil, fieldNames: [], deliveries: deliveries)
+        }
+        var payload: [UInt8]?
+        var names: [String] = []
+        var i = 0
+        while i + 1 < fields.count {
+            let name = fields[i].string ?? ""
+            names.append(name)
+            if name == "event", case .bulk(let b) = fields[i + 1] { payload = b }
+            i += 2
+        }
+        return StreamEntry(stream: stream, id: id, payload: payload, fieldNames: names, deliveries: deliveries)
+    }
+
+    static func idLess(_ a: String, _ b: String) -> Bool {
+        func parts(_ s: String) -> (UInt64, UInt64) {
+            let p = s.split(separator: "-")
+            return (UInt64(p.first ?? "0") ?? 0, UInt64(p.count > 1 ? p[1] : "0") ?? 0)
+        }
+        return parts(a) < parts(b)
+    }
+}

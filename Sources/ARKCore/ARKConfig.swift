@@ -1,0 +1,177 @@
+import Foundation
+
+/// A setting that cannot be used, named with the fix.
+public struct ConfigProblem: Sendable, Equatable, CustomStringConvertible {
+    public var variable: String
+    public var message: String
+    public var fix: String
+
+    public var description: String { "\(variable): \(message). Fix: \(fix)" }
+}
+
+public struct ConfigError: Error, Sendable, CustomStringConvertible {
+    public var problems: [ConfigProblem]
+    public var description: String {
+        "invalid configuration:\n" + problems.map { "  - \($0)" }.joined(separator: "\n")
+    }
+}
+
+/// Every setting ARK reads, from the environment (and `.env.production`), with the defaults
+/// of DESIGN §8. Built and validated in one place; the rest of ARK takes this value.
+public struct ARKConfig: Sendable, Equatable {
+    public var environment: String = "development"
+    public var redisURL: String = "redis://127.0.0.1:6379/0"
+    public var redisPoolSize: Int = 4
+    public var stateDB: String = "/var/lib/ark/ark_state.db"
+    public var backupDir: String = "/var/backups/ark"
+    public var logDir: String = "/var/log/ark"
+    public var graveyardDir: String = "graveyard"
+    public var metricsPort: Int = 9090
+    public var metricsServerEnabled: Bool = true
+    public var metricsRetentionSeconds: Int = 3600
+    public var sloAvailabilityTarget: Double = 0.995
+    public var sloP95LatencyMs: Double = 400
+    public var traceIDEnabled: Bool = true
+    public var watchdogEnabled: Bool = true
+    public var watchdogQuarantineEnabled: Bool = true
+    public var watchdogMaxLatencyMs: Double = 5000
+    public var watchdogMaxFailureRate: Double = 0.20
+    public var dbCheckpointIntervalSeconds: Int = 300
+    public var apiPort: Int = 8000
+
+    /// Entries pending this long on another consumer are taken over (XAUTOCLAIM).
+    public var claimIdleMs: Int = 30_000
+    /// Deliveries after which an entry goes to the dead letter stream.
+    public var maxDeliveries: Int = 5
+    /// Entries read per XREADGROUP and written per round trip.
+    public var batchSize: Int = 256
+    /// How long a read waits for new entries.
+    public var blockMs: Int = 100
+    /// Approximate cap on each stream's length (XADD MAXLEN ~); keep it far above any backlog.
+    public var streamMaxLen: Int = 1_000_000
+    /// Largest `event` payload Kyle accepts.
+    public var maxSignalBytes: Int = 65_536
+    /// Paper account equity Kenny starts the book with.
+    public var paperEquity: Double = 100_000
+    /// How often HRM re-hashes the Graveyard rule file.
+    public var graveyardCheckSeconds: Double = 5
+    /// A pass not finished this long after t0 counts as failed.
+    public var passTimeoutMs: Double = 5_000
+
+    public var sessionSecret: String = ""
+    public var jwtSecret: String = ""
+    public var alpacaAPIKey: String = ""
+    public var alpacaSecretKey: String = ""
+    public var alphaVantageAPIKey: String = ""
+
+    public init() {}
+
+    public var isProduction: Bool { ["prod", "production"].contains(environment.lowercased()) }
+
+    /// Settings for `--local`: everything under `<root>/.ark/`.
+    public static func localDefaults(root: String) -> ARKConfig {
+        var c = ARKConfig()
+        c.environment = "local"
+        c.stateDB = root + "/.ark/ark_state.db"
+        c.backupDir = root + "/.ark/backups"
+        c.logDir = root + "/.ark/logs"
+        c.graveyardDir = root + "/graveyard"
+        return c
+    }
+
+    /// Reads the environment over `base`, collecting every problem before failing.
+    public static func load(environment env: [String: String], base: ARKConfig = ARKConfig()) throws(ConfigError) -> ARKConfig {
+        var c = base
+        var problems: [ConfigProblem] = []
+        var reader = EnvReader(env: env)
+
+        c.environment = reader.string("ARK_ENV", c.environment)
+        c.redisURL = reader.string("REDIS_URL", c.redisURL)
+        c.redisPoolSize = reader.int("REDIS_POOL_SIZE", c.redisPoolSize, 1...1024)
+        c.stateDB = reader.string("ARK_STATE_DB", c.stateDB)
+        c.backupDir = reader.string("ARK_BACKUP_DIR", c.backupDir)
+        c.logDir = reader.string("ARK_LOG_DIR", c.logDir)
+        c.graveyardDir = reader.string("ARK_GRAVEYARD_DIR", c.graveyardDir)
+        c.metricsPort = reader.int("METRICS_PORT", c.metricsPort, 1...65535)
+        c.metricsServerEnabled = reader.bool("METRICS_SERVER_ENABLED", c.metricsServerEnabled)
+        c.metricsRetentionSeconds = reader.int("METRICS_RETENTION_SECONDS", c.metricsRetentionSeconds, 60...604_800)
+        c.sloAvailabilityTarget = reader.double("SLO_AVAILABILITY_TARGET", c.sloAvailabilityTarget, 0.5...0.99999)
+        c.sloP95LatencyMs = reader.double("SLO_P95_LATENCY_MS", c.sloP95LatencyMs, 1...600_000)
+        c.traceIDEnabled = reader.bool("TRACE_ID_ENABLED", c.traceIDEnabled)
+        c.watchdogEnabled = reader.bool("WATCHDOG_ENABLED", c.watchdogEnabled)
+        c.watchdogQuarantineEnabled = reader.bool("WATCHDOG_QUARANTINE_ENABLED", c.watchdogQuarantineEnabled)
+        c.watchdogMaxLatencyMs = reader.double("WATCHDOG_MAX_LATENCY_MS", c.watchdogMaxLatencyMs, 1...3_600_000)
+        c.watchdogMaxFailureRate = reader.double("WATCHDOG_MAX_FAILURE_RATE", c.watchdogMaxFailureRate, 0.0...1.0)
+        c.dbCheckpointIntervalSeconds = reader.int("ARK_DB_CHECKPOINT_INTERVAL", c.dbCheckpointIntervalSeconds, 1...86_400)
+        c.apiPort = reader.int("API_PORT", c.apiPort, 1...65535)
+        c.claimIdleMs = reader.int("ARK_CLAIM_IDLE_MS", c.claimIdleMs, 100...86_400_000)
+        c.maxDeliveries = reader.int("ARK_MAX_DELIVERIES", c.maxDeliveries, 1...1000)
+        c.batchSize = reader.int("ARK_BATCH_SIZE", c.batchSize, 1...10_000)
+        c.blockMs = reader.int("ARK_BLOCK_MS", c.blockMs, 1...10_000)
+        c.streamMaxLen = reader.int("ARK_STREAM_MAXLEN", c.streamMaxLen, 1000...1_000_000_000)
+        c.maxSignalBytes = reader.int("ARK_MAX_SIGNAL_BYTES", c.maxSignalBytes, 256...16_777_216)
+        c.paperEquity = reader.double("ARK_PAPER_EQUITY", c.paperEquity, 1...1e15)
+        c.graveyardCheckSeconds = reader.double("ARK_GRAVEYARD_CHECK_SECONDS", c.graveyardCheckSeconds, 0.1...3600)
+        c.passTimeoutMs = reader.double("ARK_PASS_TIMEOUT_MS", c.passTimeoutMs, 10...3_600_000)
+        c.sessionSecret = reader.string("SESSION_SECRET", c.sessionSecret)
+        c.jwtSecret = reader.string("JWT_SECRET", c.jwtSecret)
+        c.alpacaAPIKey = reader.string("ALPACA_API_KEY", c.alpacaAPIKey)
+        c.alpacaSecretKey = reader.string("ALPACA_SECRET_KEY", c.alpacaSecretKey)
+        c.alphaVantageAPIKey = reader.string("ALPHA_VANTAGE_API_KEY", c.alphaVantageAPIKey)
+        problems += reader.problems
+
+        do {
+            _ = try RedisURL(parsing: c.redisURL)
+        } catch {
+            problems.append(ConfigProblem(variable: "REDIS_URL", message: error.description,
+                                          fix: "use redis://[:password@]host:port/db or unix:///path/to/redis.sock"))
+        }
+        if !problems.isEmpty { throw ConfigError(problems: problems) }
+        return c
+    }
+}
+
+/// Parses typed variables and records each bad one with its expected form.
+struct EnvReader {
+    let env: [String: String]
+    var problems: [ConfigProblem] = []
+
+    func value(_ name: String) -> String? {
+        guard let v = env[name]?.trimmingCharacters(in: .whitespaces), !v.isEmpty else { return nil }
+        return v
+    }
+
+    func string(_ name: String, _ fallback: String) -> String { value(name) ?? fallback }
+
+    mutating func int(_ name: String, _ fallback: Int, _ range: ClosedRange<Int>) -> Int {
+        guard let raw = value(name) else { return fallback }
+        guard let v = Int(raw), range.contains(v) else {
+            problems.append(ConfigProblem(variable: name, message: "'\(raw)' is not a whole number in \(range.lowerBound)...\(range.upperBound)",
+                                          fix: "set \(name) to a whole number in that range, or unset it for the default \(fallback)"))
+            return fallback
+        }
+        return v
+    }
+
+    mutating func double(_ name: String, _ fallback: Double, _ range: ClosedRange<Double>) -> Double {
+        guard let raw = value(name) else { return fallback }
+        guard let v = Double(raw), v.isFinite, range.contains(v) else {
+            problems.append(ConfigProblem(variable: name, message: "'\(raw)' is not a number in \(range.lowerBound)...\(range.upperBound)",
+                                          fix: "set \(name) to a number in that range, or unset it for the default \(fallback)"))
+            return fallback
+        }
+        return v
+    }
+
+    mutating func bool(_ name: String, _ fallback: Bool) -> Bool {
+        guard let raw = value(name) else { return fallback }
+        switch raw.lowercased() {
+        case "1", "true", "yes", "on": return true
+        case "0", "false", "no", "off": return false
+        default:
+            problems.append(ConfigProblem(variable: name, message: "'\(raw)' is not a boolean",
+                                          fix: "set \(name) to true or false"))
+            return fallback
+        }
+    }
+}

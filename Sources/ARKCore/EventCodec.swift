@@ -1,0 +1,339 @@
+import Foundation
+
+/// Why a stage message could not be decoded. Such an entry goes to the dead letter stream
+/// with this text as its reason.
+public struct EventDecodingError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// The wire form of `Event` between stages: one JSON object in the `event` field, keys in a
+/// fixed order, no whitespace. Writing it costs one buffer and no Foundation; reading it
+/// walks the bytes once (see `JSONReader`), whatever the key order or whitespace.
+public enum EventCodec {
+    // MARK: encode
+
+    public static func encode(_ e: Event) -> [UInt8] {
+        var w = JSONWriter(capacity: 640)
+        encode(e, into: &w)
+        return w.bytes
+    }
+
+    public static func encode(_ e: Event, into w: inout JSONWriter) {
+        w.beginObject()
+        w.key("trace_id"); w.string(e.traceID)
+        w.key("id"); w.string(e.id)
+        if e.rejection == nil {
+            w.key("symbol"); w.string(e.symbol)
+            w.key("price"); w.double(e.price)
+            w.key("volume"); w.double(e.volume)
+            w.key("ts"); w.double(e.ts)
+        }
+        w.key("source"); w.string(e.source)
+        w.key("t0_ns"); w.int(e.t0Ns)
+        if let v = e.action { w.key("action"); w.string(v) }
+        if let v = e.positionSizePct { w.key("position_size_pct"); w.double(v) }
+        if let v = e.leverage { w.key("leverage"); w.double(v) }
+        if let v = e.stopLoss { w.key("stop_loss"); w.double(v) }
+        if let v = e.riskRewardRatio { w.key("risk_reward_ratio"); w.double(v) }
+        if let v = e.intent { w.key("intent"); w.string(v) }
+        if let v = e.injectedViolation { w.key("injected_violation"); w.string(v) }
+        w.key("hops")
+        w.beginArray()
+        for h in e.hops {
+            w.beginObject()
+            w.key("stage"); w.string(h.stage.rawValue)
+            w.key("instance"); w.string(h.instance)
+            w.key("in_ns"); w.int(h.inNs)
+            w.key("out_ns"); w.int(h.outNs)
+            w.endObject()
+        }
+        w.endArray()
+        if let d = e.decision {
+            w.key("decision")
+            w.beginObject()
+            w.key("approved"); w.bool(d.approved)
+            w.key("violations"); encode(d.violations, into: &w)
+            w.key("warnings"); encode(d.warnings, into: &w)
+            w.key("rules_checked"); w.int(Int64(d.rulesChecked))
+            w.key("compliance_score"); w.double(d.complianceScore)
+            w.key("policy_hash"); w.string(d.policyHash)
+            w.key("eval_ns"); w.int(d.evalNs)
+            w.endObject()
+        }
+        if let x = e.execution {
+            w.key("execution")
+            w.beginObject()
+            w.key("status"); w.string(x.status.rawValue)
+            if let v = x.orderID { w.key("order_id"); w.string(v) }
+            if let v = x.side { w.key("side"); w.string(v) }
+            w.key("quantity"); w.double(x.quantity)
+            w.key("price"); w.double(x.price)
+            w.key("notional"); w.double(x.notional)
+            w.key("position_after"); w.double(x.positionAfter)
+            w.key("realized_pnl"); w.double(x.realizedPnl)
+            w.endObject()
+        }
+        if let r = e.rejection {
+            w.key("rejection")
+            w.beginObject()
+            w.key("reasons")
+            w.beginArray()
+            for reason in r.reasons { w.string(reason) }
+            w.endArray()
+            w.key("raw_b64"); w.string(r.rawBase64)
+            w.key("raw_bytes"); w.int(Int64(r.rawBytes))
+            w.endObject()
+        }
+        w.endObject()
+    }
+
+    static func encode(_ violations: [Violation], into w: inout JSONWriter) {
+        w.beginArray()
+        for v in violations {
+            w.beginObject()
+            w.key("rule"); w.string(v.rule)
+            w.key("severity"); w.string(v.severity.rawValue)
+            w.key("message"); w.string(v.message)
+            w.key("details")
+            w.beginObject()
+            if let f = v.field { w.key("field"); w.string(f) }
+            if let x = v.value { w.key("value"); w.double(x) }
+            if let l = v.limit { w.key("limit"); w.double(l) }
+            w.endObject()
+            w.endObject()
+        }
+        w.endArray()
+    }
+
+    // MARK: decode
+
+    public static func decode(_ bytes: [UInt8]) throws(EventDecodingError) -> Event {
+        do {
+            return try bytes.withUnsafeBufferPointer { buf in
+                var r = JSONReader(buf)
+                let e = try decodeEvent(&r)
+                try r.end()
+                return e
+            }
+        } catch let e as EventDecodingError {
+            throw e
+        } catch let e as JSONParseError {
+            throw EventDecodingError("malformed event: \(e)")
+        } catch {
+            throw EventDecodingError("malformed event: \(error)")
+        }
+    }
+
+    private struct Seen {
+        var bits: UInt32 = 0
+        mutating func mark(_ bit: Int, _ name: StaticString) throws {
+            let mask: UInt32 = 1 << bit
+            if bits & mask != 0 { throw EventDecodingError("\(name): duplicate key") }
+            bits |= mask
+        }
+        func has(_ bit: Int) -> Bool { bits & (1 << bit) != 0 }
+    }
+
+    private static func decodeEvent(_ r: inout JSONReader) throws -> Event {
+        try r.beginObject()
+        var e = Event(traceID: "", id: "", symbol: "", price: 0, volume: 0, ts: 0, source: "", t0Ns: 0)
+        var seen = Seen()
+        var first = true
+        while let k = try r.nextKey(first: first) {
+            first = false
+            if r.matches(k, "trace_id") { try seen.mark(0, "trace_id"); e.traceID = try string(&r, "trace_id") }
+            else if r.matches(k, "id") { try seen.mark(1, "id"); e.id = try string(&r, "id") }
+            else if r.matches(k, "symbol") { try seen.mark(2, "symbol"); e.symbol = try string(&r, "symbol") }
+            else if r.matches(k, "price") { try seen.mark(3, "price"); e.price = try finite(&r, "price") }
+            else if r.matches(k, "volume") { try seen.mark(4, "volume"); e.volume = try finite(&r, "volume") }
+            else if r.matches(k, "ts") { try seen.mark(5, "ts"); e.ts = try finite(&r, "ts") }
+            else if r.matches(k, "source") { try seen.mark(6, "source"); e.source = try string(&r, "source") }
+            else if r.matches(k, "t0_ns") { try seen.mark(7, "t0_ns"); e.t0Ns = try int(&r, "t0_ns") }
+            else if r.matches(k, "action") { try seen.mark(8, "action"); e.action = try optionalString(&r, "action") }
+            else if r.matches(k, "position_size_pct") { try seen.mark(9, "position_size_pct"); e.positionSizePct = try optionalFinite(&r, "position_size_pct") }
+            else if r.matches(k, "leverage") { try seen.mark(10, "leverage"); e.leverage = try optionalFinite(&r, "leverage") }
+            else if r.matches(k, "stop_loss") { try seen.mark(11, "stop_loss"); e.stopLoss = try optionalFinite(&r, "stop_loss") }
+            else if r.matches(k, "risk_reward_ratio") { try seen.mark(12, "risk_reward_ratio"); e.riskRewardRatio = try optionalFinite(&r, "risk_reward_ratio") }
+            else if r.matches(k, "intent") { try seen.mark(13, "intent"); e.intent = try optionalString(&r, "intent") }
+            else if r.matches(k, "injected_violation") { try seen.mark(14, "injected_violation"); e.injectedViolation = try optionalString(&r, "injected_violation") }
+            else if r.matches(k, "hops") { try seen.mark(15, "hops"); e.hops = try decodeHops(&r) }
+            else if r.matches(k, "decision") { try seen.mark(16, "decision"); e.decision = try r.readNullIfPresent() ? nil : decodeDecision(&r) }
+            else if r.matches(k, "execution") { try seen.mark(17, "execution"); e.execution = try r.readNullIfPresent() ? nil : decodeExecution(&r) }
+            else if r.matches(k, "rejection") { try seen.mark(18, "rejection"); e.rejection = try r.readNullIfPresent() ? nil : decodeRejection(&r) }
+            else { try r.skipValue() }
+        }
+        guard seen.has(0), !e.traceID.isEmpty else { throw EventDecodingError("trace_id: missing") }
+        if e.rejection == nil {
+            for (bit, name) in [(2, "symbol"), (3, "price"), (4, "volume")] where !seen.has(bit) {
+                throw EventDecodingError("\(name): missing")
+            }
+        }
+        return e
+    }
+
+    private static func decodeHops(_ r: inout JSONReader) throws -> [Hop] {
+        var hops: [Hop] = []
+        hops.reserveCapacity(5)
+        try r.beginArray()
+        var first = true
+        while try r.nextElement(first: first) {
+            first = false
+            try r.beginObject()
+            var stage: Stage?
+            var instance = ""
+            var inNs: Int64 = 0
+            var outNs: Int64 = 0
+            var firstKey = true
+            while let k = try r.nextKey(first: firstKey) {
+                firstKey = false
+                if r.matches(k, "stage") {
+                    let name = try string(&r, "hops.stage")
+                    guard let s = Stage(rawValue: name) else { throw EventDecodingError("hops.stage: unknown stage '\(name)'") }
+                    stage = s
+                } else if r.matches(k, "instance") { instance = try string(&r, "hops.instance") }
+                else if r.matches(k, "in_ns") { inNs = try int(&r, "hops.in_ns") }
+                else if r.matches(k, "out_ns") { outNs = try int(&r, "hops.out_ns") }
+                else { try r.skipValue() }
+            }
+            guard let stage else { throw EventDecodingError("hops.stage: missing") }
+            hops.append(Hop(stage: stage, instance: instance, inNs: inNs, outNs: outNs))
+        }
+        return hops
+    }
+
+    private static func decodeDecision(_ r: inout JSONReader) throws -> Decision {
+        try r.beginObject()
+        var d = Decision(approved: false, violations: [], warnings: [], rulesChecked: 0, complianceScore: 0, policyHash: "", evalNs: 0)
+        var sawApproved = false
+        var first = true
+        while let k = try r.nextKey(first: first) {
+            first = false
+            if r.matches(k, "approved") {
+                guard (try? r.peekKind()) == .bool else { throw EventDecodingError("decision.approved: expected true or false") }
+                d.approved = try r.readBool()
+                sawApproved = true
+            } else if r.matches(k, "violations") { d.violations = try decodeViolations(&r, "decision.violations") }
+            else if r.matches(k, "warnings") { d.warnings = try decodeViolations(&r, "decision.warnings") }
+            else if r.matches(k, "rules_checked") { d.rulesChecked = Int(try int(&r, "decision.rules_checked")) }
+            else if r.matches(k, "compliance_score") { d.complianceScore = try finite(&r, "decision.compliance_score") }
+            else if r.matches(k, "policy_hash") { d.policyHash = try string(&r, "decision.policy_hash") }
+            else if r.matches(k, "eval_ns") { d.evalNs = try int(&r, "decision.eval_ns") }
+            else { try r.skipValue() }
+        }
+        guard sawApproved else { throw EventDecodingError("decision.approved: missing") }
+        return d
+    }
+
+    private static func decodeViolations(_ r: inout JSONReader, _ path: String) throws -> [Violation] {
+        var out: [Violation] = []
+        try r.beginArray()
+        var first = true
+        while try r.nextElement(first: first) {
+            first = false
+            try r.beginObject()
+            var v = Violation(rule: "", severity: .critical, message: "")
+            var firstKey = true
+            while let k = try r.nextKey(first: firstKey) {
+                firstKey = false
+                if r.matches(k, "rule") { v.rule = try string(&r, "\(path).rule") }
+                else if r.matches(k, "severity") {
+                    let s = try string(&r, "\(path).severity")
+                    guard let sev = Severity(rawValue: s) else { throw EventDecodingError("\(path).severity: unknown '\(s)'") }
+                    v.severity = sev
+                } else if r.matches(k, "message") { v.message = try string(&r, "\(path).message") }
+                else if r.matches(k, "details") {
+                    try r.beginObject()
+                    var fk = true
+                    while let dk = try r.nextKey(first: fk) {
+                        fk = false
+                        if r.matches(dk, "field") { v.field = try optionalString(&r, "\(path).details.field") }
+                        else if r.matches(dk, "value") { v.value = try optionalFinite(&r, "\(path).details.value") }
+                        else if r.matches(dk, "limit") { v.limit = try optionalFinite(&r, "\(path).details.limit") }
+                        else { try r.skipValue() }
+                    }
+                } else { try r.skipValue() }
+            }
+            out.append(v)
+        }
+        return out
+    }
+
+    private static func decodeExecution(_ r: inout JSONReader) throws -> Execution {
+        try r.beginObject()
+        var x = Execution(status: .none)
+        var first = true
+        while let k = try r.nextKey(first: first) {
+            first = false
+            if r.matches(k, "status") {
+                let s = try string(&r, "execution.status")
+                guard let st = Execution.Status(rawValue: s) else { throw EventDecodingError("execution.status: unknown '\(s)'") }
+                x.status = st
+            } else if r.matches(k, "order_id") { x.orderID = try optionalString(&r, "execution.order_id") }
+            else if r.matches(k, "side") { x.side = try optionalString(&r, "execution.side") }
+            else if r.matches(k, "quantity") { x.quantity = try finite(&r, "execution.quantity") }
+            else if r.matches(k, "price") { x.price = try finite(&r, "execution.price") }
+            else if r.matches(k, "notional") { x.notional = try finite(&r, "execution.notional") }
+            else if r.matches(k, "position_after") { x.positionAfter = try finite(&r, "execution.position_after") }
+            else if r.matches(k, "realized_pnl") { x.realizedPnl = try finite(&r, "execution.realized_pnl") }
+            else { try r.skipValue() }
+        }
+        return x
+    }
+
+    private static func decodeRejection(_ r: inout JSONReader) throws -> Rejection {
+        try r.beginObject()
+        var x = Rejection(reasons: [], rawBase64: "", rawBytes: 0)
+        var first = true
+        while let k = try r.nextKey(first: first) {
+            first = false
+            if r.matches(k, "reasons") {
+                try r.beginArray()
+                var fe = true
+                while try r.nextElement(first: fe) {
+                    fe = false
+                    x.reasons.append(try string(&r, "rejection.reasons"))
+                }
+            } else if r.matches(k, "raw_b64") { x.rawBase64 = try string(&r, "rejection.raw_b64") }
+            else if r.matches(k, "raw_bytes") { x.rawBytes = Int(try int(&r, "rejection.raw_bytes")) }
+            else { try r.skipValue() }
+        }
+        return x
+    }
+
+    // MARK: typed values
+
+    @inline(__always)
+    private static func string(_ r: inout JSONReader, _ field: String) throws -> String {
+        guard try r.peekKind() == .string else { throw EventDecodingError("\(field): expected a string") }
+        return try r.readString()
+    }
+
+    @inline(__always)
+    private static func optionalString(_ r: inout JSONReader, _ field: String) throws -> String? {
+        if r.readNullIfPresent() { return nil }
+        return try string(&r, field)
+    }
+
+    @inline(__always)
+    private static func finite(_ r: inout JSONReader, _ field: String) throws -> Double {
+        guard try r.peekKind() == .number else { throw EventDecodingError("\(field): expected a number") }
+        let n = try r.readNumber()
+        guard n.value.isFinite else { throw EventDecodingError("\(field): not a finite number") }
+        return n.value
+    }
+
+    @inline(__always)
+    private static func optionalFinite(_ r: inout JSONReader, _ field: String) throws -> Double? {
+        if r.readNullIfPresent() { return nil }
+        return try finite(&r, field)
+    }
+
+    @inline(__always)
+    private static func int(_ r: inout JSONReader, _ field: String) throws -> Int64 {
+        guard try r.peekKind() == .number else { throw EventDecodingError("\(field): expected an integer") }
+        guard let i = try r.readNumber().integer else { throw EventDecodingError("\(field): expected an integer") }
+        return i
+    }
+}

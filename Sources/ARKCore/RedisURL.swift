@@ -1,0 +1,96 @@
+/// Where Redis is: `redis://[:password@]host:port/db` or `unix:///path/redis.sock[?db=N]`.
+public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
+    public enum Endpoint: Sendable, Equatable {
+        case tcp(host: String, port: Int)
+        case unix(path: String)
+    }
+
+    public var endpoint: Endpoint
+    public var password: String?
+    public var username: String?
+    public var database: Int
+
+    public struct ParseError: Error, Sendable, CustomStringConvertible {
+        public var description: String
+    }
+
+    public init(endpoint: Endpoint, password: String? = nil, username: String? = nil, database: Int = 0) {
+        self.endpoint = endpoint
+        self.password = password
+        self.username = username
+        self.database = database
+    }
+
+    public init(parsing text: String) throws(ParseError) {
+        if text.hasPrefix("unix://") {
+            var rest = String(text.dropFirst("unix://".count))
+            var db = 0
+            if let q = rest.firstIndex(of: "?") {
+                let query = rest[rest.index(after: q)...]
+                rest = String(rest[..<q])
+                for part in query.split(separator: "&") {
+                    let kv = part.split(separator: "=", maxSplits: 1).map(String.init)
+                    if kv.count == 2, kv[0] == "db" {
+                        guard let n = Int(kv[1]), n >= 0 else { throw ParseError(description: "'\(kv[1])' is not a database number") }
+                        db = n
+                    }
+                }
+            }
+            guard rest.hasPrefix("/") else { throw ParseError(description: "unix socket path must be absolute (unix:///path/redis.sock)") }
+            self.init(endpoint: .unix(path: rest), database: db)
+            return
+        }
+        guard text.hasPrefix("redis://") else {
+            throw ParseError(description: "'\(Self.redacted(text))' is not a redis:// or unix:// URL")
+        }
+        var rest = Substring(text.dropFirst("redis://".count))
+        var password: String?
+        var username: String?
+        if let at = rest.lastIndex(of: "@") {
+            let auth = rest[..<at]
+            rest = rest[rest.index(after: at)...]
+            if let colon = auth.firstIndex(of: ":") {
+                let user = String(auth[..<colon])
+                username = user.isEmpty ? nil : user
+                password = String(auth[auth.index(after: colon)...])
+            } else {
+                password = String(auth)
+            }
+        }
+        var db = 0
+        if let slash = rest.firstIndex(of: "/") {
+            let dbText = rest[rest.index(after: slash)...]
+            rest = rest[..<slash]
+            if !dbText.isEmpty {
+                guard let n = Int(dbText), n >= 0 else { throw ParseError(description: "'\(dbText)' is not a database number") }
+                db = n
+            }
+        }
+        var host = String(rest)
+        var port = 6379
+        if let colon = rest.lastIndex(of: ":") {
+            host = String(rest[..<colon])
+            let portText = rest[rest.index(after: colon)...]
+            guard let p = Int(portText), (1...65535).contains(p) else { throw ParseError(description: "'\(portText)' is not a port") }
+            port = p
+        }
+        guard !host.isEmpty else { throw ParseError(description: "no host in the URL") }
+        self.init(endpoint: .tcp(host: host, port: port), password: password, username: username, database: db)
+    }
+
+    /// The URL with any password hidden, for logs and messages.
+    public var description: String {
+        switch endpoint {
+        case .tcp(let host, let port):
+            let auth = password == nil ? "" : "\(username ?? ""):***@"
+            return "redis://\(auth)\(host):\(port)/\(database)"
+        case .unix(let path):
+            return "unix://\(path)" + (database == 0 ? "" : "?db=\(database)")
+        }
+    }
+
+    static func redacted(_ text: String) -> String {
+        guard let at = text.lastIndex(of: "@") else { return text }
+        return "***" + text[at...]
+    }
+}

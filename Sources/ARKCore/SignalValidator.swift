@@ -1,0 +1,250 @@
+import Foundation
+
+/// Kyle's front door: turns a producer's `event` payload into an `Event`, or into the list
+/// of reasons it cannot be one. Pure, so every case of `shared/testdata` is tested without
+/// Redis. Every reason starts with the field it is about (`price: …`), or with `parse:` /
+/// `size:` for payloads that are not a readable signal at all.
+public struct SignalValidator: Sendable {
+    public var maxPayloadBytes: Int
+    public static let maxSymbolLength = 16
+    public static let maxIDLength = 128
+    public static let maxTextLength = 256
+
+    public init(maxPayloadBytes: Int = 65_536) {
+        self.maxPayloadBytes = maxPayloadBytes
+    }
+
+    public enum Outcome: Sendable, Equatable {
+        case accepted(Event)
+        case rejected([String])
+
+        public var reasons: [String] {
+            if case .rejected(let r) = self { return r }
+            return []
+        }
+    }
+
+    /// What a known field held, as read. Kinds are kept so a reason can say "expected a
+    /// number, got a string".
+    enum Field {
+        case number(JSONNumber)
+        case string(String)
+        case other(JSONValueKind)
+
+        var kindName: String {
+            switch self {
+            case .number: "a number"
+            case .string: "a string"
+            case .other(let k):
+                switch k {
+                case .object: "an object"
+                case .array: "an array"
+                case .bool: "a boolean"
+                case .null: "null"
+                case .string: "a string"
+                case .number: "a number"
+                }
+            }
+        }
+    }
+
+    static let knownFields: [String] = [
+        "trace_id", "id", "symbol", "price", "volume", "ts", "source", "t0_ns", "action",
+        "position_size_pct", "leverage", "stop_loss", "risk_reward_ratio", "intent", "injected_violation",
+    ]
+
+    /// Validates one payload. `fallbackTraceID` is used when the producer sent none (Kyle
+    /// derives it from the stream entry id, so a redelivered entry keeps its trace id);
+    /// `nowNs` stamps `t0_ns` when the producer did not.
+    public func validate(_ payload: [UInt8], fallbackTraceID: String, nowNs: Int64) -> Outcome {
+        guard payload.count <= maxPayloadBytes else {
+            return .rejected(["size: payload is \(payload.count) bytes, the limit is \(maxPayloadBytes) (ARK_MAX_SIGNAL_BYTES)"])
+        }
+        guard !payload.isEmpty else { return .rejected(["parse: empty payload"]) }
+        var fields: [String: Field] = [:]
+        var reasons: [String] = []
+        do {
+            try payload.withUnsafeBufferPointer { whole in
+                // A UTF-8 byte order mark is accepted and ignored: some Windows producers write one.
+                var buf = whole
+                if buf.count >= 3, buf[0] == 0xEF, buf[1] == 0xBB, buf[2] == 0xBF {
+                    buf = UnsafeBufferPointer(rebasing: whole[3...])
+                }
+                var r = JSONReader(buf)
+                guard try r.peekKind() == .object else {
+                    throw JSONParseError("the top-level value is not an object", offset: r.offset)
+                }
+                try r.beginObject()
+                var first = true
+                while let k = try r.nextKey(first: first) {
+                    first = false
+                    let name = try r.string(k)
+                    guard Self.knownFields.contains(name) else {
+                        try r.skipValue()  // unknown fields are ignored
+                        continue
+                    }
+                    if fields[name] != nil {
+                        reasons.append("\(name): duplicate key (ambiguous value)")
+                    }
+                    switch try r.peekKind() {
+                    case .number: fields[name] = .number(try r.readNumber())
+                    case .string: fields[name] = .string(try r.readString())
+                    case let kind:
+                        try r.skipValue()
+                        fields[name] = .other(kind)
+                    }
+                }
+                try r.end()
+            }
+        } catch let e as JSONParseError {
+            return .rejected(["parse: \(e)"])
+        } catch {
+            return .rejected(["parse: \(error)"])
+        }
+
+        var event = Event(traceID: fallbackTraceID, id: "", symbol: "", price: 0, volume: 0, ts: 0, source: "unknown", t0Ns: nowNs)
+
+        // trace_id: optional; when present it must be a short printable token.
+        switch fields["trace_id"] {
+        case nil, .other(.null)?: break
+        case .string(let s)?:
+            if let problem = Self.tokenProblem(s, max: 64) { reasons.append("trace_id: \(problem)") } else { event.traceID = s }
+        case let f?: reasons.append("trace_id: expected a string, got \(f.kindName)")
+        }
+
+        switch fields["id"] {
+        case nil, .other(.null)?: event.id = event.traceID
+        case .string(let s)?:
+            if s.utf8.count > Self.maxIDLength { reasons.append("id: longer than \(Self.maxIDLength) bytes") }
+            else if Self.hasControl(s) { reasons.append("id: contains a control character") }
+            else { event.id = s }
+        case .number(let n)?:
+            if let i = n.integer { event.id = String(i) } else { reasons.append("id: expected a string or an integer, got \(n.value)") }
+        case let f?: reasons.append("id: expected a string, got \(f.kindName)")
+        }
+
+        switch fields["symbol"] {
+        case nil: reasons.append("symbol: missing")
+        case .string(let s)?:
+            let trimmed = s.trimmingCharacters(in: .whitespacesAndNewlines)
+            if Self.hasControl(s) { reasons.append("symbol: contains a control character") }
+            else if trimmed.isEmpty { reasons.append("symbol: empty after trimming whitespace") }
+            else if trimmed.utf8.count > Self.maxSymbolLength {
+                reasons.append("symbol: \(trimmed.utf8.count) characters, the limit is \(Self.maxSymbolLength)")
+            } else if !trimmed.unicodeScalars.allSatisfy(Self.isSymbolScalar) {
+                reasons.append("symbol: only letters, digits and . - / _ : ^ = are allowed")
+            } else { event.symbol = trimmed.uppercased() }
+        case let f?: reasons.append("symbol: expected a string, got \(f.kindName)")
+        }
+
+        if let v = number(fields, "price", required: true, into: &reasons) {
+            if v.isFinite && v > 0 { event.price = v } else { reasons.append("price: must be a finite number > 0, got \(Self.show(v))") }
+        }
+        if let v = number(fields, "volume", required: true, into: &reasons) {
+            if v.isFinite && v >= 0 { event.volume = v } else { reasons.append("volume: must be a finite number >= 0, got \(Self.show(v))") }
+        }
+        if let v = number(fields, "ts", required: false, into: &reasons) {
+            if v.isFinite && v >= 0 { event.ts = v } else { reasons.append("ts: must be a finite number of seconds >= 0, got \(Self.show(v))") }
+        } else {
+            event.ts = Double(nowNs) / 1e9
+        }
+        switch fields["source"] {
+        case nil, .other(.null)?: break
+        case .string(let s)?:
+            if let problem = Self.textProblem(s, max: 64) { reasons.append("source: \(problem)") } else { event.source = s }
+        case let f?: reasons.append("source: expected a string, got \(f.kindName)")
+        }
+        // A producer-stamped t0 is kept when it is plausible (within an hour of now), so the
+        // measured latency includes the wait in Kyle's queue.
+        if case .number(let n)? = fields["t0_ns"], let t0 = n.integer, abs(t0 - nowNs) < 3_600_000_000_000 {
+            event.t0Ns = t0
+        }
+
+        for (name, keyPath) in [
+            ("position_size_pct", \Event.positionSizePct), ("leverage", \Event.leverage),
+            ("stop_loss", \Event.stopLoss), ("risk_reward_ratio", \Event.riskRewardRatio),
+        ] {
+            guard let v = number(fields, name, required: false, into: &reasons) else { continue }
+            if v.isFinite { event[keyPath: keyPath] = v } else { reasons.append("\(name): must be a finite number, got \(Self.show(v))") }
+        }
+        for (name, keyPath, max) in [
+            ("action", \Event.action, 32), ("intent", \Event.intent, Self.maxTextLength),
+            ("injected_violation", \Event.injectedViolation, 64),
+        ] {
+            switch fields[name] {
+            case nil, .other(.null)?: break
+            case .string(let s)?:
+                if let problem = Self.textProblem(s, max: max) { reasons.append("\(name): \(problem)") }
+                else { event[keyPath: keyPath] = name == "action" ? s.lowercased() : s }
+            case let f?: reasons.append("\(name): expected a string, got \(f.kindName)")
+            }
+        }
+
+        if !reasons.isEmpty {
+            // Duplicate-key reasons are found first but belong with their field's other reasons.
+            return .rejected(reasons.sorted { Self.fieldOrder($0) < Self.fieldOrder($1) })
+        }
+        return .accepted(event)
+    }
+
+    /// Reads a numeric field; records why it is missing or of the wrong type.
+    private func number(_ fields: [String: Field], _ name: String, required: Bool, into reasons: inout [String]) -> Double? {
+        switch fields[name] {
+        case nil:
+            if required { reasons.append("\(name): missing") }
+            return nil
+        case .other(.null)?:
+            if required { reasons.append("\(name): null, expected a number") }
+            return nil
+        case .number(let n)?: return n.value
+        case let f?:
+            reasons.append("\(name): expected a number, got \(f.kindName)")
+            return nil
+        }
+    }
+
+    private static func fieldOrder(_ reason: String) -> Int {
+        let field = reason.prefix { $0 != ":" }
+        return knownFields.firstIndex(of: String(field)) ?? knownFields.count
+    }
+
+    static func show(_ v: Double) -> String {
+        if v.isNaN { return "NaN" }
+        if v.isInfinite { return v < 0 ? "-Infinity" : "Infinity" }
+        return v.description
+    }
+
+    static func hasControl(_ s: String) -> Bool {
+        s.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F }
+    }
+
+    static func textProblem(_ s: String, max: Int) -> String? {
+        if s.utf8.count > max { return "longer than \(max) bytes" }
+        if hasControl(s) { return "contains a control character" }
+        return nil
+    }
+
+    static func tokenProblem(_ s: String, max: Int) -> String? {
+        if s.isEmpty { return "empty" }
+        if s.utf8.count > max { return "longer than \(max) bytes" }
+        let ok = s.utf8.allSatisfy { b in
+            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A)
+                || b == UInt8(ascii: "-") || b == UInt8(ascii: "_") || b == UInt8(ascii: ".") || b == UInt8(ascii: ":")
+        }
+        return ok ? nil : "only letters, digits and - _ . : are allowed"
+    }
+
+    static func isSymbolScalar(_ u: Unicode.Scalar) -> Bool {
+        switch u {
+        case "A"..."Z", "a"..."z", "0"..."9", ".", "-", "/", "_", ":", "^", "=": true
+        default: false
+        }
+    }
+
+    /// The rejection record for a payload: reasons, and the payload itself (cut to
+    /// `Rejection.maxRawBytes`, with its full size) so nothing a producer sent is lost from view.
+    public static func rejection(_ reasons: [String], payload: [UInt8]) -> Rejection {
+        let kept = payload.prefix(Rejection.maxRawBytes)
+        return Rejection(reasons: reasons, rawBase64: Data(kept).base64EncodedString(), rawBytes: payload.count)
+    }
+}

@@ -1,0 +1,58 @@
+/// The five pipeline stages, in trace order. The raw value is the name operators see
+/// (logs, `ark agent <name>`, hops, consumer groups).
+public enum Stage: String, Sendable, CaseIterable, Codable, Comparable {
+    case kyle = "Kyle"
+    case joey = "Joey"
+    case hrm = "HRM"
+    case kenny = "Kenny"
+    case aletheia = "Aletheia"
+
+    /// Position in the pipeline; a trace's hops must appear in this order.
+    public var order: Int {
+        switch self {
+        case .kyle: 0
+        case .joey: 1
+        case .hrm: 2
+        case .kenny: 3
+        case .aletheia: 4
+        }
+    }
+
+    /// The stream this stage consumes.
+    public var inputStream: String { "ark:" + rawValue.lowercased() }
+
+    /// The stream this stage's normal output goes to; Aletheia writes to the state store instead.
+    public var outputStream: String? {
+        switch self {
+        case .kyle: Stage.joey.inputStream
+        case .joey: Stage.hrm.inputStream
+        case .hrm: Stage.kenny.inputStream
+        case .kenny: Stage.aletheia.inputStream
+        case .aletheia: nil
+        }
+    }
+
+    /// Consumer group name: the stage name (DESIGN §2).
+    public var group: String { rawValue }
+
+    /// Accepts "kyle", "Kyle", "KYLE", "hrm" and so on.
+    public init?(name: String) {
+        guard let stage = Stage.allCases.first(where: { $0.rawValue.lowercased() == name.lowercased() }) else {
+            return nil
+        }
+        self = stage
+    }
+
+    public static func < (lhs: Stage, rhs: Stage) -> Bool { lhs.order < rhs.order }
+}
+
+public enum Streams {
+    /// Entries that could not be processed: the reason and the original payload.
+    public static let deadLetter = "ark:deadletter"
+    /// Kenny's paper book, read by HRM for the portfolio rules.
+    public static let portfolio = "ark:portfolio"
+    /// Kenny's orders by trace id: the idempotency record.
+    public static let orders = "ark:orders"
+    /// Heartbeats of every instance, a hash field per instance.
+    public static let heartbeats = "ark:heartbeats"
+}

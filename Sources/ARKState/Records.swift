@@ -1,0 +1,156 @@
+import ARKCore
+
+/// How a pass ended.
+public enum Verdict: String, Sendable, CaseIterable, Codable {
+    /// HRM approved; Kenny filled (or held).
+    case approved
+    /// HRM denied.
+    case denied
+    /// Kyle refused the input; a correct rejection is a successful pass.
+    case rejected
+    /// The pass completed but broke trace continuity.
+    case error
+    /// An entry of this trace went to the dead letter stream.
+    case deadlettered
+
+    /// Whether the pass counts against availability.
+    public var isFailure: Bool { self == .error || self == .deadlettered }
+}
+
+/// One trace's outcome, as Aletheia writes it: one row, which is also the audit record.
+public struct PassRecord: Sendable, Equatable {
+    public var traceID: String
+    public var signalID: String
+    public var symbol: String
+    public var source: String
+    public var verdict: Verdict
+    public var reasons: [String]
+    public var policyHash: String?
+    public var complianceScore: Double?
+    public var t0Ns: Int64
+    public var doneNs: Int64
+    public var hrmEvalUs: Double?
+    public var continuityOK: Bool
+    public var injectedViolation: String?
+    public var orderID: String?
+    /// The final event in canonical JSON (the `event` the audit record embeds).
+    public var event: [UInt8]
+
+    public var latencyMs: Double { Double(doneNs - t0Ns) / 1e6 }
+
+    public init(traceID: String, signalID: String, symbol: String, source: String, verdict: Verdict, reasons: [String], policyHash: String?, complianceScore: Double?, t0Ns: Int64, doneNs: Int64, hrmEvalUs: Double?, continuityOK: Bool, injectedViolation: String?, orderID: String?, event: [UInt8]) {
+        self.traceID = traceID
+        self.signalID = signalID
+        self.symbol = symbol
+        self.source = source
+        self.verdict = verdict
+        self.reasons = reasons
+        self.policyHash = policyHash
+        self.complianceScore = complianceScore
+        self.t0Ns = t0Ns
+        self.doneNs = doneNs
+        self.hrmEvalUs = hrmEvalUs
+        self.continuityOK = continuityOK
+        self.injectedViolation = injectedViolation
+        self.orderID = orderID
+        self.event = event
+    }
+
+    /// The text that the hash chain covers: verdict, reasons, latency and the whole event.
+    public func auditRecord() -> [UInt8] {
+        var w = JSONWriter(capacity: event.count + 256)
+        w.beginObject()
+        w.key("trace_id"); w.string(traceID)
+        w.key("verdict"); w.string(verdict.rawValue)
+        w.key("reasons")
+        w.beginArray()
+        for r in reasons { w.string(r) }
+        w.endArray()
+        w.key("t0_ns"); w.int(t0Ns)
+        w.key("done_ns"); w.int(doneNs)
+        w.key("event")
+        if event.isEmpty { w.null() } else { w.raw(event) }
+        w.endObject()
+        return w.bytes
+    }
+}
+
+/// A paper order Kenny filled.
+public struct OrderRecord: Sendable, Equatable {
+    public var orderID: String
+    public var traceID: String
+    public var symbol: String
+    public var side: String
+    public var quantity: Double
+    public var price: Double
+    public var notional: Double
+    public var realizedPnl: Double
+    public var tsNs: Int64
+
+    public init(orderID: String, traceID: String, symbol: String, side: String, quantity: Double, price: Double, notional: Double, realizedPnl: Double, tsNs: Int64) {
+        self.orderID = orderID
+        self.traceID = traceID
+        self.symbol = symbol
+        self.side = side
+        self.quantity = quantity
+        self.price = price
+        self.notional = notional
+        self.realizedPnl = realizedPnl
+        self.tsNs = tsNs
+    }
+}
+
+/// An entry of `ark:deadletter`, as recorded.
+public struct DeadLetterRecord: Sendable, Equatable {
+    /// Id of the entry in `ark:deadletter` (unique: recording it twice is a no-op).
+    public var deadLetterID: String
+    public var stream: String
+    public var entryID: String
+    public var group: String
+    public var consumer: String
+    public var reason: String
+    public var payload: [UInt8]
+    public var deliveries: Int
+    public var traceID: String?
+    public var tsNs: Int64
+
+    public init(deadLetterID: String, stream: String, entryID: String, group: String, consumer: String, reason: String, payload: [UInt8], deliveries: Int, traceID: String?, tsNs: Int64) {
+        self.deadLetterID = deadLetterID
+        self.stream = stream
+        self.entryID = entryID
+        self.group = group
+        self.consumer = consumer
+        self.reason = reason
+        self.payload = payload
+        self.deliveries = deliveries
+        self.traceID = traceID
+        self.tsNs = tsNs
+    }
+}
+
+/// An instance's last heartbeat.
+public struct HeartbeatRecord: Sendable, Equatable {
+    public var instance: String
+    public var stage: String
+    public var host: String
+    public var pid: Int
+    public var processed: Int
+    public var failed: Int
+    public var pending: Int
+    public var p50Ms: Double
+    public var p95Ms: Double
+    public var tsNs: Int64
+
+    public init(instance: String, stage: String, host: String, pid: Int, processed: Int, failed: Int, pending: Int, p50Ms: Double, p95Ms: Double, tsNs: Int64) {
+        self.instance = instance
+        self.stage = stage
+        self.host = host
+        self.pid = pid
+        self.processed = processed
+        self.failed = failed
+        self.pending = pending
+        self.p50Ms = p50Ms
+        self.p95Ms = p95Ms
+        self.tsNs = tsNs
+    }
+}

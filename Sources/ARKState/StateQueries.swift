@@ -1,0 +1,138 @@
+import ARKCore
+import Foundation
+import GRDB
+
+/// A pass as stored, for `ark trace` and the tests.
+public struct StoredPass: Sendable, Equatable {
+    public var seq: Int64
+    public var traceID: String
+    public var verdict: Verdict
+    public var reasons: [String]
+    public var latencyMs: Double
+    public var continuityOK: Bool
+    public var orderID: String?
+    public var record: String
+    public var hash: String
+}
+
+/// The outcome of re-walking the audit hash chain.
+public struct AuditReport: Sendable, Equatable {
+    public var checked: Int
+    /// The first record whose link does not hold, with what was expected.
+    public var firstBroken: (seq: Int64, traceID: String, problem: String)?
+
+    public var ok: Bool { firstBroken == nil }
+
+    public static func == (a: AuditReport, b: AuditReport) -> Bool {
+        a.checked == b.checked && a.firstBroken?.seq == b.firstBroken?.seq && a.firstBroken?.problem == b.firstBroken?.problem
+    }
+}
+
+extension StateStore {
+    public func pass(traceID: String) throws -> StoredPass? {
+        try pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM passes WHERE trace_id = ?", arguments: [traceID]).map(Self.storedPass)
+        }
+    }
+
+    static func storedPass(_ row: Row) -> StoredPass {
+        let reasonsText: String = row["reasons"]
+        let reasons = (try? JSONSerialization.jsonObject(with: Data(reasonsText.utf8))) as? [String] ?? []
+        return StoredPass(
+            seq: row["seq"], traceID: row["trace_id"], verdict: Verdict(rawValue: row["verdict"]) ?? .error,
+            reasons: reasons, latencyMs: row["latency_ms"], continuityOK: (row["continuity_ok"] as Int) == 1,
+            orderID: row["order_id"], record: row["record"], hash: row["hash"])
+    }
+
+    /// Passes by verdict.
+    public func verdictCounts() throws -> [Verdict: Int] {
+        try pool.read { db in
+            var out: [Verdict: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT verdict, COUNT(*) AS n FROM passes GROUP BY verdict") {
+                if let v = Verdict(rawValue: row["verdict"]) { out[v] = row["n"] }
+            }
+            return out
+        }
+    }
+
+    public func passCount() throws -> Int {
+        try pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM passes") ?? 0 }
+    }
+
+    public func traceIDs() throws -> Set<String> {
+        try pool.read { db in Set(try String.fetchAll(db, sql: "SELECT trace_id FROM passes")) }
+    }
+
+    public func orderCount() throws -> Int {
+        try pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM orders") ?? 0 }
+    }
+
+    public func deadLetterCount() throws -> Int {
+        try pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM dead_letters") ?? 0 }
+    }
+
+    public func deadLetters() throws -> [DeadLetterRecord] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM dead_letters ORDER BY id").map { row in
+                DeadLetterRecord(deadLetterID: row["deadletter_id"], stream: row["stream"], entryID: row["entry_id"],
+                                 group: row["consumer_group"], consumer: row["consumer"], reason: row["reason"],
+                                 payload: [UInt8](row["payload"] as Data), deliveries: row["deliveries"],
+                                 traceID: row["trace_id"], tsNs: row["ts_ns"])
+            }
+        }
+    }
+
+    /// Reasons of rejected passes, by trace id.
+    public func rejections() throws -> [String: [String]] {
+        try pool.read { db in
+            var out: [String: [String]] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT * FROM passes WHERE verdict = 'rejected'") {
+                let p = Self.storedPass(row)
+                out[p.traceID] = p.reasons
+            }
+            return out
+        }
+    }
+
+    public func heartbeats() throws -> [HeartbeatRecord] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM heartbeats ORDER BY stage, instance").map { row in
+                HeartbeatRecord(instance: row["instance"], stage: row["stage"], host: row["host"], pid: row["pid"],
+                                processed: row["processed"], failed: row["failed"], pending: row["pending"],
+                                p50Ms: row["p50_ms"], p95Ms: row["p95_ms"], tsNs: row["ts_ns"])
+            }
+        }
+    }
+
+    /// Re-walks the hash chain from the first record and reports the first broken link:
+    /// a record edited, removed or inserted after the fact.
+    public func verifyAudit(progress: ((Int) -> Void)? = nil) throws -> AuditReport {
+        try pool.read { db in
+            var prev = Self.genesisHash
+            var checked = 0
+            let rows = try Row.fetchCursor(db, sql: "SELECT seq, trace_id, verdict, record, prev_hash, hash FROM passes ORDER BY seq")
+            while let row = try rows.next() {
+                let seq: Int64 = row["seq"]
+                let traceID: String = row["trace_id"]
+                let storedPrev: String = row["prev_hash"]
+                let storedHash: String = row["hash"]
+                let record: String = row["record"]
+                if storedPrev != prev {
+                    return AuditReport(checked: checked, firstBroken: (seq, traceID, "prev_hash \(storedPrev) does not match the previous record's hash \(prev)"))
+                }
+                let expected = Self.chainHash(prev: prev, record: Array(record.utf8))
+                if expected != storedHash {
+                    return AuditReport(checked: checked, firstBroken: (seq, traceID, "record does not hash to its stored hash (expected \(expected), stored \(storedHash))"))
+                }
+                let object = try? JSONSerialization.jsonObject(with: Data(record.utf8)) as? [String: Any]
+                if object?["trace_id"] as? String != traceID || object?["verdict"] as? String != (row["verdict"] as String) {
+                    return AuditReport(checked: checked, firstBroken: (seq, traceID, "the trace_id or verdict column differs from the audited record"))
+                }
+                prev = storedHash
+                checked += 1
+                if checked % 100_000 == 0 { progress?(checked) }
+            }
+            return AuditReport(checked: checked, firstBroken: nil)
+        }
+    }
+}

@@ -1,0 +1,292 @@
+import ARKCore
+import Foundation
+import GRDB
+
+public struct StateStoreError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// The SQLite state store: WAL mode, `synchronous=NORMAL`, file mode 600, versioned
+/// migrations. Aletheia is its only writer of outcomes; every other process reads.
+public final class StateStore: Sendable {
+    public let path: String
+    let pool: DatabasePool
+
+    /// The genesis link of the audit chain.
+    public static let genesisHash = String(repeating: "0", count: 64)
+
+    public init(path: String, readOnly: Bool = false) throws {
+        self.path = path
+        let url = URL(fileURLWithPath: path)
+        let dir = url.deletingLastPathComponent().path
+        if !readOnly {
+            do {
+                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            } catch {
+                throw StateStoreError("cannot create the state directory \(dir): \(error.localizedDescription). Fix: create it writable for this user, or set ARK_STATE_DB")
+            }
+            // Create the file with mode 600 before SQLite does, so it is never readable by others.
+            if !FileManager.default.fileExists(atPath: path) {
+                let fd = open(path, O_CREAT | O_WRONLY, 0o600)
+                if fd < 0 { throw StateStoreError("cannot create \(path): \(String(cString: strerror(errno))). Fix: make \(dir) writable, or set ARK_STATE_DB") }
+                close(fd)
+            }
+        }
+        var config = Configuration()
+        config.readonly = readOnly
+        config.busyMode = .timeout(10)
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: config)
+        } catch {
+            throw StateStoreError("cannot open the state store \(path): \(error)")
+        }
+        if !readOnly {
+            try Self.migrator.migrate(pool)
+            for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
+                chmod(path + suffix, 0o600)
+            }
+        }
+    }
+
+    /// The journal mode SQLite reports (must be `wal`).
+    public func journalMode() throws -> String {
+        try pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" }
+    }
+
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1_passes_orders_audit") { db in
+            try db.execute(sql: """
+                CREATE TABLE passes (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    trace_id TEXT NOT NULL UNIQUE,
+                    signal_id TEXT NOT NULL,
+                    symbol TEXT NOT NULL,
+                    source TEXT NOT NULL,
+                    verdict TEXT NOT NULL,
+                    reasons TEXT NOT NULL,
+                    policy_hash TEXT,
+                    compliance_score REAL,
+                    t0_ns INTEGER NOT NULL,
+                    done_ns INTEGER NOT NULL,
+                    latency_ms REAL NOT NULL,
+                    hrm_eval_us REAL,
+                    continuity_ok INTEGER NOT NULL,
+                    injected_violation TEXT,
+                    order_id TEXT,
+                    record TEXT NOT NULL,
+                    prev_hash TEXT NOT NULL,
+                    hash TEXT NOT NULL
+                );
+                CREATE INDEX passes_done_ns ON passes(done_ns);
+                CREATE TABLE orders (
+                    order_id TEXT PRIMARY KEY,
+                    trace_id TEXT NOT NULL UNIQUE,
+                    symbol TEXT NOT NULL,
+                    side TEXT NOT NULL,
+                    quantity REAL NOT NULL,
+                    price REAL NOT NULL,
+                    notional REAL NOT NULL,
+                    realized_pnl REAL NOT NULL,
+                    ts_ns INTEGER NOT NULL
+                );
+                CREATE TABLE dead_letters (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    deadletter_id TEXT NOT NULL UNIQUE,
+                    stream TEXT NOT NULL,
+                    entry_id TEXT NOT NULL,
+                    consumer_group TEXT NOT NULL,
+                    consumer TEXT NOT NULL,
+                    reason TEXT NOT NULL,
+                    payload BLOB NOT NULL,
+                    deliveries INTEGER NOT NULL,
+                    trace_id TEXT,
+                    ts_ns INTEGER NOT NULL
+                );
+                CREATE TABLE rollup_1s (
+                    second INTEGER PRIMARY KEY,
+                    passes INTEGER NOT NULL,
+                    approved INTEGER NOT NULL,
+                    denied INTEGER NOT NULL,
+                    rejected INTEGER NOT NULL,
+                    errors INTEGER NOT NULL,
+                    deadlettered INTEGER NOT NULL,
+                    slow INTEGER NOT NULL,
+                    latency_sum_ms REAL NOT NULL,
+                    latency_max_ms REAL NOT NULL,
+                    latency_hist BLOB NOT NULL,
+                    hrm_hist BLOB NOT NULL
+                );
+                CREATE TABLE heartbeats (
+                    instance TEXT PRIMARY KEY,
+                    stage TEXT NOT NULL,
+                    host TEXT NOT NULL,
+                    pid INTEGER NOT NULL,
+                    processed INTEGER NOT NULL,
+                    failed INTEGER NOT NULL,
+                    pending INTEGER NOT NULL,
+                    p50_ms REAL NOT NULL,
+                    p95_ms REAL NOT NULL,
+                    ts_ns INTEGER NOT NULL
+                );
+                """)
+        }
+        return m
+    }
+
+    // MARK: writing
+
+    /// What one `record` call changed.
+    public struct WriteSummary: Sendable, Equatable {
+        public var passesInserted = 0
+        public var passesAlreadyPresent = 0
+        public var ordersInserted = 0
+        public var deadLettersInserted = 0
+    }
+
+    /// Writes a batch in one transaction: passes (each chained to the previous audit hash),
+    /// orders, dead letters and the per-second rollups. Idempotent by trace id, order id and
+    /// dead letter id, so a redelivered batch changes nothing. `passTimeoutMs` marks passes
+    /// that finished too late as slow in the rollups.
+    @discardableResult
+    public func record(passes: [PassRecord], orders: [OrderRecord] = [], deadLetters: [DeadLetterRecord] = [], passTimeoutMs: Double = 5_000) throws -> WriteSummary {
+        try pool.writeWithoutTransaction { db in
+            var summary = WriteSummary()
+            try db.inTransaction(.immediate) {
+                var prev = try String.fetchOne(db, sql: "SELECT hash FROM passes ORDER BY seq DESC LIMIT 1") ?? Self.genesisHash
+                let insertPass = try db.cachedStatement(sql: """
+                    INSERT INTO passes (trace_id, signal_id, symbol, source, verdict, reasons, policy_hash, compliance_score,
+                        t0_ns, done_ns, latency_ms, hrm_eval_us, continuity_ok, injected_violation, order_id, record, prev_hash, hash)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(trace_id) DO NOTHING
+                    """)
+                var rollups: [Int64: Rollup] = [:]
+                for p in passes {
+                    let record = p.auditRecord()
+                    let hash = Self.chainHash(prev: prev, record: record)
+                    try insertPass.execute(arguments: [
+                        p.traceID, p.signalID, p.symbol, p.source, p.verdict.rawValue, Self.jsonArray(p.reasons),
+                        p.policyHash, p.complianceScore, p.t0Ns, p.doneNs, p.latencyMs, p.hrmEvalUs,
+                        p.continuityOK ? 1 : 0, p.injectedViolation, p.orderID,
+                        String(decoding: record, as: UTF8.self), prev, hash,
+                    ])
+                    if db.changesCount == 1 {
+                        prev = hash
+                        summary.passesInserted += 1
+                        rollups[p.doneNs / 1_000_000_000, default: Rollup()].add(p, passTimeoutMs: passTimeoutMs)
+                    } else {
+                        summary.passesAlreadyPresent += 1
+                    }
+                }
+                let insertOrder = try db.cachedStatement(sql: """
+                    INSERT INTO orders (order_id, trace_id, symbol, side, quantity, price, notional, realized_pnl, ts_ns)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
+                    """)
+                for o in orders {
+                    try insertOrder.execute(arguments: [o.orderID, o.traceID, o.symbol, o.side, o.quantity, o.price, o.notional, o.realizedPnl, o.tsNs])
+                    summary.ordersInserted += db.changesCount
+                }
+                let insertDead = try db.cachedStatement(sql: """
+                    INSERT INTO dead_letters (deadletter_id, stream, entry_id, consumer_group, consumer, reason, payload, deliveries, trace_id, ts_ns)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
+                    """)
+                for d in deadLetters {
+                    try insertDead.execute(arguments: [d.deadLetterID, d.stream, d.entryID, d.group, d.consumer, d.reason, Data(d.payload), d.deliveries, d.traceID, d.tsNs])
+                    summary.deadLettersInserted += db.changesCount
+                }
+                for (second, r) in rollups { try Self.mergeRollup(db, second: second, r) }
+                return .commit
+            }
+            return summary
+        }
+    }
+
+    public static func chainHash(prev: String, record: [UInt8]) -> String {
+        var h = SHA256()
+        h.update(Array(prev.utf8))
+        h.update(record)
+        return SHA256.hex(h.finalize())
+    }
+
+    static func jsonArray(_ items: [String]) -> String {
+        var w = JSONWriter(capacity: 64)
+        w.beginArray()
+        for s in items { w.string(s) }
+        w.endArray()
+        return String(decoding: w.bytes, as: UTF8.self)
+    }
+
+    struct Rollup {
+        var passes = 0, approved = 0, denied = 0, rejected = 0, errors = 0, deadlettered = 0, slow = 0
+        var latencySum = 0.0, latencyMax = 0.0
+        var latency = LogHistogram()
+        var hrm = LogHistogram()
+
+        mutating func add(_ p: PassRecord, passTimeoutMs: Double) {
+            passes += 1
+            switch p.verdict {
+            case .approved: approved += 1
+            case .denied: denied += 1
+            case .rejected: rejected += 1
+            case .error: errors += 1
+            case .deadlettered: deadlettered += 1
+            }
+            guard p.verdict != .deadlettered else { return }
+            let ms = p.latencyMs
+            if ms > passTimeoutMs { slow += 1 }
+            latencySum += ms
+            latencyMax = max(latencyMax, ms)
+            latency.record(micros: ms * 1000)
+            if let us = p.hrmEvalUs { hrm.record(micros: us) }
+        }
+    }
+
+    static func mergeRollup(_ db: Database, second: Int64, _ r: Rollup) throws {
+        var latency = r.latency
+        var hrm = r.hrm
+        if let row = try Row.fetchOne(db, sql: "SELECT latency_hist, hrm_hist FROM rollup_1s WHERE second = ?", arguments: [second]) {
+            latency.merge(LogHistogram(encoded: [UInt8](row["latency_hist"] as Data)))
+            hrm.merge(LogHistogram(encoded: [UInt8](row["hrm_hist"] as Data)))
+        }
+        try db.execute(sql: """
+            INSERT INTO rollup_1s (second, passes, approved, denied, rejected, errors, deadlettered, slow, latency_sum_ms, latency_max_ms, latency_hist, hrm_hist)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT(second) DO UPDATE SET
+                passes = passes + excluded.passes, approved = approved + excluded.approved,
+                denied = denied + excluded.denied, rejected = rejected + excluded.rejected,
+                errors = errors + excluded.errors, deadlettered = deadlettered + excluded.deadlettered,
+                slow = slow + excluded.slow, latency_sum_ms = latency_sum_ms + excluded.latency_sum_ms,
+                latency_max_ms = max(latency_max_ms, excluded.latency_max_ms),
+                latency_hist = excluded.latency_hist, hrm_hist = excluded.hrm_hist
+            """, arguments: [second, r.passes, r.approved, r.denied, r.rejected, r.errors, r.deadlettered, r.slow,
+                             r.latencySum, r.latencyMax, Data(latency.encoded()), Data(hrm.encoded())])
+    }
+
+    public func upsertHeartbeats(_ beats: [HeartbeatRecord]) throws {
+        guard !beats.isEmpty else { return }
+        try pool.write { db in
+            let stmt = try db.cachedStatement(sql: """
+                INSERT INTO heartbeats (instance, stage, host, pid, processed, failed, pending, p50_ms, p95_ms, ts_ns)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(instance) DO UPDATE SET stage = excluded.stage, host = excluded.host, pid = excluded.pid,
+                    processed = excluded.processed, failed = excluded.failed, pending = excluded.pending,
+                    p50_ms = excluded.p50_ms, p95_ms = excluded.p95_ms, ts_ns = excluded.ts_ns
+                WHERE excluded.ts_ns >= heartbeats.ts_ns
+                """)
+            for b in beats {
+                try stmt.execute(arguments: [b.instance, b.stage, b.host, b.pid, b.processed, b.failed, b.pending, b.p50Ms, b.p95Ms, b.tsNs])
+            }
+        }
+    }
+
+    /// Copies the live database to `destination` with SQLite's online backup (consistent
+    /// while Aletheia keeps writing).
+    public func backup(to destination: String) throws {
+        let target = try DatabaseQueue(path: destination)
+        try pool.backup(to: target)
+    }
+}

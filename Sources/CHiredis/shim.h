@@ -1,0 +1,4 @@
+#ifndef ARK_CHIREDIS_SHIM_H
+#define ARK_CHIREDIS_SHIM_H
+#include <hiredis/hiredis.h>
+#endif

@@ -1,0 +1,242 @@
+import ARKCore
+import Foundation
+
+/// What HRM judges: the proposal fields of one event.
+public struct Proposal: Sendable, Equatable {
+    public var symbol: String
+    public var price: Double
+    public var action: String?
+    public var positionSizePct: Double?
+    public var leverage: Double?
+    public var stopLoss: Double?
+    public var riskRewardRatio: Double?
+    public var intent: String?
+
+    public init(symbol: String, price: Double, action: String?, positionSizePct: Double?, leverage: Double?, stopLoss: Double?, riskRewardRatio: Double?, intent: String?) {
+        self.symbol = symbol
+        self.price = price
+        self.action = action
+        self.positionSizePct = positionSizePct
+        self.leverage = leverage
+        self.stopLoss = stopLoss
+        self.riskRewardRatio = riskRewardRatio
+        self.intent = intent
+    }
+
+    public init(_ e: Event) {
+        self.init(symbol: e.symbol, price: e.price, action: e.action, positionSizePct: e.positionSizePct, leverage: e.leverage, stopLoss: e.stopLoss, riskRewardRatio: e.riskRewardRatio, intent: e.intent)
+    }
+}
+
+/// Kenny's book as HRM sees it for the portfolio rules.
+public struct PortfolioSnapshot: Sendable, Equatable {
+    public var equity: Double
+    public var dailyPnl: Double
+    /// Signed notional per symbol with an open position (long > 0, short < 0).
+    public var exposure: [String: Double]
+
+    public var openPositions: Int { exposure.count }
+
+    public init(equity: Double, dailyPnl: Double = 0, exposure: [String: Double] = [:]) {
+        self.equity = equity
+        self.dailyPnl = dailyPnl
+        self.exposure = exposure
+    }
+}
+
+/// Approvals made earlier in the same batch, so a burst cannot slip past a portfolio limit
+/// before Kenny's next book update.
+public struct BatchApprovals: Sendable {
+    public var newPositions: Set<String> = []
+    public var addedNotional: [String: Double] = [:]
+    public init() {}
+}
+
+/// The loaded rules, compiled for evaluation. Pure: no I/O, no clocks.
+public struct RuleSet: Sendable, Equatable {
+    public let hash: String
+    public let specs: [RuleSpec]
+    let rules: [CompiledRule]
+
+    enum Check: Equatable {
+        case max(KeyPath<Proposal, Double?>, Double)
+        case min(KeyPath<Proposal, Double?>, Double)
+        case stopLoss
+        case actionOneOf([String])
+        case symbolNoneOf([String])
+        case intentNoneOf([String])
+        case targetNoneOf([String])
+        case maxDailyLoss(Double)
+        case maxOpenPositions(Int)
+        case maxSymbolExposure(Double)
+
+        var isPortfolio: Bool {
+            switch self {
+            case .maxDailyLoss, .maxOpenPositions, .maxSymbolExposure: true
+            default: false
+            }
+        }
+    }
+
+    struct CompiledRule: Equatable, @unchecked Sendable {
+        let id: String
+        let severity: Severity
+        let warnOnly: Bool
+        let field: String
+        let message: String
+        let check: Check
+    }
+
+    public init(json: [UInt8], hash: String) throws {
+        let file: RuleFile
+        do {
+            file = try JSONDecoder().decode(RuleFile.self, from: Data(json))
+        } catch {
+            throw RuleSetError(description: "rule file is not valid: \(error)")
+        }
+        var compiled: [CompiledRule] = []
+        var ids = Set<String>()
+        for spec in file.rules {
+            guard ids.insert(spec.id).inserted else { throw RuleSetError(description: "rule \(spec.id) appears twice") }
+            guard let severity = Severity(rawValue: spec.severity) else {
+                throw RuleSetError(description: "rule \(spec.id): unknown severity \(spec.severity)")
+            }
+            guard spec.effect == "deny" || spec.effect == "warn" else {
+                throw RuleSetError(description: "rule \(spec.id): effect must be deny or warn")
+            }
+            compiled.append(CompiledRule(id: spec.id, severity: severity, warnOnly: spec.effect == "warn", field: spec.field,
+                                         message: spec.message, check: try Self.compile(spec)))
+        }
+        self.hash = hash
+        self.specs = file.rules
+        self.rules = compiled
+    }
+
+    static func numericField(_ name: String) -> KeyPath<Proposal, Double?>? {
+        switch name {
+        case "position_size_pct": \Proposal.positionSizePct
+        case "leverage": \Proposal.leverage
+        case "stop_loss": \Proposal.stopLoss
+        case "risk_reward_ratio": \Proposal.riskRewardRatio
+        default: nil
+        }
+    }
+
+    static func compile(_ spec: RuleSpec) throws -> Check {
+        func limit() throws -> Double {
+            guard let l = spec.limit, l.isFinite else { throw RuleSetError(description: "rule \(spec.id): needs a finite limit") }
+            return l
+        }
+        func values() throws -> [String] {
+            guard let v = spec.values, !v.isEmpty else { throw RuleSetError(description: "rule \(spec.id): needs values") }
+            return v.map { $0.lowercased() }
+        }
+        switch spec.check {
+        case "max", "min":
+            guard let path = numericField(spec.field) else { throw RuleSetError(description: "rule \(spec.id): unknown field \(spec.field)") }
+            return spec.check == "max" ? .max(path, try limit()) : .min(path, try limit())
+        case "stop_loss": return .stopLoss
+        case "one_of": return .actionOneOf(try values())
+        case "none_of": return .symbolNoneOf(try values().map { $0.uppercased() })
+        case "intent_none_of": return .intentNoneOf(try values())
+        case "target_none_of": return .targetNoneOf(try values())
+        case "max_daily_loss": return .maxDailyLoss(try limit())
+        case "max_open_positions": return .maxOpenPositions(Int(try limit()))
+        case "max_symbol_exposure": return .maxSymbolExposure(try limit())
+        default: throw RuleSetError(description: "rule \(spec.id): unknown check \(spec.check)")
+        }
+    }
+
+    /// Judges one proposal against every rule. Portfolio rules apply to trades that open or
+    /// add to a position; a trade that reduces a position only lowers risk. An approval that
+    /// opens or adds is recorded in `batch`.
+    public func evaluate(_ p: Proposal, book: PortfolioSnapshot, batch: inout BatchApprovals) -> Decision {
+        let start = monotonicNanoseconds()
+        var violations: [Violation] = []
+        var warnings: [Violation] = []
+        var checked = 0
+
+        let action = p.action ?? ""
+        let held = book.exposure[p.symbol] ?? 0
+        let adds = (action == "buy" && held >= 0) || (action == "sell" && held <= 0)
+        let notional = (p.positionSizePct ?? 0) * book.equity
+        let opensNew = adds && held == 0 && !batch.newPositions.contains(p.symbol)
+
+        for rule in rules {
+            if rule.check.isPortfolio && !adds { continue }
+            checked += 1
+            guard let failure = Self.failure(of: rule, p, book: book, batch: batch, held: held, notional: notional, opensNew: opensNew) else {
+                continue
+            }
+            if rule.warnOnly { warnings.append(failure) } else { violations.append(failure) }
+        }
+        let approved = violations.isEmpty
+        if approved && adds {
+            if opensNew { batch.newPositions.insert(p.symbol) }
+            batch.addedNotional[p.symbol, default: 0] += notional
+        }
+        let score = checked == 0 ? 0 : max(0, (Double(checked) - Double(violations.count) - 0.5 * Double(warnings.count)) / Double(checked))
+        return Decision(approved: approved, violations: violations, warnings: warnings, rulesChecked: checked,
+                        complianceScore: score, policyHash: hash, evalNs: monotonicNanoseconds() - start)
+    }
+
+    // swiftlint:disable:next function_parameter_count
+    static func failure(of rule: CompiledRule, _ p: Proposal, book: PortfolioSnapshot, batch: BatchApprovals, held: Double, notional: Double, opensNew: Bool) -> Violation? {
+        func fail(_ detail: String, value: Double? = nil, limit: Double? = nil) -> Violation {
+            Violation(rule: rule.id, severity: rule.severity, message: "\(rule.message): \(detail)", field: rule.field, value: value, limit: limit)
+        }
+        switch rule.check {
+        case .max(let path, let limit):
+            guard let v = p[keyPath: path] else { return fail("\(rule.field) is missing (fail closed)", limit: limit) }
+            guard v.isFinite else { return fail("\(rule.field) is not a finite number (fail closed)", limit: limit) }
+            return v > limit ? fail("\(rule.field) is \(v), the limit is \(limit)", value: v, limit: limit) : nil
+        case .min(let path, let limit):
+            guard let v = p[keyPath: path] else { return fail("\(rule.field) is missing", limit: limit) }
+            guard v.isFinite else { return fail("\(rule.field) is not a finite number", limit: limit) }
+            return v < limit ? fail("\(rule.field) is \(v), the minimum is \(limit)", value: v, limit: limit) : nil
+        case .stopLoss:
+            guard let stop = p.stopLoss else { return fail("no stop_loss") }
+            guard stop.isFinite, stop > 0 else { return fail("stop_loss \(stop) is not a positive price", value: stop) }
+            if p.action == "buy" && stop >= p.price { return fail("stop_loss \(stop) is not below the price \(p.price) of a buy", value: stop, limit: p.price) }
+            if p.action == "sell" && stop <= p.price { return fail("stop_loss \(stop) is not above the price \(p.price) of a sell", value: stop, limit: p.price) }
+            return nil
+        case .actionOneOf(let allowed):
+            guard let a = p.action else { return fail("no action") }
+            return allowed.contains(a) ? nil : fail("action '\(a)' is not one of \(allowed.joined(separator: ", "))")
+        case .symbolNoneOf(let blocked):
+            return blocked.contains(p.symbol) ? fail("\(p.symbol) is blocked") : nil
+        case .intentNoneOf(let patterns):
+            guard let intent = p.intent?.lowercased(), let hit = patterns.first(where: { intent.contains($0) }) else { return nil }
+            return fail("intent '\(p.intent ?? "")' matches '\(hit)'")
+        case .targetNoneOf(let patterns):
+            let text = ((p.action ?? "") + " " + (p.intent ?? "")).lowercased()
+            guard let hit = patterns.first(where: { text.contains($0) }) else { return nil }
+            return fail("the proposal targets '\(hit)'")
+        case .maxDailyLoss(let limit):
+            guard book.equity > 0 else { return fail("equity is \(book.equity) (fail closed)") }
+            let loss = -book.dailyPnl / book.equity
+            return loss >= limit - 1e-12
+                ? fail("book: daily P&L \(book.dailyPnl) is \(Self.percent(loss)) of equity \(book.equity), the limit is \(Self.percent(limit))", value: -loss, limit: limit)
+                : nil
+        case .maxOpenPositions(let limit):
+            guard opensNew else { return nil }
+            let open = book.openPositions + batch.newPositions.count
+            return open >= limit
+                ? fail("book: \(book.openPositions) positions open and \(batch.newPositions.count) approved in this batch, the limit is \(limit)", value: Double(open), limit: Double(limit))
+                : nil
+        case .maxSymbolExposure(let limit):
+            guard book.equity > 0 else { return fail("equity is \(book.equity) (fail closed)") }
+            let existing = abs(held) + (batch.addedNotional[p.symbol] ?? 0)
+            let after = existing + notional
+            let cap = limit * book.equity
+            return after > cap * (1 + 1e-9)
+                ? fail("book: \(p.symbol) exposure would be \(after) (\(Self.percent(after / book.equity)) of equity \(book.equity)), the limit is \(Self.percent(limit))", value: after / book.equity, limit: limit)
+                : nil
+        }
+    }
+
+    static func percent(_ x: Double) -> String {
+        let p = (x * 10_000).rounded() / 100
+        return "\(p)%"
+    }
+}
