@@ -78,7 +78,14 @@ public final class RedisConnection {
     public init(url: RedisURL, commandTimeout: Duration = .seconds(15)) {
         self.url = url
         self.commandTimeout = commandTimeout
+        _ = Self.ignoreBrokenPipe
     }
+
+    /// Writing to a connection Redis has closed raises SIGPIPE, whose default action kills the
+    /// process; ignored, the write fails with EPIPE and becomes a `.connection` error instead.
+    private static let ignoreBrokenPipe: Void = {
+        signal(SIGPIPE, SIG_IGN)
+    }()
 
     deinit { close() }
 

@@ -10,13 +10,16 @@ public struct StreamEntry: Sendable, Equatable {
     public var fieldNames: [String]
     /// How often Redis has delivered it, where known (claimed and recovered entries).
     public var deliveries: Int
+    /// Fields other than `event` (dead letter entries carry their reason and origin here).
+    public var otherFields: [String: String]
 
-    public init(stream: String, id: String, payload: [UInt8]?, fieldNames: [String] = ["event"], deliveries: Int = 1) {
+    public init(stream: String, id: String, payload: [UInt8]?, fieldNames: [String] = ["event"], deliveries: Int = 1, otherFields: [String: String] = [:]) {
         self.stream = stream
         self.id = id
         self.payload = payload
         self.fieldNames = fieldNames
         self.deliveries = deliveries
+        self.otherFields = otherFields
     }
 
     /// The millisecond timestamp Redis put in the entry id.
@@ -28,7 +31,7 @@ public struct StreamEntry: Sendable, Equatable {
 
 /// An entry that will not be processed, with why: it goes to `ark:deadletter` with its
 /// original payload and is acknowledged, so it is neither lost nor retried forever.
-public struct DeadLetter: Sendable, Equatable {
+public struct DeadLetter: Error, Sendable, Equatable {
     public var entry: StreamEntry
     public var reason: String
 
@@ -206,14 +209,19 @@ public final class StreamBus {
         }
         var payload: [UInt8]?
         var names: [String] = []
+        var others: [String: String] = [:]
         var i = 0
         while i + 1 < fields.count {
             let name = fields[i].string ?? ""
             names.append(name)
-            if name == "event", case .bulk(let b) = fields[i + 1] { payload = b }
+            if name == "event", case .bulk(let b) = fields[i + 1] {
+                payload = b
+            } else {
+                others[name] = fields[i + 1].string ?? ""
+            }
             i += 2
         }
-        return StreamEntry(stream: stream, id: id, payload: payload, fieldNames: names, deliveries: deliveries)
+        return StreamEntry(stream: stream, id: id, payload: payload, fieldNames: names, deliveries: deliveries, otherFields: others)
     }
 
     static func idLess(_ a: String, _ b: String) -> Bool {

@@ -160,11 +160,17 @@ public struct JSONReader {
                     UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
                     index += 1
                 case UInt8(ascii: "u"):
-                    guard index + 4 < bytes.count else { break }
-                    for k in 1...4 where Self.hexValue(bytes[index + k]) == nil {
-                        throw JSONParseError("invalid \\u escape", offset: index)
-                    }
+                    guard let unit = hexEscape(at: index - 1) else { throw JSONParseError("invalid \\u escape", offset: index) }
                     index += 5
+                    // Surrogates must pair, in every string (keys and skipped values too).
+                    if (0xD800...0xDBFF).contains(unit) {
+                        guard let low = hexEscape(at: index), (0xDC00...0xDFFF).contains(low) else {
+                            throw JSONParseError("unpaired surrogate in \\u escape", offset: index)
+                        }
+                        index += 6
+                    } else if (0xDC00...0xDFFF).contains(unit) {
+                        throw JSONParseError("unpaired surrogate in \\u escape", offset: index)
+                    }
                 default:
                     throw JSONParseError("invalid escape '\\\(Self.printable(bytes[index]))'", offset: index)
                 }
@@ -256,6 +262,18 @@ public struct JSONReader {
             }
         }
         return String(decoding: out, as: UTF8.self)
+    }
+
+    /// The code unit of a `\\uXXXX` escape starting at `i` (the backslash), if there is one.
+    @inline(__always)
+    func hexEscape(at i: Int) -> UInt32? {
+        guard i + 5 < bytes.count, bytes[i] == UInt8(ascii: "\\"), bytes[i + 1] == UInt8(ascii: "u") else { return nil }
+        var v: UInt32 = 0
+        for k in 2...5 {
+            guard let h = Self.hexValue(bytes[i + k]) else { return nil }
+            v = v << 4 | UInt32(h)
+        }
+        return v
     }
 
     static func hex4(_ s: UnsafeBufferPointer<UInt8>, _ i: Int) -> UInt32 {

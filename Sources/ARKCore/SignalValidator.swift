@@ -9,6 +9,8 @@ public struct SignalValidator: Sendable {
     public static let maxSymbolLength = 16
     public static let maxIDLength = 128
     public static let maxTextLength = 256
+    /// Payloads up to this many times the size limit are parsed for a more specific reason.
+    static let parseBudgetFactor = 8
 
     public init(maxPayloadBytes: Int = 65_536) {
         self.maxPayloadBytes = maxPayloadBytes
@@ -57,10 +59,12 @@ public struct SignalValidator: Sendable {
     /// derives it from the stream entry id, so a redelivered entry keeps its trace id);
     /// `nowNs` stamps `t0_ns` when the producer did not.
     public func validate(_ payload: [UInt8], fallbackTraceID: String, nowNs: Int64) -> Outcome {
-        guard payload.count <= maxPayloadBytes else {
-            return .rejected(["size: payload is \(payload.count) bytes, the limit is \(maxPayloadBytes) (ARK_MAX_SIGNAL_BYTES)"])
-        }
         guard !payload.isEmpty else { return .rejected(["parse: empty payload"]) }
+        let sizeReason = "size: payload is \(payload.count) bytes, the limit is \(maxPayloadBytes) (ARK_MAX_SIGNAL_BYTES)"
+        // An oversized payload is still parsed when that is cheap, so a depth bomb or garbage is
+        // named as such too; far beyond the limit only its size is reported.
+        guard payload.count <= Self.parseBudgetFactor * maxPayloadBytes else { return .rejected([sizeReason]) }
+        let oversized = payload.count > maxPayloadBytes
         var fields: [String: Field] = [:]
         var reasons: [String] = []
         do {
@@ -97,10 +101,11 @@ public struct SignalValidator: Sendable {
                 try r.end()
             }
         } catch let e as JSONParseError {
-            return .rejected(["parse: \(e)"])
+            return .rejected(["parse: \(e)"] + (oversized ? [sizeReason] : []))
         } catch {
-            return .rejected(["parse: \(error)"])
+            return .rejected(["parse: \(error)"] + (oversized ? [sizeReason] : []))
         }
+        if oversized { return .rejected([sizeReason]) }
 
         var event = Event(traceID: fallbackTraceID, id: "", symbol: "", price: 0, volume: 0, ts: 0, source: "unknown", t0Ns: nowNs)
 

@@ -136,3 +136,33 @@ extension StateStore {
         }
     }
 }
+
+extension StateStore {
+    /// The stored passes among `traceIDs`, by trace id.
+    public func passes(traceIDs: [String]) throws -> [String: StoredPass] {
+        var out: [String: StoredPass] = [:]
+        var start = 0
+        while start < traceIDs.count {
+            let chunk = Array(traceIDs[start..<min(start + 500, traceIDs.count)])
+            start += chunk.count
+            let placeholders = Array(repeating: "?", count: chunk.count).joined(separator: ",")
+            try pool.read { db in
+                for row in try Row.fetchAll(db, sql: "SELECT * FROM passes WHERE trace_id IN (\(placeholders))", arguments: StatementArguments(chunk)) {
+                    let p = Self.storedPass(row)
+                    out[p.traceID] = p
+                }
+            }
+        }
+        return out
+    }
+}
+
+extension StoredPass {
+    /// Rule ids named in a denied pass's reasons (`rule [SEVERITY]: message`).
+    public var violatedRules: [String] {
+        reasons.compactMap { r in
+            guard let bracket = r.range(of: " [") else { return nil }
+            return String(r[..<bracket.lowerBound])
+        }
+    }
+}

@@ -1,1 +1,1 @@
-// placeholder
+// end-to-end tests follow

@@ -1,0 +1,166 @@
+import ARKBus
+import ARKCore
+import ARKState
+import Foundation
+
+/// Checks that a trace passed every stage it should have, in order, with times that only
+/// move forward. Pure. Returns the problems; none means the trace is continuous.
+public func continuityProblems(_ e: Event) -> [String] {
+    var problems: [String] = []
+    let expected: [Stage] = e.rejection != nil ? [.kyle] : [.kyle, .joey, .hrm, .kenny]
+    let actual = e.hops.map(\.stage)
+    if actual != expected {
+        let missing = expected.filter { !actual.contains($0) }
+        if !missing.isEmpty { problems.append("missing hops: \(missing.map(\.rawValue).joined(separator: ", "))") }
+        if missing.isEmpty || actual.count != expected.count - missing.count {
+            problems.append("hops are \(actual.map(\.rawValue).joined(separator: "→")), expected \(expected.map(\.rawValue).joined(separator: "→"))")
+        }
+    }
+    var previousOut: Int64 = e.hops.first?.inNs ?? 0
+    for h in e.hops {
+        if h.outNs < h.inNs { problems.append("\(h.stage.rawValue) put the entry out before it took it in") }
+        if h.inNs < previousOut { problems.append("\(h.stage.rawValue) took the entry in before the previous stage put it out") }
+        previousOut = h.outNs
+    }
+    if e.rejection == nil {
+        if e.decision == nil { problems.append("no decision from HRM") }
+        if e.execution == nil { problems.append("no execution report from Kenny") }
+    }
+    return problems
+}
+
+/// Aletheia: the audit. The only writer of outcomes: for each batch it checks every trace's
+/// continuity and writes the passes (hash-chained), orders, dead letters and per-second
+/// rollups in one SQLite transaction, then acknowledges. It also records the dead letter
+/// stream, so every entry any stage gave up on is in the state store with its reason.
+public final class Aletheia: StageProcessor {
+    public let stage = Stage.aletheia
+    public let inputStreams = [Stage.aletheia.inputStream, Streams.deadLetter]
+    let store: StateStore
+    let passTimeoutMs: Double
+
+    public init(store: StateStore, config: ARKConfig) {
+        self.store = store
+        self.passTimeoutMs = config.passTimeoutMs
+    }
+
+    public func handle(_ batch: [StreamEntry], context: BatchContext) throws -> BatchResult {
+        var passes: [PassRecord] = []
+        passes.reserveCapacity(batch.count)
+        var orders: [OrderRecord] = []
+        var deadRecords: [DeadLetterRecord] = []
+        var toDeadLetter: [DeadLetter] = []
+        var failed = 0
+        for entry in batch {
+            if entry.stream == Streams.deadLetter {
+                let (record, pass) = Self.deadLetterRecords(entry, nowNs: context.readNs)
+                deadRecords.append(record)
+                if let pass { passes.append(pass) }
+                failed += 1
+                continue
+            }
+            switch decodeStageMessage(entry) {
+            case .failure(let d):
+                toDeadLetter.append(d)  // recorded when it comes back from ark:deadletter
+            case .success(var e):
+                let problems = continuityProblems(e)
+                let doneNs = wallClockNanoseconds()
+                e.hops.append(Hop(stage: .aletheia, instance: context.instance, inNs: context.readNs, outNs: doneNs))
+                let verdict: Verdict
+                var reasons: [String]
+                if !problems.isEmpty {
+                    verdict = .error
+                    reasons = problems.map { "continuity: " + $0 }
+                    failed += 1
+                } else if let r = e.rejection {
+                    verdict = .rejected
+                    reasons = r.reasons
+                } else if e.decision?.approved == true {
+                    verdict = .approved
+                    reasons = e.decision?.warnings.map { "warning \($0.rule): \($0.message)" } ?? []
+                } else {
+                    verdict = .denied
+                    reasons = e.decision?.violations.map { "\($0.rule) [\($0.severity.rawValue)]: \($0.message)" } ?? []
+                }
+                var orderID: String?
+                if let x = e.execution, x.status == Execution.Status.filled, let id = x.orderID {
+                    orderID = id
+                    let filledNs = e.hops.first { $0.stage == Stage.kenny }?.outNs ?? doneNs
+                    orders.append(OrderRecord(orderID: id, traceID: e.traceID, symbol: e.symbol, side: x.side ?? "", quantity: x.quantity,
+                                              price: x.price, notional: x.notional, realizedPnl: x.realizedPnl, tsNs: filledNs))
+                }
+                passes.append(PassRecord(
+                    traceID: e.traceID, signalID: e.id, symbol: e.symbol, source: e.source, verdict: verdict, reasons: reasons,
+                    policyHash: e.decision?.policyHash, complianceScore: e.decision?.complianceScore, t0Ns: e.t0Ns, doneNs: doneNs,
+                    hrmEvalUs: e.decision.map { Double($0.evalNs) / 1000 }, continuityOK: problems.isEmpty,
+                    injectedViolation: e.injectedViolation, orderID: orderID,
+                    event: EventCodec.encode(e)))
+            }
+        }
+        try store.record(passes: passes, orders: orders, deadLetters: deadRecords, passTimeoutMs: passTimeoutMs)
+        try context.bus.commit(outputs: [], deadLetters: toDeadLetter, acks: batch)
+        return BatchResult(processed: batch.count - failed - toDeadLetter.count, failed: failed + toDeadLetter.count)
+    }
+
+    /// The record of a dead letter entry and, when its trace can be identified, a pass that
+    /// counts it as failed.
+    static func deadLetterRecords(_ entry: StreamEntry, nowNs: Int64) -> (DeadLetterRecord, PassRecord?) {
+        let f = entry.otherFields
+        let payload = entry.payload ?? []
+        let origin = f["stream"] ?? "?"
+        let originID = f["entry_id"] ?? "?"
+        var traceID: String?
+        var t0 = nowNs
+        var signalID = ""
+        var symbol = ""
+        var source = ""
+        if let e = try? EventCodec.decode(payload) {
+            traceID = e.traceID
+            t0 = e.t0Ns
+            signalID = e.id
+            symbol = e.symbol
+            source = e.source
+        } else if origin == Stage.kyle.inputStream {
+            // Kyle's input never reached validation; Kyle would have named it after the entry.
+            if case .accepted(let e) = SignalValidator().validate(payload, fallbackTraceID: Kyle.derivedTraceID(entryID: originID), nowNs: nowNs) {
+                traceID = e.traceID
+                signalID = e.id
+                symbol = e.symbol
+                source = e.source
+            } else {
+                traceID = Kyle.derivedTraceID(entryID: originID)
+            }
+            if let ms = StreamEntry(stream: origin, id: originID, payload: nil).idMilliseconds { t0 = ms * 1_000_000 }
+        }
+        let reason = f["reason"] ?? "no reason recorded"
+        let record = DeadLetterRecord(
+            deadLetterID: entry.id, stream: origin, entryID: originID, group: f["group"] ?? "", consumer: f["consumer"] ?? "",
+            reason: reason, payload: payload, deliveries: Int(f["deliveries"] ?? "") ?? 0, traceID: traceID, tsNs: Int64(f["ts_ns"] ?? "") ?? nowNs)
+        guard let traceID else { return (record, nil) }
+        let pass = PassRecord(
+            traceID: traceID, signalID: signalID, symbol: symbol, source: source, verdict: .deadlettered,
+            reasons: ["dead-lettered from \(origin) (\(f["group"] ?? "?")): \(reason)"], policyHash: nil, complianceScore: nil,
+            t0Ns: min(t0, nowNs), doneNs: nowNs, hrmEvalUs: nil, continuityOK: false, injectedViolation: nil, orderID: nil, event: payload.isEmpty ? [] : (try? EventCodec.decode(payload)).map(EventCodec.encode) ?? [])
+        return (record, pass)
+    }
+
+    /// Copies every instance's heartbeat from Redis into the state store, once a second.
+    public func tick(context: BatchContext) throws {
+        let reply = try context.bus.connection.command(["HGETALL", .text(Streams.heartbeats)])
+        guard let items = reply.array else { return }
+        var beats: [HeartbeatRecord] = []
+        var i = 0
+        while i + 1 < items.count {
+            defer { i += 2 }
+            guard case .bulk(let bytes) = items[i + 1],
+                  let o = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else { continue }
+            beats.append(HeartbeatRecord(
+                instance: o["instance"] as? String ?? "", stage: o["stage"] as? String ?? "", host: o["host"] as? String ?? "",
+                pid: (o["pid"] as? NSNumber)?.intValue ?? 0, processed: (o["processed"] as? NSNumber)?.intValue ?? 0,
+                failed: (o["failed"] as? NSNumber)?.intValue ?? 0, pending: (o["pending"] as? NSNumber)?.intValue ?? 0,
+                p50Ms: (o["p50_ms"] as? NSNumber)?.doubleValue ?? 0, p95Ms: (o["p95_ms"] as? NSNumber)?.doubleValue ?? 0,
+                tsNs: (o["ts_ns"] as? NSNumber)?.int64Value ?? 0))
+        }
+        try store.upsertHeartbeats(beats)
+    }
+}

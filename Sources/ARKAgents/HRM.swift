@@ -1,0 +1,93 @@
+import ARKBus
+import ARKCore
+import Foundation
+import Graveyard
+import Logging
+
+/// HRM: the risk gate. Judges every proposal against the Graveyard and fails closed: a rule
+/// file that drifted from its pinned hash, an unreadable book, or a missing field is a denial.
+public final class HRM: StageProcessor {
+    public let stage = Stage.hrm
+    let directory: String
+    let checkIntervalNs: Int64
+    let defaultEquity: Double
+    public private(set) var integrity: Graveyard.Integrity
+    private var lastCheckNs: Int64
+
+    public init(config: ARKConfig) {
+        directory = config.graveyardDir
+        checkIntervalNs = Int64(config.graveyardCheckSeconds * 1e9)
+        defaultEquity = config.paperEquity
+        integrity = Graveyard.check(directory: config.graveyardDir)
+        lastCheckNs = monotonicNanoseconds()
+    }
+
+    /// Re-hashes the rule file when the check interval has passed.
+    func refreshIntegrity(logger: Logger) {
+        let now = monotonicNanoseconds()
+        guard now - lastCheckNs >= checkIntervalNs else { return }
+        lastCheckNs = now
+        let before = integrity.isIntact
+        integrity = Graveyard.check(directory: directory)
+        if before && !integrity.isIntact {
+            logger.critical("Graveyard drift: denying every proposal", metadata: ["problem": .string(integrity.problem ?? "")])
+        } else if !before && integrity.isIntact {
+            logger.notice("Graveyard intact again: evaluating proposals")
+        }
+    }
+
+    public func handle(_ batch: [StreamEntry], context: BatchContext) throws -> BatchResult {
+        refreshIntegrity(logger: context.logger)
+        let book = try Self.readBook(context.bus.connection, defaultEquity: defaultEquity)
+        var approvals = BatchApprovals()
+        var outputs: [(stream: String, payload: [UInt8])] = []
+        outputs.reserveCapacity(batch.count)
+        var dead: [DeadLetter] = []
+        for entry in batch {
+            switch decodeStageMessage(entry) {
+            case .failure(let d): dead.append(d)
+            case .success(var e):
+                let decision: Decision
+                switch (integrity, book) {
+                case (.intact(let rules), .success(let snapshot)):
+                    decision = rules.evaluate(Proposal(e), book: snapshot, batch: &approvals)
+                case (.intact(let rules), .failure(let problem)):
+                    decision = Graveyard.failClosed("portfolio unreadable: \(problem.description)", policyHash: rules.hash)
+                case (.drifted(let actual, _), _):
+                    decision = Graveyard.failClosed(integrity.problem ?? "drift", policyHash: actual)
+                case (.unreadable, _):
+                    decision = Graveyard.failClosed(integrity.problem ?? "unreadable", policyHash: "unavailable")
+                }
+                e.decision = decision
+                e.hops.append(Hop(stage: .hrm, instance: context.instance, inNs: context.readNs, outNs: wallClockNanoseconds()))
+                outputs.append((Stage.kenny.inputStream, EventCodec.encode(e)))
+            }
+        }
+        try context.bus.commit(outputs: outputs, deadLetters: dead, acks: batch)
+        return BatchResult(processed: outputs.count, failed: dead.count)
+    }
+
+    public struct BookProblem: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Reads Kenny's published book. A connection error propagates (the batch is retried);
+    /// a malformed book is returned as a problem, which makes the batch fail closed.
+    static func readBook(_ connection: RedisConnection, defaultEquity: Double) throws(RedisError) -> Result<PortfolioSnapshot, BookProblem> {
+        let reply = try connection.command(["HGETALL", .text(Streams.portfolio)])
+        if case .error(let e) = reply { return .failure(BookProblem(description: e)) }
+        guard let items = reply.array else { return .failure(BookProblem(description: "not a hash")) }
+        var snapshot = PortfolioSnapshot(equity: defaultEquity)
+        var i = 0
+        while i + 1 < items.count {
+            let key = items[i].string ?? ""
+            let value = items[i + 1].string ?? ""
+            i += 2
+            if key == "equity" || key == "daily_pnl" || key.hasPrefix("pos:") {
+                guard let v = Double(value), v.isFinite else { return .failure(BookProblem(description: "\(key) is '\(value)'")) }
+                if key == "equity" { snapshot.equity = v } else if key == "daily_pnl" { snapshot.dailyPnl = v } else { snapshot.exposure[String(key.dropFirst(4))] = v }
+            }
+        }
+        return .success(snapshot)
+    }
+}

@@ -1,0 +1,80 @@
+import ARKBus
+import ARKCore
+
+/// Per-symbol price state and the proposal it suggests. Pure: tested without Redis.
+public struct JoeyScorer: Sendable {
+    struct SymbolState {
+        var mean: Double
+        var variance: Double
+        var count: Int
+    }
+
+    /// Weight of the newest price in the moving averages.
+    public var alpha = 0.2
+    /// Symbols tracked before the oldest state is dropped (bounded memory).
+    public var maxSymbols = 50_000
+    private var states: [String: SymbolState] = [:]
+
+    public init() {}
+
+    /// z-score of `price` against the symbol's exponentially weighted mean and variance,
+    /// then updates them. The first price of a symbol scores 0.
+    public mutating func score(symbol: String, price: Double) -> Double {
+        guard var s = states[symbol] else {
+            if states.count >= maxSymbols { states.removeAll(keepingCapacity: true) }
+            states[symbol] = SymbolState(mean: price, variance: 0, count: 1)
+            return 0
+        }
+        let deviation = price - s.mean
+        let sd = s.variance.squareRoot()
+        let z = sd > 0 ? deviation / sd : 0
+        s.mean += alpha * deviation
+        s.variance = (1 - alpha) * (s.variance + alpha * deviation * deviation)
+        s.count += 1
+        states[symbol] = s
+        return z.isFinite ? z : 0
+    }
+
+    /// Fills the proposal fields the producer left out. The action follows the stop loss
+    /// (a stop below the price protects a buy, above it a sell), else the momentum; the size
+    /// grows with the signal's strength within 2–5% of equity. A stop loss is never invented:
+    /// the Graveyard requires one from the producer.
+    public mutating func propose(_ e: inout Event) {
+        let z = score(symbol: e.symbol, price: e.price)
+        if e.action == nil {
+            if let stop = e.stopLoss, stop.isFinite {
+                e.action = stop < e.price ? "buy" : (stop > e.price ? "sell" : "hold")
+            } else {
+                e.action = z > 1 ? "buy" : (z < -1 ? "sell" : "hold")
+            }
+        }
+        if e.positionSizePct == nil { e.positionSizePct = 0.02 + 0.01 * min(abs(z), 3) }
+        if e.leverage == nil { e.leverage = 1.0 }
+        if e.riskRewardRatio == nil { e.riskRewardRatio = 2.0 }
+    }
+}
+
+/// Joey: pattern scoring and proposal.
+public final class Joey: StageProcessor {
+    public let stage = Stage.joey
+    var scorer = JoeyScorer()
+
+    public init() {}
+
+    public func handle(_ batch: [StreamEntry], context: BatchContext) throws -> BatchResult {
+        var outputs: [(stream: String, payload: [UInt8])] = []
+        outputs.reserveCapacity(batch.count)
+        var dead: [DeadLetter] = []
+        for entry in batch {
+            switch decodeStageMessage(entry) {
+            case .failure(let d): dead.append(d)
+            case .success(var e):
+                scorer.propose(&e)
+                e.hops.append(Hop(stage: .joey, instance: context.instance, inNs: context.readNs, outNs: wallClockNanoseconds()))
+                outputs.append((Stage.hrm.inputStream, EventCodec.encode(e)))
+            }
+        }
+        try context.bus.commit(outputs: outputs, deadLetters: dead, acks: batch)
+        return BatchResult(processed: outputs.count, failed: dead.count)
+    }
+}

@@ -1,0 +1,134 @@
+import ARKBus
+import ARKCore
+import Foundation
+
+/// Kenny: paper execution. Approved buys and sells become simulated fills at the signal's
+/// price in a book kept in Redis; every batch reads the book under WATCH and writes the new
+/// book, the orders, its outputs and the acknowledgements in one MULTI/EXEC, so a crash or
+/// a concurrent instance can never apply a batch twice. Orders are also keyed by trace id:
+/// a redelivered signal gets its original order back, never a second one.
+public final class Kenny: StageProcessor {
+    public let stage = Stage.kenny
+    let startingEquity: Double
+    /// Order keys live two days: redeliveries come within minutes.
+    static let orderKeyTTLSeconds = 172_800
+    static let maxWatchRetries = 50
+
+    public init(config: ARKConfig) {
+        startingEquity = config.paperEquity
+    }
+
+    static func orderKey(day: String) -> String { Streams.orders + ":" + day }
+
+    public func handle(_ batch: [StreamEntry], context: BatchContext) throws -> BatchResult {
+        var dead: [DeadLetter] = []
+        var events: [Event] = []
+        events.reserveCapacity(batch.count)
+        for entry in batch {
+            switch decodeStageMessage(entry) {
+            case .failure(let d): dead.append(d)
+            case .success(let e): events.append(e)
+            }
+        }
+        let bus = context.bus
+        guard !events.isEmpty else {
+            try bus.commit(outputs: [], deadLetters: dead, acks: batch)
+            return BatchResult(processed: 0, failed: dead.count)
+        }
+        let today = PaperBook.utcDay(wallClockNanoseconds())
+        let yesterday = PaperBook.utcDay(wallClockNanoseconds() - 86_400_000_000_000)
+        let traceArgs = events.map { RedisArg.text($0.traceID) }
+        for _ in 0..<Self.maxWatchRetries {
+            let replies = try bus.connection.pipeline([
+                ["WATCH", .text(Streams.portfolio)],
+                ["HGET", .text(Streams.portfolio), "book"],
+                ["HMGET", .text(Self.orderKey(day: today))] + traceArgs,
+                ["HMGET", .text(Self.orderKey(day: yesterday))] + traceArgs,
+            ])
+            for r in replies { if case .error(let e) = r { throw RedisError.server(e) } }
+            var book = try Self.decodeBook(replies[1], startingEquity: startingEquity, day: today)
+            book.roll(to: today)
+            let todays = replies[2].array ?? []
+            let yesterdays = replies[3].array ?? []
+
+            var outputs: [(stream: String, payload: [UInt8])] = []
+            outputs.reserveCapacity(events.count)
+            var newOrders: [RedisArg] = []
+            var seen: [String: Execution] = [:]
+            for (i, var e) in events.enumerated() {
+                if let prior = seen[e.traceID] ?? Self.existingOrder(todays, i) ?? Self.existingOrder(yesterdays, i) {
+                    var x = prior
+                    x.status = .duplicate
+                    e.execution = x
+                } else {
+                    let x = book.execute(e, orderID: "ord-" + e.traceID)
+                    e.execution = x
+                    if x.status == .filled {
+                        newOrders.append(.text(e.traceID))
+                        newOrders.append(.bytes(Self.encodeOrder(x)))
+                        seen[e.traceID] = x
+                    }
+                }
+                e.hops.append(Hop(stage: .kenny, instance: context.instance, inNs: context.readNs, outNs: wallClockNanoseconds()))
+                outputs.append((Stage.aletheia.inputStream, EventCodec.encode(e)))
+            }
+            var extra: [[RedisArg]] = []
+            if !newOrders.isEmpty {
+                let key = RedisArg.text(Self.orderKey(day: today))
+                extra.append(["HSET", key] + newOrders)
+                extra.append(["EXPIRE", key, .int(Self.orderKeyTTLSeconds)])
+            }
+            extra.append(["DEL", .text(Streams.portfolio)])
+            var fields: [RedisArg] = ["HSET", .text(Streams.portfolio), "book", .bytes(try Self.encodeBook(book))]
+            for (k, v) in book.publishedFields { fields += [.text(k), .text(v)] }
+            extra.append(fields)
+            if try bus.commit(outputs: outputs, deadLetters: dead, acks: batch, extra: extra) {
+                return BatchResult(processed: events.count, failed: dead.count)
+            }
+            // Another Kenny instance changed the book first: read it again and redo the batch.
+        }
+        throw RedisError.server("the book kept changing under WATCH for \(Self.maxWatchRetries) tries")
+    }
+
+    static func existingOrder(_ replies: [RedisValue], _ i: Int) -> Execution? {
+        guard i < replies.count, case .bulk(let bytes) = replies[i] else { return nil }
+        return decodeOrder(bytes)
+    }
+
+    static func encodeOrder(_ x: Execution) -> [UInt8] {
+        var w = JSONWriter(capacity: 160)
+        w.beginObject()
+        w.key("order_id"); w.string(x.orderID ?? "")
+        w.key("side"); w.string(x.side ?? "")
+        w.key("quantity"); w.double(x.quantity)
+        w.key("price"); w.double(x.price)
+        w.key("notional"); w.double(x.notional)
+        w.key("position_after"); w.double(x.positionAfter)
+        w.key("realized_pnl"); w.double(x.realizedPnl)
+        w.endObject()
+        return w.bytes
+    }
+
+    static func decodeOrder(_ bytes: [UInt8]) -> Execution? {
+        guard let o = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else { return nil }
+        return Execution(status: .filled, orderID: o["order_id"] as? String, side: o["side"] as? String,
+                         quantity: o["quantity"] as? Double ?? 0, price: o["price"] as? Double ?? 0,
+                         notional: o["notional"] as? Double ?? 0, positionAfter: o["position_after"] as? Double ?? 0,
+                         realizedPnl: o["realized_pnl"] as? Double ?? 0)
+    }
+
+    static func decodeBook(_ reply: RedisValue, startingEquity: Double, day: String) throws -> PaperBook {
+        guard case .bulk(let bytes) = reply else { return PaperBook(equity: startingEquity, day: day) }
+        do {
+            return try JSONDecoder().decode(PaperBook.self, from: Data(bytes))
+        } catch {
+            throw RedisError.unexpectedReply("the paper book in \(Streams.portfolio) is unreadable: \(error)")
+        }
+    }
+
+    static func encodeBook(_ book: PaperBook) throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return [UInt8](try encoder.encode(book))
+    }
+}

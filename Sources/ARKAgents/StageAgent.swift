@@ -1,0 +1,264 @@
+import ARKBus
+import ARKCore
+import Foundation
+import Logging
+
+/// What a stage does with a batch. Implementations run on their agent's thread and may use
+/// `context.bus` synchronously; they commit their own outputs (so Kenny can put its book in
+/// the same transaction and Aletheia can write SQLite first), and must acknowledge every
+/// entry they were given, or throw so the whole batch is retried.
+public protocol StageProcessor: AnyObject {
+    var stage: Stage { get }
+    /// Streams this stage consumes, in its group.
+    var inputStreams: [String] { get }
+    func handle(_ batch: [StreamEntry], context: BatchContext) throws -> BatchResult
+    /// Called about once a second, after the heartbeat; for periodic work.
+    func tick(context: BatchContext) throws
+}
+
+extension StageProcessor {
+    public var inputStreams: [String] { [stage.inputStream] }
+    public func tick(context: BatchContext) throws {}
+}
+
+/// What a processor gets for one batch.
+public struct BatchContext {
+    public let bus: StreamBus
+    public let instance: String
+    /// Wall-clock time the batch was read, for the stage's hop.
+    public let readNs: Int64
+    public let logger: Logger
+}
+
+public struct BatchResult: Sendable, Equatable {
+    public var processed: Int
+    /// Entries that ended in the dead letter stream or as errors.
+    public var failed: Int
+
+    public init(processed: Int, failed: Int = 0) {
+        self.processed = processed
+        self.failed = failed
+    }
+}
+
+/// Where an agent connects and how it reads.
+public struct AgentSettings: Sendable {
+    public var redisURL: RedisURL
+    public var batchSize: Int
+    public var blockMs: Int
+    public var claimIdleMs: Int
+    public var maxDeliveries: Int
+    public var streamMaxLen: Int
+    public var heartbeatInterval: Duration
+
+    public init(config: ARKConfig) throws {
+        redisURL = try RedisURL(parsing: config.redisURL)
+        batchSize = config.batchSize
+        blockMs = config.blockMs
+        claimIdleMs = config.claimIdleMs
+        maxDeliveries = config.maxDeliveries
+        streamMaxLen = config.streamMaxLen
+        heartbeatInterval = .seconds(1)
+    }
+}
+
+/// The name of this process's consumer for a stage: `<stage>-<host>-<pid>` (DESIGN §2).
+public func instanceName(for stage: Stage) -> String {
+    "\(stage.rawValue)-\(ProcessInfo.processInfo.hostName)-\(getpid())"
+}
+
+/// One pipeline stage instance: an actor running on its own thread, so its blocking Redis
+/// calls never stall the cooperative pool. It reads batches from its consumer group, hands
+/// them to the stage's processor, takes over entries stuck on dead consumers, dead-letters
+/// poison entries, reconnects with back-off, and publishes a heartbeat every second.
+public actor StageAgent {
+    public nonisolated let stage: Stage
+    public nonisolated let instance: String
+    private nonisolated let executor: ThreadExecutor
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
+
+    private let processor: any StageProcessor
+    private let settings: AgentSettings
+    private var logger: Logger
+    private let connection: RedisConnection
+    private let bus: StreamBus
+
+    private var stats = Stats()
+    /// Local count of failed attempts per entry, in case Redis's delivery count is not raised
+    /// by re-reads of our own pending entries.
+    private var localAttempts: [String: Int] = [:]
+
+    struct Stats {
+        var processed = 0
+        var failed = 0
+        var batches = 0
+        var window = LogHistogram()
+        var lastHeartbeatNs: Int64 = 0
+        var lastClaimNs: Int64 = 0
+    }
+
+    public init(processor: any StageProcessor, settings: AgentSettings, instance: String? = nil, logger: Logger? = nil) {
+        self.stage = processor.stage
+        let name = instance ?? instanceName(for: processor.stage)
+        self.instance = name
+        self.executor = ThreadExecutor(name: name)
+        self.processor = processor
+        self.settings = settings
+        var log = logger ?? Logger(label: "ark.\(processor.stage.rawValue.lowercased())")
+        log[metadataKey: "agent"] = .string(processor.stage.rawValue)
+        log[metadataKey: "instance"] = .string(name)
+        self.logger = log
+        self.connection = RedisConnection(url: settings.redisURL, commandTimeout: .milliseconds(settings.blockMs + 15_000))
+        self.bus = StreamBus(connection: connection, group: processor.stage.group, consumer: name, maxLength: settings.streamMaxLen)
+    }
+
+    /// Runs until the task is cancelled (graceful shutdown). A batch in progress is finished
+    /// and committed first; entries read but not committed stay pending in Redis.
+    public func run() async {
+        logger.info("starting", metadata: ["redis": .string(settings.redisURL.description), "streams": .string(processor.inputStreams.joined(separator: ","))])
+        var backoff = Backoff()
+        var connected = false
+        var recoverOwn = true
+        var lostSinceNs: Int64 = 0
+        while !Task.isCancelled {
+            do {
+                if !connection.isConnected {
+                    try connection.connect()
+                    try bus.ensureGroups(processor.inputStreams)
+                    if connected == false && lostSinceNs != 0 {
+                        logger.notice("Redis connection restored", metadata: [
+                            "attempts": .stringConvertible(backoff.attempt),
+                            "down_ms": .stringConvertible((wallClockNanoseconds() - lostSinceNs) / 1_000_000),
+                        ])
+                    } else if !connected {
+                        logger.info("connected to Redis")
+                    }
+                    connected = true
+                    lostSinceNs = 0
+                    backoff.reset()
+                    recoverOwn = true
+                }
+                try iterate(recoverOwn: &recoverOwn)
+                await Task.yield()
+            } catch let error as RedisError where error.isConnectionError {
+                if connected || lostSinceNs == 0 {
+                    logger.warning("Redis connection lost; retrying with back-off, pending entries stay in Redis", metadata: ["error": .string(error.description)])
+                    lostSinceNs = wallClockNanoseconds()
+                }
+                connected = false
+                connection.close()
+                try? await Task.sleep(for: backoff.next())
+            } catch {
+                // A batch failed (a store error, a server error): nothing of it was acknowledged.
+                // Re-read our pending entries next; delivery counts bound the retries.
+                stats.failed += 1
+                logger.error("batch failed; it will be retried", metadata: ["error": .string("\(error)")])
+                recoverOwn = true
+                try? await Task.sleep(for: .milliseconds(200))
+            }
+        }
+        connection.close()
+        logger.info("stopped", metadata: ["processed": .stringConvertible(stats.processed), "failed": .stringConvertible(stats.failed)])
+        executor.shutdown()
+    }
+
+    private func iterate(recoverOwn: inout Bool) throws {
+        let now = wallClockNanoseconds()
+        var entries: [StreamEntry] = []
+        if recoverOwn {
+            entries = try bus.read(processor.inputStreams, count: settings.batchSize, blockMs: nil, history: true)
+            if entries.isEmpty {
+                recoverOwn = false
+            } else {
+                try bus.fillDeliveryCounts(&entries)
+            }
+        }
+        if entries.isEmpty, now - stats.lastClaimNs >= claimIntervalNs {
+            stats.lastClaimNs = now
+            for stream in processor.inputStreams where entries.count < settings.batchSize {
+                entries += try bus.claim(stream, minIdleMs: settings.claimIdleMs, count: settings.batchSize - entries.count)
+            }
+            if !entries.isEmpty {
+                logger.notice("took over entries idle on other consumers", metadata: ["count": .stringConvertible(entries.count)])
+            }
+        }
+        if entries.isEmpty {
+            entries = try bus.read(processor.inputStreams, count: settings.batchSize, blockMs: settings.blockMs)
+        }
+        if !entries.isEmpty { try process(entries) }
+        if wallClockNanoseconds() - stats.lastHeartbeatNs >= heartbeatIntervalNs { try heartbeat() }
+    }
+
+    private var claimIntervalNs: Int64 { Int64(max(100, min(1000, settings.claimIdleMs / 2))) * 1_000_000 }
+    private var heartbeatIntervalNs: Int64 {
+        let c = settings.heartbeatInterval.components
+        return c.seconds * 1_000_000_000 + c.attoseconds / 1_000_000_000
+    }
+
+    private func process(_ all: [StreamEntry]) throws {
+        let readNs = wallClockNanoseconds()
+        let context = BatchContext(bus: bus, instance: instance, readNs: readNs, logger: logger)
+        // Entries delivered too often, or gone from the stream, are dead-lettered here, once
+        // for every stage; the dead letter stream itself is only ever recorded, never re-lettered.
+        var poison: [DeadLetter] = []
+        var batch: [StreamEntry] = []
+        batch.reserveCapacity(all.count)
+        for var e in all {
+            e.deliveries = max(e.deliveries, (localAttempts[e.id] ?? 0) + 1)
+            if e.stream != Streams.deadLetter && e.deliveries > settings.maxDeliveries {
+                poison.append(DeadLetter(entry: e, reason: "delivered \(e.deliveries) times (ARK_MAX_DELIVERIES=\(settings.maxDeliveries)) without being processed"))
+            } else if e.stream != Streams.deadLetter && e.payload == nil && e.fieldNames.isEmpty {
+                poison.append(DeadLetter(entry: e, reason: "entry was removed from \(e.stream) before it was processed"))
+            } else {
+                batch.append(e)
+            }
+        }
+        if !poison.isEmpty {
+            try bus.commit(outputs: [], deadLetters: poison, acks: poison.map(\.entry))
+            for p in poison { localAttempts[p.entry.id] = nil }
+            stats.failed += poison.count
+            logger.error("dead-lettered entries", metadata: ["count": .stringConvertible(poison.count), "reason": .string(poison[0].reason)])
+        }
+        guard !batch.isEmpty else { return }
+        let result: BatchResult
+        do {
+            result = try processor.handle(batch, context: context)
+        } catch {
+            for e in batch { localAttempts[e.id, default: 0] += 1 }
+            if localAttempts.count > 100_000 { localAttempts.removeAll() }
+            throw error
+        }
+        for e in batch where localAttempts[e.id] != nil { localAttempts[e.id] = nil }
+        let doneNs = wallClockNanoseconds()
+        stats.processed += result.processed
+        stats.failed += result.failed
+        stats.batches += 1
+        let perEntryUs = Double(doneNs - readNs) / 1000
+        stats.window.record(micros: perEntryUs)
+    }
+
+    private func heartbeat() throws {
+        let now = wallClockNanoseconds()
+        stats.lastHeartbeatNs = now
+        var pending = 0
+        for s in processor.inputStreams { pending += try bus.pendingCount(s) }
+        var w = JSONWriter(capacity: 256)
+        w.beginObject()
+        w.key("instance"); w.string(instance)
+        w.key("stage"); w.string(stage.rawValue)
+        w.key("host"); w.string(ProcessInfo.processInfo.hostName)
+        w.key("pid"); w.int(Int64(getpid()))
+        w.key("processed"); w.int(Int64(stats.processed))
+        w.key("failed"); w.int(Int64(stats.failed))
+        w.key("pending"); w.int(Int64(pending))
+        w.key("p50_ms"); w.double((stats.window.quantile(0.5) ?? 0) / 1000)
+        w.key("p95_ms"); w.double((stats.window.quantile(0.95) ?? 0) / 1000)
+        w.key("ts_ns"); w.int(now)
+        w.endObject()
+        stats.window = LogHistogram()
+        let reply = try connection.command(["HSET", .text(Streams.heartbeats), .text(instance), .bytes(w.bytes)])
+        if case .error(let e) = reply { throw RedisError.server(e) }
+        let context = BatchContext(bus: bus, instance: instance, readNs: now, logger: logger)
+        try processor.tick(context: context)
+    }
+}

@@ -1,0 +1,213 @@
+import ARKBus
+import ARKCore
+import ARKState
+import Foundation
+import Graveyard
+
+public struct SyntheticOptions: Sendable {
+    public var duration: Double
+    public var rate: Double
+    public var redisURL: RedisURL
+    public var statePath: String
+    public var graveyardDir: String
+    /// A pass not recorded this long after it was sent counts as lost.
+    public var passTimeoutMs: Double
+    public var sloP95LatencyMs: Double
+    public var debug: Bool
+    public var seed: UInt64
+    public var violationEvery: Int
+    public var streamMaxLen: Int
+
+    public init(duration: Double, rate: Double, redisURL: RedisURL, statePath: String, graveyardDir: String, passTimeoutMs: Double = 5000, sloP95LatencyMs: Double = 400, debug: Bool = false, seed: UInt64 = UInt64(wallClockNanoseconds()), violationEvery: Int = 60, streamMaxLen: Int = 1_000_000) {
+        self.duration = duration
+        self.rate = rate
+        self.redisURL = redisURL
+        self.statePath = statePath
+        self.graveyardDir = graveyardDir
+        self.passTimeoutMs = passTimeoutMs
+        self.sloP95LatencyMs = sloP95LatencyMs
+        self.debug = debug
+        self.seed = seed
+        self.violationEvery = violationEvery
+        self.streamMaxLen = streamMaxLen
+    }
+}
+
+/// What a synthetic run proved.
+public struct SyntheticReport: Sendable {
+    public var sent = 0
+    public var completed = 0
+    public var approved = 0
+    public var violationsInjected = 0
+    public var violationsDenied = 0
+    /// Compliant signals denied because the book reached a portfolio limit (not a failure).
+    public var portfolioLimited = 0
+    public var failures: [String] = []
+    public var lost = 0
+    public var latenciesMs: [Double] = []
+    public var elapsedSeconds = 0.0
+    public var rate = 0.0
+    public var sloP95LatencyMs = 400.0
+
+    public func percentile(_ q: Double) -> Double {
+        guard !latenciesMs.isEmpty else { return 0 }
+        let sorted = latenciesMs.sorted()
+        let rank = max(0, min(sorted.count - 1, Int((q * Double(sorted.count)).rounded(.up)) - 1))
+        return sorted[rank]
+    }
+
+    public var throughputHz: Double { elapsedSeconds > 0 ? Double(completed) / elapsedSeconds : 0 }
+
+    /// Every criterion of the original system's validation loop.
+    public var checks: [(name: String, ok: Bool)] {
+        [
+            ("Throughput ≥ \(rate) Hz (sent " + String(format: "%.2f", Double(sent) / max(elapsedSeconds, 1e-9)) + " Hz)", sent > 0 && Double(sent) >= 0.95 * rate * max(elapsedSeconds - 1, 0)),
+            ("Zero errors (\(failures.count) failed, \(lost) lost)", failures.isEmpty && lost == 0),
+            ("p95 latency ≤ \(sloP95LatencyMs) ms (\(String(format: "%.2f", percentile(0.95))) ms)", completed > 0 && percentile(0.95) <= sloP95LatencyMs),
+            ("Violations correctly denied (\(violationsDenied)/\(violationsInjected))", violationsDenied == violationsInjected),
+            ("Trace continuity Kyle→Aletheia (\(completed)/\(sent) complete)", completed == sent),
+        ]
+    }
+
+    public var passed: Bool { checks.allSatisfy(\.ok) }
+
+    public var summary: String {
+        var lines = [
+            "Synthetic validation: \(sent) signals in \(String(format: "%.1f", elapsedSeconds)) s",
+            "  completed \(completed), approved \(approved), portfolio-limited \(portfolioLimited), violations denied \(violationsDenied)/\(violationsInjected), lost \(lost)",
+            String(format: "  latency ms: p50 %.2f  p95 %.2f  p99 %.2f  max %.2f", percentile(0.5), percentile(0.95), percentile(0.99), latenciesMs.max() ?? 0),
+        ]
+        for c in checks { lines.append("  \(c.ok ? "✓" : "✗") \(c.name)") }
+        for f in failures.prefix(20) { lines.append("  failure: \(f)") }
+        if failures.count > 20 { lines.append("  … and \(failures.count - 20) more failures") }
+        lines.append(passed ? "Synthetic validation PASSED ✓" : "Synthetic validation FAILED ✗")
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// Judges one recorded pass against what its signal was built to do.
+public func judge(_ pass: StoredPass, expectation: Expectation, portfolioRules: Set<String>) -> Result<String, SyntheticFailure> {
+    guard pass.continuityOK else { return .failure(SyntheticFailure("\(pass.traceID): broken trace: \(pass.reasons.joined(separator: "; "))")) }
+    switch (expectation, pass.verdict) {
+    case (.violation(let rule), .denied):
+        return pass.violatedRules.contains(rule)
+            ? .success("violation denied")
+            : .failure(SyntheticFailure("\(pass.traceID): denied, but not for \(rule): \(pass.reasons.joined(separator: "; "))"))
+    case (.violation(let rule), let v):
+        return .failure(SyntheticFailure("\(pass.traceID): injected \(rule) violation ended \(v.rawValue)"))
+    case (.compliant, .approved):
+        return .success("approved")
+    case (.compliant, .denied):
+        let rules = Set(pass.violatedRules)
+        return !rules.isEmpty && rules.isSubset(of: portfolioRules)
+            ? .success("portfolio limit")
+            : .failure(SyntheticFailure("\(pass.traceID): false denial of a compliant signal: \(pass.reasons.joined(separator: "; "))"))
+    case (.compliant, let v):
+        return .failure(SyntheticFailure("\(pass.traceID): compliant signal ended \(v.rawValue): \(pass.reasons.joined(separator: "; "))"))
+    }
+}
+
+public struct SyntheticFailure: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// The 1 Hz (or faster) validation loop: sends synthetic signals into `ark:kyle` at a steady
+/// rate, then proves each one end to end from the state store: it completed, its trace is
+/// continuous, violations were denied and compliant signals approved.
+public actor SyntheticLoop {
+    private nonisolated let executor = ThreadExecutor(name: "ark-synthetic")
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
+    let options: SyntheticOptions
+
+    public init(options: SyntheticOptions) {
+        self.options = options
+    }
+
+    public func run(progress: @Sendable (String) -> Void) async throws -> SyntheticReport {
+        defer { executor.shutdown() }
+        let portfolioRules: Set<String>
+        switch Graveyard.check(directory: options.graveyardDir) {
+        case .intact(let rules): portfolioRules = Set(rules.specs.filter { $0.category == "portfolio" }.map(\.id))
+        case let other: throw SyntheticFailure("cannot judge passes: the Graveyard is not intact: \(other.problem ?? "")")
+        }
+        let connection = RedisConnection(url: options.redisURL)
+        try connection.connect()
+        defer { connection.close() }
+        let store = try StateStore(path: options.statePath)
+
+        var report = SyntheticReport()
+        report.rate = options.rate
+        report.sloP95LatencyMs = options.sloP95LatencyMs
+        let runID = String(UInt64(wallClockNanoseconds()) % 1_000_000_000, radix: 36)
+        var signals = SyntheticSignals(runID: runID, seed: options.seed, violationEvery: options.violationEvery)
+        let total = max(1, Int((options.duration * options.rate).rounded()))
+        var outstanding: [String: (Expectation, Int64)] = [:]
+        let start = monotonicNanoseconds()
+        var lastPoll: Int64 = 0
+        var lastProgress: Int64 = 0
+        let timeoutNs = Int64(options.passTimeoutMs * 1e6)
+        let drainDeadline = { (sendEnd: Int64) in sendEnd + timeoutNs + 2_000_000_000 }
+        var sendEnd: Int64?
+
+        while true {
+            let now = monotonicNanoseconds()
+            if report.sent < total {
+                let due = min(total, Int(Double(now - start) / 1e9 * options.rate) + 1)
+                if due > report.sent {
+                    var cmds: [[RedisArg]] = []
+                    while report.sent < due && cmds.count < 1000 {
+                        report.sent += 1
+                        let wall = wallClockNanoseconds()
+                        let (event, expectation) = signals.make(report.sent, nowNs: wall)
+                        if case .violation = expectation { report.violationsInjected += 1 }
+                        outstanding[event.traceID] = (expectation, wall)
+                        cmds.append(["XADD", .text(Stage.kyle.inputStream), "MAXLEN", "~", .int(options.streamMaxLen), "*", "event", .bytes(EventCodec.encode(event))])
+                        if options.debug { progress("sent \(event.traceID) \(event.symbol) \(event.action ?? "") \(event.price)\(event.injectedViolation.map { " injected=\($0)" } ?? "")") }
+                    }
+                    for r in try connection.pipeline(cmds) {
+                        if case .error(let e) = r { throw SyntheticFailure("XADD to \(Stage.kyle.inputStream) failed: \(e)") }
+                    }
+                }
+            } else if sendEnd == nil {
+                sendEnd = now
+            }
+            if now - lastPoll >= 200_000_000 || report.sent == total {
+                lastPoll = now
+                let found = try store.passes(traceIDs: Array(outstanding.keys))
+                for (traceID, pass) in found {
+                    guard let (expectation, _) = outstanding.removeValue(forKey: traceID) else { continue }
+                    report.completed += 1
+                    report.latenciesMs.append(pass.latencyMs)
+                    switch judge(pass, expectation: expectation, portfolioRules: portfolioRules) {
+                    case .success(let kind):
+                        switch kind {
+                        case "approved": report.approved += 1
+                        case "portfolio limit": report.portfolioLimited += 1
+                        default: report.violationsDenied += 1
+                        }
+                        if options.debug { progress("\(traceID): \(pass.verdict.rawValue) in \(String(format: "%.2f", pass.latencyMs)) ms (\(kind))") }
+                    case .failure(let f):
+                        report.failures.append(f.description)
+                        if options.debug { progress("FAIL \(f.description)") }
+                    }
+                }
+            }
+            if now - lastProgress >= 1_000_000_000 && !options.debug {
+                lastProgress = now
+                progress(String(format: "[%5.1fs] sent %d/%d  completed %d  outstanding %d  failures %d", Double(now - start) / 1e9, report.sent, total, report.completed, outstanding.count, report.failures.count))
+            }
+            if report.sent == total && outstanding.isEmpty { break }
+            if let end = sendEnd, now > drainDeadline(end) { break }
+            let nextDue = start + Int64(Double(report.sent) / options.rate * 1e9)
+            let wait = report.sent < total ? max(500_000, min(50_000_000, nextDue - monotonicNanoseconds())) : 50_000_000
+            try await Task.sleep(for: .nanoseconds(wait))
+        }
+        report.elapsedSeconds = Double(monotonicNanoseconds() - start) / 1e9
+        report.lost = outstanding.count
+        for (traceID, _) in outstanding.sorted(by: { $0.value.1 < $1.value.1 }).prefix(5) {
+            report.failures.append("\(traceID): not recorded within \(Int(options.passTimeoutMs)) ms (lost or stuck)")
+        }
+        return report
+    }
+}

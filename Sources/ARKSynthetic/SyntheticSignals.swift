@@ -1,0 +1,76 @@
+import ARKCore
+
+/// A small fast deterministic generator, so a synthetic run can be replayed from its seed.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// What a synthetic signal should lead to.
+public enum Expectation: Sendable, Equatable {
+    /// A compliant proposal: approved, or denied only by a portfolio limit.
+    case compliant
+    /// Built to break this Graveyard rule: must be denied, naming it.
+    case violation(rule: String)
+}
+
+/// Makes the synthetic loop's signals: compliant trades on a few symbols whose prices walk
+/// randomly, alternating buy and sell per symbol so the book does not fill up, and every
+/// `violationEvery`-th signal built to break one rule, cycling through the rules.
+public struct SyntheticSignals: Sendable {
+    public static let symbols = ["AAPL", "MSFT", "NVDA", "SPY"]
+    public static let injectedViolations: [(rule: String, apply: @Sendable (inout Event) -> Void)] = [
+        ("max_leverage", { $0.leverage = 5 }),
+        ("max_position_size", { $0.positionSizePct = 0.5 }),
+        ("stop_loss_required", { $0.stopLoss = nil }),
+        ("manipulative_intent", { $0.intent = "spoofing the order book" }),
+        ("blocked_symbols", { $0.symbol = "BLOCKED" }),
+        ("graveyard_immutable", { $0.action = "modify_graveyard" }),
+    ]
+
+    public let runID: String
+    public var violationEvery: Int
+    var rng: SplitMix64
+    var prices: [String: Double] = [:]
+    var sides: [String: Int] = [:]
+    var violationsMade = 0
+
+    public init(runID: String, seed: UInt64, violationEvery: Int = 60) {
+        self.runID = runID
+        self.rng = SplitMix64(seed: seed)
+        self.violationEvery = violationEvery
+    }
+
+    /// The `index`-th signal (1-based): its trace id, the event and what it should lead to.
+    public mutating func make(_ index: Int, nowNs: Int64) -> (event: Event, expectation: Expectation) {
+        let symbol = Self.symbols[index % Self.symbols.count]
+        var price = prices[symbol] ?? Double(100 + 50 * (index % Self.symbols.count))
+        price *= 1 + Double.random(in: -0.002...0.002, using: &rng)
+        price = (price * 100).rounded() / 100
+        prices[symbol] = price
+        let side = sides[symbol, default: 0]
+        sides[symbol] = side + 1
+        let buy = side % 2 == 0
+        let traceID = "syn-\(runID)-\(index)"
+        var e = Event(
+            traceID: traceID, id: traceID, symbol: symbol, price: price, volume: Double(100 + index % 900),
+            ts: Double(nowNs) / 1e9, source: "synthetic", t0Ns: nowNs, action: buy ? "buy" : "sell",
+            positionSizePct: 0.02, leverage: 1.0, stopLoss: ((buy ? price * 0.98 : price * 1.02) * 100).rounded() / 100,
+            riskRewardRatio: 2.0)
+        guard violationEvery > 0, index % violationEvery == 0 else { return (e, .compliant) }
+        let v = Self.injectedViolations[violationsMade % Self.injectedViolations.count]
+        violationsMade += 1
+        v.apply(&e)
+        e.injectedViolation = v.rule
+        // A violating signal must not move the compliant alternation of its symbol.
+        sides[symbol] = side
+        return (e, .violation(rule: v.rule))
+    }
+}

@@ -1,0 +1,56 @@
+import ARKCore
+import ArgumentParser
+import Foundation
+import Logging
+
+@main
+struct ARK: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ark",
+        abstract: "ARK: market signals in, trusted trading decisions out (Kyle → Joey → HRM → Kenny → Aletheia).",
+        discussion: """
+            Settings come from the environment (see .env.production.template); --local keeps the
+            state under ./.ark/. Examples:
+              ark run --local                       all five stages in one process
+              ark agent HRM                         one stage; start several to share its work
+              ark synthetic-loop --duration 60      prove the pipeline end to end at 1 Hz
+              ark trace syn-abc-42                  one pass, hop by hop
+              ark verify-audit                      re-walk the audit hash chain
+            """,
+        subcommands: [RunCommand.self, AgentCommand.self, SyntheticLoopCommand.self, TraceCommand.self, VerifyAuditCommand.self]
+    )
+}
+
+/// Options every command that touches ARK's state shares.
+struct CommonOptions: ParsableArguments {
+    @Flag(help: "Use the local layout: state, backups and logs under ./.ark/, rules from ./graveyard.")
+    var local = false
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = ProcessInfo.processInfo.environment["ARK_LOG_LEVEL"] ?? "info"
+
+    func config() throws -> ARKConfig {
+        let base = local ? ARKConfig.localDefaults(root: FileManager.default.currentDirectoryPath) : ARKConfig()
+        do {
+            return try ARKConfig.load(environment: ProcessInfo.processInfo.environment, base: base)
+        } catch {
+            FileHandle.standardError.write(Data((error.description + "\n").utf8))
+            throw ExitCode(78)
+        }
+    }
+
+    func bootstrapLogging() {
+        let level = Logger.Level(rawValue: logLevel.lowercased()) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+    }
+}
+
+/// Prints a message to standard error and exits with `code`.
+func fail(_ message: String, code: Int32 = 1) -> ExitCode {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+    return ExitCode(code)
+}

@@ -1,0 +1,91 @@
+import ARKAgents
+import ARKCore
+import ARKState
+import ArgumentParser
+import Foundation
+import Graveyard
+import Logging
+import ServiceLifecycle
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run all five stages in one process until SIGTERM or SIGINT.",
+        discussion: """
+            Each stage is its own actor on its own thread with its own Redis connection and
+            consumer (<stage>-<host>-<pid>). On SIGTERM each finishes and commits its batch.
+            Examples:
+              REDIS_URL=redis://127.0.0.1:6379/0 ark run --local
+              ARK_STATE_DB=/var/lib/ark/ark_state.db ark run
+            """)
+
+    @OptionGroup var common: CommonOptions
+
+    func run() async throws {
+        common.bootstrapLogging()
+        let config = try common.config()
+        try await runStages(Stage.allCases, config: config)
+    }
+}
+
+struct AgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agent",
+        abstract: "Run one stage (Kyle, Joey, HRM, Kenny or Aletheia) in this process.",
+        discussion: """
+            Several processes of one stage share its consumer group: each entry goes to one of
+            them, and entries left pending by a dead one are taken over after ARK_CLAIM_IDLE_MS.
+            Examples:
+              ark agent Kyle
+              ark agent hrm --local
+              ARK_BATCH_SIZE=512 ark agent Aletheia
+            """)
+
+    @Argument(help: "The stage: Kyle, Joey, HRM, Kenny or Aletheia (any case).")
+    var name: String
+
+    @OptionGroup var common: CommonOptions
+
+    func validate() throws {
+        guard Stage(name: name) != nil else {
+            throw ValidationError("unknown stage '\(name)': use one of \(Stage.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+    }
+
+    func run() async throws {
+        common.bootstrapLogging()
+        let config = try common.config()
+        try await runStages([Stage(name: name)!], config: config)
+    }
+}
+
+func runStages(_ stages: [Stage], config: ARKConfig) async throws {
+    let logger = Logger(label: "ark")
+    let settings: AgentSettings
+    do {
+        settings = try AgentSettings(config: config)
+    } catch {
+        throw fail("REDIS_URL: \(error). Fix: use redis://[:password@]host:port/db or unix:///path/redis.sock", code: 78)
+    }
+    if stages.contains(.hrm) {
+        let integrity = Graveyard.check(directory: config.graveyardDir)
+        if let problem = integrity.problem {
+            logger.critical("Graveyard check failed: HRM will deny every proposal until it is fixed", metadata: ["problem": .string(problem)])
+        }
+    }
+    var services: [any Service] = []
+    for stage in stages {
+        let processor: any StageProcessor
+        do {
+            processor = try makeProcessor(stage, config: config)
+        } catch {
+            throw fail("cannot start \(stage.rawValue): \(error)", code: 78)
+        }
+        services.append(AgentService(agent: StageAgent(processor: processor, settings: settings)))
+    }
+    let group = ServiceGroup(configuration: .init(
+        services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
+        gracefulShutdownSignals: [.sigterm, .sigint],
+        logger: logger))
+    try await group.run()
+}

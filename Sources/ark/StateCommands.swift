@@ -1,0 +1,89 @@
+import ARKCore
+import ARKState
+import ArgumentParser
+import Foundation
+
+struct TraceCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "trace",
+        abstract: "Show one pass: verdict, reasons, every hop with its time, decision and execution.",
+        discussion: """
+            Examples:
+              ark trace syn-k2x9-60
+              ark trace ark-1732330000123-0 --json
+            """)
+
+    @Argument(help: "The trace id.")
+    var traceID: String
+
+    @Flag(help: "Print the audited record as JSON.")
+    var json = false
+
+    @OptionGroup var common: CommonOptions
+
+    func run() async throws {
+        let config = try common.config()
+        let store: StateStore
+        do {
+            store = try StateStore(path: config.stateDB, readOnly: true)
+        } catch {
+            throw fail("cannot open the state store: \(error)")
+        }
+        guard let pass = try store.pass(traceID: traceID) else {
+            throw fail("trace \(traceID) is not in \(config.stateDB): still in flight, or unknown")
+        }
+        if json {
+            print(pass.record)
+            return
+        }
+        print("trace \(pass.traceID)  #\(pass.seq)  \(pass.verdict.rawValue.uppercased())  \(String(format: "%.3f", pass.latencyMs)) ms  continuity \(pass.continuityOK ? "ok" : "BROKEN")")
+        for r in pass.reasons { print("  reason: \(r)") }
+        guard let record = try? JSONSerialization.jsonObject(with: Data(pass.record.utf8)) as? [String: Any],
+              let event = record["event"] as? [String: Any] else { return }
+        let t0 = (event["t0_ns"] as? NSNumber)?.int64Value ?? 0
+        print("  signal: \(event["symbol"] ?? "-") price \(event["price"] ?? "-") action \(event["action"] ?? "-") size \(event["position_size_pct"] ?? "-") leverage \(event["leverage"] ?? "-") stop \(event["stop_loss"] ?? "-")")
+        for hop in event["hops"] as? [[String: Any]] ?? [] {
+            let inNs = (hop["in_ns"] as? NSNumber)?.int64Value ?? 0
+            let outNs = (hop["out_ns"] as? NSNumber)?.int64Value ?? 0
+            let stage = (hop["stage"] as? String ?? "?").padding(toLength: 9, withPad: " ", startingAt: 0)
+            let instance = hop["instance"] as? String ?? "?"
+            print("  \(stage) \(instance)  " + String(format: "in +%.3f ms  out +%.3f ms", Double(inNs - t0) / 1e6, Double(outNs - t0) / 1e6))
+        }
+        if let d = event["decision"] as? [String: Any] {
+            print("  decision: approved=\(d["approved"] ?? "?") rules_checked=\(d["rules_checked"] ?? "?") compliance=\(d["compliance_score"] ?? "?") policy \(d["policy_hash"] ?? "?")")
+        }
+        if let x = event["execution"] as? [String: Any] {
+            print("  execution: \(x["status"] ?? "?") \(x["side"] ?? "") \(x["quantity"] ?? "") @ \(x["price"] ?? "") order \(x["order_id"] ?? "-")")
+        }
+        print("  audit hash \(pass.hash)")
+    }
+}
+
+struct VerifyAuditCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify-audit",
+        abstract: "Re-walk the audit hash chain and report the first broken link (exit 1 if any).",
+        discussion: """
+            Examples:
+              ark verify-audit
+              ARK_STATE_DB=/var/backups/ark/ark_state_backup_2026-11-23T10:00:00Z.db ark verify-audit
+            """)
+
+    @OptionGroup var common: CommonOptions
+
+    func run() async throws {
+        let config = try common.config()
+        let store: StateStore
+        do {
+            store = try StateStore(path: config.stateDB, readOnly: true)
+        } catch {
+            throw fail("cannot open the state store: \(error)")
+        }
+        let report = try store.verifyAudit { n in print("  checked \(n) records…") }
+        if let broken = report.firstBroken {
+            print("Audit chain BROKEN at record #\(broken.seq) (trace \(broken.traceID)) after \(report.checked) good records: \(broken.problem)")
+            throw ExitCode(1)
+        }
+        print("Audit chain intact: \(report.checked) records verified ✓")
+    }
+}

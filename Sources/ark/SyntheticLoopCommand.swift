@@ -1,0 +1,75 @@
+import ARKCore
+import ARKSynthetic
+import ArgumentParser
+import Foundation
+
+struct SyntheticLoopCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "synthetic-loop",
+        abstract: "Send synthetic signals at a steady rate and prove each pass end to end.",
+        discussion: """
+            Every 60th signal is built to break one Graveyard rule. Each pass is checked in the
+            state store: it completed, its trace is continuous, violations were denied and
+            compliant signals approved (or denied only by a portfolio limit). Exits 1 on any
+            failure. Examples:
+              ark synthetic-loop --duration 300
+              ark synthetic-loop --duration 60 --rate 10 --redis-url redis://127.0.0.1:6379/0 --debug
+            """)
+
+    @Option(help: "Seconds to send for.")
+    var duration: Double = 300
+
+    @Option(help: "Signals per second.")
+    var rate: Double = 1
+
+    @Option(help: "Redis to send to (default: REDIS_URL).")
+    var redisURL: String?
+
+    @Option(help: "Inject a rule violation every N signals (0: never).")
+    var violationEvery: Int = 60
+
+    @Option(help: "Seed for the signal generator (default: the clock), to replay a run.")
+    var seed: UInt64?
+
+    @Flag(help: "Print every signal sent and every pass judged.")
+    var debug = false
+
+    @OptionGroup var common: CommonOptions
+
+    func validate() throws {
+        guard duration > 0 else { throw ValidationError("--duration must be > 0 seconds") }
+        guard rate > 0, rate <= 100_000 else { throw ValidationError("--rate must be in (0, 100000] signals per second") }
+    }
+
+    func run() async throws {
+        common.bootstrapLogging()
+        let config = try common.config()
+        let url: RedisURL
+        do {
+            url = try RedisURL(parsing: redisURL ?? config.redisURL)
+        } catch {
+            throw fail("--redis-url: \(error)", code: 64)
+        }
+        let options = SyntheticOptions(
+            duration: duration, rate: rate, redisURL: url, statePath: config.stateDB, graveyardDir: config.graveyardDir,
+            passTimeoutMs: config.passTimeoutMs, sloP95LatencyMs: config.sloP95LatencyMs, debug: debug,
+            seed: seed ?? UInt64(wallClockNanoseconds()), violationEvery: violationEvery, streamMaxLen: config.streamMaxLen)
+        print("Synthetic loop: \(rate) Hz for \(duration) s into \(url), judging from \(config.stateDB)")
+        let interactive = isatty(STDOUT_FILENO) == 1
+        let report: SyntheticReport
+        do {
+            report = try await SyntheticLoop(options: options).run { line in
+                if interactive && !line.hasPrefix("sent") && line.hasPrefix("[") {
+                    FileHandle.standardOutput.write(Data(("\r" + line).utf8))
+                } else {
+                    print(line)
+                }
+            }
+        } catch {
+            throw fail("synthetic loop could not run: \(error)")
+        }
+        if interactive { print("") }
+        print(report.summary)
+        if !report.passed { throw ExitCode(1) }
+    }
+}

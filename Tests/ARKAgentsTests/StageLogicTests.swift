@@ -1,0 +1,116 @@
+import ARKAgents
+import ARKCore
+import Testing
+
+func event(_ symbol: String = "AAPL", price: Double, action: String?, size: Double = 0.05, stop: Double? = nil, rr: Double = 2, approved: Bool = true) -> Event {
+    var e = Event(traceID: "t-\(price)", id: "s", symbol: symbol, price: price, volume: 1, ts: 0, source: "test", t0Ns: 0,
+                  action: action, positionSizePct: size, leverage: 1, stopLoss: stop ?? (action == "sell" ? price * 1.02 : price * 0.98), riskRewardRatio: rr)
+    e.decision = Decision(approved: approved, violations: [], warnings: [], rulesChecked: 11, complianceScore: 1, policyHash: "h", evalNs: 1)
+    return e
+}
+
+@Suite struct PaperBookTests {
+    @Test func buyThenSellClosesWithRealisedPnl() {
+        var book = PaperBook(equity: 100_000, day: "2026-11-23")
+        let fill = book.execute(event(price: 100, action: "buy"), orderID: "o1")
+        #expect(fill.status == .filled && fill.quantity == 50 && fill.notional == 5_000 && fill.positionAfter == 50)
+        #expect(book.positions.count == 1)
+        let close = book.execute(event(price: 101, action: "sell", size: 0.0505), orderID: "o2")
+        #expect(close.status == .filled)
+        #expect(book.positions.isEmpty, "\(book.positions)")
+        #expect(abs(book.dailyPnl - 50) < 1e-6 && abs(book.equity - 100_050) < 1e-6)
+    }
+
+    @Test func stopLossAndTakeProfitClosePositions() {
+        var book = PaperBook(equity: 100_000, day: "d")
+        _ = book.execute(event(price: 100, action: "buy", stop: 98, rr: 2), orderID: "o1")  // target 104
+        #expect(book.mark("AAPL", price: 99) == 0 && book.positions.count == 1)
+        let loss = book.mark("AAPL", price: 97.5)
+        #expect(loss == -125 && book.positions.isEmpty && book.dailyPnl == -125)
+        _ = book.execute(event(price: 100, action: "sell", stop: 102, rr: 2), orderID: "o2")  // short, target 96
+        let shortQuantity = 0.05 * 99_875 / 100  // sized on equity after the loss
+        let gain = book.mark("AAPL", price: 95)
+        #expect(abs(gain - shortQuantity * 5) < 1e-9 && book.positions.isEmpty)
+    }
+
+    @Test func deniedAndHoldMakeNoOrder() {
+        var book = PaperBook(equity: 100_000, day: "d")
+        #expect(book.execute(event(price: 100, action: "buy", approved: false), orderID: "o").status == .none)
+        #expect(book.execute(event(price: 100, action: "hold"), orderID: "o").status == .none)
+        #expect(book.positions.isEmpty)
+    }
+
+    @Test func addingToAPositionAveragesThePrice() {
+        var book = PaperBook(equity: 100_000, day: "d")
+        _ = book.execute(event(price: 100, action: "buy", size: 0.01), orderID: "o1")
+        _ = book.execute(event(price: 102, action: "buy", size: 0.0102), orderID: "o2")
+        let p = book.positions["AAPL"]!
+        #expect(abs(p.quantity - 20) < 1e-9 && abs(p.averagePrice - 101) < 1e-9)
+        #expect(book.publishedFields.contains { $0.0 == "pos:AAPL" })
+    }
+
+    @Test func dailyPnlResetsOnANewDay() {
+        var book = PaperBook(equity: 100_000, day: "2026-11-22")
+        book.dailyPnl = -3_000
+        book.roll(to: "2026-11-23")
+        #expect(book.dailyPnl == 0 && book.day == "2026-11-23")
+        #expect(PaperBook.utcDay(0) == "1970-01-01")
+    }
+}
+
+@Suite struct JoeyTests {
+    @Test func keepsProducerFieldsAndNeverInventsAStop() {
+        var joey = JoeyScorer()
+        var e = Event(traceID: "t", id: "i", symbol: "X", price: 10, volume: 1, ts: 0, source: "s", t0Ns: 0, positionSizePct: 0.07, leverage: 1.5)
+        joey.propose(&e)
+        #expect(e.positionSizePct == 0.07 && e.leverage == 1.5 && e.stopLoss == nil && e.riskRewardRatio == 2 && e.action == "hold")
+        var withStop = Event(traceID: "t", id: "i", symbol: "X", price: 10, volume: 1, ts: 0, source: "s", t0Ns: 0, stopLoss: 11)
+        joey.propose(&withStop)
+        #expect(withStop.action == "sell" && withStop.positionSizePct! >= 0.02 && withStop.positionSizePct! <= 0.05)
+    }
+
+    @Test func momentumDrivesTheActionWithoutAStop() {
+        var joey = JoeyScorer()
+        for p in [100.0, 100.5, 99.5, 100.2, 99.8, 100.1] { _ = joey.score(symbol: "X", price: p) }
+        var up = Event(traceID: "t", id: "i", symbol: "X", price: 110, volume: 1, ts: 0, source: "s", t0Ns: 0)
+        joey.propose(&up)
+        #expect(up.action == "buy" && up.positionSizePct! > 0.02)
+    }
+}
+
+@Suite struct ContinuityTests {
+    func hops(_ stages: [Stage], times: [(Int64, Int64)]? = nil) -> [Hop] {
+        stages.enumerated().map { i, s in
+            let t = times?[i] ?? (Int64(i * 10), Int64(i * 10 + 5))
+            return Hop(stage: s, instance: "x", inNs: t.0, outNs: t.1)
+        }
+    }
+
+    @Test func aCompleteTraceIsContinuous() {
+        var e = event(price: 1, action: "buy")
+        e.execution = Execution(status: .none)
+        e.hops = hops([.kyle, .joey, .hrm, .kenny])
+        #expect(continuityProblems(e).isEmpty)
+    }
+
+    @Test func missingOutOfOrderAndBackwardsHopsAreNamed() {
+        var e = event(price: 1, action: "buy")
+        e.execution = Execution(status: .none)
+        e.hops = hops([.kyle, .hrm, .kenny])
+        #expect(continuityProblems(e).contains("missing hops: Joey"))
+        e.hops = hops([.kyle, .hrm, .joey, .kenny])
+        #expect(continuityProblems(e).contains { $0.contains("expected Kyle→Joey→HRM→Kenny") })
+        e.hops = hops([.kyle, .joey, .hrm, .kenny], times: [(0, 5), (10, 15), (12, 20), (30, 35)])
+        #expect(continuityProblems(e) == ["HRM took the entry in before the previous stage put it out"])
+        e.hops = hops([.kyle, .joey, .hrm, .kenny])
+        e.decision = nil
+        #expect(continuityProblems(e) == ["no decision from HRM"])
+    }
+
+    @Test func aRejectionOnlyNeedsKyle() {
+        var e = Event(traceID: "t", id: "t", symbol: "", price: 0, volume: 0, ts: 0, source: "s", t0Ns: 0)
+        e.rejection = Rejection(reasons: ["price: missing"], rawBase64: "", rawBytes: 0)
+        e.hops = hops([.kyle])
+        #expect(continuityProblems(e).isEmpty)
+    }
+}

@@ -1,0 +1,121 @@
+import ARKCore
+import ARKTestSupport
+import Foundation
+import Testing
+
+@Suite struct SHA256Tests {
+    @Test(arguments: [
+        ("", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+        ("abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+        ("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"),
+    ])
+    func nistVectors(input: String, digest: String) {
+        #expect(SHA256.hexDigest(Array(input.utf8)) == digest)
+    }
+
+    @Test func millionAsAndIncrementalUpdates() {
+        let a = [UInt8](repeating: UInt8(ascii: "a"), count: 1_000_000)
+        #expect(SHA256.hexDigest(a) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+        var h = SHA256()
+        var i = 0
+        var step = 1
+        while i < a.count {
+            let end = min(a.count, i + step)
+            h.update(Array(a[i..<end]))
+            i = end
+            step = step * 3 % 1000 + 1
+        }
+        #expect(SHA256.hex(h.finalize()) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    }
+
+    @Test func agreesWithSha256sumOnTheRuleFile() throws {
+        let path = Repo.graveyard + "/ethics_rules.json"
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
+        p.arguments = [path]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        p.waitUntilExit()
+        let expected = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).prefix(64)
+        let bytes = [UInt8](FileManager.default.contents(atPath: path)!)
+        #expect(SHA256.hexDigest(bytes) == String(expected))
+    }
+}
+
+@Suite struct LogHistogramTests {
+    @Test func quantilesWithinHalfAPercent() {
+        var h = LogHistogram()
+        var values: [Double] = []
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<50_000 {
+            let v = exp(Double.random(in: 0..<14, using: &rng))  // 1 µs … 1.2 s
+            values.append(v)
+            h.record(micros: v)
+        }
+        values.sort()
+        for q in [0.5, 0.9, 0.95, 0.99] {
+            let exact = values[Int((q * Double(values.count)).rounded(.up)) - 1]
+            let approx = h.quantile(q)!
+            #expect(abs(approx - exact) / exact < 0.005 || abs(approx - exact) < 1, "q\(q): \(approx) vs \(exact)")
+        }
+        #expect(h.total == 50_000)
+    }
+
+    @Test func encodesAndMerges() {
+        var a = LogHistogram()
+        var b = LogHistogram()
+        for v in [1.0, 10, 100, 1000, 10_000] { a.record(micros: v) }
+        for v in [5.0, 50_000] { b.record(micros: v) }
+        var merged = LogHistogram(encoded: a.encoded())
+        merged.merge(LogHistogram(encoded: b.encoded()))
+        #expect(merged.total == 7)
+        #expect(merged.maxMicros == 50_000)
+        #expect(LogHistogram().quantile(0.5) == nil)
+    }
+}
+
+@Suite struct ConfigTests {
+    @Test(arguments: [
+        ("redis://127.0.0.1:6379/0", RedisURL(endpoint: .tcp(host: "127.0.0.1", port: 6379))),
+        ("redis://:s3cret@redis.internal:6380/2", RedisURL(endpoint: .tcp(host: "redis.internal", port: 6380), password: "s3cret", database: 2)),
+        ("redis://user:pw@h", RedisURL(endpoint: .tcp(host: "h", port: 6379), password: "pw", username: "user")),
+        ("unix:///run/redis/redis.sock", RedisURL(endpoint: .unix(path: "/run/redis/redis.sock"))),
+        ("unix:///tmp/r.sock?db=3", RedisURL(endpoint: .unix(path: "/tmp/r.sock"), database: 3)),
+    ])
+    func parsesRedisURLs(text: String, expected: RedisURL) throws {
+        #expect(try RedisURL(parsing: text) == expected)
+    }
+
+    @Test func passwordsNeverPrinted() throws {
+        let url = try RedisURL(parsing: "redis://:hunter2@h:1/0")
+        #expect(!url.description.contains("hunter2"))
+        #expect(throws: RedisURL.ParseError.self) { try RedisURL(parsing: "http://:hunter2@h") }
+        do { _ = try RedisURL(parsing: "http://:hunter2@h") } catch { #expect(!error.description.contains("hunter2")) }
+    }
+
+    @Test(arguments: ["redis://h:0/0", "redis://h:99999", "redis://:pw@/0", "unix://relative.sock", "redis://h/x", "localhost:6379"])
+    func rejectsBadRedisURLs(text: String) {
+        #expect(throws: RedisURL.ParseError.self) { try RedisURL(parsing: text) }
+    }
+
+    @Test func everyBadSettingIsNamedWithItsFix() {
+        let env = ["REDIS_URL": "nope", "METRICS_PORT": "99999", "SLO_AVAILABILITY_TARGET": "abc", "WATCHDOG_ENABLED": "maybe", "ARK_BATCH_SIZE": "0"]
+        do {
+            _ = try ARKConfig.load(environment: env)
+            Issue.record("expected a ConfigError")
+        } catch {
+            let vars = Set(error.problems.map(\.variable))
+            #expect(vars == ["REDIS_URL", "METRICS_PORT", "SLO_AVAILABILITY_TARGET", "WATCHDOG_ENABLED", "ARK_BATCH_SIZE"])
+            #expect(error.problems.allSatisfy { !$0.fix.isEmpty })
+        }
+    }
+
+    @Test func defaultsAndOverrides() throws {
+        let c = try ARKConfig.load(environment: ["ARK_CLAIM_IDLE_MS": "1500", "SLO_P95_LATENCY_MS": "250", "WATCHDOG_ENABLED": "false"])
+        #expect(c.claimIdleMs == 1500 && c.sloP95LatencyMs == 250 && !c.watchdogEnabled)
+        #expect(c.metricsPort == 9090 && c.apiPort == 8000 && c.sloAvailabilityTarget == 0.995 && c.maxDeliveries == 5)
+        let local = ARKConfig.localDefaults(root: "/srv/ark")
+        #expect(local.stateDB == "/srv/ark/.ark/ark_state.db")
+    }
+}

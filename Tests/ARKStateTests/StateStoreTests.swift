@@ -1,0 +1,105 @@
+import ARKCore
+import ARKState
+import ARKTestSupport
+import Foundation
+import GRDB
+import Testing
+
+func pass(_ id: String, verdict: Verdict = .approved, t0: Int64 = 1_000_000_000_000, latencyMs: Double = 2, order: Bool = false) -> PassRecord {
+    PassRecord(traceID: id, signalID: id, symbol: "AAPL", source: "test", verdict: verdict, reasons: verdict == .denied ? ["max_leverage [CRITICAL]: x"] : [],
+               policyHash: "h", complianceScore: 1, t0Ns: t0, doneNs: t0 + Int64(latencyMs * 1e6), hrmEvalUs: 3.5, continuityOK: verdict != .error,
+               injectedViolation: nil, orderID: order ? "ord-" + id : nil, event: Array("{\"trace_id\":\"\(id)\"}".utf8))
+}
+
+@Suite final class StateStoreTests {
+    let dir: TempDir
+    init() throws { dir = try TempDir("ark-state") }
+    deinit { dir.remove() }
+
+    @Test func walModeFileMode600AndMigrationsOnce() throws {
+        let path = dir.path + "/sub/ark_state.db"
+        let store = try StateStore(path: path)
+        #expect(try store.journalMode() == "wal")
+        let mode = try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as! Int
+        #expect(mode == 0o600)
+        _ = try StateStore(path: path)  // reopening applies no migration twice
+        #expect(try store.passCount() == 0)
+    }
+
+    @Test func recordsAreIdempotentAndChained() throws {
+        let store = try StateStore(path: dir.path + "/a.db")
+        let batch = (0..<100).map { pass("t\($0)", verdict: $0 % 10 == 0 ? .denied : .approved, order: $0 % 10 != 0) }
+        let orders = batch.filter { $0.orderID != nil }.map { OrderRecord(orderID: $0.orderID!, traceID: $0.traceID, symbol: "AAPL", side: "buy", quantity: 1, price: 1, notional: 1, realizedPnl: 0, tsNs: 1) }
+        let first = try store.record(passes: batch, orders: orders)
+        #expect(first.passesInserted == 100 && first.ordersInserted == 90)
+        let again = try store.record(passes: batch, orders: orders)  // a redelivered batch
+        #expect(again.passesInserted == 0 && again.passesAlreadyPresent == 100 && again.ordersInserted == 0)
+        #expect(try store.passCount() == 100 && store.orderCount() == 90)
+        #expect(try store.verdictCounts() == [.approved: 90, .denied: 10])
+        let report = try store.verifyAudit()
+        #expect(report.ok && report.checked == 100)
+        let p = try #require(try store.pass(traceID: "t10"))
+        #expect(p.verdict == .denied && p.violatedRules == ["max_leverage"])
+        #expect(try store.passes(traceIDs: ["t1", "t2", "nope"]).count == 2)
+    }
+
+    @Test func tamperingIsFoundAtTheFirstBrokenLink() throws {
+        let path = dir.path + "/b.db"
+        let store = try StateStore(path: path)
+        try store.record(passes: (0..<50).map { pass("t\($0)") })
+        let db = try DatabaseQueue(path: path)
+        try db.write { try $0.execute(sql: "UPDATE passes SET record = replace(record, 'approved', 'denied') WHERE trace_id = 't20'") }
+        let report = try store.verifyAudit()
+        #expect(report.firstBroken?.traceID == "t20" && report.checked == 20)
+        try db.write { try $0.execute(sql: "UPDATE passes SET record = replace(record, 'denied', 'approved') WHERE trace_id = 't20'") }
+        #expect(try store.verifyAudit().ok)
+        try db.write { try $0.execute(sql: "DELETE FROM passes WHERE trace_id = 't30'") }
+        #expect(try store.verifyAudit().firstBroken?.traceID == "t31")
+        try db.write { try $0.execute(sql: "UPDATE passes SET verdict = 'denied' WHERE trace_id = 't5'") }
+        #expect(try store.verifyAudit().firstBroken?.traceID == "t5")
+    }
+
+    @Test func rollupsCountEveryVerdictPerSecond() throws {
+        let path = dir.path + "/c.db"
+        let store = try StateStore(path: path)
+        let base: Int64 = 1_700_000_000 * 1_000_000_000
+        var batch = (0..<90).map { pass("a\($0)", t0: base, latencyMs: 2) }
+        batch += (0..<5).map { pass("d\($0)", verdict: .denied, t0: base) }
+        batch += [pass("e", verdict: .error, t0: base), pass("s", t0: base, latencyMs: 6_000)]
+        try store.record(passes: Array(batch[..<40]), passTimeoutMs: 5_000)
+        try store.record(passes: Array(batch[40...]), passTimeoutMs: 5_000)
+        let db = try DatabaseQueue(path: path)
+        let rows = try db.read { try Row.fetchAll($0, sql: "SELECT * FROM rollup_1s ORDER BY second") }
+        let passes = rows.map { $0["passes"] as Int }.reduce(0, +)
+        let slow = rows.map { $0["slow"] as Int }.reduce(0, +)
+        #expect(passes == 97 && slow == 1)
+        #expect(rows.map { $0["denied"] as Int }.reduce(0, +) == 5 && rows.map { $0["errors"] as Int }.reduce(0, +) == 1)
+        var merged = LogHistogram()
+        for r in rows { merged.merge(LogHistogram(encoded: [UInt8](r["latency_hist"] as Data))) }
+        #expect(merged.total == 97)
+        #expect(abs(merged.quantile(0.5)! - 2_000) / 2_000 < 0.01)
+    }
+
+    @Test func deadLettersAndHeartbeats() throws {
+        let store = try StateStore(path: dir.path + "/d.db")
+        let dl = DeadLetterRecord(deadLetterID: "1-0", stream: "ark:hrm", entryID: "5-0", group: "HRM", consumer: "HRM-h-1", reason: "cannot decode",
+                                  payload: [0xFF], deliveries: 6, traceID: nil, tsNs: 1)
+        #expect(try store.record(passes: [], deadLetters: [dl, dl]).deadLettersInserted == 1)
+        #expect(try store.deadLetters() == [dl])
+        let hb = HeartbeatRecord(instance: "Kyle-h-1", stage: "Kyle", host: "h", pid: 1, processed: 5, failed: 0, pending: 2, p50Ms: 0.1, p95Ms: 0.2, tsNs: 10)
+        try store.upsertHeartbeats([hb])
+        var older = hb
+        older.tsNs = 5
+        older.processed = 1
+        try store.upsertHeartbeats([older])  // an older beat never overwrites a newer one
+        #expect(try store.heartbeats() == [hb])
+    }
+
+    @Test func onlineBackupIsAConsistentCopy() throws {
+        let store = try StateStore(path: dir.path + "/e.db")
+        try store.record(passes: (0..<20).map { pass("t\($0)") })
+        try store.backup(to: dir.path + "/backup.db")
+        let copy = try StateStore(path: dir.path + "/backup.db", readOnly: true)
+        #expect(try copy.passCount() == 20 && copy.verifyAudit().ok)
+    }
+}

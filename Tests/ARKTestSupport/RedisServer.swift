@@ -1,0 +1,220 @@
+import ARKBus
+import ARKCore
+import Foundation
+
+/// Paths of this checkout, for tests that need the rule file, test data or the `ark` binary.
+public enum Repo {
+    public static let root: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }  // Tests/ARKTestSupport/RedisServer.swift
+        return url.path
+    }()
+    public static var graveyard: String { root + "/graveyard" }
+    public static var testdata: String { root + "/../shared/testdata" }
+
+    /// The `ark` executable that `swift build` / `swift test` built (ARK_BINARY overrides).
+    public static var arkBinary: String {
+        if let p = ProcessInfo.processInfo.environment["ARK_BINARY"] { return p }
+        for config in ["debug", "release"] {
+            let p = root + "/.build/\(config)/ark"
+            if FileManager.default.isExecutableFile(atPath: p) { return p }
+        }
+        return root + "/.build/debug/ark"
+    }
+}
+
+public struct TestSetupError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ d: String) { description = d }
+}
+
+/// A fresh temporary directory, removed on `remove()`.
+public final class TempDir: @unchecked Sendable {
+    public let path: String
+    public init(_ prefix: String = "ark-test") throws {
+        let base = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
+        var template = Array("\(base)/\(prefix)-XXXXXX".utf8CString)
+        guard let p = mkdtemp(&template) else { throw TestSetupError("mkdtemp failed") }
+        path = String(cString: p)
+    }
+    public func remove() { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// A child process started with posix_spawn, with default signal handling and an empty
+/// signal mask (a test runner's threads block signals, and Foundation's `Process` lets the
+/// child inherit that, so it would ignore SIGTERM), its output appended to a log file.
+public final class ChildProcess: @unchecked Sendable {
+    public let pid: pid_t
+    private var exitStatus: Int32?
+
+    public init(_ executable: String, _ arguments: [String], environment: [String: String], logPath: String) throws {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        var defaults = sigset_t()
+        sigfillset(&defaults)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var child: pid_t = 0
+        let rc = posix_spawn(&child, executable, &actions, &attributes, argv, envp)
+        guard rc == 0 else { throw TestSetupError("cannot start \(executable): \(String(cString: strerror(rc)))") }
+        pid = child
+    }
+
+    /// Whether it is still running (reaps it if it exited).
+    public var isRunning: Bool {
+        guard exitStatus == nil else { return false }
+        var status: Int32 = 0
+        let r = waitpid(pid, &status, WNOHANG)
+        if r == pid || r < 0 {
+            exitStatus = status
+            return false
+        }
+        return true
+    }
+
+    public func signal(_ sig: Int32) { if isRunning { kill(pid, sig) } }
+
+    /// Waits up to `timeout` seconds for it to exit; true if it did.
+    @discardableResult
+    public func wait(timeout: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while isRunning {
+            if Date() > deadline { return false }
+            usleep(10_000)
+        }
+        return true
+    }
+
+    /// SIGTERM, then SIGKILL if it has not exited after `grace` seconds.
+    public func terminate(grace: Double = 10) {
+        signal(SIGTERM)
+        if !wait(timeout: grace) {
+            signal(SIGKILL)
+            wait(timeout: 10)
+        }
+    }
+
+    public func kill9() {
+        signal(SIGKILL)
+        wait(timeout: 10)
+    }
+}
+
+/// A private redis-server for one test suite: its own temp dir and unix socket, started
+/// and stopped by pid. Append-only persistence is on, so a restart keeps the streams.
+public final class RedisServer: @unchecked Sendable {
+    public let dir: TempDir
+    public let socket: String
+    private var child: ChildProcess?
+
+    public var url: RedisURL { RedisURL(endpoint: .unix(path: socket)) }
+    public var urlString: String { "unix://" + socket }
+    public var pid: pid_t { child?.pid ?? 0 }
+
+    public init() throws {
+        dir = try TempDir("ark-redis")
+        socket = dir.path + "/redis.sock"
+        try start()
+    }
+
+    public func start() throws {
+        child = try ChildProcess(Self.serverPath(), [
+            "--port", "0", "--unixsocket", socket, "--unixsocketperm", "700", "--dir", dir.path,
+            "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no",
+        ], environment: [:], logPath: dir.path + "/redis.log")
+        try waitUntilReady()
+    }
+
+    static func serverPath() -> String {
+        for p in ["/usr/bin/redis-server", "/usr/local/bin/redis-server"] where FileManager.default.isExecutableFile(atPath: p) {
+            return p
+        }
+        return "/usr/bin/redis-server"
+    }
+
+    func waitUntilReady() throws {
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            let c = RedisConnection(url: url)
+            if (try? c.connect()) != nil, (try? c.command(["PING"])) == .status("PONG") { return }
+            guard child?.isRunning == true else { break }
+            usleep(20_000)
+        }
+        throw TestSetupError("redis-server did not start on \(socket); see \(dir.path)/redis.log")
+    }
+
+    /// Stops the server by its pid (SIGTERM: it flushes its append-only file) and waits.
+    public func stop() {
+        child?.terminate(grace: 10)
+        child = nil
+    }
+
+    public func restart() throws {
+        stop()
+        try start()
+    }
+
+    /// A connected client, for test set-up and assertions.
+    public func client() throws -> RedisConnection {
+        let c = RedisConnection(url: url)
+        try c.connect()
+        return c
+    }
+
+    public func shutdown() {
+        stop()
+        dir.remove()
+    }
+
+    deinit { stop() }
+}
+
+/// An `ark` child process with its output in a log file.
+public final class ArkProcess: @unchecked Sendable {
+    public let child: ChildProcess
+    public let logPath: String
+    public let arguments: [String]
+
+    public init(_ arguments: [String], environment: [String: String], logPath: String) throws {
+        guard FileManager.default.isExecutableFile(atPath: Repo.arkBinary) else {
+            throw TestSetupError("no ark binary at \(Repo.arkBinary): run `swift build` first (or set ARK_BINARY)")
+        }
+        self.arguments = arguments
+        self.logPath = logPath
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in environment { env[k] = v }
+        child = try ChildProcess(Repo.arkBinary, arguments, environment: env, logPath: logPath)
+    }
+
+    public var pid: pid_t { child.pid }
+    public var isRunning: Bool { child.isRunning }
+    public func kill9() { child.kill9() }
+    public func terminate(grace: Double = 10) { child.terminate(grace: grace) }
+    public var output: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+}
+
+/// Polls `condition` until it holds or `timeout` passes; returns whether it held.
+public func waitFor(timeout: Double, interval: Double = 0.05, _ condition: () throws -> Bool) rethrows -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if try condition() { return true }
+        usleep(UInt32(interval * 1_000_000))
+    }
+    return try condition()
+}

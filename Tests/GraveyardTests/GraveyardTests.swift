@@ -1,0 +1,151 @@
+import ARKCore
+import ARKTestSupport
+import Foundation
+import Graveyard
+import Testing
+
+func rules() throws -> RuleSet {
+    guard case .intact(let r) = Graveyard.check(directory: Repo.graveyard) else {
+        throw TestSetupError("graveyard not intact: \(Graveyard.check(directory: Repo.graveyard).problem ?? "")")
+    }
+    return r
+}
+
+func proposal(action: String? = "buy", symbol: String = "AAPL", price: Double = 100, size: Double? = 0.05, leverage: Double? = 1,
+              stop: Double? = 98, rr: Double? = 2, intent: String? = nil) -> Proposal {
+    Proposal(symbol: symbol, price: price, action: action, positionSizePct: size, leverage: leverage, stopLoss: stop, riskRewardRatio: rr, intent: intent)
+}
+
+func evaluate(_ p: Proposal, book: PortfolioSnapshot = PortfolioSnapshot(equity: 100_000)) throws -> Decision {
+    var batch = BatchApprovals()
+    return try rules().evaluate(p, book: book, batch: &batch)
+}
+
+@Suite struct GraveyardIntegrityTests {
+    @Test func pinnedHashMatchesTheFileAndItsSidecar() throws {
+        let bytes = [UInt8](FileManager.default.contents(atPath: Repo.graveyard + "/ethics_rules.json")!)
+        #expect(SHA256.hexDigest(bytes) == Graveyard.pinnedSHA256)
+        let sidecar = try String(contentsOfFile: Repo.graveyard + "/ethics_rules.json.sha256", encoding: .utf8)
+        #expect(sidecar.hasPrefix(Graveyard.pinnedSHA256))
+        #expect(try rules().hash == Graveyard.pinnedSHA256)
+    }
+
+    @Test func everyRuleOfTheDesignIsPresent() throws {
+        let ids = Set(try rules().specs.map(\.id))
+        for id in ["max_position_size", "max_daily_loss", "max_leverage", "stop_loss_required", "min_risk_reward",
+                   "max_concurrent_trades", "blocked_symbols", "manipulative_intent", "graveyard_immutable"] {
+            #expect(ids.contains(id), "\(id)")
+        }
+        #expect(try rules().specs.first { $0.id == "graveyard_immutable" }?.severity == "CRITICAL")
+    }
+
+    @Test func aModifiedFileIsDriftAndFailsClosed() throws {
+        let dir = try TempDir("ark-graveyard")
+        defer { dir.remove() }
+        var text = try String(contentsOfFile: Repo.graveyard + "/ethics_rules.json", encoding: .utf8)
+        text = text.replacingOccurrences(of: "\"limit\": 2.0", with: "\"limit\": 20.0")
+        try text.write(toFile: dir.path + "/ethics_rules.json", atomically: true, encoding: .utf8)
+        let integrity = Graveyard.check(directory: dir.path)
+        guard case .drifted(let actual, let pinned) = integrity else {
+            Issue.record("expected drift, got \(integrity)")
+            return
+        }
+        #expect(actual != pinned && pinned == Graveyard.pinnedSHA256)
+        let d = Graveyard.failClosed(integrity.problem!, policyHash: actual)
+        #expect(!d.approved && d.violations.first?.severity == .critical && d.policyHash == actual)
+        #expect(!Graveyard.check(directory: dir.path + "/missing").isIntact)
+    }
+}
+
+@Suite struct RuleTests {
+    @Test func aCompliantProposalIsApprovedWithItsPolicyHash() throws {
+        let d = try evaluate(proposal())
+        #expect(d.approved && d.violations.isEmpty && d.warnings.isEmpty)
+        #expect(d.policyHash == Graveyard.pinnedSHA256 && d.complianceScore == 1 && d.rulesChecked == 11)
+    }
+
+    @Test(arguments: [(0.09, true), (0.10, true), (0.1000001, false), (0.25, false)])
+    func maxPositionSize(size: Double, approved: Bool) throws {
+        let d = try evaluate(proposal(size: size))
+        #expect(d.approved == approved)
+        // Over 10% of equity also exceeds the per-symbol exposure limit for a new position.
+        if !approved { #expect(d.violations.map(\.rule) == ["max_position_size", "max_symbol_exposure"] && d.violations[0].severity == .critical) }
+    }
+
+    @Test(arguments: [(1.99, true), (2.0, true), (2.0000001, false), (3, false)])
+    func maxLeverage(leverage: Double, approved: Bool) throws {
+        let d = try evaluate(proposal(leverage: leverage))
+        #expect(d.approved == approved)
+        if !approved { #expect(d.violations.map(\.rule) == ["max_leverage"] && d.violations[0].value == leverage) }
+    }
+
+    @Test(arguments: [(1.51, false), (1.5, false), (1.49, true), (1.2, true)])
+    func minRiskRewardIsAWarning(rr: Double, warned: Bool) throws {
+        let d = try evaluate(proposal(rr: rr))
+        #expect(d.approved)
+        #expect(d.warnings.map(\.rule) == (warned ? ["min_risk_reward"] : []))
+        #expect(d.complianceScore < 1 || !warned)
+    }
+
+    @Test func stopLossRequiredOnTheProtectiveSide() throws {
+        #expect(try evaluate(proposal(stop: nil)).violations.map(\.rule) == ["stop_loss_required"])
+        #expect(try evaluate(proposal(stop: 100)).violations.map(\.rule) == ["stop_loss_required"])
+        #expect(try evaluate(proposal(stop: 99.99)).approved)
+        #expect(try evaluate(proposal(action: "sell", stop: 98)).violations.map(\.rule) == ["stop_loss_required"])
+        #expect(try evaluate(proposal(action: "sell", stop: 102)).approved)
+        #expect(try evaluate(proposal(stop: -1)).violations.map(\.rule) == ["stop_loss_required"])
+        #expect(try evaluate(proposal(action: "hold", stop: nil)).violations.map(\.rule) == ["stop_loss_required"])
+    }
+
+    @Test func missingOrNonFiniteFieldsFailClosed() throws {
+        #expect(try evaluate(proposal(size: nil)).violations.map(\.rule) == ["max_position_size"])
+        #expect(try evaluate(proposal(leverage: nil)).violations.map(\.rule) == ["max_leverage"])
+        #expect(try evaluate(proposal(leverage: .nan)).violations.map(\.rule) == ["max_leverage"])
+        #expect(try evaluate(proposal(size: .infinity)).violations.map(\.rule).contains("max_position_size"))
+        #expect(try evaluate(proposal(stop: .nan)).violations.map(\.rule) == ["stop_loss_required"])
+        #expect(try evaluate(proposal(action: nil)).violations.map(\.rule).contains("known_action"))
+        #expect(try evaluate(proposal(action: "short_everything")).violations.map(\.rule) == ["known_action"])
+    }
+
+    @Test func blockedSymbolsManipulationAndTheGraveyardItself() throws {
+        #expect(try evaluate(proposal(symbol: "BLOCKED")).violations.map(\.rule) == ["blocked_symbols"])
+        #expect(try evaluate(proposal(intent: "Spoofing the book")).violations.map(\.rule) == ["manipulative_intent"])
+        #expect(try evaluate(proposal(intent: "pump and dump")).violations.map(\.rule) == ["manipulative_intent"])
+        #expect(try evaluate(proposal(intent: "hedge earnings risk")).approved)
+        let g = try evaluate(proposal(action: "modify_graveyard"))
+        #expect(g.violations.contains { $0.rule == "graveyard_immutable" && $0.severity == .critical })
+        #expect(try evaluate(proposal(intent: "please disable HRM for this one")).violations.map(\.rule) == ["graveyard_immutable"])
+    }
+
+    @Test func dailyLossLimitAtUnderAndOver() throws {
+        let under = PortfolioSnapshot(equity: 100_000, dailyPnl: -4_999)
+        let at = PortfolioSnapshot(equity: 100_000, dailyPnl: -5_000)
+        #expect(try evaluate(proposal(), book: under).approved)
+        let d = try evaluate(proposal(), book: at)
+        #expect(d.violations.map(\.rule) == ["max_daily_loss"] && d.violations[0].message.contains("book:"))
+        // Reducing an open position is still allowed past the limit.
+        let reducing = PortfolioSnapshot(equity: 100_000, dailyPnl: -6_000, exposure: ["AAPL": 5_000])
+        #expect(try evaluate(proposal(action: "sell", stop: 102), book: reducing).approved)
+    }
+
+    @Test func concurrentTradesCountOpenPositionsAndThisBatch() throws {
+        let four = PortfolioSnapshot(equity: 100_000, exposure: ["A": 1, "B": 1, "C": 1, "D": 1])
+        let r = try rules()
+        var batch = BatchApprovals()
+        #expect(r.evaluate(proposal(symbol: "E"), book: four, batch: &batch).approved)  // 5th position
+        let sixth = r.evaluate(proposal(symbol: "F"), book: four, batch: &batch)
+        #expect(sixth.violations.map(\.rule) == ["max_concurrent_trades"])
+        #expect(sixth.violations[0].message.contains("4 positions open and 1 approved in this batch"))
+        // Adding to an already open position is not a new trade.
+        #expect(r.evaluate(proposal(symbol: "A"), book: four, batch: &batch).approved)
+    }
+
+    @Test func exposurePerSymbolIncludesTheBatch() throws {
+        let r = try rules()
+        var batch = BatchApprovals()
+        let book = PortfolioSnapshot(equity: 100_000, exposure: ["AAPL": 4_000])
+        #expect(r.evaluate(proposal(size: 0.05), book: book, batch: &batch).approved)  // 9%
+        #expect(r.evaluate(proposal(size: 0.01), book: book, batch: &batch).approved)  // 10%
+        #expect(r.evaluate(proposal(size: 0.01), book: book, batch: &batch).violations.map(\.rule) == ["max_symbol_exposure"])
+    }
+}
