@@ -124,7 +124,12 @@ public actor StageAgent {
             do {
                 if !connection.isConnected {
                     try connection.connect()
-                    try bus.ensureGroups(processor.inputStreams)
+                    do {
+                        try bus.ensureGroups(processor.inputStreams)
+                    } catch {
+                        connection.close()  // set-up is retried as a whole
+                        throw RedisError.connection("cannot create consumer groups: \(error)")
+                    }
                     if connected == false && lostSinceNs != 0 {
                         logger.notice("Redis connection restored", metadata: [
                             "attempts": .stringConvertible(backoff.attempt),

@@ -123,6 +123,17 @@ public final class RedisConnection {
                 throw .connection("authentication failed: \(e)")
             }
         }
+        // A restarted Redis accepts connections while it is still loading its data; it is
+        // not usable until PING answers PONG.
+        switch try command(["PING"]) {
+        case .status("PONG"): break
+        case .error(let e):
+            close()
+            throw .connection(e.hasPrefix("LOADING") ? "Redis is still loading its dataset" : "PING failed: \(e)")
+        case let other:
+            close()
+            throw .connection("unexpected PING reply \(other)")
+        }
         if url.database != 0 {
             if case .error(let e) = try command(["SELECT", .int(url.database)]) {
                 close()

@@ -46,6 +46,8 @@ public struct SyntheticReport: Sendable {
     public var lost = 0
     public var latenciesMs: [Double] = []
     public var elapsedSeconds = 0.0
+    /// How long sending took (the rest of `elapsedSeconds` is waiting for the last passes).
+    public var sendSeconds = 0.0
     public var rate = 0.0
     public var sloP95LatencyMs = 400.0
 
@@ -56,15 +58,18 @@ public struct SyntheticReport: Sendable {
         return sorted[rank]
     }
 
+    /// Signals sent per second while sending: the first signal goes at t=0, so n signals span n-1 intervals.
+    public var sendRate: Double { sendSeconds > 0 ? Double(max(sent - 1, 1)) / sendSeconds : 0 }
+
     public var throughputHz: Double { elapsedSeconds > 0 ? Double(completed) / elapsedSeconds : 0 }
 
     /// Every criterion of the original system's validation loop.
     public var checks: [(name: String, ok: Bool)] {
         [
-            ("Throughput ≥ \(rate) Hz (sent " + String(format: "%.2f", Double(sent) / max(elapsedSeconds, 1e-9)) + " Hz)", sent > 0 && Double(sent) >= 0.95 * rate * max(elapsedSeconds - 1, 0)),
+            ("Throughput ≥ \(rate) Hz (sent " + String(format: "%.2f", sendRate) + " Hz)", sent > 0 && (sendSeconds < 1 || sendRate >= 0.95 * rate)),
             ("Zero errors (\(failures.count) failed, \(lost) lost)", failures.isEmpty && lost == 0),
             ("p95 latency ≤ \(sloP95LatencyMs) ms (\(String(format: "%.2f", percentile(0.95))) ms)", completed > 0 && percentile(0.95) <= sloP95LatencyMs),
-            ("Violations correctly denied (\(violationsDenied)/\(violationsInjected))", violationsDenied == violationsInjected),
+            ("Violations correctly denied (\(violationsDenied)/\(violationsInjected)\(violationsInjected == 0 ? ", none injected in this run" : ""))", violationsDenied == violationsInjected),
             ("Trace continuity Kyle→Aletheia (\(completed)/\(sent) complete)", completed == sent),
         ]
     }
@@ -165,12 +170,12 @@ public actor SyntheticLoop {
                         cmds.append(["XADD", .text(Stage.kyle.inputStream), "MAXLEN", "~", .int(options.streamMaxLen), "*", "event", .bytes(EventCodec.encode(event))])
                         if options.debug { progress("sent \(event.traceID) \(event.symbol) \(event.action ?? "") \(event.price)\(event.injectedViolation.map { " injected=\($0)" } ?? "")") }
                     }
-                    for r in try connection.pipeline(cmds) {
-                        if case .error(let e) = r { throw SyntheticFailure("XADD to \(Stage.kyle.inputStream) failed: \(e)") }
+                    try await send(cmds, on: connection, progress: progress)
+                    if report.sent == total {
+                        sendEnd = monotonicNanoseconds()
+                        report.sendSeconds = Double(sendEnd! - start) / 1e9
                     }
                 }
-            } else if sendEnd == nil {
-                sendEnd = now
             }
             if now - lastPoll >= 200_000_000 || report.sent == total {
                 lastPoll = now
@@ -204,10 +209,30 @@ public actor SyntheticLoop {
             try await Task.sleep(for: .nanoseconds(wait))
         }
         report.elapsedSeconds = Double(monotonicNanoseconds() - start) / 1e9
+        if sendEnd == nil { report.sendSeconds = report.elapsedSeconds }
         report.lost = outstanding.count
         for (traceID, _) in outstanding.sorted(by: { $0.value.1 < $1.value.1 }).prefix(5) {
             report.failures.append("\(traceID): not recorded within \(Int(options.passTimeoutMs)) ms (lost or stuck)")
         }
         return report
+    }
+
+    /// Sends one pipeline of XADDs; if Redis goes away, reconnects with back-off and sends
+    /// it again (a signal written twice keeps its trace id, so the pipeline stays idempotent).
+    private func send(_ cmds: [[RedisArg]], on connection: RedisConnection, progress: @Sendable (String) -> Void) async throws {
+        var backoff = Backoff()
+        let deadline = monotonicNanoseconds() + 60_000_000_000
+        while true {
+            do {
+                if !connection.isConnected { try connection.connect() }
+                for r in try connection.pipeline(cmds) {
+                    if case .error(let e) = r { throw SyntheticFailure("XADD to \(Stage.kyle.inputStream) failed: \(e)") }
+                }
+                return
+            } catch let error as RedisError where error.isConnectionError && monotonicNanoseconds() < deadline {
+                if backoff.attempt == 0 { progress("Redis unavailable (\(error)); retrying") }
+                try await Task.sleep(for: backoff.next())
+            }
+        }
     }
 }

@@ -23,7 +23,7 @@ public enum Expectation: Sendable, Equatable {
 
 /// Makes the synthetic loop's signals: compliant trades on a few symbols whose prices walk
 /// randomly, alternating buy and sell per symbol so the book does not fill up, and every
-/// `violationEvery`-th signal built to break one rule, cycling through the rules.
+/// one signal in `violationEvery` built to break one rule, cycling through the rules.
 public struct SyntheticSignals: Sendable {
     public static let symbols = ["AAPL", "MSFT", "NVDA", "SPY"]
     public static let injectedViolations: [(rule: String, apply: @Sendable (inout Event) -> Void)] = [
@@ -64,7 +64,8 @@ public struct SyntheticSignals: Sendable {
             ts: Double(nowNs) / 1e9, source: "synthetic", t0Ns: nowNs, action: buy ? "buy" : "sell",
             positionSizePct: 0.02, leverage: 1.0, stopLoss: ((buy ? price * 0.98 : price * 1.02) * 100).rounded() / 100,
             riskRewardRatio: 2.0)
-        guard violationEvery > 0, index % violationEvery == 0 else { return (e, .compliant) }
+        // Mid-cycle (30th, 90th, … of every 60), so even a 30 s run at 1 Hz proves a denial.
+        guard violationEvery > 0, index % violationEvery == violationEvery / 2 else { return (e, .compliant) }
         let v = Self.injectedViolations[violationsMade % Self.injectedViolations.count]
         violationsMade += 1
         v.apply(&e)

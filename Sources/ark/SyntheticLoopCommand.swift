@@ -8,7 +8,7 @@ struct SyntheticLoopCommand: AsyncParsableCommand {
         commandName: "synthetic-loop",
         abstract: "Send synthetic signals at a steady rate and prove each pass end to end.",
         discussion: """
-            Every 60th signal is built to break one Graveyard rule. Each pass is checked in the
+            One signal in 60 (the 30th, 90th, …) is built to break one Graveyard rule. Each pass is checked in the
             state store: it completed, its trace is continuous, violations were denied and
             compliant signals approved (or denied only by a portfolio limit). Exits 1 on any
             failure. Examples:

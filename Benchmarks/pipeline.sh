@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# End-to-end pipeline benchmark: five `ark agent` processes (release build) and a private
+# redis-server on a unix socket, all on this machine.
+#
+#   Benchmarks/pipeline.sh [SIGNALS]        (default 200000)
+#
+# 1. Drain throughput: SIGNALS signals are queued in ark:kyle first, then the agents start
+#    and the time until every pass is in the state store is measured (signals/s, nothing
+#    lost: the count of recorded passes must equal SIGNALS).
+# 2. Latency: `ark synthetic-loop` at 100 Hz and at 1 kHz, 10 s each, prints p50/p95/p99 of
+#    the end-to-end latency (producer XADD to Aletheia's record).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-200000}
+swift build -c release --product ark 2>&1 | tail -1
+ARK=$PWD/.build/release/ark
+WORK=$(mktemp -d /tmp/ark-bench-XXXXXX)
+SOCK=$WORK/redis.sock
+redis-server --port 0 --unixsocket "$SOCK" --dir "$WORK" --save "" --appendonly no --daemonize yes --pidfile "$WORK/redis.pid" --logfile "$WORK/redis.log"
+for _ in $(seq 50); do [ -S "$SOCK" ] && break; sleep 0.1; done
+export REDIS_URL=unix://$SOCK ARK_STATE_DB=$WORK/ark_state.db ARK_GRAVEYARD_DIR=$PWD/graveyard ARK_LOG_LEVEL=warning
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    kill "$(cat "$WORK/redis.pid")" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+echo "Queueing $N signals in ark:kyle…"
+python3 - "$N" <<'PY' | redis-cli -s "$SOCK" --pipe >/dev/null
+import json, sys, time
+n = int(sys.argv[1]); out = sys.stdout.buffer
+syms = ["AAPL", "MSFT", "NVDA", "SPY", "AMZN", "META", "TSLA", "JPM"]
+for i in range(n):
+    p = 100.0 + (i % 97) * 0.37
+    buy = (i // len(syms)) % 2 == 0
+    ev = {"trace_id": f"bench-{i}", "id": f"b{i}", "symbol": syms[i % len(syms)], "price": round(p, 2), "volume": 100 + i % 900,
+          "ts": time.time(), "source": "bench", "action": "buy" if buy else "sell", "position_size_pct": 0.01, "leverage": 1.0,
+          "stop_loss": round(p * (0.98 if buy else 1.02), 2), "risk_reward_ratio": 2.0}
+    if i % 20 == 0: ev["leverage"] = 5.0  # 5% violate a rule
+    data = json.dumps(ev).encode()
+    args = [b"XADD", b"ark:kyle", b"*", b"event", data]
+    out.write(b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args))
+PY
+echo "Queued $(redis-cli -s "$SOCK" XLEN ark:kyle) entries."
+START=$(date +%s.%N)
+for s in Kyle Joey HRM Kenny Aletheia; do "$ARK" agent "$s" >>"$WORK/$s.log" 2>&1 & PIDS+=($!); done
+while true; do
+    n=$(sqlite3 "$ARK_STATE_DB" "SELECT COUNT(*) FROM passes" 2>/dev/null || echo 0)
+    [ "${n:-0}" -ge "$N" ] && break
+    sleep 0.2
+done
+END=$(date +%s.%N)
+python3 -c "import sys; n=$N; t=$END-$START; print(f'Drain: {n} signals in {t:.2f} s = {n/t:,.0f} signals/s (includes agent start-up)')"
+sqlite3 "$ARK_STATE_DB" "SELECT '  verdicts: ' || group_concat(verdict || '=' || c, ', ') FROM (SELECT verdict, COUNT(*) c FROM passes GROUP BY verdict)"
+sqlite3 "$ARK_STATE_DB" "SELECT '  denied among injected violations: ' || SUM(verdict='denied') || '/' || COUNT(*) FROM passes WHERE trace_id IN (SELECT 'bench-' || (value*20) FROM generate_series(0, $N/20 - 1))" 2>/dev/null || true
+"$ARK" verify-audit | tail -1
+
+for rate in 100 1000; do
+    echo "Latency at $rate Hz (10 s):"
+    "$ARK" synthetic-loop --duration 10 --rate "$rate" 2>&1 | grep -E "latency ms|completed|PASSED|FAILED" | sed 's/^/  /'
+done
+echo "Agent CPU seconds (user+sys) and RSS:"
+for p in "${PIDS[@]}"; do ps -o comm=,args=,time=,rss= -p "$p" | awk '{printf "  %-8s %s  RSS %d KB\n", $3, $(NF-1), $NF}'; done

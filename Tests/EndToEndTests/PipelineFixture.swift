@@ -1,0 +1,94 @@
+import ARKBus
+import ARKCore
+import ARKState
+import ARKSynthetic
+import ARKTestSupport
+import Foundation
+import Testing
+
+/// A private Redis, a temporary state store and `ark agent` processes, one per stage.
+final class PipelineFixture: @unchecked Sendable {
+    let redis: RedisServer
+    let dir: TempDir
+    var agents: [Stage: ArkProcess] = [:]
+
+    var statePath: String { dir.path + "/ark_state.db" }
+
+    var environment: [String: String] {
+        [
+            "REDIS_URL": redis.urlString, "ARK_STATE_DB": statePath, "ARK_GRAVEYARD_DIR": Repo.graveyard,
+            "ARK_CLAIM_IDLE_MS": "1000", "ARK_BLOCK_MS": "50", "ARK_LOG_LEVEL": "info", "ARK_ENV": "test",
+        ]
+    }
+
+    init() throws {
+        redis = try RedisServer()
+        dir = try TempDir("ark-e2e")
+    }
+
+    func start(_ stage: Stage) throws {
+        agents[stage] = try ArkProcess(["agent", stage.rawValue], environment: environment,
+                                       logPath: dir.path + "/\(stage.rawValue.lowercased()).log")
+    }
+
+    func startAll() throws {
+        for s in Stage.allCases { try start(s) }
+    }
+
+    func stopAll() {
+        for (_, p) in agents { p.terminate(grace: 10) }
+        agents = [:]
+    }
+
+    func shutdown() {
+        stopAll()
+        redis.shutdown()
+        dir.remove()
+    }
+
+    func store() throws -> StateStore { try StateStore(path: statePath) }
+
+    func synthetic(count: Int, rate: Double, violationEvery: Int = 60, passTimeoutMs: Double = 30_000) async throws -> SyntheticReport {
+        let options = SyntheticOptions(
+            duration: Double(count) / rate, rate: rate, redisURL: redis.url, statePath: statePath, graveyardDir: Repo.graveyard,
+            passTimeoutMs: passTimeoutMs, sloP95LatencyMs: 60_000, seed: 42, violationEvery: violationEvery)
+        return try await SyntheticLoop(options: options).run { _ in }
+    }
+
+    /// Traces for which Kenny reported more than one filled order, read from everything Kenny
+    /// ever wrote to `ark:aletheia` (the stream keeps it): must always be empty.
+    func tracesFilledTwice() throws -> [String] {
+        let c = try redis.client()
+        var fills: [String: Int] = [:]
+        var cursor = "-"
+        while true {
+            let reply = try c.command(["XRANGE", .text(Stage.aletheia.inputStream), .text(cursor), "+", "COUNT", "1000"])
+            let entries = reply.array ?? []
+            for e in entries {
+                guard let pair = e.array, pair.count == 2, let fields = pair[1].array, fields.count >= 2, case .bulk(let payload) = fields[1],
+                      let event = try? EventCodec.decode(payload), event.execution?.status == .filled else { continue }
+                fills[event.traceID, default: 0] += 1
+            }
+            guard entries.count == 1000, let last = entries.last?.array?[0].string else { break }
+            cursor = "(" + last
+        }
+        return fills.filter { $0.value > 1 }.map(\.key)
+    }
+
+    /// Everything that should hold after any run: each approved pass has exactly one order,
+    /// no trace was filled twice, and the audit chain is intact.
+    func expectConsistent(_ report: SyntheticReport, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        #expect(report.passed, "\(report.summary)", sourceLocation: sourceLocation)
+        #expect(report.lost == 0, sourceLocation: sourceLocation)
+        #expect(try tracesFilledTwice() == [], sourceLocation: sourceLocation)
+        let store = try store()
+        #expect(try store.verifyAudit().ok, sourceLocation: sourceLocation)
+        let filled = try store.orderCount()
+        #expect(filled > 0, sourceLocation: sourceLocation)
+        #expect(try store.verdictCounts()[.error] == nil, sourceLocation: sourceLocation)
+    }
+
+    func logs() -> String {
+        agents.map { "--- \($0.key.rawValue)\n" + String($0.value.output.suffix(3000)) }.joined(separator: "\n")
+    }
+}

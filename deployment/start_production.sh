@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Starts ARK: the five agents as separate processes over Redis Streams into the SQLite state
+# store, then proves it with the synthetic validation loop.
+#
+#   deployment/start_production.sh [--local] [--duration N] [--no-synthetic]
+#
+#   --local         everything under ./.ark/ (state, logs, pids); installs missing system
+#                   packages and, when REDIS_URL is unset, starts a private redis-server
+#   --duration N    seconds of synthetic validation at 1 Hz (default 300)
+#   --no-synthetic  skip the validation loop
+#
+# Without --local, settings come from .env.production (see .env.production.template).
+# Idempotent: agents already running (by pid file) are kept, not started twice.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+source scripts/lib.sh
+
+LOCAL=0; DURATION=300; SYNTHETIC=1
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --local) LOCAL=1 ;;
+        --duration) DURATION="${2:?--duration needs a number of seconds}"; shift ;;
+        --duration=*) DURATION="${1#*=}" ;;
+        --no-synthetic) SYNTHETIC=0 ;;
+        --canary) echo "start_production.sh: --canary is not available yet (canary rollout is a later release)" >&2; exit 2 ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        *) echo "start_production.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+case "$DURATION" in ''|*[!0-9]*) echo "start_production.sh: --duration must be a whole number of seconds" >&2; exit 2 ;; esac
+
+step() { printf '\n==> %s\n' "$*"; }
+
+if [ "$LOCAL" = 1 ]; then
+    step "System packages"
+    ark_ensure_system_packages "${ARK_SYSTEM_PACKAGES[@]}"
+    export ARK_ENV="${ARK_ENV:-local}"
+    export ARK_STATE_DB="${ARK_STATE_DB:-$ROOT/.ark/ark_state.db}"
+    export ARK_LOG_DIR="${ARK_LOG_DIR:-$ROOT/.ark/logs}"
+    export ARK_BACKUP_DIR="${ARK_BACKUP_DIR:-$ROOT/.ark/backups}"
+    export ARK_GRAVEYARD_DIR="${ARK_GRAVEYARD_DIR:-$ROOT/graveyard}"
+    RUN_DIR="$ROOT/.ark/run"
+else
+    if [ -f .env.production ]; then
+        set -a; source .env.production; set +a
+    else
+        echo "start_production.sh: no .env.production. Fix: cp .env.production.template .env.production and edit it, or use --local" >&2
+        exit 78
+    fi
+    : "${REDIS_URL:?REDIS_URL must be set in .env.production}"
+    export ARK_GRAVEYARD_DIR="${ARK_GRAVEYARD_DIR:-$ROOT/graveyard}"
+    RUN_DIR="${ARK_RUN_DIR:-${ARK_LOG_DIR:-/var/log/ark}/../run}"
+fi
+export ARK_LOG_DIR="${ARK_LOG_DIR:-/var/log/ark}"
+mkdir -p "$RUN_DIR" "$ARK_LOG_DIR"
+
+step "Build"
+swift build -c release --product ark 2>&1 | tail -1
+ARK="$ROOT/.build/release/ark"
+
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+if [ -z "${REDIS_URL:-}" ]; then
+    step "Private Redis (REDIS_URL is unset)"
+    REDIS_DIR="$ROOT/.ark/redis"
+    mkdir -p "$REDIS_DIR"
+    if alive "$RUN_DIR/redis.pid"; then
+        echo "redis-server already running (pid $(cat "$RUN_DIR/redis.pid"))"
+    else
+        redis-server --port 0 --unixsocket "$REDIS_DIR/redis.sock" --unixsocketperm 700 --dir "$REDIS_DIR" \
+            --appendonly yes --appendfsync everysec --save "" --daemonize yes \
+            --pidfile "$RUN_DIR/redis.pid" --logfile "$ARK_LOG_DIR/redis.log"
+        for _ in $(seq 50); do [ -S "$REDIS_DIR/redis.sock" ] && break; sleep 0.1; done
+        echo "redis-server started (pid $(cat "$RUN_DIR/redis.pid")), socket $REDIS_DIR/redis.sock"
+    fi
+    export REDIS_URL="unix://$REDIS_DIR/redis.sock"
+fi
+
+step "Agents"
+for stage in Kyle Joey HRM Kenny Aletheia; do
+    name=$(echo "$stage" | tr '[:upper:]' '[:lower:]')
+    pidfile="$RUN_DIR/$name.pid"
+    if alive "$pidfile"; then
+        echo "$stage already running (pid $(cat "$pidfile"))"
+        continue
+    fi
+    nohup "$ARK" agent "$stage" >>"$ARK_LOG_DIR/$name.log" 2>&1 &
+    echo $! >"$pidfile"
+    echo "$stage started (pid $!), log $ARK_LOG_DIR/$name.log"
+done
+
+step "Health: waiting for every agent's heartbeat"
+redis_cli() {
+    case "$REDIS_URL" in
+        unix://*) redis-cli -s "${REDIS_URL#unix://}" "$@" ;;
+        *) redis-cli -u "$REDIS_URL" "$@" ;;
+    esac
+}
+healthy=0
+for _ in $(seq 100); do
+    running=0
+    for stage in kyle joey hrm kenny aletheia; do alive "$RUN_DIR/$stage.pid" && running=$((running + 1)); done
+    beats=$(redis_cli HLEN ark:heartbeats 2>/dev/null || echo 0)
+    if [ "$running" = 5 ] && [ "${beats:-0}" -ge 5 ]; then healthy=1; break; fi
+    sleep 0.2
+done
+if [ "$healthy" != 1 ]; then
+    echo "Not every agent came up: see the logs in $ARK_LOG_DIR" >&2
+    exit 1
+fi
+echo "All five agents are running and sending heartbeats"
+
+status=0
+if [ "$SYNTHETIC" = 1 ]; then
+    step "Synthetic validation (${DURATION}s at 1 Hz)"
+    "$ARK" synthetic-loop --duration "$DURATION" --rate 1 || status=$?
+fi
+
+step "Status"
+sqlite3 "$ARK_STATE_DB" "SELECT verdict, COUNT(*) FROM passes GROUP BY verdict;" 2>/dev/null | sed 's/|/: /; s/^/  passes /' || true
+cat <<INFO
+  state store   $ARK_STATE_DB
+  logs          $ARK_LOG_DIR/{kyle,joey,hrm,kenny,aletheia}.log
+  redis         $REDIS_URL
+  pid files     $RUN_DIR
+  one pass      $ARK trace <trace_id>$([ "$LOCAL" = 1 ] && echo " --local")
+  audit chain   $ARK verify-audit$([ "$LOCAL" = 1 ] && echo " --local")
+  stop          deployment/stop_production.sh$([ "$LOCAL" = 1 ] && echo " --local")
+INFO
+exit $status

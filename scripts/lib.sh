@@ -1,0 +1,17 @@
+# Shared helpers for ARK's scripts. Sourced, not run.
+
+# Installs the Debian packages ARK needs when any is missing (root or sudo).
+ark_ensure_system_packages() {
+    local missing=()
+    for p in "$@"; do
+        dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "Installing missing system packages: ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+ARK_SYSTEM_PACKAGES=(libhiredis-dev libsqlite3-dev redis-server pkg-config)
