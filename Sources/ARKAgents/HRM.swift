@@ -40,31 +40,18 @@ public final class HRM: StageProcessor {
         refreshIntegrity(logger: context.logger)
         let book = try Self.readBook(context.bus.connection, defaultEquity: defaultEquity)
         var approvals = BatchApprovals()
-        var outputs: [(stream: String, payload: [UInt8])] = []
-        outputs.reserveCapacity(batch.count)
-        var dead: [DeadLetter] = []
-        for entry in batch {
-            switch decodeStageMessage(entry) {
-            case .failure(let d): dead.append(d)
-            case .success(var e):
-                let decision: Decision
-                switch (integrity, book) {
-                case (.intact(let rules), .success(let snapshot)):
-                    decision = rules.evaluate(Proposal(e), book: snapshot, batch: &approvals)
-                case (.intact(let rules), .failure(let problem)):
-                    decision = Graveyard.failClosed("portfolio unreadable: \(problem.description)", policyHash: rules.hash)
-                case (.drifted(let actual, _), _):
-                    decision = Graveyard.failClosed(integrity.problem ?? "drift", policyHash: actual)
-                case (.unreadable, _):
-                    decision = Graveyard.failClosed(integrity.problem ?? "unreadable", policyHash: "unavailable")
-                }
-                e.decision = decision
-                e.hops.append(Hop(stage: .hrm, instance: context.instance, inNs: context.readNs, outNs: wallClockNanoseconds()))
-                outputs.append((Stage.kenny.inputStream, EventCodec.encode(e)))
+        return try forwardEach(batch, context: context, to: .kenny) { e in
+            switch (integrity, book) {
+            case (.intact(let rules), .success(let snapshot)):
+                e.decision = rules.evaluate(Proposal(e), book: snapshot, batch: &approvals)
+            case (.intact(let rules), .failure(let problem)):
+                e.decision = Graveyard.failClosed("portfolio unreadable: \(problem.description)", policyHash: rules.hash)
+            case (.drifted(let actual, _), _):
+                e.decision = Graveyard.failClosed(integrity.problem ?? "drift", policyHash: actual)
+            case (.unreadable, _):
+                e.decision = Graveyard.failClosed(integrity.problem ?? "unreadable", policyHash: "unavailable")
             }
         }
-        try context.bus.commit(outputs: outputs, deadLetters: dead, acks: batch)
-        return BatchResult(processed: outputs.count, failed: dead.count)
     }
 
     public struct BookProblem: Error, CustomStringConvertible {

@@ -62,19 +62,6 @@ public final class Joey: StageProcessor {
     public init() {}
 
     public func handle(_ batch: [StreamEntry], context: BatchContext) throws -> BatchResult {
-        var outputs: [(stream: String, payload: [UInt8])] = []
-        outputs.reserveCapacity(batch.count)
-        var dead: [DeadLetter] = []
-        for entry in batch {
-            switch decodeStageMessage(entry) {
-            case .failure(let d): dead.append(d)
-            case .success(var e):
-                scorer.propose(&e)
-                e.hops.append(Hop(stage: .joey, instance: context.instance, inNs: context.readNs, outNs: wallClockNanoseconds()))
-                outputs.append((Stage.hrm.inputStream, EventCodec.encode(e)))
-            }
-        }
-        try context.bus.commit(outputs: outputs, deadLetters: dead, acks: batch)
-        return BatchResult(processed: outputs.count, failed: dead.count)
+        try forwardEach(batch, context: context, to: .hrm) { scorer.propose(&$0) }
     }
 }

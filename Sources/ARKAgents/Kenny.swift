@@ -65,7 +65,7 @@ public final class Kenny: StageProcessor {
                     e.execution = x
                     if x.status == .filled {
                         newOrders.append(.text(e.traceID))
-                        newOrders.append(.bytes(Self.encodeOrder(x)))
+                        newOrders.append(.bytes(EventCodec.encode(x)))
                         seen[e.traceID] = x
                     }
                 }
@@ -92,29 +92,7 @@ public final class Kenny: StageProcessor {
 
     static func existingOrder(_ replies: [RedisValue], _ i: Int) -> Execution? {
         guard i < replies.count, case .bulk(let bytes) = replies[i] else { return nil }
-        return decodeOrder(bytes)
-    }
-
-    static func encodeOrder(_ x: Execution) -> [UInt8] {
-        var w = JSONWriter(capacity: 160)
-        w.beginObject()
-        w.key("order_id"); w.string(x.orderID ?? "")
-        w.key("side"); w.string(x.side ?? "")
-        w.key("quantity"); w.double(x.quantity)
-        w.key("price"); w.double(x.price)
-        w.key("notional"); w.double(x.notional)
-        w.key("position_after"); w.double(x.positionAfter)
-        w.key("realized_pnl"); w.double(x.realizedPnl)
-        w.endObject()
-        return w.bytes
-    }
-
-    static func decodeOrder(_ bytes: [UInt8]) -> Execution? {
-        guard let o = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else { return nil }
-        return Execution(status: .filled, orderID: o["order_id"] as? String, side: o["side"] as? String,
-                         quantity: o["quantity"] as? Double ?? 0, price: o["price"] as? Double ?? 0,
-                         notional: o["notional"] as? Double ?? 0, positionAfter: o["position_after"] as? Double ?? 0,
-                         realizedPnl: o["realized_pnl"] as? Double ?? 0)
+        return try? EventCodec.decodeExecution(bytes)
     }
 
     static func decodeBook(_ reply: RedisValue, startingEquity: Double, day: String) throws -> PaperBook {

@@ -19,6 +19,26 @@ public protocol StageProcessor: AnyObject {
 extension StageProcessor {
     public var inputStreams: [String] { [stage.inputStream] }
     public func tick(context: BatchContext) throws {}
+
+    /// The common shape of a middle stage: decode each entry, let `transform` change the
+    /// event, stamp this stage's hop, forward it to `next`; an entry that cannot be decoded is
+    /// dead-lettered. Everything is committed with the acknowledgements in one round trip.
+    func forwardEach(_ batch: [StreamEntry], context: BatchContext, to next: Stage, _ transform: (inout Event) -> Void) throws -> BatchResult {
+        var outputs: [(stream: String, payload: [UInt8])] = []
+        outputs.reserveCapacity(batch.count)
+        var dead: [DeadLetter] = []
+        for entry in batch {
+            switch decodeStageMessage(entry) {
+            case .failure(let d): dead.append(d)
+            case .success(var e):
+                transform(&e)
+                e.hops.append(Hop(stage: stage, instance: context.instance, inNs: context.readNs, outNs: wallClockNanoseconds()))
+                outputs.append((next.inputStream, EventCodec.encode(e)))
+            }
+        }
+        try context.bus.commit(outputs: outputs, deadLetters: dead, acks: batch)
+        return BatchResult(processed: outputs.count, failed: dead.count)
+    }
 }
 
 /// What a processor gets for one batch.

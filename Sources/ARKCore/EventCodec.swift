@@ -64,16 +64,7 @@ public enum EventCodec {
         }
         if let x = e.execution {
             w.key("execution")
-            w.beginObject()
-            w.key("status"); w.string(x.status.rawValue)
-            if let v = x.orderID { w.key("order_id"); w.string(v) }
-            if let v = x.side { w.key("side"); w.string(v) }
-            w.key("quantity"); w.double(x.quantity)
-            w.key("price"); w.double(x.price)
-            w.key("notional"); w.double(x.notional)
-            w.key("position_after"); w.double(x.positionAfter)
-            w.key("realized_pnl"); w.double(x.realizedPnl)
-            w.endObject()
+            encode(x, into: &w)
         }
         if let r = e.rejection {
             w.key("rejection")
@@ -87,6 +78,41 @@ public enum EventCodec {
             w.endObject()
         }
         w.endObject()
+    }
+
+    /// An execution report on its own (Kenny keeps each order this way, keyed by trace id).
+    public static func encode(_ x: Execution) -> [UInt8] {
+        var w = JSONWriter(capacity: 192)
+        encode(x, into: &w)
+        return w.bytes
+    }
+
+    static func encode(_ x: Execution, into w: inout JSONWriter) {
+        w.beginObject()
+        w.key("status"); w.string(x.status.rawValue)
+        if let v = x.orderID { w.key("order_id"); w.string(v) }
+        if let v = x.side { w.key("side"); w.string(v) }
+        w.key("quantity"); w.double(x.quantity)
+        w.key("price"); w.double(x.price)
+        w.key("notional"); w.double(x.notional)
+        w.key("position_after"); w.double(x.positionAfter)
+        w.key("realized_pnl"); w.double(x.realizedPnl)
+        w.endObject()
+    }
+
+    public static func decodeExecution(_ bytes: [UInt8]) throws(EventDecodingError) -> Execution {
+        do {
+            return try bytes.withUnsafeBufferPointer { buf in
+                var r = JSONReader(buf)
+                let x = try decodeExecution(&r)
+                try r.end()
+                return x
+            }
+        } catch let e as EventDecodingError {
+            throw e
+        } catch {
+            throw EventDecodingError("malformed execution: \(error)")
+        }
     }
 
     static func encode(_ violations: [Violation], into w: inout JSONWriter) {

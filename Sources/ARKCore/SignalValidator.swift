@@ -54,6 +54,20 @@ public struct SignalValidator: Sendable {
         "trace_id", "id", "symbol", "price", "volume", "ts", "source", "t0_ns", "action",
         "position_size_pct", "leverage", "stop_loss", "risk_reward_ratio", "intent", "injected_violation",
     ]
+    /// The same names, matched against the payload's key bytes without making Strings.
+    static let knownKeys: [StaticString] = [
+        "trace_id", "id", "symbol", "price", "volume", "ts", "source", "t0_ns", "action",
+        "position_size_pct", "leverage", "stop_loss", "risk_reward_ratio", "intent", "injected_violation",
+    ]
+
+    /// What each known field held, one slot per name of `knownFields`.
+    struct Fields {
+        var slots = [Field?](repeating: nil, count: SignalValidator.knownFields.count)
+
+        subscript(name: String) -> Field? {
+            slots[SignalValidator.knownFields.firstIndex(of: name)!]
+        }
+    }
 
     /// Validates one payload. `fallbackTraceID` is used when the producer sent none (Kyle
     /// derives it from the stream entry id, so a redelivered entry keeps its trace id);
@@ -65,7 +79,7 @@ public struct SignalValidator: Sendable {
         // named as such too; far beyond the limit only its size is reported.
         guard payload.count <= Self.parseBudgetFactor * maxPayloadBytes else { return .rejected([sizeReason]) }
         let oversized = payload.count > maxPayloadBytes
-        var fields: [String: Field] = [:]
+        var fields = Fields()
         var reasons: [String] = []
         do {
             try payload.withUnsafeBufferPointer { whole in
@@ -82,20 +96,20 @@ public struct SignalValidator: Sendable {
                 var first = true
                 while let k = try r.nextKey(first: first) {
                     first = false
-                    let name = try r.string(k)
-                    guard Self.knownFields.contains(name) else {
+                    guard let slot = Self.knownKeys.firstIndex(where: { r.matches(k, $0) }) else {
                         try r.skipValue()  // unknown fields are ignored
                         continue
                     }
-                    if fields[name] != nil {
+                    let name = Self.knownFields[slot]
+                    if fields.slots[slot] != nil {
                         reasons.append("\(name): duplicate key (ambiguous value)")
                     }
                     switch try r.peekKind() {
-                    case .number: fields[name] = .number(try r.readNumber())
-                    case .string: fields[name] = .string(try r.readString())
+                    case .number: fields.slots[slot] = .number(try r.readNumber())
+                    case .string: fields.slots[slot] = .string(try r.readString())
                     case let kind:
                         try r.skipValue()
-                        fields[name] = .other(kind)
+                        fields.slots[slot] = .other(kind)
                     }
                 }
                 try r.end()
@@ -131,7 +145,7 @@ public struct SignalValidator: Sendable {
         switch fields["symbol"] {
         case nil: reasons.append("symbol: missing")
         case .string(let s)?:
-            let trimmed = s.trimmingCharacters(in: .whitespacesAndNewlines)
+            let trimmed = Self.trimmed(s)
             if Self.hasControl(s) { reasons.append("symbol: contains a control character") }
             else if trimmed.isEmpty { reasons.append("symbol: empty after trimming whitespace") }
             else if trimmed.utf8.count > Self.maxSymbolLength {
@@ -193,7 +207,7 @@ public struct SignalValidator: Sendable {
     }
 
     /// Reads a numeric field; records why it is missing or of the wrong type.
-    private func number(_ fields: [String: Field], _ name: String, required: Bool, into reasons: inout [String]) -> Double? {
+    private func number(_ fields: Fields, _ name: String, required: Bool, into reasons: inout [String]) -> Double? {
         switch fields[name] {
         case nil:
             if required { reasons.append("\(name): missing") }
@@ -211,6 +225,13 @@ public struct SignalValidator: Sendable {
     private static func fieldOrder(_ reason: String) -> Int {
         let field = reason.prefix { $0 != ":" }
         return knownFields.firstIndex(of: String(field)) ?? knownFields.count
+    }
+
+    /// `s` without leading and trailing whitespace (Unicode's definition, as Python's strip()).
+    static func trimmed(_ s: String) -> String {
+        guard let first = s.firstIndex(where: { !$0.isWhitespace }) else { return "" }
+        let last = s.lastIndex(where: { !$0.isWhitespace })!
+        return String(s[first...last])
     }
 
     static func show(_ v: Double) -> String {

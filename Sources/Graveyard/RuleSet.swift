@@ -64,8 +64,8 @@ public struct RuleSet: Sendable, Equatable {
         case stopLoss
         case actionOneOf([String])
         case symbolNoneOf([String])
-        case intentNoneOf([String])
-        case targetNoneOf([String])
+        case intentNoneOf([Pattern])
+        case targetNoneOf([Pattern])
         case maxDailyLoss(Double)
         case maxOpenPositions(Int)
         case maxSymbolExposure(Double)
@@ -138,8 +138,8 @@ public struct RuleSet: Sendable, Equatable {
         case "stop_loss": return .stopLoss
         case "one_of": return .actionOneOf(try values())
         case "none_of": return .symbolNoneOf(try values().map { $0.uppercased() })
-        case "intent_none_of": return .intentNoneOf(try values())
-        case "target_none_of": return .targetNoneOf(try values())
+        case "intent_none_of": return .intentNoneOf(try values().map(Pattern.init))
+        case "target_none_of": return .targetNoneOf(try values().map(Pattern.init))
         case "max_daily_loss": return .maxDailyLoss(try limit())
         case "max_open_positions": return .maxOpenPositions(Int(try limit()))
         case "max_symbol_exposure": return .maxSymbolExposure(try limit())
@@ -206,12 +206,11 @@ public struct RuleSet: Sendable, Equatable {
         case .symbolNoneOf(let blocked):
             return blocked.contains(p.symbol) ? fail("\(p.symbol) is blocked") : nil
         case .intentNoneOf(let patterns):
-            guard let intent = p.intent?.lowercased(), let hit = patterns.first(where: { intent.contains($0) }) else { return nil }
-            return fail("intent '\(p.intent ?? "")' matches '\(hit)'")
+            guard let intent = p.intent, let hit = Pattern.firstMatch(patterns, in: intent) else { return nil }
+            return fail("intent '\(intent)' matches '\(hit.text)'")
         case .targetNoneOf(let patterns):
-            let text = ((p.action ?? "") + " " + (p.intent ?? "")).lowercased()
-            guard let hit = patterns.first(where: { text.contains($0) }) else { return nil }
-            return fail("the proposal targets '\(hit)'")
+            guard let hit = Pattern.firstMatch(patterns, in: p.action) ?? Pattern.firstMatch(patterns, in: p.intent) else { return nil }
+            return fail("the proposal targets '\(hit.text)'")
         case .maxDailyLoss(let limit):
             guard book.equity > 0 else { return fail("equity is \(book.equity) (fail closed)") }
             let loss = -book.dailyPnl / book.equity
@@ -232,6 +231,40 @@ public struct RuleSet: Sendable, Equatable {
             return after > cap * (1 + 1e-9)
                 ? fail("book: \(p.symbol) exposure would be \(after) (\(Self.percent(after / book.equity)) of equity \(book.equity)), the limit is \(Self.percent(limit))", value: after / book.equity, limit: limit)
                 : nil
+        }
+    }
+
+    /// A lower-case phrase searched for, case-insensitively, in free text: a byte search over
+    /// UTF-8, so the hot path needs no Foundation.
+    struct Pattern: Equatable, Sendable {
+        let text: String
+        let bytes: [UInt8]
+
+        init(_ text: String) {
+            self.text = text.lowercased()
+            self.bytes = Array(self.text.utf8)
+        }
+
+        static func firstMatch(_ patterns: [Pattern], in text: String?) -> Pattern? {
+            guard let text, !text.isEmpty else { return nil }
+            let hay = Array(text.lowercased().utf8)
+            return patterns.first { $0.occurs(in: hay) }
+        }
+
+        func occurs(in hay: [UInt8]) -> Bool {
+            guard !bytes.isEmpty, hay.count >= bytes.count else { return bytes.isEmpty }
+            let first = bytes[0]
+            var i = 0
+            let last = hay.count - bytes.count
+            while i <= last {
+                if hay[i] == first {
+                    var k = 1
+                    while k < bytes.count && hay[i + k] == bytes[k] { k += 1 }
+                    if k == bytes.count { return true }
+                }
+                i += 1
+            }
+            return false
         }
     }
 

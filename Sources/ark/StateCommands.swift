@@ -23,12 +23,7 @@ struct TraceCommand: AsyncParsableCommand {
 
     func run() async throws {
         let config = try common.config()
-        let store: StateStore
-        do {
-            store = try StateStore(path: config.stateDB, readOnly: true)
-        } catch {
-            throw fail("cannot open the state store: \(error)")
-        }
+        let store = try openStoreReadOnly(config)
         guard let pass = try store.pass(traceID: traceID) else {
             throw fail("trace \(traceID) is not in \(config.stateDB): still in flight, or unknown")
         }
@@ -73,17 +68,21 @@ struct VerifyAuditCommand: AsyncParsableCommand {
 
     func run() async throws {
         let config = try common.config()
-        let store: StateStore
-        do {
-            store = try StateStore(path: config.stateDB, readOnly: true)
-        } catch {
-            throw fail("cannot open the state store: \(error)")
-        }
+        let store = try openStoreReadOnly(config)
         let report = try store.verifyAudit { n in print("  checked \(n) records…") }
         if let broken = report.firstBroken {
             print("Audit chain BROKEN at record #\(broken.seq) (trace \(broken.traceID)) after \(report.checked) good records: \(broken.problem)")
             throw ExitCode(1)
         }
         print("Audit chain intact: \(report.checked) records verified ✓")
+    }
+}
+
+/// Opens the state store for reading, or exits naming the problem.
+func openStoreReadOnly(_ config: ARKConfig) throws -> StateStore {
+    do {
+        return try StateStore(path: config.stateDB, readOnly: true)
+    } catch {
+        throw fail("cannot open the state store \(config.stateDB): \(error). Fix: set ARK_STATE_DB (or use --local)")
     }
 }
