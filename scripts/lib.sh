@@ -14,4 +14,4 @@ ark_ensure_system_packages() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-ARK_SYSTEM_PACKAGES=(libhiredis-dev libsqlite3-dev redis-server pkg-config)
+ARK_SYSTEM_PACKAGES=(libhiredis-dev libsqlite3-dev libssl-dev redis-server pkg-config sqlite3)

@@ -38,10 +38,13 @@ public final class Aletheia: StageProcessor {
     public let inputStreams = [Stage.aletheia.inputStream, Streams.deadLetter]
     let store: StateStore
     let passTimeoutMs: Double
+    let checkpointIntervalNs: Int64
+    var lastCheckpointNs = monotonicNanoseconds()
 
     public init(store: StateStore, config: ARKConfig) {
         self.store = store
         self.passTimeoutMs = config.passTimeoutMs
+        self.checkpointIntervalNs = Int64(config.dbCheckpointIntervalSeconds) * 1_000_000_000
     }
 
     public func handle(_ batch: [StreamEntry], context: BatchContext) throws -> BatchResult {
@@ -59,13 +62,18 @@ public final class Aletheia: StageProcessor {
                 failed += 1
                 continue
             }
-            switch decodeStageMessage(entry) {
-            case .failure(let d):
-                toDeadLetter.append(d)  // recorded when it comes back from ark:deadletter
-            case .success(var e):
+            guard let payload = entry.payload, let (decoded, hopsClose) = try? EventCodec.decodeLocatingHops(payload) else {
+                if case .failure(let d) = decodeStageMessage(entry) { toDeadLetter.append(d) }  // recorded when it comes back from ark:deadletter
+                continue
+            }
+            do {
+                var e = decoded
                 let problems = continuityProblems(e)
                 let doneNs = wallClockNanoseconds()
-                e.hops.append(Hop(stage: .aletheia, instance: context.instance, inNs: context.readNs, outNs: doneNs))
+                let hop = Hop(stage: .aletheia, instance: context.instance, inNs: context.readNs, outNs: doneNs)
+                // The record is the bytes Kenny wrote plus this hop: no second encoding.
+                let record = hopsClose.map { EventCodec.appendingHop(hop, to: payload, hopsClose: $0, hadHops: !e.hops.isEmpty) }
+                e.hops.append(hop)
                 let verdict: Verdict
                 var reasons: [String]
                 if !problems.isEmpty {
@@ -94,7 +102,7 @@ public final class Aletheia: StageProcessor {
                     policyHash: e.decision?.policyHash, complianceScore: e.decision?.complianceScore, t0Ns: e.t0Ns, doneNs: doneNs,
                     hrmEvalUs: e.decision.map { Double($0.evalNs) / 1000 }, continuityOK: problems.isEmpty,
                     injectedViolation: e.injectedViolation, orderID: orderID,
-                    event: EventCodec.encode(e)))
+                    event: record ?? EventCodec.encode(e)))
             }
         }
         try store.record(passes: passes, orders: orders, deadLetters: deadRecords, passTimeoutMs: passTimeoutMs)
@@ -144,8 +152,13 @@ public final class Aletheia: StageProcessor {
         return (record, pass)
     }
 
-    /// Copies every instance's heartbeat from Redis into the state store, once a second.
+    /// Once a second: copies every instance's heartbeat from Redis into the state store, and
+    /// checkpoints the WAL every ARK_DB_CHECKPOINT_INTERVAL.
     public func tick(context: BatchContext) throws {
+        if monotonicNanoseconds() - lastCheckpointNs >= checkpointIntervalNs {
+            lastCheckpointNs = monotonicNanoseconds()
+            try store.checkpoint()
+        }
         let reply = try context.bus.connection.command(["HGETALL", .text(Streams.heartbeats)])
         guard let items = reply.array else { return }
         var beats: [HeartbeatRecord] = []

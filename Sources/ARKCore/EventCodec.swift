@@ -41,14 +41,7 @@ public enum EventCodec {
         if let v = e.injectedViolation { w.key("injected_violation"); w.string(v) }
         w.key("hops")
         w.beginArray()
-        for h in e.hops {
-            w.beginObject()
-            w.key("stage"); w.string(h.stage.rawValue)
-            w.key("instance"); w.string(h.instance)
-            w.key("in_ns"); w.int(h.inNs)
-            w.key("out_ns"); w.int(h.outNs)
-            w.endObject()
-        }
+        for h in e.hops { encode(h, into: &w) }
         w.endArray()
         if let d = e.decision {
             w.key("decision")
@@ -115,6 +108,29 @@ public enum EventCodec {
         }
     }
 
+    /// `payload` with `hop` appended to its hops array, given where the array closes
+    /// (from `decodeLocatingHops`). The rest of the bytes are kept as they are.
+    public static func appendingHop(_ hop: Hop, to payload: [UInt8], hopsClose: Int, hadHops: Bool) -> [UInt8] {
+        var w = JSONWriter(capacity: 128)
+        if hadHops { w.bytes.append(UInt8(ascii: ",")) }
+        encode(hop, into: &w)
+        var out: [UInt8] = []
+        out.reserveCapacity(payload.count + w.bytes.count)
+        out.append(contentsOf: payload[..<hopsClose])
+        out.append(contentsOf: w.bytes)
+        out.append(contentsOf: payload[hopsClose...])
+        return out
+    }
+
+    static func encode(_ h: Hop, into w: inout JSONWriter) {
+        w.beginObject()
+        w.key("stage"); w.string(h.stage.rawValue)
+        w.key("instance"); w.string(h.instance)
+        w.key("in_ns"); w.int(h.inNs)
+        w.key("out_ns"); w.int(h.outNs)
+        w.endObject()
+    }
+
     static func encode(_ violations: [Violation], into w: inout JSONWriter) {
         w.beginArray()
         for v in violations {
@@ -136,12 +152,19 @@ public enum EventCodec {
     // MARK: decode
 
     public static func decode(_ bytes: [UInt8]) throws(EventDecodingError) -> Event {
+        try decodeLocatingHops(bytes).event
+    }
+
+    /// Decodes, and says where in `bytes` the `hops` array's closing bracket is (nil when the
+    /// event has no `hops` key), so a stage can append its hop without re-encoding the event.
+    public static func decodeLocatingHops(_ bytes: [UInt8]) throws(EventDecodingError) -> (event: Event, hopsClose: Int?) {
         do {
             return try bytes.withUnsafeBufferPointer { buf in
                 var r = JSONReader(buf)
-                let e = try decodeEvent(&r)
+                var hopsClose: Int?
+                let e = try decodeEvent(&r, hopsClose: &hopsClose)
                 try r.end()
-                return e
+                return (e, hopsClose)
             }
         } catch let e as EventDecodingError {
             throw e
@@ -162,7 +185,7 @@ public enum EventCodec {
         func has(_ bit: Int) -> Bool { bits & (1 << bit) != 0 }
     }
 
-    private static func decodeEvent(_ r: inout JSONReader) throws -> Event {
+    private static func decodeEvent(_ r: inout JSONReader, hopsClose: inout Int?) throws -> Event {
         try r.beginObject()
         var e = Event(traceID: "", id: "", symbol: "", price: 0, volume: 0, ts: 0, source: "", t0Ns: 0)
         var seen = Seen()
@@ -184,7 +207,11 @@ public enum EventCodec {
             else if r.matches(k, "risk_reward_ratio") { try seen.mark(12, "risk_reward_ratio"); e.riskRewardRatio = try optionalFinite(&r, "risk_reward_ratio") }
             else if r.matches(k, "intent") { try seen.mark(13, "intent"); e.intent = try optionalString(&r, "intent") }
             else if r.matches(k, "injected_violation") { try seen.mark(14, "injected_violation"); e.injectedViolation = try optionalString(&r, "injected_violation") }
-            else if r.matches(k, "hops") { try seen.mark(15, "hops"); e.hops = try decodeHops(&r) }
+            else if r.matches(k, "hops") {
+                try seen.mark(15, "hops")
+                e.hops = try decodeHops(&r)
+                hopsClose = r.offset - 1
+            }
             else if r.matches(k, "decision") { try seen.mark(16, "decision"); e.decision = try r.readNullIfPresent() ? nil : decodeDecision(&r) }
             else if r.matches(k, "execution") { try seen.mark(17, "execution"); e.execution = try r.readNullIfPresent() ? nil : decodeExecution(&r) }
             else if r.matches(k, "rejection") { try seen.mark(18, "rejection"); e.rejection = try r.readNullIfPresent() ? nil : decodeRejection(&r) }

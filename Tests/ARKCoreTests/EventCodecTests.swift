@@ -33,6 +33,24 @@ func sampleEvent() -> Event {
         #expect(try EventCodec.decode(EventCodec.encode(e)) == e)
     }
 
+    @Test func appendingAHopInPlaceEqualsReEncoding() throws {
+        let hop = Hop(stage: .aletheia, instance: "Aletheia-h-9", inNs: 10, outNs: 11)
+        var e = sampleEvent()
+        let canonical = EventCodec.encode(e)
+        let pretty = Array(String(decoding: canonical, as: UTF8.self).replacingOccurrences(of: ",\"", with: " ,\n \"").utf8)
+        for payload in [canonical, pretty] {
+            let (decoded, close) = try EventCodec.decodeLocatingHops(payload)
+            let spliced = EventCodec.appendingHop(hop, to: payload, hopsClose: try #require(close), hadHops: !decoded.hops.isEmpty)
+            var expected = decoded
+            expected.hops.append(hop)
+            #expect(try EventCodec.decode(spliced) == expected)
+        }
+        e.hops = []
+        let empty = EventCodec.encode(e)
+        let (decoded, close) = try EventCodec.decodeLocatingHops(empty)
+        #expect(try EventCodec.decode(EventCodec.appendingHop(hop, to: empty, hopsClose: close!, hadHops: !decoded.hops.isEmpty)).hops == [hop])
+    }
+
     @Test func canonicalFormHasFixedOrderAndNoWhitespace() {
         let text = String(decoding: EventCodec.encode(sampleEvent()), as: UTF8.self)
         #expect(text.hasPrefix("{\"trace_id\":\"syn-abc-42\",\"id\":\"sig-1\",\"symbol\":\"AAPL\",\"price\":190.25,"))
