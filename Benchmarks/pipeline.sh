@@ -14,11 +14,9 @@ cd "$(dirname "$0")/.."
 N=${1:-200000}
 swift build -c release --product ark 2>&1 | tail -1
 ARK=$PWD/.build/release/ark
-WORK=$(mktemp -d /tmp/ark-bench-XXXXXX)
-SOCK=$WORK/redis.sock
-redis-server --port 0 --unixsocket "$SOCK" --dir "$WORK" --save "" --appendonly no --daemonize yes --pidfile "$WORK/redis.pid" --logfile "$WORK/redis.log"
-for _ in $(seq 50); do [ -S "$SOCK" ] && break; sleep 0.1; done
-export REDIS_URL=unix://$SOCK ARK_STATE_DB=$WORK/ark_state.db ARK_GRAVEYARD_DIR=$PWD/graveyard ARK_LOG_LEVEL=warning
+source Benchmarks/lib.sh
+bench_start_redis
+export ARK_STATE_DB=$WORK/ark_state.db ARK_GRAVEYARD_DIR=$PWD/graveyard ARK_LOG_LEVEL=warning
 PIDS=()
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -28,21 +26,7 @@ cleanup() {
 trap cleanup EXIT
 
 echo "Queueing $N signals in ark:kyle…"
-python3 - "$N" <<'PY' | redis-cli -s "$SOCK" --pipe >/dev/null
-import json, sys, time
-n = int(sys.argv[1]); out = sys.stdout.buffer
-syms = ["AAPL", "MSFT", "NVDA", "SPY", "AMZN", "META", "TSLA", "JPM"]
-for i in range(n):
-    p = 100.0 + (i % 97) * 0.37
-    buy = (i // len(syms)) % 2 == 0
-    ev = {"trace_id": f"bench-{i}", "id": f"b{i}", "symbol": syms[i % len(syms)], "price": round(p, 2), "volume": 100 + i % 900,
-          "ts": time.time(), "source": "bench", "action": "buy" if buy else "sell", "position_size_pct": 0.01, "leverage": 1.0,
-          "stop_loss": round(p * (0.98 if buy else 1.02), 2), "risk_reward_ratio": 2.0}
-    if i % 20 == 0: ev["leverage"] = 5.0  # 5% violate a rule
-    data = json.dumps(ev).encode()
-    args = [b"XADD", b"ark:kyle", b"*", b"event", data]
-    out.write(b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args))
-PY
+bench_queue_signals "$N"
 echo "Queued $(redis-cli -s "$SOCK" XLEN ark:kyle) entries."
 START=$(date +%s.%N)
 for s in Kyle Joey HRM Kenny Aletheia; do "$ARK" agent "$s" >>"$WORK/$s.log" 2>&1 & PIDS+=($!); done

@@ -36,6 +36,11 @@ public final class HRM: StageProcessor {
         }
     }
 
+    /// Drift is found within a check interval even when no signal is flowing.
+    public func tick(context: BatchContext) throws {
+        refreshIntegrity(logger: context.logger)
+    }
+
     public func handle(_ batch: [StreamEntry], context: BatchContext) throws -> BatchResult {
         refreshIntegrity(logger: context.logger)
         let book = try Self.readBook(context.bus.connection, defaultEquity: defaultEquity)

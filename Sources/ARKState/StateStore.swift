@@ -45,13 +45,8 @@ public final class StateStore: Sendable {
             try db.execute(sql: "PRAGMA cache_size = -16000")
             try db.execute(sql: "PRAGMA wal_autocheckpoint = 4000")
         }
-        do {
-            pool = try DatabasePool(path: path, configuration: config)
-        } catch {
-            throw StateStoreError("cannot open the state store \(path): \(error)")
-        }
+        pool = try Self.openPool(path: path, configuration: config, migrate: !readOnly)
         if !readOnly {
-            try Self.migrator.migrate(pool)
             for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
                 chmod(path + suffix, 0o600)
             }
@@ -61,6 +56,25 @@ public final class StateStore: Sendable {
     /// The journal mode SQLite reports (must be `wal`).
     public func journalMode() throws -> String {
         try pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" }
+    }
+
+    /// Opens the pool and applies pending migrations. Two processes opening a new store at
+    /// once (Aletheia and a reader) race twice: switching the new file to WAL answers "locked"
+    /// without waiting, and GRDB reads which migrations are applied before it takes the write
+    /// lock, so both may try the same one. The loser retries and finds the work done.
+    static func openPool(path: String, configuration: Configuration, migrate: Bool) throws -> DatabasePool {
+        var attempt = 0
+        while true {
+            do {
+                let pool = try DatabasePool(path: path, configuration: configuration)
+                if migrate { try migrator.migrate(pool) }
+                return pool
+            } catch {
+                attempt += 1
+                if attempt >= 10 { throw StateStoreError("cannot open the state store \(path): \(error)") }
+                usleep(useconds_t(20_000 * attempt))
+            }
+        }
     }
 
     static var migrator: DatabaseMigrator {

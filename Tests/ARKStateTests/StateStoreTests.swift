@@ -26,6 +26,14 @@ func pass(_ id: String, verdict: Verdict = .approved, t0: Int64 = 1_000_000_000_
         #expect(try store.passCount() == 0)
     }
 
+    @Test func concurrentFirstOpensBothMigrate() async throws {
+        let path = dir.path + "/race.db"
+        try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<4 { group.addTask { try StateStore(path: path).passCount() } }
+            for try await count in group { #expect(count == 0) }
+        }
+    }
+
     @Test func recordsAreIdempotentAndChained() throws {
         let store = try StateStore(path: dir.path + "/a.db")
         let batch = (0..<100).map { pass("t\($0)", verdict: $0 % 10 == 0 ? .denied : .approved, order: $0 % 10 != 0) }

@@ -1,0 +1,31 @@
+# Shared by the benchmark scripts. Sourced, not run.
+
+# Starts a private redis-server (no persistence) on a unix socket in a new temp dir;
+# sets WORK, SOCK and REDIS_URL, and stops it on exit.
+bench_start_redis() {
+    WORK=$(mktemp -d /tmp/ark-bench-XXXXXX)
+    SOCK=$WORK/redis.sock
+    redis-server --port 0 --unixsocket "$SOCK" --dir "$WORK" --save "" --appendonly no --daemonize yes \
+        --pidfile "$WORK/redis.pid" --logfile "$WORK/redis.log"
+    for _ in $(seq 50); do [ -S "$SOCK" ] && break; sleep 0.1; done
+    export REDIS_URL=unix://$SOCK
+}
+
+# Queues N producer signals in ark:kyle, as Python's json.dumps writes them; one in 20
+# breaks the leverage rule.
+bench_queue_signals() {
+    python3 - "$1" <<'PY' | redis-cli -s "$SOCK" --pipe >/dev/null
+import json, sys, time
+n = int(sys.argv[1]); out = sys.stdout.buffer
+syms = ["AAPL", "MSFT", "NVDA", "SPY", "AMZN", "META", "TSLA", "JPM"]
+for i in range(n):
+    p = 100.0 + (i % 97) * 0.37
+    buy = (i // len(syms)) % 2 == 0
+    ev = {"trace_id": f"bench-{i}", "id": f"b{i}", "symbol": syms[i % len(syms)], "price": round(p, 2), "volume": 100 + i % 900,
+          "ts": time.time(), "source": "bench", "action": "buy" if buy else "sell", "position_size_pct": 0.01, "leverage": 1.0,
+          "stop_loss": round(p * (0.98 if buy else 1.02), 2), "risk_reward_ratio": 2.0}
+    if i % 20 == 0: ev["leverage"] = 5.0
+    args = [b"XADD", b"ark:kyle", b"*", b"event", json.dumps(ev).encode()]
+    out.write(b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args))
+PY
+}
