@@ -1,5 +1,14 @@
 # Shared by the benchmark scripts. Sourced, not run.
 
+# Builds ark in release mode (sets ARK), starts a private Redis, and points ARK's state,
+# rules and log level at the benchmark's temp dir.
+bench_setup() {
+    swift build -c release --product ark 2>&1 | tail -1
+    ARK=$PWD/.build/release/ark
+    bench_start_redis
+    export ARK_STATE_DB=$WORK/ark_state.db ARK_GRAVEYARD_DIR=$PWD/graveyard ARK_LOG_LEVEL=warning
+}
+
 # Starts a private redis-server (no persistence) on a unix socket in a new temp dir;
 # sets WORK, SOCK and REDIS_URL, and stops it on exit.
 bench_start_redis() {

@@ -12,11 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-200000}
-swift build -c release --product ark 2>&1 | tail -1
-ARK=$PWD/.build/release/ark
 source Benchmarks/lib.sh
-bench_start_redis
-export ARK_STATE_DB=$WORK/ark_state.db ARK_GRAVEYARD_DIR=$PWD/graveyard ARK_LOG_LEVEL=warning
+bench_setup
 PIDS=()
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done

@@ -7,12 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-100000}
-swift build -c release --product ark 2>&1 | tail -1
-ARK=$PWD/.build/release/ark
 source Benchmarks/lib.sh
-bench_start_redis
+bench_setup
 trap 'kill $(cat "$WORK/redis.pid") 2>/dev/null || true' EXIT
-export ARK_STATE_DB=$WORK/ark_state.db ARK_GRAVEYARD_DIR=$PWD/graveyard ARK_LOG_LEVEL=warning
 bench_queue_signals "$N"
 printf '%-9s %10s %12s %14s\n' stage seconds signals/s "CPU µs/signal"
 for stage in Kyle Joey HRM Kenny Aletheia; do

@@ -66,8 +66,6 @@ public struct ARKConfig: Sendable, Equatable {
 
     public init() {}
 
-    public var isProduction: Bool { ["prod", "production"].contains(environment.lowercased()) }
-
     /// Settings for `--local`: everything under `<root>/.ark/`.
     public static func localDefaults(root: String) -> ARKConfig {
         var c = ARKConfig()

@@ -21,17 +21,6 @@ public enum Stage: String, Sendable, CaseIterable, Codable, Comparable {
     /// The stream this stage consumes.
     public var inputStream: String { "ark:" + rawValue.lowercased() }
 
-    /// The stream this stage's normal output goes to; Aletheia writes to the state store instead.
-    public var outputStream: String? {
-        switch self {
-        case .kyle: Stage.joey.inputStream
-        case .joey: Stage.hrm.inputStream
-        case .hrm: Stage.kenny.inputStream
-        case .kenny: Stage.aletheia.inputStream
-        case .aletheia: nil
-        }
-    }
-
     /// Consumer group name: the stage name (DESIGN §2).
     public var group: String { rawValue }
 

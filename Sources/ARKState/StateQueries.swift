@@ -59,10 +59,6 @@ extension StateStore {
         try pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM passes") ?? 0 }
     }
 
-    public func traceIDs() throws -> Set<String> {
-        try pool.read { db in Set(try String.fetchAll(db, sql: "SELECT trace_id FROM passes")) }
-    }
-
     public func orderCount() throws -> Int {
         try pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM orders") ?? 0 }
     }
