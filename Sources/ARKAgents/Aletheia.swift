@@ -62,48 +62,51 @@ public final class Aletheia: StageProcessor {
                 failed += 1
                 continue
             }
-            guard let payload = entry.payload, let (decoded, hopsClose) = try? EventCodec.decodeLocatingHops(payload) else {
-                if case .failure(let d) = decodeStageMessage(entry) { toDeadLetter.append(d) }  // recorded when it comes back from ark:deadletter
+            let payload: [UInt8]
+            var e: Event
+            let hopsClose: Int?
+            switch decodeStageMessage(entry) {
+            case .failure(let d):
+                toDeadLetter.append(d)  // recorded when it comes back from ark:deadletter
                 continue
+            case .success(let decoded):
+                (payload, e, hopsClose) = (entry.payload ?? [], decoded.event, decoded.hopsClose)
             }
-            do {
-                var e = decoded
-                let problems = continuityProblems(e)
-                let doneNs = wallClockNanoseconds()
-                let hop = Hop(stage: .aletheia, instance: context.instance, inNs: context.readNs, outNs: doneNs)
-                // The record is the bytes Kenny wrote plus this hop: no second encoding.
-                let record = hopsClose.map { EventCodec.appendingHop(hop, to: payload, hopsClose: $0, hadHops: !e.hops.isEmpty) }
-                e.hops.append(hop)
-                let verdict: Verdict
-                var reasons: [String]
-                if !problems.isEmpty {
-                    verdict = .error
-                    reasons = problems.map { "continuity: " + $0 }
-                    failed += 1
-                } else if let r = e.rejection {
-                    verdict = .rejected
-                    reasons = r.reasons
-                } else if e.decision?.approved == true {
-                    verdict = .approved
-                    reasons = e.decision?.warnings.map { "warning \($0.rule): \($0.message)" } ?? []
-                } else {
-                    verdict = .denied
-                    reasons = e.decision?.violations.map { "\($0.rule) [\($0.severity.rawValue)]: \($0.message)" } ?? []
-                }
-                var orderID: String?
-                if let x = e.execution, x.status == Execution.Status.filled, let id = x.orderID {
-                    orderID = id
-                    let filledNs = e.hops.first { $0.stage == Stage.kenny }?.outNs ?? doneNs
-                    orders.append(OrderRecord(orderID: id, traceID: e.traceID, symbol: e.symbol, side: x.side ?? "", quantity: x.quantity,
-                                              price: x.price, notional: x.notional, realizedPnl: x.realizedPnl, tsNs: filledNs))
-                }
-                passes.append(PassRecord(
-                    traceID: e.traceID, signalID: e.id, symbol: e.symbol, source: e.source, verdict: verdict, reasons: reasons,
-                    policyHash: e.decision?.policyHash, complianceScore: e.decision?.complianceScore, t0Ns: e.t0Ns, doneNs: doneNs,
-                    hrmEvalUs: e.decision.map { Double($0.evalNs) / 1000 }, continuityOK: problems.isEmpty,
-                    injectedViolation: e.injectedViolation, orderID: orderID,
-                    event: record ?? EventCodec.encode(e)))
+            let problems = continuityProblems(e)
+            let doneNs = wallClockNanoseconds()
+            let hop = Hop(stage: .aletheia, instance: context.instance, inNs: context.readNs, outNs: doneNs)
+            // The record is the bytes Kenny wrote plus this hop: no second encoding.
+            let record = hopsClose.map { EventCodec.appendingHop(hop, to: payload, hopsClose: $0, hadHops: !e.hops.isEmpty) }
+            e.hops.append(hop)
+            let verdict: Verdict
+            var reasons: [String]
+            if !problems.isEmpty {
+                verdict = .error
+                reasons = problems.map { "continuity: " + $0 }
+                failed += 1
+            } else if let r = e.rejection {
+                verdict = .rejected
+                reasons = r.reasons
+            } else if e.decision?.approved == true {
+                verdict = .approved
+                reasons = e.decision?.warnings.map { "warning \($0.rule): \($0.message)" } ?? []
+            } else {
+                verdict = .denied
+                reasons = e.decision?.violations.map { "\($0.rule) [\($0.severity.rawValue)]: \($0.message)" } ?? []
             }
+            var orderID: String?
+            if let x = e.execution, x.status == Execution.Status.filled, let id = x.orderID {
+                orderID = id
+                let filledNs = e.hops.first { $0.stage == Stage.kenny }?.outNs ?? doneNs
+                orders.append(OrderRecord(orderID: id, traceID: e.traceID, symbol: e.symbol, side: x.side ?? "", quantity: x.quantity,
+                                          price: x.price, notional: x.notional, realizedPnl: x.realizedPnl, tsNs: filledNs))
+            }
+            passes.append(PassRecord(
+                traceID: e.traceID, signalID: e.id, symbol: e.symbol, source: e.source, verdict: verdict, reasons: reasons,
+                policyHash: e.decision?.policyHash, complianceScore: e.decision?.complianceScore, t0Ns: e.t0Ns, doneNs: doneNs,
+                hrmEvalUs: e.decision.map { Double($0.evalNs) / 1000 }, continuityOK: problems.isEmpty,
+                injectedViolation: e.injectedViolation, orderID: orderID,
+                event: record ?? EventCodec.encode(e)))
         }
         try store.record(passes: passes, orders: orders, deadLetters: deadRecords, passTimeoutMs: passTimeoutMs)
         try context.bus.commit(outputs: [], deadLetters: toDeadLetter, acks: batch)

@@ -27,7 +27,7 @@ public final class Kenny: StageProcessor {
         for entry in batch {
             switch decodeStageMessage(entry) {
             case .failure(let d): dead.append(d)
-            case .success(let e): events.append(e)
+            case .success(let decoded): events.append(decoded.event)
             }
         }
         let bus = context.bus

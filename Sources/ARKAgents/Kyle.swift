@@ -52,13 +52,14 @@ public final class Kyle: StageProcessor {
     }
 }
 
-/// Decodes an internal stage message, or says why it goes to the dead letter stream.
-func decodeStageMessage(_ entry: StreamEntry) -> Result<Event, DeadLetter> {
+/// Decodes an internal stage message, or says why it goes to the dead letter stream. Also
+/// gives where the hops array closes, for a stage that appends its hop in place.
+func decodeStageMessage(_ entry: StreamEntry) -> Result<(event: Event, hopsClose: Int?), DeadLetter> {
     guard let payload = entry.payload else {
         return .failure(DeadLetter(entry: entry, reason: "no 'event' field (fields: \(entry.fieldNames.joined(separator: ", ")))"))
     }
     do {
-        return .success(try EventCodec.decode(payload))
+        return .success(try EventCodec.decodeLocatingHops(payload))
     } catch {
         return .failure(DeadLetter(entry: entry, reason: "cannot decode event: \(error.message)"))
     }

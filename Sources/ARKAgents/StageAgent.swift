@@ -30,7 +30,7 @@ extension StageProcessor {
         for entry in batch {
             switch decodeStageMessage(entry) {
             case .failure(let d): dead.append(d)
-            case .success(var e):
+            case .success(var (e, _)):
                 transform(&e)
                 e.hops.append(Hop(stage: stage, instance: context.instance, inNs: context.readNs, outNs: wallClockNanoseconds()))
                 outputs.append((next.inputStream, EventCodec.encode(e)))
