@@ -57,7 +57,12 @@ export ARK_LOG_DIR="${ARK_LOG_DIR:-/var/log/ark}"
 mkdir -p "$RUN_DIR" "$ARK_LOG_DIR"
 
 step "Build"
-swift build -c release --product ark 2>&1 | tail -1
+if ! swift build -c release --product ark >"$ARK_LOG_DIR/build.log" 2>&1; then
+    tail -n 40 "$ARK_LOG_DIR/build.log" >&2
+    echo "Build failed: the whole output is in $ARK_LOG_DIR/build.log" >&2
+    exit 1
+fi
+tail -n 1 "$ARK_LOG_DIR/build.log"
 ARK="$ROOT/.build/release/ark"
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }

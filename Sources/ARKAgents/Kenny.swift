@@ -38,6 +38,9 @@ public final class Kenny: StageProcessor {
         let today = PaperBook.utcDay(wallClockNanoseconds())
         let yesterday = PaperBook.utcDay(wallClockNanoseconds() - 86_400_000_000_000)
         let traceArgs = events.map { RedisArg.text($0.traceID) }
+        // A throw between WATCH and EXEC would leave the connection watching the book.
+        var committed = false
+        defer { if !committed { _ = try? bus.connection.command(["UNWATCH"]) } }
         for _ in 0..<Self.maxWatchRetries {
             let replies = try bus.connection.pipeline([
                 ["WATCH", .text(Streams.portfolio)],
@@ -83,6 +86,7 @@ public final class Kenny: StageProcessor {
             for (k, v) in book.publishedFields { fields += [.text(k), .text(v)] }
             extra.append(fields)
             if try bus.commit(outputs: outputs, deadLetters: dead, acks: batch, extra: extra) {
+                committed = true
                 return BatchResult(processed: events.count, failed: dead.count)
             }
             // Another Kenny instance changed the book first: read it again and redo the batch.

@@ -44,6 +44,8 @@ public struct SyntheticReport: Sendable {
     public var portfolioLimited = 0
     public var failures: [String] = []
     public var lost = 0
+    /// Traces not recorded within the pass timeout, oldest first.
+    public var lostTraces: [String] = []
     public var latenciesMs: [Double] = []
     public var elapsedSeconds = 0.0
     /// How long sending took (the rest of `elapsedSeconds` is waiting for the last passes).
@@ -85,27 +87,36 @@ public struct SyntheticReport: Sendable {
         for c in checks { lines.append("  \(c.ok ? "✓" : "✗") \(c.name)") }
         for f in failures.prefix(20) { lines.append("  failure: \(f)") }
         if failures.count > 20 { lines.append("  … and \(failures.count - 20) more failures") }
+        for t in lostTraces.prefix(5) { lines.append("  lost: \(t) not recorded within the pass timeout") }
         lines.append(passed ? "Synthetic validation PASSED ✓" : "Synthetic validation FAILED ✗")
         return lines.joined(separator: "\n")
     }
 }
 
+/// How a pass that ended as its signal was built to end, ended.
+public enum PassOutcome: Sendable, Equatable {
+    case approved
+    /// A compliant signal denied only because the book reached a portfolio limit.
+    case portfolioLimited
+    case violationDenied
+}
+
 /// Judges one recorded pass against what its signal was built to do.
-public func judge(_ pass: StoredPass, expectation: Expectation, portfolioRules: Set<String>) -> Result<String, SyntheticFailure> {
+public func judge(_ pass: StoredPass, expectation: Expectation, portfolioRules: Set<String>) -> Result<PassOutcome, SyntheticFailure> {
     guard pass.continuityOK else { return .failure(SyntheticFailure("\(pass.traceID): broken trace: \(pass.reasons.joined(separator: "; "))")) }
     switch (expectation, pass.verdict) {
     case (.violation(let rule), .denied):
         return pass.violatedRules.contains(rule)
-            ? .success("violation denied")
+            ? .success(.violationDenied)
             : .failure(SyntheticFailure("\(pass.traceID): denied, but not for \(rule): \(pass.reasons.joined(separator: "; "))"))
     case (.violation(let rule), let v):
         return .failure(SyntheticFailure("\(pass.traceID): injected \(rule) violation ended \(v.rawValue)"))
     case (.compliant, .approved):
-        return .success("approved")
+        return .success(.approved)
     case (.compliant, .denied):
         let rules = Set(pass.violatedRules)
         return !rules.isEmpty && rules.isSubset(of: portfolioRules)
-            ? .success("portfolio limit")
+            ? .success(.portfolioLimited)
             : .failure(SyntheticFailure("\(pass.traceID): false denial of a compliant signal: \(pass.reasons.joined(separator: "; "))"))
     case (.compliant, let v):
         return .failure(SyntheticFailure("\(pass.traceID): compliant signal ended \(v.rawValue): \(pass.reasons.joined(separator: "; "))"))
@@ -151,9 +162,8 @@ public actor SyntheticLoop {
         let start = monotonicNanoseconds()
         var lastPoll: Int64 = 0
         var lastProgress: Int64 = 0
-        let timeoutNs = Int64(options.passTimeoutMs * 1e6)
-        let drainDeadline = { (sendEnd: Int64) in sendEnd + timeoutNs + 2_000_000_000 }
-        var sendEnd: Int64?
+        // After the last send, passes still unrecorded past the pass timeout are lost.
+        var drainDeadline: Int64?
 
         while true {
             let now = monotonicNanoseconds()
@@ -172,12 +182,13 @@ public actor SyntheticLoop {
                     }
                     try await send(cmds, on: connection, progress: progress)
                     if report.sent == total {
-                        sendEnd = monotonicNanoseconds()
-                        report.sendSeconds = Double(sendEnd! - start) / 1e9
+                        let end = monotonicNanoseconds()
+                        report.sendSeconds = Double(end - start) / 1e9
+                        drainDeadline = end + Int64(options.passTimeoutMs * 1e6) + 2_000_000_000
                     }
                 }
             }
-            if now - lastPoll >= 200_000_000 || report.sent == total {
+            if now - lastPoll >= 200_000_000 {
                 lastPoll = now
                 let found = try store.passes(traceIDs: Array(outstanding.keys))
                 for (traceID, pass) in found {
@@ -187,9 +198,9 @@ public actor SyntheticLoop {
                     switch judge(pass, expectation: expectation, portfolioRules: portfolioRules) {
                     case .success(let kind):
                         switch kind {
-                        case "approved": report.approved += 1
-                        case "portfolio limit": report.portfolioLimited += 1
-                        default: report.violationsDenied += 1
+                        case .approved: report.approved += 1
+                        case .portfolioLimited: report.portfolioLimited += 1
+                        case .violationDenied: report.violationsDenied += 1
                         }
                         if options.debug { progress("\(traceID): \(pass.verdict.rawValue) in \(String(format: "%.2f", pass.latencyMs)) ms (\(kind))") }
                     case .failure(let f):
@@ -203,17 +214,14 @@ public actor SyntheticLoop {
                 progress(String(format: "[%5.1fs] sent %d/%d  completed %d  outstanding %d  failures %d", Double(now - start) / 1e9, report.sent, total, report.completed, outstanding.count, report.failures.count))
             }
             if report.sent == total && outstanding.isEmpty { break }
-            if let end = sendEnd, now > drainDeadline(end) { break }
+            if let deadline = drainDeadline, now > deadline { break }
             let nextDue = start + Int64(Double(report.sent) / options.rate * 1e9)
             let wait = report.sent < total ? max(500_000, min(50_000_000, nextDue - monotonicNanoseconds())) : 50_000_000
             try await Task.sleep(for: .nanoseconds(wait))
         }
         report.elapsedSeconds = Double(monotonicNanoseconds() - start) / 1e9
-        if sendEnd == nil { report.sendSeconds = report.elapsedSeconds }
         report.lost = outstanding.count
-        for (traceID, _) in outstanding.sorted(by: { $0.value.1 < $1.value.1 }).prefix(5) {
-            report.failures.append("\(traceID): not recorded within \(Int(options.passTimeoutMs)) ms (lost or stuck)")
-        }
+        report.lostTraces = outstanding.sorted { $0.value.1 < $1.value.1 }.map(\.key)
         return report
     }
 

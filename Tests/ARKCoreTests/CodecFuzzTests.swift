@@ -41,9 +41,12 @@ import Testing
             let input = mutate(Self.seedInputs[n % Self.seedInputs.count], &rng)
             if let e = try? EventCodec.decode(input) {
                 accepted += 1
-                // Bare NaN/Infinity are accepted on purpose (Python writes them); Foundation refuses them.
+                // Non-finite numbers are read on purpose, as Python's json reads them: bare NaN and
+                // Infinity, and literals beyond a double's range (1e999 is infinity). Foundation
+                // refuses both, so it is no oracle for them. Known fields still reject them.
                 let text = String(decoding: input, as: UTF8.self)
                 if text.contains("NaN") || text.contains("Infinity") { continue }
+                if text.range(of: "[0-9][eE][+-]?[0-9]{3,}", options: .regularExpression) != nil { continue }
                 // Whatever we accept must be JSON Foundation reads with the same values.
                 let object = try? JSONSerialization.jsonObject(with: Data(input)) as? [String: Any]
                 #expect(object != nil, "accepted non-JSON: \(input)")
