@@ -42,5 +42,6 @@ for rate in 100 1000; do
     echo "Latency at $rate Hz (10 s):"
     "$ARK" synthetic-loop --duration 10 --rate "$rate" 2>&1 | grep -E "latency ms|completed|PASSED|FAILED" | sed 's/^/  /'
 done
-echo "Agent CPU seconds (user+sys) and RSS:"
+echo "CPU seconds (user+sys) and RSS of each agent, then redis-server:"
 for p in "${PIDS[@]}"; do ps -o comm=,args=,time=,rss= -p "$p" | awk '{printf "  %-8s %s  RSS %d KB\n", $3, $(NF-1), $NF}'; done
+ps -o time=,rss= -p "$(cat "$WORK/redis.pid")" | awk '{printf "  redis    %s  RSS %d KB\n", $1, $2}'
