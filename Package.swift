@@ -20,6 +20,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
     ],
     targets: [
         .systemLibrary(
@@ -47,6 +50,7 @@ let package = Package(
             dependencies: [
                 "ARKCore", "CHiredis",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             swiftSettings: strictSettings
         ),
@@ -57,6 +61,7 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             swiftSettings: strictSettings
         ),
@@ -65,6 +70,21 @@ let package = Package(
             dependencies: [
                 "ARKCore", "Graveyard", "ARKBus", "ARKState",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // Metrics exposition, the SLO engine, health and the metrics HTTP server. The only
+        // module with an HTTP stack (Hummingbird/NIO); the stages never link it.
+        .target(
+            name: "ARKMonitoring",
+            dependencies: [
+                "ARKCore", "Graveyard", "ARKBus", "ARKState",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSettings
@@ -80,8 +100,10 @@ let package = Package(
         .executableTarget(
             name: "ark",
             dependencies: [
-                "ARKCore", "Graveyard", "ARKBus", "ARKState", "ARKAgents", "ARKSynthetic",
+                "ARKCore", "Graveyard", "ARKBus", "ARKState", "ARKAgents", "ARKSynthetic", "ARKMonitoring",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -98,6 +120,7 @@ let package = Package(
         .testTarget(name: "ARKBusTests", dependencies: ["ARKBus", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKAgentsTests", dependencies: ["ARKAgents", "Graveyard", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKStateTests", dependencies: ["ARKState", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "ARKMonitoringTests", dependencies: ["ARKMonitoring", "ARKState", "ARKCore", "Graveyard", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(
             name: "EndToEndTests",
             dependencies: ["ARKCore", "ARKBus", "ARKState", "ARKAgents", "ARKSynthetic", "Graveyard", "ARKTestSupport"],

@@ -2,6 +2,7 @@ import ARKBus
 import ARKCore
 import ARKState
 import Foundation
+import Metrics
 
 /// Checks that a trace passed every stage it should have, in order, with times that only
 /// move forward. Pure. Returns the problems; none means the trace is continuous.
@@ -37,13 +38,15 @@ public final class Aletheia: StageProcessor {
     public let stage = Stage.aletheia
     public let inputStreams = [Stage.aletheia.inputStream, Streams.deadLetter]
     let store: StateStore
-    let passTimeoutMs: Double
+    let thresholds: RollupThresholds
     let checkpointIntervalNs: Int64
     var lastCheckpointNs = monotonicNanoseconds()
+    let passLatency = Metrics.Timer(label: MetricName.passLatency)
+    let verdictCounters = Dictionary(uniqueKeysWithValues: Verdict.allCases.map { ($0, Counter(label: MetricName.passes, dimensions: [("verdict", $0.rawValue)])) })
 
     public init(store: StateStore, config: ARKConfig) {
         self.store = store
-        self.passTimeoutMs = config.passTimeoutMs
+        self.thresholds = RollupThresholds(config: config)
         self.checkpointIntervalNs = Int64(config.dbCheckpointIntervalSeconds) * 1_000_000_000
     }
 
@@ -101,14 +104,22 @@ public final class Aletheia: StageProcessor {
                 orders.append(OrderRecord(orderID: id, traceID: e.traceID, symbol: e.symbol, side: x.side ?? "", quantity: x.quantity,
                                           price: x.price, notional: x.notional, realizedPnl: x.realizedPnl, tsNs: filledNs))
             }
-            passes.append(PassRecord(
+            var pass = PassRecord(
                 traceID: e.traceID, signalID: e.id, symbol: e.symbol, source: e.source, verdict: verdict, reasons: reasons,
                 policyHash: e.decision?.policyHash, complianceScore: e.decision?.complianceScore, t0Ns: e.t0Ns, doneNs: doneNs,
                 hrmEvalUs: e.decision.map { Double($0.evalNs) / 1000 }, continuityOK: problems.isEmpty,
                 injectedViolation: e.injectedViolation, orderID: orderID,
-                event: record ?? EventCodec.encode(e)))
+                event: record ?? EventCodec.encode(e))
+            pass.stageTimes = e.hops.map { StageTime(stage: $0.stage, micros: Double($0.outNs - $0.inNs) / 1000) }
+            passes.append(pass)
         }
-        try store.record(passes: passes, orders: orders, deadLetters: deadRecords, passTimeoutMs: passTimeoutMs)
+        try store.record(passes: passes, orders: orders, deadLetters: deadRecords, thresholds: thresholds)
+        var byVerdict: [Verdict: Int] = [:]
+        for p in passes {
+            byVerdict[p.verdict, default: 0] += 1
+            if p.verdict != .deadlettered { passLatency.recordNanoseconds(p.doneNs - p.t0Ns) }
+        }
+        for (v, n) in byVerdict { verdictCounters[v]?.increment(by: n) }
         try context.bus.commit(outputs: [], deadLetters: toDeadLetter, acks: batch)
         return BatchResult(processed: batch.count - failed - toDeadLetter.count, failed: failed + toDeadLetter.count)
     }

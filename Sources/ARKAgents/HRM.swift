@@ -3,6 +3,7 @@ import ARKCore
 import Foundation
 import Graveyard
 import Logging
+import Metrics
 
 /// HRM: the risk gate. Judges every proposal against the Graveyard and fails closed: a rule
 /// file that drifted from its pinned hash, an unreadable book, or a missing field is a denial.
@@ -13,6 +14,10 @@ public final class HRM: StageProcessor {
     let defaultEquity: Double
     public private(set) var integrity: Graveyard.Integrity
     private var lastCheckNs: Int64
+    let evaluationTimer = Metrics.Timer(label: MetricName.hrmEvaluation)
+    let driftGauge = Gauge(label: MetricName.ethicsDrift)
+    let approvedCounter = Counter(label: MetricName.hrmDecisions, dimensions: [("decision", "approved")])
+    let deniedCounter = Counter(label: MetricName.hrmDecisions, dimensions: [("decision", "denied")])
 
     public init(config: ARKConfig) {
         directory = config.graveyardDir
@@ -20,6 +25,7 @@ public final class HRM: StageProcessor {
         defaultEquity = config.paperEquity
         integrity = Graveyard.check(directory: config.graveyardDir)
         lastCheckNs = monotonicNanoseconds()
+        driftGauge.record(integrity.isIntact ? 0 : 1)
     }
 
     /// Re-hashes the rule file when the check interval has passed.
@@ -29,6 +35,7 @@ public final class HRM: StageProcessor {
         lastCheckNs = now
         let before = integrity.isIntact
         integrity = Graveyard.check(directory: directory)
+        driftGauge.record(integrity.isIntact ? 0 : 1)
         if before && !integrity.isIntact {
             logger.critical("Graveyard drift: denying every proposal", metadata: ["problem": .string(integrity.problem ?? "")])
         } else if !before && integrity.isIntact {
@@ -45,7 +52,18 @@ public final class HRM: StageProcessor {
         refreshIntegrity(logger: context.logger)
         let book = try Self.readBook(context.bus.connection, defaultEquity: defaultEquity)
         var approvals = BatchApprovals()
+        var approved = 0, denied = 0
+        defer {
+            approvedCounter.increment(by: approved)
+            deniedCounter.increment(by: denied)
+        }
         return try forwardEach(batch, context: context, to: .kenny) { e in
+            defer {
+                if let d = e.decision {
+                    if d.approved { approved += 1 } else { denied += 1 }
+                    evaluationTimer.recordNanoseconds(d.evalNs)
+                }
+            }
             switch (integrity, book) {
             case (.intact(let rules), .success(let snapshot)):
                 e.decision = rules.evaluate(Proposal(e), book: snapshot, batch: &approvals)

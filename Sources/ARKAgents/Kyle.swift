@@ -1,6 +1,7 @@
 import ARKBus
 import ARKCore
 import Foundation
+import Metrics
 
 /// Kyle: ingest and validate. Parses each producer payload, normalises the symbol, assigns a
 /// trace id and stamps `t0_ns`; a valid signal goes to Joey, an invalid one straight to
@@ -9,6 +10,7 @@ public final class Kyle: StageProcessor {
     public let stage = Stage.kyle
     let validator: SignalValidator
     let traceIDs: Bool
+    let rejectedCounter = Counter(label: MetricName.signalsRejected)
 
     public init(config: ARKConfig) {
         validator = SignalValidator(maxPayloadBytes: config.maxSignalBytes)
@@ -48,6 +50,7 @@ public final class Kyle: StageProcessor {
             outputs.append((target, EventCodec.encode(event)))
         }
         try context.bus.commit(outputs: outputs, deadLetters: [], acks: batch)
+        if rejected > 0 { rejectedCounter.increment(by: rejected) }
         return BatchResult(processed: batch.count - rejected, failed: 0)
     }
 }

@@ -2,6 +2,7 @@ import ARKBus
 import ARKCore
 import Foundation
 import Logging
+import Metrics
 
 /// What a stage does with a batch. Implementations run on their agent's thread and may use
 /// `context.bus` synchronously; they commit their own outputs (so Kenny can put its book in
@@ -104,9 +105,26 @@ public actor StageAgent {
     private let bus: StreamBus
 
     private var stats = Stats()
+    private let instruments: Instruments
     /// Local count of failed attempts per entry, in case Redis's delivery count is not raised
     /// by re-reads of our own pending entries.
     private var localAttempts: [String: Int] = [:]
+
+    /// The stage's swift-metrics instruments, made once (the factory lookup is not free).
+    struct Instruments {
+        let processed: Counter
+        let failed: Counter
+        let batchTime: Metrics.Timer
+        let reconnects: Counter
+
+        init(stage: Stage) {
+            let dims = [("stage", stage.rawValue)]
+            processed = Counter(label: MetricName.stageProcessed, dimensions: dims)
+            failed = Counter(label: MetricName.stageFailed, dimensions: dims)
+            batchTime = Metrics.Timer(label: MetricName.stageLatency, dimensions: dims)
+            reconnects = Counter(label: MetricName.redisReconnects, dimensions: dims)
+        }
+    }
 
     struct Stats {
         var processed = 0
@@ -124,6 +142,7 @@ public actor StageAgent {
         self.executor = ThreadExecutor(name: name)
         self.processor = processor
         self.settings = settings
+        self.instruments = Instruments(stage: processor.stage)
         var log = logger ?? Logger(label: "ark.\(processor.stage.rawValue.lowercased())")
         log[metadataKey: "agent"] = .string(processor.stage.rawValue)
         log[metadataKey: "instance"] = .string(name)
@@ -151,6 +170,7 @@ public actor StageAgent {
                         throw RedisError.connection("cannot create consumer groups: \(error)")
                     }
                     if connected == false && lostSinceNs != 0 {
+                        instruments.reconnects.increment()
                         logger.notice("Redis connection restored", metadata: [
                             "attempts": .stringConvertible(backoff.attempt),
                             "down_ms": .stringConvertible((wallClockNanoseconds() - lostSinceNs) / 1_000_000),
@@ -177,6 +197,7 @@ public actor StageAgent {
                 // A batch failed (a store error, a server error): nothing of it was acknowledged.
                 // Re-read our pending entries next; delivery counts bound the retries.
                 stats.failed += 1
+                instruments.failed.increment()
                 logger.error("batch failed; it will be retried", metadata: ["error": .string("\(error)")])
                 recoverOwn = true
                 try? await Task.sleep(for: .milliseconds(200))
@@ -242,6 +263,7 @@ public actor StageAgent {
             try bus.commit(outputs: [], deadLetters: poison, acks: poison.map(\.entry))
             for p in poison { localAttempts[p.entry.id] = nil }
             stats.failed += poison.count
+            instruments.failed.increment(by: poison.count)
             logger.error("dead-lettered entries", metadata: ["count": .stringConvertible(poison.count), "reason": .string(poison[0].reason)])
         }
         guard !batch.isEmpty else { return }
@@ -258,6 +280,9 @@ public actor StageAgent {
         stats.processed += result.processed
         stats.failed += result.failed
         stats.batches += 1
+        instruments.processed.increment(by: result.processed)
+        if result.failed > 0 { instruments.failed.increment(by: result.failed) }
+        instruments.batchTime.recordNanoseconds(doneNs - readNs)
         let perEntryUs = Double(doneNs - readNs) / 1000
         stats.window.record(micros: perEntryUs)
     }

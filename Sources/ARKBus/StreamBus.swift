@@ -1,4 +1,5 @@
 import ARKCore
+import Metrics
 
 /// An entry read from a stream through a consumer group.
 public struct StreamEntry: Sendable, Equatable {
@@ -50,12 +51,14 @@ public final class StreamBus {
     public let consumer: String
     public let maxLength: Int
     private var claimCursors: [String: String] = [:]
+    private let deadLetterCounter: Counter
 
     public init(connection: RedisConnection, group: String, consumer: String, maxLength: Int) {
         self.connection = connection
         self.group = group
         self.consumer = consumer
         self.maxLength = maxLength
+        self.deadLetterCounter = Counter(label: MetricName.deadLettered, dimensions: [("stage", group)])
     }
 
     /// Creates the consumer group on each stream (and the stream) if missing. A new group
@@ -182,7 +185,9 @@ public final class StreamBus {
     public func commit(outputs: [(stream: String, payload: [UInt8])], deadLetters: [DeadLetter], acks: [StreamEntry], extra: [[RedisArg]] = []) throws(RedisError) -> Bool {
         if outputs.isEmpty && deadLetters.isEmpty && acks.isEmpty && extra.isEmpty { return true }
         let replies = try connection.pipeline(commitCommands(outputs: outputs, deadLetters: deadLetters, acks: acks, extra: extra))
-        return try Self.checkTransaction(replies)
+        let applied = try Self.checkTransaction(replies)
+        if applied && !deadLetters.isEmpty { deadLetterCounter.increment(by: deadLetters.count) }
+        return applied
     }
 
     static func checkTransaction(_ replies: [RedisValue]) throws(RedisError) -> Bool {

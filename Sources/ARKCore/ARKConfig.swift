@@ -27,6 +27,8 @@ public struct ARKConfig: Sendable, Equatable {
     public var logDir: String = "/var/log/ark"
     public var graveyardDir: String = "graveyard"
     public var metricsPort: Int = 9090
+    /// Address the metrics server binds; 0.0.0.0 exposes it to the network (logged as a risk).
+    public var metricsBind: String = "127.0.0.1"
     public var metricsServerEnabled: Bool = true
     public var metricsRetentionSeconds: Int = 3600
     public var sloAvailabilityTarget: Double = 0.995
@@ -91,6 +93,7 @@ public struct ARKConfig: Sendable, Equatable {
         c.logDir = reader.string("ARK_LOG_DIR", c.logDir)
         c.graveyardDir = reader.string("ARK_GRAVEYARD_DIR", c.graveyardDir)
         c.metricsPort = reader.int("METRICS_PORT", c.metricsPort, 1...65535)
+        c.metricsBind = reader.string("METRICS_BIND", c.metricsBind)
         c.metricsServerEnabled = reader.bool("METRICS_SERVER_ENABLED", c.metricsServerEnabled)
         c.metricsRetentionSeconds = reader.int("METRICS_RETENTION_SECONDS", c.metricsRetentionSeconds, 60...604_800)
         c.sloAvailabilityTarget = reader.double("SLO_AVAILABILITY_TARGET", c.sloAvailabilityTarget, 0.5...0.99999)

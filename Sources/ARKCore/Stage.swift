@@ -44,4 +44,7 @@ public enum Streams {
     public static let orders = "ark:orders"
     /// Heartbeats of every instance, a hash field per instance.
     public static let heartbeats = "ark:heartbeats"
+    /// Prefix of each process's Prometheus exposition (`ark:metrics:<host>-<pid>`, expiring),
+    /// which the metrics server merges into one `/metrics`.
+    public static let metricsPrefix = "ark:metrics:"
 }

@@ -35,6 +35,8 @@ public struct PassRecord: Sendable, Equatable {
     public var orderID: String?
     /// The final event in canonical JSON (the `event` the audit record embeds).
     public var event: [UInt8]
+    /// Each stage's processing time (hop in → out), for the per-stage latency rollups.
+    public var stageTimes: [StageTime] = []
 
     public var latencyMs: Double { Double(doneNs - t0Ns) / 1e6 }
 
@@ -72,6 +74,78 @@ public struct PassRecord: Sendable, Equatable {
         if event.isEmpty { w.null() } else { w.raw(event) }
         w.endObject()
         return w.bytes
+    }
+}
+
+/// How long one stage held a trace, from its hop.
+public struct StageTime: Sendable, Equatable {
+    public var stage: Stage
+    public var micros: Double
+
+    public init(stage: Stage, micros: Double) {
+        self.stage = stage
+        self.micros = micros
+    }
+}
+
+/// Where the rollups draw their lines: a pass later than `passTimeoutMs` failed; the
+/// latency SLOs count passes over their thresholds, so burn rates are plain sums.
+public struct RollupThresholds: Sendable, Equatable {
+    public var passTimeoutMs: Double
+    public var latencySLOMs: Double
+    public var hrmSLOMs: Double
+
+    /// HRM's evaluation SLO (DESIGN §5): p95 ≤ 120 ms.
+    public static let hrmEvaluationSLOMs = 120.0
+
+    public init(passTimeoutMs: Double = 5_000, latencySLOMs: Double = 400, hrmSLOMs: Double = RollupThresholds.hrmEvaluationSLOMs) {
+        self.passTimeoutMs = passTimeoutMs
+        self.latencySLOMs = latencySLOMs
+        self.hrmSLOMs = hrmSLOMs
+    }
+
+    public init(config: ARKConfig) {
+        self.init(passTimeoutMs: config.passTimeoutMs, latencySLOMs: config.sloP95LatencyMs)
+    }
+}
+
+/// One latency histogram per stage, stored as one blob: for each stage in `Stage.allCases`
+/// order, a little-endian UInt32 length and that stage's encoded `LogHistogram`.
+public struct StageHistograms: Sendable, Equatable {
+    public private(set) var histograms: [LogHistogram] = Array(repeating: LogHistogram(), count: Stage.allCases.count)
+
+    public init() {}
+
+    public subscript(stage: Stage) -> LogHistogram { histograms[Self.index(stage)] }
+
+    static func index(_ stage: Stage) -> Int { Stage.allCases.firstIndex(of: stage)! }
+
+    public mutating func record(_ stage: Stage, micros: Double) { histograms[Self.index(stage)].record(micros: micros) }
+
+    public mutating func merge(_ other: StageHistograms) {
+        for i in histograms.indices { histograms[i].merge(other.histograms[i]) }
+    }
+
+    public func encoded() -> [UInt8] {
+        var out: [UInt8] = []
+        for h in histograms {
+            let bytes = h.total == 0 ? [] : h.encoded()
+            withUnsafeBytes(of: UInt32(bytes.count).littleEndian) { out.append(contentsOf: $0) }
+            out.append(contentsOf: bytes)
+        }
+        return out
+    }
+
+    public init(encoded bytes: [UInt8]) {
+        var i = 0
+        for s in histograms.indices {
+            guard i + 4 <= bytes.count else { return }
+            let n = Int(bytes[i]) | Int(bytes[i + 1]) << 8 | Int(bytes[i + 2]) << 16 | Int(bytes[i + 3]) << 24
+            i += 4
+            guard i + n <= bytes.count else { return }
+            if n > 0 { histograms[s] = LogHistogram(encoded: Array(bytes[i..<(i + n)])) }
+            i += n
+        }
     }
 }
 

@@ -2,6 +2,7 @@ import ARKCore
 import Foundation
 import GRDB
 import GRDBSQLite
+import Metrics
 
 public struct StateStoreError: Error, Sendable, CustomStringConvertible {
     public var description: String
@@ -13,6 +14,7 @@ public struct StateStoreError: Error, Sendable, CustomStringConvertible {
 public final class StateStore: Sendable {
     public let path: String
     let pool: DatabasePool
+    let writeTimer = Metrics.Timer(label: MetricName.dbWrite)
 
     /// The genesis link of the audit chain.
     public static let genesisHash = String(repeating: "0", count: 64)
@@ -155,6 +157,18 @@ public final class StateStore: Sendable {
                 );
                 """)
         }
+        // Counts the SLO engine sums over windows (so /slos never decodes a histogram per
+        // second of a 6-hour window), and per-stage processing-time histograms from the hops.
+        m.registerMigration("v2_rollup_slo_counts") { db in
+            try db.execute(sql: """
+                ALTER TABLE rollup_1s ADD COLUMN failed INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE rollup_1s ADD COLUMN timed INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE rollup_1s ADD COLUMN over_latency_slo INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE rollup_1s ADD COLUMN hrm_timed INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE rollup_1s ADD COLUMN hrm_over_slo INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE rollup_1s ADD COLUMN stage_hists BLOB NOT NULL DEFAULT x'';
+                """)
+        }
         return m
     }
 
@@ -170,11 +184,13 @@ public final class StateStore: Sendable {
 
     /// Writes a batch in one transaction: passes (each chained to the previous audit hash),
     /// orders, dead letters and the per-second rollups. Idempotent by trace id, order id and
-    /// dead letter id, so a redelivered batch changes nothing. `passTimeoutMs` marks passes
-    /// that finished too late as slow in the rollups.
+    /// dead letter id, so a redelivered batch changes nothing. `thresholds` decide which
+    /// passes the rollups count as failed (too late) or over an SLO.
     @discardableResult
-    public func record(passes: [PassRecord], orders: [OrderRecord] = [], deadLetters: [DeadLetterRecord] = [], passTimeoutMs: Double = 5_000) throws -> WriteSummary {
-        try pool.writeWithoutTransaction { db in
+    public func record(passes: [PassRecord], orders: [OrderRecord] = [], deadLetters: [DeadLetterRecord] = [], thresholds: RollupThresholds = RollupThresholds()) throws -> WriteSummary {
+        let started = monotonicNanoseconds()
+        defer { writeTimer.recordNanoseconds(monotonicNanoseconds() - started) }
+        return try pool.writeWithoutTransaction { db in
             var summary = WriteSummary()
             try db.inTransaction(.immediate) {
                 var prev = try String.fetchOne(db, sql: "SELECT hash FROM passes ORDER BY seq DESC LIMIT 1") ?? Self.genesisHash
@@ -193,7 +209,7 @@ public final class StateStore: Sendable {
                     if try Self.insert(p, record: record, prev: prev, hash: hash, with: insertPass.sqliteStatement, in: db) {
                         prev = hash
                         summary.passesInserted += 1
-                        rollups[p.doneNs / 1_000_000_000, default: Rollup()].add(p, passTimeoutMs: passTimeoutMs)
+                        rollups[p.doneNs / 1_000_000_000, default: Rollup()].add(p, thresholds)
                     } else {
                         summary.passesAlreadyPresent += 1
                     }
@@ -213,6 +229,11 @@ public final class StateStore: Sendable {
                 for d in deadLetters {
                     try insertDead.execute(arguments: [d.deadLetterID, d.stream, d.entryID, d.group, d.consumer, d.reason, Data(d.payload), d.deliveries, d.traceID, d.tsNs])
                     summary.deadLettersInserted += db.changesCount
+                    // A dead letter whose trace is known is counted through its pass; one
+                    // without a trace still failed a pass and must not vanish from availability.
+                    if db.changesCount == 1 && d.traceID == nil {
+                        rollups[d.tsNs / 1_000_000_000, default: Rollup()].addUntracedDeadLetter()
+                    }
                 }
                 for (second, r) in rollups { try Self.mergeRollup(db, second: second, r) }
                 return .commit
@@ -316,11 +337,13 @@ public final class StateStore: Sendable {
 
     struct Rollup {
         var passes = 0, approved = 0, denied = 0, rejected = 0, errors = 0, deadlettered = 0, slow = 0
+        var failed = 0, timed = 0, overLatencySLO = 0, hrmTimed = 0, hrmOverSLO = 0
         var latencySum = 0.0, latencyMax = 0.0
         var latency = LogHistogram()
         var hrm = LogHistogram()
+        var stages = StageHistograms()
 
-        mutating func add(_ p: PassRecord, passTimeoutMs: Double) {
+        mutating func add(_ p: PassRecord, _ t: RollupThresholds) {
             passes += 1
             switch p.verdict {
             case .approved: approved += 1
@@ -329,35 +352,57 @@ public final class StateStore: Sendable {
             case .error: errors += 1
             case .deadlettered: deadlettered += 1
             }
-            guard p.verdict != .deadlettered else { return }
+            guard p.verdict != .deadlettered else { failed += 1; return }
             let ms = p.latencyMs
-            if ms > passTimeoutMs { slow += 1 }
+            if ms > t.passTimeoutMs { slow += 1 }
+            if p.verdict.isFailure || ms > t.passTimeoutMs { failed += 1 }
+            timed += 1
+            if ms > t.latencySLOMs { overLatencySLO += 1 }
             latencySum += ms
             latencyMax = max(latencyMax, ms)
             latency.record(micros: ms * 1000)
-            if let us = p.hrmEvalUs { hrm.record(micros: us) }
+            if let us = p.hrmEvalUs {
+                hrm.record(micros: us)
+                hrmTimed += 1
+                if us / 1000 > t.hrmSLOMs { hrmOverSLO += 1 }
+            }
+            for t in p.stageTimes { stages.record(t.stage, micros: t.micros) }
+        }
+
+        mutating func addUntracedDeadLetter() {
+            passes += 1
+            deadlettered += 1
+            failed += 1
         }
     }
 
     static func mergeRollup(_ db: Database, second: Int64, _ r: Rollup) throws {
         var latency = r.latency
         var hrm = r.hrm
-        if let row = try Row.fetchOne(db, sql: "SELECT latency_hist, hrm_hist FROM rollup_1s WHERE second = ?", arguments: [second]) {
+        var stages = r.stages
+        if let row = try Row.fetchOne(db, sql: "SELECT latency_hist, hrm_hist, stage_hists FROM rollup_1s WHERE second = ?", arguments: [second]) {
             latency.merge(LogHistogram(encoded: [UInt8](row["latency_hist"] as Data)))
             hrm.merge(LogHistogram(encoded: [UInt8](row["hrm_hist"] as Data)))
+            stages.merge(StageHistograms(encoded: [UInt8](row["stage_hists"] as Data)))
         }
         try db.execute(sql: """
-            INSERT INTO rollup_1s (second, passes, approved, denied, rejected, errors, deadlettered, slow, latency_sum_ms, latency_max_ms, latency_hist, hrm_hist)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO rollup_1s (second, passes, approved, denied, rejected, errors, deadlettered, slow, latency_sum_ms, latency_max_ms,
+                latency_hist, hrm_hist, failed, timed, over_latency_slo, hrm_timed, hrm_over_slo, stage_hists)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT(second) DO UPDATE SET
                 passes = passes + excluded.passes, approved = approved + excluded.approved,
                 denied = denied + excluded.denied, rejected = rejected + excluded.rejected,
                 errors = errors + excluded.errors, deadlettered = deadlettered + excluded.deadlettered,
                 slow = slow + excluded.slow, latency_sum_ms = latency_sum_ms + excluded.latency_sum_ms,
                 latency_max_ms = max(latency_max_ms, excluded.latency_max_ms),
-                latency_hist = excluded.latency_hist, hrm_hist = excluded.hrm_hist
+                latency_hist = excluded.latency_hist, hrm_hist = excluded.hrm_hist,
+                failed = failed + excluded.failed, timed = timed + excluded.timed,
+                over_latency_slo = over_latency_slo + excluded.over_latency_slo,
+                hrm_timed = hrm_timed + excluded.hrm_timed, hrm_over_slo = hrm_over_slo + excluded.hrm_over_slo,
+                stage_hists = excluded.stage_hists
             """, arguments: [second, r.passes, r.approved, r.denied, r.rejected, r.errors, r.deadlettered, r.slow,
-                             r.latencySum, r.latencyMax, Data(latency.encoded()), Data(hrm.encoded())])
+                             r.latencySum, r.latencyMax, Data(latency.encoded()), Data(hrm.encoded()),
+                             r.failed, r.timed, r.overLatencySLO, r.hrmTimed, r.hrmOverSLO, Data(stages.encoded())])
     }
 
     public func upsertHeartbeats(_ beats: [HeartbeatRecord]) throws {

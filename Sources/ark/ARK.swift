@@ -16,8 +16,12 @@ struct ARK: AsyncParsableCommand {
               ark synthetic-loop --duration 60      prove the pipeline end to end at 1 Hz
               ark trace syn-abc-42                  one pass, hop by hop
               ark verify-audit                      re-walk the audit hash chain
+              ark metrics-server                    /metrics, /metrics/json, /slos, /healthz on :9090
+              ark health                            exit 0 healthy, 1 unhealthy, 2 degraded
+              ark status                            live dashboard
             """,
-        subcommands: [RunCommand.self, AgentCommand.self, SyntheticLoopCommand.self, TraceCommand.self, VerifyAuditCommand.self]
+        subcommands: [RunCommand.self, AgentCommand.self, MetricsServerCommand.self, HealthCommand.self, StatusCommand.self,
+                      SyntheticLoopCommand.self, TraceCommand.self, VerifyAuditCommand.self]
     )
 }
 

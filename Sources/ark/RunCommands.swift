@@ -1,5 +1,6 @@
 import ARKAgents
 import ARKCore
+import ARKMonitoring
 import ARKState
 import ArgumentParser
 import Foundation
@@ -10,10 +11,11 @@ import ServiceLifecycle
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Run all five stages in one process until SIGTERM or SIGINT.",
+        abstract: "Run all five stages and the metrics server in one process until SIGTERM or SIGINT.",
         discussion: """
             Each stage is its own actor on its own thread with its own Redis connection and
             consumer (<stage>-<host>-<pid>). On SIGTERM each finishes and commits its batch.
+            The metrics server (METRICS_BIND:METRICS_PORT) runs unless METRICS_SERVER_ENABLED=false.
             Examples:
               REDIS_URL=redis://127.0.0.1:6379/0 ark run --local
               ARK_STATE_DB=/var/lib/ark/ark_state.db ark run
@@ -24,7 +26,7 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         common.bootstrapLogging()
         let config = try common.config()
-        try await runStages(Stage.allCases, config: config)
+        try await runStages(Stage.allCases, config: config, withMetricsServer: config.metricsServerEnabled)
     }
 }
 
@@ -59,7 +61,11 @@ struct AgentCommand: AsyncParsableCommand {
     }
 }
 
-func runStages(_ stages: [Stage], config: ARKConfig) async throws {
+/// Runs the given stages as services in this process, with either the metrics server (which
+/// serves this process's registry directly) or a publisher of this process's metrics to Redis
+/// for the metrics server of another process.
+func runStages(_ stages: [Stage], config: ARKConfig, withMetricsServer: Bool = false) async throws {
+    bootstrapMetrics()
     let logger = Logger(label: "ark")
     let settings: AgentSettings
     do {
@@ -82,6 +88,11 @@ func runStages(_ stages: [Stage], config: ARKConfig) async throws {
             throw fail("cannot start \(stage.rawValue): \(error)", code: 78)
         }
         services.append(AgentService(agent: StageAgent(processor: processor, settings: settings)))
+    }
+    if withMetricsServer {
+        services.append(try makeMetricsServer(config))
+    } else {
+        services.append(MetricsPublisher(registry: metricsRegistry, redisURL: settings.redisURL))
     }
     let group = ServiceGroup(configuration: .init(
         services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },

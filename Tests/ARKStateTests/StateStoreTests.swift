@@ -74,8 +74,8 @@ func pass(_ id: String, verdict: Verdict = .approved, t0: Int64 = 1_000_000_000_
         var batch = (0..<90).map { pass("a\($0)", t0: base, latencyMs: 2) }
         batch += (0..<5).map { pass("d\($0)", verdict: .denied, t0: base) }
         batch += [pass("e", verdict: .error, t0: base), pass("s", t0: base, latencyMs: 6_000)]
-        try store.record(passes: Array(batch[..<40]), passTimeoutMs: 5_000)
-        try store.record(passes: Array(batch[40...]), passTimeoutMs: 5_000)
+        try store.record(passes: Array(batch[..<40]), thresholds: RollupThresholds(passTimeoutMs: 5_000))
+        try store.record(passes: Array(batch[40...]), thresholds: RollupThresholds(passTimeoutMs: 5_000))
         let db = try DatabaseQueue(path: path)
         let rows = try db.read { try Row.fetchAll($0, sql: "SELECT * FROM rollup_1s ORDER BY second") }
         let passes = rows.map { $0["passes"] as Int }.reduce(0, +)

@@ -114,6 +114,12 @@ public final class ChildProcess: @unchecked Sendable {
         signal(SIGKILL)
         wait(timeout: 10)
     }
+
+    /// The exit code once it has exited normally; nil while running or after a signal.
+    public var exitCode: Int32? {
+        guard !isRunning, let s = exitStatus, s & 0x7f == 0 else { return nil }
+        return (s >> 8) & 0xff
+    }
 }
 
 /// A private redis-server for one test suite: its own temp dir and unix socket, started
@@ -217,4 +223,52 @@ public func waitFor(timeout: Double, interval: Double = 0.05, _ condition: () th
         usleep(UInt32(interval * 1_000_000))
     }
     return try condition()
+}
+
+/// A TCP port that was free a moment ago (bound to port 0, then released).
+public func freeTCPPort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw TestSetupError("socket: \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = 0
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &addr) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+    }
+    guard bound else { throw TestSetupError("cannot find a free port: \(String(cString: strerror(errno)))") }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
+
+/// A finished command: its exit code and everything it printed.
+public struct CommandResult: Sendable {
+    public var code: Int32
+    public var output: String
+}
+
+/// Runs a command to completion (killed after `timeout` seconds), output captured.
+public func runCommand(_ executable: String, _ arguments: [String], environment: [String: String] = [:], timeout: Double = 60) throws -> CommandResult {
+    let dir = try TempDir("ark-cmd")
+    defer { dir.remove() }
+    var env = ProcessInfo.processInfo.environment
+    for (k, v) in environment { env[k] = v }
+    let child = try ChildProcess(executable, arguments, environment: env, logPath: dir.path + "/out")
+    if !child.wait(timeout: timeout) { child.kill9() }
+    let output = (try? String(contentsOfFile: dir.path + "/out", encoding: .utf8)) ?? ""
+    return CommandResult(code: child.exitCode ?? -1, output: output)
+}
+
+/// GET with curl: the status (0 when nothing answered) and the body.
+public func httpGet(_ url: String, timeout: Double = 10) throws -> (status: Int, body: String) {
+    let marker = "\n@@status="
+    let r = try runCommand("/usr/bin/curl", ["-s", "--max-time", String(timeout), "-w", marker + "%{http_code}", url], timeout: timeout + 5)
+    guard let range = r.output.range(of: marker, options: .backwards) else { return (0, r.output) }
+    return (Int(r.output[range.upperBound...].trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0, String(r.output[..<range.lowerBound]))
+}
+
+/// `body` parsed as a JSON object.
+public func jsonObject(_ body: String) -> [String: Any]? {
+    try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]
 }

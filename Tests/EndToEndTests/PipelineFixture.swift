@@ -11,6 +11,9 @@ final class PipelineFixture: @unchecked Sendable {
     let redis: RedisServer
     let dir: TempDir
     var agents: [Stage: ArkProcess] = [:]
+    var others: [ArkProcess] = []
+    /// Settings over the defaults below.
+    var extraEnvironment: [String: String] = [:]
 
     var statePath: String { dir.path + "/ark_state.db" }
 
@@ -18,7 +21,7 @@ final class PipelineFixture: @unchecked Sendable {
         [
             "REDIS_URL": redis.urlString, "ARK_STATE_DB": statePath, "ARK_GRAVEYARD_DIR": Repo.graveyard,
             "ARK_CLAIM_IDLE_MS": "1000", "ARK_BLOCK_MS": "50", "ARK_LOG_LEVEL": "info", "ARK_ENV": "test",
-        ]
+        ].merging(extraEnvironment) { $1 }
     }
 
     init() throws {
@@ -35,9 +38,19 @@ final class PipelineFixture: @unchecked Sendable {
         for s in Stage.allCases { try start(s) }
     }
 
+    /// Starts another `ark` process (a metrics server, a second instance), stopped with the agents.
+    @discardableResult
+    func startProcess(_ arguments: [String], name: String) throws -> ArkProcess {
+        let p = try ArkProcess(arguments, environment: environment, logPath: dir.path + "/\(name).log")
+        others.append(p)
+        return p
+    }
+
     func stopAll() {
         for (_, p) in agents { p.terminate(grace: 10) }
+        for p in others { p.terminate(grace: 10) }
         agents = [:]
+        others = []
     }
 
     func shutdown() {
@@ -89,6 +102,21 @@ final class PipelineFixture: @unchecked Sendable {
     }
 
     func logs() -> String {
-        agents.map { "--- \($0.key.rawValue)\n" + String($0.value.output.suffix(3000)) }.joined(separator: "\n")
+        (agents.map { "--- \($0.key.rawValue)\n" + String($0.value.output.suffix(3000)) }
+            + others.map { "--- \($0.arguments.joined(separator: " "))\n" + String($0.output.suffix(3000)) }).joined(separator: "\n")
+    }
+
+    /// Queues producer signals in ark:kyle, as a Python producer writes them.
+    func queueSignals(_ count: Int, prefix: String, t0Ns: Int64? = nil) throws {
+        let c = try redis.client()
+        var commands: [[RedisArg]] = []
+        for i in 0..<count {
+            var json = "{\"trace_id\": \"\(prefix)-\(i)\", \"id\": \"\(prefix)\(i)\", \"symbol\": \"AAPL\", \"price\": 101.5, \"volume\": 100, \"ts\": \(Double(wallClockNanoseconds()) / 1e9), "
+            json += "\"source\": \"test\", \"action\": \"\(i % 2 == 0 ? "buy" : "sell")\", \"position_size_pct\": 0.001, \"leverage\": 1.0, \"stop_loss\": \(i % 2 == 0 ? 99.0 : 104.0), \"risk_reward_ratio\": 2.0"
+            if let t0Ns { json += ", \"t0_ns\": \(t0Ns)" }
+            json += "}"
+            commands.append(["XADD", .text(Stage.kyle.inputStream), "*", "event", .text(json)])
+        }
+        _ = try c.pipeline(commands)
     }
 }

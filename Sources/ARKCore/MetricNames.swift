@@ -1,0 +1,61 @@
+/// Names of ARK's metrics, shared by the code that emits them (through swift-metrics) and
+/// the metrics server, which documents them in `/metrics` and merges every process's
+/// exposition. Prometheus metrics are in base units (seconds); the JSON view keeps ms.
+public enum MetricName {
+    // Every stage (label `stage`).
+    public static let stageProcessed = "ark_stage_processed_total"
+    public static let stageFailed = "ark_stage_failed_total"
+    public static let stageLatency = "ark_stage_batch_seconds"
+    public static let deadLettered = "ark_deadlettered_total"
+    public static let redisReconnects = "ark_redis_reconnects_total"
+    public static let pendingEntries = "ark_pending_entries"
+    public static let consumerLag = "ark_consumer_lag"
+    // Kyle.
+    public static let signalsRejected = "ark_signals_rejected_total"
+    // HRM.
+    public static let hrmEvaluation = "ark_hrm_evaluation_seconds"
+    public static let ethicsDrift = "ark_ethics_drift"
+    public static let hrmDecisions = "ark_hrm_decisions_total"
+    // Aletheia and the store.
+    public static let passLatency = "ark_pass_latency_seconds"
+    public static let passes = "ark_passes_total"
+    public static let dbWrite = "ark_db_write_seconds"
+    // The metrics server (from the state store and Redis).
+    public static let sloActual = "ark_slo_actual"
+    public static let sloTarget = "ark_slo_target"
+    public static let sloOK = "ark_slo_ok"
+    public static let sloBudget = "ark_slo_error_budget_remaining"
+    public static let sloBurnRate = "ark_slo_burn_rate"
+    public static let inFlightOverdue = "ark_inflight_overdue"
+    public static let stageLiveInstances = "ark_stage_live_instances"
+    // The watchdog (DESIGN §5 names it without the prefix).
+    public static let quarantines = "watchdog_quarantines_total"
+    public static let quarantined = "watchdog_quarantined_instances"
+
+    /// Help text for `# HELP` lines.
+    public static let help: [String: String] = [
+        stageProcessed: "Entries a stage processed (label stage).",
+        stageFailed: "Entries a stage failed: dead-lettered, errored or in a failed batch (label stage).",
+        stageLatency: "Time from reading a batch to committing it, per batch (label stage).",
+        deadLettered: "Entries sent to ark:deadletter (label stage).",
+        redisReconnects: "Redis connections lost and re-established (label stage).",
+        pendingEntries: "Entries delivered to a stage and not yet acknowledged (label stage).",
+        consumerLag: "Entries in a stage's input stream not yet delivered to its group (label stage).",
+        signalsRejected: "Signals Kyle rejected as invalid, each recorded with its reason.",
+        hrmEvaluation: "Time HRM took to evaluate one proposal against the Graveyard rules.",
+        ethicsDrift: "1 when the Graveyard rule file does not match its pinned SHA-256 (HRM then denies everything).",
+        hrmDecisions: "HRM decisions (label decision: approved or denied).",
+        passLatency: "End-to-end pass latency, producer t0 to Aletheia's record.",
+        passes: "Passes recorded by Aletheia (label verdict).",
+        dbWrite: "Time of one state store write transaction (one batch).",
+        sloActual: "Current value of an SLO over its window (label slo); absent when there is no data.",
+        sloTarget: "Target of an SLO (label slo).",
+        sloOK: "1 when an SLO is met, 0 when violated (label slo); absent when there is no data.",
+        sloBudget: "Fraction of the error budget left over the SLO window (label slo).",
+        sloBurnRate: "Error budget burn rate (labels slo, window).",
+        inFlightOverdue: "Signals still in the pipeline longer than the pass timeout (counted as failed).",
+        stageLiveInstances: "Instances of a stage with a fresh heartbeat that are not quarantined (label stage).",
+        quarantines: "Quarantines the watchdog imposed (label agent).",
+        quarantined: "Instances quarantined now (label agent).",
+    ]
+}

@@ -1,0 +1,117 @@
+import ARKCore
+
+public enum HealthStatus: String, Sendable, Comparable {
+    case healthy, degraded, unhealthy
+
+    var rank: Int {
+        switch self {
+        case .healthy: 0
+        case .degraded: 1
+        case .unhealthy: 2
+        }
+    }
+
+    public static func < (a: HealthStatus, b: HealthStatus) -> Bool { a.rank < b.rank }
+
+    /// `ark health`'s exit code: 0 healthy, 1 unhealthy, 2 degraded.
+    public var exitCode: Int32 {
+        switch self {
+        case .healthy: 0
+        case .unhealthy: 1
+        case .degraded: 2
+        }
+    }
+}
+
+public struct HealthCheck: Sendable, Equatable {
+    public var name: String
+    public var status: HealthStatus
+    public var detail: String
+}
+
+public struct HealthReport: Sendable, Equatable {
+    public var status: HealthStatus
+    public var checks: [HealthCheck]
+    public var generatedNs: Int64
+}
+
+/// What the health checks look at, gathered by `MonitoringBackend`.
+public struct HealthInputs: Sendable {
+    /// nil when Redis answered PING.
+    public var redisProblem: String?
+    /// nil when the state store answered; `journalMode` is what it reported.
+    public var storeProblem: String?
+    public var journalMode: String?
+    /// nil when they could not be read (Redis down).
+    public var heartbeats: [LiveHeartbeat]?
+    public var graveyardProblem: String?
+    public var slo: SLOReport?
+    public var nowNs: Int64
+    /// A heartbeat older than this is stale (the instance is hung, stopped or cut off).
+    public var staleAfterSeconds: Double
+
+    public init(redisProblem: String?, storeProblem: String?, journalMode: String?, heartbeats: [LiveHeartbeat]?, graveyardProblem: String?, slo: SLOReport?, nowNs: Int64, staleAfterSeconds: Double = 5) {
+        self.redisProblem = redisProblem
+        self.storeProblem = storeProblem
+        self.journalMode = journalMode
+        self.heartbeats = heartbeats
+        self.graveyardProblem = graveyardProblem
+        self.slo = slo
+        self.nowNs = nowNs
+        self.staleAfterSeconds = staleAfterSeconds
+    }
+}
+
+/// Judges health (pure). Unhealthy: Redis or the store unreachable, the store not in WAL
+/// mode, Graveyard drift, or a stage with no live, unquarantined instance (its entries wait
+/// in Redis, nothing is lost, but nothing moves). Degraded: an SLO violated, or a stage
+/// running on fewer instances than it had (some stale or quarantined).
+public func evaluateHealth(_ input: HealthInputs) -> HealthReport {
+    var checks: [HealthCheck] = []
+    checks.append(input.redisProblem.map { HealthCheck(name: "redis", status: .unhealthy, detail: "unreachable: \($0)") }
+                  ?? HealthCheck(name: "redis", status: .healthy, detail: "PING answered"))
+    if let problem = input.storeProblem {
+        checks.append(HealthCheck(name: "state_store", status: .unhealthy, detail: problem))
+    } else if input.journalMode?.lowercased() != "wal" {
+        checks.append(HealthCheck(name: "state_store", status: .unhealthy, detail: "journal mode is \(input.journalMode ?? "unknown"), not WAL"))
+    } else {
+        checks.append(HealthCheck(name: "state_store", status: .healthy, detail: "answering, WAL mode"))
+    }
+    for stage in Stage.allCases {
+        let name = "stage:\(stage.rawValue)"
+        guard let beats = input.heartbeats else {
+            checks.append(HealthCheck(name: name, status: .unhealthy, detail: "heartbeats unknown: Redis unreachable"))
+            continue
+        }
+        let mine = beats.filter { $0.stage == stage }
+        let fresh = mine.filter { $0.ageSeconds(nowNs: input.nowNs) <= input.staleAfterSeconds }
+        let live = fresh.filter { !$0.quarantined }
+        // Instances silent for over a minute are gone (restarted under a new pid), not failing.
+        let recentlyLost = mine.filter { let a = $0.ageSeconds(nowNs: input.nowNs); return a > input.staleAfterSeconds && a <= 60 }
+        let quarantined = fresh.count - live.count
+        var detail = "\(live.count) live instance\(live.count == 1 ? "" : "s")"
+        if quarantined > 0 { detail += ", \(quarantined) quarantined" }
+        if !recentlyLost.isEmpty { detail += ", \(recentlyLost.count) silent: \(recentlyLost.map(\.instance).joined(separator: ", "))" }
+        if live.isEmpty {
+            detail = mine.isEmpty ? "no instance has ever sent a heartbeat" : "no healthy instance (\(detail)); its entries wait in Redis until one returns"
+            checks.append(HealthCheck(name: name, status: .unhealthy, detail: detail))
+        } else {
+            checks.append(HealthCheck(name: name, status: quarantined > 0 || !recentlyLost.isEmpty ? .degraded : .healthy, detail: detail))
+        }
+    }
+    checks.append(input.graveyardProblem.map { HealthCheck(name: "graveyard", status: .unhealthy, detail: "\($0); HRM denies every proposal") }
+                  ?? HealthCheck(name: "graveyard", status: .healthy, detail: "rule file matches its pinned SHA-256"))
+    if let slo = input.slo {
+        let nonDrift = slo.violations.filter { !$0.hasPrefix("ethics_drift") }
+        if nonDrift.isEmpty {
+            let noData = slo.slos.filter { $0.state == .noData }.map(\.name)
+            checks.append(HealthCheck(name: "slo", status: .healthy, detail: noData.isEmpty ? "all SLOs met" : "met; no data yet for \(noData.joined(separator: ", "))"))
+        } else {
+            checks.append(HealthCheck(name: "slo", status: .degraded, detail: nonDrift.joined(separator: "; ")))
+        }
+    } else {
+        checks.append(HealthCheck(name: "slo", status: .degraded, detail: "SLOs could not be computed"))
+    }
+    let status = checks.map(\.status).max() ?? .healthy
+    return HealthReport(status: status, checks: checks, generatedNs: input.nowNs)
+}

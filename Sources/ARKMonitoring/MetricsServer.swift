@@ -1,0 +1,121 @@
+import ARKCore
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+
+/// The metrics HTTP server (DESIGN §5): `/metrics` (Prometheus text for every ARK
+/// process), `/metrics/json`, `/slos`, `/healthz`, `/readyz`. Every error reaches the client
+/// as a JSON object with the right status, never a stack trace.
+public struct MetricsServer: Service {
+    let backend: MonitoringBackend
+    let host: String
+    let port: Int
+    let logger: Logger
+
+    public init(backend: MonitoringBackend, host: String, port: Int, logger: Logger = Logger(label: "ark.metrics")) {
+        self.backend = backend
+        self.host = host
+        self.port = port
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        if host == "0.0.0.0" || host == "::" {
+            logger.warning("metrics server bound to all interfaces: anyone who can reach this port can read pipeline volumes, verdict counts and health details. Bind to 127.0.0.1 (METRICS_BIND) and put a proxy with authentication in front, or firewall the port")
+        }
+        let app = Application(
+            router: Self.router(backend),
+            configuration: .init(address: .hostname(host, port: port), serverName: "ark-metrics"),
+            onServerRunning: { [logger, host, port] _ in logger.info("metrics server listening", metadata: ["address": .string("\(host):\(port)")]) },
+            logger: logger)
+        try await app.run()
+    }
+
+    static func router(_ backend: MonitoringBackend) -> Router<BasicRequestContext> {
+        let router = Router()
+        router.add(middleware: JSONErrorMiddleware())
+        router.get("metrics") { _, _ -> Response in
+            let text = await backend.prometheusText()
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                            body: .init(byteBuffer: ByteBuffer(string: text)))
+        }
+        router.get("metrics/json") { _, _ -> Response in
+            response(.ok, try await backend.metricsJSON())
+        }
+        router.get("slos") { _, _ -> Response in
+            try json(.ok, sloJSON(try await backend.sloReport()))
+        }
+        router.get("healthz") { _, _ -> Response in
+            let report = await backend.health()
+            return try json(report.status == .unhealthy ? .serviceUnavailable : .ok, healthJSON(report))
+        }
+        router.get("readyz") { _, _ -> Response in
+            let (ready, detail) = await backend.ready()
+            return try json(ready ? .ok : .serviceUnavailable, ["ready": ready, "detail": detail])
+        }
+        return router
+    }
+}
+
+/// Turns every failure into a JSON error body: unknown paths and methods get 404/405 from the
+/// router; anything else thrown by a handler is a 500 that names the problem, logged.
+struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as HTTPError {
+            let message = error.body ?? (error.status == .notFound
+                ? "no such endpoint: \(request.method) \(request.uri.path); this server answers GET /metrics, /metrics/json, /slos, /healthz and /readyz"
+                : error.status.reasonPhrase)
+            return try json(error.status, ["error": message, "status": Int(error.status.code)])
+        } catch {
+            context.logger.error("request failed", metadata: ["path": .string(request.uri.path), "error": .string("\(error)")])
+            return try json(.internalServerError, ["error": "\(error)", "status": 500])
+        }
+    }
+}
+
+/// JSON as operators read it: sorted keys, indented, a final newline.
+public func jsonData(_ object: Any) throws -> Data {
+    var data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
+    data.append(0x0A)
+    return data
+}
+
+func json(_ status: HTTPResponse.Status, _ object: Any) throws -> Response {
+    response(status, try jsonData(object))
+}
+
+func response(_ status: HTTPResponse.Status, _ data: Data) -> Response {
+    var buffer = ByteBuffer()
+    buffer.writeBytes(data)
+    return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: buffer))
+}
+
+func orNull(_ v: Double?) -> Any { v.map { ($0 * 1e6).rounded() / 1e6 } ?? NSNull() }
+
+public func sloJSON(_ r: SLOReport) -> [String: Any] {
+    var slos: [String: Any] = [:]
+    for s in r.slos {
+        var burn: [String: Any] = [:]
+        for w in BurnWindow.allCases { burn[w.rawValue] = orNull(s.burnRates[w] ?? nil) }
+        slos[s.name] = [
+            "objective": s.objective, "target": s.target, "actual": orNull(s.actual),
+            "ok": s.ok.map { $0 as Any } ?? NSNull(), "status": s.state.rawValue,
+            "error_budget_remaining": orNull(s.budgetRemaining), "burn_rates": burn,
+            "events": s.events, "bad_events": s.badEvents,
+        ]
+    }
+    return [
+        "generated_at": iso8601(r.generatedNs), "window_seconds": r.windowSeconds, "slos": slos,
+        "violations": r.violations, "inflight_overdue": r.inFlightOverdue.map { $0 as Any } ?? NSNull(), "notes": r.notes,
+    ]
+}
+
+public func healthJSON(_ r: HealthReport) -> [String: Any] {
+    [
+        "status": r.status.rawValue, "generated_at": iso8601(r.generatedNs),
+        "checks": Dictionary(uniqueKeysWithValues: r.checks.map { ($0.name, ["status": $0.status.rawValue, "detail": $0.detail]) }),
+    ]
+}

@@ -1,0 +1,263 @@
+import ARKBus
+import ARKCore
+import ARKState
+import Foundation
+import Graveyard
+import Logging
+import Prometheus
+
+/// The name a process goes by in merged metrics: `<host>-<pid>`.
+public func processLabel() -> String { "\(ProcessInfo.processInfo.hostName)-\(getpid())" }
+
+/// Answers the metrics server's questions from the state store and Redis. An actor on its
+/// own thread, since hiredis and GRDB's synchronous reads block; it reconnects to Redis and
+/// reopens the store on the next request after either fails, so the server itself never
+/// dies with them.
+public actor MonitoringBackend {
+    private nonisolated let executor: ThreadExecutor
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
+
+    let config: ARKConfig
+    let engine: SLOEngine
+    let registry: PrometheusCollectorRegistry?
+    let logger: Logger
+    private let connection: RedisConnection
+    private var store: StateStore?
+    private var redisDown = false
+
+    public init(config: ARKConfig, registry: PrometheusCollectorRegistry?, logger: Logger = Logger(label: "ark.metrics")) throws {
+        self.config = config
+        self.engine = SLOEngine(settings: SLOSettings(config: config))
+        self.registry = registry
+        self.logger = logger
+        self.executor = ThreadExecutor(name: "ark-metrics")
+        self.connection = RedisConnection(url: try RedisURL(parsing: config.redisURL), commandTimeout: .seconds(2))
+    }
+
+    deinit { executor.shutdown() }
+
+    // MARK: sources
+
+    private func probe() -> PipelineProbe? {
+        if !connection.isConnected {
+            do {
+                try connection.connect(timeout: .seconds(1))
+                if redisDown { logger.notice("Redis reachable again") }
+                redisDown = false
+            } catch {
+                if !redisDown { logger.warning("Redis unreachable", metadata: ["error": .string(error.description)]) }
+                redisDown = true
+                return nil
+            }
+        }
+        return PipelineProbe(connection: connection)
+    }
+
+    /// Runs a Redis question; a connection error closes the connection (reopened next time)
+    /// and gives nil.
+    private func ask<T>(_ body: (PipelineProbe) throws(RedisError) -> T) -> Result<T, RedisError>? {
+        guard let p = probe() else { return nil }
+        do {
+            return .success(try body(p))
+        } catch {
+            if error.isConnectionError {
+                connection.close()
+                redisDown = true
+                return nil
+            }
+            return .failure(error)
+        }
+    }
+
+    private func openStore() throws -> StateStore {
+        if let store { return store }
+        let s = try StateStore(path: config.stateDB)
+        store = s
+        return s
+    }
+
+    // MARK: answers
+
+    public func sloReport() throws -> SLOReport {
+        let store = try openStore()
+        let nowNs = wallClockNanoseconds()
+        let starts = engine.windowStarts(nowSeconds: nowNs / 1_000_000_000)
+        let order = BurnWindow.allCases
+        let totals = try store.rollupTotals(since: [starts.window] + order.map { starts.burn[$0]! })
+        let histograms = try store.rollupHistograms(since: starts.window)
+        let overdue: Int? = switch ask({ p throws(RedisError) in
+            try p.overdueInFlight(groups: try p.groups(), olderThanMs: config.passTimeoutMs, nowNs: nowNs)
+        }) {
+        case .success(let n)?: n
+        default: nil
+        }
+        let integrity = Graveyard.check(directory: config.graveyardDir)
+        return engine.evaluate(SLOInputs(
+            window: totals[0], burn: Dictionary(uniqueKeysWithValues: zip(order, totals.dropFirst())),
+            histograms: histograms, inFlightOverdue: overdue, ethicsDrift: !integrity.isIntact,
+            driftProblem: integrity.problem, nowNs: nowNs))
+    }
+
+    public func health() -> HealthReport {
+        let nowNs = wallClockNanoseconds()
+        var redisProblem: String?
+        var beats: [LiveHeartbeat]?
+        switch ask({ p throws(RedisError) in try p.ping(); return try p.heartbeats() }) {
+        case .success(let b)?: beats = b
+        case .failure(let e)?: redisProblem = e.description
+        case nil: redisProblem = "cannot connect to \(config.redisURL)"
+        }
+        var storeProblem: String?
+        var journal: String?
+        do {
+            journal = try openStore().probe()
+        } catch {
+            storeProblem = "\(error)"
+            store = nil
+        }
+        let slo = storeProblem == nil ? try? sloReport() : nil
+        return evaluateHealth(HealthInputs(redisProblem: redisProblem, storeProblem: storeProblem, journalMode: journal,
+                                           heartbeats: beats, graveyardProblem: Graveyard.check(directory: config.graveyardDir).problem,
+                                           slo: slo, nowNs: nowNs))
+    }
+
+    /// Ready to serve: the store opens and Redis answers.
+    public func ready() -> (Bool, String) {
+        do { _ = try openStore().probe() } catch { store = nil; return (false, "state store: \(error)") }
+        if case .success? = ask({ p throws(RedisError) in try p.ping() }) { return (true, "ready") }
+        return (false, "redis unreachable")
+    }
+
+    public func heartbeats() -> [LiveHeartbeat]? {
+        if case .success(let b)? = ask({ p throws(RedisError) in try p.heartbeats() }) { return b }
+        return nil
+    }
+
+    /// The Prometheus exposition of every ARK process: this one's registry, every other
+    /// process's published text, and the SLO, stage and Redis gauges computed here.
+    public func prometheusText() -> String {
+        var merged = PrometheusExposition()
+        let me = processLabel()
+        if let registry { merged.add(registry.emitToString(), process: me) }
+        let published: [(String, String)] = switch ask({ p throws(RedisError) in try Self.publishedExpositions(p.connection) }) {
+        case .success(let items)?: items
+        default: []
+        }
+        for (process, text) in published where process != me { merged.add(text, process: process) }
+        merged.add(computedGauges(), process: me)
+        for c in merged.conflicts { logger.warning("metric left out of /metrics: types disagree", metadata: ["metric": .string(c)]) }
+        return merged.text()
+    }
+
+    static func publishedExpositions(_ connection: RedisConnection) throws(RedisError) -> [(String, String)] {
+        var keys: [String] = []
+        var cursor = "0"
+        repeat {
+            let reply = try connection.command(["SCAN", .text(cursor), "MATCH", .text(Streams.metricsPrefix + "*"), "COUNT", "1000"])
+            guard let parts = reply.array, parts.count == 2 else { break }
+            cursor = parts[0].string ?? "0"
+            keys += parts[1].array?.compactMap(\.string) ?? []
+        } while cursor != "0"
+        guard !keys.isEmpty else { return [] }
+        let values = try connection.command(["MGET"] + keys.map { .text($0) }).array ?? []
+        return zip(keys, values).compactMap { key, value in
+            value.string.map { (String(key.dropFirst(Streams.metricsPrefix.count)), $0) }
+        }
+    }
+
+    /// Gauges the server computes: SLOs (absent without data), per-stage pending, lag and
+    /// live instances, and signals overdue in flight.
+    func computedGauges() -> String {
+        var out = ""
+        func family(_ name: String, _ samples: [(String, Double)]) {
+            guard !samples.isEmpty else { return }
+            out += "# TYPE \(name) gauge\n"
+            for (labels, v) in samples { out += "\(name)\(labels.isEmpty ? "" : "{\(labels)}") \(prometheusNumber(v))\n" }
+        }
+        if let report = try? sloReport() {
+            family(MetricName.sloTarget, report.slos.map { ("slo=\"\($0.name)\"", $0.target) })
+            family(MetricName.sloActual, report.slos.compactMap { s in s.actual.map { ("slo=\"\(s.name)\"", $0) } })
+            family(MetricName.sloOK, report.slos.compactMap { s in s.ok.map { ("slo=\"\(s.name)\"", $0 ? 1 : 0) } })
+            family(MetricName.sloBudget, report.slos.compactMap { s in s.budgetRemaining.map { ("slo=\"\(s.name)\"", $0) } })
+            family(MetricName.sloBurnRate, report.slos.flatMap { s in
+                BurnWindow.allCases.compactMap { w in (s.burnRates[w] ?? nil).map { ("slo=\"\(s.name)\",window=\"\(w.rawValue)\"", $0) } }
+            })
+            if let n = report.inFlightOverdue { family(MetricName.inFlightOverdue, [("", Double(n))]) }
+        }
+        if case .success(let groups)? = ask({ p throws(RedisError) in try p.groups() }) {
+            family(MetricName.pendingEntries, groups.map { ("stage=\"\($0.stage.rawValue)\"", Double($0.pending)) })
+            family(MetricName.consumerLag, groups.compactMap { g in g.lag.map { ("stage=\"\(g.stage.rawValue)\"", Double($0)) } })
+        }
+        if let beats = heartbeats() {
+            let now = wallClockNanoseconds()
+            family(MetricName.stageLiveInstances, Stage.allCases.map { stage in
+                ("stage=\"\(stage.rawValue)\"", Double(beats.filter { $0.stage == stage && !$0.quarantined && $0.ageSeconds(nowNs: now) <= 5 }.count))
+            })
+        }
+        return out
+    }
+
+    /// `/metrics/json`: the windowed histograms (ms) from the rollups, counters over the
+    /// window, and the stage gauges.
+    public func metricsJSON() throws -> Data {
+        try jsonData(metricsObject())
+    }
+
+    func metricsObject() throws -> [String: Any] {
+        let store = try openStore()
+        let nowNs = wallClockNanoseconds()
+        let window = engine.settings.windowSeconds
+        let from = nowNs / 1_000_000_000 - window + 1
+        let h = try store.rollupHistograms(since: from)
+        let t = try store.rollupTotals(since: [from])[0]
+        var histograms: [String: Any] = [
+            "ark_pass_latency_ms": histogramJSON(h.latency),
+            "ark_hrm_evaluation_ms": histogramJSON(h.hrm),
+        ]
+        for stage in Stage.allCases where stage != .aletheia {
+            histograms["ark_stage_latency_ms{stage=\"\(stage.rawValue)\"}"] = histogramJSON(h.stages[stage])
+        }
+        var gauges: [String: Any] = [:]
+        if case .success(let groups)? = ask({ p throws(RedisError) in try p.groups() }) {
+            for g in groups {
+                gauges["ark_pending_entries{stage=\"\(g.stage.rawValue)\"}"] = g.pending
+                gauges["ark_consumer_lag{stage=\"\(g.stage.rawValue)\"}"] = g.lag.map { $0 as Any } ?? NSNull()
+            }
+        }
+        gauges["ark_ethics_drift"] = Graveyard.check(directory: config.graveyardDir).isIntact ? 0 : 1
+        if let beats = heartbeats() {
+            for b in beats {
+                gauges["ark_instance_heartbeat_age_seconds{instance=\"\(b.instance)\"}"] = (b.ageSeconds(nowNs: nowNs) * 1000).rounded() / 1000
+            }
+        }
+        return [
+            "window_seconds": window,
+            "generated_at": iso8601(nowNs),
+            "histograms": histograms,
+            "counters": [
+                "ark_passes_total": t.passes, "ark_passes_approved": t.approved, "ark_passes_denied": t.denied,
+                "ark_passes_rejected": t.rejected, "ark_passes_errored": t.errors, "ark_passes_deadlettered": t.deadlettered,
+                "ark_passes_failed": t.failed,
+            ],
+            "gauges": gauges,
+        ]
+    }
+}
+
+func histogramJSON(_ h: LogHistogram) -> [String: Any] {
+    func ms(_ q: Double) -> Any { h.quantile(q).map { ($0 / 1000 * 1000).rounded() / 1000 } ?? NSNull() }
+    return ["count": h.total, "p50": ms(0.5), "p95": ms(0.95), "p99": ms(0.99),
+            "max": h.total == 0 ? NSNull() : (h.maxMicros / 1000 * 1000).rounded() / 1000]
+}
+
+func prometheusNumber(_ v: Double) -> String {
+    if v.isNaN { return "NaN" }
+    if v.isInfinite { return v > 0 ? "+Inf" : "-Inf" }
+    return v == v.rounded() && abs(v) < 1e15 ? String(Int64(v)) : String(v)
+}
+
+func iso8601(_ ns: Int64) -> String {
+    let f = ISO8601DateFormatter()
+    f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    return f.string(from: Date(timeIntervalSince1970: Double(ns) / 1e9))
+}
