@@ -14,4 +14,6 @@ ark_ensure_system_packages() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-ARK_SYSTEM_PACKAGES=(libhiredis-dev libsqlite3-dev libssl-dev redis-server pkg-config sqlite3)
+ARK_SYSTEM_PACKAGES=(libhiredis-dev libsqlite3-dev libssl-dev redis-server pkg-config sqlite3 curl)
+# The tests also check monitoring/ with promtool (Debian's prometheus package).
+ARK_TEST_PACKAGES=(prometheus)

@@ -84,7 +84,7 @@ public actor MonitoringBackend {
         let starts = engine.windowStarts(nowSeconds: nowNs / 1_000_000_000)
         let order = BurnWindow.allCases
         let totals = try store.rollupTotals(since: [starts.window] + order.map { starts.burn[$0]! })
-        let histograms = try store.rollupHistograms(since: starts.window)
+        let histograms = try store.rollupHistograms(since: starts.window, stages: false)
         let overdue: Int? = switch ask({ p throws(RedisError) in
             try p.overdueInFlight(groups: try p.groups(), olderThanMs: config.passTimeoutMs, nowNs: nowNs)
         }) {

@@ -34,45 +34,52 @@ public struct RollupHistograms: Sendable, Equatable {
 }
 
 extension StateStore {
-    /// Totals for each window start, read in one transaction so they agree with each other.
+    /// Totals for each window start. The windows all end now, so they nest: each second is
+    /// read once, in disjoint segments between consecutive starts, and the totals are the
+    /// running sums from the latest start back.
     public func rollupTotals(since fromSeconds: [Int64]) throws -> [RollupTotals] {
-        try pool.read { db in
-            try fromSeconds.map { from in
+        let starts = Array(Set(fromSeconds)).sorted(by: >)  // latest (narrowest) first
+        return try pool.read { db in
+            var byStart: [Int64: RollupTotals] = [:]
+            var running = RollupTotals()
+            var upper = Int64.max
+            for start in starts {
                 guard let row = try Row.fetchOne(db, sql: """
-                    SELECT COUNT(*) AS secs, TOTAL(passes) AS passes, TOTAL(approved) AS approved, TOTAL(denied) AS denied,
-                        TOTAL(rejected) AS rejected, TOTAL(errors) AS errors, TOTAL(deadlettered) AS deadlettered,
-                        TOTAL(failed) AS failed, TOTAL(timed) AS timed, TOTAL(over_latency_slo) AS over_latency_slo,
-                        TOTAL(hrm_timed) AS hrm_timed, TOTAL(hrm_over_slo) AS hrm_over_slo
-                    FROM rollup_1s WHERE second >= ?
-                    """, arguments: [from]) else { return RollupTotals() }
-                var t = RollupTotals()
-                func n(_ column: String) -> Int { Int((row[column] as Double?) ?? 0) }
-                t.activeSeconds = row["secs"]
-                t.passes = n("passes")
-                t.approved = n("approved")
-                t.denied = n("denied")
-                t.rejected = n("rejected")
-                t.errors = n("errors")
-                t.deadlettered = n("deadlettered")
-                t.failed = n("failed")
-                t.timed = n("timed")
-                t.overLatencySLO = n("over_latency_slo")
-                t.hrmTimed = n("hrm_timed")
-                t.hrmOverSLO = n("hrm_over_slo")
-                return t
+                    SELECT COUNT(*), TOTAL(passes), TOTAL(approved), TOTAL(denied), TOTAL(rejected), TOTAL(errors),
+                        TOTAL(deadlettered), TOTAL(failed), TOTAL(timed), TOTAL(over_latency_slo), TOTAL(hrm_timed), TOTAL(hrm_over_slo)
+                    FROM rollup_1s WHERE second >= ? AND second < ?
+                    """, arguments: [start, upper]) else { continue }
+                func n(_ i: Int) -> Int { i == 0 ? row[0] : Int((row[i] as Double?) ?? 0) }
+                running.activeSeconds += n(0)
+                running.passes += n(1)
+                running.approved += n(2)
+                running.denied += n(3)
+                running.rejected += n(4)
+                running.errors += n(5)
+                running.deadlettered += n(6)
+                running.failed += n(7)
+                running.timed += n(8)
+                running.overLatencySLO += n(9)
+                running.hrmTimed += n(10)
+                running.hrmOverSLO += n(11)
+                byStart[start] = running
+                upper = start
             }
+            return fromSeconds.map { byStart[$0] ?? RollupTotals() }
         }
     }
 
-    /// The latency, HRM and per-stage histograms of every second since `fromSecond`, merged.
-    public func rollupHistograms(since fromSecond: Int64) throws -> RollupHistograms {
+    /// The latency and HRM histograms (and, with `stages`, the per-stage ones) of every
+    /// second since `fromSecond`, merged.
+    public func rollupHistograms(since fromSecond: Int64, stages: Bool = true) throws -> RollupHistograms {
         try pool.read { db in
             var out = RollupHistograms()
-            let rows = try Row.fetchCursor(db, sql: "SELECT latency_hist, hrm_hist, stage_hists FROM rollup_1s WHERE second >= ?", arguments: [fromSecond])
+            let sql = "SELECT latency_hist, hrm_hist\(stages ? ", stage_hists" : "") FROM rollup_1s WHERE second >= ?"
+            let rows = try Row.fetchCursor(db, sql: sql, arguments: [fromSecond])
             while let row = try rows.next() {
-                out.latency.merge(LogHistogram(encoded: [UInt8](row["latency_hist"] as Data)))
-                out.hrm.merge(LogHistogram(encoded: [UInt8](row["hrm_hist"] as Data)))
-                out.stages.merge(StageHistograms(encoded: [UInt8](row["stage_hists"] as Data)))
+                out.latency.merge(LogHistogram(encoded: [UInt8](row[0] as Data)))
+                out.hrm.merge(LogHistogram(encoded: [UInt8](row[1] as Data)))
+                if stages { out.stages.merge(StageHistograms(encoded: [UInt8](row[2] as Data))) }
             }
             return out
         }

@@ -20,7 +20,7 @@ struct ARK: AsyncParsableCommand {
               ark health                            exit 0 healthy, 1 unhealthy, 2 degraded
               ark status                            live dashboard
             """,
-        subcommands: [RunCommand.self, AgentCommand.self, MetricsServerCommand.self, HealthCommand.self, StatusCommand.self,
+        subcommands: [RunCommand.self, AgentCommand.self, MetricsServerCommand.self, HealthCommand.self, StatusCommand.self, BenchCommand.self,
                       SyntheticLoopCommand.self, TraceCommand.self, VerifyAuditCommand.self]
     )
 }

@@ -201,3 +201,29 @@ func pass(_ id: String, verdict: Verdict = .approved, doneNs: Int64, latencyMs: 
         #expect(try probe.overdueInFlight(groups: groups, olderThanMs: 60_000, nowNs: nowMs * 1_000_000) == 0)
     }
 }
+
+/// monitoring/ checked with promtool, installed by scripts/test.sh from Debian's prometheus.
+@Suite struct MonitoringFilesTests {
+    static let promtool = "/usr/bin/promtool"
+
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: promtool), "promtool is not installed"))
+    func prometheusConfigAlertRulesAndTheirUnitTestsPass() throws {
+        let dir = Repo.root + "/monitoring"
+        for args in [["check", "config", dir + "/prometheus.yml"], ["check", "rules", dir + "/ark_slo_alerts.yml"],
+                     ["test", "rules", dir + "/tests/ark_slo_alerts_test.yml"]] {
+            let r = try runCommand(Self.promtool, args)
+            #expect(r.code == 0, "promtool \(args.joined(separator: " ")): \(r.output)")
+        }
+    }
+
+    @Test func grafanaDashboardIsJSONWithPanels() throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: Repo.root + "/monitoring/grafana_dashboard.json"))
+        let d = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let panels = try #require(d["panels"] as? [[String: Any]])
+        #expect(panels.count >= 10)
+        let exprs = panels.flatMap { ($0["targets"] as? [[String: Any]] ?? []).compactMap { $0["expr"] as? String } }
+        for name in ["ark_slo_ok", "ark_pass_latency_seconds_bucket", "ark_stage_processed_total", "watchdog_quarantines_total"] {
+            #expect(exprs.contains { $0.contains(name) }, "no panel uses \(name)")
+        }
+    }
+}
