@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Starts ARK: the five agents as separate processes over Redis Streams into the SQLite state
-# store, then proves it with the synthetic validation loop.
+# Starts ARK: the metrics server and the five agents as separate processes over Redis
+# Streams into the SQLite state store, waits for /healthz, then proves it with the synthetic
+# validation loop and prints the SLOs.
 #
 #   deployment/start_production.sh [--local] [--duration N] [--no-synthetic]
 #
@@ -83,6 +84,20 @@ if [ -z "${REDIS_URL:-}" ]; then
     export REDIS_URL="unix://$REDIS_DIR/redis.sock"
 fi
 
+export METRICS_PORT="${METRICS_PORT:-9090}"
+METRICS_URL="http://${METRICS_BIND:-127.0.0.1}:$METRICS_PORT"
+[ "${METRICS_BIND:-}" = "0.0.0.0" ] && METRICS_URL="http://127.0.0.1:$METRICS_PORT"
+if [ "${METRICS_SERVER_ENABLED:-true}" != "false" ]; then
+    step "Metrics server"
+    if alive "$RUN_DIR/metrics.pid"; then
+        echo "metrics server already running (pid $(cat "$RUN_DIR/metrics.pid"))"
+    else
+        nohup "$ARK" metrics-server >>"$ARK_LOG_DIR/metrics.log" 2>&1 &
+        echo $! >"$RUN_DIR/metrics.pid"
+        echo "metrics server started (pid $!) on $METRICS_URL, log $ARK_LOG_DIR/metrics.log"
+    fi
+fi
+
 step "Agents"
 for stage in Kyle Joey HRM Kenny Aletheia; do
     name=$(echo "$stage" | tr '[:upper:]' '[:lower:]')
@@ -116,6 +131,21 @@ if [ "$healthy" != 1 ]; then
     exit 1
 fi
 echo "All five agents are running and sending heartbeats"
+if [ "${METRICS_SERVER_ENABLED:-true}" != "false" ]; then
+    code=000
+    for _ in $(seq 100); do
+        code=$(curl -s -o /dev/null -w '%{http_code}' "$METRICS_URL/healthz" || true)
+        [ "$code" = 200 ] && break
+        alive "$RUN_DIR/metrics.pid" || break
+        sleep 0.2
+    done
+    if [ "$code" != 200 ]; then
+        curl -s "$METRICS_URL/healthz" >&2 || true
+        echo "The metrics server does not report healthy ($code): see $ARK_LOG_DIR/metrics.log" >&2
+        exit 1
+    fi
+    echo "GET $METRICS_URL/healthz: 200"
+fi
 
 status=0
 if [ "$SYNTHETIC" = 1 ]; then
@@ -124,12 +154,16 @@ if [ "$SYNTHETIC" = 1 ]; then
 fi
 
 step "Status"
-sqlite3 "$ARK_STATE_DB" "SELECT verdict, COUNT(*) FROM passes GROUP BY verdict;" 2>/dev/null | sed 's/|/: /; s/^/  passes /' || true
+"$ARK" status --once || true
 cat <<INFO
   state store   $ARK_STATE_DB
-  logs          $ARK_LOG_DIR/{kyle,joey,hrm,kenny,aletheia}.log
+  logs          $ARK_LOG_DIR/{kyle,joey,hrm,kenny,aletheia,metrics}.log
   redis         $REDIS_URL
   pid files     $RUN_DIR
+  SLOs          curl -s $METRICS_URL/slos
+  health        curl -s $METRICS_URL/healthz   (or: $ARK health$([ "$LOCAL" = 1 ] && echo " --local"))
+  metrics       curl -s $METRICS_URL/metrics
+  dashboard     $ARK status$([ "$LOCAL" = 1 ] && echo " --local")
   one pass      $ARK trace <trace_id>$([ "$LOCAL" = 1 ] && echo " --local")
   audit chain   $ARK verify-audit$([ "$LOCAL" = 1 ] && echo " --local")
   stop          deployment/stop_production.sh$([ "$LOCAL" = 1 ] && echo " --local")

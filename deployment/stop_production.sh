@@ -41,7 +41,7 @@ stop_pid() {
 }
 
 # Agents first (in pipeline order, so upstream stops feeding downstream), Redis last.
-for name in kyle joey hrm kenny aletheia; do
+for name in kyle joey hrm kenny aletheia metrics; do
     [ -f "$RUN_DIR/$name.pid" ] && stop_pid "$name" "$RUN_DIR/$name.pid"
 done
 [ -f "$RUN_DIR/redis.pid" ] && stop_pid redis "$RUN_DIR/redis.pid"

@@ -147,7 +147,9 @@ enum StatusFrame {
         var out = "ARK status  \(iso8601Now())  overall: \(health.status.rawValue.uppercased())\n\n"
         out += "STAGE     INSTANCE                              STATE        PROCESSED     RATE/s  PENDING  P95 ms\n"
         if let beats {
-            for b in beats {
+            // Instances silent for over a minute are gone (a restart has a new pid): counted, not listed.
+            let gone = beats.filter { $0.ageSeconds(nowNs: now) > 60 }
+            for b in beats where b.ageSeconds(nowNs: now) <= 60 {
                 let age = b.ageSeconds(nowNs: now)
                 let state = b.quarantined ? "QUARANTINED" : age > 5 ? "silent \(Int(age))s" : "live"
                 var rate = "-"
@@ -158,6 +160,7 @@ enum StatusFrame {
                 out += pad(b.stage.rawValue, 9) + " " + pad(b.instance, 37) + " " + pad(state, 12)
                 out += lpad(String(b.processed), 10) + " " + lpad(rate, 10) + " " + lpad(String(b.pending), 8) + " " + lpad(String(format: "%.2f", b.p95Ms), 7) + "\n"
             }
+            if !gone.isEmpty { out += "  (\(gone.count) instance(s) silent for over a minute not shown: stopped or restarted)\n" }
         } else {
             out += "  (Redis unreachable: no heartbeats)\n"
         }
