@@ -176,17 +176,10 @@ public final class Aletheia: StageProcessor {
         let reply = try context.bus.connection.command(["HGETALL", .text(Streams.heartbeats)])
         guard let items = reply.array else { return }
         var beats: [HeartbeatRecord] = []
-        var i = 0
-        while i + 1 < items.count {
-            defer { i += 2 }
-            guard case .bulk(let bytes) = items[i + 1],
-                  let o = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else { continue }
-            beats.append(HeartbeatRecord(
-                instance: o["instance"] as? String ?? "", stage: o["stage"] as? String ?? "", host: o["host"] as? String ?? "",
-                pid: (o["pid"] as? NSNumber)?.intValue ?? 0, processed: (o["processed"] as? NSNumber)?.intValue ?? 0,
-                failed: (o["failed"] as? NSNumber)?.intValue ?? 0, pending: (o["pending"] as? NSNumber)?.intValue ?? 0,
-                p50Ms: (o["p50_ms"] as? NSNumber)?.doubleValue ?? 0, p95Ms: (o["p95_ms"] as? NSNumber)?.doubleValue ?? 0,
-                tsNs: (o["ts_ns"] as? NSNumber)?.int64Value ?? 0))
+        var i = 1
+        while i < items.count {
+            if case .bulk(let bytes) = items[i], let beat = HeartbeatRecord(json: bytes) { beats.append(beat) }
+            i += 2
         }
         try store.upsertHeartbeats(beats)
     }

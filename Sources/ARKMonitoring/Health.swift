@@ -1,4 +1,5 @@
 import ARKCore
+import ARKState
 
 public enum HealthStatus: String, Sendable, Comparable {
     case healthy, degraded, unhealthy
@@ -43,14 +44,14 @@ public struct HealthInputs: Sendable {
     public var storeProblem: String?
     public var journalMode: String?
     /// nil when they could not be read (Redis down).
-    public var heartbeats: [LiveHeartbeat]?
+    public var heartbeats: [HeartbeatRecord]?
     public var graveyardProblem: String?
     public var slo: SLOReport?
     public var nowNs: Int64
     /// A heartbeat older than this is stale (the instance is hung, stopped or cut off).
     public var staleAfterSeconds: Double
 
-    public init(redisProblem: String?, storeProblem: String?, journalMode: String?, heartbeats: [LiveHeartbeat]?, graveyardProblem: String?, slo: SLOReport?, nowNs: Int64, staleAfterSeconds: Double = 5) {
+    public init(redisProblem: String?, storeProblem: String?, journalMode: String?, heartbeats: [HeartbeatRecord]?, graveyardProblem: String?, slo: SLOReport?, nowNs: Int64, staleAfterSeconds: Double = 5) {
         self.redisProblem = redisProblem
         self.storeProblem = storeProblem
         self.journalMode = journalMode
@@ -83,7 +84,7 @@ public func evaluateHealth(_ input: HealthInputs) -> HealthReport {
             checks.append(HealthCheck(name: name, status: .unhealthy, detail: "heartbeats unknown: Redis unreachable"))
             continue
         }
-        let mine = beats.filter { $0.stage == stage }
+        let mine = beats.filter { $0.stage == stage.rawValue }
         let fresh = mine.filter { $0.ageSeconds(nowNs: input.nowNs) <= input.staleAfterSeconds }
         let live = fresh.filter { !$0.quarantined }
         // Instances silent for over a minute are gone (restarted under a new pid), not failing.

@@ -101,7 +101,7 @@ public actor MonitoringBackend {
     public func health() -> HealthReport {
         let nowNs = wallClockNanoseconds()
         var redisProblem: String?
-        var beats: [LiveHeartbeat]?
+        var beats: [HeartbeatRecord]?
         switch ask({ p throws(RedisError) in try p.ping(); return try p.heartbeats() }) {
         case .success(let b)?: beats = b
         case .failure(let e)?: redisProblem = e.description
@@ -128,7 +128,7 @@ public actor MonitoringBackend {
         return (false, "redis unreachable")
     }
 
-    public func heartbeats() -> [LiveHeartbeat]? {
+    public func heartbeats() -> [HeartbeatRecord]? {
         if case .success(let b)? = ask({ p throws(RedisError) in try p.heartbeats() }) { return b }
         return nil
     }
@@ -191,7 +191,7 @@ public actor MonitoringBackend {
         if let beats = heartbeats() {
             let now = wallClockNanoseconds()
             family(MetricName.stageLiveInstances, Stage.allCases.map { stage in
-                ("stage=\"\(stage.rawValue)\"", Double(beats.filter { $0.stage == stage && !$0.quarantined && $0.ageSeconds(nowNs: now) <= 5 }.count))
+                ("stage=\"\(stage.rawValue)\"", Double(beats.filter { $0.stage == stage.rawValue && !$0.quarantined && $0.ageSeconds(nowNs: now) <= 5 }.count))
             })
         }
         return out

@@ -1,5 +1,6 @@
 import ARKBus
 import ARKCore
+import ARKState
 import Foundation
 
 /// A stage's consumer group on its input stream, as Redis reports it.
@@ -10,37 +11,6 @@ public struct GroupState: Sendable, Equatable {
     /// Not yet delivered to the group (nil when Redis cannot tell, e.g. after a trim).
     public var lag: Int?
     public var lastDeliveredID: String
-}
-
-/// An instance's last heartbeat, as published in `ark:heartbeats`.
-public struct LiveHeartbeat: Sendable, Equatable {
-    public var instance: String
-    public var stage: Stage
-    public var host: String
-    public var pid: Int
-    public var processed: Int
-    public var failed: Int
-    public var pending: Int
-    public var p50Ms: Double
-    public var p95Ms: Double
-    public var tsNs: Int64
-    public var quarantined: Bool
-
-    public init(instance: String, stage: Stage, host: String, pid: Int, processed: Int, failed: Int, pending: Int, p50Ms: Double, p95Ms: Double, tsNs: Int64, quarantined: Bool) {
-        self.instance = instance
-        self.stage = stage
-        self.host = host
-        self.pid = pid
-        self.processed = processed
-        self.failed = failed
-        self.pending = pending
-        self.p50Ms = p50Ms
-        self.p95Ms = p95Ms
-        self.tsNs = tsNs
-        self.quarantined = quarantined
-    }
-
-    public func ageSeconds(nowNs: Int64) -> Double { Double(nowNs - tsNs) / 1e9 }
 }
 
 /// Read-only questions to Redis about the pipeline: group states, heartbeats, and how many
@@ -100,29 +70,18 @@ public struct PipelineProbe {
         return total
     }
 
-    /// Every instance's last heartbeat.
-    public func heartbeats() throws(RedisError) -> [LiveHeartbeat] {
+    /// Every instance's last heartbeat, in pipeline order.
+    public func heartbeats() throws(RedisError) -> [HeartbeatRecord] {
         let reply = try connection.command(["HGETALL", .text(Streams.heartbeats)])
         guard let items = reply.array else { return [] }
-        var out: [LiveHeartbeat] = []
-        var i = 0
-        while i + 1 < items.count {
+        var out: [(Int, HeartbeatRecord)] = []
+        var i = 1
+        while i < items.count {
             defer { i += 2 }
-            guard case .bulk(let bytes) = items[i + 1], let beat = Self.heartbeat(bytes) else { continue }
-            out.append(beat)
+            guard case .bulk(let bytes) = items[i], let beat = HeartbeatRecord(json: bytes), let stage = Stage(name: beat.stage) else { continue }
+            out.append((stage.order, beat))
         }
-        return out.sorted { ($0.stage.order, $0.instance) < ($1.stage.order, $1.instance) }
-    }
-
-    static func heartbeat(_ bytes: [UInt8]) -> LiveHeartbeat? {
-        guard let o = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
-              let stageName = o["stage"] as? String, let stage = Stage(name: stageName) else { return nil }
-        func int(_ k: String) -> Int { (o[k] as? NSNumber)?.intValue ?? 0 }
-        func double(_ k: String) -> Double { (o[k] as? NSNumber)?.doubleValue ?? 0 }
-        return LiveHeartbeat(instance: o["instance"] as? String ?? "", stage: stage, host: o["host"] as? String ?? "",
-                             pid: int("pid"), processed: int("processed"), failed: int("failed"), pending: int("pending"),
-                             p50Ms: double("p50_ms"), p95Ms: double("p95_ms"), tsNs: (o["ts_ns"] as? NSNumber)?.int64Value ?? 0,
-                             quarantined: (o["quarantined"] as? Bool) ?? false)
+        return out.sorted { ($0.0, $0.1.instance) < ($1.0, $1.1.instance) }.map(\.1)
     }
 
     /// XINFO replies are flat field/value arrays (RESP2).

@@ -1,4 +1,5 @@
 import ARKCore
+import Foundation
 
 /// How a pass ended.
 public enum Verdict: String, Sendable, CaseIterable, Codable {
@@ -202,7 +203,8 @@ public struct DeadLetterRecord: Sendable, Equatable {
     }
 }
 
-/// An instance's last heartbeat.
+/// An instance's last heartbeat, as published in `ark:heartbeats` (JSON) and copied into
+/// the state store.
 public struct HeartbeatRecord: Sendable, Equatable {
     public var instance: String
     public var stage: String
@@ -214,8 +216,10 @@ public struct HeartbeatRecord: Sendable, Equatable {
     public var p50Ms: Double
     public var p95Ms: Double
     public var tsNs: Int64
+    /// The watchdog took this instance out of rotation.
+    public var quarantined: Bool
 
-    public init(instance: String, stage: String, host: String, pid: Int, processed: Int, failed: Int, pending: Int, p50Ms: Double, p95Ms: Double, tsNs: Int64) {
+    public init(instance: String, stage: String, host: String, pid: Int, processed: Int, failed: Int, pending: Int, p50Ms: Double, p95Ms: Double, tsNs: Int64, quarantined: Bool = false) {
         self.instance = instance
         self.stage = stage
         self.host = host
@@ -226,5 +230,19 @@ public struct HeartbeatRecord: Sendable, Equatable {
         self.p50Ms = p50Ms
         self.p95Ms = p95Ms
         self.tsNs = tsNs
+        self.quarantined = quarantined
     }
+
+    /// Reads the JSON an agent publishes; nil when it is not a heartbeat.
+    public init?(json bytes: [UInt8]) {
+        guard let o = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
+              let instance = o["instance"] as? String, let stage = o["stage"] as? String else { return nil }
+        func int(_ k: String) -> Int { (o[k] as? NSNumber)?.intValue ?? 0 }
+        func double(_ k: String) -> Double { (o[k] as? NSNumber)?.doubleValue ?? 0 }
+        self.init(instance: instance, stage: stage, host: o["host"] as? String ?? "", pid: int("pid"), processed: int("processed"),
+                  failed: int("failed"), pending: int("pending"), p50Ms: double("p50_ms"), p95Ms: double("p95_ms"),
+                  tsNs: (o["ts_ns"] as? NSNumber)?.int64Value ?? 0, quarantined: (o["quarantined"] as? Bool) ?? false)
+    }
+
+    public func ageSeconds(nowNs: Int64) -> Double { Double(nowNs - tsNs) / 1e9 }
 }

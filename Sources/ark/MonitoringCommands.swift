@@ -157,7 +157,7 @@ enum StatusFrame {
                     rate = String(format: "%.0f", Double(b.processed - p.processed) / (Double(b.tsNs - p.tsNs) / 1e9))
                 }
                 previous[b.instance] = (b.processed, b.tsNs)
-                out += pad(b.stage.rawValue, 9) + " " + pad(b.instance, 37) + " " + pad(state, 12)
+                out += pad(b.stage, 9) + " " + pad(b.instance, 37) + " " + pad(state, 12)
                 out += lpad(String(b.processed), 10) + " " + lpad(rate, 10) + " " + lpad(String(b.pending), 8) + " " + lpad(String(format: "%.2f", b.p95Ms), 7) + "\n"
             }
             if !gone.isEmpty { out += "  (\(gone.count) instance(s) silent for over a minute not shown: stopped or restarted)\n" }

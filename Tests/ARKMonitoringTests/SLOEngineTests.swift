@@ -147,8 +147,8 @@ func pass(_ id: String, verdict: Verdict = .approved, doneNs: Int64, latencyMs: 
         #expect(text.contains("# HELP ark_passes_total Passes recorded by Aletheia"))
     }
 
-    func beat(_ stage: Stage, _ instance: String, ageS: Double, quarantined: Bool = false, now: Int64) -> LiveHeartbeat {
-        LiveHeartbeat(instance: instance, stage: stage, host: "h", pid: 1, processed: 0, failed: 0, pending: 0, p50Ms: 0, p95Ms: 0,
+    func beat(_ stage: Stage, _ instance: String, ageS: Double, quarantined: Bool = false, now: Int64) -> HeartbeatRecord {
+        HeartbeatRecord(instance: instance, stage: stage.rawValue, host: "h", pid: 1, processed: 0, failed: 0, pending: 0, p50Ms: 0, p95Ms: 0,
                       tsNs: now - Int64(ageS * 1e9), quarantined: quarantined)
     }
 
