@@ -2,6 +2,7 @@ import ARKCore
 import Foundation
 import Hummingbird
 import Logging
+import NIOCore
 import ServiceLifecycle
 
 /// The metrics HTTP server (DESIGN §5): `/metrics` (Prometheus text for every ARK
@@ -29,7 +30,11 @@ public struct MetricsServer: Service {
             configuration: .init(address: .hostname(host, port: port), serverName: "ark-metrics"),
             onServerRunning: { [logger, host, port] _ in logger.info("metrics server listening", metadata: ["address": .string("\(host):\(port)")]) },
             logger: logger)
-        try await app.run()
+        do {
+            try await app.run()
+        } catch let error as IOError where error.errnoCode == EADDRINUSE {
+            throw MetricsServerError("cannot listen on \(host):\(port): the address is already in use. Fix: stop the process holding it (ss -ltnp 'sport = :\(port)'), or set METRICS_PORT")
+        }
     }
 
     static func router(_ backend: MonitoringBackend) -> Router<BasicRequestContext> {
@@ -56,6 +61,11 @@ public struct MetricsServer: Service {
         }
         return router
     }
+}
+
+public struct MetricsServerError: Error, CustomStringConvertible {
+    public var description: String
+    init(_ description: String) { self.description = description }
 }
 
 /// Turns every failure into a JSON error body: unknown paths and methods get 404/405 from the

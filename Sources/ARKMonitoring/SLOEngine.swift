@@ -142,21 +142,18 @@ public struct SLOEngine: Sendable {
                 return n == 0 ? nil : Double(n - t.failed - overdue) / Double(n)
             }, meets: { $0 >= settings.availabilityTarget }, input: input))
 
-        // Latency p95: the p95 from the merged histogram; the budget is the 5% of passes
-        // allowed over the threshold.
-        let p95 = input.histograms.latency.quantile(0.95).map { $0 / 1000 }
-        slos.append(ratioSLO(
-            name: "latency_p95", objective: "p95 pass latency ≤ \(format(settings.p95LatencyMs)) ms over \(window)",
-            target: settings.p95LatencyMs, budget: 0.05,
-            events: { $0.timed }, bad: { $0.overLatencySLO },
-            actual: { _ in p95 }, meets: { $0 <= settings.p95LatencyMs }, input: input))
-
-        let hrm95 = input.histograms.hrm.quantile(0.95).map { $0 / 1000 }
-        slos.append(ratioSLO(
-            name: "hrm_evaluation_p95", objective: "p95 HRM evaluation ≤ \(format(settings.hrmP95Ms)) ms over \(window)",
-            target: settings.hrmP95Ms, budget: 0.05,
-            events: { $0.hrmTimed }, bad: { $0.hrmOverSLO },
-            actual: { _ in hrm95 }, meets: { $0 <= settings.hrmP95Ms }, input: input))
+        // Latency and HRM p95: the p95 of the window's merged histogram; the budget is the 5%
+        // of events allowed over the threshold.
+        func p95SLO(_ name: String, _ what: String, _ histogram: LogHistogram, target: Double,
+                    events: @escaping (RollupTotals) -> Int, bad: @escaping (RollupTotals) -> Int) -> SLOStatus {
+            let p95 = histogram.quantile(0.95).map { $0 / 1000 }
+            return ratioSLO(name: name, objective: "p95 \(what) ≤ \(format(target)) ms over \(window)", target: target, budget: 0.05,
+                            events: events, bad: bad, actual: { _ in p95 }, meets: { $0 <= target }, input: input)
+        }
+        slos.append(p95SLO("latency_p95", "pass latency", input.histograms.latency, target: settings.p95LatencyMs,
+                           events: { $0.timed }, bad: { $0.overLatencySLO }))
+        slos.append(p95SLO("hrm_evaluation_p95", "HRM evaluation", input.histograms.hrm, target: settings.hrmP95Ms,
+                           events: { $0.hrmTimed }, bad: { $0.hrmOverSLO }))
 
         // Ethics drift has no budget: any drift is a violation, and it always has data.
         let drifted = input.ethicsDrift

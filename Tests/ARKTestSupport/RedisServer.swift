@@ -225,21 +225,24 @@ public func waitFor(timeout: Double, interval: Double = 0.05, _ condition: () th
     return try condition()
 }
 
-/// A TCP port that was free a moment ago (bound to port 0, then released).
+/// A TCP port that was free a moment ago, below Linux's ephemeral range (32768+), so no
+/// outgoing connection of a concurrently running test can take it before the server binds.
 public func freeTCPPort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw TestSetupError("socket: \(String(cString: strerror(errno)))") }
-    defer { close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    addr.sin_port = 0
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &addr) { p in
-        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+    for _ in 0..<200 {
+        let port = Int.random(in: 20_000..<32_000)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw TestSetupError("socket: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = UInt16(port).bigEndian
+        let bound = withUnsafePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+        if bound { return port }
     }
-    guard bound else { throw TestSetupError("cannot find a free port: \(String(cString: strerror(errno)))") }
-    return Int(UInt16(bigEndian: addr.sin_port))
+    throw TestSetupError("cannot find a free port in 20000..<32000")
 }
 
 /// A finished command: its exit code and everything it printed.

@@ -7,7 +7,7 @@ import Testing
 
 /// The metrics server against a real pipeline: five `ark agent` processes, `ark
 /// metrics-server`, a private Redis and a real SQLite store.
-@Suite(.serialized) final class MonitoringTests {
+extension EndToEnd { @Suite final class MonitoringTests {
     let fixture: PipelineFixture
     let port: Int
 
@@ -115,4 +115,5 @@ import Testing
         try original.write(to: URL(fileURLWithPath: file))
         #expect(try waitFor(timeout: 10, interval: 0.3) { try get("/healthz").status == 200 })
     }
+}
 }

@@ -5,9 +5,13 @@ import ARKTestSupport
 import Foundation
 import Testing
 
+/// Every end-to-end suite runs inside this one, one test at a time: each starts a whole
+/// pipeline of processes, and two at once on two cores make their timing checks lie.
+@Suite(.serialized) enum EndToEnd {}
+
 /// The whole pipeline as operators run it: five `ark agent` processes, a real Redis, a real
-/// SQLite file. Serialized: each test owns the machine's two cores while it runs.
-@Suite(.serialized) struct PipelineTests {
+/// SQLite file.
+extension EndToEnd { @Suite struct PipelineTests {
     @Test func thousandSignalsThroughFiveProcessesLoseNothing() async throws {
         let f = try PipelineFixture()
         defer { f.shutdown() }
@@ -128,4 +132,5 @@ import Testing
         #expect(report.passed, "\(report.summary)")
         #expect(try store.verifyAudit().ok)
     }
+}
 }
