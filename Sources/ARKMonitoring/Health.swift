@@ -51,7 +51,7 @@ public struct HealthInputs: Sendable {
     /// A heartbeat older than this is stale (the instance is hung, stopped or cut off).
     public var staleAfterSeconds: Double
 
-    public init(redisProblem: String?, storeProblem: String?, journalMode: String?, heartbeats: [HeartbeatRecord]?, graveyardProblem: String?, slo: SLOReport?, nowNs: Int64, staleAfterSeconds: Double = 5) {
+    public init(redisProblem: String?, storeProblem: String?, journalMode: String?, heartbeats: [HeartbeatRecord]?, graveyardProblem: String?, slo: SLOReport?, nowNs: Int64, staleAfterSeconds: Double = HeartbeatRecord.staleAfterSeconds) {
         self.redisProblem = redisProblem
         self.storeProblem = storeProblem
         self.journalMode = journalMode
@@ -86,7 +86,7 @@ public func evaluateHealth(_ input: HealthInputs) -> HealthReport {
         }
         let mine = beats.filter { $0.stage == stage.rawValue }
         let fresh = mine.filter { $0.ageSeconds(nowNs: input.nowNs) <= input.staleAfterSeconds }
-        let live = fresh.filter { !$0.quarantined }
+        let live = mine.filter { $0.isLive(nowNs: input.nowNs, staleAfterSeconds: input.staleAfterSeconds) }
         // Instances silent for over a minute are gone (restarted under a new pid), not failing.
         let recentlyLost = mine.filter { let a = $0.ageSeconds(nowNs: input.nowNs); return a > input.staleAfterSeconds && a <= 60 }
         let quarantined = fresh.count - live.count

@@ -191,7 +191,7 @@ public actor MonitoringBackend {
         if let beats = heartbeats() {
             let now = wallClockNanoseconds()
             family(MetricName.stageLiveInstances, Stage.allCases.map { stage in
-                ("stage=\"\(stage.rawValue)\"", Double(beats.filter { $0.stage == stage.rawValue && !$0.quarantined && $0.ageSeconds(nowNs: now) <= 5 }.count))
+                ("stage=\"\(stage.rawValue)\"", Double(beats.filter { $0.stage == stage.rawValue && $0.isLive(nowNs: now) }.count))
             })
         }
         return out

@@ -245,4 +245,12 @@ public struct HeartbeatRecord: Sendable, Equatable {
     }
 
     public func ageSeconds(nowNs: Int64) -> Double { Double(nowNs - tsNs) / 1e9 }
+
+    /// A heartbeat older than this (five missed beats) means the instance is hung, stopped or cut off.
+    public static let staleAfterSeconds = 5.0
+
+    /// Taking work: a fresh heartbeat and not quarantined.
+    public func isLive(nowNs: Int64, staleAfterSeconds: Double = HeartbeatRecord.staleAfterSeconds) -> Bool {
+        !quarantined && ageSeconds(nowNs: nowNs) <= staleAfterSeconds
+    }
 }

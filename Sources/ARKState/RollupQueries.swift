@@ -18,8 +18,6 @@ public struct RollupTotals: Sendable, Equatable {
     public var overLatencySLO = 0
     public var hrmTimed = 0
     public var hrmOverSLO = 0
-    /// Seconds in the window that saw at least one pass.
-    public var activeSeconds = 0
 
     public init() {}
 }
@@ -45,23 +43,22 @@ extension StateStore {
             var upper = Int64.max
             for start in starts {
                 guard let row = try Row.fetchOne(db, sql: """
-                    SELECT COUNT(*), TOTAL(passes), TOTAL(approved), TOTAL(denied), TOTAL(rejected), TOTAL(errors),
+                    SELECT TOTAL(passes), TOTAL(approved), TOTAL(denied), TOTAL(rejected), TOTAL(errors),
                         TOTAL(deadlettered), TOTAL(failed), TOTAL(timed), TOTAL(over_latency_slo), TOTAL(hrm_timed), TOTAL(hrm_over_slo)
                     FROM rollup_1s WHERE second >= ? AND second < ?
                     """, arguments: [start, upper]) else { continue }
-                func n(_ i: Int) -> Int { i == 0 ? row[0] : Int((row[i] as Double?) ?? 0) }
-                running.activeSeconds += n(0)
-                running.passes += n(1)
-                running.approved += n(2)
-                running.denied += n(3)
-                running.rejected += n(4)
-                running.errors += n(5)
-                running.deadlettered += n(6)
-                running.failed += n(7)
-                running.timed += n(8)
-                running.overLatencySLO += n(9)
-                running.hrmTimed += n(10)
-                running.hrmOverSLO += n(11)
+                func n(_ i: Int) -> Int { Int((row[i] as Double?) ?? 0) }
+                running.passes += n(0)
+                running.approved += n(1)
+                running.denied += n(2)
+                running.rejected += n(3)
+                running.errors += n(4)
+                running.deadlettered += n(5)
+                running.failed += n(6)
+                running.timed += n(7)
+                running.overLatencySLO += n(8)
+                running.hrmTimed += n(9)
+                running.hrmOverSLO += n(10)
                 byStart[start] = running
                 upper = start
             }
