@@ -38,3 +38,28 @@ for i in range(n):
     out.write(b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args))
 PY
 }
+
+# Starts the five agents of binary $1 with graveyard dir $2 (their pids in BENCH_PIDS), waits
+# until all $3 queued signals are recorded, and prints the drain rate and each agent's CPU
+# seconds so far. Needs bench_start_redis and bench_queue_signals first.
+bench_drain() {
+    local ark=$1 graveyard=$2 n=$3 start end cpu="" p s
+    BENCH_PIDS=()
+    start=$(date +%s.%N)
+    for s in Kyle Joey HRM Kenny Aletheia; do
+        ARK_GRAVEYARD_DIR=$graveyard "$ark" agent "$s" >>"$WORK/$s.log" 2>&1 &
+        BENCH_PIDS+=($!)
+    done
+    while [ "$(sqlite3 "$ARK_STATE_DB" "SELECT COUNT(*) FROM passes" 2>/dev/null || echo 0)" -lt "$n" ]; do sleep 0.2; done
+    end=$(date +%s.%N)
+    for p in "${BENCH_PIDS[@]}"; do cpu="$cpu $(awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$p/stat")"; done
+    python3 -c "n=$n; t=$end-$start; print(f'{n/t:,.0f} signals/s ({n} in {t:.2f} s; agent CPU s Kyle Joey HRM Kenny Aletheia:$cpu)')"
+}
+
+# Stops the agents bench_drain started (SIGINT: each finishes its batch).
+bench_stop_agents() {
+    local p
+    for p in "${BENCH_PIDS[@]}"; do kill -INT "$p" 2>/dev/null || true; done
+    for p in "${BENCH_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    BENCH_PIDS=()
+}

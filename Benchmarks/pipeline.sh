@@ -14,10 +14,9 @@ cd "$(dirname "$0")/.."
 N=${1:-200000}
 source Benchmarks/lib.sh
 bench_setup
-PIDS=()
+BENCH_PIDS=()
 cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
+    bench_stop_agents
     kill "$(cat "$WORK/redis.pid")" 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -25,15 +24,8 @@ trap cleanup EXIT
 echo "Queueing $N signals in ark:kyle…"
 bench_queue_signals "$N"
 echo "Queued $(redis-cli -s "$SOCK" XLEN ark:kyle) entries."
-START=$(date +%s.%N)
-for s in Kyle Joey HRM Kenny Aletheia; do "$ARK" agent "$s" >>"$WORK/$s.log" 2>&1 & PIDS+=($!); done
-while true; do
-    n=$(sqlite3 "$ARK_STATE_DB" "SELECT COUNT(*) FROM passes" 2>/dev/null || echo 0)
-    [ "${n:-0}" -ge "$N" ] && break
-    sleep 0.2
-done
-END=$(date +%s.%N)
-python3 -c "import sys; n=$N; t=$END-$START; print(f'Drain: {n} signals in {t:.2f} s = {n/t:,.0f} signals/s (includes agent start-up)')"
+echo -n "Drain (includes agent start-up): "
+bench_drain "$ARK" "$PWD/graveyard" "$N"
 sqlite3 "$ARK_STATE_DB" "SELECT '  verdicts: ' || group_concat(verdict || '=' || c, ', ') FROM (SELECT verdict, COUNT(*) c FROM passes GROUP BY verdict)"
 sqlite3 "$ARK_STATE_DB" "SELECT '  denied among injected violations: ' || SUM(verdict='denied') || '/' || COUNT(*) FROM passes WHERE trace_id IN (SELECT 'bench-' || (value*20) FROM generate_series(0, $N/20 - 1))" 2>/dev/null || true
 "$ARK" verify-audit | tail -1
@@ -43,5 +35,8 @@ for rate in 100 1000; do
     "$ARK" synthetic-loop --duration 10 --rate "$rate" 2>&1 | grep -E "latency ms|completed|PASSED|FAILED" | sed 's/^/  /'
 done
 echo "CPU seconds (user+sys) and RSS of each agent, then redis-server:"
-for p in "${PIDS[@]}"; do ps -o comm=,args=,time=,rss= -p "$p" | awk '{printf "  %-8s %s  RSS %d KB\n", $3, $(NF-1), $NF}'; done
+STAGES=(Kyle Joey HRM Kenny Aletheia)
+for i in "${!BENCH_PIDS[@]}"; do
+    ps -o time=,rss= -p "${BENCH_PIDS[$i]}" | awk -v s="${STAGES[$i]}" '{printf "  %-8s %s  RSS %d KB\n", s, $1, $2}'
+done
 ps -o time=,rss= -p "$(cat "$WORK/redis.pid")" | awk '{printf "  redis    %s  RSS %d KB\n", $1, $2}'

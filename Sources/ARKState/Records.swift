@@ -111,11 +111,16 @@ public struct RollupThresholds: Sendable, Equatable {
 }
 
 /// One latency histogram per stage, stored as one blob: for each stage in `Stage.allCases`
-/// order, a little-endian UInt32 length and that stage's encoded `LogHistogram`.
+/// order, a little-endian UInt32 length and that stage's encoded `LogHistogram`. Stage
+/// histograms are `coarse` (3%): at 128 buckets per power of two a busy second's blob was
+/// 20 KB, rewritten by every batch; they diagnose, the SLOs use the fine pass histograms.
 public struct StageHistograms: Sendable, Equatable {
-    public private(set) var histograms: [LogHistogram] = Array(repeating: LogHistogram(), count: Stage.allCases.count)
+    public static let resolution = LogHistogram.Resolution.coarse
+    public private(set) var histograms: [LogHistogram]
 
-    public init() {}
+    public init() {
+        histograms = Array(repeating: LogHistogram(Self.resolution), count: Stage.allCases.count)
+    }
 
     public subscript(stage: Stage) -> LogHistogram { histograms[Self.index(stage)] }
 
@@ -137,14 +142,17 @@ public struct StageHistograms: Sendable, Equatable {
         return out
     }
 
-    public init(encoded bytes: [UInt8]) {
+    /// Reads `encoded()`; `stored` is the resolution the blob was written at (schema v2
+    /// wrote fine ones), and the result is always at `resolution`.
+    public init(encoded bytes: [UInt8], stored: LogHistogram.Resolution = Self.resolution) {
+        self.init()
         var i = 0
         for s in histograms.indices {
             guard i + 4 <= bytes.count else { return }
             let n = Int(bytes[i]) | Int(bytes[i + 1]) << 8 | Int(bytes[i + 2]) << 16 | Int(bytes[i + 3]) << 24
             i += 4
             guard i + n <= bytes.count else { return }
-            if n > 0 { histograms[s] = LogHistogram(encoded: Array(bytes[i..<(i + n)])) }
+            if n > 0 { histograms[s] = LogHistogram(encoded: bytes[i..<(i + n)], stored).resampled(to: Self.resolution) }
             i += n
         }
     }

@@ -62,6 +62,30 @@ import Testing
         #expect(h.total == 50_000)
     }
 
+    @Test func coarseQuantilesWithinThreeAndAHalfPercentAndResamplingKeepsCounts() {
+        var fine = LogHistogram()
+        var coarse = LogHistogram(.coarse)
+        var values: [Double] = []
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<20_000 {
+            let v = exp(Double.random(in: 0..<12, using: &rng))
+            values.append(v)
+            fine.record(micros: v)
+            coarse.record(micros: v)
+        }
+        values.sort()
+        let resampled = fine.resampled(to: .coarse)
+        #expect(resampled.total == 20_000 && resampled.maxMicros == fine.maxMicros)
+        for q in [0.5, 0.95, 0.99] {
+            let exact = values[Int((q * Double(values.count)).rounded(.up)) - 1]
+            let approx = coarse.quantile(q)!
+            #expect(abs(approx - exact) / exact < 0.035 || abs(approx - exact) < 1, "q\(q): \(approx) vs \(exact)")
+            // Resampling moves each fine bucket whole into the coarse bucket that holds it.
+            #expect(resampled.quantile(q) == approx, "q\(q)")
+        }
+        #expect(coarse.encoded().count < fine.encoded().count / 4)
+    }
+
     @Test func encodesAndMerges() {
         var a = LogHistogram()
         var b = LogHistogram()
@@ -71,6 +95,10 @@ import Testing
         merged.merge(LogHistogram(encoded: b.encoded()))
         #expect(merged.total == 7)
         #expect(merged.maxMicros == 50_000)
+        var direct = LogHistogram()
+        for v in [1.0, 10, 100, 1000, 10_000, 5, 50_000] { direct.record(micros: v) }
+        #expect(merged == direct)
+        #expect(merged.quantile(0.5) == direct.quantile(0.5))
         #expect(LogHistogram().quantile(0.5) == nil)
     }
 }

@@ -1,5 +1,5 @@
 import ARKCore
-import ARKState
+@testable import ARKState
 import ARKTestSupport
 import Foundation
 import GRDB
@@ -86,6 +86,36 @@ func pass(_ id: String, verdict: Verdict = .approved, t0: Int64 = 1_000_000_000_
         for r in rows { merged.merge(LogHistogram(encoded: [UInt8](r["latency_hist"] as Data))) }
         #expect(merged.total == 97)
         #expect(abs(merged.quantile(0.5)! - 2_000) / 2_000 < 0.01)
+    }
+
+    @Test func migrationV3ResamplesFineStageHistograms() throws {
+        let path = dir.path + "/v2.db"
+        var fine = [LogHistogram](repeating: LogHistogram(), count: Stage.allCases.count)
+        for v in stride(from: 100.0, through: 10_000, by: 7) { fine[2].record(micros: v) }
+        var blob: [UInt8] = []
+        for h in fine {
+            let bytes = h.total == 0 ? [] : h.encoded()
+            withUnsafeBytes(of: UInt32(bytes.count).littleEndian) { blob.append(contentsOf: $0) }
+            blob += bytes
+        }
+        do {
+            let queue = try DatabaseQueue(path: path)
+            try StateStore.migrator.migrate(queue, upTo: "v2_rollup_slo_counts")
+            try queue.write { db in
+                try db.execute(sql: """
+                    INSERT INTO rollup_1s (second, passes, approved, denied, rejected, errors, deadlettered, slow,
+                        latency_sum_ms, latency_max_ms, latency_hist, hrm_hist, stage_hists)
+                    VALUES (5, 1, 1, 0, 0, 0, 0, 0, 1, 1, x'', x'', ?)
+                    """, arguments: [Data(blob)])
+            }
+        }
+        let store = try StateStore(path: path)
+        let stages = try store.rollupHistograms(since: 0).stages
+        let hrm = stages[Stage.allCases[2]]
+        #expect(hrm.resolution == .coarse)
+        #expect(hrm.total == fine[2].total)
+        #expect(hrm == fine[2].resampled(to: .coarse))
+        #expect(stages[Stage.allCases[0]].total == 0)
     }
 
     @Test func deadLettersAndHeartbeats() throws {
