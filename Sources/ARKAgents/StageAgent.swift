@@ -71,6 +71,8 @@ public struct AgentSettings: Sendable {
     public var maxDeliveries: Int
     public var streamMaxLen: Int
     public var heartbeatInterval: Duration
+    /// Injected into this agent's batches when it is for its stage (rehearsals only).
+    public var fault: AgentFault?
 
     public init(config: ARKConfig) throws {
         redisURL = try RedisURL(parsing: config.redisURL)
@@ -80,6 +82,7 @@ public struct AgentSettings: Sendable {
         maxDeliveries = config.maxDeliveries
         streamMaxLen = config.streamMaxLen
         heartbeatInterval = .seconds(1)
+        fault = config.fault
     }
 }
 
@@ -105,6 +108,9 @@ public actor StageAgent {
     private let bus: StreamBus
 
     private var stats = Stats()
+    private let vitals = AgentVitals()
+    private let pulse: HeartbeatPulse
+    private var fault: FaultInjector?
     private let instruments: Instruments
     /// Local count of failed attempts per entry, in case Redis's delivery count is not raised
     /// by re-reads of our own pending entries.
@@ -127,11 +133,7 @@ public actor StageAgent {
     }
 
     struct Stats {
-        var processed = 0
-        var failed = 0
-        var batches = 0
-        var window = LogHistogram()
-        var lastHeartbeatNs: Int64 = 0
+        var lastTickNs: Int64 = 0
         var lastClaimNs: Int64 = 0
     }
 
@@ -149,6 +151,11 @@ public actor StageAgent {
         self.logger = log
         self.connection = RedisConnection(url: settings.redisURL, commandTimeout: .milliseconds(settings.blockMs + 15_000))
         self.bus = StreamBus(connection: connection, group: processor.stage.group, consumer: name, maxLength: settings.streamMaxLen)
+        self.pulse = HeartbeatPulse(stage: processor.stage, instance: name, streams: processor.inputStreams, settings: settings, vitals: vitals, logger: log)
+        if let f = settings.fault, f.stage == processor.stage {
+            self.fault = FaultInjector(fault: f)
+            log.warning("fault injection on (ARK_FAULT)", metadata: ["latency_ms": .stringConvertible(f.latencyMs), "errors": .stringConvertible(f.errorRate)])
+        }
     }
 
     /// Runs until the task is cancelled (graceful shutdown). A batch in progress is finished
@@ -159,7 +166,15 @@ public actor StageAgent {
         var connected = false
         var recoverOwn = true
         var lostSinceNs: Int64 = 0
+        let heartbeats = Task { await pulse.run() }
         while !Task.isCancelled {
+            if vitals.standing.quarantined {
+                // Out of rotation: no new entries, no take-overs; the heartbeat goes on, so
+                // the watchdog can see the instance recover and release it.
+                try? tickIfDue()
+                try? await Task.sleep(for: .milliseconds(100))
+                continue
+            }
             do {
                 if !connection.isConnected {
                     try connection.connect()
@@ -196,15 +211,18 @@ public actor StageAgent {
             } catch {
                 // A batch failed (a store error, a server error): nothing of it was acknowledged.
                 // Re-read our pending entries next; delivery counts bound the retries.
-                stats.failed += 1
+                vitals.batchFailed()
                 instruments.failed.increment()
                 logger.error("batch failed; it will be retried", metadata: ["error": .string("\(error)")])
                 recoverOwn = true
                 try? await Task.sleep(for: .milliseconds(200))
             }
         }
+        heartbeats.cancel()
+        await heartbeats.value
         connection.close()
-        logger.info("stopped", metadata: ["processed": .stringConvertible(stats.processed), "failed": .stringConvertible(stats.failed)])
+        let counts = vitals.current
+        logger.info("stopped", metadata: ["processed": .stringConvertible(counts.processed), "failed": .stringConvertible(counts.failed)])
         executor.shutdown()
     }
 
@@ -219,6 +237,9 @@ public actor StageAgent {
                 try bus.fillDeliveryCounts(&entries)
             }
         }
+        if entries.isEmpty {
+            entries = try takeOverFromQuarantinedPeers()
+        }
         if entries.isEmpty, now - stats.lastClaimNs >= claimIntervalNs {
             stats.lastClaimNs = now
             for stream in processor.inputStreams where entries.count < settings.batchSize {
@@ -232,7 +253,35 @@ public actor StageAgent {
             entries = try bus.read(processor.inputStreams, count: settings.batchSize, blockMs: settings.blockMs)
         }
         if !entries.isEmpty { try process(entries) }
-        if wallClockNanoseconds() - stats.lastHeartbeatNs >= heartbeatIntervalNs { try heartbeat() }
+        try tickIfDue()
+    }
+
+    /// The pending entries of quarantined instances of this stage, claimed at once rather
+    /// than after ARK_CLAIM_IDLE_MS. Entries delivered to a peer within the last second are
+    /// left for the next round, so healthy instances do not snatch them from each other.
+    private func takeOverFromQuarantinedPeers() throws -> [StreamEntry] {
+        let peers = vitals.standing.quarantinedPeers
+        guard !peers.isEmpty else { return [] }
+        var entries: [StreamEntry] = []
+        for peer in peers {
+            for stream in processor.inputStreams where entries.count < settings.batchSize {
+                entries += try bus.claim(stream, from: peer, minIdleMs: 1000, count: settings.batchSize - entries.count)
+            }
+        }
+        if !entries.isEmpty {
+            logger.notice("took over entries of quarantined instances", metadata: [
+                "count": .stringConvertible(entries.count), "from": .string(peers.joined(separator: ",")),
+            ])
+        }
+        return entries
+    }
+
+    /// The processor's periodic work, about once a second.
+    private func tickIfDue() throws {
+        let now = wallClockNanoseconds()
+        guard now - stats.lastTickNs >= heartbeatIntervalNs else { return }
+        stats.lastTickNs = now
+        try processor.tick(context: BatchContext(bus: bus, instance: instance, readNs: now, logger: logger))
     }
 
     private var claimIntervalNs: Int64 { Int64(max(100, min(1000, settings.claimIdleMs / 2))) * 1_000_000 }
@@ -262,13 +311,15 @@ public actor StageAgent {
         if !poison.isEmpty {
             try bus.commit(outputs: [], deadLetters: poison, acks: poison.map(\.entry))
             for p in poison { localAttempts[p.entry.id] = nil }
-            stats.failed += poison.count
+            vitals.entriesDeadLettered(poison.count)
             instruments.failed.increment(by: poison.count)
             logger.error("dead-lettered entries", metadata: ["count": .stringConvertible(poison.count), "reason": .string(poison[0].reason)])
         }
         guard !batch.isEmpty else { return }
+        vitals.batchStarted(atNs: readNs)
         let result: BatchResult
         do {
+            try fault?.beforeBatch()
             result = try processor.handle(batch, context: context)
         } catch {
             for e in batch { localAttempts[e.id, default: 0] += 1 }
@@ -277,38 +328,9 @@ public actor StageAgent {
         }
         for e in batch where localAttempts[e.id] != nil { localAttempts[e.id] = nil }
         let doneNs = wallClockNanoseconds()
-        stats.processed += result.processed
-        stats.failed += result.failed
-        stats.batches += 1
+        vitals.batchSucceeded(processed: result.processed, failed: result.failed, durationNs: doneNs - readNs)
         instruments.processed.increment(by: result.processed)
         if result.failed > 0 { instruments.failed.increment(by: result.failed) }
         instruments.batchTime.recordNanoseconds(doneNs - readNs)
-        let perEntryUs = Double(doneNs - readNs) / 1000
-        stats.window.record(micros: perEntryUs)
-    }
-
-    private func heartbeat() throws {
-        let now = wallClockNanoseconds()
-        stats.lastHeartbeatNs = now
-        var pending = 0
-        for s in processor.inputStreams { pending += try bus.pendingCount(s) }
-        var w = JSONWriter(capacity: 256)
-        w.beginObject()
-        w.key("instance"); w.string(instance)
-        w.key("stage"); w.string(stage.rawValue)
-        w.key("host"); w.string(ProcessInfo.processInfo.hostName)
-        w.key("pid"); w.int(Int64(getpid()))
-        w.key("processed"); w.int(Int64(stats.processed))
-        w.key("failed"); w.int(Int64(stats.failed))
-        w.key("pending"); w.int(Int64(pending))
-        w.key("p50_ms"); w.double((stats.window.quantile(0.5) ?? 0) / 1000)
-        w.key("p95_ms"); w.double((stats.window.quantile(0.95) ?? 0) / 1000)
-        w.key("ts_ns"); w.int(now)
-        w.endObject()
-        stats.window = LogHistogram()
-        let reply = try connection.command(["HSET", .text(Streams.heartbeats), .text(instance), .bytes(w.bytes)])
-        if case .error(let e) = reply { throw RedisError.server(e) }
-        let context = BatchContext(bus: bus, instance: instance, readNs: now, logger: logger)
-        try processor.tick(context: context)
     }
 }

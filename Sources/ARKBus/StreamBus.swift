@@ -117,6 +117,25 @@ public final class StreamBus {
         return out
     }
 
+    /// Takes over the entries pending on one named consumer (a quarantined one) that have
+    /// been idle `minIdleMs`, with XCLAIM. An entry trimmed from the stream while pending is
+    /// not returned by Redis 7 and leaves the group's pending list with it.
+    public func claim(_ stream: String, from owner: String, minIdleMs: Int, count: Int) throws(RedisError) -> [StreamEntry] {
+        let pending = try connection.command(["XPENDING", .text(stream), .text(group), "IDLE", .int(minIdleMs), "-", "+", .int(count), .text(owner)])
+        if case .error(let e) = pending {
+            if e.hasPrefix("NOGROUP") { return [] }
+            throw .server(e)
+        }
+        let ids = (pending.array ?? []).compactMap { $0.array?.first?.string }
+        guard !ids.isEmpty else { return [] }
+        let reply = try connection.command(["XCLAIM", .text(stream), .text(group), .text(consumer), .int(minIdleMs)] + ids.map { .text($0) })
+        if case .error(let e) = reply { throw .server(e) }
+        var out: [StreamEntry] = []
+        for e in reply.array ?? [] where e != .null { out.append(try Self.entry(e, stream: stream, deliveries: 0)) }
+        if !out.isEmpty { try fillDeliveryCounts(&out) }
+        return out
+    }
+
     /// Replaces each entry's delivery count with the one Redis keeps for this consumer.
     public func fillDeliveryCounts(_ entries: inout [StreamEntry]) throws(RedisError) {
         var byStream: [String: [Int]] = [:]

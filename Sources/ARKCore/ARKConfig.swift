@@ -38,6 +38,22 @@ public struct ARKConfig: Sendable, Equatable {
     public var watchdogQuarantineEnabled: Bool = true
     public var watchdogMaxLatencyMs: Double = 5000
     public var watchdogMaxFailureRate: Double = 0.20
+    /// Failures in a row that quarantine an instance.
+    public var watchdogMaxConsecutiveFailures: Int = 5
+    /// Batches an instance must have attempted in the window before its failure rate counts.
+    public var watchdogMinRequests: Int = 10
+    /// The window the failure rate is taken over.
+    public var watchdogFailureWindowMs: Int = 60_000
+    /// A heartbeat older than this means the instance is hung or gone.
+    public var watchdogHeartbeatTimeoutMs: Int = 5_000
+    /// Quarantine before the first automatic release; doubles with each repeat offence...
+    public var watchdogReleaseBackoffMs: Int = 30_000
+    /// ...up to this.
+    public var watchdogReleaseBackoffMaxMs: Int = 600_000
+    /// After a release, a relapse within this long quarantines again at once.
+    public var watchdogProbationMs: Int = 60_000
+    /// A fault to inject for rehearsals (`ARK_FAULT`, see AgentFault); never in production.
+    public var fault: AgentFault?
     public var dbCheckpointIntervalSeconds: Int = 300
     public var apiPort: Int = 8000
 
@@ -103,6 +119,13 @@ public struct ARKConfig: Sendable, Equatable {
         c.watchdogQuarantineEnabled = reader.bool("WATCHDOG_QUARANTINE_ENABLED", c.watchdogQuarantineEnabled)
         c.watchdogMaxLatencyMs = reader.double("WATCHDOG_MAX_LATENCY_MS", c.watchdogMaxLatencyMs, 1...3_600_000)
         c.watchdogMaxFailureRate = reader.double("WATCHDOG_MAX_FAILURE_RATE", c.watchdogMaxFailureRate, 0.0...1.0)
+        c.watchdogMaxConsecutiveFailures = reader.int("WATCHDOG_MAX_CONSECUTIVE_FAILURES", c.watchdogMaxConsecutiveFailures, 1...1000)
+        c.watchdogMinRequests = reader.int("WATCHDOG_MIN_REQUESTS", c.watchdogMinRequests, 1...1_000_000)
+        c.watchdogFailureWindowMs = reader.int("WATCHDOG_FAILURE_WINDOW_MS", c.watchdogFailureWindowMs, 1000...86_400_000)
+        c.watchdogHeartbeatTimeoutMs = reader.int("WATCHDOG_HEARTBEAT_TIMEOUT_MS", c.watchdogHeartbeatTimeoutMs, 1500...3_600_000)
+        c.watchdogReleaseBackoffMs = reader.int("WATCHDOG_RELEASE_BACKOFF_MS", c.watchdogReleaseBackoffMs, 100...86_400_000)
+        c.watchdogReleaseBackoffMaxMs = reader.int("WATCHDOG_RELEASE_BACKOFF_MAX_MS", c.watchdogReleaseBackoffMaxMs, 100...86_400_000)
+        c.watchdogProbationMs = reader.int("WATCHDOG_PROBATION_MS", c.watchdogProbationMs, 0...86_400_000)
         c.dbCheckpointIntervalSeconds = reader.int("ARK_DB_CHECKPOINT_INTERVAL", c.dbCheckpointIntervalSeconds, 1...86_400)
         c.apiPort = reader.int("API_PORT", c.apiPort, 1...65535)
         c.claimIdleMs = reader.int("ARK_CLAIM_IDLE_MS", c.claimIdleMs, 100...86_400_000)
@@ -120,6 +143,23 @@ public struct ARKConfig: Sendable, Equatable {
         c.alpacaSecretKey = reader.string("ALPACA_SECRET_KEY", c.alpacaSecretKey)
         c.alphaVantageAPIKey = reader.string("ALPHA_VANTAGE_API_KEY", c.alphaVantageAPIKey)
         problems += reader.problems
+        if c.watchdogReleaseBackoffMaxMs < c.watchdogReleaseBackoffMs {
+            problems.append(ConfigProblem(variable: "WATCHDOG_RELEASE_BACKOFF_MAX_MS", message: "\(c.watchdogReleaseBackoffMaxMs) is below WATCHDOG_RELEASE_BACKOFF_MS (\(c.watchdogReleaseBackoffMs))",
+                                          fix: "set it to at least WATCHDOG_RELEASE_BACKOFF_MS"))
+        }
+        if let raw = reader.value("ARK_FAULT") {
+            if c.environment == "production" {
+                problems.append(ConfigProblem(variable: "ARK_FAULT", message: "fault injection is refused when ARK_ENV=production",
+                                              fix: "unset ARK_FAULT; it exists for rehearsals outside production"))
+            } else {
+                do {
+                    c.fault = try AgentFault(parsing: raw)
+                } catch {
+                    problems.append(ConfigProblem(variable: "ARK_FAULT", message: error.description,
+                                                  fix: "use <stage>:latency=<ms>ms and/or errors=<fraction>, e.g. kenny:latency=6000ms"))
+                }
+            }
+        }
 
         do {
             _ = try RedisURL(parsing: c.redisURL)

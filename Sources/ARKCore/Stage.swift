@@ -44,6 +44,10 @@ public enum Streams {
     public static let orders = "ark:orders"
     /// Heartbeats of every instance, a hash field per instance.
     public static let heartbeats = "ark:heartbeats"
+    /// Instances the watchdog took out of rotation, a hash field per instance (JSON: stage,
+    /// reason, since). Agents read it every heartbeat: a listed instance stops taking entries
+    /// and the healthy ones of its stage take over its pending ones.
+    public static let quarantine = "ark:quarantine"
     /// Prefix of each process's Prometheus exposition (`ark:metrics:<host>-<pid>`, expiring),
     /// which the metrics server merges into one `/metrics`.
     public static let metricsPrefix = "ark:metrics:"

@@ -226,8 +226,16 @@ public struct HeartbeatRecord: Sendable, Equatable {
     public var tsNs: Int64
     /// The watchdog took this instance out of rotation.
     public var quarantined: Bool
+    /// Batches handled and batches that failed (threw, nothing acknowledged), since start.
+    public var batchesOK: Int
+    public var batchesFailed: Int
+    /// Batches failed in a row, now.
+    public var consecutiveFailures: Int
+    /// Age of the batch in progress (0 when idle): a batch that never ends shows here.
+    public var busyMs: Double
 
-    public init(instance: String, stage: String, host: String, pid: Int, processed: Int, failed: Int, pending: Int, p50Ms: Double, p95Ms: Double, tsNs: Int64, quarantined: Bool = false) {
+    public init(instance: String, stage: String, host: String, pid: Int, processed: Int, failed: Int, pending: Int, p50Ms: Double, p95Ms: Double, tsNs: Int64,
+                quarantined: Bool = false, batchesOK: Int = 0, batchesFailed: Int = 0, consecutiveFailures: Int = 0, busyMs: Double = 0) {
         self.instance = instance
         self.stage = stage
         self.host = host
@@ -239,6 +247,10 @@ public struct HeartbeatRecord: Sendable, Equatable {
         self.p95Ms = p95Ms
         self.tsNs = tsNs
         self.quarantined = quarantined
+        self.batchesOK = batchesOK
+        self.batchesFailed = batchesFailed
+        self.consecutiveFailures = consecutiveFailures
+        self.busyMs = busyMs
     }
 
     /// Reads the JSON an agent publishes; nil when it is not a heartbeat.
@@ -249,7 +261,9 @@ public struct HeartbeatRecord: Sendable, Equatable {
         func double(_ k: String) -> Double { (o[k] as? NSNumber)?.doubleValue ?? 0 }
         self.init(instance: instance, stage: stage, host: o["host"] as? String ?? "", pid: int("pid"), processed: int("processed"),
                   failed: int("failed"), pending: int("pending"), p50Ms: double("p50_ms"), p95Ms: double("p95_ms"),
-                  tsNs: (o["ts_ns"] as? NSNumber)?.int64Value ?? 0, quarantined: (o["quarantined"] as? Bool) ?? false)
+                  tsNs: (o["ts_ns"] as? NSNumber)?.int64Value ?? 0, quarantined: (o["quarantined"] as? Bool) ?? false,
+                  batchesOK: int("batches_ok"), batchesFailed: int("batches_failed"), consecutiveFailures: int("consecutive_failures"),
+                  busyMs: double("busy_ms"))
     }
 
     public func ageSeconds(nowNs: Int64) -> Double { Double(nowNs - tsNs) / 1e9 }
@@ -260,5 +274,57 @@ public struct HeartbeatRecord: Sendable, Equatable {
     /// Taking work: a fresh heartbeat and not quarantined.
     public func isLive(nowNs: Int64, staleAfterSeconds: Double = HeartbeatRecord.staleAfterSeconds) -> Bool {
         !quarantined && ageSeconds(nowNs: nowNs) <= staleAfterSeconds
+    }
+}
+
+/// The watchdog's standing of one instance, kept in the state store so a restarted watchdog
+/// carries on where it stopped.
+public struct WatchdogInstanceRecord: Sendable, Equatable {
+    public var instance: String
+    public var stage: String
+    /// healthy, quarantined or probation.
+    public var status: String
+    public var offences: Int
+    /// When the status last changed.
+    public var sinceNs: Int64
+    /// Quarantined: the earliest automatic release.
+    public var releaseAtNs: Int64
+    /// On probation: its end.
+    public var probationUntilNs: Int64
+    public var reason: String
+
+    public init(instance: String, stage: String, status: String, offences: Int, sinceNs: Int64, releaseAtNs: Int64, probationUntilNs: Int64, reason: String) {
+        self.instance = instance
+        self.stage = stage
+        self.status = status
+        self.offences = offences
+        self.sinceNs = sinceNs
+        self.releaseAtNs = releaseAtNs
+        self.probationUntilNs = probationUntilNs
+        self.reason = reason
+    }
+}
+
+/// Something the watchdog did (or was asked to do): who, what, why, with the figures.
+public struct WatchdogEventRecord: Sendable, Equatable {
+    public var instance: String
+    public var stage: String
+    /// quarantine, release, withheld or forget.
+    public var action: String
+    public var reason: String
+    /// The figures behind it, JSON.
+    public var figures: String
+    /// watchdog, or operator for a release by command.
+    public var by: String
+    public var tsNs: Int64
+
+    public init(instance: String, stage: String, action: String, reason: String, figures: String, by: String, tsNs: Int64) {
+        self.instance = instance
+        self.stage = stage
+        self.action = action
+        self.reason = reason
+        self.figures = figures
+        self.by = by
+        self.tsNs = tsNs
     }
 }

@@ -9,6 +9,8 @@ public struct StoredPass: Sendable, Equatable {
     public var verdict: Verdict
     public var reasons: [String]
     public var latencyMs: Double
+    /// When Aletheia finished it (wall clock).
+    public var doneNs: Int64
     public var continuityOK: Bool
     public var orderID: String?
     public var record: String
@@ -40,7 +42,7 @@ extension StateStore {
         let reasons = (try? JSONSerialization.jsonObject(with: Data(reasonsText.utf8))) as? [String] ?? []
         return StoredPass(
             seq: row["seq"], traceID: row["trace_id"], verdict: Verdict(rawValue: row["verdict"]) ?? .error,
-            reasons: reasons, latencyMs: row["latency_ms"], continuityOK: (row["continuity_ok"] as Int) == 1,
+            reasons: reasons, latencyMs: row["latency_ms"], doneNs: row["done_ns"], continuityOK: (row["continuity_ok"] as Int) == 1,
             orderID: row["order_id"], record: row["record"], hash: row["hash"])
     }
 

@@ -179,6 +179,31 @@ public final class StateStore: Sendable {
                 try update.execute(arguments: [Data(fine.encoded()), row["second"] as Int64])
             }
         }
+        m.registerMigration("v4_watchdog") { db in
+            try db.execute(sql: """
+                CREATE TABLE watchdog_instances (
+                    instance TEXT PRIMARY KEY,
+                    stage TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    offences INTEGER NOT NULL,
+                    since_ns INTEGER NOT NULL,
+                    release_at_ns INTEGER NOT NULL,
+                    probation_until_ns INTEGER NOT NULL,
+                    reason TEXT NOT NULL
+                );
+                CREATE TABLE watchdog_events (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    instance TEXT NOT NULL,
+                    stage TEXT NOT NULL,
+                    action TEXT NOT NULL,
+                    reason TEXT NOT NULL,
+                    figures TEXT NOT NULL,
+                    by TEXT NOT NULL,
+                    ts_ns INTEGER NOT NULL
+                );
+                CREATE INDEX watchdog_events_ts ON watchdog_events(ts_ns);
+                """)
+        }
         return m
     }
 

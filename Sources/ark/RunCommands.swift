@@ -15,7 +15,8 @@ struct RunCommand: AsyncParsableCommand {
         discussion: """
             Each stage is its own actor on its own thread with its own Redis connection and
             consumer (<stage>-<host>-<pid>). On SIGTERM each finishes and commits its batch.
-            The metrics server (METRICS_BIND:METRICS_PORT) runs unless METRICS_SERVER_ENABLED=false.
+            The metrics server (METRICS_BIND:METRICS_PORT) runs unless METRICS_SERVER_ENABLED=false,
+            the watchdog unless WATCHDOG_ENABLED=false.
             Examples:
               REDIS_URL=redis://127.0.0.1:6379/0 ark run --local
               ARK_STATE_DB=/var/lib/ark/ark_state.db ark run
@@ -26,7 +27,7 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         common.bootstrapLogging()
         let config = try common.config()
-        try await runStages(Stage.allCases, config: config, withMetricsServer: config.metricsServerEnabled)
+        try await runStages(Stage.allCases, config: config, withMetricsServer: config.metricsServerEnabled, withWatchdog: config.watchdogEnabled)
     }
 }
 
@@ -61,10 +62,10 @@ struct AgentCommand: AsyncParsableCommand {
     }
 }
 
-/// Runs the given stages as services in this process, with either the metrics server (which
-/// serves this process's registry directly) or a publisher of this process's metrics to Redis
-/// for the metrics server of another process.
-func runStages(_ stages: [Stage], config: ARKConfig, withMetricsServer: Bool = false) async throws {
+/// Runs the given stages as services in this process (and the watchdog when asked), with
+/// either the metrics server (which serves this process's registry directly) or a publisher
+/// of this process's metrics to Redis for the metrics server of another process.
+func runStages(_ stages: [Stage], config: ARKConfig, withMetricsServer: Bool = false, withWatchdog: Bool = false) async throws {
     bootstrapMetrics()
     let logger = Logger(label: "ark")
     let settings: AgentSettings
@@ -88,6 +89,9 @@ func runStages(_ stages: [Stage], config: ARKConfig, withMetricsServer: Bool = f
             throw fail("cannot start \(stage.rawValue): \(error)", code: 78)
         }
         services.append(AgentService(agent: StageAgent(processor: processor, settings: settings)))
+    }
+    if withWatchdog {
+        services.append(try makeWatchdog(config))
     }
     if withMetricsServer {
         services.append(try makeMetricsServer(config))

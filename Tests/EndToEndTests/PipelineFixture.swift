@@ -40,8 +40,8 @@ final class PipelineFixture: @unchecked Sendable {
 
     /// Starts another `ark` process (a metrics server, a second instance), stopped with the agents.
     @discardableResult
-    func startProcess(_ arguments: [String], name: String) throws -> ArkProcess {
-        let p = try ArkProcess(arguments, environment: environment, logPath: dir.path + "/\(name).log")
+    func startProcess(_ arguments: [String], name: String, environment extra: [String: String] = [:]) throws -> ArkProcess {
+        let p = try ArkProcess(arguments, environment: environment.merging(extra) { $1 }, logPath: dir.path + "/\(name).log")
         others.append(p)
         return p
     }
@@ -106,11 +106,19 @@ final class PipelineFixture: @unchecked Sendable {
             + others.map { "--- \($0.arguments.joined(separator: " "))\n" + String($0.output.suffix(3000)) }).joined(separator: "\n")
     }
 
+    /// Queues producer signals in ark:kyle one at a time, `perSecond` of them a second.
+    func trickleSignals(_ count: Int, prefix: String, perSecond: Double) async throws {
+        for i in 0..<count {
+            try queueSignals(1, prefix: prefix, first: i)
+            try await Task.sleep(for: .milliseconds(Int(1000 / perSecond)))
+        }
+    }
+
     /// Queues producer signals in ark:kyle, as a Python producer writes them.
-    func queueSignals(_ count: Int, prefix: String, t0Ns: Int64? = nil) throws {
+    func queueSignals(_ count: Int, prefix: String, first: Int = 0, t0Ns: Int64? = nil) throws {
         let c = try redis.client()
         var commands: [[RedisArg]] = []
-        for i in 0..<count {
+        for i in first..<(first + count) {
             var json = "{\"trace_id\": \"\(prefix)-\(i)\", \"id\": \"\(prefix)\(i)\", \"symbol\": \"AAPL\", \"price\": 101.5, \"volume\": 100, \"ts\": \(Double(wallClockNanoseconds()) / 1e9), "
             json += "\"source\": \"test\", \"action\": \"\(i % 2 == 0 ? "buy" : "sell")\", \"position_size_pct\": 0.001, \"leverage\": 1.0, \"stop_loss\": \(i % 2 == 0 ? 99.0 : 104.0), \"risk_reward_ratio\": 2.0"
             if let t0Ns { json += ", \"t0_ns\": \(t0Ns)" }

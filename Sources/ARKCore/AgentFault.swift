@@ -1,0 +1,42 @@
+import Foundation
+
+/// A fault for rehearsing the watchdog: `ARK_FAULT=kenny:latency=6000ms` makes every batch
+/// of that stage take 6 s longer, `kenny:errors=0.5` fails half its batches (every other
+/// one, so the same entries never fail twice in a row), both may be combined with a comma.
+/// Refused when ARK_ENV is production (ARKConfig checks).
+public struct AgentFault: Sendable, Equatable {
+    public var stage: Stage
+    public var latencyMs: Int = 0
+    public var errorRate: Double = 0
+
+    public struct ParseError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Parses `stage:key=value[,key=value]`.
+    public init(parsing text: String) throws(ParseError) {
+        let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
+        guard parts.count == 2, let stage = Stage(name: parts[0]) else {
+            throw ParseError(description: "'\(text)' does not start with a stage name and a colon, e.g. kenny:latency=6000ms")
+        }
+        self.stage = stage
+        for setting in parts[1].split(separator: ",") {
+            let kv = setting.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            switch (kv.first, kv.count == 2 ? kv[1] : nil) {
+            case ("latency", let v?):
+                let digits = v.hasSuffix("ms") ? String(v.dropLast(2)) : v
+                guard let ms = Int(digits), ms >= 0, ms <= 3_600_000 else {
+                    throw ParseError(description: "latency '\(v)' is not a whole number of milliseconds, e.g. latency=6000ms")
+                }
+                latencyMs = ms
+            case ("errors", let v?):
+                guard let r = Double(v), r >= 0, r <= 1 else {
+                    throw ParseError(description: "errors '\(v)' is not a fraction in 0...1, e.g. errors=0.5")
+                }
+                errorRate = r
+            default:
+                throw ParseError(description: "'\(setting)' is not latency=<ms>ms or errors=<fraction>")
+            }
+        }
+    }
+}

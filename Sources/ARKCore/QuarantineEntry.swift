@@ -1,0 +1,31 @@
+import Foundation
+
+/// One field of `ark:quarantine`: why an instance is out of rotation. Written by the
+/// watchdog, read by every agent's heartbeat.
+public struct QuarantineEntry: Sendable, Equatable {
+    public var stage: Stage
+    public var reason: String
+    public var sinceNs: Int64
+
+    public init(stage: Stage, reason: String, sinceNs: Int64) {
+        self.stage = stage
+        self.reason = reason
+        self.sinceNs = sinceNs
+    }
+
+    public init?(json bytes: [UInt8]) {
+        guard let o = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
+              let name = o["stage"] as? String, let stage = Stage(name: name) else { return nil }
+        self.init(stage: stage, reason: o["reason"] as? String ?? "", sinceNs: (o["since_ns"] as? NSNumber)?.int64Value ?? 0)
+    }
+
+    public var json: [UInt8] {
+        var w = JSONWriter(capacity: 128)
+        w.beginObject()
+        w.key("stage"); w.string(stage.rawValue)
+        w.key("reason"); w.string(reason)
+        w.key("since_ns"); w.int(sinceNs)
+        w.endObject()
+        return w.bytes
+    }
+}
