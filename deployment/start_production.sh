@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Starts ARK: the metrics server and the five agents as separate processes over Redis
+# Starts ARK: the metrics server, the watchdog and the five agents as separate processes over Redis
 # Streams into the SQLite state store, waits for /healthz, then proves it with the synthetic
 # validation loop and prints the SLOs.
 #
@@ -98,6 +98,17 @@ if [ "${METRICS_SERVER_ENABLED:-true}" != "false" ]; then
     fi
 fi
 
+if [ "${WATCHDOG_ENABLED:-true}" != "false" ]; then
+    step "Watchdog"
+    if alive "$RUN_DIR/watchdog.pid"; then
+        echo "watchdog already running (pid $(cat "$RUN_DIR/watchdog.pid"))"
+    else
+        nohup "$ARK" watchdog >>"$ARK_LOG_DIR/watchdog.log" 2>&1 &
+        echo $! >"$RUN_DIR/watchdog.pid"
+        echo "watchdog started (pid $!), quarantine ${WATCHDOG_QUARANTINE_ENABLED:-true}, log $ARK_LOG_DIR/watchdog.log"
+    fi
+fi
+
 step "Agents"
 for stage in Kyle Joey HRM Kenny Aletheia; do
     name=$(echo "$stage" | tr '[:upper:]' '[:lower:]')
@@ -157,13 +168,14 @@ step "Status"
 "$ARK" status --once || true
 cat <<INFO
   state store   $ARK_STATE_DB
-  logs          $ARK_LOG_DIR/{kyle,joey,hrm,kenny,aletheia,metrics}.log
+  logs          $ARK_LOG_DIR/{kyle,joey,hrm,kenny,aletheia,metrics,watchdog}.log
   redis         $REDIS_URL
   pid files     $RUN_DIR
   SLOs          curl -s $METRICS_URL/slos
   health        curl -s $METRICS_URL/healthz   (or: $ARK health$([ "$LOCAL" = 1 ] && echo " --local"))
   metrics       curl -s $METRICS_URL/metrics
   dashboard     $ARK status$([ "$LOCAL" = 1 ] && echo " --local")
+  watchdog      $ARK watchdog status$([ "$LOCAL" = 1 ] && echo " --local")   (release: $ARK watchdog release Kenny$([ "$LOCAL" = 1 ] && echo " --local"))
   one pass      $ARK trace <trace_id>$([ "$LOCAL" = 1 ] && echo " --local")
   audit chain   $ARK verify-audit$([ "$LOCAL" = 1 ] && echo " --local")
   stop          deployment/stop_production.sh$([ "$LOCAL" = 1 ] && echo " --local")

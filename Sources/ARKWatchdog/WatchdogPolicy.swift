@@ -167,9 +167,17 @@ public struct WatchdogPolicy: Sendable {
             states[hb.instance, default: InstanceState(instance: hb.instance, stage: stage, sinceNs: nowNs)]
                 .addSample(hb, windowNs: settings.failureWindowNs)
         }
-        for name in states.keys.sorted() where beats[name] == nil {
-            // The heartbeat is removed by a clean shutdown: nothing of it is pending.
-            actions.append(.forget(instance: name, stage: states[name]!.stage, why: "stopped (its heartbeat was removed)"))
+        for name in states.keys.sorted() {
+            if let hb = beats[name] {
+                // Silent this long: gone. Also what a watchdog starting next to heartbeats
+                // of long-dead processes sees; those are not quarantines.
+                let age = nowNs - hb.tsNs
+                guard age > settings.forgetAfterNs else { continue }
+                actions.append(.forget(instance: name, stage: states[name]!.stage, why: "silent for \(age / 1_000_000_000) s"))
+            } else {
+                // The heartbeat is removed by a clean shutdown: nothing of it is pending.
+                actions.append(.forget(instance: name, stage: states[name]!.stage, why: "stopped (its heartbeat was removed)"))
+            }
             states[name] = nil
         }
 
@@ -221,12 +229,6 @@ public struct WatchdogPolicy: Sendable {
                     }
                 }
             case .quarantined:
-                let age = nowNs - hb.tsNs
-                if age > settings.forgetAfterNs {
-                    actions.append(.forget(instance: name, stage: s.stage, why: "silent for \(age / 1_000_000_000) s"))
-                    states[name] = nil
-                    continue
-                }
                 // A silent instance stays quarantined: releasing it would hand it entries it
                 // cannot process.
                 if nowNs >= s.releaseAtNs && isFresh(hb, nowNs) && hb.tsNs > s.sinceNs {

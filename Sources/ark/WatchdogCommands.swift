@@ -110,13 +110,14 @@ struct WatchdogStatusCommand: ParsableCommand {
         let (store, _) = try watchdogResources(config)
         let now = wallClockNanoseconds()
         let rows = try store.watchdogInstances()
-        print(rows.isEmpty ? "No instances seen yet." : "instance                            status       offences  since     detail")
+        func pad(_ text: String, _ width: Int) -> String { text.padding(toLength: max(width, text.count), withPad: " ", startingAt: 0) }
+        print(rows.isEmpty ? "No instances seen yet." : pad("INSTANCE", 36) + pad("STATUS", 13) + pad("OFFENCES", 10) + pad("SINCE", 10) + "DETAIL")
         for r in rows {
             var detail = r.reason
             if r.status == "quarantined" { detail += "; release in \(max(0, (r.releaseAtNs - now) / 1_000_000_000)) s if its heartbeat is fresh" }
             if r.status == "probation" { detail = "probation ends in \(max(0, (r.probationUntilNs - now) / 1_000_000_000)) s" }
-            print(String(format: "%-35@ %-12@ %8d  %5ds ago  %@", r.instance as NSString, r.status as NSString, r.offences,
-                         Int((now - r.sinceNs) / 1_000_000_000), detail as NSString))
+            if r.status == "healthy" { detail = "" }
+            print(pad(r.instance, 36) + pad(r.status, 13) + pad(String(r.offences), 10) + pad("\((now - r.sinceNs) / 1_000_000_000)s ago", 10) + detail)
         }
         let latest = try store.watchdogEvents(limit: events)
         if !latest.isEmpty { print("\nLatest events:") }

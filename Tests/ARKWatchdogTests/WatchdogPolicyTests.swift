@@ -98,6 +98,10 @@ func trips(_ actions: [WatchdogAction]) -> [Trip] {
         a = policy.step(&states, heartbeats: [beat("k1", 1)], nowNs: 700 * s)
         #expect(a == [.forget(instance: "k1", stage: .kenny, why: "silent for 699 s")])
         #expect(states.isEmpty)
+        // Seen for the first time already long silent (a watchdog starting after a crash
+        // long ago): forgotten, not quarantined.
+        let old = policy.step(&states, heartbeats: [beat("k0", 1), beat("k2", 900)], nowNs: 900 * s)
+        #expect(old == [.forget(instance: "k0", stage: .kenny, why: "silent for 899 s")])
     }
 
     @Test func theGuardWithholdsWhenEveryLiveInstanceTrips() {
