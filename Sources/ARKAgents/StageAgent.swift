@@ -166,7 +166,9 @@ public actor StageAgent {
         var connected = false
         var recoverOwn = true
         var lostSinceNs: Int64 = 0
-        let heartbeats = Task { await pulse.run() }
+        // Detached: a task made here would start on this actor's thread, which a first batch
+        // that never ends would keep from ever beating.
+        let heartbeats = Task.detached { [pulse] in await pulse.run() }
         while !Task.isCancelled {
             if vitals.standing.quarantined {
                 // Out of rotation: no new entries, no take-overs; the heartbeat goes on, so

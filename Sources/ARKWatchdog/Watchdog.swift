@@ -62,11 +62,10 @@ public actor Watchdog: Service {
         }
     }
 
-    /// One round; public for tests that drive the watchdog step by step.
-    public func tick() throws {
+    /// One round, at `now` (tests drive the clock).
+    public func tick(now: Int64 = wallClockNanoseconds()) throws {
         if !connection.isConnected { try connection.connect(timeout: .seconds(2)) }
         let beats = try Self.readHeartbeats(connection)
-        let now = wallClockNanoseconds()
         let actions: [WatchdogAction] = try store.updateWatchdog { records in
             var merged = Self.merge(records: records, into: states)
             let before = merged.mapValues(\.record)

@@ -22,13 +22,13 @@ import Testing
         dir.remove()
     }
 
-    func publish(_ c: RedisConnection, _ instance: String, consecutive: Int = 0) throws {
+    func publish(_ c: RedisConnection, _ instance: String, consecutive: Int = 0, at ts: Int64 = wallClockNanoseconds()) throws {
         var w = JSONWriter(capacity: 256)
         w.beginObject()
         w.key("instance"); w.string(instance)
         w.key("stage"); w.string("Kenny")
         w.key("consecutive_failures"); w.int(Int64(consecutive))
-        w.key("ts_ns"); w.int(wallClockNanoseconds())
+        w.key("ts_ns"); w.int(ts)
         w.endObject()
         _ = try c.command(["HSET", .text(Streams.heartbeats), .text(instance), .bytes(w.bytes)])
     }
@@ -39,34 +39,35 @@ import Testing
 
     @Test func aRestartedWatchdogKeepsTheQuarantineAndItsBackOff() async throws {
         var settings = WatchdogSettings()
-        settings.releaseBackoffNs = 1_500_000_000
+        settings.releaseBackoffNs = 10_000_000_000
         settings.probationNs = 60_000_000_000
         let path = dir.path + "/state.db"
         let c = try redis.client()
-        try publish(c, "Kenny-a-1", consecutive: 5)
-        try publish(c, "Kenny-b-2")
+        let t0 = wallClockNanoseconds()
+        func beats(at t: Int64, consecutive: Int) throws {
+            try publish(c, "Kenny-a-1", consecutive: consecutive, at: t)
+            try publish(c, "Kenny-b-2", at: t)
+        }
+        try beats(at: t0, consecutive: 5)
         let first = Watchdog(settings: settings, store: try StateStore(path: path), redisURL: redis.url)
-        try await first.tick()
+        try await first.tick(now: t0)
         #expect(try quarantineList(c) == ["Kenny-a-1"])
         let q = try #require(try StateStore(path: path).watchdogEvents().first)
         #expect(q.action == "quarantine" && q.instance == "Kenny-a-1" && q.figures.contains("\"consecutive_failures\":5"))
 
         // A new watchdog (a restart) reads the standing back: still quarantined, same offence,
-        // and the list in Redis is kept even if something removed it meanwhile.
+        // and the list in Redis is restored even if something removed it meanwhile.
         _ = try c.command(["DEL", .text(Streams.quarantine)])
         let second = Watchdog(settings: settings, store: try StateStore(path: path), redisURL: redis.url)
-        try publish(c, "Kenny-a-1", consecutive: 5)
-        try publish(c, "Kenny-b-2")
-        try await second.tick()
+        try beats(at: t0 + 5_000_000_000, consecutive: 5)
+        try await second.tick(now: t0 + 5_000_000_000)
         #expect(try quarantineList(c) == ["Kenny-a-1"])
         let standing = try #require(try StateStore(path: path).watchdogInstances().first { $0.instance == "Kenny-a-1" })
-        #expect(standing.status == "quarantined" && standing.offences == 1)
+        #expect(standing.status == "quarantined" && standing.offences == 1 && standing.releaseAtNs == t0 + 10_000_000_000)
 
         // The back-off ends: released onto probation, the stale failure count ignored.
-        try await Task.sleep(for: .milliseconds(1600))
-        try publish(c, "Kenny-a-1", consecutive: 5)
-        try publish(c, "Kenny-b-2")
-        try await second.tick()
+        try beats(at: t0 + 11_000_000_000, consecutive: 5)
+        try await second.tick(now: t0 + 11_000_000_000)
         #expect(try quarantineList(c) == [])
         #expect(try StateStore(path: path).watchdogInstances().first { $0.instance == "Kenny-a-1" }?.status == "probation")
         #expect(try StateStore(path: path).watchdogEvents().map(\.action) == ["quarantine", "release"])
