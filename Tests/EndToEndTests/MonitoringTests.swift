@@ -15,6 +15,9 @@ extension EndToEnd { @Suite final class MonitoringTests {
         fixture = try PipelineFixture()
         port = try freeTCPPort()
         fixture.extraEnvironment["METRICS_PORT"] = String(port)
+        // The latency objective is not under test here, and a debug build draining a backlog
+        // on a busy CI machine can miss 400 ms.
+        fixture.extraEnvironment["SLO_P95_LATENCY_MS"] = "60000"
     }
     deinit { fixture.shutdown() }
 
