@@ -190,15 +190,9 @@ actor HeartbeatPulse {
 
     /// This instance's standing, and the quarantined peers of its stage.
     private func readOrders() throws -> AgentVitals.Orders {
-        let reply = try connection.command(["HGETALL", .text(Streams.quarantine)])
-        if case .error(let e) = reply { throw RedisError.server(e) }
         var orders = AgentVitals.Orders()
-        let items = reply.array ?? []
-        var i = 0
-        while i + 1 < items.count {
-            defer { i += 2 }
-            guard let name = items[i].string, case .bulk(let body) = items[i + 1],
-                  let entry = QuarantineEntry(json: body), entry.stage == stage else { continue }
+        for (name, body) in try connection.hashEntries(Streams.quarantine) {
+            guard let entry = QuarantineEntry(json: body), entry.stage == stage else { continue }
             if name == instance { orders.quarantined = true } else { orders.quarantinedPeers.append(name) }
         }
         return orders

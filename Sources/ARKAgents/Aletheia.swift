@@ -173,14 +173,7 @@ public final class Aletheia: StageProcessor {
             lastCheckpointNs = monotonicNanoseconds()
             try store.checkpoint()
         }
-        let reply = try context.bus.connection.command(["HGETALL", .text(Streams.heartbeats)])
-        guard let items = reply.array else { return }
-        var beats: [HeartbeatRecord] = []
-        var i = 1
-        while i < items.count {
-            if case .bulk(let bytes) = items[i], let beat = HeartbeatRecord(json: bytes) { beats.append(beat) }
-            i += 2
-        }
+        let beats = try context.bus.connection.hashEntries(Streams.heartbeats).compactMap { HeartbeatRecord(json: $0.value) }
         try store.upsertHeartbeats(beats)
     }
 }

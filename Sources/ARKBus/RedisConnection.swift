@@ -148,6 +148,20 @@ public final class RedisConnection {
         return try readReply()
     }
 
+    /// Every field of a hash with its value (HGETALL); empty when the key is missing.
+    public func hashEntries(_ key: String) throws(RedisError) -> [(field: String, value: [UInt8])] {
+        let reply = try command(["HGETALL", .text(key)])
+        if case .error(let e) = reply { throw .server(e) }
+        let items = reply.array ?? []
+        var out: [(field: String, value: [UInt8])] = []
+        var i = 0
+        while i + 1 < items.count {
+            if let field = items[i].string, case .bulk(let value) = items[i + 1] { out.append((field, value)) }
+            i += 2
+        }
+        return out
+    }
+
     /// Sends every command in one write and reads every reply: one round trip.
     public func pipeline(_ commands: [[RedisArg]]) throws(RedisError) -> [RedisValue] {
         for c in commands { try append(c) }

@@ -72,14 +72,9 @@ public struct PipelineProbe {
 
     /// Every instance's last heartbeat, in pipeline order.
     public func heartbeats() throws(RedisError) -> [HeartbeatRecord] {
-        let reply = try connection.command(["HGETALL", .text(Streams.heartbeats)])
-        guard let items = reply.array else { return [] }
-        var out: [(Int, HeartbeatRecord)] = []
-        var i = 1
-        while i < items.count {
-            defer { i += 2 }
-            guard case .bulk(let bytes) = items[i], let beat = HeartbeatRecord(json: bytes), let stage = Stage(name: beat.stage) else { continue }
-            out.append((stage.order, beat))
+        let out: [(Int, HeartbeatRecord)] = try connection.hashEntries(Streams.heartbeats).compactMap {
+            guard let beat = HeartbeatRecord(json: $0.value), let stage = Stage(name: beat.stage) else { return nil }
+            return (stage.order, beat)
         }
         return out.sorted { ($0.0, $0.1.instance) < ($1.0, $1.1.instance) }.map(\.1)
     }

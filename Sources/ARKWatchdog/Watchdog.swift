@@ -148,16 +148,7 @@ public actor Watchdog: Service {
     }
 
     static func readHeartbeats(_ connection: RedisConnection) throws -> [HeartbeatRecord] {
-        let reply = try connection.command(["HGETALL", .text(Streams.heartbeats)])
-        if case .error(let e) = reply { throw RedisError.server(e) }
-        let items = reply.array ?? []
-        var out: [HeartbeatRecord] = []
-        var i = 1
-        while i < items.count {
-            if case .bulk(let bytes) = items[i], let hb = HeartbeatRecord(json: bytes) { out.append(hb) }
-            i += 2
-        }
-        return out
+        try connection.hashEntries(Streams.heartbeats).compactMap { HeartbeatRecord(json: $0.value) }
     }
 
     /// Makes `ark:quarantine` list exactly the quarantined instances.
