@@ -146,4 +146,21 @@ import Testing
         let local = ARKConfig.localDefaults(root: "/srv/ark")
         #expect(local.stateDB == "/srv/ark/.ark/ark_state.db")
     }
+
+    @Test func faultInjectionParsesAndIsRefusedInProduction() throws {
+        let c = try ARKConfig.load(environment: ["ARK_FAULT": "Kenny:latency=6000ms, errors=0.5"])
+        #expect(c.fault == {
+            var f = try? AgentFault(parsing: "kenny:latency=6000")
+            f?.errorRate = 0.5
+            return f
+        }())
+        for (env, variable) in [(["ARK_FAULT": "kenny:latency=6000ms", "ARK_ENV": "production"], "ARK_FAULT"),
+                                (["ARK_FAULT": "kenny:latncy=5"], "ARK_FAULT"), (["ARK_FAULT": "nobody:errors=1"], "ARK_FAULT"),
+                                (["ARK_FAULT": "hrm:errors=2"], "ARK_FAULT"),
+                                (["WATCHDOG_RELEASE_BACKOFF_MS": "5000", "WATCHDOG_RELEASE_BACKOFF_MAX_MS": "1000"], "WATCHDOG_RELEASE_BACKOFF_MAX_MS")] {
+            #expect(throws: ConfigError.self, "\(env)") { _ = try ARKConfig.load(environment: env) }
+            #expect((try? ARKConfig.load(environment: env)) == nil)
+            do { _ = try ARKConfig.load(environment: env) } catch { #expect(error.problems.map(\.variable) == [variable]) }
+        }
+    }
 }
