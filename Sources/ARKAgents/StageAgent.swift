@@ -135,6 +135,7 @@ public actor StageAgent {
     struct Stats {
         var lastTickNs: Int64 = 0
         var lastClaimNs: Int64 = 0
+        var lastTakeOverNs: Int64 = 0
     }
 
     public init(processor: any StageProcessor, settings: AgentSettings, instance: String? = nil, logger: Logger? = nil) {
@@ -263,7 +264,11 @@ public actor StageAgent {
     /// left for the next round, so healthy instances do not snatch them from each other.
     private func takeOverFromQuarantinedPeers() throws -> [StreamEntry] {
         let peers = vitals.standing.quarantinedPeers
-        guard !peers.isEmpty else { return [] }
+        let now = wallClockNanoseconds()
+        // A killed peer stays listed until it is forgotten: look four times a second, not
+        // on every batch.
+        guard !peers.isEmpty, now - stats.lastTakeOverNs >= 250_000_000 else { return [] }
+        stats.lastTakeOverNs = now
         var entries: [StreamEntry] = []
         for peer in peers {
             for stream in processor.inputStreams where entries.count < settings.batchSize {
