@@ -102,6 +102,11 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "ARKOperations",
+            dependencies: ["ARKCore", "ARKBus", "ARKState", "Graveyard"],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "ARKSynthetic",
             dependencies: [
                 "ARKCore", "ARKBus", "ARKState", "Graveyard",
@@ -112,7 +117,7 @@ let package = Package(
         .executableTarget(
             name: "ark",
             dependencies: [
-                "ARKCore", "Graveyard", "ARKBus", "ARKState", "ARKAgents", "ARKSynthetic", "ARKMonitoring", "ARKWatchdog",
+                "ARKCore", "Graveyard", "ARKBus", "ARKState", "ARKAgents", "ARKSynthetic", "ARKMonitoring", "ARKWatchdog", "ARKOperations",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -133,6 +138,7 @@ let package = Package(
         .testTarget(name: "ARKAgentsTests", dependencies: ["ARKAgents", "Graveyard", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKStateTests", dependencies: ["ARKState", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKWatchdogTests", dependencies: ["ARKWatchdog", "ARKBus", "ARKState", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "ARKOperationsTests", dependencies: ["ARKOperations", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKMonitoringTests", dependencies: ["ARKMonitoring", "ARKState", "ARKCore", "Graveyard", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(
             name: "EndToEndTests",

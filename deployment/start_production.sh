@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Starts ARK: the metrics server, the watchdog and the five agents as separate processes over Redis
+# Starts ARK: validates the configuration, then the metrics server, the watchdog and the five agents as separate processes over Redis
 # Streams into the SQLite state store, waits for /healthz, then proves it with the synthetic
 # validation loop and prints the SLOs.
 #
@@ -56,6 +56,7 @@ else
 fi
 export ARK_LOG_DIR="${ARK_LOG_DIR:-/var/log/ark}"
 mkdir -p "$RUN_DIR" "$ARK_LOG_DIR"
+[ "$LOCAL" = 1 ] && mkdir -p "$ARK_BACKUP_DIR" "$(dirname "$ARK_STATE_DB")"
 
 step "Build"
 if ! swift build -c release --product ark >"$ARK_LOG_DIR/build.log" 2>&1; then
@@ -82,6 +83,15 @@ if [ -z "${REDIS_URL:-}" ]; then
         echo "redis-server started (pid $(cat "$RUN_DIR/redis.pid")), socket $REDIS_DIR/redis.sock"
     fi
     export REDIS_URL="unix://$REDIS_DIR/redis.sock"
+fi
+
+step "Configuration"
+# A running ARK holds its own ports: checking them would only find ARK itself.
+port_flag=""
+alive "$RUN_DIR/metrics.pid" && port_flag="--skip-ports"
+if ! "$ARK" config validate $port_flag; then
+    echo "start_production.sh: fix the configuration above, then start again" >&2
+    exit 78
 fi
 
 export METRICS_PORT="${METRICS_PORT:-9090}"

@@ -19,9 +19,10 @@ struct ARK: AsyncParsableCommand {
               ark metrics-server                    /metrics, /metrics/json, /slos, /healthz on :9090
               ark health                            exit 0 healthy, 1 unhealthy, 2 degraded
               ark status                            live dashboard
+              ark config validate --local           every setting, directory, Redis, port and the Graveyard
               ark watchdog release Kenny            put quarantined Kenny instances back on probation
             """,
-        subcommands: [RunCommand.self, AgentCommand.self, MetricsServerCommand.self, HealthCommand.self, StatusCommand.self, BenchCommand.self,
+        subcommands: [RunCommand.self, AgentCommand.self, ConfigCommand.self, MetricsServerCommand.self, HealthCommand.self, StatusCommand.self, BenchCommand.self,
                       WatchdogCommand.self, SyntheticLoopCommand.self, TraceCommand.self, VerifyAuditCommand.self]
     )
 }

@@ -1,0 +1,225 @@
+import ARKBus
+import ARKCore
+import ARKState
+import Foundation
+import Graveyard
+
+/// One line of `ark config validate`.
+public struct ValidationCheck: Sendable, Equatable {
+    public enum Status: Sendable, Equatable {
+        case ok, warning, problem
+    }
+
+    public var name: String
+    public var status: Status
+    public var detail: String
+    /// What to do, for a problem or a warning.
+    public var fix: String
+
+    public init(_ name: String, _ status: Status, _ detail: String, fix: String = "") {
+        self.name = name
+        self.status = status
+        self.detail = detail
+        self.fix = fix
+    }
+
+    public var line: String {
+        let mark = switch status {
+        case .ok: "✓"
+        case .warning: "!"
+        case .problem: "✗"
+        }
+        return "\(mark) \(name): \(detail)" + (fix.isEmpty ? "" : ". Fix: \(fix)")
+    }
+}
+
+/// Everything `ark config validate` checks before ARK starts (DESIGN §8): the settings parse;
+/// in production the required ones are set and secrets are real; the directories exist and
+/// are writable; the state store opens in WAL mode; Redis answers (and is new enough); the
+/// ports are free; the Graveyard matches its pin (read-only in production); a metrics server
+/// open to the network is named.
+public struct ConfigValidation: Sendable {
+    public var environment: [String: String]
+    public var base: ARKConfig
+    /// False when ARK is already running (its own servers hold the ports).
+    public var checkPorts = true
+
+    public init(environment: [String: String], base: ARKConfig = ARKConfig(), checkPorts: Bool = true) {
+        self.environment = environment
+        self.base = base
+        self.checkPorts = checkPorts
+    }
+
+    /// Variables production cannot run on defaults.
+    public static let requiredInProduction = ["REDIS_URL", "ARK_STATE_DB", "ARK_BACKUP_DIR", "ARK_LOG_DIR", "SESSION_SECRET", "JWT_SECRET"]
+    public static let secrets = ["SESSION_SECRET", "JWT_SECRET", "ALPACA_API_KEY", "ALPACA_SECRET_KEY", "ALPHA_VANTAGE_API_KEY"]
+    /// Secrets the process itself signs with: long enough to resist guessing.
+    public static let signingSecrets: Set<String> = ["SESSION_SECRET", "JWT_SECRET"]
+    public static let minimumSecretLength = 32
+    /// The oldest Redis with everything ARK uses (XAUTOCLAIM, XPENDING IDLE).
+    public static let minimumRedis = (6, 2)
+
+    public func run() -> [ValidationCheck] {
+        let config: ARKConfig
+        do {
+            config = try ARKConfig.load(environment: environment, base: base)
+        } catch {
+            return error.problems.map { ValidationCheck($0.variable, .problem, $0.message, fix: $0.fix) }
+        }
+        let production = config.environment == "production"
+        var checks = [ValidationCheck("ARK_ENV", .ok, "\(config.environment)")]
+        checks += requiredVariables(production: production)
+        checks += secretChecks(production: production)
+        let stateDir = (config.stateDB as NSString).deletingLastPathComponent
+        let dirs = [("state directory", "ARK_STATE_DB", stateDir), ("ARK_BACKUP_DIR", "ARK_BACKUP_DIR", config.backupDir),
+                    ("ARK_LOG_DIR", "ARK_LOG_DIR", config.logDir)].map { Self.directoryCheck(name: $0.0, variable: $0.1, path: $0.2) }
+        checks += dirs
+        if dirs[0].status == .ok { checks.append(Self.stateStoreCheck(path: config.stateDB)) }
+        checks.append(Self.redisCheck(config.redisURL))
+        if checkPorts {
+            checks.append(Self.portCheck(variable: "METRICS_PORT", host: config.metricsBind, port: config.metricsPort))
+            checks.append(Self.portCheck(variable: "API_PORT", host: "0.0.0.0", port: config.apiPort))
+        } else {
+            checks.append(ValidationCheck("ports", .ok, "not checked: ARK is running and holds them"))
+        }
+        checks += Self.graveyardChecks(directory: config.graveyardDir, production: production)
+        if config.metricsBind == "0.0.0.0" {
+            checks.append(ValidationCheck("METRICS_BIND", .warning, "0.0.0.0 serves /metrics, /slos and /healthz to the whole network",
+                                          fix: "bind 127.0.0.1 behind a proxy, or firewall port \(config.metricsPort)"))
+        }
+        return checks
+    }
+
+    /// The last line: the verdict.
+    public static func verdict(_ checks: [ValidationCheck]) -> (valid: Bool, line: String) {
+        let problems = checks.filter { $0.status == .problem }.count
+        if problems == 0 { return (true, "Production configuration is VALID ✓") }
+        return (false, "Configuration is INVALID: \(problems) problem\(problems == 1 ? "" : "s") above ✗")
+    }
+
+    func requiredVariables(production: Bool) -> [ValidationCheck] {
+        guard production else { return [] }
+        let missing = Self.requiredInProduction.filter { (environment[$0] ?? "").trimmingCharacters(in: .whitespaces).isEmpty }
+        if missing.isEmpty { return [ValidationCheck("required variables", .ok, "all \(Self.requiredInProduction.count) set")] }
+        return missing.map { ValidationCheck($0, .problem, "not set (required when ARK_ENV=production)", fix: "set it in .env.production (see .env.production.template)") }
+    }
+
+    func secretChecks(production: Bool) -> [ValidationCheck] {
+        var out: [ValidationCheck] = []
+        for name in Self.secrets {
+            let value = (environment[name] ?? "").trimmingCharacters(in: .whitespaces)
+            if value.isEmpty { continue }  // required ones are reported above
+            let severity: ValidationCheck.Status = production ? .problem : .warning
+            if Self.isPlaceholder(value) {
+                out.append(ValidationCheck(name, severity, "is a placeholder", fix: "set a real value (for a signing secret: openssl rand -hex 32)"))
+            } else if Self.signingSecrets.contains(name) && value.count < Self.minimumSecretLength {
+                out.append(ValidationCheck(name, severity, "is \(value.count) characters, fewer than \(Self.minimumSecretLength)", fix: "use openssl rand -hex 32"))
+            } else {
+                // Never the value itself: checks are printed and logged.
+                out.append(ValidationCheck(name, .ok, "set (\(value.count) characters)"))
+            }
+        }
+        return out
+    }
+
+    static func isPlaceholder(_ value: String) -> Bool {
+        let v = value.lowercased()
+        return ["change_me", "changeme", "change-me", "placeholder", "your_", "your-", "example", "xxxx", "<", "todo", "replace"]
+            .contains { v.contains($0) }
+    }
+
+    static func directoryCheck(name: String, variable: String, path: String) -> ValidationCheck {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+            return ValidationCheck(name, .problem, "\(path) does not exist", fix: "mkdir -p \(path) and give it to the user ARK runs as, or set \(variable)")
+        }
+        guard isDir.boolValue else { return ValidationCheck(name, .problem, "\(path) is not a directory", fix: "set \(variable) to a directory") }
+        guard access(path, W_OK) == 0 else {
+            return ValidationCheck(name, .problem, "\(path) is not writable by this user", fix: "chown it to the user ARK runs as, or set \(variable)")
+        }
+        return ValidationCheck(name, .ok, "\(path) is writable")
+    }
+
+    static func stateStoreCheck(path: String) -> ValidationCheck {
+        do {
+            let mode = try StateStore(path: path).journalMode()
+            guard mode.lowercased() == "wal" else {
+                return ValidationCheck("state store", .problem, "\(path) is in \(mode) journal mode, not WAL", fix: "sqlite3 \(path) 'PRAGMA journal_mode=WAL'")
+            }
+            return ValidationCheck("state store", .ok, "\(path) opens in WAL mode")
+        } catch {
+            return ValidationCheck("state store", .problem, "\(path): \(error)", fix: "check the file and its directory, or set ARK_STATE_DB")
+        }
+    }
+
+    static func redisCheck(_ text: String) -> ValidationCheck {
+        do {
+            let url = try RedisURL(parsing: text)
+            let c = RedisConnection(url: url, commandTimeout: .seconds(2))
+            defer { c.close() }
+            // A Redis just started may still be loading its data: wait that out (15 s), as
+            // the agents do, rather than call it unreachable.
+            let deadline = Date().addingTimeInterval(15)
+            while true {
+                do {
+                    try c.connect(timeout: .seconds(2))
+                    break
+                } catch {
+                    guard error.description.contains("still loading"), Date() < deadline else { throw error }
+                    c.close()
+                    usleep(200_000)
+                }
+            }
+            let info = try c.command(["INFO", "server"]).string ?? ""
+            let version = info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("redis_version:") }
+                .map { String($0.dropFirst("redis_version:".count)) } ?? "unknown"
+            let parts = version.split(separator: ".").compactMap { Int($0) }
+            if parts.count >= 2 && (parts[0], parts[1]) < minimumRedis {
+                return ValidationCheck("Redis", .problem, "\(url) answers but is version \(version)",
+                                       fix: "use Redis \(minimumRedis.0).\(minimumRedis.1) or newer (XAUTOCLAIM)")
+            }
+            return ValidationCheck("Redis", .ok, "\(url) answers, version \(version)")
+        } catch {
+            return ValidationCheck("Redis", .problem, "\(text) is unreachable: \(error)", fix: "start Redis or correct REDIS_URL")
+        }
+    }
+
+    static func portCheck(variable: String, host: String, port: Int) -> ValidationCheck {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return ValidationCheck(variable, .warning, "could not test port \(port): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var yes: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr(host == "localhost" ? "127.0.0.1" : host)
+        let bound = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else {
+            let why = String(cString: strerror(errno))
+            return ValidationCheck(variable, .problem, "\(host):\(port) cannot be bound: \(why)", fix: "stop what holds it (ss -ltnp 'sport = :\(port)') or set \(variable)")
+        }
+        return ValidationCheck(variable, .ok, "\(host):\(port) is free")
+    }
+
+    static func graveyardChecks(directory: String, production: Bool) -> [ValidationCheck] {
+        var out: [ValidationCheck] = []
+        if let problem = Graveyard.check(directory: directory).problem {
+            out.append(ValidationCheck("Graveyard", .problem, problem, fix: "restore \(directory)/\(Graveyard.ruleFileName) from the release; never change the pin"))
+        } else {
+            out.append(ValidationCheck("Graveyard", .ok, "rule file matches its pinned SHA-256"))
+        }
+        let files = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted()
+        let writable = files.filter {
+            let mode = (try? FileManager.default.attributesOfItem(atPath: directory + "/" + $0)[.posixPermissions] as? Int) ?? 0
+            return mode & 0o222 != 0
+        }
+        if !writable.isEmpty {
+            out.append(ValidationCheck("Graveyard files", production ? .problem : .warning, "writable: \(writable.joined(separator: ", "))",
+                                       fix: "chmod 444 \(writable.map { directory + "/" + $0 }.joined(separator: " "))"))
+        }
+        return out
+    }
+}

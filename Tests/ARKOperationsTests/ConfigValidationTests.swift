@@ -1,0 +1,138 @@
+import ARKCore
+import ARKTestSupport
+import Foundation
+import Testing
+
+@testable import ARKOperations
+
+/// `ark config validate`'s checks against a real Redis, real directories and a real store.
+@Suite final class ConfigValidationTests {
+    let redis: RedisServer
+    let dir: TempDir
+
+    init() throws {
+        redis = try RedisServer()
+        dir = try TempDir("ark-config")
+        for sub in ["state", "backups", "logs", "graveyard"] {
+            try FileManager.default.createDirectory(atPath: dir.path + "/" + sub, withIntermediateDirectories: true)
+        }
+        for file in ["ethics_rules.json", "ethics_rules.json.sha256"] {
+            let target = dir.path + "/graveyard/" + file
+            try FileManager.default.copyItem(atPath: Repo.graveyard + "/" + file, toPath: target)
+            try FileManager.default.setAttributes([.posixPermissions: 0o444], ofItemAtPath: target)
+        }
+    }
+    deinit {
+        redis.shutdown()
+        dir.remove()
+    }
+
+    /// A production environment that passes every check.
+    var good: [String: String] {
+        [
+            "ARK_ENV": "production", "REDIS_URL": redis.urlString, "ARK_STATE_DB": dir.path + "/state/ark_state.db",
+            "ARK_BACKUP_DIR": dir.path + "/backups", "ARK_LOG_DIR": dir.path + "/logs", "ARK_GRAVEYARD_DIR": dir.path + "/graveyard",
+            "SESSION_SECRET": String(repeating: "a1", count: 20), "JWT_SECRET": String(repeating: "b2", count: 20),
+            "METRICS_PORT": String(try! freeTCPPort()), "API_PORT": String(try! freeTCPPort()),
+        ]
+    }
+
+    func problems(_ env: [String: String], checkPorts: Bool = true) -> [ValidationCheck] {
+        ConfigValidation(environment: env, checkPorts: checkPorts).run().filter { $0.status == .problem }
+    }
+
+    @Test func aGoodProductionConfigurationIsValidAndNamesTheRedisVersion() {
+        let checks = ConfigValidation(environment: good).run()
+        #expect(checks.filter { $0.status != .ok } == [], "\(checks.map(\.line))")
+        #expect(ConfigValidation.verdict(checks) == (true, "Production configuration is VALID ✓"))
+        #expect(checks.contains { $0.name == "Redis" && $0.detail.contains("version 7.") }, "\(checks.map(\.line))")
+        #expect(checks.contains { $0.name == "state store" && $0.detail.hasSuffix("opens in WAL mode") })
+        // Secrets are counted, never printed.
+        #expect(!checks.map(\.line).joined().contains("a1a1"))
+    }
+
+    @Test func eachKindOfBadSettingGivesItsOwnMessage() throws {
+        func only(_ change: [String: String], removing: [String] = [], _ name: String, _ detail: String) {
+            var env = good.merging(change) { $1 }
+            for k in removing { env[k] = nil }
+            let p = problems(env)
+            #expect(p.count == 1 && p.first?.name == name && p.first?.detail.contains(detail) == true && p.first?.fix.isEmpty == false,
+                    "\(change) \(removing): \(p.map(\.line))")
+        }
+        only(["ARK_BATCH_SIZE": "0"], "ARK_BATCH_SIZE", "not a whole number in 1...10000")
+        only([:], removing: ["JWT_SECRET"], "JWT_SECRET", "not set (required when ARK_ENV=production)")
+        only(["SESSION_SECRET": "change_me_to_a_long_random_string_please"], "SESSION_SECRET", "placeholder")
+        only(["JWT_SECRET": "short-but-real-9f8e7d"], "JWT_SECRET", "fewer than 32")
+        only(["ALPACA_API_KEY": "<your alpaca key>"], "ALPACA_API_KEY", "placeholder")
+        only(["ARK_LOG_DIR": dir.path + "/missing"], "ARK_LOG_DIR", "does not exist")
+        let file = dir.path + "/state/plain-file"
+        #expect(FileManager.default.createFile(atPath: file, contents: Data()))
+        only(["ARK_BACKUP_DIR": file], "ARK_BACKUP_DIR", "is not a directory")
+        only(["REDIS_URL": "unix://" + dir.path + "/no.sock"], "Redis", "unreachable")
+        only(["ARK_FAULT": "kenny:latency=10ms"], "ARK_FAULT", "refused when ARK_ENV=production")
+
+        // A port already taken.
+        let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(holder) }
+        let port = try freeTCPPort()
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(holder, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        try #require(bound == 0 && listen(holder, 1) == 0)
+        only(["METRICS_PORT": String(port)], "METRICS_PORT", "cannot be bound")
+        #expect(problems(good.merging(["METRICS_PORT": String(port)]) { $1 }, checkPorts: false).isEmpty)
+
+        // A rule file that drifted from its pin, and one left writable in production.
+        let rules = dir.path + "/graveyard/ethics_rules.json"
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: rules)
+        only([:], "Graveyard files", "writable: ethics_rules.json")
+        try Data("{}".utf8).write(to: URL(fileURLWithPath: rules))
+        let drift = problems(good).map(\.name)
+        #expect(drift.contains("Graveyard"), "\(drift)")
+    }
+
+    @Test func outsideProductionSecretsAndOpenBindsAreWarningsNotProblems() {
+        var env = good
+        env["ARK_ENV"] = "staging"
+        env["SESSION_SECRET"] = "changeme"
+        env["METRICS_BIND"] = "0.0.0.0"
+        env["JWT_SECRET"] = nil
+        let checks = ConfigValidation(environment: env).run()
+        #expect(checks.filter { $0.status == .problem } == [], "\(checks.map(\.line))")
+        #expect(Set(checks.filter { $0.status == .warning }.map(\.name)) == ["SESSION_SECRET", "METRICS_BIND"])
+        #expect(ConfigValidation.verdict(checks).valid)
+    }
+
+    /// KEY=VALUE lines of `.env.production.template`.
+    static func template() throws -> [String: String] {
+        let text = try String(contentsOfFile: Repo.root + "/.env.production.template", encoding: .utf8)
+        var out: [String: String] = [:]
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+            let kv = line.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            if kv.count == 2 { out[String(kv[0])] = String(kv[1]) }
+        }
+        return out
+    }
+
+    @Test func theTemplateHasEverySettingArkReadsAndOnlyItsSecretsNeedEditing() throws {
+        let template = try Self.template()
+        // Every variable ARKConfig reads, from its source.
+        let source = try String(contentsOfFile: Repo.root + "/Sources/ARKCore/ARKConfig.swift", encoding: .utf8)
+        let regex = try NSRegularExpression(pattern: #"reader\.(?:string|int|double|bool|value)\("([A-Z0-9_]+)""#)
+        let read = Set(regex.matches(in: source, range: NSRange(source.startIndex..., in: source)).map {
+            String(source[Range($0.range(at: 1), in: source)!])
+        })
+        #expect(read.count > 40)
+        // ARK_FAULT is for rehearsals only and stays out of a production file.
+        #expect(read.subtracting(template.keys).sorted() == ["ARK_FAULT"])
+        #expect(Set(template.keys).subtracting(read).sorted() == [])
+        // Pointed at real directories and Redis, the template fails on its placeholders only.
+        var env = template
+        for (k, v) in good where ["REDIS_URL", "ARK_STATE_DB", "ARK_BACKUP_DIR", "ARK_LOG_DIR", "ARK_GRAVEYARD_DIR", "METRICS_PORT", "API_PORT"].contains(k) {
+            env[k] = v
+        }
+        #expect(problems(env).map(\.name).sorted() == ["JWT_SECRET", "SESSION_SECRET"])
+    }
+}
