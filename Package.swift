@@ -138,7 +138,7 @@ let package = Package(
         .testTarget(name: "ARKAgentsTests", dependencies: ["ARKAgents", "Graveyard", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKStateTests", dependencies: ["ARKState", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKWatchdogTests", dependencies: ["ARKWatchdog", "ARKBus", "ARKState", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
-        .testTarget(name: "ARKOperationsTests", dependencies: ["ARKOperations", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "ARKOperationsTests", dependencies: ["ARKOperations", "ARKState", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKMonitoringTests", dependencies: ["ARKMonitoring", "ARKState", "ARKCore", "Graveyard", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(
             name: "EndToEndTests",

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Starts ARK: validates the configuration, then the metrics server, the watchdog and the five agents as separate processes over Redis
+# Starts ARK: validates the configuration, backs up the state store, then the metrics server, the watchdog and the five agents as separate processes over Redis
 # Streams into the SQLite state store, waits for /healthz, then proves it with the synthetic
 # validation loop and prints the SLOs.
 #
@@ -92,6 +92,11 @@ alive "$RUN_DIR/metrics.pid" && port_flag="--skip-ports"
 if ! "$ARK" config validate $port_flag; then
     echo "start_production.sh: fix the configuration above, then start again" >&2
     exit 78
+fi
+
+if [ -f "$ARK_STATE_DB" ]; then
+    step "State backup"
+    "$ARK" backup || { echo "start_production.sh: the backup failed (above); fix it before starting" >&2; exit 1; }
 fi
 
 export METRICS_PORT="${METRICS_PORT:-9090}"

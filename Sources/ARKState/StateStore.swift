@@ -461,8 +461,19 @@ public final class StateStore: Sendable {
 
     /// Copies the live database to `destination` with SQLite's online backup (consistent
     /// while Aletheia keeps writing).
+    /// Copies the store into `destination` with SQLite's backup API (a consistent snapshot
+    /// while writers go on), as one self-contained file: the copy leaves WAL mode, so no
+    /// `-wal`/`-shm` files trail it.
     public func backup(to destination: String) throws {
         let target = try DatabaseQueue(path: destination)
         try pool.backup(to: target)
+        try target.writeWithoutTransaction { try $0.execute(sql: "PRAGMA journal_mode = DELETE") }
+    }
+
+    /// SQLite's own `PRAGMA integrity_check`: "ok", or what is wrong.
+    public func integrityCheck() throws -> String {
+        try pool.read { db in
+            try String.fetchAll(db, sql: "PRAGMA integrity_check").joined(separator: "; ")
+        }
     }
 }

@@ -22,7 +22,7 @@ struct ARK: AsyncParsableCommand {
               ark config validate --local           every setting, directory, Redis, port and the Graveyard
               ark watchdog release Kenny            put quarantined Kenny instances back on probation
             """,
-        subcommands: [RunCommand.self, AgentCommand.self, ConfigCommand.self, MetricsServerCommand.self, HealthCommand.self, StatusCommand.self, BenchCommand.self,
+        subcommands: [RunCommand.self, AgentCommand.self, ConfigCommand.self, BackupCommand.self, RestoreCommand.self, MetricsServerCommand.self, HealthCommand.self, StatusCommand.self, BenchCommand.self,
                       WatchdogCommand.self, SyntheticLoopCommand.self, TraceCommand.self, VerifyAuditCommand.self]
     )
 }

@@ -1,0 +1,97 @@
+import ARKCore
+import ARKState
+import ARKTestSupport
+import Foundation
+import Testing
+
+@testable import ARKOperations
+
+func pass(_ id: String) -> PassRecord {
+    let t0: Int64 = 1_700_000_000_000_000_000
+    return PassRecord(traceID: id, signalID: id, symbol: "AAPL", source: "test", verdict: .approved, reasons: [], policyHash: "h",
+                      complianceScore: 1, t0Ns: t0, doneNs: t0 + 2_000_000, hrmEvalUs: 3.5, continuityOK: true,
+                      injectedViolation: nil, orderID: nil, event: Array("{\"trace_id\":\"\(id)\"}".utf8))
+}
+
+/// Backups and restores of real SQLite files.
+@Suite final class BackupTests {
+    let dir: TempDir
+    init() throws { dir = try TempDir("ark-backup") }
+    deinit { dir.remove() }
+
+    var backups: String { dir.path + "/backups" }
+
+    @Test func backupsUnderContinuousWritesAreConsistentAndOnlyTheNewestAreKept() async throws {
+        let path = dir.path + "/live.db"
+        let store = try StateStore(path: path)
+        // A writer appending batches of chained passes the whole time, as Aletheia does.
+        let writer = Task.detached {
+            var n = 0
+            while !Task.isCancelled {
+                try store.record(passes: (0..<50).map { pass("w\(n)-\($0)") })
+                n += 1
+                usleep(2000)
+            }
+            return n
+        }
+        var made: [Backups.Made] = []
+        let t0 = Date()
+        for i in 0..<5 {
+            try await Task.sleep(for: .milliseconds(100))
+            made.append(try Backups.backup(store, into: backups, keep: 3, at: t0.addingTimeInterval(Double(i))))
+        }
+        writer.cancel()
+        let batches = try await writer.value
+        #expect(batches > 5)
+        // Each backup is a consistent snapshot: whole batches, an intact chain, growing.
+        for m in made { #expect(m.passes % 50 == 0 && m.passes > 0, "\(m.passes)") }
+        #expect(made.map(\.passes) == made.map(\.passes).sorted())
+        #expect(Backups.list(backups) == made.suffix(3).map(\.path))
+        // Self-contained files: nothing else left in the directory (no -wal, -shm, .partial).
+        #expect(try FileManager.default.contentsOfDirectory(atPath: backups).sorted() == made.suffix(3).map { ($0.path as NSString).lastPathComponent })
+        #expect(made[3].removed == [made[0].path] && made[4].removed == [made[1].path])
+        let mode = try FileManager.default.attributesOfItem(atPath: made[4].path)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        #expect(made[4].path.hasSuffix(Backups.fileName(at: t0.addingTimeInterval(4))))
+        #expect(Backups.fileName(at: Date(timeIntervalSince1970: 1_795_437_000)) == "ark_state_backup_20261123T123000Z.db")
+    }
+
+    @Test func restoreRefusesDamagedFilesAndLeavesTheStoreAsItWas() throws {
+        let path = dir.path + "/live.db"
+        let store = try StateStore(path: path)
+        try store.record(passes: (0..<30).map { pass("a\($0)") })
+        let good = try Backups.backup(store, into: backups)
+
+        let garbage = dir.path + "/garbage.db"
+        try Data(repeating: 0x5A, count: 8192).write(to: URL(fileURLWithPath: garbage))
+        #expect(throws: BackupError.self) { try Backups.restore(garbage, to: path) }
+
+        let truncated = dir.path + "/truncated.db"
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: good.path))
+        try bytes.prefix(bytes.count / 2).write(to: URL(fileURLWithPath: truncated))
+        do {
+            _ = try Backups.restore(truncated, to: path)
+            Issue.record("a truncated backup was restored")
+        } catch {
+            #expect("\(error)".contains("integrity") || "\(error)".contains("not a readable"), "\(error)")
+        }
+        #expect(throws: BackupError.self) { try Backups.restore(dir.path + "/missing.db", to: path) }
+        #expect(try StateStore(path: path).passCount() == 30)
+    }
+
+    @Test func restoreBringsBackTheBackupAndKeepsTheReplacedStore() throws {
+        let path = dir.path + "/live.db"
+        let store = try StateStore(path: path)
+        try store.record(passes: (0..<30).map { pass("a\($0)") })
+        let good = try Backups.backup(store, into: backups)
+        try store.record(passes: (0..<20).map { pass("b\($0)") })
+        #expect(try store.passCount() == 50)
+
+        let restored = try Backups.restore(good.path, to: path)
+        #expect(restored.passes == 30)
+        let now = try StateStore(path: path)
+        #expect(try now.passCount() == 30 && now.verifyAudit().ok && now.journalMode() == "wal")
+        let previous = try #require(restored.previous)
+        #expect(try StateStore(path: previous, readOnly: true).passCount() == 50)
+    }
+}
