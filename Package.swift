@@ -103,7 +103,7 @@ let package = Package(
         ),
         .target(
             name: "ARKOperations",
-            dependencies: ["ARKCore", "ARKBus", "ARKState", "Graveyard"],
+            dependencies: ["ARKCore", "ARKBus", "ARKState", "Graveyard", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSettings
         ),
         .target(
@@ -138,7 +138,7 @@ let package = Package(
         .testTarget(name: "ARKAgentsTests", dependencies: ["ARKAgents", "Graveyard", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKStateTests", dependencies: ["ARKState", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKWatchdogTests", dependencies: ["ARKWatchdog", "ARKBus", "ARKState", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
-        .testTarget(name: "ARKOperationsTests", dependencies: ["ARKOperations", "ARKState", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "ARKOperationsTests", dependencies: ["ARKOperations", "ARKState", "ARKCore", .product(name: "Logging", package: "swift-log"), "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKMonitoringTests", dependencies: ["ARKMonitoring", "ARKState", "ARKCore", "Graveyard", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(
             name: "EndToEndTests",

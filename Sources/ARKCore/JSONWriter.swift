@@ -51,6 +51,13 @@ public struct JSONWriter {
         needsComma = false
     }
 
+    /// Writes `"key":` for a key that is not a literal (log metadata), escaped.
+    public mutating func key(dynamic key: String) {
+        string(key)
+        bytes.append(UInt8(ascii: ":"))
+        needsComma = false
+    }
+
     @inline(__always)
     public mutating func string(_ value: String) {
         separate()

@@ -1,4 +1,5 @@
 import ARKCore
+import ARKOperations
 import ArgumentParser
 import Foundation
 import Logging
@@ -22,7 +23,7 @@ struct ARK: AsyncParsableCommand {
               ark config validate --local           every setting, directory, Redis, port and the Graveyard
               ark watchdog release Kenny            put quarantined Kenny instances back on probation
             """,
-        subcommands: [RunCommand.self, AgentCommand.self, ConfigCommand.self, BackupCommand.self, RestoreCommand.self, MetricsServerCommand.self, HealthCommand.self, StatusCommand.self, BenchCommand.self,
+        subcommands: [RunCommand.self, AgentCommand.self, ConfigCommand.self, BackupCommand.self, RestoreCommand.self, LogsCommand.self, MetricsServerCommand.self, HealthCommand.self, StatusCommand.self, BenchCommand.self,
                       WatchdogCommand.self, SyntheticLoopCommand.self, TraceCommand.self, VerifyAuditCommand.self]
     )
 }
@@ -45,10 +46,18 @@ struct CommonOptions: ParsableArguments {
         }
     }
 
+    /// JSON lines (`ARK_LOG_FORMAT=json`, the default when standard error is not a
+    /// terminal: log files) or text (`text`, the default on a terminal).
     func bootstrapLogging() {
         let level = Logger.Level(rawValue: logLevel.lowercased()) ?? .info
+        let format = ProcessInfo.processInfo.environment["ARK_LOG_FORMAT"]?.lowercased() ?? (isatty(2) == 1 ? "text" : "json")
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+            if format == "text" {
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
+            var handler = JSONLogHandler(label: label)
             handler.logLevel = level
             return handler
         }

@@ -99,3 +99,33 @@ struct RestoreCommand: ParsableCommand {
         }
     }
 }
+
+struct LogsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "logs",
+        abstract: "Gather one trace's log lines from every process's log file in ARK_LOG_DIR, in time order.",
+        discussion: """
+            Reads <process>.log and the newest rotation (<process>.log.1). Lines are JSON (see
+            README, Logs); one whose trace_id is the trace, or that mentions it, is shown.
+            Examples:
+              ark logs --trace syn-4f2a-17 --local
+              ARK_LOG_DIR=/var/log/ark ark logs --trace ark-1795438437968-0
+            """)
+
+    @Option(help: "The trace id.")
+    var trace: String
+
+    @OptionGroup var common: CommonOptions
+
+    func run() throws {
+        let config = try common.config()
+        let lines: [LogSearch.Line]
+        do {
+            lines = try LogSearch.lines(forTrace: trace, in: config.logDir)
+        } catch {
+            throw fail("cannot read the logs in \(config.logDir): \(error.localizedDescription). Fix: set ARK_LOG_DIR (or use --local)")
+        }
+        if lines.isEmpty { throw fail("no log line mentions trace \(trace) in \(config.logDir)") }
+        for l in lines { print("\(l.ts)  \(l.file)  \(l.text)") }
+    }
+}
