@@ -107,9 +107,9 @@ if [ "${METRICS_SERVER_ENABLED:-true}" != "false" ]; then
     if alive "$RUN_DIR/metrics.pid"; then
         echo "metrics server already running (pid $(cat "$RUN_DIR/metrics.pid"))"
     else
-        nohup "$ARK" metrics-server >>"$ARK_LOG_DIR/metrics.log" 2>&1 &
+        nohup "$ARK" metrics-server >>"$ARK_LOG_DIR/metrics_server.log" 2>&1 &
         echo $! >"$RUN_DIR/metrics.pid"
-        echo "metrics server started (pid $!) on $METRICS_URL, log $ARK_LOG_DIR/metrics.log"
+        echo "metrics server started (pid $!) on $METRICS_URL, log $ARK_LOG_DIR/metrics_server.log"
     fi
 fi
 
@@ -167,7 +167,7 @@ if [ "${METRICS_SERVER_ENABLED:-true}" != "false" ]; then
     done
     if [ "$code" != 200 ]; then
         curl -s "$METRICS_URL/healthz" >&2 || true
-        echo "The metrics server does not report healthy ($code): see $ARK_LOG_DIR/metrics.log" >&2
+        echo "The metrics server does not report healthy ($code): see $ARK_LOG_DIR/metrics_server.log" >&2
         exit 1
     fi
     echo "GET $METRICS_URL/healthz: 200"
@@ -183,7 +183,7 @@ step "Status"
 "$ARK" status --once || true
 cat <<INFO
   state store   $ARK_STATE_DB
-  logs          $ARK_LOG_DIR/{kyle,joey,hrm,kenny,aletheia,metrics,watchdog}.log
+  logs          $ARK_LOG_DIR/{kyle,joey,hrm,kenny,aletheia,metrics_server,watchdog}.log
   redis         $REDIS_URL
   pid files     $RUN_DIR
   SLOs          curl -s $METRICS_URL/slos
