@@ -42,7 +42,7 @@ if [ "$LOCAL" = 1 ]; then
     export ARK_LOG_DIR="${ARK_LOG_DIR:-$ROOT/.ark/logs}"
     export ARK_BACKUP_DIR="${ARK_BACKUP_DIR:-$ROOT/.ark/backups}"
     export ARK_GRAVEYARD_DIR="${ARK_GRAVEYARD_DIR:-$ROOT/graveyard}"
-    RUN_DIR="$ROOT/.ark/run"
+    RUN_DIR="${ARK_RUN_DIR:-$ROOT/.ark/run}"
 else
     if [ -f .env.production ]; then
         set -a; source .env.production; set +a
@@ -58,14 +58,20 @@ export ARK_LOG_DIR="${ARK_LOG_DIR:-/var/log/ark}"
 mkdir -p "$RUN_DIR" "$ARK_LOG_DIR"
 [ "$LOCAL" = 1 ] && mkdir -p "$ARK_BACKUP_DIR" "$(dirname "$ARK_STATE_DB")"
 
+# ARK_BUILD=debug runs the debug build (the tests do, having built it); ARK_SKIP_BUILD=1
+# uses the binary as it is.
+BUILD="${ARK_BUILD:-release}"
+ARK="$ROOT/.build/$BUILD/ark"
 step "Build"
-if ! swift build -c release --product ark >"$ARK_LOG_DIR/build.log" 2>&1; then
+if [ "${ARK_SKIP_BUILD:-0}" = 1 ] && [ -x "$ARK" ]; then
+    echo "using $ARK as built (ARK_SKIP_BUILD=1)"
+elif ! swift build -c "$BUILD" --product ark >"$ARK_LOG_DIR/build.log" 2>&1; then
     tail -n 40 "$ARK_LOG_DIR/build.log" >&2
     echo "Build failed: the whole output is in $ARK_LOG_DIR/build.log" >&2
     exit 1
+else
+    tail -n 1 "$ARK_LOG_DIR/build.log"
 fi
-tail -n 1 "$ARK_LOG_DIR/build.log"
-ARK="$ROOT/.build/release/ark"
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 

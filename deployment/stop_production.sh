@@ -17,7 +17,7 @@ while [ $# -gt 0 ]; do
     shift
 done
 if [ "$LOCAL" = 1 ]; then
-    RUN_DIR="$ROOT/.ark/run"
+    RUN_DIR="${ARK_RUN_DIR:-$ROOT/.ark/run}"
 else
     [ -f .env.production ] && { set -a; source .env.production; set +a; }
     RUN_DIR="${ARK_RUN_DIR:-${ARK_LOG_DIR:-/var/log/ark}/../run}"
