@@ -52,6 +52,8 @@ else
     fi
     : "${REDIS_URL:?REDIS_URL must be set in .env.production}"
     export ARK_GRAVEYARD_DIR="${ARK_GRAVEYARD_DIR:-$ROOT/graveyard}"
+    # The ethics rules are immutable in production: read-only for everyone.
+    chmod 444 "$ARK_GRAVEYARD_DIR"/* 2>/dev/null || true
     RUN_DIR="${ARK_RUN_DIR:-${ARK_LOG_DIR:-/var/log/ark}/../run}"
 fi
 export ARK_LOG_DIR="${ARK_LOG_DIR:-/var/log/ark}"

@@ -16,4 +16,4 @@ ark_ensure_system_packages() {
 
 ARK_SYSTEM_PACKAGES=(libhiredis-dev libsqlite3-dev libssl-dev redis-server pkg-config sqlite3 curl)
 # The tests also check monitoring/ with promtool (Debian's prometheus package).
-ARK_TEST_PACKAGES=(prometheus)
+ARK_TEST_PACKAGES=(prometheus logrotate)

@@ -84,10 +84,13 @@ public struct ARKConfig: Sendable, Equatable {
 
     public init() {}
 
-    /// Settings for `--local`: everything under `<root>/.ark/`.
+    /// Settings for `--local`: everything under `<root>/.ark/`, including the private Redis
+    /// `start_production.sh --local` runs, when its socket is there (REDIS_URL still wins).
     public static func localDefaults(root: String) -> ARKConfig {
         var c = ARKConfig()
         c.environment = "local"
+        let socket = root + "/.ark/redis/redis.sock"
+        if FileManager.default.fileExists(atPath: socket) { c.redisURL = "unix://" + socket }
         c.stateDB = root + "/.ark/ark_state.db"
         c.backupDir = root + "/.ark/backups"
         c.logDir = root + "/.ark/logs"

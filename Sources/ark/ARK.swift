@@ -30,7 +30,7 @@ struct ARK: AsyncParsableCommand {
 
 /// Options every command that touches ARK's state shares.
 struct CommonOptions: ParsableArguments {
-    @Flag(help: "Use the local layout: state, backups and logs under ./.ark/, rules from ./graveyard.")
+    @Flag(help: "Use the local layout: state, backups and logs under ./.ark/, rules from ./graveyard, and the private Redis of start_production.sh --local when it runs.")
     var local = false
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")

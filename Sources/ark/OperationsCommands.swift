@@ -25,7 +25,7 @@ struct ConfigValidateCommand: ParsableCommand {
               ark config validate --skip-ports     (ARK already running)
             """)
 
-    @Flag(help: "Use the local layout: state, backups and logs under ./.ark/, rules from ./graveyard.")
+    @Flag(help: "Use the local layout: state, backups and logs under ./.ark/, rules from ./graveyard, and the private Redis of start_production.sh --local when it runs.")
     var local = false
 
     @Flag(help: "Do not test METRICS_PORT and API_PORT (ARK is running and holds them).")
