@@ -22,7 +22,7 @@ public struct JSONLogHandler: LogHandler {
         bytes.withUnsafeBytes { p in
             var offset = 0
             while offset < p.count {
-                let n = Darwin_or_Glibc_write(2, p.baseAddress! + offset, p.count - offset)
+                let n = systemWrite(2, p.baseAddress! + offset, p.count - offset)
                 if n <= 0 { return }
                 offset += n
             }
@@ -84,8 +84,8 @@ public struct JSONLogHandler: LogHandler {
 
 #if canImport(Glibc)
 import Glibc
-private let Darwin_or_Glibc_write = Glibc.write
+private let systemWrite = Glibc.write
 #elseif canImport(Darwin)
 import Darwin
-private let Darwin_or_Glibc_write = Darwin.write
+private let systemWrite = Darwin.write
 #endif
