@@ -46,6 +46,9 @@ public struct ARKConfig: Sendable, Equatable {
     public var watchdogFailureWindowMs: Int = 60_000
     /// A heartbeat older than this means the instance is hung or gone.
     public var watchdogHeartbeatTimeoutMs: Int = 5_000
+    /// The same, in seconds: when health, the dashboard and the live-instance gauge call an
+    /// instance silent too, so they never disagree with the watchdog.
+    public var heartbeatStaleSeconds: Double { Double(watchdogHeartbeatTimeoutMs) / 1000 }
     /// Quarantine before the first automatic release; doubles with each repeat offence...
     public var watchdogReleaseBackoffMs: Int = 30_000
     /// ...up to this.

@@ -118,7 +118,7 @@ public actor MonitoringBackend {
         let slo = storeProblem == nil ? try? sloReport() : nil
         return evaluateHealth(HealthInputs(redisProblem: redisProblem, storeProblem: storeProblem, journalMode: journal,
                                            heartbeats: beats, graveyardProblem: Graveyard.check(directory: config.graveyardDir).problem,
-                                           slo: slo, nowNs: nowNs))
+                                           slo: slo, nowNs: nowNs, staleAfterSeconds: config.heartbeatStaleSeconds))
     }
 
     /// Ready to serve: the store opens and Redis answers.
@@ -191,7 +191,7 @@ public actor MonitoringBackend {
         if let beats = heartbeats() {
             let now = wallClockNanoseconds()
             family(MetricName.stageLiveInstances, Stage.allCases.map { stage in
-                ("stage=\"\(stage.rawValue)\"", Double(beats.filter { $0.stage == stage.rawValue && $0.isLive(nowNs: now) }.count))
+                ("stage=\"\(stage.rawValue)\"", Double(beats.filter { $0.stage == stage.rawValue && $0.isLive(nowNs: now, staleAfterSeconds: config.heartbeatStaleSeconds) }.count))
             })
         }
         return out

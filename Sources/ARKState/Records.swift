@@ -268,7 +268,8 @@ public struct HeartbeatRecord: Sendable, Equatable {
 
     public func ageSeconds(nowNs: Int64) -> Double { Double(nowNs - tsNs) / 1e9 }
 
-    /// A heartbeat older than this (five missed beats) means the instance is hung, stopped or cut off.
+    /// A heartbeat older than this (five missed beats) means the instance is hung, stopped or
+    /// cut off: the default of WATCHDOG_HEARTBEAT_TIMEOUT_MS, which the monitoring uses when set.
     public static let staleAfterSeconds = 5.0
 
     /// Taking work: a fresh heartbeat and not quarantined.

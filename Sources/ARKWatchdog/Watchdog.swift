@@ -22,6 +22,13 @@ public actor Watchdog: Service {
     private let connection: RedisConnection
     private var states: [String: InstanceState] = [:]
     private var redisFailing = false
+    /// Made once per stage: the metrics factory lookup is not free.
+    private let quarantinedGauges = Dictionary(uniqueKeysWithValues: Stage.allCases.map {
+        ($0, Gauge(label: MetricName.quarantined, dimensions: [("agent", $0.rawValue)]))
+    })
+    private let quarantineCounters = Dictionary(uniqueKeysWithValues: Stage.allCases.map {
+        ($0, Counter(label: MetricName.quarantines, dimensions: [("agent", $0.rawValue)]))
+    })
 
     public init(settings: WatchdogSettings, store: StateStore, redisURL: RedisURL, interval: Duration = .seconds(1),
                 logger: Logger = Logger(label: "ark.watchdog")) {
@@ -77,9 +84,7 @@ public actor Watchdog: Service {
         try Self.syncQuarantineList(connection, states: states)
         var quarantined: [Stage: Int] = [:]
         for s in states.values where s.status == .quarantined { quarantined[s.stage, default: 0] += 1 }
-        for stage in Stage.allCases {
-            Gauge(label: MetricName.quarantined, dimensions: [("agent", stage.rawValue)]).record(quarantined[stage] ?? 0)
-        }
+        for (stage, gauge) in quarantinedGauges { gauge.record(quarantined[stage] ?? 0) }
     }
 
     /// The stored standings win (an operator may have released someone); the failure
@@ -127,7 +132,7 @@ public actor Watchdog: Service {
         case .withheld(let i, let stage, let t, let message):
             logger.warning("\(stage.rawValue) \(i) \(message)", metadata: ["instance": .string(i), "rule": .string(t.rule)])
         case .quarantine(let i, let stage, let t, let message, let offence, let releaseAtNs):
-            Counter(label: MetricName.quarantines, dimensions: [("agent", stage.rawValue)]).increment()
+            quarantineCounters[stage]?.increment()
             logger.error("quarantined \(i): \(message)", metadata: [
                 "instance": .string(i), "agent": .string(stage.rawValue), "rule": .string(t.rule),
                 "offence": .stringConvertible(offence), "release_in_s": .stringConvertible((releaseAtNs - wallClockNanoseconds()) / 1_000_000_000),

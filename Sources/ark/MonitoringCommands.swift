@@ -151,7 +151,7 @@ enum StatusFrame {
             let gone = beats.filter { $0.ageSeconds(nowNs: now) > 60 }
             for b in beats where b.ageSeconds(nowNs: now) <= 60 {
                 let age = b.ageSeconds(nowNs: now)
-                let state = b.quarantined ? "QUARANTINED" : age > 5 ? "silent \(Int(age))s" : "live"
+                let state = b.quarantined ? "QUARANTINED" : age > config.heartbeatStaleSeconds ? "silent \(Int(age))s" : "live"
                 var rate = "-"
                 if let p = previous[b.instance], b.tsNs > p.tsNs {
                     rate = String(format: "%.0f", Double(b.processed - p.processed) / (Double(b.tsNs - p.tsNs) / 1e9))

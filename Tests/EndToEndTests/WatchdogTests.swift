@@ -137,19 +137,26 @@ extension EndToEnd { @Suite final class WatchdogTests {
     /// freezes or dies holding entries, which must then finish elsewhere.
     static let busy = ["ARK_FAULT": "kenny:latency=2000ms"]
 
-    @Test func aHungInstanceIsQuarantinedAndReleasedByBackOffOnceItRecovers() async throws {
+    /// Runs 400 signals through the pipeline with a busy faulty Kenny, applies `fault` to it
+    /// 3 s in, and checks it is quarantined for its missing heartbeat, that what it held
+    /// finishes elsewhere, and that the run is complete and consistent.
+    func quarantinedMidRun(_ name: String, fault: () -> Void) async throws {
         try start(faultEnvironment: Self.busy)
         let fixture = f
         async let run = fixture.synthetic(count: 400, rate: 40)
         try await Task.sleep(for: .seconds(3))
-        faulty.child.signal(SIGSTOP)
+        fault()
         let faultNs = wallClockNanoseconds()
         let (q, drainMs, held) = try awaitQuarantine(rule: "missing_heartbeat", holding: try held())
-        report("hung, SIGSTOP", faultNs: faultNs, q, drainMs, held)
-        #expect(held > 0, "a frozen reader should hold what Redis delivered to it")
+        report(name, faultNs: faultNs, q, drainMs, held)
+        #expect(held > 0, "a frozen or killed reader should hold what Redis delivered to it")
         let r = try await run
         try f.expectConsistent(r)
         #expect(r.completed == 400, "\(r.summary)\n\(f.logs())")
+    }
+
+    @Test func aHungInstanceIsQuarantinedAndReleasedByBackOffOnceItRecovers() async throws {
+        try await quarantinedMidRun("hung, SIGSTOP") { faulty.child.signal(SIGSTOP) }
         // It thaws: heartbeats resume, the back-off ends, it is released onto probation and
         // passes it.
         faulty.child.signal(SIGCONT)
@@ -159,18 +166,7 @@ extension EndToEnd { @Suite final class WatchdogTests {
     }
 
     @Test func aKilledInstanceIsQuarantinedAndItsEntriesFinishElsewhere() async throws {
-        try start(faultEnvironment: Self.busy)
-        let fixture = f
-        async let run = fixture.synthetic(count: 400, rate: 40)
-        try await Task.sleep(for: .seconds(3))
-        faulty.kill9()
-        let faultNs = wallClockNanoseconds()
-        let (q, drainMs, held) = try awaitQuarantine(rule: "missing_heartbeat", holding: try held())
-        report("killed, kill -9", faultNs: faultNs, q, drainMs, held)
-        #expect(held > 0, "a killed reader should leave what Redis delivered to it")
-        let r = try await run
-        try f.expectConsistent(r)
-        #expect(r.completed == 400, "\(r.summary)\n\(f.logs())")
+        try await quarantinedMidRun("killed, kill -9") { faulty.kill9() }
         #expect(try f.redis.client().command(["XPENDING", "ark:kenny", "Kenny", "-", "+", "10", .text(faultyInstance)]).array?.isEmpty == true)
     }
 } }
