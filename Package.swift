@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         .systemLibrary(
@@ -91,6 +92,34 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // The API server (:8000). Like ARKMonitoring it carries an HTTP stack; the stages
+        // never link it. openapi.json is compiled in, so the binary serves the document it
+        // was tested against.
+        .target(
+            name: "ARKAPI",
+            dependencies: [
+                "ARKCore", "ARKBus", "ARKState",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            resources: [.embedInCode("openapi.json")],
+            swiftSettings: strictSettings
+        ),
+        // A plain HTTP/1.1 client on SwiftNIO (already built for the servers): the synthetic
+        // loop's --api-url and the API tests, without an HTTP client library or TLS.
+        .target(
+            name: "ARKHTTPClient",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "ARKWatchdog",
             dependencies: [
@@ -109,7 +138,7 @@ let package = Package(
         .target(
             name: "ARKSynthetic",
             dependencies: [
-                "ARKCore", "ARKBus", "ARKState", "Graveyard",
+                "ARKCore", "ARKBus", "ARKState", "Graveyard", "ARKHTTPClient",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
@@ -117,7 +146,7 @@ let package = Package(
         .executableTarget(
             name: "ark",
             dependencies: [
-                "ARKCore", "Graveyard", "ARKBus", "ARKState", "ARKAgents", "ARKSynthetic", "ARKMonitoring", "ARKWatchdog", "ARKOperations",
+                "ARKCore", "Graveyard", "ARKBus", "ARKState", "ARKAgents", "ARKSynthetic", "ARKMonitoring", "ARKWatchdog", "ARKOperations", "ARKAPI",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -140,6 +169,11 @@ let package = Package(
         .testTarget(name: "ARKWatchdogTests", dependencies: ["ARKWatchdog", "ARKBus", "ARKState", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKOperationsTests", dependencies: ["ARKOperations", "ARKState", "ARKCore", .product(name: "Logging", package: "swift-log"), "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKMonitoringTests", dependencies: ["ARKMonitoring", "ARKState", "ARKCore", "Graveyard", "ARKTestSupport"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "ARKAPITests",
+            dependencies: ["ARKAPI", "ARKHTTPClient", "ARKAgents", "ARKState", "ARKCore", "ARKBus", "ARKTestSupport"],
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "EndToEndTests",
             dependencies: ["ARKCore", "ARKBus", "ARKState", "ARKAgents", "ARKSynthetic", "Graveyard", "ARKTestSupport"],

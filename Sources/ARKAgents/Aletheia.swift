@@ -144,13 +144,13 @@ public final class Aletheia: StageProcessor {
             source = e.source
         } else if origin == Stage.kyle.inputStream {
             // Kyle's input never reached validation; Kyle would have named it after the entry.
-            if case .accepted(let e) = SignalValidator().validate(payload, fallbackTraceID: Kyle.derivedTraceID(entryID: originID), nowNs: nowNs) {
+            if case .accepted(let e) = SignalValidator().validate(payload, fallbackTraceID: SignalValidator.derivedTraceID(entryID: originID), nowNs: nowNs) {
                 traceID = e.traceID
                 signalID = e.id
                 symbol = e.symbol
                 source = e.source
             } else {
-                traceID = Kyle.derivedTraceID(entryID: originID)
+                traceID = SignalValidator.derivedTraceID(entryID: originID)
             }
             if let ms = StreamEntry(stream: origin, id: originID, payload: nil).idMilliseconds { t0 = ms * 1_000_000 }
         }

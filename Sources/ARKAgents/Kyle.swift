@@ -17,16 +17,12 @@ public final class Kyle: StageProcessor {
         traceIDs = config.traceIDEnabled
     }
 
-    /// The trace id of an entry whose producer sent none: derived from the entry id, so a
-    /// redelivered entry keeps the same trace (and so stays idempotent downstream).
-    public static func derivedTraceID(entryID: String) -> String { "ark-" + entryID }
-
     public func handle(_ batch: [StreamEntry], context: BatchContext) throws -> BatchResult {
         var outputs: [(stream: String, payload: [UInt8])] = []
         outputs.reserveCapacity(batch.count)
         var rejected = 0
         for entry in batch {
-            let fallback = Self.derivedTraceID(entryID: entry.id)
+            let fallback = SignalValidator.derivedTraceID(entryID: entry.id)
             let payload = entry.payload ?? []
             var event: Event
             let outcome: SignalValidator.Outcome

@@ -7,10 +7,17 @@ public struct ConfigProblem: Sendable, Equatable, CustomStringConvertible {
     public var fix: String
 
     public var description: String { "\(variable): \(message). Fix: \(fix)" }
+
+    public init(variable: String, message: String, fix: String) {
+        self.variable = variable
+        self.message = message
+        self.fix = fix
+    }
 }
 
 public struct ConfigError: Error, Sendable, CustomStringConvertible {
     public var problems: [ConfigProblem]
+    public init(problems: [ConfigProblem]) { self.problems = problems }
     public var description: String {
         "invalid configuration:\n" + problems.map { "  - \($0)" }.joined(separator: "\n")
     }
@@ -59,6 +66,25 @@ public struct ARKConfig: Sendable, Equatable {
     public var fault: AgentFault?
     public var dbCheckpointIntervalSeconds: Int = 300
     public var apiPort: Int = 8000
+    /// Address the API server binds; 0.0.0.0 exposes it beyond this host (logged as a risk).
+    public var apiBind: String = "127.0.0.1"
+    /// Whether `ark run` serves the API (`ark api` always does).
+    public var apiEnabled: Bool = true
+    /// The `iss` every API token must carry.
+    public var jwtIssuer: String = "ark"
+    /// Longest lifetime (exp - iat) a token may have; longer ones are refused.
+    public var jwtMaxTTLSeconds: Int = 86_400
+    /// Token buckets per client (the token's `sub`): requests per minute and per hour.
+    public var apiRateLimitPerMinute: Int = 60
+    public var apiRateLimitPerHour: Int = 1_000
+    /// Browser origins allowed to call the API (CORS); empty: none.
+    public var apiCORSOrigins: [String] = []
+    /// A request whose Redis or store work takes longer gets 503 and Retry-After.
+    public var apiRequestTimeoutMs: Int = 10_000
+    /// Largest request body (413 beyond it).
+    public var apiMaxBodyBytes: Int = 16 * 1024 * 1024
+    /// Signals in one POST /v1/signals.
+    public static let apiMaxBatch = 1_000
 
     /// Entries pending this long on another consumer are taken over (XAUTOCLAIM).
     public var claimIdleMs: Int = 30_000
@@ -98,8 +124,15 @@ public struct ARKConfig: Sendable, Equatable {
         c.backupDir = root + "/.ark/backups"
         c.logDir = root + "/.ark/logs"
         c.graveyardDir = root + "/graveyard"
+        if let secret = try? String(contentsOfFile: localJWTSecretPath(root: root), encoding: .utf8) {
+            c.jwtSecret = secret.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
         return c
     }
+
+    /// Where `--local` keeps the API's signing secret (made once, mode 600), so the local API
+    /// and `ark token --local` agree without a secret in the environment.
+    public static func localJWTSecretPath(root: String) -> String { root + "/.ark/jwt_secret" }
 
     /// Reads the environment over `base`, collecting every problem before failing.
     public static func load(environment env: [String: String], base: ARKConfig = ARKConfig()) throws(ConfigError) -> ARKConfig {
@@ -134,6 +167,21 @@ public struct ARKConfig: Sendable, Equatable {
         c.watchdogProbationMs = reader.int("WATCHDOG_PROBATION_MS", c.watchdogProbationMs, 0...86_400_000)
         c.dbCheckpointIntervalSeconds = reader.int("ARK_DB_CHECKPOINT_INTERVAL", c.dbCheckpointIntervalSeconds, 1...86_400)
         c.apiPort = reader.int("API_PORT", c.apiPort, 1...65535)
+        c.apiBind = reader.string("API_BIND", c.apiBind)
+        c.apiEnabled = reader.bool("API_ENABLED", c.apiEnabled)
+        c.jwtIssuer = reader.string("JWT_ISSUER", c.jwtIssuer)
+        c.jwtMaxTTLSeconds = reader.int("JWT_MAX_TTL_SECONDS", c.jwtMaxTTLSeconds, 60...31_536_000)
+        c.apiRateLimitPerMinute = reader.int("API_RATE_LIMIT_PER_MINUTE", c.apiRateLimitPerMinute, 1...100_000_000)
+        c.apiRateLimitPerHour = reader.int("API_RATE_LIMIT_PER_HOUR", c.apiRateLimitPerHour, 1...1_000_000_000)
+        if let origins = reader.value("API_CORS_ORIGINS") {
+            c.apiCORSOrigins = origins.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            for o in c.apiCORSOrigins where o != "*" && !(o.hasPrefix("http://") || o.hasPrefix("https://")) {
+                problems.append(ConfigProblem(variable: "API_CORS_ORIGINS", message: "'\(o)' is not an origin",
+                                              fix: "list origins as scheme://host[:port], comma-separated, e.g. https://desk.example.com"))
+            }
+        }
+        c.apiRequestTimeoutMs = reader.int("API_REQUEST_TIMEOUT_MS", c.apiRequestTimeoutMs, 100...600_000)
+        c.apiMaxBodyBytes = reader.int("API_MAX_BODY_BYTES", c.apiMaxBodyBytes, 1024...16 * 1024 * 1024)
         c.claimIdleMs = reader.int("ARK_CLAIM_IDLE_MS", c.claimIdleMs, 100...86_400_000)
         c.maxDeliveries = reader.int("ARK_MAX_DELIVERIES", c.maxDeliveries, 1...1000)
         c.batchSize = reader.int("ARK_BATCH_SIZE", c.batchSize, 1...10_000)

@@ -28,6 +28,10 @@ public enum MetricName {
     public static let sloBurnRate = "ark_slo_burn_rate"
     public static let inFlightOverdue = "ark_inflight_overdue"
     public static let stageLiveInstances = "ark_stage_live_instances"
+    // The API server.
+    public static let apiRequests = "ark_api_requests_total"
+    public static let apiLatency = "ark_api_request_seconds"
+    public static let apiSignals = "ark_api_signals_total"
     // The watchdog (DESIGN §5 names it without the prefix).
     public static let quarantines = "watchdog_quarantines_total"
     public static let quarantined = "watchdog_quarantined_instances"
@@ -55,6 +59,9 @@ public enum MetricName {
         sloBurnRate: "Error budget burn rate (labels slo, window).",
         inFlightOverdue: "Signals still in the pipeline longer than the pass timeout (counted as failed).",
         stageLiveInstances: "Instances of a stage with a fresh heartbeat that are not quarantined (label stage).",
+        apiRequests: "API requests answered (labels method, status).",
+        apiLatency: "Time the API took to answer a request.",
+        apiSignals: "Signals the API enqueued to Kyle (label result: accepted or rejected; a rejected one is recorded by Kyle with its reasons).",
         quarantines: "Quarantines the watchdog imposed (label agent).",
         quarantined: "Instances quarantined now (label agent).",
     ]

@@ -12,6 +12,11 @@ public struct SignalValidator: Sendable {
     /// Payloads up to this many times the size limit are parsed for a more specific reason.
     static let parseBudgetFactor = 8
 
+    /// The trace id of an entry whose producer sent none (and of every rejected entry):
+    /// derived from the entry id, so a redelivered entry keeps the same trace (and so stays
+    /// idempotent downstream), and the API can name it as soon as Redis took the entry.
+    public static func derivedTraceID(entryID: String) -> String { "ark-" + entryID }
+
     public init(maxPayloadBytes: Int = 65_536) {
         self.maxPayloadBytes = maxPayloadBytes
     }

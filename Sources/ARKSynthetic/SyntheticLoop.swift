@@ -1,5 +1,6 @@
 import ARKBus
 import ARKCore
+import ARKHTTPClient
 import ARKState
 import Foundation
 import Graveyard
@@ -17,8 +18,11 @@ public struct SyntheticOptions: Sendable {
     public var seed: UInt64
     public var violationEvery: Int
     public var streamMaxLen: Int
+    /// Send through the API (`POST /v1/signals`) instead of straight into `ark:kyle`.
+    public var api: APITarget?
 
-    public init(duration: Double, rate: Double, redisURL: RedisURL, statePath: String, graveyardDir: String, passTimeoutMs: Double = 5000, sloP95LatencyMs: Double = 400, debug: Bool = false, seed: UInt64 = UInt64(wallClockNanoseconds()), violationEvery: Int = 60, streamMaxLen: Int = 1_000_000) {
+    public init(duration: Double, rate: Double, redisURL: RedisURL, statePath: String, graveyardDir: String, passTimeoutMs: Double = 5000, sloP95LatencyMs: Double = 400, debug: Bool = false, seed: UInt64 = UInt64(wallClockNanoseconds()), violationEvery: Int = 60, streamMaxLen: Int = 1_000_000, api: APITarget? = nil) {
+        self.api = api
         self.duration = duration
         self.rate = rate
         self.redisURL = redisURL
@@ -30,6 +34,17 @@ public struct SyntheticOptions: Sendable {
         self.seed = seed
         self.violationEvery = violationEvery
         self.streamMaxLen = streamMaxLen
+    }
+}
+
+/// The API to send through: its base URL and a bearer token.
+public struct APITarget: Sendable {
+    public var baseURL: String
+    public var token: String
+
+    public init(baseURL: String, token: String) {
+        self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        self.token = token
     }
 }
 
@@ -148,7 +163,7 @@ public actor SyntheticLoop {
         case let other: throw SyntheticFailure("cannot judge passes: the Graveyard is not intact: \(other.problem ?? "")")
         }
         let connection = RedisConnection(url: options.redisURL)
-        try connection.connect()
+        if options.api == nil { try connection.connect() }
         defer { connection.close() }
         let store = try StateStore(path: options.statePath)
 
@@ -161,26 +176,36 @@ public actor SyntheticLoop {
         var outstanding: [String: (Expectation, Int64)] = [:]
         let start = monotonicNanoseconds()
         var lastPoll: Int64 = 0
+        // Through the API, what is due goes as one batch a second at most: a request per
+        // signal would spend the client's rate limit (60/min by default) at once.
+        let sendInterval: Int64 = options.api == nil ? 0 : 1_000_000_000
+        var lastSend = start - sendInterval
         var lastProgress: Int64 = 0
         // After the last send, passes still unrecorded past the pass timeout are lost.
         var drainDeadline: Int64?
 
         while true {
             let now = monotonicNanoseconds()
-            if report.sent < total {
+            if report.sent < total && now - lastSend >= sendInterval {
                 let due = min(total, Int(Double(now - start) / 1e9 * options.rate) + 1)
                 if due > report.sent {
-                    var cmds: [[RedisArg]] = []
-                    while report.sent < due && cmds.count < 1000 {
+                    lastSend = now
+                    var payloads: [[UInt8]] = []
+                    while report.sent < due && payloads.count < 1000 {
                         report.sent += 1
                         let wall = wallClockNanoseconds()
                         let (event, expectation) = signals.make(report.sent, nowNs: wall)
                         if case .violation = expectation { report.violationsInjected += 1 }
                         outstanding[event.traceID] = (expectation, wall)
-                        cmds.append(["XADD", .text(Stage.kyle.inputStream), "MAXLEN", "~", .int(options.streamMaxLen), "*", "event", .bytes(EventCodec.encode(event))])
+                        payloads.append(EventCodec.encode(event))
                         if options.debug { progress("sent \(event.traceID) \(event.symbol) \(event.action ?? "") \(event.price)\(event.injectedViolation.map { " injected=\($0)" } ?? "")") }
                     }
-                    try await send(cmds, on: connection, progress: progress)
+                    if let api = options.api {
+                        try await post(payloads, to: api, progress: progress)
+                    } else {
+                        try await send(payloads.map { ["XADD", .text(Stage.kyle.inputStream), "MAXLEN", "~", .int(options.streamMaxLen), "*", "event", .bytes($0)] },
+                                       on: connection, progress: progress)
+                    }
                     if report.sent == total {
                         let end = monotonicNanoseconds()
                         report.sendSeconds = Double(end - start) / 1e9
@@ -223,6 +248,49 @@ public actor SyntheticLoop {
         report.lost = outstanding.count
         report.lostTraces = outstanding.sorted { $0.value.1 < $1.value.1 }.map(\.key)
         return report
+    }
+
+    /// Sends one batch through the API. Over the rate limit (429) it waits the Retry-After
+    /// and sends the same batch again, so later signals travel in bigger batches and none is
+    /// lost; an unreachable or unavailable API is retried with back-off for a minute. The
+    /// signals carry their trace ids, so a batch sent twice stays one pass per signal.
+    private func post(_ payloads: [[UInt8]], to api: APITarget, progress: @Sendable (String) -> Void) async throws {
+        var body: [UInt8] = [UInt8(ascii: "[")]
+        for (i, p) in payloads.enumerated() {
+            if i > 0 { body.append(UInt8(ascii: ",")) }
+            body += p
+        }
+        body.append(UInt8(ascii: "]"))
+        var backoff = Backoff()
+        let deadline = monotonicNanoseconds() + 60_000_000_000
+        while true {
+            let response: HTTPClientResponse
+            do {
+                response = try await HTTPClient.request("POST", api.baseURL + "/v1/signals",
+                                                        headers: [("Authorization", "Bearer " + api.token), ("Content-Type", "application/json")], body: body)
+            } catch {
+                guard monotonicNanoseconds() < deadline else { throw SyntheticFailure("the API at \(api.baseURL) is unreachable: \(error)") }
+                if backoff.attempt == 0 { progress("API unreachable (\(error)); retrying") }
+                try await Task.sleep(for: backoff.next())
+                continue
+            }
+            switch response.status {
+            case 202:
+                if let rejected = response.json?["rejected"] as? Int, rejected > 0 {
+                    throw SyntheticFailure("the API rejected \(rejected) synthetic signals: \(response.text.prefix(500))")
+                }
+                return
+            case 429:
+                let wait = Int(response.header("Retry-After") ?? "") ?? 1
+                if options.debug { progress("rate limited by the API; sending again in \(wait) s") }
+                try await Task.sleep(for: .seconds(wait))
+            case 503 where monotonicNanoseconds() < deadline:
+                if backoff.attempt == 0 { progress("API unavailable (\(response.text.prefix(200))); retrying") }
+                try await Task.sleep(for: backoff.next())
+            default:
+                throw SyntheticFailure("POST \(api.baseURL)/v1/signals answered \(response.status): \(response.text.prefix(500))")
+            }
+        }
     }
 
     /// Sends one pipeline of XADDs; if Redis goes away, reconnects with back-off and sends

@@ -22,9 +22,11 @@ struct ARK: AsyncParsableCommand {
               ark status                            live dashboard
               ark config validate --local           every setting, directory, Redis, port and the Graveyard
               ark watchdog release Kenny            put quarantined Kenny instances back on probation
+              ark api                               the API on :8000 (POST /v1/signals, GET /v1/traces/{id})
+              ark token --subject desk-1            mint a bearer token for the API
             """,
         subcommands: [RunCommand.self, AgentCommand.self, ConfigCommand.self, BackupCommand.self, RestoreCommand.self, LogsCommand.self, MetricsServerCommand.self, HealthCommand.self, StatusCommand.self, BenchCommand.self,
-                      WatchdogCommand.self, SyntheticLoopCommand.self, TraceCommand.self, VerifyAuditCommand.self]
+                      WatchdogCommand.self, APICommand.self, TokenCommand.self, SyntheticLoopCommand.self, TraceCommand.self, VerifyAuditCommand.self]
     )
 }
 
@@ -37,7 +39,9 @@ struct CommonOptions: ParsableArguments {
     var logLevel: String = ProcessInfo.processInfo.environment["ARK_LOG_LEVEL"] ?? "info"
 
     func config() throws -> ARKConfig {
-        let base = local ? ARKConfig.localDefaults(root: FileManager.default.currentDirectoryPath) : ARKConfig()
+        let root = FileManager.default.currentDirectoryPath
+        if local { ensureLocalJWTSecret(root: root) }
+        let base = local ? ARKConfig.localDefaults(root: root) : ARKConfig()
         do {
             return try ARKConfig.load(environment: ProcessInfo.processInfo.environment, base: base)
         } catch {
@@ -62,6 +66,17 @@ struct CommonOptions: ParsableArguments {
             return handler
         }
     }
+}
+
+/// `--local` without JWT_SECRET: a random secret in ./.ark/jwt_secret, made once (mode 600),
+/// so the local API and `ark token --local` share it.
+func ensureLocalJWTSecret(root: String) {
+    guard ProcessInfo.processInfo.environment["JWT_SECRET"]?.isEmpty ?? true else { return }
+    let path = ARKConfig.localJWTSecretPath(root: root)
+    guard !FileManager.default.fileExists(atPath: path) else { return }
+    try? FileManager.default.createDirectory(atPath: root + "/.ark", withIntermediateDirectories: true)
+    let secret = SHA256.hex(secureRandomBytes(32)) + "\n"
+    _ = FileManager.default.createFile(atPath: path, contents: Data(secret.utf8), attributes: [.posixPermissions: 0o600])
 }
 
 /// Prints a message to standard error and exits with `code`.

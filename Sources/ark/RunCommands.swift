@@ -11,12 +11,13 @@ import ServiceLifecycle
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Run all five stages and the metrics server in one process until SIGTERM or SIGINT.",
+        abstract: "Run all five stages, the watchdog, the metrics server and the API in one process until SIGTERM or SIGINT.",
         discussion: """
             Each stage is its own actor on its own thread with its own Redis connection and
             consumer (<stage>-<host>-<pid>). On SIGTERM each finishes and commits its batch.
             The metrics server (METRICS_BIND:METRICS_PORT) runs unless METRICS_SERVER_ENABLED=false,
-            the watchdog unless WATCHDOG_ENABLED=false.
+            the watchdog unless WATCHDOG_ENABLED=false, the API (API_BIND:API_PORT, needs
+            JWT_SECRET; --local makes one) unless API_ENABLED=false.
             Examples:
               REDIS_URL=redis://127.0.0.1:6379/0 ark run --local
               ARK_STATE_DB=/var/lib/ark/ark_state.db ark run
@@ -27,7 +28,7 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         common.bootstrapLogging()
         let config = try common.config()
-        try await runStages(Stage.allCases, config: config, withMetricsServer: config.metricsServerEnabled, withWatchdog: config.watchdogEnabled)
+        try await runStages(Stage.allCases, config: config, withMetricsServer: config.metricsServerEnabled, withWatchdog: config.watchdogEnabled, withAPI: config.apiEnabled)
     }
 }
 
@@ -62,10 +63,10 @@ struct AgentCommand: AsyncParsableCommand {
     }
 }
 
-/// Runs the given stages as services in this process (and the watchdog when asked), with
+/// Runs the given stages as services in this process (and the watchdog and the API when asked), with
 /// either the metrics server (which serves this process's registry directly) or a publisher
 /// of this process's metrics to Redis for the metrics server of another process.
-func runStages(_ stages: [Stage], config: ARKConfig, withMetricsServer: Bool = false, withWatchdog: Bool = false) async throws {
+func runStages(_ stages: [Stage], config: ARKConfig, withMetricsServer: Bool = false, withWatchdog: Bool = false, withAPI: Bool = false) async throws {
     bootstrapMetrics()
     let logger = Logger(label: "ark")
     let settings: AgentSettings
@@ -92,6 +93,9 @@ func runStages(_ stages: [Stage], config: ARKConfig, withMetricsServer: Bool = f
     }
     if withWatchdog {
         services.append(try makeWatchdog(config))
+    }
+    if withAPI {
+        services.append(try makeAPIServer(config))
     }
     if withMetricsServer {
         services.append(try makeMetricsServer(config))

@@ -1,3 +1,4 @@
+import ARKAPI
 import ARKCore
 import ARKSynthetic
 import ArgumentParser
@@ -14,6 +15,7 @@ struct SyntheticLoopCommand: AsyncParsableCommand {
             failure. Examples:
               ark synthetic-loop --duration 300
               ark synthetic-loop --duration 60 --rate 10 --redis-url redis://127.0.0.1:6379/0 --debug
+              ark synthetic-loop --duration 30 --api-url http://127.0.0.1:8000 --local
             """)
 
     @Option(help: "Seconds to send for.")
@@ -24,6 +26,12 @@ struct SyntheticLoopCommand: AsyncParsableCommand {
 
     @Option(help: "Redis to send to (default: REDIS_URL).")
     var redisURL: String?
+
+    @Option(help: "Send through the API at this base URL (POST /v1/signals) instead of straight into Redis, e.g. http://127.0.0.1:8000.")
+    var apiURL: String?
+
+    @Option(help: "Bearer token for --api-url (default: ARK_API_TOKEN, else one minted from JWT_SECRET).")
+    var token: String?
 
     @Option(help: "Inject a rule violation every N signals (0: never).")
     var violationEvery: Int = 60
@@ -50,11 +58,20 @@ struct SyntheticLoopCommand: AsyncParsableCommand {
         } catch {
             throw fail("--redis-url: \(error)", code: 64)
         }
+        var api: APITarget?
+        if let apiURL {
+            guard apiURL.hasPrefix("http://") else { throw fail("--api-url \(apiURL): use http://host:port (TLS is terminated by a proxy in front of the API)", code: 64) }
+            let bearer = token ?? ProcessInfo.processInfo.environment["ARK_API_TOKEN"] ?? (config.jwtSecret.isEmpty ? nil
+                : JWTAuthority(secret: config.jwtSecret, issuer: config.jwtIssuer, maxTTLSeconds: config.jwtMaxTTLSeconds)
+                    .mint(subject: "synthetic-loop", ttlSeconds: min(config.jwtMaxTTLSeconds, Int(duration) + 3600)))
+            guard let bearer else { throw fail("--api-url needs a token: --token, ARK_API_TOKEN, or JWT_SECRET to mint one", code: 64) }
+            api = APITarget(baseURL: apiURL, token: bearer)
+        }
         let options = SyntheticOptions(
             duration: duration, rate: rate, redisURL: url, statePath: config.stateDB, graveyardDir: config.graveyardDir,
             passTimeoutMs: config.passTimeoutMs, sloP95LatencyMs: config.sloP95LatencyMs, debug: debug,
-            seed: seed ?? UInt64(wallClockNanoseconds()), violationEvery: violationEvery, streamMaxLen: config.streamMaxLen)
-        print("Synthetic loop: \(rate) Hz for \(duration) s into \(url), judging from \(config.stateDB)")
+            seed: seed ?? UInt64(wallClockNanoseconds()), violationEvery: violationEvery, streamMaxLen: config.streamMaxLen, api: api)
+        print("Synthetic loop: \(rate) Hz for \(duration) s into \(api.map { $0.baseURL + "/v1/signals" } ?? url.description), judging from \(config.stateDB)")
         let interactive = isatty(STDOUT_FILENO) == 1
         let report: SyntheticReport
         do {

@@ -1,0 +1,365 @@
+import ARKBus
+import ARKCore
+import ARKState
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import Metrics
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+
+/// The API's settings, from ARKConfig, checked once at start.
+public struct APISettings: Sendable {
+    public var host: String
+    public var port: Int
+    public var redisURL: RedisURL
+    public var redisPoolSize: Int
+    public var stateDB: String
+    public var streamMaxLen: Int
+    public var maxSignalBytes: Int
+    public var producerTraceIDs: Bool
+    public var maxBodyBytes: Int
+    public var requestTimeout: Duration
+    public var corsOrigins: [String]
+    public var authority: JWTAuthority
+    public var ratePerMinute: Int
+    public var ratePerHour: Int
+
+    public init(config: ARKConfig) throws(ConfigError) {
+        var problems: [ConfigProblem] = []
+        if config.jwtSecret.isEmpty {
+            problems.append(ConfigProblem(variable: "JWT_SECRET", message: "not set: the API cannot check tokens, and refuses to run without it",
+                                          fix: "set JWT_SECRET to a random string of at least 32 characters (openssl rand -hex 32), or API_ENABLED=false for ark run"))
+        }
+        var url: RedisURL?
+        do { url = try RedisURL(parsing: config.redisURL) } catch {
+            problems.append(ConfigProblem(variable: "REDIS_URL", message: error.description, fix: "use redis://[:password@]host:port/db or unix:///path/to/redis.sock"))
+        }
+        if !problems.isEmpty { throw ConfigError(problems: problems) }
+        host = config.apiBind
+        port = config.apiPort
+        redisURL = url!
+        redisPoolSize = config.redisPoolSize
+        stateDB = config.stateDB
+        streamMaxLen = config.streamMaxLen
+        maxSignalBytes = config.maxSignalBytes
+        producerTraceIDs = config.traceIDEnabled
+        maxBodyBytes = config.apiMaxBodyBytes
+        requestTimeout = .milliseconds(config.apiRequestTimeoutMs)
+        corsOrigins = config.apiCORSOrigins
+        authority = JWTAuthority(secret: config.jwtSecret, issuer: config.jwtIssuer, maxTTLSeconds: config.jwtMaxTTLSeconds)
+        ratePerMinute = config.apiRateLimitPerMinute
+        ratePerHour = config.apiRateLimitPerHour
+    }
+}
+
+public struct APIServerError: Error, CustomStringConvertible {
+    public var description: String
+}
+
+/// The API server (DESIGN §7, `API_PORT`): the front door for clients. `POST /v1/signals`
+/// enqueues to `ark:kyle`; `GET /v1/traces/{id}` and `GET /v1/decisions` read the state
+/// store; `/healthz`, `/readyz` and `/openapi.json` are open, every `/v1` route needs a
+/// bearer JWT and is rate limited per client.
+public struct APIServer: Service {
+    public let settings: APISettings
+    let logger: Logger
+
+    public init(settings: APISettings, logger: Logger = Logger(label: "ark.api")) {
+        self.settings = settings
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        if settings.host == "0.0.0.0" || settings.host == "::" {
+            logger.warning("API server bound to all interfaces: put it behind a TLS proxy, or bind 127.0.0.1 (API_BIND)")
+        }
+        let queue = SignalQueue(url: settings.redisURL, size: settings.redisPoolSize, streamMaxLen: settings.streamMaxLen)
+        let handlers = APIHandlers(settings: settings, queue: queue)
+        let app = Application(
+            router: handlers.router(logger: logger),
+            server: .http1(configuration: .init(idleTimeout: .seconds(60))),
+            configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "ark-api"),
+            onServerRunning: { [logger, settings] _ in logger.info("API server listening", metadata: ["address": .string("\(settings.host):\(settings.port)")]) },
+            logger: logger)
+        do {
+            try await app.run()
+        } catch let error as IOError where error.errnoCode == EADDRINUSE {
+            await queue.shutdown()
+            throw APIServerError(description: "cannot listen on \(settings.host):\(settings.port): the address is already in use. Fix: stop the process holding it (ss -ltnp 'sport = :\(settings.port)'), or set API_PORT")
+        }
+        await queue.shutdown()
+    }
+}
+
+/// The routes' work, with what they share: the queue, the store, the limits.
+struct APIHandlers: Sendable {
+    let settings: APISettings
+    let queue: SignalQueue
+    let intake: SignalIntake
+    let store: StoreHandle
+    let limiter: RateLimiter
+    let acceptedCounter = Counter(label: MetricName.apiSignals, dimensions: [("result", "accepted")])
+    let rejectedCounter = Counter(label: MetricName.apiSignals, dimensions: [("result", "rejected")])
+
+    init(settings: APISettings, queue: SignalQueue) {
+        self.settings = settings
+        self.queue = queue
+        intake = SignalIntake(maxSignalBytes: settings.maxSignalBytes, producerTraceIDs: settings.producerTraceIDs)
+        store = StoreHandle(path: settings.stateDB)
+        limiter = RateLimiter(perMinute: settings.ratePerMinute, perHour: settings.ratePerHour)
+    }
+
+    func router(logger: Logger) -> Router<APIContext> {
+        let router = Router(context: APIContext.self)
+        router.add(middleware: FrontDoorMiddleware(corsOrigins: settings.corsOrigins, logger: logger))
+        router.on(RouterPath(APIRoute.healthz.routerPath), method: .get) { _, _ in await health() }
+        router.on(RouterPath(APIRoute.readyz.routerPath), method: .get) { _, _ in await ready() }
+        router.on(RouterPath(APIRoute.openAPI.routerPath), method: .get) { _, _ in
+            bytesResponse(.ok, PackageResources.openapi_json)
+        }
+        let v1 = router.group().add(middleware: AccessMiddleware(authority: settings.authority, limiter: limiter))
+        v1.on(RouterPath(APIRoute.submitSignals.routerPath), method: .post) { request, context in try await submit(request, context) }
+        v1.on(RouterPath(APIRoute.trace.routerPath), method: .get) { _, context in try await trace(context) }
+        v1.on(RouterPath(APIRoute.decisions.routerPath), method: .get) { request, _ in try await decisions(request) }
+        return router
+    }
+
+    // MARK: POST /v1/signals
+
+    func submit(_ request: Request, _ context: APIContext) async throws -> Response {
+        if let type = request.headers[.contentType], !type.lowercased().contains("json") {
+            throw APIError(.unsupportedMediaType, "unsupported_media_type", "Content-Type '\(type)' is not JSON: send application/json")
+        }
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > settings.maxBodyBytes {
+            throw APIError(.contentTooLarge, "body_too_large", "the body is \(length) bytes; the limit is \(settings.maxBodyBytes) (API_MAX_BODY_BYTES): split the batch")
+        }
+        var request = request
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.collectBody(upTo: settings.maxBodyBytes)
+        } catch is NIOTooManyBytesError {
+            throw APIError(.contentTooLarge, "body_too_large", "the body is larger than \(settings.maxBodyBytes) bytes (API_MAX_BODY_BYTES): split the batch")
+        }
+        let body = Array(buffer.readableBytesView)
+        let items: [[UInt8]]
+        do {
+            items = try intake.split(body).items
+        } catch {
+            throw APIError(HTTPResponse.Status(code: error.status), error.code, error.message)
+        }
+        let queue = self.queue
+        let entryIDs: [String]
+        do {
+            entryIDs = try await withDeadline(settings.requestTimeout, onTimeout: .unavailable(
+                "the signal queue did not answer within \(settings.requestTimeout): whether the signals were enqueued is unknown; resubmit them with their trace_id set, which keeps a retry idempotent")) {
+                try await queue.enqueue(items)
+            }
+        } catch let error as RedisError {
+            context.logger.error("enqueue failed", metadata: ["error": .string(error.description), "signals": .stringConvertible(items.count)])
+            throw APIError.unavailable(error.isConnectionError
+                ? "the signal queue (Redis) is unreachable; nothing was confirmed. Retry later; set trace_id on each signal so a retry cannot duplicate one"
+                : "the signal queue refused the signals; nothing was confirmed. Retry later", retryAfter: 2)
+        }
+        let results = intake.results(for: items, entryIDs: entryIDs, nowNs: wallClockNanoseconds())
+        let rejected = results.filter { !$0.accepted }
+        if !rejected.isEmpty {
+            rejectedCounter.increment(by: rejected.count)
+            for r in rejected.prefix(20) {
+                context.logger.notice("signal rejected", metadata: ["trace_id": .string(r.traceID), "reasons": .string(r.reasons.joined(separator: "; "))])
+            }
+        }
+        acceptedCounter.increment(by: results.count - rejected.count)
+        if rejected.count == results.count {
+            let first = rejected[0]
+            let message = results.count == 1
+                ? "the signal is invalid: \(first.reasons.joined(separator: "; ")); it is recorded as rejected pass \(first.traceID)"
+                : "all \(results.count) signals are invalid (the first: \(first.reasons.joined(separator: "; "))); each is recorded as a rejected pass"
+            return APIError(.unprocessableContent, "invalid_signal", message)
+                .response(requestID: context.requestID, extra: ["accepted": 0, "rejected": results.count, "signals": results.map(Self.itemJSON)])
+        }
+        return bytesResponse(.accepted, Self.submitResponse(results))
+    }
+
+    static func itemJSON(_ r: IntakeItem) -> [String: Any] {
+        var o: [String: Any] = ["index": r.index, "trace_id": r.traceID, "status": r.accepted ? "accepted" : "rejected"]
+        if !r.accepted { o["reasons"] = r.reasons }
+        return o
+    }
+
+    /// Built with ARK's own writer: this is the answer a busy producer waits for.
+    static func submitResponse(_ results: [IntakeItem]) -> [UInt8] {
+        var w = JSONWriter(capacity: 64 + results.count * 80)
+        let rejected = results.reduce(0) { $0 + ($1.accepted ? 0 : 1) }
+        w.beginObject()
+        w.key("accepted"); w.int(Int64(results.count - rejected))
+        w.key("rejected"); w.int(Int64(rejected))
+        w.key("signals")
+        w.beginArray()
+        for r in results {
+            w.beginObject()
+            w.key("index"); w.int(Int64(r.index))
+            w.key("trace_id"); w.string(r.traceID)
+            w.key("status"); w.string(r.accepted ? "accepted" : "rejected")
+            if !r.accepted {
+                w.key("reasons")
+                w.beginArray()
+                for reason in r.reasons { w.string(reason) }
+                w.endArray()
+            }
+            w.endObject()
+        }
+        w.endArray()
+        w.endObject()
+        return w.bytes
+    }
+
+    // MARK: GET /v1/traces/{trace_id}
+
+    func trace(_ context: APIContext) async throws -> Response {
+        let traceID = context.parameters.get("trace_id") ?? ""
+        guard (1...SignalValidator.maxIDLength).contains(traceID.utf8.count) else {
+            throw APIError(.badRequest, "invalid_trace_id", "a trace_id is 1 to \(SignalValidator.maxIDLength) bytes")
+        }
+        let store = try self.store.get()
+        let pass = try await withDeadline(settings.requestTimeout, onTimeout: .unavailable("the state store did not answer within \(settings.requestTimeout)")) {
+            try await store.readPass(traceID: traceID)
+        }
+        guard let pass else {
+            throw APIError(.notFound, "trace_not_found", "trace \(traceID) is not recorded: it is unknown, or still in the pipeline (a pass is recorded within milliseconds; retry shortly)")
+        }
+        return jsonResponse(.ok, Self.traceJSON(pass))
+    }
+
+    static let signalFields = ["id", "symbol", "price", "volume", "ts", "source", "action", "position_size_pct", "leverage", "stop_loss", "risk_reward_ratio", "intent", "injected_violation"]
+
+    /// The whole pass: verdict and reasons, the signal as Kyle passed it on, every hop,
+    /// HRM's decision (violations, policy_hash), Kenny's execution, latency, audit hash.
+    static func traceJSON(_ pass: StoredPass) -> [String: Any] {
+        let record = (try? JSONSerialization.jsonObject(with: Data(pass.record.utf8))) as? [String: Any] ?? [:]
+        let event = record["event"] as? [String: Any] ?? [:]
+        var signal: [String: Any] = [:]
+        for k in signalFields { if let v = event[k] { signal[k] = v } }
+        return [
+            "trace_id": pass.traceID, "seq": pass.seq, "verdict": pass.verdict.rawValue, "reasons": pass.reasons,
+            "latency_ms": (pass.latencyMs * 1000).rounded() / 1000, "continuity_ok": pass.continuityOK,
+            "t0_ns": record["t0_ns"] ?? NSNull(), "recorded_ns": pass.doneNs, "order_id": pass.orderID ?? NSNull(),
+            "audit_hash": pass.hash, "signal": signal, "hops": event["hops"] ?? [],
+            "decision": event["decision"] ?? NSNull(), "execution": event["execution"] ?? NSNull(), "rejection": event["rejection"] ?? NSNull(),
+        ]
+    }
+
+    // MARK: GET /v1/decisions
+
+    static let maxPage = 1000
+
+    func decisions(_ request: Request) async throws -> Response {
+        let query = request.uri.queryParameters
+        var limit = 100
+        if let raw = query["limit"] {
+            guard let n = Int(String(raw)), (1...Self.maxPage).contains(n) else {
+                throw APIError(.badRequest, "invalid_limit", "limit must be a whole number from 1 to \(Self.maxPage)")
+            }
+            limit = n
+        }
+        let cursor: DecisionCursor
+        if let raw = query["since"].map(String.init) {
+            if let seq = Int64(raw), seq >= 0 {
+                cursor = .afterSeq(seq)
+            } else if let ns = parseRFC3339(raw) {
+                cursor = .fromTimeNs(ns)
+            } else {
+                throw APIError(.badRequest, "invalid_since", "since must be a cursor (the next_since of the previous page, a whole number ≥ 0) or an RFC 3339 time such as 2026-11-23T10:00:00Z")
+            }
+        } else {
+            cursor = .afterSeq(0)
+        }
+        let store = try self.store.get()
+        let pageSize = limit
+        let page = try await withDeadline(settings.requestTimeout, onTimeout: .unavailable("the state store did not answer within \(settings.requestTimeout)")) {
+            try await store.readDecisions(from: cursor, limit: pageSize)
+        }
+        let items: [[String: Any]] = page.decisions.map { d in
+            [
+                "seq": d.seq, "trace_id": d.traceID, "signal_id": d.signalID, "symbol": d.symbol, "source": d.source,
+                "verdict": d.verdict.rawValue, "reasons": d.reasons, "policy_hash": d.policyHash ?? NSNull(),
+                "compliance_score": d.complianceScore ?? NSNull(), "latency_ms": (d.latencyMs * 1000).rounded() / 1000,
+                "recorded_at": iso8601(d.doneNs), "order_id": d.orderID ?? NSNull(),
+            ]
+        }
+        let next: Int64 = page.decisions.last?.seq ?? {
+            if case .afterSeq(let s) = cursor { return s }
+            return 0
+        }()
+        return jsonResponse(.ok, ["decisions": items, "next_since": next, "has_more": page.hasMore])
+    }
+
+    func parseRFC3339(_ text: String) -> Int64? {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let d = f.date(from: text) { return Int64(d.timeIntervalSince1970 * 1e9) }
+        f.formatOptions = [.withInternetDateTime]
+        return f.date(from: text).map { Int64($0.timeIntervalSince1970 * 1e9) }
+    }
+
+    // MARK: health
+
+    /// 200 healthy, 200 degraded (signals are taken, but traces cannot be read yet), 503
+    /// unhealthy (Redis is unreachable: nothing can be taken).
+    func health() async -> Response {
+        let redis = await queue.ping()
+        let storeProblem: String?
+        do { _ = try store.get(); storeProblem = nil } catch { storeProblem = error.message }
+        let status = redis != nil ? "unhealthy" : storeProblem != nil ? "degraded" : "healthy"
+        return jsonResponse(redis == nil ? .ok : .serviceUnavailable, [
+            "status": status,
+            "checks": [
+                "redis": ["status": redis == nil ? "ok" : "failed", "detail": redis?.description ?? "reachable: signals are accepted"],
+                "state_store": ["status": storeProblem == nil ? "ok" : "failed", "detail": storeProblem ?? "readable: traces and decisions are served"],
+            ],
+        ])
+    }
+
+    /// Ready when a signal sent now would be taken: Redis answers.
+    func ready() async -> Response {
+        if let problem = await queue.ping() {
+            return jsonResponse(.serviceUnavailable, ["ready": false, "detail": "Redis unreachable: \(problem)"])
+        }
+        return jsonResponse(.ok, ["ready": true, "detail": "accepting signals"])
+    }
+}
+
+/// The state store, opened read-only on first use: the API may start before Aletheia has
+/// created it, and answers 503 for reads until then.
+final class StoreHandle: Sendable {
+    let path: String
+    private let store = Mutex<StateStore?>(nil)
+
+    init(path: String) { self.path = path }
+
+    func get() throws(APIError) -> StateStore {
+        let result = store.withLock { cached -> Result<StateStore, APIError> in
+            if let cached { return .success(cached) }
+            do {
+                let opened = try StateStore(path: path, readOnly: true)
+                cached = opened
+                return .success(opened)
+            } catch {
+                return .failure(.unavailable("the state store \(path) cannot be read yet (\(error)); it appears once Aletheia records the first pass", retryAfter: 5))
+            }
+        }
+        return try result.get()
+    }
+}
+
+extension Error {
+    var message: String { (self as? APIError)?.message ?? "\(self)" }
+}
+
+func iso8601(_ ns: Int64) -> String {
+    let f = ISO8601DateFormatter()
+    f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    return f.string(from: Date(timeIntervalSince1970: Double(ns) / 1e9))
+}

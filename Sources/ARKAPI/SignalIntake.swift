@@ -1,0 +1,92 @@
+import ARKCore
+
+/// What became of one item of a `POST /v1/signals` body.
+public struct IntakeItem: Sendable, Equatable {
+    public var index: Int
+    /// The trace the item's pass is recorded under: the producer's `trace_id`, or
+    /// `ark-<entry id>` as Kyle assigns it.
+    public var traceID: String
+    public var accepted: Bool
+    /// Why it was rejected (Kyle records the same reasons in its rejected pass).
+    public var reasons: [String]
+}
+
+/// Why a body is not a signal or a batch of signals at all (nothing is enqueued).
+public struct IntakeError: Error, Sendable, Equatable {
+    public var status: Int
+    public var code: String
+    public var message: String
+}
+
+/// Reads a `POST /v1/signals` body: one JSON object (one signal) or an array of up to
+/// 1,000 items. Each item is checked by Kyle's own validator for an immediate answer, and
+/// every item, valid or not, is forwarded byte for byte to `ark:kyle`: Kyle validates it
+/// again, and an invalid one becomes a rejected pass with its reasons, recorded like any
+/// other (nothing a client sends is dropped unrecorded).
+public struct SignalIntake: Sendable {
+    let validator: SignalValidator
+    let maxBatch: Int
+    /// TRACE_ID_ENABLED=false: Kyle ignores producer trace ids, and so do we.
+    let producerTraceIDs: Bool
+
+    public init(maxSignalBytes: Int, maxBatch: Int = ARKConfig.apiMaxBatch, producerTraceIDs: Bool = true) {
+        validator = SignalValidator(maxPayloadBytes: maxSignalBytes)
+        self.maxBatch = maxBatch
+        self.producerTraceIDs = producerTraceIDs
+    }
+
+    /// The items of a body, each as its own bytes, and whether the body was a single object.
+    public func split(_ body: [UInt8]) throws(IntakeError) -> (items: [[UInt8]], single: Bool) {
+        do {
+            return try body.withUnsafeBufferPointer { buf in
+                var r = JSONReader(buf)
+                switch try r.peekKind() {
+                case .object:
+                    let start = r.offset
+                    try r.skipValue()
+                    let end = r.offset
+                    try r.end()
+                    return ([Array(buf[start..<end])], true)
+                case .array:
+                    try r.beginArray()
+                    var items: [[UInt8]] = []
+                    var first = true
+                    while try r.nextElement(first: first) {
+                        first = false
+                        guard items.count < maxBatch else {
+                            throw IntakeError(status: 413, code: "batch_too_large", message: "a batch holds at most \(maxBatch) signals; split it into several requests")
+                        }
+                        r.skipWhitespace()
+                        let start = r.offset
+                        try r.skipValue()
+                        items.append(Array(buf[start..<r.offset]))
+                    }
+                    try r.end()
+                    guard !items.isEmpty else {
+                        throw IntakeError(status: 400, code: "empty_batch", message: "the batch is empty: send one signal object or an array of 1 to \(maxBatch)")
+                    }
+                    return (items, false)
+                case let kind:
+                    throw IntakeError(status: 400, code: "not_a_signal", message: "the body is a JSON \(kind.rawValue): send one signal object or an array of signal objects")
+                }
+            }
+        } catch let e as IntakeError {
+            throw e
+        } catch {
+            throw IntakeError(status: 400, code: "invalid_json", message: "the body is not valid JSON: \(error)")
+        }
+    }
+
+    /// Checks each item as Kyle will; `entryIDs` are the ids Redis gave the items, in order.
+    public func results(for items: [[UInt8]], entryIDs: [String], nowNs: Int64) -> [IntakeItem] {
+        zip(items, entryIDs).enumerated().map { index, pair in
+            let derived = SignalValidator.derivedTraceID(entryID: pair.1)
+            switch validator.validate(pair.0, fallbackTraceID: derived, nowNs: nowNs) {
+            case .accepted(let event):
+                return IntakeItem(index: index, traceID: producerTraceIDs ? event.traceID : derived, accepted: true, reasons: [])
+            case .rejected(let reasons):
+                return IntakeItem(index: index, traceID: derived, accepted: false, reasons: reasons)
+            }
+        }
+    }
+}

@@ -1,0 +1,63 @@
+import ARKCore
+import Foundation
+import GRDB
+
+/// One outcome as `GET /v1/decisions` pages through them.
+public struct DecisionSummary: Sendable, Equatable {
+    public var seq: Int64
+    public var traceID: String
+    public var signalID: String
+    public var symbol: String
+    public var source: String
+    public var verdict: Verdict
+    public var reasons: [String]
+    public var policyHash: String?
+    public var complianceScore: Double?
+    public var latencyMs: Double
+    public var doneNs: Int64
+    public var orderID: String?
+}
+
+/// Where a page of decisions starts: after a sequence number (the cursor a page returns),
+/// or at a time.
+public enum DecisionCursor: Sendable, Equatable {
+    case afterSeq(Int64)
+    case fromTimeNs(Int64)
+}
+
+/// Reads for the API server. Async, so a request waits on GRDB's reader pool instead of
+/// holding one of the server's event loops while SQLite works.
+extension StateStore {
+    public func readPass(traceID: String) async throws -> StoredPass? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM passes WHERE trace_id = ?", arguments: [traceID]).map(Self.storedPass)
+        }
+    }
+
+    /// Up to `limit` outcomes in recording order, and whether more follow.
+    public func readDecisions(from cursor: DecisionCursor, limit: Int) async throws -> (decisions: [DecisionSummary], hasMore: Bool) {
+        try await pool.read { db in
+            let columns = "seq, trace_id, signal_id, symbol, source, verdict, reasons, policy_hash, compliance_score, latency_ms, done_ns, order_id"
+            let rows: [Row]
+            switch cursor {
+            case .afterSeq(let seq):
+                rows = try Row.fetchAll(db, sql: "SELECT \(columns) FROM passes WHERE seq > ? ORDER BY seq LIMIT ?", arguments: [seq, limit + 1])
+            case .fromTimeNs(let ns):
+                // done_ns is indexed; the first pass recorded at or after the time starts the page.
+                let first = try Int64.fetchOne(db, sql: "SELECT seq FROM passes WHERE done_ns >= ? ORDER BY done_ns, seq LIMIT 1", arguments: [ns])
+                guard let first else { return ([], false) }
+                rows = try Row.fetchAll(db, sql: "SELECT \(columns) FROM passes WHERE seq >= ? ORDER BY seq LIMIT ?", arguments: [first, limit + 1])
+            }
+            let page = rows.prefix(limit).map { row in
+                let reasonsText: String = row["reasons"]
+                return DecisionSummary(
+                    seq: row["seq"], traceID: row["trace_id"], signalID: row["signal_id"], symbol: row["symbol"], source: row["source"],
+                    verdict: Verdict(rawValue: row["verdict"]) ?? .error,
+                    reasons: (try? JSONSerialization.jsonObject(with: Data(reasonsText.utf8))) as? [String] ?? [],
+                    policyHash: row["policy_hash"], complianceScore: row["compliance_score"], latencyMs: row["latency_ms"],
+                    doneNs: row["done_ns"], orderID: row["order_id"])
+            }
+            return (Array(page), rows.count > limit)
+        }
+    }
+}
