@@ -296,12 +296,18 @@ struct APIHandlers: Sendable {
         return jsonResponse(.ok, ["decisions": items, "next_since": next, "has_more": page.hasMore])
     }
 
+    /// Nanoseconds since the epoch; a time outside what Int64 nanoseconds hold (before 1678
+    /// or after 2262) is clamped, so it pages from the first or past the last outcome.
     func parseRFC3339(_ text: String) -> Int64? {
         let f = ISO8601DateFormatter()
         f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let d = f.date(from: text) { return Int64(d.timeIntervalSince1970 * 1e9) }
-        f.formatOptions = [.withInternetDateTime]
-        return f.date(from: text).map { Int64($0.timeIntervalSince1970 * 1e9) }
+        var date = f.date(from: text)
+        if date == nil {
+            f.formatOptions = [.withInternetDateTime]
+            date = f.date(from: text)
+        }
+        guard let ns = date.map({ $0.timeIntervalSince1970 * 1e9 }), ns.isFinite else { return nil }
+        return ns >= 9.2e18 ? Int64.max : ns <= -9.2e18 ? Int64.min : Int64(ns)
     }
 
     // MARK: health

@@ -68,9 +68,13 @@ public enum HTTPClient {
             if let body, !headers.contains(where: { $0.0.lowercased() == "content-length" }) {
                 head.headers.add(name: "Content-Length", value: String(body.count))
             }
-            try await outbound.write(.head(head))
-            if let body, !body.isEmpty { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
-            try await outbound.write(.end(nil))
+            // A server may answer before the body is all sent (413 on Content-Length) and
+            // close: the answer is still read, as curl does.
+            do {
+                try await outbound.write(.head(head))
+                if let body, !body.isEmpty { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
+                try await outbound.write(.end(nil))
+            } catch {}
             var response = HTTPClientResponse(status: 0, headers: [], body: [])
             for try await part in inbound {
                 switch part {
