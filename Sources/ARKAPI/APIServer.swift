@@ -219,9 +219,10 @@ struct APIHandlers: Sendable {
     // MARK: GET /v1/traces/{trace_id}
 
     func trace(_ context: APIContext) async throws -> Response {
-        let traceID = context.parameters.get("trace_id") ?? ""
-        guard (1...SignalValidator.maxIDLength).contains(traceID.utf8.count) else {
-            throw APIError(.badRequest, "invalid_trace_id", "a trace_id is 1 to \(SignalValidator.maxIDLength) bytes")
+        let raw = context.parameters.get("trace_id") ?? ""
+        let traceID = raw.removingPercentEncoding ?? raw
+        guard (1...SignalValidator.maxIDLength).contains(traceID.utf8.count), traceID.utf8.allSatisfy(Self.isTraceIDByte) else {
+            throw APIError(.badRequest, "invalid_trace_id", "a trace_id is 1 to \(SignalValidator.maxIDLength) letters, digits and - _ . :")
         }
         let store = try self.store.get()
         let pass = try await withDeadline(settings.requestTimeout, onTimeout: .unavailable("the state store did not answer within \(settings.requestTimeout)")) {
@@ -231,6 +232,10 @@ struct APIHandlers: Sendable {
             throw APIError(.notFound, "trace_not_found", "trace \(traceID) is not recorded: it is unknown, or still in the pipeline (a pass is recorded within milliseconds; retry shortly)")
         }
         return jsonResponse(.ok, Self.traceJSON(pass))
+    }
+
+    static func isTraceIDByte(_ b: UInt8) -> Bool {
+        (48...57).contains(b) || (65...90).contains(b) || (97...122).contains(b) || b == UInt8(ascii: "-") || b == UInt8(ascii: "_") || b == UInt8(ascii: ".") || b == UInt8(ascii: ":")
     }
 
     static let signalFields = ["id", "symbol", "price", "volume", "ts", "source", "action", "position_size_pct", "leverage", "stop_loss", "risk_reward_ratio", "intent", "injected_violation"]

@@ -54,7 +54,7 @@ public struct SignalIntake: Sendable {
                     while try r.nextElement(first: first) {
                         first = false
                         guard items.count < maxBatch else {
-                            throw IntakeError(status: 413, code: "batch_too_large", message: "a batch holds at most \(maxBatch) signals; split it into several requests")
+                            throw IntakeError(status: 400, code: "batch_too_large", message: "a batch holds at most \(maxBatch) signals; split it into several requests")
                         }
                         r.skipWhitespace()
                         let start = r.offset

@@ -143,7 +143,10 @@ public struct SignalValidator: Sendable {
             else if Self.hasControl(s) { reasons.append("id: contains a control character") }
             else { event.id = s }
         case .number(let n)?:
-            if let i = n.integer { event.id = String(i) } else { reasons.append("id: expected a string or an integer, got \(n.value)") }
+            // An integral value written as a float (12.0, 1e3) is the same integer to JSON.
+            if let i = n.integer { event.id = String(i) }
+            else if n.value.rounded() == n.value, abs(n.value) <= 9_007_199_254_740_991 { event.id = String(Int64(n.value)) }
+            else { reasons.append("id: expected a string or an integer, got \(n.value)") }
         case let f?: reasons.append("id: expected a string, got \(f.kindName)")
         }
 
