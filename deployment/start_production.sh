@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Starts ARK: validates the configuration, backs up the state store, then the metrics server, the watchdog and the five agents as separate processes over Redis
-# Streams into the SQLite state store, waits for /healthz, then proves it with the synthetic
-# validation loop and prints the SLOs.
+# Starts ARK: validates the configuration, backs up the state store, then the metrics server,
+# the watchdog, the five agents (separate processes over Redis Streams into the SQLite state
+# store) and the API, waits for /healthz and /readyz, then proves it all with the synthetic
+# validation loop sent through the API, and prints the SLOs.
 #
 #   deployment/start_production.sh [--local] [--duration N] [--no-synthetic]
 #
@@ -43,6 +44,15 @@ if [ "$LOCAL" = 1 ]; then
     export ARK_BACKUP_DIR="${ARK_BACKUP_DIR:-$ROOT/.ark/backups}"
     export ARK_GRAVEYARD_DIR="${ARK_GRAVEYARD_DIR:-$ROOT/graveyard}"
     RUN_DIR="${ARK_RUN_DIR:-$ROOT/.ark/run}"
+    # The local API's signing secret: made once beside the state store (mode 600), where
+    # `ark token --local` finds it too.
+    if [ -z "${JWT_SECRET:-}" ]; then
+        secret_file="$(dirname "$ARK_STATE_DB")/jwt_secret"
+        mkdir -p "$(dirname "$secret_file")"
+        [ -s "$secret_file" ] || (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$secret_file"; echo >>"$secret_file")
+        JWT_SECRET=$(tr -d '\n' <"$secret_file")
+        export JWT_SECRET
+    fi
 else
     if [ -f .env.production ]; then
         set -a; source .env.production; set +a
@@ -145,6 +155,20 @@ for stage in Kyle Joey HRM Kenny Aletheia; do
     echo "$stage started (pid $!), log $ARK_LOG_DIR/$name.log"
 done
 
+export API_PORT="${API_PORT:-8000}"
+API_URL="http://${API_BIND:-127.0.0.1}:$API_PORT"
+[ "${API_BIND:-}" = "0.0.0.0" ] && API_URL="http://127.0.0.1:$API_PORT"
+if [ "${API_ENABLED:-true}" != "false" ]; then
+    step "API"
+    if alive "$RUN_DIR/api.pid"; then
+        echo "API already running (pid $(cat "$RUN_DIR/api.pid"))"
+    else
+        nohup "$ARK" api >>"$ARK_LOG_DIR/api.log" 2>&1 &
+        echo $! >"$RUN_DIR/api.pid"
+        echo "API started (pid $!) on $API_URL, log $ARK_LOG_DIR/api.log"
+    fi
+fi
+
 step "Health: waiting for every agent's heartbeat"
 redis_cli() {
     case "$REDIS_URL" in
@@ -180,23 +204,44 @@ if [ "${METRICS_SERVER_ENABLED:-true}" != "false" ]; then
     fi
     echo "GET $METRICS_URL/healthz: 200"
 fi
+if [ "${API_ENABLED:-true}" != "false" ]; then
+    code=000
+    for _ in $(seq 100); do
+        code=$(curl -s -o /dev/null -w '%{http_code}' "$API_URL/readyz" || true)
+        [ "$code" = 200 ] && break
+        alive "$RUN_DIR/api.pid" || break
+        sleep 0.2
+    done
+    if [ "$code" != 200 ]; then
+        curl -s "$API_URL/readyz" >&2 || true
+        echo "The API is not ready ($code): see $ARK_LOG_DIR/api.log" >&2
+        exit 1
+    fi
+    echo "GET $API_URL/readyz: 200"
+fi
 
 status=0
 if [ "$SYNTHETIC" = 1 ]; then
-    step "Synthetic validation (${DURATION}s at 1 Hz)"
-    "$ARK" synthetic-loop --duration "$DURATION" --rate 1 || status=$?
+    if [ "${API_ENABLED:-true}" != "false" ]; then
+        step "Synthetic validation (${DURATION}s at 1 Hz, through the API)"
+        "$ARK" synthetic-loop --duration "$DURATION" --rate 1 --api-url "$API_URL" || status=$?
+    else
+        step "Synthetic validation (${DURATION}s at 1 Hz, straight into Redis: API_ENABLED=false)"
+        "$ARK" synthetic-loop --duration "$DURATION" --rate 1 || status=$?
+    fi
 fi
 
 step "Status"
 "$ARK" status --once || true
 cat <<INFO
   state store   $ARK_STATE_DB
-  logs          $ARK_LOG_DIR/{kyle,joey,hrm,kenny,aletheia,metrics_server,watchdog}.log
+  logs          $ARK_LOG_DIR/{kyle,joey,hrm,kenny,aletheia,metrics_server,watchdog,api}.log
   redis         $REDIS_URL
   pid files     $RUN_DIR
   SLOs          curl -s $METRICS_URL/slos
   health        curl -s $METRICS_URL/healthz   (or: $ARK health$([ "$LOCAL" = 1 ] && echo " --local"))
   metrics       curl -s $METRICS_URL/metrics
+  API           $API_URL (token: $ARK token --subject NAME$([ "$LOCAL" = 1 ] && echo " --local"); document: curl -s $API_URL/openapi.json)
   dashboard     $ARK status$([ "$LOCAL" = 1 ] && echo " --local")
   watchdog      $ARK watchdog status$([ "$LOCAL" = 1 ] && echo " --local")   (release: $ARK watchdog release Kenny$([ "$LOCAL" = 1 ] && echo " --local"))
   one pass      $ARK trace <trace_id>$([ "$LOCAL" = 1 ] && echo " --local")

@@ -40,9 +40,9 @@ stop_pid() {
     rm -f "$pidfile"
 }
 
-# The watchdog first (stopping agents are not faults), then the agents in pipeline order (so
-# upstream stops feeding downstream), Redis last.
-for name in watchdog kyle joey hrm kenny aletheia metrics; do
+# The API first (no new signals come in), the watchdog (stopping agents are not faults), then
+# the agents in pipeline order (so upstream stops feeding downstream), Redis last.
+for name in api watchdog kyle joey hrm kenny aletheia metrics; do
     [ -f "$RUN_DIR/$name.pid" ] && stop_pid "$name" "$RUN_DIR/$name.pid"
 done
 [ -f "$RUN_DIR/redis.pid" ] && stop_pid redis "$RUN_DIR/redis.pid"

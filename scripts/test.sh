@@ -2,10 +2,15 @@
 # Runs every ARK test on a fresh machine: installs the system packages the build and the tests
 # need (hiredis, SQLite, redis-server, curl, and promtool for monitoring/), builds, and runs
 # the unit, integration and end-to-end suites. Each suite that needs Redis starts its own
-# private redis-server; the metrics tests pick a free port.
+# private redis-server; the metrics tests pick a free port. Before the suites, the API is
+# fuzzed for ARK_FUZZ_SECONDS (60; 0 skips it) by schemathesis from PyPI against its own
+# OpenAPI document (scripts/fuzz_api.sh): no 5xx, no crash, every answer as documented.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 ark_ensure_system_packages "${ARK_SYSTEM_PACKAGES[@]}" "${ARK_TEST_PACKAGES[@]}"
 swift build --build-tests
+if [ "${ARK_FUZZ_SECONDS:-60}" != 0 ]; then
+    ARK_BUILD=debug ARK_SKIP_BUILD=1 scripts/fuzz_api.sh "${ARK_FUZZ_SECONDS:-60}"
+fi
 swift test --skip-build "$@"

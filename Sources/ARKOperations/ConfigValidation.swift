@@ -78,7 +78,7 @@ public struct ConfigValidation: Sendable {
         checks.append(Self.redisCheck(config.redisURL))
         if checkPorts {
             checks.append(Self.portCheck(variable: "METRICS_PORT", host: config.metricsBind, port: config.metricsPort))
-            checks.append(Self.portCheck(variable: "API_PORT", host: "0.0.0.0", port: config.apiPort))
+            if config.apiEnabled { checks.append(Self.portCheck(variable: "API_PORT", host: config.apiBind, port: config.apiPort)) }
         } else {
             checks.append(ValidationCheck("ports", .ok, "not checked: ARK is running and holds them"))
         }
@@ -86,6 +86,14 @@ public struct ConfigValidation: Sendable {
         if config.metricsBind == "0.0.0.0" {
             checks.append(ValidationCheck("METRICS_BIND", .warning, "0.0.0.0 serves /metrics, /slos and /healthz to the whole network",
                                           fix: "bind 127.0.0.1 behind a proxy, or firewall port \(config.metricsPort)"))
+        }
+        if config.apiEnabled && config.apiBind == "0.0.0.0" {
+            checks.append(ValidationCheck("API_BIND", .warning, "0.0.0.0 serves the API to the whole network without TLS",
+                                          fix: "bind 127.0.0.1 and put a TLS-terminating proxy in front, or firewall port \(config.apiPort)"))
+        }
+        if config.apiEnabled && !production && config.jwtSecret.isEmpty {
+            checks.append(ValidationCheck("JWT_SECRET", .warning, "not set: the API refuses to start without it",
+                                          fix: "set JWT_SECRET (openssl rand -hex 32), use --local (which makes one), or API_ENABLED=false"))
         }
         return checks
     }

@@ -20,7 +20,7 @@ extension EndToEnd { @Suite struct DeploymentScriptTests {
         let first = try runCommand("/bin/bash", [start, "--local", "--duration", "3"], environment: env, timeout: 240)
         #expect(first.code == 0, "\(first.output)")
         for expected in ["Production configuration is VALID ✓", "watchdog started", "All five agents are running and sending heartbeats",
-                         "GET http://127.0.0.1:\(port)/healthz: 200", "Synthetic validation PASSED ✓", "overall: HEALTHY"] {
+                         "GET http://127.0.0.1:\(port)/healthz: 200", "/readyz: 200", "through the API", "Synthetic validation PASSED ✓", "overall: HEALTHY"] {
             #expect(first.output.contains(expected), "missing '\(expected)':\n\(first.output)")
         }
         let runDir = dir.path + "/run"
@@ -32,9 +32,15 @@ extension EndToEnd { @Suite struct DeploymentScriptTests {
             return out
         }
         let running = try pids()
-        #expect(Set(running.keys) == ["metrics.pid", "watchdog.pid", "kyle.pid", "joey.pid", "hrm.pid", "kenny.pid", "aletheia.pid"])
+        #expect(Set(running.keys) == ["metrics.pid", "watchdog.pid", "kyle.pid", "joey.pid", "hrm.pid", "kenny.pid", "aletheia.pid", "api.pid"])
         #expect(running.values.allSatisfy { kill($0, 0) == 0 })
         #expect(FileManager.default.fileExists(atPath: dir.path + "/logs/metrics_server.log"))
+        // The synthetic loop went through the API: its requests are in the API's log.
+        let apiLog = (try? String(contentsOfFile: dir.path + "/logs/api.log", encoding: .utf8)) ?? ""
+        #expect(apiLog.contains("\"client\":\"synthetic-loop\"") && apiLog.contains("\"status\":\"202\""), "\(apiLog.suffix(2000))")
+        // The local signing secret was made beside the store, readable by its owner only.
+        let secretMode = (try FileManager.default.attributesOfItem(atPath: dir.path + "/state/jwt_secret")[.posixPermissions] as? NSNumber)?.intValue
+        #expect(secretMode == 0o600)
 
         // A second start finds the running system (and backs up the store first).
         let second = try runCommand("/bin/bash", [start, "--local", "--no-synthetic"], environment: env, timeout: 240)
