@@ -87,6 +87,38 @@ fi
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
+# start_process NAME LABEL LOG ARGS…: `ark ARGS…` in the background, its pid in NAME.pid and
+# its output in LOG, unless the process of NAME.pid still runs.
+start_process() {
+    local name=$1 label=$2 log=$3
+    shift 3
+    if alive "$RUN_DIR/$name.pid"; then
+        echo "$label already running (pid $(cat "$RUN_DIR/$name.pid"))"
+        return
+    fi
+    nohup "$ARK" "$@" >>"$ARK_LOG_DIR/$log" 2>&1 &
+    echo $! >"$RUN_DIR/$name.pid"
+    echo "$label started (pid $!), log $ARK_LOG_DIR/$log"
+}
+
+# wait_http_200 URL NAME LOG WHAT: waits for URL to answer 200 while NAME.pid's process
+# lives; otherwise prints the answer and "WHAT", and stops the start.
+wait_http_200() {
+    local url=$1 name=$2 log=$3 what=$4 code=000
+    for _ in $(seq 100); do
+        code=$(curl -s -o /dev/null -w '%{http_code}' "$url" || true)
+        [ "$code" = 200 ] && break
+        alive "$RUN_DIR/$name.pid" || break
+        sleep 0.2
+    done
+    if [ "$code" != 200 ]; then
+        curl -s "$url" >&2 || true
+        echo "$what ($code): see $ARK_LOG_DIR/$log" >&2
+        exit 1
+    fi
+    echo "GET $url: 200"
+}
+
 if [ -z "${REDIS_URL:-}" ]; then
     step "Private Redis (REDIS_URL is unset)"
     REDIS_DIR="$ROOT/.ark/redis"
@@ -121,52 +153,27 @@ export METRICS_PORT="${METRICS_PORT:-9090}"
 METRICS_URL="http://${METRICS_BIND:-127.0.0.1}:$METRICS_PORT"
 [ "${METRICS_BIND:-}" = "0.0.0.0" ] && METRICS_URL="http://127.0.0.1:$METRICS_PORT"
 if [ "${METRICS_SERVER_ENABLED:-true}" != "false" ]; then
-    step "Metrics server"
-    if alive "$RUN_DIR/metrics.pid"; then
-        echo "metrics server already running (pid $(cat "$RUN_DIR/metrics.pid"))"
-    else
-        nohup "$ARK" metrics-server >>"$ARK_LOG_DIR/metrics_server.log" 2>&1 &
-        echo $! >"$RUN_DIR/metrics.pid"
-        echo "metrics server started (pid $!) on $METRICS_URL, log $ARK_LOG_DIR/metrics_server.log"
-    fi
+    step "Metrics server on $METRICS_URL"
+    start_process metrics "metrics server" metrics_server.log metrics-server
 fi
 
 if [ "${WATCHDOG_ENABLED:-true}" != "false" ]; then
-    step "Watchdog"
-    if alive "$RUN_DIR/watchdog.pid"; then
-        echo "watchdog already running (pid $(cat "$RUN_DIR/watchdog.pid"))"
-    else
-        nohup "$ARK" watchdog >>"$ARK_LOG_DIR/watchdog.log" 2>&1 &
-        echo $! >"$RUN_DIR/watchdog.pid"
-        echo "watchdog started (pid $!), quarantine ${WATCHDOG_QUARANTINE_ENABLED:-true}, log $ARK_LOG_DIR/watchdog.log"
-    fi
+    step "Watchdog (quarantine ${WATCHDOG_QUARANTINE_ENABLED:-true})"
+    start_process watchdog watchdog watchdog.log watchdog
 fi
 
 step "Agents"
 for stage in Kyle Joey HRM Kenny Aletheia; do
     name=$(echo "$stage" | tr '[:upper:]' '[:lower:]')
-    pidfile="$RUN_DIR/$name.pid"
-    if alive "$pidfile"; then
-        echo "$stage already running (pid $(cat "$pidfile"))"
-        continue
-    fi
-    nohup "$ARK" agent "$stage" >>"$ARK_LOG_DIR/$name.log" 2>&1 &
-    echo $! >"$pidfile"
-    echo "$stage started (pid $!), log $ARK_LOG_DIR/$name.log"
+    start_process "$name" "$stage" "$name.log" agent "$stage"
 done
 
 export API_PORT="${API_PORT:-8000}"
 API_URL="http://${API_BIND:-127.0.0.1}:$API_PORT"
 [ "${API_BIND:-}" = "0.0.0.0" ] && API_URL="http://127.0.0.1:$API_PORT"
 if [ "${API_ENABLED:-true}" != "false" ]; then
-    step "API"
-    if alive "$RUN_DIR/api.pid"; then
-        echo "API already running (pid $(cat "$RUN_DIR/api.pid"))"
-    else
-        nohup "$ARK" api >>"$ARK_LOG_DIR/api.log" 2>&1 &
-        echo $! >"$RUN_DIR/api.pid"
-        echo "API started (pid $!) on $API_URL, log $ARK_LOG_DIR/api.log"
-    fi
+    step "API on $API_URL"
+    start_process api API api.log api
 fi
 
 step "Health: waiting for every agent's heartbeat"
@@ -190,34 +197,10 @@ if [ "$healthy" != 1 ]; then
 fi
 echo "All five agents are running and sending heartbeats"
 if [ "${METRICS_SERVER_ENABLED:-true}" != "false" ]; then
-    code=000
-    for _ in $(seq 100); do
-        code=$(curl -s -o /dev/null -w '%{http_code}' "$METRICS_URL/healthz" || true)
-        [ "$code" = 200 ] && break
-        alive "$RUN_DIR/metrics.pid" || break
-        sleep 0.2
-    done
-    if [ "$code" != 200 ]; then
-        curl -s "$METRICS_URL/healthz" >&2 || true
-        echo "The metrics server does not report healthy ($code): see $ARK_LOG_DIR/metrics_server.log" >&2
-        exit 1
-    fi
-    echo "GET $METRICS_URL/healthz: 200"
+    wait_http_200 "$METRICS_URL/healthz" metrics metrics_server.log "The metrics server does not report healthy"
 fi
 if [ "${API_ENABLED:-true}" != "false" ]; then
-    code=000
-    for _ in $(seq 100); do
-        code=$(curl -s -o /dev/null -w '%{http_code}' "$API_URL/readyz" || true)
-        [ "$code" = 200 ] && break
-        alive "$RUN_DIR/api.pid" || break
-        sleep 0.2
-    done
-    if [ "$code" != 200 ]; then
-        curl -s "$API_URL/readyz" >&2 || true
-        echo "The API is not ready ($code): see $ARK_LOG_DIR/api.log" >&2
-        exit 1
-    fi
-    echo "GET $API_URL/readyz: 200"
+    wait_http_200 "$API_URL/readyz" api api.log "The API is not ready"
 fi
 
 status=0

@@ -19,7 +19,7 @@ public struct IntakeError: Error, Sendable, Equatable {
 }
 
 /// Reads a `POST /v1/signals` body: one JSON object (one signal) or an array of up to
-/// 1,000 items. Each item is checked by Kyle's own validator for an immediate answer, and
+/// 1,000 items, each at most ARK_MAX_SIGNAL_BYTES. Each item is checked by Kyle's own validator for an immediate answer, and
 /// every item, valid or not, is forwarded byte for byte to `ark:kyle`: Kyle validates it
 /// again, and an invalid one becomes a rejected pass with its reasons, recorded like any
 /// other (nothing a client sends is dropped unrecorded).
@@ -46,6 +46,7 @@ public struct SignalIntake: Sendable {
                     try r.skipValue()
                     let end = r.offset
                     try r.end()
+                    try checkSize(end - start, index: 0)
                     return ([Array(buf[start..<end])], true)
                 case .array:
                     try r.beginArray()
@@ -59,6 +60,7 @@ public struct SignalIntake: Sendable {
                         r.skipWhitespace()
                         let start = r.offset
                         try r.skipValue()
+                        try checkSize(r.offset - start, index: items.count)
                         items.append(Array(buf[start..<r.offset]))
                     }
                     try r.end()
@@ -74,6 +76,15 @@ public struct SignalIntake: Sendable {
             throw e
         } catch {
             throw IntakeError(status: 400, code: "invalid_json", message: "the body is not valid JSON: \(error)")
+        }
+    }
+
+    /// A signal over ARK_MAX_SIGNAL_BYTES is refused at the door, with the whole request:
+    /// forwarded, it would put up to the body limit into Redis for Kyle to reject.
+    func checkSize(_ bytes: Int, index: Int) throws(IntakeError) {
+        guard bytes <= validator.maxPayloadBytes else {
+            throw IntakeError(status: 413, code: "signal_too_large",
+                              message: "item \(index) is \(bytes) bytes; a signal is at most \(validator.maxPayloadBytes) bytes (ARK_MAX_SIGNAL_BYTES); nothing was enqueued")
         }
     }
 

@@ -133,6 +133,9 @@ import Testing
         let huge = [UInt8](repeating: UInt8(ascii: " "), count: 16 * 1024 * 1024 + 1)
         let tooBig = try await api.call("POST", "/v1/signals", token: token, body: huge)
         #expect(tooBig.status == 413 && code(tooBig) == "body_too_large")
+        let oversized = try await api.call("POST", "/v1/signals", token: token,
+                                           body: Array(api.signal("big", extra: ",\"intent\":\"" + String(repeating: "x", count: 70_000) + "\"").utf8))
+        #expect(oversized.status == 413 && code(oversized) == "signal_too_large")
         let many = "[" + Array(repeating: api.signal(nil), count: 1001).joined(separator: ",") + "]"
         let tooMany = try await api.call("POST", "/v1/signals", token: token, body: Array(many.utf8))
         #expect(tooMany.status == 400 && code(tooMany) == "batch_too_large")

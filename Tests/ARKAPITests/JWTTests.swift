@@ -110,6 +110,13 @@ import Testing
         #expect(code("{\"a\":") == "invalid_json")
         #expect(code("{} {}") == "invalid_json")
         #expect(code("") == "invalid_json")
+        let small = SignalIntake(maxSignalBytes: 300, maxBatch: 3)
+        let big = "{\"symbol\":\"AAPL\",\"pad\":\"" + String(repeating: "x", count: 300) + "\"}"
+        for body in [big, "[{}," + big + "]"] {
+            do { _ = try small.split(Array(body.utf8)); Issue.record("an oversized signal was let through") } catch {
+                #expect(error.status == 413 && error.code == "signal_too_large")
+            }
+        }
     }
 
     @Test func resultsNameTheTraceKyleWillRecord() {
