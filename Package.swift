@@ -167,16 +167,16 @@ let package = Package(
         .testTarget(name: "ARKAgentsTests", dependencies: ["ARKAgents", "Graveyard", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKStateTests", dependencies: ["ARKState", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKWatchdogTests", dependencies: ["ARKWatchdog", "ARKBus", "ARKState", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
-        .testTarget(name: "ARKOperationsTests", dependencies: ["ARKOperations", "ARKState", "ARKCore", .product(name: "Logging", package: "swift-log"), "ARKTestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "ARKOperationsTests", dependencies: ["ARKOperations", "ARKState", "ARKCore", "ARKBus", .product(name: "Logging", package: "swift-log"), "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKMonitoringTests", dependencies: ["ARKMonitoring", "ARKState", "ARKCore", "Graveyard", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(
             name: "ARKAPITests",
-            dependencies: ["ARKAPI", "ARKHTTPClient", "ARKAgents", "ARKState", "ARKCore", "ARKBus", "ARKTestSupport"],
+            dependencies: ["ARKAPI", "ARKCore"],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["ARKCore", "ARKBus", "ARKState", "ARKAgents", "ARKSynthetic", "Graveyard", "ARKTestSupport"],
+            dependencies: ["ARKCore", "ARKBus", "ARKState", "ARKAgents", "ARKSynthetic", "Graveyard", "ARKAPI", "ARKHTTPClient", "ARKTestSupport"],
             swiftSettings: strictSettings
         ),
     ]

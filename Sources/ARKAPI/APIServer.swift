@@ -79,7 +79,7 @@ public struct APIServer: Service {
         let queue = SignalQueue(url: settings.redisURL, size: settings.redisPoolSize, streamMaxLen: settings.streamMaxLen)
         let handlers = APIHandlers(settings: settings, queue: queue)
         let app = Application(
-            router: handlers.router(logger: logger),
+            router: handlers.router(),
             server: .http1(configuration: .init(idleTimeout: .seconds(60))),
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "ark-api"),
             onServerRunning: { [logger, settings] _ in logger.info("API server listening", metadata: ["address": .string("\(settings.host):\(settings.port)")]) },
@@ -112,9 +112,9 @@ struct APIHandlers: Sendable {
         limiter = RateLimiter(perMinute: settings.ratePerMinute, perHour: settings.ratePerHour)
     }
 
-    func router(logger: Logger) -> Router<APIContext> {
+    func router() -> Router<APIContext> {
         let router = Router(context: APIContext.self)
-        router.add(middleware: FrontDoorMiddleware(corsOrigins: settings.corsOrigins, logger: logger))
+        router.add(middleware: FrontDoorMiddleware(corsOrigins: settings.corsOrigins))
         router.on(RouterPath(APIRoute.healthz.routerPath), method: .get) { _, _ in await health() }
         router.on(RouterPath(APIRoute.readyz.routerPath), method: .get) { _, _ in await ready() }
         router.on(RouterPath(APIRoute.openAPI.routerPath), method: .get) { _, _ in

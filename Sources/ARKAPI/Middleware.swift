@@ -11,7 +11,6 @@ import Metrics
 struct FrontDoorMiddleware: RouterMiddleware {
     typealias Context = APIContext
     let corsOrigins: [String]
-    let logger: Logger
 
     func handle(_ request: Request, context: APIContext, next: (Request, APIContext) async throws -> Response) async throws -> Response {
         let start = monotonicNanoseconds()

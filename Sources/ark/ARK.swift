@@ -25,7 +25,7 @@ struct ARK: AsyncParsableCommand {
               ark api                               the API on :8000 (POST /v1/signals, GET /v1/traces/{id})
               ark token --subject desk-1            mint a bearer token for the API
             """,
-        subcommands: [RunCommand.self, AgentCommand.self, ConfigCommand.self, BackupCommand.self, RestoreCommand.self, LogsCommand.self, MetricsServerCommand.self, HealthCommand.self, StatusCommand.self, BenchCommand.self,
+        subcommands: [RunCommand.self, AgentCommand.self, ConfigCommand.self, AuditCommand.self, BackupCommand.self, RestoreCommand.self, LogsCommand.self, MetricsServerCommand.self, HealthCommand.self, StatusCommand.self, BenchCommand.self,
                       WatchdogCommand.self, APICommand.self, TokenCommand.self, SyntheticLoopCommand.self, TraceCommand.self, VerifyAuditCommand.self]
     )
 }

@@ -129,3 +129,58 @@ struct LogsCommand: ParsableCommand {
         for l in lines { print("\(l.ts)  \(l.file)  \(l.text)") }
     }
 }
+
+struct AuditCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "audit",
+        abstract: "Security audit: file modes, the Graveyard pin, secrets (and leaks into logs), open binds, Redis exposure, token lifetime, root processes.",
+        discussion: """
+            One line per check; each finding has a severity (high, medium, low) and its fix.
+            Exit 0 when clean, 1 on any finding. Secrets are compared, never printed.
+            Examples:
+              set -a; source .env.production; set +a; ark audit
+              ark audit --local
+              ark audit --json > audit.json
+            """)
+
+    @Flag(help: "Use the local layout (./.ark/), as start_production.sh --local does.")
+    var local = false
+
+    @Flag(help: "Print the result as JSON.")
+    var json = false
+
+    @Option(help: "The .env.production whose mode to check (default: ./.env.production when present).")
+    var envFile: String?
+
+    func run() throws {
+        let root = FileManager.default.currentDirectoryPath
+        let base = local ? ARKConfig.localDefaults(root: root) : ARKConfig()
+        let config: ARKConfig
+        do {
+            config = try ARKConfig.load(environment: ProcessInfo.processInfo.environment, base: base)
+        } catch {
+            throw fail(error.description, code: 78)
+        }
+        let defaultEnv = root + "/.env.production"
+        let env = envFile ?? (FileManager.default.fileExists(atPath: defaultEnv) ? defaultEnv : nil)
+        let runDir = ProcessInfo.processInfo.environment["ARK_RUN_DIR"] ?? (local ? root + "/.ark/run" : config.logDir + "/../run")
+        let (findings, passed) = SecurityAudit(config: config, envFile: env, runDir: runDir).run()
+        let counts = AuditFinding.Severity.allCases.map { s in (s, findings.filter { $0.severity == s }.count) }
+        if json {
+            let object: [String: Any] = [
+                "clean": findings.isEmpty, "environment": config.environment, "passed": passed,
+                "counts": Dictionary(uniqueKeysWithValues: counts.map { ($0.0.rawValue, $0.1) }),
+                "findings": findings.map { ["check": $0.check, "severity": $0.severity.rawValue, "message": $0.message, "fix": $0.fix] },
+            ]
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            print("ARK security audit (\(config.environment))")
+            for p in passed { print("✓ \(p)") }
+            for f in findings { print(f.line) }
+            print(findings.isEmpty ? "Security audit CLEAN ✓"
+                : "Security audit: \(findings.count) finding\(findings.count == 1 ? "" : "s") (" + counts.map { "\($0.1) \($0.0.rawValue)" }.joined(separator: ", ") + ") ✗")
+        }
+        if !findings.isEmpty { throw ExitCode(1) }
+    }
+}

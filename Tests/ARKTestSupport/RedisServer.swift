@@ -147,7 +147,7 @@ public final class RedisServer: @unchecked Sendable {
         try waitUntilReady()
     }
 
-    static func serverPath() -> String {
+    public static func serverPath() -> String {
         for p in ["/usr/bin/redis-server", "/usr/local/bin/redis-server"] where FileManager.default.isExecutableFile(atPath: p) {
             return p
         }

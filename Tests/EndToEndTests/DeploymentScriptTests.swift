@@ -42,6 +42,11 @@ extension EndToEnd { @Suite struct DeploymentScriptTests {
         let secretMode = (try FileManager.default.attributesOfItem(atPath: dir.path + "/state/jwt_secret")[.posixPermissions] as? NSNumber)?.intValue
         #expect(secretMode == 0o600)
 
+        // The security audit of the running local setup finds nothing of severity high.
+        let audit = try runCommand(Repo.arkBinary, ["audit", "--local", "--json"], environment: env)
+        let findings = jsonObject(audit.output)?["findings"] as? [[String: Any]]
+        #expect(findings != nil && findings!.allSatisfy { $0["severity"] as? String != "high" }, "\(audit.output)")
+
         // A second start finds the running system (and backs up the store first).
         let second = try runCommand("/bin/bash", [start, "--local", "--no-synthetic"], environment: env, timeout: 240)
         #expect(second.code == 0 && second.output.contains("Kenny already running") && second.output.contains("integrity ok"), "\(second.output)")

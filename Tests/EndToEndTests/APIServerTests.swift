@@ -7,9 +7,9 @@ import ARKTestSupport
 import Foundation
 import Testing
 
-/// The API against a real `ark run`: real Redis, real SQLite, real stages. Serialized: each
-/// test runs its own pipeline, and two at once would only measure the 2-core machine.
-@Suite(.serialized) struct APIServerTests {
+/// The API against a real `ark run`: real Redis, real SQLite, real stages. Inside EndToEnd,
+/// so no other pipeline of processes runs beside it on the two cores.
+extension EndToEnd { @Suite struct APIServerTests {
     @Test func signalsGoInAndTheirPassesComeOut() async throws {
         let api = try await APIFixture()
         defer { api.shutdown() }
@@ -241,4 +241,4 @@ import Testing
         #expect(api.logLines().contains { $0["msg"] as? String == "request" && $0["client"] as? String == "synthetic-loop" && $0["status"] as? String == "202" })
         #expect(try StateStore(path: api.statePath, readOnly: true).verifyAudit().ok)
     }
-}
+} }

@@ -33,7 +33,7 @@ final class APIFixture: @unchecked Sendable {
             "API_RATE_LIMIT_PER_MINUTE": "20", "ARK_BLOCK_MS": "50", "WATCHDOG_ENABLED": "false",
         ].merging(extra) { $1 }
         process = try ArkProcess(["run"], environment: env, logPath: logPath)
-        let deadline = monotonicNanoseconds() + 30_000_000_000
+        let deadline = monotonicNanoseconds() + 60_000_000_000
         while monotonicNanoseconds() < deadline {
             if let r = try? await HTTPClient.request("GET", base + "/readyz", timeout: .seconds(2)), r.status == 200 { return }
             guard process?.isRunning == true else { break }
