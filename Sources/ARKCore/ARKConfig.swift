@@ -114,12 +114,13 @@ public struct ARKConfig: Sendable, Equatable {
     public init() {}
 
     /// Settings for `--local`: everything under `<root>/.ark/`, including the private Redis
-    /// `start_production.sh --local` runs, when its socket is there (REDIS_URL still wins).
+    /// `start_production.sh --local` runs, once it has made its directory (REDIS_URL still
+    /// wins). Its socket is named even while that Redis is down, so `ark health --local` says
+    /// the private Redis is unreachable rather than some other address.
     public static func localDefaults(root: String) -> ARKConfig {
         var c = ARKConfig()
         c.environment = "local"
-        let socket = root + "/.ark/redis/redis.sock"
-        if FileManager.default.fileExists(atPath: socket) { c.redisURL = "unix://" + socket }
+        if FileManager.default.fileExists(atPath: root + "/.ark/redis") { c.redisURL = "unix://" + root + "/.ark/redis/redis.sock" }
         c.stateDB = root + "/.ark/ark_state.db"
         c.backupDir = root + "/.ark/backups"
         c.logDir = root + "/.ark/logs"

@@ -145,12 +145,13 @@ import Testing
         #expect(c.metricsPort == 9090 && c.apiPort == 8000 && c.sloAvailabilityTarget == 0.995 && c.maxDeliveries == 5)
         let local = ARKConfig.localDefaults(root: "/srv/ark")
         #expect(local.stateDB == "/srv/ark/.ark/ark_state.db" && local.redisURL == "redis://127.0.0.1:6379/0")
-        // With the start script's private Redis running there, --local commands find it.
+        // With the start script's private Redis there, --local commands use it…
         let root = NSTemporaryDirectory() + "ark-local-\(getpid())"
         try FileManager.default.createDirectory(atPath: root + "/.ark/redis", withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: root) }
-        #expect(FileManager.default.createFile(atPath: root + "/.ark/redis/redis.sock", contents: nil))
         #expect(ARKConfig.localDefaults(root: root).redisURL == "unix://" + root + "/.ark/redis/redis.sock")
+        // …and while it is down (no socket), so health names the Redis that is missing.
+        #expect(!FileManager.default.fileExists(atPath: root + "/.ark/redis/redis.sock"))
         #expect(try ARKConfig.load(environment: ["REDIS_URL": "redis://10.0.0.5:6379/0"], base: ARKConfig.localDefaults(root: root)).redisURL == "redis://10.0.0.5:6379/0")
     }
 
