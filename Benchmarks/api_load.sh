@@ -13,15 +13,8 @@ CONNECTIONS=${2:-16}
 BATCH=${3:-1}
 ark_ensure_system_packages wrk
 bench_setup
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-MPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-export API_PORT=$PORT METRICS_PORT=$MPORT JWT_SECRET=$(openssl rand -hex 32) ARK_ENV=test ARK_LOG_LEVEL=warning \
-    API_RATE_LIMIT_PER_MINUTE=100000000 API_RATE_LIMIT_PER_HOUR=1000000000 WATCHDOG_ENABLED=false
-"$ARK" run >"$WORK/ark-run.log" 2>&1 &
-ARK_PID=$!
-trap 'kill $ARK_PID 2>/dev/null; wait $ARK_PID 2>/dev/null; kill $(cat $WORK/redis.pid) 2>/dev/null; rm -rf $WORK' EXIT
-for _ in $(seq 100); do curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
-TOKEN=$("$ARK" token --subject wrk --ttl 86400)
+BENCH_REMOVE_WORK=1
+bench_start_api_run wrk
 cat >"$WORK/post.lua" <<LUA
 local batch = $BATCH
 wrk.method = "POST"
@@ -37,8 +30,8 @@ request = function()
   return wrk.format(nil, "/v1/signals", nil, "[" .. table.concat(items, ",") .. "]")
 end
 LUA
-echo "wrk: ${DURATION}s, $CONNECTIONS connections, $BATCH signal(s) per request, against http://127.0.0.1:$PORT/v1/signals"
-wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$WORK/post.lua" "http://127.0.0.1:$PORT" | tee "$WORK/wrk.txt"
+echo "wrk: ${DURATION}s, $CONNECTIONS connections, $BATCH signal(s) per request, against http://127.0.0.1:$API_PORT/v1/signals"
+wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$WORK/post.lua" "http://127.0.0.1:$API_PORT" | tee "$WORK/wrk.txt"
 accepted=$(redis-cli -s "$SOCK" XLEN ark:kyle)
 for _ in $(seq 600); do
     recorded=$(sqlite3 "$ARK_STATE_DB" "SELECT COUNT(*) FROM passes" 2>/dev/null || echo 0)

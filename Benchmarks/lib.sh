@@ -63,3 +63,27 @@ bench_stop_agents() {
     for p in "${BENCH_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
     BENCH_PIDS=()
 }
+
+# A free TCP port on loopback.
+bench_free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# Starts `$ARK run` (five stages, metrics server and API in one process) on the private Redis
+# of bench_start_redis, with a fresh JWT_SECRET and rate limits out of the way; waits for the
+# API's /readyz, mints a token for subject $1 (TOKEN), and sets API_PORT and ARK_PID. Stops
+# it and the Redis on exit (and removes $WORK when BENCH_REMOVE_WORK=1). Extra settings come
+# from the caller's environment.
+bench_start_api_run() {
+    export API_PORT METRICS_PORT JWT_SECRET ARK_ENV=test WATCHDOG_ENABLED=false \
+        API_RATE_LIMIT_PER_MINUTE=100000000 API_RATE_LIMIT_PER_HOUR=1000000000
+    API_PORT=$(bench_free_port)
+    METRICS_PORT=$(bench_free_port)
+    JWT_SECRET=$(openssl rand -hex 32)
+    "$ARK" run >"$WORK/ark-run.log" 2>&1 &
+    ARK_PID=$!
+    trap 'kill $ARK_PID 2>/dev/null; wait $ARK_PID 2>/dev/null; kill $(cat "$WORK/redis.pid") 2>/dev/null; [ "${BENCH_REMOVE_WORK:-0}" = 1 ] && rm -rf "$WORK"; true' EXIT
+    for _ in $(seq 150); do curl -fs "http://127.0.0.1:$API_PORT/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
+    curl -fs "http://127.0.0.1:$API_PORT/readyz" >/dev/null || { echo "ark run did not become ready:"; tail -20 "$WORK/ark-run.log"; exit 1; }
+    TOKEN=$("$ARK" token --subject "$1" --ttl 86400)
+}

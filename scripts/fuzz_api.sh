@@ -19,25 +19,12 @@ fi
 [ "${ARK_SKIP_BUILD:-0}" = 1 ] || swift build -c "$BUILD" --product ark 2>&1 | tail -1
 ARK=$PWD/.build/$BUILD/ark
 bench_start_redis
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-MPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-export ARK_STATE_DB=$WORK/ark_state.db ARK_GRAVEYARD_DIR=$PWD/graveyard ARK_ENV=test ARK_LOG_FORMAT=json \
-    API_PORT=$PORT METRICS_PORT=$MPORT JWT_SECRET=$(openssl rand -hex 32) \
-    API_RATE_LIMIT_PER_MINUTE=1000000 API_RATE_LIMIT_PER_HOUR=100000000 WATCHDOG_ENABLED=false
-"$ARK" run >"$WORK/ark-run.log" 2>&1 &
-ARK_PID=$!
-cleanup() {
-    kill "$ARK_PID" 2>/dev/null || true
-    wait "$ARK_PID" 2>/dev/null || true
-    kill "$(cat "$WORK/redis.pid")" 2>/dev/null || true
-}
-trap cleanup EXIT
-for _ in $(seq 100); do curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
-TOKEN=$("$ARK" token --subject fuzzer --ttl 86400)
+export ARK_STATE_DB=$WORK/ark_state.db ARK_GRAVEYARD_DIR=$PWD/graveyard ARK_LOG_FORMAT=json
+bench_start_api_run fuzzer
 
-echo "Fuzzing http://127.0.0.1:$PORT for ${SECONDS_BUDGET}s (report: $WORK/schemathesis.txt)"
+echo "Fuzzing http://127.0.0.1:$API_PORT for ${SECONDS_BUDGET}s (report: $WORK/schemathesis.txt)"
 status=0
-schemathesis --config-file scripts/schemathesis.toml run "http://127.0.0.1:$PORT/openapi.json" --url "http://127.0.0.1:$PORT" \
+schemathesis --config-file scripts/schemathesis.toml run "http://127.0.0.1:$API_PORT/openapi.json" --url "http://127.0.0.1:$API_PORT" \
     -H "Authorization: Bearer $TOKEN" --checks all --max-time "$SECONDS_BUDGET" --workers 2 \
     --phases examples,coverage,fuzzing,stateful --suppress-health-check all \
     >"$WORK/schemathesis.txt" 2>&1 || status=$?

@@ -364,13 +364,3 @@ final class StoreHandle: Sendable {
         return try result.get()
     }
 }
-
-extension Error {
-    var message: String { (self as? APIError)?.message ?? "\(self)" }
-}
-
-func iso8601(_ ns: Int64) -> String {
-    let f = ISO8601DateFormatter()
-    f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-    return f.string(from: Date(timeIntervalSince1970: Double(ns) / 1e9))
-}

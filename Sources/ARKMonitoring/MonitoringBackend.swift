@@ -255,9 +255,3 @@ func prometheusNumber(_ v: Double) -> String {
     if v.isInfinite { return v > 0 ? "+Inf" : "-Inf" }
     return v == v.rounded() && abs(v) < 1e15 ? String(Int64(v)) : String(v)
 }
-
-func iso8601(_ ns: Int64) -> String {
-    let f = ISO8601DateFormatter()
-    f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-    return f.string(from: Date(timeIntervalSince1970: Double(ns) / 1e9))
-}
