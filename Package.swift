@@ -136,6 +136,11 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "ARKCanary",
+            dependencies: ["ARKCore", "ARKBus", "ARKState", "ARKOperations", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "ARKSynthetic",
             dependencies: [
                 "ARKCore", "ARKBus", "ARKState", "Graveyard", "ARKHTTPClient",
@@ -146,7 +151,7 @@ let package = Package(
         .executableTarget(
             name: "ark",
             dependencies: [
-                "ARKCore", "Graveyard", "ARKBus", "ARKState", "ARKAgents", "ARKSynthetic", "ARKMonitoring", "ARKWatchdog", "ARKOperations", "ARKAPI",
+                "ARKCore", "Graveyard", "ARKBus", "ARKState", "ARKAgents", "ARKSynthetic", "ARKMonitoring", "ARKWatchdog", "ARKOperations", "ARKAPI", "ARKCanary",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -176,7 +181,8 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["ARKCore", "ARKBus", "ARKState", "ARKAgents", "ARKSynthetic", "Graveyard", "ARKAPI", "ARKHTTPClient", "ARKTestSupport"],
+            dependencies: ["ARKCore", "ARKBus", "ARKState", "ARKAgents", "ARKSynthetic", "Graveyard", "ARKAPI", "ARKHTTPClient", "ARKTestSupport",
+                           .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strictSettings
         ),
     ]

@@ -23,7 +23,7 @@ public struct AgentService: Service {
 public func makeProcessor(_ stage: Stage, config: ARKConfig) throws -> any StageProcessor {
     switch stage {
     case .kyle: Kyle(config: config)
-    case .joey: Joey()
+    case .joey: Joey(config: config)
     case .hrm: HRM(config: config)
     case .kenny: Kenny(config: config)
     case .aletheia: Aletheia(store: try StateStore(path: config.stateDB), config: config)

@@ -96,6 +96,11 @@ struct FaultInjector {
 
     /// Before a batch: sleeps the injected latency, then fails when the error rate says so.
     mutating func beforeBatch() throws {
+        if fault.crash {
+            // A rehearsed crash: the batch stays unacknowledged, as after a real one.
+            FileHandle.standardError.write(Data("ARK_FAULT: \(fault.stage.rawValue) crashes on its first batch (exit 70)\n".utf8))
+            exit(70)
+        }
         if fault.latencyMs > 0 { Thread.sleep(forTimeInterval: Double(fault.latencyMs) / 1000) }
         errorCredit += fault.errorRate
         if errorCredit >= 1 - 1e-9 {

@@ -36,7 +36,11 @@ public func continuityProblems(_ e: Event) -> [String] {
 /// stream, so every entry any stage gave up on is in the state store with its reason.
 public final class Aletheia: StageProcessor {
     public let stage = Stage.aletheia
-    public let inputStreams = [Stage.aletheia.inputStream, Streams.deadLetter]
+    public let track: Track
+    /// The dead letter stream is shared by both tracks and recorded by the baseline only.
+    public var inputStreams: [String] {
+        track == .baseline ? [Stage.aletheia.inputStream, Streams.deadLetter] : [Stage.aletheia.inputStream(on: .canary)]
+    }
     let store: StateStore
     let thresholds: RollupThresholds
     let checkpointIntervalNs: Int64
@@ -46,6 +50,7 @@ public final class Aletheia: StageProcessor {
 
     public init(store: StateStore, config: ARKConfig) {
         self.store = store
+        self.track = config.track
         self.thresholds = RollupThresholds(config: config)
         self.checkpointIntervalNs = Int64(config.dbCheckpointIntervalSeconds) * 1_000_000_000
     }
@@ -111,6 +116,7 @@ public final class Aletheia: StageProcessor {
                 injectedViolation: e.injectedViolation, orderID: orderID,
                 event: record ?? EventCodec.encode(e))
             pass.stageTimes = e.hops.map { StageTime(stage: $0.stage, micros: Double($0.outNs - $0.inNs) / 1000) }
+            pass.track = e.track
             passes.append(pass)
         }
         try store.record(passes: passes, orders: orders, deadLetters: deadRecords, thresholds: thresholds)
@@ -142,7 +148,7 @@ public final class Aletheia: StageProcessor {
             signalID = e.id
             symbol = e.symbol
             source = e.source
-        } else if origin == Stage.kyle.inputStream {
+        } else if origin == Stage.kyle.inputStream || origin == Stage.kyle.inputStream(on: .canary) {
             // Kyle's input never reached validation; Kyle would have named it after the entry.
             if case .accepted(let e) = SignalValidator().validate(payload, fallbackTraceID: SignalValidator.derivedTraceID(entryID: originID), nowNs: nowNs) {
                 traceID = e.traceID
@@ -159,10 +165,11 @@ public final class Aletheia: StageProcessor {
             deadLetterID: entry.id, stream: origin, entryID: originID, group: f["group"] ?? "", consumer: f["consumer"] ?? "",
             reason: reason, payload: payload, deliveries: Int(f["deliveries"] ?? "") ?? 0, traceID: traceID, tsNs: Int64(f["ts_ns"] ?? "") ?? nowNs)
         guard let traceID else { return (record, nil) }
-        let pass = PassRecord(
+        var pass = PassRecord(
             traceID: traceID, signalID: signalID, symbol: symbol, source: source, verdict: .deadlettered,
             reasons: ["dead-lettered from \(origin) (\(f["group"] ?? "?")): \(reason)"], policyHash: nil, complianceScore: nil,
             t0Ns: min(t0, nowNs), doneNs: nowNs, hrmEvalUs: nil, continuityOK: false, injectedViolation: nil, orderID: nil, event: payload.isEmpty ? [] : (try? EventCodec.decode(payload)).map(EventCodec.encode) ?? [])
+        pass.track = Track(stream: origin)
         return (record, pass)
     }
 

@@ -9,6 +9,7 @@ import Metrics
 /// file that drifted from its pinned hash, an unreadable book, or a missing field is a denial.
 public final class HRM: StageProcessor {
     public let stage = Stage.hrm
+    public let track: Track
     let directory: String
     let checkIntervalNs: Int64
     let defaultEquity: Double
@@ -20,6 +21,7 @@ public final class HRM: StageProcessor {
     let deniedCounter = Counter(label: MetricName.hrmDecisions, dimensions: [("decision", "denied")])
 
     public init(config: ARKConfig) {
+        track = config.track
         directory = config.graveyardDir
         checkIntervalNs = Int64(config.graveyardCheckSeconds * 1e9)
         defaultEquity = config.paperEquity

@@ -57,11 +57,20 @@ public struct JoeyScorer: Sendable {
 /// Joey: pattern scoring and proposal.
 public final class Joey: StageProcessor {
     public let stage = Stage.joey
+    public let track: Track
     var scorer = JoeyScorer()
+    /// A rehearsed sizing bug (`ARK_FAULT=joey:size=…`): every proposal at this size.
+    let forcedSize: Double?
 
-    public init() {}
+    public init(config: ARKConfig = ARKConfig()) {
+        track = config.track
+        forcedSize = config.fault?.stage == .joey ? config.fault?.positionSizePct : nil
+    }
 
     public func handle(_ batch: [StreamEntry], context: BatchContext) throws -> BatchResult {
-        try forwardEach(batch, context: context, to: .hrm) { scorer.propose(&$0) }
+        try forwardEach(batch, context: context, to: .hrm) {
+            scorer.propose(&$0)
+            if let forcedSize { $0.positionSizePct = forcedSize }
+        }
     }
 }

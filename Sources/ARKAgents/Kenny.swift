@@ -9,12 +9,14 @@ import Foundation
 /// a redelivered signal gets its original order back, never a second one.
 public final class Kenny: StageProcessor {
     public let stage = Stage.kenny
+    public let track: Track
     let startingEquity: Double
     /// Order keys live two days: redeliveries come within minutes.
     static let orderKeyTTLSeconds = 172_800
     static let maxWatchRetries = 50
 
     public init(config: ARKConfig) {
+        track = config.track
         startingEquity = config.paperEquity
     }
 
@@ -73,7 +75,7 @@ public final class Kenny: StageProcessor {
                     }
                 }
                 e.hops.append(Hop(stage: .kenny, instance: context.instance, inNs: context.readNs, outNs: wallClockNanoseconds()))
-                outputs.append((Stage.aletheia.inputStream, EventCodec.encode(e)))
+                outputs.append((Stage.aletheia.inputStream(on: track), EventCodec.encode(e)))
             }
             var extra: [[RedisArg]] = []
             if !newOrders.isEmpty {

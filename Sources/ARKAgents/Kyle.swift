@@ -6,23 +6,51 @@ import Metrics
 /// Kyle: ingest and validate. Parses each producer payload, normalises the symbol, assigns a
 /// trace id and stamps `t0_ns`; a valid signal goes to Joey, an invalid one straight to
 /// Aletheia as a rejected pass with every reason, so it is recorded, never dropped.
+///
+/// During a canary rollout the baseline Kyle is also the entry's router: a trace whose id
+/// falls in the canary's share is passed, as received and with the trace id it was given,
+/// to the canary's Kyle, and acknowledged in the same transaction.
 public final class Kyle: StageProcessor {
     public let stage = Stage.kyle
+    public let track: Track
     let validator: SignalValidator
     let traceIDs: Bool
     let rejectedCounter = Counter(label: MetricName.signalsRejected)
+    let routedCounter = Counter(label: MetricName.canaryRouted)
+    /// The split in force (baseline only), refreshed from Redis every tick.
+    private(set) var route = CanaryRoute.off
+
+    /// The field a routed or handed-back entry carries its trace id in.
+    static let traceIDField = "trace_id"
 
     public init(config: ARKConfig) {
+        track = config.track
         validator = SignalValidator(maxPayloadBytes: config.maxSignalBytes)
         traceIDs = config.traceIDEnabled
+    }
+
+    public func tick(context: BatchContext) throws {
+        guard track == .baseline else { return }
+        let connection = context.bus.connection
+        var fields: [String: String] = [:]
+        for f in try connection.hashEntries(Streams.canaryRoute) { fields[f.field] = String(decoding: f.value, as: UTF8.self) }
+        let next = CanaryRoute(fields: fields)
+        if next != route {
+            context.logger.notice("canary route changed", metadata: [
+                "percent": .stringConvertible(next.percent), "version": .stringConvertible(next.version), "run_id": .string(next.runID),
+            ])
+            route = next
+        }
+        _ = try connection.command(["HSET", .text(Streams.canaryRouteSeen), .text(context.instance), .text(String(route.version))])
     }
 
     public func handle(_ batch: [StreamEntry], context: BatchContext) throws -> BatchResult {
         var outputs: [(stream: String, payload: [UInt8])] = []
         outputs.reserveCapacity(batch.count)
+        var routed: [[RedisArg]] = []
         var rejected = 0
         for entry in batch {
-            let fallback = SignalValidator.derivedTraceID(entryID: entry.id)
+            let fallback = entry.otherFields[Self.traceIDField] ?? SignalValidator.derivedTraceID(entryID: entry.id)
             let payload = entry.payload ?? []
             var event: Event
             let outcome: SignalValidator.Outcome
@@ -30,6 +58,14 @@ public final class Kyle: StageProcessor {
                 outcome = .rejected(["parse: the entry has no 'event' field (fields: \(entry.fieldNames.joined(separator: ", ")))"])
             } else {
                 outcome = validator.validate(payload, fallbackTraceID: fallback, nowNs: context.readNs)
+            }
+            if track == .baseline && route.percent > 0 {
+                var traceID = fallback
+                if case .accepted(let e) = outcome, traceIDs { traceID = e.traceID }
+                if route.routesToCanary(traceID) {
+                    routed.append(context.bus.addCommand(stream: Stage.kyle.inputStream(on: .canary), payload: payload, fields: [(Self.traceIDField, traceID)]))
+                    continue
+                }
             }
             switch outcome {
             case .accepted(let e):
@@ -41,13 +77,15 @@ public final class Kyle: StageProcessor {
                 event.rejection = SignalValidator.rejection(reasons, payload: payload)
                 context.logger.warning("signal rejected", metadata: ["trace_id": .string(fallback), "entry_id": .string(entry.id), "reasons": .string(reasons.joined(separator: "; "))])
             }
+            event.track = track
             event.hops.append(Hop(stage: .kyle, instance: context.instance, inNs: context.readNs, outNs: wallClockNanoseconds()))
-            let target = event.rejection == nil ? Stage.joey.inputStream : Stage.aletheia.inputStream
+            let target = event.rejection == nil ? Stage.joey.inputStream(on: track) : Stage.aletheia.inputStream(on: track)
             outputs.append((target, EventCodec.encode(event)))
         }
-        try context.bus.commit(outputs: outputs, deadLetters: [], acks: batch)
+        try context.bus.commit(outputs: outputs, deadLetters: [], acks: batch, extra: routed)
         if rejected > 0 { rejectedCounter.increment(by: rejected) }
-        return BatchResult(processed: batch.count - rejected, failed: 0)
+        if !routed.isEmpty { routedCounter.increment(by: routed.count) }
+        return BatchResult(processed: batch.count - rejected - routed.count, failed: 0)
     }
 }
 

@@ -10,6 +10,8 @@ import Metrics
 /// entry they were given, or throw so the whole batch is retried.
 public protocol StageProcessor: AnyObject {
     var stage: Stage { get }
+    /// The track this instance serves: its input and output streams are that track's.
+    var track: Track { get }
     /// Streams this stage consumes, in its group.
     var inputStreams: [String] { get }
     func handle(_ batch: [StreamEntry], context: BatchContext) throws -> BatchResult
@@ -18,7 +20,7 @@ public protocol StageProcessor: AnyObject {
 }
 
 extension StageProcessor {
-    public var inputStreams: [String] { [stage.inputStream] }
+    public var inputStreams: [String] { [stage.inputStream(on: track)] }
     public func tick(context: BatchContext) throws {}
 
     /// The common shape of a middle stage: decode each entry, let `transform` change the
@@ -34,7 +36,7 @@ extension StageProcessor {
             case .success(var (e, _)):
                 transform(&e)
                 e.hops.append(Hop(stage: stage, instance: context.instance, inNs: context.readNs, outNs: wallClockNanoseconds()))
-                outputs.append((next.inputStream, EventCodec.encode(e)))
+                outputs.append((next.inputStream(on: track), EventCodec.encode(e)))
             }
         }
         try context.bus.commit(outputs: outputs, deadLetters: dead, acks: batch)

@@ -184,6 +184,13 @@ public final class StreamBus {
         return cmds
     }
 
+    /// XADD of a payload with extra fields (a routed signal keeps the trace id it was given).
+    public func addCommand(stream: String, payload: [UInt8], fields: [(String, String)] = []) -> [RedisArg] {
+        var cmd: [RedisArg] = ["XADD", .text(stream), "MAXLEN", "~", .int(maxLength), "*", "event", .bytes(payload)]
+        for (k, v) in fields { cmd += [.text(k), .text(v)] }
+        return cmd
+    }
+
     func deadLetterCommand(_ d: DeadLetter) -> [RedisArg] {
         [
             "XADD", .text(Streams.deadLetter), "MAXLEN", "~", .int(maxLength), "*",

@@ -33,6 +33,10 @@ public struct ARKConfig: Sendable, Equatable {
     public var backupDir: String = "/var/backups/ark"
     public var logDir: String = "/var/log/ark"
     public var graveyardDir: String = "graveyard"
+    /// Where releases live (one directory each, with `current` and `previous` links).
+    public var releasesDir: String = "/opt/ark/releases"
+    /// The track this process serves: agents started by a canary run are `canary`.
+    public var track: Track = .baseline
     public var metricsPort: Int = 9090
     /// Address the metrics server binds; 0.0.0.0 exposes it to the network (logged as a risk).
     public var metricsBind: String = "127.0.0.1"
@@ -125,6 +129,7 @@ public struct ARKConfig: Sendable, Equatable {
         c.backupDir = root + "/.ark/backups"
         c.logDir = root + "/.ark/logs"
         c.graveyardDir = root + "/graveyard"
+        c.releasesDir = root + "/.ark/releases"
         if let secret = try? String(contentsOfFile: localJWTSecretPath(root: root), encoding: .utf8) {
             c.jwtSecret = secret.trimmingCharacters(in: .whitespacesAndNewlines)
         }
@@ -148,6 +153,15 @@ public struct ARKConfig: Sendable, Equatable {
         c.backupDir = reader.string("ARK_BACKUP_DIR", c.backupDir)
         c.logDir = reader.string("ARK_LOG_DIR", c.logDir)
         c.graveyardDir = reader.string("ARK_GRAVEYARD_DIR", c.graveyardDir)
+        c.releasesDir = reader.string("ARK_RELEASES_DIR", c.releasesDir)
+        if let raw = reader.value("ARK_TRACK") {
+            if let t = Track(rawValue: raw.lowercased()) {
+                c.track = t
+            } else {
+                problems.append(ConfigProblem(variable: "ARK_TRACK", message: "'\(raw)' is neither baseline nor canary",
+                                              fix: "unset ARK_TRACK (baseline); `ark canary start` sets canary for the agents it starts"))
+            }
+        }
         c.metricsPort = reader.int("METRICS_PORT", c.metricsPort, 1...65535)
         c.metricsBind = reader.string("METRICS_BIND", c.metricsBind)
         c.metricsServerEnabled = reader.bool("METRICS_SERVER_ENABLED", c.metricsServerEnabled)
@@ -211,7 +225,7 @@ public struct ARKConfig: Sendable, Equatable {
                     c.fault = try AgentFault(parsing: raw)
                 } catch {
                     problems.append(ConfigProblem(variable: "ARK_FAULT", message: error.description,
-                                                  fix: "use <stage>:latency=<ms>ms and/or errors=<fraction>, e.g. kenny:latency=6000ms"))
+                                                  fix: "use <stage>:latency=<ms>ms, errors=<fraction>, size=<fraction> (joey) or crash, e.g. kenny:latency=6000ms"))
                 }
             }
         }

@@ -2,12 +2,17 @@ import Foundation
 
 /// A fault for rehearsing the watchdog: `ARK_FAULT=kenny:latency=6000ms` makes every batch
 /// of that stage take 6 s longer, `kenny:errors=0.5` fails half its batches (every other
-/// one, so the same entries never fail twice in a row), both may be combined with a comma.
+/// one, so the same entries never fail twice in a row), `joey:size=0.15` makes Joey size
+/// every position at 15 % of equity (a sizing bug HRM must deny), `kenny:crash` makes the
+/// process exit on its first batch, leaving it unacknowledged; settings combine with a comma.
 /// Refused when ARK_ENV is production (ARKConfig checks).
 public struct AgentFault: Sendable, Equatable {
     public var stage: Stage
     public var latencyMs: Int = 0
     public var errorRate: Double = 0
+    /// Joey only: the position size it proposes for every signal, overriding the producer's.
+    public var positionSizePct: Double?
+    public var crash = false
 
     public struct ParseError: Error, CustomStringConvertible {
         public let description: String
@@ -34,8 +39,16 @@ public struct AgentFault: Sendable, Equatable {
                     throw ParseError(description: "errors '\(v)' is not a fraction in 0...1, e.g. errors=0.5")
                 }
                 errorRate = r
+            case ("size", let v?):
+                guard stage == .joey else { throw ParseError(description: "size applies to joey only, e.g. joey:size=0.15") }
+                guard let r = Double(v), r > 0, r <= 10 else {
+                    throw ParseError(description: "size '\(v)' is not a fraction of equity in (0, 10], e.g. size=0.15")
+                }
+                positionSizePct = r
+            case ("crash", nil):
+                crash = true
             default:
-                throw ParseError(description: "'\(setting)' is not latency=<ms>ms or errors=<fraction>")
+                throw ParseError(description: "'\(setting)' is not latency=<ms>ms, errors=<fraction>, size=<fraction> or crash")
             }
         }
     }

@@ -144,6 +144,8 @@ public struct Event: Sendable, Equatable {
     public var intent: String?
     /// Synthetic traffic only: the rule this signal was built to break.
     public var injectedViolation: String?
+    /// The track Kyle routed the trace to; it stays there to the end (see CanaryRoute).
+    public var track: Track = .baseline
     public var hops: [Hop]
     public var decision: Decision?
     public var execution: Execution?

@@ -39,6 +39,8 @@ public enum EventCodec {
         if let v = e.riskRewardRatio { w.key("risk_reward_ratio"); w.double(v) }
         if let v = e.intent { w.key("intent"); w.string(v) }
         if let v = e.injectedViolation { w.key("injected_violation"); w.string(v) }
+        // Only a canary trace says so: the baseline's messages stay as DESIGN §2 has them.
+        if e.track == .canary { w.key("track"); w.string(Track.canary.rawValue) }
         w.key("hops")
         w.beginArray()
         for h in e.hops { encode(h, into: &w) }
@@ -215,6 +217,12 @@ public enum EventCodec {
             else if r.matches(k, "decision") { try seen.mark(16, "decision"); e.decision = try r.readNullIfPresent() ? nil : decodeDecision(&r) }
             else if r.matches(k, "execution") { try seen.mark(17, "execution"); e.execution = try r.readNullIfPresent() ? nil : decodeExecution(&r) }
             else if r.matches(k, "rejection") { try seen.mark(18, "rejection"); e.rejection = try r.readNullIfPresent() ? nil : decodeRejection(&r) }
+            else if r.matches(k, "track") {
+                try seen.mark(19, "track")
+                let name = try string(&r, "track")
+                guard let t = Track(rawValue: name) else { throw EventDecodingError("track: '\(name)' is neither baseline nor canary") }
+                e.track = t
+            }
             else { try r.skipValue() }
         }
         guard seen.has(0), !e.traceID.isEmpty else { throw EventDecodingError("trace_id: missing") }

@@ -12,6 +12,7 @@ public enum MetricName {
     public static let consumerLag = "ark_consumer_lag"
     // Kyle.
     public static let signalsRejected = "ark_signals_rejected_total"
+    public static let canaryRouted = "ark_canary_routed_total"
     // HRM.
     public static let hrmEvaluation = "ark_hrm_evaluation_seconds"
     public static let ethicsDrift = "ark_ethics_drift"
@@ -46,6 +47,7 @@ public enum MetricName {
         pendingEntries: "Entries delivered to a stage and not yet acknowledged (label stage).",
         consumerLag: "Entries in a stage's input stream not yet delivered to its group (label stage).",
         signalsRejected: "Signals Kyle rejected as invalid, each recorded with its reason.",
+        canaryRouted: "Signals the baseline Kyle routed to the canary track during a canary rollout.",
         hrmEvaluation: "Time HRM took to evaluate one proposal against the Graveyard rules.",
         ethicsDrift: "1 when the Graveyard rule file does not match its pinned SHA-256 (HRM then denies everything).",
         hrmDecisions: "HRM decisions (label decision: approved or denied).",

@@ -18,8 +18,8 @@ public enum Stage: String, Sendable, CaseIterable, Codable, Comparable {
         }
     }
 
-    /// The stream this stage consumes.
-    public var inputStream: String { "ark:" + rawValue.lowercased() }
+    /// The stream this stage consumes on the baseline track.
+    public var inputStream: String { inputStream(on: .baseline) }
 
     /// Consumer group name: the stage name (DESIGN §2).
     public var group: String { rawValue }
@@ -51,4 +51,8 @@ public enum Streams {
     /// Prefix of each process's Prometheus exposition (`ark:metrics:<host>-<pid>`, expiring),
     /// which the metrics server merges into one `/metrics`.
     public static let metricsPrefix = "ark:metrics:"
+    /// The canary split the baseline Kyle applies (see CanaryRoute), and the route version
+    /// each routing Kyle instance has applied, a hash field per instance.
+    public static let canaryRoute = "ark:canary:route"
+    public static let canaryRouteSeen = "ark:canary:route:seen"
 }

@@ -19,9 +19,9 @@ public actor MetricsPublisher: Service {
     private let connection: RedisConnection
     private var failing = false
 
-    public init(registry: PrometheusCollectorRegistry, redisURL: RedisURL, interval: Duration = .seconds(1), logger: Logger = Logger(label: "ark.metrics")) {
+    public init(registry: PrometheusCollectorRegistry, redisURL: RedisURL, track: Track = .baseline, interval: Duration = .seconds(1), logger: Logger = Logger(label: "ark.metrics")) {
         self.registry = registry
-        self.key = Streams.metricsPrefix + processLabel()
+        self.key = Streams.metricsPrefix + Self.label(process: processLabel(), track: track)
         self.interval = interval
         self.logger = logger
         self.executor = ThreadExecutor(name: "ark-metrics-publisher")
@@ -37,6 +37,16 @@ public actor MetricsPublisher: Service {
         }
         connection.close()
         executor.shutdown()
+    }
+
+    /// The key suffix: the process, after `canary/` for a canary process, so the metrics
+    /// server labels every sample of it `track="canary"`.
+    static func label(process: String, track: Track) -> String {
+        track == .canary ? "canary/" + process : process
+    }
+
+    static func parse(label: String) -> (process: String, track: Track) {
+        label.hasPrefix("canary/") ? (String(label.dropFirst(7)), .canary) : (label, .baseline)
     }
 
     func publishOnce() {

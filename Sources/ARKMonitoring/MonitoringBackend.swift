@@ -143,7 +143,10 @@ public actor MonitoringBackend {
         case .success(let items)?: items
         default: []
         }
-        for (process, text) in published where process != me { merged.add(text, process: process) }
+        for (label, text) in published {
+            let (process, track) = MetricsPublisher.parse(label: label)
+            if process != me { merged.add(text, process: process, track: track) }
+        }
         merged.add(computedGauges(), process: me)
         for c in merged.conflicts { logger.warning("metric left out of /metrics: types disagree", metadata: ["metric": .string(c)]) }
         return merged.text()

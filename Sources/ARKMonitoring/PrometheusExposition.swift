@@ -19,8 +19,8 @@ public struct PrometheusExposition {
 
     public init() {}
 
-    /// Adds one process's exposition; `process` becomes each sample's `process` label.
-    public mutating func add(_ text: String, process: String) {
+    /// Adds one process's exposition; `process` and `track` become each sample's labels.
+    public mutating func add(_ text: String, process: String, track: Track = .baseline) {
         var current: String?
         for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
             if line.hasPrefix("# TYPE ") {
@@ -46,7 +46,8 @@ public struct PrometheusExposition {
             } else if line.hasPrefix("#") {
                 continue
             } else if let name = current {
-                families[name]?.labelled.append(Self.addingLabel(line, name: "process", value: process))
+                let withTrack = Self.addingLabel(line, name: "track", value: track.rawValue)
+                families[name]?.labelled.append(Self.addingLabel(withTrack[...], name: "process", value: process))
             }
         }
     }

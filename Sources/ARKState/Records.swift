@@ -38,6 +38,8 @@ public struct PassRecord: Sendable, Equatable {
     public var event: [UInt8]
     /// Each stage's processing time (hop in → out), for the per-stage latency rollups.
     public var stageTimes: [StageTime] = []
+    /// The track the trace ran on (a canary trace's event says so too, inside the chain).
+    public var track: Track = .baseline
 
     public var latencyMs: Double { Double(doneNs - t0Ns) / 1e6 }
 

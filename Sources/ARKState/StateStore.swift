@@ -204,6 +204,39 @@ public final class StateStore: Sendable {
                 CREATE INDEX watchdog_events_ts ON watchdog_events(ts_ns);
                 """)
         }
+        // Canary rollouts: each pass says which track it ran on, and each run keeps its steps,
+        // checks and outcome.
+        m.registerMigration("v5_canary") { db in
+            try db.execute(sql: """
+                ALTER TABLE passes ADD COLUMN track TEXT NOT NULL DEFAULT 'baseline';
+                CREATE INDEX passes_track_done_ns ON passes(track, done_ns);
+                CREATE TABLE canary_runs (
+                    run_id TEXT PRIMARY KEY,
+                    release TEXT NOT NULL,
+                    baseline_release TEXT NOT NULL,
+                    plan TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    percent REAL NOT NULL,
+                    started_ns INTEGER NOT NULL,
+                    updated_ns INTEGER NOT NULL,
+                    ended_ns INTEGER,
+                    tripwire TEXT,
+                    report TEXT NOT NULL DEFAULT '{}',
+                    requested TEXT,
+                    controller_pid INTEGER NOT NULL
+                );
+                CREATE TABLE canary_checks (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    run_id TEXT NOT NULL,
+                    step INTEGER NOT NULL,
+                    percent REAL NOT NULL,
+                    verdict TEXT NOT NULL,
+                    figures TEXT NOT NULL,
+                    ts_ns INTEGER NOT NULL
+                );
+                CREATE INDEX canary_checks_run ON canary_checks(run_id, id);
+                """)
+        }
         return m
     }
 
@@ -231,8 +264,8 @@ public final class StateStore: Sendable {
                 var prev = try String.fetchOne(db, sql: "SELECT hash FROM passes ORDER BY seq DESC LIMIT 1") ?? Self.genesisHash
                 let insertPass = try db.cachedStatement(sql: """
                     INSERT INTO passes (trace_id, signal_id, symbol, source, verdict, reasons, policy_hash, compliance_score,
-                        t0_ns, done_ns, latency_ms, hrm_eval_us, continuity_ok, injected_violation, order_id, record, prev_hash, hash)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        t0_ns, done_ns, latency_ms, hrm_eval_us, continuity_ok, injected_violation, order_id, track, record, prev_hash, hash)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT(trace_id) DO NOTHING
                     """)
                 var rollups: [Int64: Rollup] = [:]
@@ -298,6 +331,7 @@ public final class StateStore: Sendable {
         binder.int(p.continuityOK ? 1 : 0)
         binder.text(p.injectedViolation)
         binder.text(p.orderID)
+        binder.text(p.track.rawValue)
         let rc = record.withUnsafeBufferPointer { buf in
             binder.bytes(buf)
             binder.text(prev)

@@ -100,7 +100,7 @@ func runStages(_ stages: [Stage], config: ARKConfig, withMetricsServer: Bool = f
     if withMetricsServer {
         services.append(try makeMetricsServer(config))
     } else {
-        services.append(MetricsPublisher(registry: metricsRegistry, redisURL: settings.redisURL))
+        services.append(MetricsPublisher(registry: metricsRegistry, redisURL: settings.redisURL, track: config.track))
     }
     let group = ServiceGroup(configuration: .init(
         services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },

@@ -1,0 +1,92 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A process the canary controller starts: in its own session (so a signal to the
+/// controller's terminal does not reach it), output appended to a log file.
+public struct ChildProcess: Sendable, Equatable, Codable {
+    public var name: String
+    public var pid: Int32
+
+    public struct SpawnError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Starts `executable` with `arguments` and exactly `environment`.
+    public static func spawn(name: String, executable: String, arguments: [String], environment: [String: String], log: String) throws(SpawnError) -> ChildProcess {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0o600)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // POSIX_SPAWN_SETSID (0x80, glibc): not imported into Swift by name.
+        posix_spawnattr_setflags(&attributes, 0x80)
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            for p in argv { free(p) }
+            for p in envp { free(p) }
+        }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        guard rc == 0 else { throw SpawnError(description: "cannot start \(executable): \(String(cString: strerror(rc)))") }
+        return ChildProcess(name: name, pid: pid)
+    }
+
+    /// nil while it runs; how it ended once it has (reaped when it is our child).
+    public func exitStatus() -> String? {
+        var status: Int32 = 0
+        let r = waitpid(pid, &status, WNOHANG)
+        if r == pid { return Self.describe(status) }
+        if r == 0 { return nil }
+        // Not our child (the start script's, or an earlier controller's): it lives while
+        // signals reach it and it is not a zombie waiting for its own parent.
+        guard kill(pid, 0) == 0 || errno == EPERM else { return "stopped" }
+        return Self.isZombie(pid) ? "stopped" : nil
+    }
+
+    static func isZombie(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
+    }
+
+    public var isRunning: Bool { exitStatus() == nil }
+
+    /// Stops them all at once (SIGTERM to each, then the waits); how each ended, in order.
+    public static func stopAll(_ processes: [ChildProcess], timeout: Duration = .seconds(10)) -> [String] {
+        for p in processes where p.exitStatus() == nil { kill(p.pid, SIGTERM) }
+        return processes.map { $0.stop(timeout: timeout) }
+    }
+
+    /// SIGTERM, so an agent finishes and commits its batch; SIGKILL after `timeout`.
+    /// Returns how it ended.
+    @discardableResult
+    public func stop(timeout: Duration = .seconds(10)) -> String {
+        if let s = exitStatus() { return s }
+        kill(pid, SIGTERM)
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let s = exitStatus() { return s }
+            usleep(50_000)
+        }
+        kill(pid, SIGKILL)
+        for _ in 0..<100 {
+            if let s = exitStatus() { return "killed after \(timeout) (\(s))" }
+            usleep(20_000)
+        }
+        return "did not stop"
+    }
+
+    static func describe(_ status: Int32) -> String {
+        let signal = status & 0x7f
+        if signal == 0 { return "exit \((status >> 8) & 0xff)" }
+        return "signal \(signal)"
+    }
+}

@@ -1,0 +1,81 @@
+import ARKBus
+import ARKCore
+
+/// Hands the canary's unfinished work to the baseline: every entry of a canary stage stream
+/// that its group has not acknowledged (pending on a canary consumer, or not yet delivered)
+/// is added to the same stage's baseline stream, fields and all, and acknowledged on the
+/// canary stream in the same MULTI/EXEC. The baseline then finishes those traces, so a
+/// rollback loses none; one a canary agent had half-done before it died is redone, which
+/// Kenny's and Aletheia's idempotency by trace id make harmless.
+public struct StreamHandback {
+    let connection: RedisConnection
+    let maxLength: Int
+    let consumer: String
+
+    public init(connection: RedisConnection, maxLength: Int, consumer: String = "canary-handback") {
+        self.connection = connection
+        self.maxLength = maxLength
+        self.consumer = consumer
+    }
+
+    /// Entries of each canary stage stream not yet acknowledged by its group.
+    public func unfinished() throws(RedisError) -> [Stage: Int] {
+        var out: [Stage: Int] = [:]
+        for stage in Stage.allCases {
+            let stream = stage.inputStream(on: .canary)
+            let pending = try StreamBus(connection: connection, group: stage.group, consumer: consumer, maxLength: maxLength).pendingCount(stream)
+            // Entries after the group's last delivered id: the group's lag (Redis ≥ 7).
+            var lag = 0
+            let groups = try connection.command(["XINFO", "GROUPS", .text(stream)])
+            for g in groups.array ?? [] {
+                guard let fields = g.array else { continue }
+                var name: String?
+                var value: Int?
+                var i = 0
+                while i + 1 < fields.count {
+                    if fields[i].string == "name" { name = fields[i + 1].string }
+                    if fields[i].string == "lag" { value = fields[i + 1].integer.map(Int.init) }
+                    i += 2
+                }
+                if name == stage.group { lag = value ?? 0 }
+            }
+            if pending + lag > 0 { out[stage] = pending + lag }
+        }
+        return out
+    }
+
+    /// Moves every unfinished canary entry to the baseline; returns how many, per stage.
+    @discardableResult
+    public func run() throws(RedisError) -> [Stage: Int] {
+        var moved: [Stage: Int] = [:]
+        for stage in Stage.allCases {
+            let stream = stage.inputStream(on: .canary)
+            let bus = StreamBus(connection: connection, group: stage.group, consumer: consumer, maxLength: maxLength)
+            try bus.ensureGroups([stream])
+            var quietRounds = 0
+            while quietRounds < 2 {
+                var entries = try bus.claim(stream, minIdleMs: 0, count: 500)
+                entries += try bus.read([stream], count: 500, blockMs: nil)
+                entries += try bus.read([stream], count: 500, blockMs: nil, history: true)
+                var seen: Set<String> = []
+                entries = entries.filter { seen.insert($0.id).inserted }
+                if entries.isEmpty { quietRounds += 1; continue }
+                quietRounds = 0
+                var adds: [[RedisArg]] = []
+                var dead: [DeadLetter] = []
+                for e in entries {
+                    if let payload = e.payload {
+                        adds.append(bus.addCommand(stream: stage.inputStream(on: .baseline), payload: payload,
+                                                   fields: e.otherFields.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }))
+                    } else {
+                        dead.append(DeadLetter(entry: e, reason: "entry was removed from \(stream) before the canary processed it"))
+                    }
+                }
+                try bus.commit(outputs: [], deadLetters: dead, acks: entries, extra: adds)
+                moved[stage, default: 0] += entries.count
+            }
+            _ = try connection.command(["XGROUP", "DELCONSUMER", .text(stream), .text(stage.group), .text(consumer)])
+        }
+        return moved
+    }
+}
