@@ -174,6 +174,7 @@ let package = Package(
         .testTarget(name: "ARKWatchdogTests", dependencies: ["ARKWatchdog", "ARKBus", "ARKState", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKOperationsTests", dependencies: ["ARKOperations", "ARKState", "ARKCore", "ARKBus", .product(name: "Logging", package: "swift-log"), "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKMonitoringTests", dependencies: ["ARKMonitoring", "ARKState", "ARKCore", "Graveyard", "ARKTestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "ARKCanaryTests", dependencies: ["ARKCanary", "ARKState", "ARKCore"], swiftSettings: strictSettings),
         .testTarget(
             name: "ARKAPITests",
             dependencies: ["ARKAPI", "ARKCore"],

@@ -4,12 +4,15 @@
 # store) and the API, waits for /healthz and /readyz, then proves it all with the synthetic
 # validation loop sent through the API, and prints the SLOs.
 #
-#   deployment/start_production.sh [--local] [--duration N] [--no-synthetic]
+#   deployment/start_production.sh [--local] [--duration N] [--no-synthetic] [--canary [-- FLAGS]]
 #
 #   --local         everything under ./.ark/ (state, logs, pids); installs missing system
 #                   packages and, when REDIS_URL is unset, starts a private redis-server
 #   --duration N    seconds of synthetic validation at 1 Hz (default 300)
 #   --no-synthetic  skip the validation loop
+#   --canary        roll this build out as a canary beside the running baseline: package it
+#                   as a release, then `ark canary start --percent 10 --step-minutes 10`
+#                   (FLAGS after -- replace those), with synthetic traffic through the API
 #
 # Without --local, settings come from .env.production (see .env.production.template).
 # Idempotent: agents already running (by pid file) are kept, not started twice.
@@ -18,15 +21,16 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 source scripts/lib.sh
 
-LOCAL=0; DURATION=300; SYNTHETIC=1
+LOCAL=0; DURATION=300; SYNTHETIC=1; CANARY=0; CANARY_FLAGS=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --local) LOCAL=1 ;;
         --duration) DURATION="${2:?--duration needs a number of seconds}"; shift ;;
         --duration=*) DURATION="${1#*=}" ;;
         --no-synthetic) SYNTHETIC=0 ;;
-        --canary) echo "start_production.sh: --canary is not available yet (canary rollout is a later release)" >&2; exit 2 ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        --canary) CANARY=1 ;;
+        --) shift; CANARY_FLAGS=("$@"); break ;;
+        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
         *) echo "start_production.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -86,6 +90,57 @@ else
 fi
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# make_release: this build, its rules and its settings as a release directory (printed).
+export ARK_RELEASES_DIR="${ARK_RELEASES_DIR:-$([ "$LOCAL" = 1 ] && echo "$ROOT/.ark/releases" || echo /opt/ark/releases)}"
+make_release() {
+    local name rel
+    name="$(date -u +%Y%m%dT%H%M%SZ)-$(git rev-parse --short HEAD 2>/dev/null || echo build)"
+    rel="$ARK_RELEASES_DIR/$name"
+    mkdir -p "$rel/graveyard"
+    cp "$ARK" "$rel/ark"
+    cp "$ARK_GRAVEYARD_DIR"/ethics_rules.json* "$rel/graveyard/"
+    chmod 444 "$rel/graveyard/"*
+    if [ -f .env.production ] && [ "$LOCAL" = 0 ]; then
+        (umask 077; cp .env.production "$rel/.env.production")
+    else
+        (umask 077; echo "ARK_ENV=$ARK_ENV" >"$rel/.env.production")
+    fi
+    # Keep the newest five releases, and always the current and previous ones.
+    local keep_current keep_previous old
+    keep_current=$(readlink -f "$ARK_RELEASES_DIR/current" 2>/dev/null || true)
+    keep_previous=$(readlink -f "$ARK_RELEASES_DIR/previous" 2>/dev/null || true)
+    for old in $(ls -1dt "$ARK_RELEASES_DIR"/*/ 2>/dev/null | tail -n +6); do
+        old=${old%/}
+        [ "$old" = "$keep_current" ] || [ "$old" = "$keep_previous" ] || [ "$old" = "$rel" ] || rm -rf "$old"
+    done
+    echo "$rel"
+}
+
+if [ "$CANARY" = 1 ]; then
+    for stage in kyle joey hrm kenny aletheia; do
+        alive "$RUN_DIR/$stage.pid" || { echo "start_production.sh: --canary needs the baseline running ($stage is not). Fix: start it first without --canary" >&2; exit 1; }
+    done
+    [ -z "${REDIS_URL:-}" ] && [ "$LOCAL" = 1 ] && export REDIS_URL="unix://$ROOT/.ark/redis/redis.sock"
+    step "Canary release"
+    REL=$(make_release)
+    echo "release $REL"
+    export API_PORT="${API_PORT:-8000}"
+    API_URL="http://127.0.0.1:$API_PORT"
+    LOOP_PID=""
+    if [ "$SYNTHETIC" = 1 ] && [ "${API_ENABLED:-true}" != "false" ]; then
+        # Traffic for the judgement: the 1 Hz synthetic loop through the API while the canary runs.
+        nohup "$ARK" synthetic-loop --duration 86400 --rate 1 --api-url "$API_URL" >>"$ARK_LOG_DIR/canary_synthetic.log" 2>&1 &
+        LOOP_PID=$!
+        echo "synthetic traffic through the API (pid $LOOP_PID), log $ARK_LOG_DIR/canary_synthetic.log"
+    fi
+    [ ${#CANARY_FLAGS[@]} -eq 0 ] && CANARY_FLAGS=(--percent 10 --step-minutes 10)
+    step "Canary: ark canary start ${CANARY_FLAGS[*]}"
+    status=0
+    "$ARK" canary start --release "$REL" --run-dir "$RUN_DIR" "${CANARY_FLAGS[@]}" | tee -a "$ARK_LOG_DIR/canary.log" || status=${PIPESTATUS[0]}
+    [ -n "$LOOP_PID" ] && kill "$LOOP_PID" 2>/dev/null
+    exit "$status"
+fi
 
 # start_process NAME LABEL LOG ARGS…: `ark ARGS…` in the background, its pid in NAME.pid and
 # its output in LOG, unless the process of NAME.pid still runs.
@@ -163,6 +218,14 @@ if [ "${WATCHDOG_ENABLED:-true}" != "false" ]; then
 fi
 
 step "Agents"
+if ! alive "$RUN_DIR/kyle.pid"; then
+    # A fresh start runs this build: it becomes the current release (the canary's baseline).
+    REL=$(make_release)
+    mkdir -p "$ARK_RELEASES_DIR"
+    [ -L "$ARK_RELEASES_DIR/current" ] && ln -sfn "$(readlink -f "$ARK_RELEASES_DIR/current")" "$ARK_RELEASES_DIR/previous"
+    ln -sfn "$REL" "$ARK_RELEASES_DIR/current"
+    echo "release $REL is current"
+fi
 for stage in Kyle Joey HRM Kenny Aletheia; do
     name=$(echo "$stage" | tr '[:upper:]' '[:lower:]')
     start_process "$name" "$stage" "$name.log" agent "$stage"

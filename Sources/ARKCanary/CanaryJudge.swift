@@ -27,10 +27,10 @@ public struct RateComparison: Sendable, Codable, Equatable {
     /// The canary's excess over the baseline in standard errors (nil: too few samples).
     public var sigmas: Double?
 
-    /// Conclusive when both tracks have `minSamples`. The standard error is that of the
-    /// difference of two proportions, with the baseline's rate smoothed (hits + 1 over
-    /// n + 2) so a baseline that never denied does not make one canary denial infinitely
-    /// significant.
+    /// Conclusive when both tracks have `minSamples`. The standard error is the two-
+    /// proportion test's, from both tracks' rate pooled (as if the canary changed nothing)
+    /// and smoothed (hits + 1 over n + 2), so a baseline that never denied does not make one
+    /// canary denial significant.
     public init(canaryHits: Int, canaryN: Int, baselineHits: Int, baselineN: Int, minSamples: Int) {
         self.canaryHits = canaryHits
         self.canaryN = canaryN
@@ -39,7 +39,7 @@ public struct RateComparison: Sendable, Codable, Equatable {
         guard canaryN >= minSamples, baselineN >= minSamples else { sigmas = nil; return }
         let pc = Double(canaryHits) / Double(canaryN)
         let pb = Double(baselineHits) / Double(baselineN)
-        let smoothed = (Double(baselineHits) + 1) / (Double(baselineN) + 2)
+        let smoothed = (Double(canaryHits + baselineHits) + 1) / (Double(canaryN + baselineN) + 2)
         let se = (smoothed * (1 - smoothed) * (1 / Double(canaryN) + 1 / Double(baselineN))).squareRoot()
         sigmas = (pc - pb) / se
     }
@@ -123,7 +123,9 @@ public struct CanaryJudge: Sendable {
             }
         }
         // A window without enough passes neither starts, extends nor ends a breach.
-        let stepConclusive = denials.sigmas != nil && i.canaryStep.latencySamples >= plan.minLatencySamples
+        // A step passes only with its rates judged and its own p95 within the SLO.
+        let stepLatencyOK = i.canaryStep.latencySamples >= plan.minLatencySamples && (i.canaryStep.latencyP95Ms ?? .infinity) <= plan.latencySLOMs
+        let stepConclusive = denials.sigmas != nil && stepLatencyOK
         var result = CheckResult(verdict: .pass, tripwire: nil, detail: "", denials: denials, failedPasses: failedPasses, failedBatches: failedBatches,
                                  canaryWindowP95Ms: p95, canaryWindowSamples: i.canaryWindow.latencySamples,
                                  latencyBreachSinceNs: latencyBreachSinceNs, stepConclusive: stepConclusive)
@@ -154,19 +156,15 @@ public struct CanaryJudge: Sendable {
             return trip(.latencyBreach, String(format: "canary p95 %.0f ms over the %.0f ms SLO for %.0f s (limit %.0f s)",
                                                p95 ?? 0, plan.latencySLOMs, Double(i.nowNs - since) / 1e9, plan.latencyBreachSeconds))
         }
-        if denials.sigmas == nil || p95 == nil {
+        let latency = p95.map { String(format: "window p95 %.0f ms", $0) }
+            ?? "window p95 n/a (\(i.canaryWindow.latencySamples) canary passes, need \(plan.minLatencySamples))"
+        let stepLatency = i.canaryStep.latencyP95Ms.map { String(format: "step p95 %.0f ms", $0) } ?? "step p95 n/a"
+        if denials.sigmas == nil {
             result.verdict = .inconclusive
-            var missing: [String] = []
-            if denials.sigmas == nil {
-                missing.append("decisions this step: canary \(denials.canaryN), baseline \(denials.baselineN), need \(plan.minSamples) each")
-            }
-            if p95 == nil {
-                missing.append("canary passes this window: \(i.canaryWindow.latencySamples), need \(plan.minLatencySamples) for a p95")
-            }
-            result.detail = "too little traffic to judge: " + missing.joined(separator: "; ")
+            result.detail = "too little traffic to judge: decisions this step: canary \(denials.canaryN), baseline \(denials.baselineN), need \(plan.minSamples) each; \(latency)"
             return result
         }
-        result.detail = String(format: "denials %.1f%% vs %.1f%%, p95 %.0f ms", denials.canaryRate * 100, denials.baselineRate * 100, p95 ?? 0)
+        result.detail = String(format: "denials %.1f%% vs %.1f%%, ", denials.canaryRate * 100, denials.baselineRate * 100) + latency + ", " + stepLatency
         return result
     }
 }

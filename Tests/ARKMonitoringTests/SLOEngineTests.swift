@@ -136,12 +136,12 @@ func pass(_ id: String, verdict: Verdict = .approved, doneNs: Int64, latencyMs: 
     @Test func mergeLabelsEverySampleWithItsProcessAndWritesEachFamilyOnce() {
         var m = PrometheusExposition()
         m.add("# TYPE ark_passes_total counter\nark_passes_total{verdict=\"approved\"} 5\n# TYPE ark_ethics_drift gauge\nark_ethics_drift 0\n", process: "h-1")
-        m.add("# TYPE ark_passes_total counter\nark_passes_total{verdict=\"approved\"} 7\n# TYPE ark_ethics_drift counter\nark_ethics_drift 3\n", process: "h-2")
+        m.add("# TYPE ark_passes_total counter\nark_passes_total{verdict=\"approved\"} 7\n# TYPE ark_ethics_drift counter\nark_ethics_drift 3\n", process: "h-2", track: .canary)
         let text = m.text()
         #expect(text.components(separatedBy: "# TYPE ark_passes_total counter").count == 2)
-        #expect(text.contains("ark_passes_total{process=\"h-1\",verdict=\"approved\"} 5"))
-        #expect(text.contains("ark_passes_total{process=\"h-2\",verdict=\"approved\"} 7"))
-        #expect(text.contains("ark_ethics_drift{process=\"h-1\"} 0"))
+        #expect(text.contains("ark_passes_total{process=\"h-1\",track=\"baseline\",verdict=\"approved\"} 5"))
+        #expect(text.contains("ark_passes_total{process=\"h-2\",track=\"canary\",verdict=\"approved\"} 7"))
+        #expect(text.contains("ark_ethics_drift{process=\"h-1\",track=\"baseline\"} 0"))
         #expect(!text.contains("} 3"))  // the family whose type disagreed is left out, not mixed in
         #expect(m.conflicts.count == 1)
         #expect(text.contains("# HELP ark_passes_total Passes recorded by Aletheia"))
