@@ -70,31 +70,49 @@ public final class CanaryController {
     var routeVersion: Int64 = 0
     /// Each baseline instance's batch counts when the run began, for deltas.
     var baselineBatchesAtStart: [String: (ok: Int, failed: Int)] = [:]
-    let selfExecutable: String
 
     public static let stagePIDNames = Stage.allCases.map { $0.rawValue.lowercased() }
 
     // MARK: start
 
-    /// Checks everything a run needs and starts it: the baseline's agents running (by their
-    /// pid files in `runDir`), no other run in progress, a valid release sharing the
-    /// baseline's Redis and state store; then snapshots the store, starts the canary agents
-    /// and routes the first step's share to them.
-    public init(plan: CanaryPlan, config: ARKConfig, release: Release, runDir: String, say: @escaping (String) -> Void) throws {
-        try plan.validate()
+    /// The executable of this process: the synthetic loop that proves a baseline runs it.
+    static let selfExecutable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+
+    /// What every controller holds, whether it starts a run or takes over a stranded one.
+    private init(plan: CanaryPlan, config: ARKConfig, release: Release, runDir: String, say: @escaping (String) -> Void,
+                 store: StateStore, connection: RedisConnection, run: CanaryRunRecord, report: CanaryReport) {
         self.plan = plan
         self.config = config
         self.release = release
         self.runDir = runDir
         self.say = say
+        self.store = store
+        self.connection = connection
+        self.run = run
+        self.report = report
+        self.canary = report.canaryPIDs
         self.links = ReleaseLinks(directory: config.releasesDir)
         self.judge = CanaryJudge(plan: plan)
-        self.logger = Logger(label: "ark.canary")
-        self.selfExecutable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        store = try StateStore(path: config.stateDB)
-        connection = RedisConnection(url: try RedisURL(parsing: config.redisURL), commandTimeout: .seconds(10))
-        try connection.connect()
+        var logger = Logger(label: "ark.canary")
+        logger[metadataKey: "run_id"] = .string(run.runID)
+        self.logger = logger
+    }
 
+    static func open(_ config: ARKConfig) throws -> (StateStore, RedisConnection) {
+        let store = try StateStore(path: config.stateDB)
+        let connection = RedisConnection(url: try RedisURL(parsing: config.redisURL), commandTimeout: .seconds(10))
+        try connection.connect()
+        return (store, connection)
+    }
+
+    /// Checks everything a run needs and starts it: the baseline's agents running (by their
+    /// pid files in `runDir`), no other run in progress, a valid release sharing the
+    /// baseline's Redis and state store; then snapshots the store and starts the canary
+    /// agents. A canary agent that dies before its first heartbeat ends the run as rolled
+    /// back (nothing was routed to it yet) and the error says why.
+    public static func start(plan: CanaryPlan, config: ARKConfig, release: Release, runDir: String, say: @escaping (String) -> Void) throws -> CanaryController {
+        try plan.validate()
+        let (store, connection) = try open(config)
         if let open = try store.canaryRun(), !open.isFinished {
             if kill(Int32(open.controllerPID), 0) == 0 {
                 throw Failure("canary run \(open.runID) is still \(open.status) (controller pid \(open.controllerPID)). Fix: wait for it, or ark canary abort")
@@ -102,7 +120,7 @@ public final class CanaryController {
             throw Failure("canary run \(open.runID) was left \(open.status) by a controller that is gone. Fix: ark canary abort (rolls it back), then start again")
         }
         var baseline: [ChildProcess] = []
-        for name in Self.stagePIDNames {
+        for name in stagePIDNames {
             let file = runDir + "/" + name + ".pid"
             guard let text = try? String(contentsOfFile: file, encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), kill(pid, 0) == 0 else {
                 throw Failure("no running baseline agent for \(name) (\(file)). Fix: start the baseline with deployment/start_production.sh first (its agents run as separate processes with pid files in ARK_RUN_DIR)")
@@ -115,7 +133,7 @@ public final class CanaryController {
                 throw Failure("the release's \(key) is \(theirs), the baseline's \(mine): a canary must share the baseline's Redis and state store. Fix: set \(key)=\(mine) in \(release.envFile)")
             }
         }
-        let current = links.current()
+        let current = ReleaseLinks(directory: config.releasesDir).current()
         if let current, current == release.path {
             throw Failure("\(release.path) is already the current release. Fix: give the new release's directory")
         }
@@ -126,21 +144,31 @@ public final class CanaryController {
         say("  \(snapshot.path) (\(snapshot.passes) passes)")
 
         let now = wallClockNanoseconds()
-        let runID = "canary-" + Self.compactTime(now)
-        report = CanaryReport(release: release.path, baselineRelease: baselineRelease, snapshot: snapshot.path, baselinePIDs: baseline)
         let planJSON = String(decoding: (try? JSONEncoder().encode(plan)) ?? Data("{}".utf8), as: UTF8.self)
-        run = CanaryRunRecord(runID: runID, release: release.path, baselineRelease: baselineRelease, plan: planJSON, status: "starting", percent: 0,
-                              startedNs: now, updatedNs: now, controllerPID: Int(getpid()))
-        logger[metadataKey: "run_id"] = .string(runID)
-        try save()
-
-        for b in try heartbeats() { baselineBatchesAtStart[b.instance] = (b.batchesOK, b.batchesFailed) }
+        let run = CanaryRunRecord(runID: "canary-" + compactTime(now), release: release.path, baselineRelease: baselineRelease, plan: planJSON,
+                                  status: "starting", percent: 0, startedNs: now, updatedNs: now, controllerPID: Int(getpid()))
+        let c = CanaryController(plan: plan, config: config, release: release, runDir: runDir, say: say, store: store, connection: connection, run: run,
+                                 report: CanaryReport(release: release.path, baselineRelease: baselineRelease, snapshot: snapshot.path, baselinePIDs: baseline))
+        try c.save()
+        for b in try c.heartbeats() { c.baselineBatchesAtStart[b.instance] = (b.batchesOK, b.batchesFailed) }
         // The canary's groups exist before any signal is routed, so none is missed.
         for stage in Stage.allCases {
             try StreamBus(connection: connection, group: stage.group, consumer: "canary-controller", maxLength: config.streamMaxLen)
                 .ensureGroups([stage.inputStream(on: .canary)])
         }
-        try startCanaryAgents(env: releaseEnv)
+        do {
+            try c.startCanaryAgents(env: releaseEnv)
+        } catch {
+            for (p, how) in zip(c.canary, ChildProcess.stopAll(c.canary)) { say("  \(p.name) (pid \(p.pid)): \(how)") }
+            c.run.status = "rolled_back"
+            c.run.tripwire = Tripwire.processExit.rawValue
+            c.report.tripwire = .processExit
+            c.report.tripwireDetail = "\(error)"
+            c.report.outcome = "rolled back at start: nothing was routed to the canary"
+            _ = try c.finish()
+            throw error
+        }
+        return c
     }
 
     static func compactTime(_ ns: Int64) -> String {
@@ -420,7 +448,7 @@ public final class CanaryController {
         env["REDIS_URL"] = config.redisURL
         env["ARK_STATE_DB"] = config.stateDB
         env["ARK_LOG_FORMAT"] = "json"
-        let loop = try ChildProcess.spawn(name: "synthetic loop", executable: selfExecutable,
+        let loop = try ChildProcess.spawn(name: "synthetic loop", executable: Self.selfExecutable,
                                           arguments: ["synthetic-loop", "--duration", String(plan.verifySeconds), "--rate", String(plan.verifyRate)],
                                           environment: env, log: log)
         var status: String?
@@ -504,27 +532,12 @@ public final class CanaryController {
             throw Failure("canary run \(record.runID) has no readable report; stop its agents by hand (log dir \(config.logDir)/canary_*.log)")
         }
         let plan = (record.plan.data(using: .utf8)).flatMap { try? JSONDecoder().decode(CanaryPlan.self, from: $0) } ?? CanaryPlan()
-        let c = try CanaryController(recovering: record, report: report, plan: plan, config: config, runDir: runDir, say: say)
+        var run = record
+        run.controllerPID = Int(getpid())
+        let (store, connection) = try open(config)
+        let c = CanaryController(plan: plan, config: config, release: try Release(validating: record.release), runDir: runDir, say: say,
+                                 store: store, connection: connection, run: run, report: report)
         return try c.rollBack(.operatorAbort, detail: "ark canary abort, after the controller (pid \(record.controllerPID)) was gone")
-    }
-
-    init(recovering record: CanaryRunRecord, report: CanaryReport, plan: CanaryPlan, config: ARKConfig, runDir: String, say: @escaping (String) -> Void) throws {
-        self.plan = plan
-        self.config = config
-        self.release = try Release(validating: record.release)
-        self.runDir = runDir
-        self.say = say
-        self.links = ReleaseLinks(directory: config.releasesDir)
-        self.judge = CanaryJudge(plan: plan)
-        self.logger = Logger(label: "ark.canary")
-        self.selfExecutable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        store = try StateStore(path: config.stateDB)
-        connection = RedisConnection(url: try RedisURL(parsing: config.redisURL), commandTimeout: .seconds(10))
-        try connection.connect()
-        self.run = record
-        self.report = report
-        self.canary = report.canaryPIDs
-        self.run.controllerPID = Int(getpid())
     }
 
     /// A run, for people: status, steps, checks, tripwire and timings.

@@ -145,7 +145,7 @@ struct CanaryStartCommand: ParsableCommand {
         say("Canary of \(rel.path): steps \(plan.steps.map { "\($0)%" }.joined(separator: " → ")), \(Int(plan.stepSeconds)) s each")
         let controller: CanaryController
         do {
-            controller = try CanaryController(plan: plan, config: config, release: rel, runDir: layout.resolvedRunDir(config), say: say)
+            controller = try CanaryController.start(plan: plan, config: config, release: rel, runDir: layout.resolvedRunDir(config), say: say)
         } catch let e as CanaryController.Failure {
             throw fail("ark canary start: \(e.description)", code: 1)
         }

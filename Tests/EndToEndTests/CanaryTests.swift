@@ -205,6 +205,20 @@ extension EndToEnd { @Suite final class CanaryTests {
         try expectNothingLost(report0)
     }
 
+    @Test("a release whose agent cannot start ends the run rolled back at once, leaving no canary process")
+    func releaseThatCannotStart() throws {
+        let next = try startBaseline(canaryEnv: ["ARK_FAULT=kenny:latency=soon"])
+        let canary = try startCanary(next, ["--step-seconds", "30"])
+        let run = try finished(canary, timeout: 60)
+        #expect(canary.child.exitCode == 1, "\(canary.output.suffix(2000))")
+        #expect(run.status == "rolled_back" && run.tripwire == "process_exit", "\(canary.output.suffix(2000))")
+        #expect(canary.output.contains("exited at start"))
+        let pids = ((try report(run)["canaryPIDs"] as? [[String: Any]]) ?? []).compactMap { ($0["pid"] as? Int).map(pid_t.init) }
+        #expect(pids.count == 5 && pids.allSatisfy { kill($0, 0) != 0 }, "\(pids)")
+        // The next run is not blocked by it.
+        #expect(try f.store().canaryRun()?.isFinished == true)
+    }
+
     @Test("abort rolls back from another shell even when the controller was killed")
     func abortWithoutController() async throws {
         let next = try startBaseline(canaryEnv: [])
