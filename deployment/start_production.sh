@@ -89,7 +89,7 @@ else
     tail -n 1 "$ARK_LOG_DIR/build.log"
 fi
 
-alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+alive() { [ -f "$1" ] && ark_pid_alive "$(cat "$1")"; }
 
 # make_release: this build, its rules and its settings as a release directory (printed).
 export ARK_RELEASES_DIR="${ARK_RELEASES_DIR:-$([ "$LOCAL" = 1 ] && echo "$ROOT/.ark/releases" || echo /opt/ark/releases)}"
@@ -121,7 +121,7 @@ if [ "$CANARY" = 1 ]; then
     for stage in kyle joey hrm kenny aletheia; do
         alive "$RUN_DIR/$stage.pid" || { echo "start_production.sh: --canary needs the baseline running ($stage is not). Fix: start it first without --canary" >&2; exit 1; }
     done
-    [ -z "${REDIS_URL:-}" ] && [ "$LOCAL" = 1 ] && export REDIS_URL="unix://$ROOT/.ark/redis/redis.sock"
+    [ -z "${REDIS_URL:-}" ] && [ "$LOCAL" = 1 ] && export REDIS_URL="unix://${ARK_REDIS_DIR:-$ROOT/.ark/redis}/redis.sock"
     step "Canary release"
     REL=$(make_release)
     echo "release $REL"
@@ -174,9 +174,11 @@ wait_http_200() {
     echo "GET $url: 200"
 }
 
-if [ -z "${REDIS_URL:-}" ]; then
-    step "Private Redis (REDIS_URL is unset)"
-    REDIS_DIR="$ROOT/.ark/redis"
+# --local runs a private Redis when REDIS_URL is unset or names that Redis's own socket (as
+# `. deployment/ark_env.sh --local` exports it), so a start after Redis died starts it again.
+REDIS_DIR="${ARK_REDIS_DIR:-$ROOT/.ark/redis}"
+if [ "$LOCAL" = 1 ] && { [ -z "${REDIS_URL:-}" ] || [ "$REDIS_URL" = "unix://$REDIS_DIR/redis.sock" ]; }; then
+    step "Private Redis ($REDIS_DIR)"
     mkdir -p "$REDIS_DIR"
     if alive "$RUN_DIR/redis.pid"; then
         echo "redis-server already running (pid $(cat "$RUN_DIR/redis.pid"))"
@@ -191,9 +193,10 @@ if [ -z "${REDIS_URL:-}" ]; then
 fi
 
 step "Configuration"
-# A running ARK holds its own ports: checking them would only find ARK itself.
+# A running ARK holds its own ports: checking them would only find ARK itself. (A server
+# restarted next to a running ARK whose port another process took says so as it starts.)
 port_flag=""
-alive "$RUN_DIR/metrics.pid" && port_flag="--skip-ports"
+{ alive "$RUN_DIR/metrics.pid" || alive "$RUN_DIR/api.pid"; } && port_flag="--skip-ports"
 if ! "$ARK" config validate $port_flag; then
     echo "start_production.sh: fix the configuration above, then start again" >&2
     exit 78

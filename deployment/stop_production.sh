@@ -2,17 +2,23 @@
 # Stops exactly the processes start_production.sh started (by their pid files): SIGTERM so
 # each agent finishes and commits its batch, then SIGKILL after a timeout.
 #
-#   deployment/stop_production.sh [--local] [--timeout SECONDS]
+#   deployment/stop_production.sh [--local] [--timeout SECONDS] [NAME...]
+#
+# NAMEs (api, watchdog, kyle, joey, hrm, kenny, aletheia, metrics, redis) stop only those,
+# e.g. `stop_production.sh --local kenny && start_production.sh --local --no-synthetic`
+# restarts Kenny; without them everything stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-LOCAL=0; TIMEOUT=15
+source scripts/lib.sh
+LOCAL=0; TIMEOUT=15; ONLY=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --local) LOCAL=1 ;;
         --timeout) TIMEOUT="${2:?--timeout needs seconds}"; shift ;;
-        -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
-        *) echo "stop_production.sh: unknown option $1" >&2; exit 2 ;;
+        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+        api|watchdog|kyle|joey|hrm|kenny|aletheia|metrics|redis) ONLY+=("$1") ;;
+        *) echo "stop_production.sh: unknown option or process $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
 done
@@ -27,12 +33,12 @@ fi
 stop_pid() {
     local name=$1 pidfile=$2 pid
     pid=$(cat "$pidfile")
-    if ! kill -0 "$pid" 2>/dev/null; then
+    if ! ark_pid_alive "$pid"; then
         echo "$name: not running (stale pid $pid)"; rm -f "$pidfile"; return
     fi
     kill -TERM "$pid"
-    for _ in $(seq $((TIMEOUT * 10))); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then
+    for _ in $(seq $((TIMEOUT * 10))); do ark_pid_alive "$pid" || break; sleep 0.1; done
+    if ark_pid_alive "$pid"; then
         echo "$name: did not stop in ${TIMEOUT}s, killing"; kill -KILL "$pid"
     else
         echo "$name: stopped (pid $pid)"
@@ -42,8 +48,12 @@ stop_pid() {
 
 # The API first (no new signals come in), the watchdog (stopping agents are not faults), then
 # the agents in pipeline order (so upstream stops feeding downstream), Redis last.
-for name in api watchdog kyle joey hrm kenny aletheia metrics; do
-    [ -f "$RUN_DIR/$name.pid" ] && stop_pid "$name" "$RUN_DIR/$name.pid"
+for name in api watchdog kyle joey hrm kenny aletheia metrics redis; do
+    if [ ${#ONLY[@]} -gt 0 ] && [[ " ${ONLY[*]} " != *" $name "* ]]; then continue; fi
+    if [ -f "$RUN_DIR/$name.pid" ]; then
+        stop_pid "$name" "$RUN_DIR/$name.pid"
+    elif [ ${#ONLY[@]} -gt 0 ]; then
+        echo "$name: not running (no pid file in $RUN_DIR)"
+    fi
 done
-[ -f "$RUN_DIR/redis.pid" ] && stop_pid redis "$RUN_DIR/redis.pid"
 exit 0

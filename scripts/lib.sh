@@ -14,6 +14,15 @@ ark_ensure_system_packages() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-ARK_SYSTEM_PACKAGES=(libhiredis-dev libsqlite3-dev libssl-dev redis-server pkg-config sqlite3 curl)
+# ark_pid_alive PID: the process exists and has not exited. A process that exited but was
+# not reaped (a zombie: its parent, often PID 1 in a container, never waits) still answers
+# `kill -0`; it is dead all the same.
+ark_pid_alive() {
+    local state
+    state=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+    [ -n "$state" ] && [ "${state:0:1}" != Z ]
+}
+
+ARK_SYSTEM_PACKAGES=(libhiredis-dev libsqlite3-dev libssl-dev redis-server pkg-config sqlite3 curl jq psmisc)
 # The tests also check monitoring/ with promtool (Debian's prometheus package).
 ARK_TEST_PACKAGES=(prometheus logrotate)

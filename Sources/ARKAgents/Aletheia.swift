@@ -119,7 +119,11 @@ public final class Aletheia: StageProcessor {
             pass.track = e.track
             passes.append(pass)
         }
-        try store.record(passes: passes, orders: orders, deadLetters: deadRecords, thresholds: thresholds)
+        do {
+            try store.record(passes: passes, orders: orders, deadLetters: deadRecords, thresholds: thresholds)
+        } catch {
+            throw StoreUnavailable(error) ?? error
+        }
         var byVerdict: [Verdict: Int] = [:]
         for p in passes {
             byVerdict[p.verdict, default: 0] += 1

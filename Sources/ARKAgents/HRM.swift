@@ -13,6 +13,8 @@ public final class HRM: StageProcessor {
     let directory: String
     let checkIntervalNs: Int64
     let defaultEquity: Double
+    /// A rehearsed slow evaluation (`ARK_FAULT=hrm:evaluation=150ms`), in seconds.
+    let evaluationStall: Double?
     public private(set) var integrity: Graveyard.Integrity
     private var lastCheckNs: Int64
     let evaluationTimer = Metrics.Timer(label: MetricName.hrmEvaluation)
@@ -25,6 +27,7 @@ public final class HRM: StageProcessor {
         directory = config.graveyardDir
         checkIntervalNs = Int64(config.graveyardCheckSeconds * 1e9)
         defaultEquity = config.paperEquity
+        evaluationStall = config.fault.flatMap { $0.stage == .hrm && $0.evaluationStallMs > 0 ? Double($0.evaluationStallMs) / 1000 : nil }
         integrity = Graveyard.check(directory: config.graveyardDir)
         lastCheckNs = monotonicNanoseconds()
         driftGauge.record(integrity.isIntact ? 0 : 1)
@@ -68,7 +71,15 @@ public final class HRM: StageProcessor {
             }
             switch (integrity, book) {
             case (.intact(let rules), .success(let snapshot)):
-                e.decision = rules.evaluate(Proposal(e), book: snapshot, batch: &approvals)
+                if let evaluationStall {
+                    let started = monotonicNanoseconds()
+                    Thread.sleep(forTimeInterval: evaluationStall)
+                    var d = rules.evaluate(Proposal(e), book: snapshot, batch: &approvals)
+                    d.evalNs = monotonicNanoseconds() - started
+                    e.decision = d
+                } else {
+                    e.decision = rules.evaluate(Proposal(e), book: snapshot, batch: &approvals)
+                }
             case (.intact(let rules), .failure(let problem)):
                 e.decision = Graveyard.failClosed("portfolio unreadable: \(problem.description)", policyHash: rules.hash)
             case (.drifted(let actual, _), _):

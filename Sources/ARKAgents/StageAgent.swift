@@ -329,8 +329,11 @@ public actor StageAgent {
         let result: BatchResult
         do {
             try fault?.beforeBatch()
-            result = try processor.handle(batch, context: context)
+            result = try handleRetryingEnvironmentFailures(batch, context: context)
         } catch {
+            // Failures of the environment (Redis gone, the store locked or full) say nothing
+            // about the entries: only the others count towards ARK_MAX_DELIVERIES.
+            if error is EnvironmentFailure || (error as? RedisError)?.isConnectionError == true { throw error }
             for e in batch { localAttempts[e.id, default: 0] += 1 }
             if localAttempts.count > 100_000 { localAttempts.removeAll() }
             throw error
@@ -341,5 +344,38 @@ public actor StageAgent {
         instruments.processed.increment(by: result.processed)
         if result.failed > 0 { instruments.failed.increment(by: result.failed) }
         instruments.batchTime.recordNanoseconds(doneNs - readNs)
+    }
+
+    /// Hands the batch to the processor, retrying failures of the environment (the store
+    /// locked or its disk full) on the same entries, with a short back-off, until the batch
+    /// commits or the agent stops. Re-reading them from Redis instead would count a delivery
+    /// each time and in the end dead-letter entries nothing was wrong with.
+    private func handleRetryingEnvironmentFailures(_ batch: [StreamEntry], context: BatchContext) throws -> BatchResult {
+        var backoff = Backoff(base: .milliseconds(100), cap: .seconds(1))
+        var failingSinceNs: Int64 = 0
+        while true {
+            do {
+                let result = try processor.handle(batch, context: context)
+                if failingSinceNs != 0 {
+                    logger.notice("batch committed after the failures", metadata: [
+                        "attempts": .stringConvertible(backoff.attempt + 1),
+                        "down_ms": .stringConvertible((wallClockNanoseconds() - failingSinceNs) / 1_000_000),
+                    ])
+                }
+                return result
+            } catch let failure as EnvironmentFailure {
+                vitals.batchFailed()
+                instruments.failed.increment()
+                if failingSinceNs == 0 {
+                    failingSinceNs = wallClockNanoseconds()
+                    logger.error("batch failed; retrying it until it commits, its entries stay pending in Redis", metadata: [
+                        "error": .string("\(failure)"), "entries": .stringConvertible(batch.count),
+                    ])
+                }
+                if Task.isCancelled { throw failure }
+                let wait = backoff.next()
+                Thread.sleep(forTimeInterval: Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18)
+            }
+        }
     }
 }

@@ -545,7 +545,13 @@ public final class CanaryController {
         var lines = ["Canary \(run.runID): \(run.status.uppercased())"]
         lines.append("  release      \(run.release)")
         lines.append("  baseline     \(run.baselineRelease)")
-        lines.append("  share now    \(run.percent)%")
+        // Once the run is over the route is closed (rolled back) or the release is the
+        // baseline (promoted): the share in the record is the last one it ran at.
+        switch run.status {
+        case "rolled_back": lines.append("  share now    0% (was \(run.percent)%)")
+        case "promoted": lines.append("  share now    100% (the baseline)")
+        default: lines.append("  share now    \(run.percent)%")
+        }
         guard let r = report else { return lines.joined(separator: "\n") }
         lines.append("  snapshot     \(r.snapshot)")
         for (i, s) in r.steps.enumerated() {

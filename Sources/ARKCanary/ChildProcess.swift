@@ -1,3 +1,4 @@
+import ARKCore
 import Foundation
 
 #if canImport(Glibc)
@@ -47,14 +48,7 @@ public struct ChildProcess: Sendable, Equatable, Codable {
         if r == 0 { return nil }
         // Not our child (the start script's, or an earlier controller's): it lives while
         // signals reach it and it is not a zombie waiting for its own parent.
-        guard kill(pid, 0) == 0 || errno == EPERM else { return "stopped" }
-        return Self.isZombie(pid) ? "stopped" : nil
-    }
-
-    static func isZombie(_ pid: Int32) -> Bool {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return false }
-        return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
+        return processHasExited(pid) ? "stopped" : nil
     }
 
     public var isRunning: Bool { exitStatus() == nil }

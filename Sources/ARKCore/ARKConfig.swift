@@ -225,7 +225,7 @@ public struct ARKConfig: Sendable, Equatable {
                     c.fault = try AgentFault(parsing: raw)
                 } catch {
                     problems.append(ConfigProblem(variable: "ARK_FAULT", message: error.description,
-                                                  fix: "use <stage>:latency=<ms>ms, errors=<fraction>, size=<fraction> (joey) or crash, e.g. kenny:latency=6000ms"))
+                                                  fix: "use <stage>:latency=<ms>ms, errors=<fraction>, size=<fraction> (joey), evaluation=<ms>ms (hrm) or crash, e.g. kenny:latency=6000ms"))
                 }
             }
         }

@@ -4,7 +4,9 @@ import Foundation
 /// of that stage take 6 s longer, `kenny:errors=0.5` fails half its batches (every other
 /// one, so the same entries never fail twice in a row), `joey:size=0.15` makes Joey size
 /// every position at 15 % of equity (a sizing bug HRM must deny), `kenny:crash` makes the
-/// process exit on its first batch, leaving it unacknowledged; settings combine with a comma.
+/// process exit on its first batch, leaving it unacknowledged, and `hrm:evaluation=150ms`
+/// makes each of HRM's rule evaluations take 150 ms longer (inside the timed evaluation, as a
+/// starved CPU would); settings combine with a comma.
 /// Refused when ARK_ENV is production (ARKConfig checks).
 public struct AgentFault: Sendable, Equatable {
     public var stage: Stage
@@ -13,6 +15,8 @@ public struct AgentFault: Sendable, Equatable {
     /// Joey only: the position size it proposes for every signal, overriding the producer's.
     public var positionSizePct: Double?
     public var crash = false
+    /// HRM only: added to every rule evaluation.
+    public var evaluationStallMs = 0
 
     public struct ParseError: Error, CustomStringConvertible {
         public let description: String
@@ -29,8 +33,7 @@ public struct AgentFault: Sendable, Equatable {
             let kv = setting.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             switch (kv.first, kv.count == 2 ? kv[1] : nil) {
             case ("latency", let v?):
-                let digits = v.hasSuffix("ms") ? String(v.dropLast(2)) : v
-                guard let ms = Int(digits), ms >= 0, ms <= 3_600_000 else {
+                guard let ms = Self.milliseconds(v) else {
                     throw ParseError(description: "latency '\(v)' is not a whole number of milliseconds, e.g. latency=6000ms")
                 }
                 latencyMs = ms
@@ -45,11 +48,23 @@ public struct AgentFault: Sendable, Equatable {
                     throw ParseError(description: "size '\(v)' is not a fraction of equity in (0, 10], e.g. size=0.15")
                 }
                 positionSizePct = r
+            case ("evaluation", let v?):
+                guard stage == .hrm else { throw ParseError(description: "evaluation applies to hrm only, e.g. hrm:evaluation=150ms") }
+                guard let ms = Self.milliseconds(v) else {
+                    throw ParseError(description: "evaluation '\(v)' is not a whole number of milliseconds, e.g. evaluation=150ms")
+                }
+                evaluationStallMs = ms
             case ("crash", nil):
                 crash = true
             default:
-                throw ParseError(description: "'\(setting)' is not latency=<ms>ms, errors=<fraction>, size=<fraction> or crash")
+                throw ParseError(description: "'\(setting)' is not latency=<ms>ms, errors=<fraction>, size=<fraction>, evaluation=<ms>ms or crash")
             }
         }
+    }
+
+    /// `150ms` or `150`, up to an hour.
+    private static func milliseconds(_ text: String) -> Int? {
+        guard let ms = Int(text.hasSuffix("ms") ? String(text.dropLast(2)) : text), (0...3_600_000).contains(ms) else { return nil }
+        return ms
     }
 }

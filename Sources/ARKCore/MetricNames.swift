@@ -29,6 +29,9 @@ public enum MetricName {
     public static let sloBurnRate = "ark_slo_burn_rate"
     public static let inFlightOverdue = "ark_inflight_overdue"
     public static let stageLiveInstances = "ark_stage_live_instances"
+    public static let stateDiskFree = "ark_state_disk_free_bytes"
+    public static let stateDiskSize = "ark_state_disk_size_bytes"
+    public static let backupLastSuccess = "ark_backup_last_success_timestamp_seconds"
     // The API server.
     public static let apiRequests = "ark_api_requests_total"
     public static let apiLatency = "ark_api_request_seconds"
@@ -61,6 +64,9 @@ public enum MetricName {
         sloBurnRate: "Error budget burn rate (labels slo, window).",
         inFlightOverdue: "Signals still in the pipeline longer than the pass timeout (counted as failed).",
         stageLiveInstances: "Instances of a stage with a fresh heartbeat that are not quarantined (label stage).",
+        stateDiskFree: "Bytes free on the file system holding the state store.",
+        stateDiskSize: "Size in bytes of the file system holding the state store.",
+        backupLastSuccess: "Unix time the newest good backup in ARK_BACKUP_DIR was written; absent when there is none.",
         apiRequests: "API requests answered (labels method, status).",
         apiLatency: "Time the API took to answer a request.",
         apiSignals: "Signals the API enqueued to Kyle (label result: accepted or rejected; a rejected one is recorded by Kyle with its reasons).",

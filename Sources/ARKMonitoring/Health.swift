@@ -43,6 +43,11 @@ public struct HealthInputs: Sendable {
     /// nil when the state store answered; `journalMode` is what it reported.
     public var storeProblem: String?
     public var journalMode: String?
+    /// nil when a writer got the write lock in time; otherwise why not.
+    public var storeWriteProblem: String?
+    /// The file system holding the store, when it could be asked.
+    public var storeSpace: FileSystemSpace?
+    public var storeDirectory: String
     /// nil when they could not be read (Redis down).
     public var heartbeats: [HeartbeatRecord]?
     public var graveyardProblem: String?
@@ -51,10 +56,14 @@ public struct HealthInputs: Sendable {
     /// A heartbeat older than this is stale (the instance is hung, stopped or cut off).
     public var staleAfterSeconds: Double
 
-    public init(redisProblem: String?, storeProblem: String?, journalMode: String?, heartbeats: [HeartbeatRecord]?, graveyardProblem: String?, slo: SLOReport?, nowNs: Int64, staleAfterSeconds: Double = HeartbeatRecord.staleAfterSeconds) {
+    public init(redisProblem: String?, storeProblem: String?, journalMode: String?, storeWriteProblem: String? = nil, storeSpace: FileSystemSpace? = nil, storeDirectory: String = "",
+                heartbeats: [HeartbeatRecord]?, graveyardProblem: String?, slo: SLOReport?, nowNs: Int64, staleAfterSeconds: Double = HeartbeatRecord.staleAfterSeconds) {
         self.redisProblem = redisProblem
         self.storeProblem = storeProblem
         self.journalMode = journalMode
+        self.storeWriteProblem = storeWriteProblem
+        self.storeSpace = storeSpace
+        self.storeDirectory = storeDirectory
         self.heartbeats = heartbeats
         self.graveyardProblem = graveyardProblem
         self.slo = slo
@@ -63,10 +72,17 @@ public struct HealthInputs: Sendable {
     }
 }
 
+/// Below this much free space the store's file system counts as full: SQLite cannot grow
+/// the WAL for long, and a full disk fails every write of Aletheia's.
+public let storeFullBelowBytes: Int64 = 4 << 20
+/// Below this share of the file system free, health is degraded: time to make room.
+public let storeLowFraction = 0.05
+
 /// Judges health (pure). Unhealthy: Redis or the store unreachable, the store not in WAL
-/// mode, Graveyard drift, or a stage with no live, unquarantined instance (its entries wait
-/// in Redis, nothing is lost, but nothing moves). Degraded: an SLO violated, or a stage
-/// running on fewer instances than it had (some stale or quarantined).
+/// mode, locked by another writer or on a full disk, Graveyard drift, or a stage with no
+/// live, unquarantined instance (its entries wait in Redis, nothing is lost, but nothing
+/// moves). Degraded: an SLO violated, the store's disk under 5 % free, or a stage running on
+/// fewer instances than it had (some stale or quarantined).
 public func evaluateHealth(_ input: HealthInputs) -> HealthReport {
     var checks: [HealthCheck] = []
     checks.append(input.redisProblem.map { HealthCheck(name: "redis", status: .unhealthy, detail: "unreachable: \($0)") }
@@ -75,8 +91,17 @@ public func evaluateHealth(_ input: HealthInputs) -> HealthReport {
         checks.append(HealthCheck(name: "state_store", status: .unhealthy, detail: problem))
     } else if input.journalMode?.lowercased() != "wal" {
         checks.append(HealthCheck(name: "state_store", status: .unhealthy, detail: "journal mode is \(input.journalMode ?? "unknown"), not WAL"))
+    } else if let problem = input.storeWriteProblem {
+        checks.append(HealthCheck(name: "state_store", status: .unhealthy, detail: problem))
+    } else if let space = input.storeSpace, space.freeBytes < storeFullBelowBytes {
+        checks.append(HealthCheck(name: "state_store", status: .unhealthy,
+                                  detail: "disk full: \(FileSystemSpace.describe(space.freeBytes)) free on the file system of \(input.storeDirectory); Aletheia cannot record outcomes (they wait in Redis)"))
+    } else if let space = input.storeSpace, space.totalBytes > 0, Double(space.freeBytes) < storeLowFraction * Double(space.totalBytes) {
+        checks.append(HealthCheck(name: "state_store", status: .degraded,
+                                  detail: "disk low: \(FileSystemSpace.describe(space.freeBytes)) of \(FileSystemSpace.describe(space.totalBytes)) free on the file system of \(input.storeDirectory)"))
     } else {
-        checks.append(HealthCheck(name: "state_store", status: .healthy, detail: "answering, WAL mode"))
+        let free = input.storeSpace.map { ", \(FileSystemSpace.describe($0.freeBytes)) free" } ?? ""
+        checks.append(HealthCheck(name: "state_store", status: .healthy, detail: "answering, WAL mode, writable\(free)"))
     }
     for stage in Stage.allCases {
         let name = "stage:\(stage.rawValue)"
@@ -94,7 +119,7 @@ public func evaluateHealth(_ input: HealthInputs) -> HealthReport {
         if quarantined > 0 { detail += ", \(quarantined) quarantined" }
         if !recentlyLost.isEmpty { detail += ", \(recentlyLost.count) silent: \(recentlyLost.map(\.instance).joined(separator: ", "))" }
         if live.isEmpty {
-            detail = mine.isEmpty ? "no instance has ever sent a heartbeat" : "no healthy instance (\(detail)); its entries wait in Redis until one returns"
+            detail = mine.isEmpty ? "no instance is sending heartbeats; its entries wait in Redis until one starts" : "no healthy instance (\(detail)); its entries wait in Redis until one returns"
             checks.append(HealthCheck(name: name, status: .unhealthy, detail: detail))
         } else {
             checks.append(HealthCheck(name: name, status: quarantined > 0 || !recentlyLost.isEmpty ? .degraded : .healthy, detail: detail))

@@ -48,8 +48,18 @@ public struct MetricsServer: Service {
         router.get("metrics/json") { _, _ -> Response in
             response(.ok, try await backend.metricsJSON())
         }
-        router.get("slos") { _, _ -> Response in
-            try json(.ok, sloJSON(try await backend.sloReport()))
+        router.get("slos") { request, _ -> Response in
+            var window: Int64?
+            if let raw = request.uri.queryParameters.get("window") {
+                guard let seconds = Int64(raw), SLOWindowLimits.seconds.contains(seconds) else {
+                    return try json(.badRequest, [
+                        "error": "window '\(raw)' is not whole seconds in \(SLOWindowLimits.seconds.lowerBound)...\(SLOWindowLimits.seconds.upperBound), e.g. /slos?window=60",
+                        "status": 400,
+                    ])
+                }
+                window = seconds
+            }
+            return try json(.ok, sloJSON(try await backend.sloReport(windowSeconds: window)))
         }
         router.get("healthz") { _, _ -> Response in
             let report = await backend.health()
@@ -61,6 +71,12 @@ public struct MetricsServer: Service {
         }
         return router
     }
+}
+
+/// The SLO windows `/slos?window=` accepts: from one that a minute of verification traffic
+/// fills to the longest burn window the rollups are kept for.
+public enum SLOWindowLimits {
+    public static let seconds: ClosedRange<Int64> = 10...21_600
 }
 
 public struct MetricsServerError: Error, CustomStringConvertible {

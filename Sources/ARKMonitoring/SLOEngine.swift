@@ -128,7 +128,7 @@ public struct SLOEngine: Sendable {
         if input.inFlightOverdue == nil {
             notes.append("Redis unreachable: signals still in the pipeline past the pass timeout are not counted")
         }
-        let window = "\(settings.windowSeconds / 60)m"
+        let window = settings.windowSeconds % 60 == 0 ? "\(settings.windowSeconds / 60)m" : "\(settings.windowSeconds)s"
 
         // Availability: good passes over all passes, where a pass still in flight past the
         // pass timeout counts as failed now.

@@ -1,3 +1,4 @@
+import ARKCore
 import ARKState
 import Foundation
 
@@ -9,7 +10,7 @@ public struct BackupError: Error, CustomStringConvertible {
 /// Online backups of the state store (DESIGN §4): `ark_state_backup_<ISO8601>.db` in the
 /// backup directory, the newest `keep` kept; and restores that refuse a damaged file.
 public enum Backups {
-    public static let prefix = "ark_state_backup_"
+    public static let prefix = BackupFiles.prefix
     public static let keep = 10
 
     public struct Made: Sendable {
@@ -52,15 +53,23 @@ public enum Backups {
             return Made(path: final, bytes: bytes, passes: passes, removed: try prune(directory, keep: keep))
         } catch {
             for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: partial + suffix) }
+            // SQLite's backup API reports a full disk as "not an error": say what it was.
+            let needed = ["", "-wal"].reduce(Int64(0)) { sum, suffix in
+                sum + ((try? FileManager.default.attributesOfItem(atPath: store.path + suffix)[.size] as? Int).map(Int64.init) ?? 0)
+            }
+            if let space = FileSystemSpace(path: directory), space.freeBytes < needed {
+                throw BackupError("""
+                    no room in \(directory): \(FileSystemSpace.describe(space.freeBytes)) free, the store needs up to \(FileSystemSpace.describe(needed)) \
+                    (SQLite: \(error)). Fix: make room on that disk (each good backup keeps only the newest \(keep); move older copies off it), \
+                    or set ARK_BACKUP_DIR to a disk with room
+                    """)
+            }
             throw error
         }
     }
 
     /// The backups in `directory`, oldest first.
-    public static func list(_ directory: String) -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
-            .filter { $0.hasPrefix(prefix) && $0.hasSuffix(".db") }.sorted().map { directory + "/" + $0 }
-    }
+    public static func list(_ directory: String) -> [String] { BackupFiles.list(directory) }
 
     static func prune(_ directory: String, keep: Int) throws -> [String] {
         let all = list(directory)

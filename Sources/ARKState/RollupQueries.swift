@@ -89,4 +89,21 @@ extension StateStore {
             return try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? ""
         }
     }
+
+    /// Whether a writer gets the write lock within `timeoutMs` (nil) or not (the problem):
+    /// another process holding a write transaction stops Aletheia recording outcomes. Takes
+    /// the lock and rolls back at once, writing nothing.
+    public func probeWriteLock(timeoutMs: Int = 2000) throws -> String? {
+        try pool.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA busy_timeout = \(timeoutMs)")
+            defer { try? db.execute(sql: "PRAGMA busy_timeout = \(StateStore.busyTimeoutMs)") }
+            do {
+                try db.execute(sql: "BEGIN IMMEDIATE")
+                try db.execute(sql: "ROLLBACK")
+                return nil
+            } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY {
+                return "locked: the write lock was not granted within \(timeoutMs) ms, so outcomes cannot be recorded; another process holds a write transaction on \(path) (find it: fuser -v \(path))"
+            }
+        }
+    }
 }

@@ -38,7 +38,7 @@ public final class StateStore: Sendable {
         }
         var config = Configuration()
         config.readonly = readOnly
-        config.busyMode = .timeout(10)
+        config.busyMode = .timeout(Double(Self.busyTimeoutMs) / 1000)
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
             // 16 MB of page cache, and a WAL of up to 4,000 pages (16 MB) before SQLite
@@ -54,6 +54,9 @@ public final class StateStore: Sendable {
             }
         }
     }
+
+    /// How long a statement waits for a lock another connection holds before it fails.
+    static let busyTimeoutMs = 10_000
 
     /// The journal mode SQLite reports (must be `wal`).
     public func journalMode() throws -> String {
@@ -509,5 +512,20 @@ public final class StateStore: Sendable {
         try pool.read { db in
             try String.fetchAll(db, sql: "PRAGMA integrity_check").joined(separator: "; ")
         }
+    }
+}
+
+/// A write the store refused for reasons of its environment: another writer holding the
+/// lock past the busy timeout, a full disk, an I/O error, a read-only file system. The batch
+/// is retried as it is (see `EnvironmentFailure`); the message is SQLite's.
+public struct StoreUnavailable: EnvironmentFailure, CustomStringConvertible {
+    public let description: String
+
+    static let codes: [ResultCode] = [.SQLITE_BUSY, .SQLITE_LOCKED, .SQLITE_FULL, .SQLITE_IOERR, .SQLITE_READONLY, .SQLITE_CANTOPEN, .SQLITE_PROTOCOL, .SQLITE_NOMEM]
+
+    /// nil unless `error` is such a failure.
+    public init?(_ error: any Error) {
+        guard let e = error as? DatabaseError, Self.codes.contains(e.resultCode) else { return nil }
+        description = "\(e)"
     }
 }

@@ -73,10 +73,11 @@ public actor Watchdog: Service {
     public func tick(now: Int64 = wallClockNanoseconds()) throws {
         if !connection.isConnected { try connection.connect(timeout: .seconds(2)) }
         let beats = try Self.readHeartbeats(connection)
+        let exited = try Self.exitedOnThisHost(beats, connection)
         let actions: [WatchdogAction] = try store.updateWatchdog { records in
             var merged = Self.merge(records: records, into: states)
             let before = merged.mapValues(\.record)
-            let actions = policy.step(&merged, heartbeats: beats, nowNs: now)
+            let actions = policy.step(&merged, heartbeats: beats, exited: exited, nowNs: now)
             states = merged
             return (Self.changes(before: before, after: merged, actions: actions, nowNs: now), actions)
         }
@@ -150,6 +151,21 @@ public actor Watchdog: Service {
                 _ = try connection.command(["XGROUP", "DELCONSUMER", .text(stage.inputStream), .text(stage.group), .text(i)])
             }
         }
+    }
+
+    /// Instances that ran on this host whose process no longer exists, once nothing is
+    /// pending on them (until their entries are taken over they stay, quarantined, so their
+    /// peers claim the entries at once). A pid reused by another process keeps the instance:
+    /// then it is forgotten after its ten silent minutes, as one on another host is.
+    static func exitedOnThisHost(_ beats: [HeartbeatRecord], _ connection: RedisConnection) throws -> Set<String> {
+        let host = ProcessInfo.processInfo.hostName
+        var exited: Set<String> = []
+        for hb in beats where hb.host == host && hb.pid > 0 && processHasExited(pid_t(hb.pid)) {
+            guard let stage = Stage(name: hb.stage) else { continue }
+            let pending = try connection.command(["XPENDING", .text(stage.inputStream), .text(stage.group), "-", "+", "1", .text(hb.instance)])
+            if pending.array?.isEmpty == true { exited.insert(hb.instance) }
+        }
+        return exited
     }
 
     static func readHeartbeats(_ connection: RedisConnection) throws -> [HeartbeatRecord] {

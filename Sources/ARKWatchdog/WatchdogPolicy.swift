@@ -157,8 +157,11 @@ public struct WatchdogPolicy: Sendable {
 
     public init(settings: WatchdogSettings) { self.settings = settings }
 
-    /// One round: `heartbeats` is every instance's last heartbeat (`ark:heartbeats`).
-    public func step(_ states: inout [String: InstanceState], heartbeats: [HeartbeatRecord], nowNs: Int64) -> [WatchdogAction] {
+    /// One round: `heartbeats` is every instance's last heartbeat (`ark:heartbeats`);
+    /// `exited` names instances known to be gone for good (their process no longer exists
+    /// and nothing is pending on them), which are forgotten now instead of after
+    /// `forgetAfterNs`, so a restarted stage is not reported with a dead twin for ten minutes.
+    public func step(_ states: inout [String: InstanceState], heartbeats: [HeartbeatRecord], exited: Set<String> = [], nowNs: Int64) -> [WatchdogAction] {
         var actions: [WatchdogAction] = []
         var beats: [String: HeartbeatRecord] = [:]
         for hb in heartbeats {
@@ -172,8 +175,12 @@ public struct WatchdogPolicy: Sendable {
                 // Silent this long: gone. Also what a watchdog starting next to heartbeats
                 // of long-dead processes sees; those are not quarantines.
                 let age = nowNs - hb.tsNs
-                guard age > settings.forgetAfterNs else { continue }
-                actions.append(.forget(instance: name, stage: states[name]!.stage, why: "silent for \(age / 1_000_000_000) s"))
+                if exited.contains(name) {
+                    actions.append(.forget(instance: name, stage: states[name]!.stage, why: "its process \(hb.pid) on \(hb.host) has exited"))
+                } else {
+                    guard age > settings.forgetAfterNs else { continue }
+                    actions.append(.forget(instance: name, stage: states[name]!.stage, why: "silent for \(age / 1_000_000_000) s"))
+                }
             } else {
                 // The heartbeat is removed by a clean shutdown: nothing of it is pending.
                 actions.append(.forget(instance: name, stage: states[name]!.stage, why: "stopped (its heartbeat was removed)"))

@@ -188,5 +188,8 @@ import Testing
         #expect(try AgentFault(parsing: "joey:size=0.15").positionSizePct == 0.15)
         #expect(try AgentFault(parsing: "kenny:crash").crash)
         #expect(throws: AgentFault.ParseError.self) { try AgentFault(parsing: "kenny:size=0.2") }
+        #expect(try AgentFault(parsing: "hrm:evaluation=150ms").evaluationStallMs == 150)
+        #expect(throws: AgentFault.ParseError.self) { try AgentFault(parsing: "kenny:evaluation=150ms") }
+        #expect(throws: AgentFault.ParseError.self) { try AgentFault(parsing: "hrm:evaluation=soon") }
     }
 }

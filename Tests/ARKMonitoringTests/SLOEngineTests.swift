@@ -176,6 +176,26 @@ func pass(_ id: String, verdict: Verdict = .approved, doneNs: Int64, latencyMs: 
         #expect(evaluateHealth(input).status == .unhealthy)
         #expect(HealthStatus.degraded.exitCode == 2 && HealthStatus.unhealthy.exitCode == 1)
     }
+
+    @Test func aLockedStoreOrAFullDiskIsUnhealthyAndALowDiskDegraded() {
+        let now = wallClockNanoseconds()
+        var input = HealthInputs(redisProblem: nil, storeProblem: nil, journalMode: "wal", storeSpace: FileSystemSpace(freeBytes: 900 << 20, totalBytes: 1000 << 20),
+                                 storeDirectory: "/var/lib/ark", heartbeats: Stage.allCases.map { beat($0, "\($0.rawValue)-1", ageS: 0.5, now: now) },
+                                 graveyardProblem: nil, slo: SLOReport(generatedNs: now, windowSeconds: 300, slos: [], violations: [], inFlightOverdue: 0, notes: []), nowNs: now)
+        func store() -> HealthCheck? { evaluateHealth(input).checks.first { $0.name == "state_store" } }
+        #expect(store()?.status == .healthy && store()?.detail == "answering, WAL mode, writable, 943.7 MB free")
+
+        input.storeSpace = FileSystemSpace(freeBytes: 40 << 20, totalBytes: 1000 << 20)
+        #expect(store()?.status == .degraded && store()?.detail.hasPrefix("disk low: 41.9 MB of 1.0 GB free") == true)
+
+        input.storeSpace = FileSystemSpace(freeBytes: 1 << 20, totalBytes: 1000 << 20)
+        #expect(store()?.status == .unhealthy && store()?.detail.hasPrefix("disk full: 1.0 MB free on the file system of /var/lib/ark") == true)
+        #expect(evaluateHealth(input).status == .unhealthy)
+
+        input.storeSpace = nil
+        input.storeWriteProblem = "locked: the write lock was not granted within 2000 ms"
+        #expect(store()?.status == .unhealthy && store()?.detail.hasPrefix("locked") == true)
+    }
 }
 
 /// Counting signals overdue in flight, against a private redis-server.

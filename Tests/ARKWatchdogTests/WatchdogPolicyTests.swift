@@ -104,6 +104,16 @@ func trips(_ actions: [WatchdogAction]) -> [Trip] {
         #expect(old == [.forget(instance: "k0", stage: .kenny, why: "silent for 899 s")])
     }
 
+    @Test func anInstanceWhoseProcessExitedIsForgottenAtOnce() {
+        var states: [String: InstanceState] = [:]
+        _ = policy.step(&states, heartbeats: [beat("k1", 1), beat("k2", 1)], nowNs: 1 * s)
+        // k1's process is gone (known to the caller), 3 s after its last heartbeat.
+        let a = policy.step(&states, heartbeats: [beat("k1", 1), beat("k2", 4)], exited: ["k1"], nowNs: 4 * s)
+        #expect(a.count == 1)
+        if case .forget(let i, _, let why) = a.first { #expect(i == "k1" && why.hasSuffix("has exited")) } else { Issue.record("\(a)") }
+        #expect(states.keys.sorted() == ["k2"])
+    }
+
     @Test func theGuardWithholdsWhenEveryLiveInstanceTrips() {
         var states: [String: InstanceState] = [:]
         let a = policy.step(&states, heartbeats: [beat("k1", 1, p95: 7000), beat("k2", 1, p95: 8000), beat("h1", 1, stage: .hrm)], nowNs: 1 * s)

@@ -1,3 +1,4 @@
+import ARKCore
 import ARKTestSupport
 import Foundation
 import Testing
@@ -33,7 +34,7 @@ extension EndToEnd { @Suite struct DeploymentScriptTests {
         }
         let running = try pids()
         #expect(Set(running.keys) == ["metrics.pid", "watchdog.pid", "kyle.pid", "joey.pid", "hrm.pid", "kenny.pid", "aletheia.pid", "api.pid"])
-        #expect(running.values.allSatisfy { kill($0, 0) == 0 })
+        #expect(running.values.allSatisfy { !processHasExited($0) })
         #expect(FileManager.default.fileExists(atPath: dir.path + "/logs/metrics_server.log"))
         // The synthetic loop went through the API: its requests are in the API's log.
         let apiLog = (try? String(contentsOfFile: dir.path + "/logs/api.log", encoding: .utf8)) ?? ""
@@ -54,7 +55,7 @@ extension EndToEnd { @Suite struct DeploymentScriptTests {
 
         let stop = try runCommand("/bin/bash", [Repo.root + "/deployment/stop_production.sh", "--local"], environment: env, timeout: 120)
         #expect(stop.code == 0, "\(stop.output)")
-        #expect(running.values.allSatisfy { kill($0, 0) != 0 }, "\(stop.output)")
+        #expect(running.values.allSatisfy { processHasExited($0) }, "\(stop.output)")
         #expect(try pids().isEmpty)
     }
 } }

@@ -50,6 +50,17 @@ extension EndToEnd { @Suite final class MonitoringTests {
         #expect((body["violations"] as? [String] ?? []).contains { $0.hasPrefix("availability: 0.99 < target 0.995") })
         let latency = try #require((body["slos"] as? [String: Any])?["latency_p95"] as? [String: Any])
         #expect(latency["status"] as? String == "ok", "\(slos.body)")
+        // A shorter window for checking a fix: the same passes, named in its objective; a
+        // window out of range is a 400 that says the range.
+        let recent = try get("/slos?window=600")
+        let recentBody = try #require(jsonObject(recent.body), "\(recent.body)")
+        #expect(recentBody["window_seconds"] as? Int == 600)
+        let recentAvailability = (recentBody["slos"] as? [String: Any])?["availability"] as? [String: Any]
+        #expect(recentAvailability?["events"] as? Int == 1000 && (recentAvailability?["objective"] as? String)?.hasSuffix("over 10m") == true)
+        for bad in ["5", "abc", "99999"] {
+            let r = try get("/slos?window=" + bad)
+            #expect(r.status == 400 && (jsonObject(r.body)?["error"] as? String)?.contains("10...21600") == true, "\(r.body)")
+        }
 
         let json = try #require(jsonObject(try get("/metrics/json").body))
         let passLatency = try #require((json["histograms"] as? [String: Any])?["ark_pass_latency_ms"] as? [String: Any])

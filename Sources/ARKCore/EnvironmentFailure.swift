@@ -1,0 +1,5 @@
+/// An error about the pipeline's environment (the state store locked by another writer, its
+/// disk full), not about the entries being processed. A batch failing with one is retried
+/// until it succeeds without counting against its entries' ARK_MAX_DELIVERIES: no entry is
+/// poison because the disk filled up.
+public protocol EnvironmentFailure: Error {}

@@ -1,0 +1,11 @@
+import Foundation
+
+/// Whether process `pid` has exited: there is no such process, or it is a zombie (exited,
+/// only not yet collected by its parent, which in a container may be a PID 1 that never
+/// collects). `kill(pid, 0)` alone calls a zombie alive.
+public func processHasExited(_ pid: pid_t) -> Bool {
+    if kill(pid, 0) != 0 { return errno == ESRCH }
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let nameEnd = stat.lastIndex(of: ")") else { return false }
+    return stat[stat.index(after: nameEnd)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
+}
