@@ -141,6 +141,11 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "ARKBench",
+            dependencies: ["ARKCore", "ARKBus", "ARKState", "ARKCanary"],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "ARKSynthetic",
             dependencies: [
                 "ARKCore", "ARKBus", "ARKState", "Graveyard", "ARKHTTPClient",
@@ -151,7 +156,7 @@ let package = Package(
         .executableTarget(
             name: "ark",
             dependencies: [
-                "ARKCore", "Graveyard", "ARKBus", "ARKState", "ARKAgents", "ARKSynthetic", "ARKMonitoring", "ARKWatchdog", "ARKOperations", "ARKAPI", "ARKCanary",
+                "ARKCore", "Graveyard", "ARKBus", "ARKState", "ARKAgents", "ARKSynthetic", "ARKMonitoring", "ARKWatchdog", "ARKOperations", "ARKAPI", "ARKCanary", "ARKBench",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

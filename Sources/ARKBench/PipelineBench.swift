@@ -1,0 +1,261 @@
+import ARKBus
+import ARKCanary
+import ARKCore
+import ARKState
+import Foundation
+
+/// What `ark bench` runs: the five stages as separate processes (`instances` of each) over a
+/// Redis of their own, signals sent at `rate` per second (nil: as fast as the pipeline takes
+/// them, with at most `maxInFlight` unrecorded) for `durationSeconds`, then drained.
+public struct PipelineBenchPlan: Sendable {
+    public var rate: Int?
+    public var durationSeconds: Double
+    public var instances: Int
+    public var arkExecutable: String
+    public var graveyardDir: String
+    /// nil: a private `redis-server` on a unix socket in the work directory.
+    public var redisURL: String?
+    /// Extra settings for the agents (`ARK_BATCH_SIZE`, …).
+    public var agentEnvironment: [String: String] = [:]
+    public var maxInFlight = 50_000
+    /// Every `violationEvery`-th signal breaks a Graveyard rule (leverage 5×): 5 %.
+    public var violationEvery = 20
+    public var keepWorkDirectory = false
+
+    public init(rate: Int?, durationSeconds: Double, instances: Int, arkExecutable: String, graveyardDir: String, redisURL: String? = nil) {
+        self.rate = rate
+        self.durationSeconds = durationSeconds
+        self.instances = instances
+        self.arkExecutable = arkExecutable
+        self.graveyardDir = graveyardDir
+        self.redisURL = redisURL
+    }
+}
+
+/// CPU and memory of one process over the measured run.
+public struct BenchProcessFigures: Sendable, Codable, Equatable {
+    public var name: String
+    public var pid: Int32
+    public var cpuSeconds: Double
+    public var cpuMicrosPerSignal: Double
+    public var rssKB: Int
+    public var peakRSSKB: Int
+}
+
+public struct PipelineBenchResult: Sendable, Codable, Equatable {
+    public var rate: String
+    public var instances: Int
+    public var sent: Int
+    public var recorded: Int
+    public var lost: Int
+    /// Recorded passes over the time from the first producer stamp to the last record.
+    public var signalsPerSecond: Double
+    public var seconds: Double
+    public var latencyMs: [String: Double]
+    public var violationsInjected: Int
+    public var violationsDenied: Int
+    public var verdicts: [String: Int]
+    public var processes: [BenchProcessFigures]
+}
+
+public struct PipelineBenchError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Runs a pipeline benchmark end to end and reports what the issue asks of it.
+public final class PipelineBench {
+    let plan: PipelineBenchPlan
+    public let workDirectory: String
+    private var redis: ChildProcess?
+    private var agents: [ChildProcess] = []
+
+    public init(plan: PipelineBenchPlan) throws {
+        self.plan = plan
+        var template = Array("\(NSTemporaryDirectory())/ark-bench-XXXXXX".utf8CString)
+        guard let p = mkdtemp(&template) else { throw PipelineBenchError("cannot make a work directory in \(NSTemporaryDirectory())") }
+        workDirectory = String(cString: p)
+    }
+
+    /// Starts everything, sends, drains, measures, stops everything. `progress` gets a line
+    /// about once a second.
+    public func run(progress: (String) -> Void) throws -> PipelineBenchResult {
+        defer { tearDown() }
+        let url = try plan.redisURL ?? startRedis()
+        let connection = RedisConnection(url: try RedisURL(parsing: url), commandTimeout: .seconds(10))
+        try connection.connect()
+        if plan.redisURL != nil, case .integer(let n) = try connection.command(["EXISTS", .text(Stage.kyle.inputStream), .text(Streams.heartbeats)]), n > 0 {
+            throw PipelineBenchError("\(url) already holds ARK streams: the benchmark needs an empty Redis. Fix: leave out --redis-url (a private one is started) or point it at an empty server")
+        }
+        let storePath = workDirectory + "/bench.db"
+        try startAgents(redisURL: url, storePath: storePath)
+        try waitForHeartbeats(connection)
+        let store = try StateStore(path: storePath, readOnly: true)
+
+        let cpuBefore = processes().map { cpuSeconds($0.pid) }
+        let producerBefore = cpuSeconds(getpid())
+        let sent = try send(connection, store: store, progress: progress)
+        let producerAfter = cpuSeconds(getpid())
+        let recorded = try drain(sent: sent, store: store, progress: progress)
+        let cpuAfter = processes().map { cpuSeconds($0.pid) }
+
+        let f = try store.benchFigures(traceIDPrefix: "bench-")
+        let seconds = Double(f.lastDoneNs - f.firstT0Ns) / 1e9
+        var latency: [String: Double] = [:]
+        for (name, q) in [("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("max", 1.0)] {
+            latency[name] = f.latencyNs(quantile: q).map { Double($0) / 1e6 }
+        }
+        func figures(_ name: String, _ pid: Int32, _ cpu: Double) -> BenchProcessFigures {
+            let (rss, peak) = memoryKB(pid)
+            return BenchProcessFigures(name: name, pid: pid, cpuSeconds: cpu, cpuMicrosPerSignal: sent > 0 ? cpu * 1e6 / Double(sent) : 0, rssKB: rss, peakRSSKB: peak)
+        }
+        // The producer (this process, while sending) shares the cores with the pipeline.
+        let measured = zip(processes(), zip(cpuBefore, cpuAfter)).map { p, cpu in figures(p.name, p.pid, cpu.1 - cpu.0) }
+            + [figures("producer", getpid(), producerAfter - producerBefore)]
+        return PipelineBenchResult(
+            rate: plan.rate.map(String.init) ?? "max", instances: plan.instances, sent: sent, recorded: recorded, lost: sent - recorded,
+            signalsPerSecond: seconds > 0 ? Double(f.passes) / seconds : 0, seconds: seconds, latencyMs: latency,
+            violationsInjected: f.violations, violationsDenied: f.violationsDenied, verdicts: f.verdicts, processes: measured)
+    }
+
+    /// The agents, then Redis when it is ours.
+    private func processes() -> [ChildProcess] { agents + (redis.map { [$0] } ?? []) }
+
+    private func startRedis() throws -> String {
+        guard let server = ["/usr/bin/redis-server", "/usr/local/bin/redis-server", "/usr/sbin/redis-server"].first(where: FileManager.default.isExecutableFile(atPath:)) else {
+            throw PipelineBenchError("redis-server is not installed. Fix: apt-get install redis-server, or give --redis-url")
+        }
+        let socket = workDirectory + "/redis.sock"
+        redis = try ChildProcess.spawn(name: "redis", executable: server, arguments: [
+            "--port", "0", "--unixsocket", socket, "--unixsocketperm", "700", "--dir", workDirectory, "--save", "", "--appendonly", "no",
+        ], environment: [:], log: workDirectory + "/redis.log")
+        for _ in 0..<100 where !FileManager.default.fileExists(atPath: socket) { usleep(50_000) }
+        guard FileManager.default.fileExists(atPath: socket) else { throw PipelineBenchError("redis-server did not start: see \(workDirectory)/redis.log") }
+        return "unix://" + socket
+    }
+
+    private func startAgents(redisURL: String, storePath: String) throws {
+        var env = ProcessInfo.processInfo.environment
+        for key in env.keys where key.hasPrefix("ARK_") || key.hasPrefix("WATCHDOG_") || key.hasPrefix("METRICS_") { env[key] = nil }
+        env["REDIS_URL"] = redisURL
+        env["ARK_ENV"] = "local"
+        env["ARK_STATE_DB"] = storePath
+        env["ARK_LOG_DIR"] = workDirectory
+        env["ARK_GRAVEYARD_DIR"] = plan.graveyardDir
+        env["ARK_LOG_FORMAT"] = "json"
+        for (k, v) in plan.agentEnvironment { env[k] = v }
+        for stage in Stage.allCases {
+            for i in 1...plan.instances {
+                let name = "\(stage.rawValue)-\(i)"
+                agents.append(try ChildProcess.spawn(name: name, executable: plan.arkExecutable, arguments: ["agent", stage.rawValue],
+                                                     environment: env, log: "\(workDirectory)/\(name).log"))
+            }
+        }
+    }
+
+    private func waitForHeartbeats(_ connection: RedisConnection) throws {
+        let want = Stage.allCases.count * plan.instances
+        for _ in 0..<300 {
+            if let dead = agents.first(where: { !$0.isRunning }) {
+                throw PipelineBenchError("\(dead.name) exited at start: see \(workDirectory)/\(dead.name).log")
+            }
+            if case .integer(let n) = try connection.command(["HLEN", .text(Streams.heartbeats)]), n >= want { return }
+            usleep(100_000)
+        }
+        throw PipelineBenchError("not every agent sent a heartbeat within 30 s: see the logs in \(workDirectory)")
+    }
+
+    /// Sends for the planned duration; returns how many signals went out.
+    private func send(_ connection: RedisConnection, store: StateStore, progress: (String) -> Void) throws -> Int {
+        let symbols = ["AAPL", "MSFT", "NVDA", "SPY", "AMZN", "META", "TSLA", "JPM"]
+        let startNs = monotonicNanoseconds()
+        let endNs = startNs + Int64(plan.durationSeconds * 1e9)
+        var sent = 0
+        var recorded = 0
+        var nextReportNs = startNs + 1_000_000_000
+        var nextCountNs = startNs
+        var commands: [[RedisArg]] = []
+        commands.reserveCapacity(1000)
+        while true {
+            let now = monotonicNanoseconds()
+            if now >= endNs { break }
+            if now >= nextCountNs {
+                recorded = try store.recordedPassCount()
+                nextCountNs = now + 100_000_000
+            }
+            if now >= nextReportNs {
+                progress(String(format: "  %5.1f s  sent %d  recorded %d  in flight %d", Double(now - startNs) / 1e9, sent, recorded, sent - recorded))
+                nextReportNs += 1_000_000_000
+            }
+            let due = plan.rate.map { Int(Double(now - startNs) / 1e9 * Double($0)) } ?? (sent + 500)
+            let room = plan.maxInFlight - (sent - recorded)
+            let n = min(due - sent, 1000, room)
+            if n <= 0 {
+                usleep(1000)
+                continue
+            }
+            commands.removeAll(keepingCapacity: true)
+            let t0 = wallClockNanoseconds()
+            for i in sent..<(sent + n) {
+                let price = 100.0 + Double(i % 97) * 0.37
+                let buy = (i / symbols.count) % 2 == 0
+                let violating = i % plan.violationEvery == 0
+                var event = "{\"trace_id\":\"bench-\(i)\",\"id\":\"b\(i)\",\"symbol\":\"\(symbols[i % symbols.count])\",\"price\":\(price),\"volume\":\(100 + i % 900),"
+                event += "\"source\":\"bench\",\"action\":\"\(buy ? "buy" : "sell")\",\"position_size_pct\":0.01,\"leverage\":\(violating ? 5.0 : 1.0),"
+                event += "\"stop_loss\":\(buy ? price * 0.98 : price * 1.02),\"risk_reward_ratio\":2.0,\"t0_ns\":\(t0)"
+                if violating { event += ",\"injected_violation\":\"leverage\"" }
+                event += "}"
+                commands.append(["XADD", .text(Stage.kyle.inputStream), "*", "event", .text(event)])
+            }
+            for reply in try connection.pipeline(commands) {
+                if case .error(let e) = reply { throw PipelineBenchError("XADD refused: \(e)") }
+            }
+            sent += n
+        }
+        return sent
+    }
+
+    /// Waits until every sent signal is recorded, or nothing moved for 30 s; returns the count.
+    private func drain(sent: Int, store: StateStore, progress: (String) -> Void) throws -> Int {
+        var recorded = try store.recordedPassCount()
+        var lastMoveNs = monotonicNanoseconds()
+        var nextReportNs = lastMoveNs + 1_000_000_000
+        while recorded < sent && monotonicNanoseconds() - lastMoveNs < 30_000_000_000 {
+            usleep(20_000)
+            let now = try store.recordedPassCount()
+            if now > recorded { lastMoveNs = monotonicNanoseconds() }
+            recorded = now
+            if monotonicNanoseconds() >= nextReportNs {
+                progress("  draining: recorded \(recorded) of \(sent)")
+                nextReportNs += 1_000_000_000
+            }
+        }
+        return recorded
+    }
+
+    private func tearDown() {
+        _ = ChildProcess.stopAll(agents, timeout: .seconds(10))
+        redis?.stop(timeout: .seconds(5))
+        if !plan.keepWorkDirectory { try? FileManager.default.removeItem(atPath: workDirectory) }
+    }
+}
+
+/// User plus system CPU seconds of `pid` so far (0 once it is gone).
+func cpuSeconds(_ pid: Int32) -> Double {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let nameEnd = stat.lastIndex(of: ")") else { return 0 }
+    // Fields after the name: state is field 3, utime 14 and stime 15.
+    let fields = stat[stat.index(after: nameEnd)...].split(separator: " ")
+    guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
+
+/// Resident and peak resident memory of `pid`, in KB.
+func memoryKB(_ pid: Int32) -> (rss: Int, peak: Int) {
+    guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return (0, 0) }
+    func field(_ name: String) -> Int {
+        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(name + ":") }) else { return 0 }
+        return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0
+    }
+    return (field("VmRSS"), field("VmHWM"))
+}

@@ -1,0 +1,68 @@
+import ARKCore
+import Foundation
+import GRDB
+
+/// What `ark bench` reads back about the passes it sent (trace ids with one prefix).
+public struct BenchPassFigures: Sendable, Equatable {
+    public var passes = 0
+    /// Producer stamp of the first pass and record time of the last (wall clock).
+    public var firstT0Ns: Int64 = 0
+    public var lastDoneNs: Int64 = 0
+    /// End-to-end latency of every pass, sorted ascending.
+    public var latenciesNs: [Int64] = []
+    public var violations = 0
+    public var violationsDenied = 0
+    public var verdicts: [String: Int] = [:]
+
+    /// The latency below which `q` (0...1) of the passes fall; nil without passes.
+    public func latencyNs(quantile q: Double) -> Int64? {
+        guard !latenciesNs.isEmpty else { return nil }
+        // Nearest rank: the smallest value with at least q of the passes at or below it.
+        let rank = Int((Double(latenciesNs.count) * q).rounded(.up))
+        return latenciesNs[min(latenciesNs.count, max(1, rank)) - 1]
+    }
+}
+
+extension StateStore {
+    /// Passes recorded with trace ids starting `prefix`, so far.
+    public func passCount(traceIDPrefix prefix: String) throws -> Int {
+        try pool.read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM passes WHERE trace_id >= ? AND trace_id < ?", arguments: [prefix, prefix + "\u{10FFFF}"]) ?? 0
+        }
+    }
+
+    public func benchFigures(traceIDPrefix prefix: String) throws -> BenchPassFigures {
+        try pool.read { db in
+            var f = BenchPassFigures()
+            let range: StatementArguments = [prefix, prefix + "\u{10FFFF}"]
+            let rows = try Row.fetchCursor(db, sql: """
+                SELECT t0_ns, done_ns, verdict, injected_violation IS NOT NULL AS violating
+                FROM passes WHERE trace_id >= ? AND trace_id < ?
+                """, arguments: range)
+            f.firstT0Ns = .max
+            while let row = try rows.next() {
+                let t0: Int64 = row[0], done: Int64 = row[1], verdict: String = row[2], violating: Bool = row[3]
+                f.passes += 1
+                f.firstT0Ns = min(f.firstT0Ns, t0)
+                f.lastDoneNs = max(f.lastDoneNs, done)
+                f.latenciesNs.append(done - t0)
+                f.verdicts[verdict, default: 0] += 1
+                if violating {
+                    f.violations += 1
+                    if verdict == "denied" { f.violationsDenied += 1 }
+                }
+            }
+            if f.passes == 0 { f.firstT0Ns = 0 }
+            f.latenciesNs.sort()
+            return f
+        }
+    }
+}
+
+extension StateStore {
+    /// Passes recorded so far, cheaply (the largest sequence number): right for a store that
+    /// holds nothing else, as the benchmark's does.
+    public func recordedPassCount() throws -> Int {
+        try pool.read { db in try Int.fetchOne(db, sql: "SELECT COALESCE(MAX(seq), 0) FROM passes") ?? 0 }
+    }
+}
