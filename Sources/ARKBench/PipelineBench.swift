@@ -40,6 +40,9 @@ public struct BenchProcessFigures: Sendable, Codable, Equatable {
     public var cpuMicrosPerSignal: Double
     public var rssKB: Int
     public var peakRSSKB: Int
+    /// RSS once warmed up (a fifth of the run, at most a minute in): the end's RSS minus this
+    /// is the growth over the run.
+    public var rssWarmKB: Int
 }
 
 public struct PipelineBenchResult: Sendable, Codable, Equatable {
@@ -69,6 +72,8 @@ public final class PipelineBench {
     public let workDirectory: String
     private var redis: ChildProcess?
     private var agents: [ChildProcess] = []
+    /// RSS of each process (by pid) once warmed up.
+    private var warmRSS: [Int32: Int] = [:]
 
     public init(plan: PipelineBenchPlan) throws {
         self.plan = plan
@@ -107,7 +112,8 @@ public final class PipelineBench {
         }
         func figures(_ name: String, _ pid: Int32, _ cpu: Double) -> BenchProcessFigures {
             let (rss, peak) = memoryKB(pid)
-            return BenchProcessFigures(name: name, pid: pid, cpuSeconds: cpu, cpuMicrosPerSignal: sent > 0 ? cpu * 1e6 / Double(sent) : 0, rssKB: rss, peakRSSKB: peak)
+            return BenchProcessFigures(name: name, pid: pid, cpuSeconds: cpu, cpuMicrosPerSignal: sent > 0 ? cpu * 1e6 / Double(sent) : 0,
+                                       rssKB: rss, peakRSSKB: peak, rssWarmKB: warmRSS[pid] ?? rss)
         }
         // The producer (this process, while sending) shares the cores with the pipeline.
         let measured = zip(processes(), zip(cpuBefore, cpuAfter)).map { p, cpu in figures(p.name, p.pid, cpu.1 - cpu.0) }
@@ -174,6 +180,7 @@ public final class PipelineBench {
         var recorded = 0
         var nextReportNs = startNs + 1_000_000_000
         var nextCountNs = startNs
+        let warmNs = startNs + min(60_000_000_000, Int64(plan.durationSeconds * 0.2e9))
         var commands: [[RedisArg]] = []
         commands.reserveCapacity(1000)
         while true {
@@ -182,6 +189,9 @@ public final class PipelineBench {
             if now >= nextCountNs {
                 recorded = try store.recordedPassCount()
                 nextCountNs = now + 100_000_000
+            }
+            if warmRSS.isEmpty && now >= warmNs {
+                for pid in processes().map(\.pid) + [getpid()] { warmRSS[pid] = memoryKB(pid).rss }
             }
             if now >= nextReportNs {
                 progress(String(format: "  %5.1f s  sent %d  recorded %d  in flight %d", Double(now - startNs) / 1e9, sent, recorded, sent - recorded))
