@@ -10,7 +10,6 @@ public struct BackupError: Error, CustomStringConvertible {
 /// Online backups of the state store (DESIGN §4): `ark_state_backup_<ISO8601>.db` in the
 /// backup directory, the newest `keep` kept; and restores that refuse a damaged file.
 public enum Backups {
-    public static let prefix = BackupFiles.prefix
     public static let keep = 10
 
     public struct Made: Sendable {
@@ -26,7 +25,7 @@ public enum Backups {
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(identifier: "UTC")!
         let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
-        return prefix + String(format: "%04d%02d%02dT%02d%02d%02dZ.db", c.year!, c.month!, c.day!, c.hour!, c.minute!, c.second!)
+        return BackupFiles.prefix + String(format: "%04d%02d%02dT%02d%02d%02dZ.db", c.year!, c.month!, c.day!, c.hour!, c.minute!, c.second!)
     }
 
     /// Copies the live store with SQLite's backup API (consistent while Aletheia writes),
@@ -68,11 +67,8 @@ public enum Backups {
         }
     }
 
-    /// The backups in `directory`, oldest first.
-    public static func list(_ directory: String) -> [String] { BackupFiles.list(directory) }
-
     static func prune(_ directory: String, keep: Int) throws -> [String] {
-        let all = list(directory)
+        let all = BackupFiles.list(directory)
         let old = Array(all.dropLast(keep))
         for path in old { try FileManager.default.removeItem(atPath: path) }
         return old
@@ -116,7 +112,7 @@ public enum Backups {
         guard FileManager.default.fileExists(atPath: file) else { throw BackupError("\(file) does not exist") }
         try check(file)
         let fm = FileManager.default
-        let stamp = String(fileName(at: date).dropFirst(prefix.count).dropLast(3))
+        let stamp = String(fileName(at: date).dropFirst(BackupFiles.prefix.count).dropLast(3))
         let aside = statePath + ".before-restore-" + stamp
         var moved: [(String, String)] = []
         if fm.fileExists(atPath: statePath) {

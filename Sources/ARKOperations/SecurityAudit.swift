@@ -1,5 +1,6 @@
 import ARKBus
 import ARKCore
+import ARKState
 import Foundation
 import Graveyard
 
@@ -86,7 +87,7 @@ public struct SecurityAudit: Sendable {
     }
 
     func backupModes() -> [AuditFinding] {
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: config.backupDir)) ?? []).filter { $0.hasPrefix("ark_state_backup_") }.sorted()
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: config.backupDir)) ?? []).filter { $0.hasPrefix(BackupFiles.prefix) }.sorted()
         let open = names.filter { (Self.mode(config.backupDir + "/" + $0) ?? 0) & 0o077 != 0 }
         guard !open.isEmpty else { return [] }
         return [AuditFinding("backup_mode", .high, "\(open.count) backup(s) readable by others in \(config.backupDir): \(open.prefix(3).joined(separator: ", "))",

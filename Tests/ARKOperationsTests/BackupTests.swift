@@ -46,7 +46,7 @@ func pass(_ id: String) -> PassRecord {
         // Each backup is a consistent snapshot: whole batches, an intact chain, growing.
         for m in made { #expect(m.passes % 50 == 0 && m.passes > 0, "\(m.passes)") }
         #expect(made.map(\.passes) == made.map(\.passes).sorted())
-        #expect(Backups.list(backups) == made.suffix(3).map(\.path))
+        #expect(BackupFiles.list(backups) == made.suffix(3).map(\.path))
         // Self-contained files: nothing else left in the directory (no -wal, -shm, .partial).
         #expect(try FileManager.default.contentsOfDirectory(atPath: backups).sorted() == made.suffix(3).map { ($0.path as NSString).lastPathComponent })
         #expect(made[3].removed == [made[0].path] && made[4].removed == [made[1].path])
