@@ -13,7 +13,14 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "ark", targets: ["ark"]),
+        // The modules the Benchmarks package (its own package, so the main build stays light)
+        // measures.
         .library(name: "ARKCore", targets: ["ARKCore"]),
+        .library(name: "Graveyard", targets: ["Graveyard"]),
+        .library(name: "ARKBus", targets: ["ARKBus"]),
+        .library(name: "ARKState", targets: ["ARKState"]),
+        .library(name: "ARKSLO", targets: ["ARKSLO"]),
+        .library(name: "ARKBench", targets: ["ARKBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -77,12 +84,19 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
-        // Metrics exposition, the SLO engine, health and the metrics HTTP server. The only
+        // The SLO engine: the SLOs from the state store's rollups. Pure computation, apart from
+        // the store's reads; without the HTTP stack, so the Benchmarks package can time it.
+        .target(
+            name: "ARKSLO",
+            dependencies: ["ARKCore", "ARKState"],
+            swiftSettings: strictSettings
+        ),
+        // Metrics exposition, health and the metrics HTTP server. The only
         // module with an HTTP stack (Hummingbird/NIO); the stages never link it.
         .target(
             name: "ARKMonitoring",
             dependencies: [
-                "ARKCore", "Graveyard", "ARKBus", "ARKState",
+                "ARKCore", "Graveyard", "ARKBus", "ARKState", "ARKSLO",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -156,7 +170,7 @@ let package = Package(
         .executableTarget(
             name: "ark",
             dependencies: [
-                "ARKCore", "Graveyard", "ARKBus", "ARKState", "ARKAgents", "ARKSynthetic", "ARKMonitoring", "ARKWatchdog", "ARKOperations", "ARKAPI", "ARKCanary", "ARKBench",
+                "ARKCore", "Graveyard", "ARKBus", "ARKState", "ARKAgents", "ARKSynthetic", "ARKMonitoring", "ARKWatchdog", "ARKOperations", "ARKAPI", "ARKCanary", "ARKBench", "ARKSLO",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -178,7 +192,7 @@ let package = Package(
         .testTarget(name: "ARKStateTests", dependencies: ["ARKState", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKWatchdogTests", dependencies: ["ARKWatchdog", "ARKBus", "ARKState", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKOperationsTests", dependencies: ["ARKOperations", "ARKState", "ARKCore", "ARKBus", .product(name: "Logging", package: "swift-log"), "ARKTestSupport"], swiftSettings: strictSettings),
-        .testTarget(name: "ARKMonitoringTests", dependencies: ["ARKMonitoring", "ARKState", "ARKCore", "Graveyard", "ARKTestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "ARKMonitoringTests", dependencies: ["ARKMonitoring", "ARKSLO", "ARKState", "ARKCore", "Graveyard", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKCanaryTests", dependencies: ["ARKCanary", "ARKState", "ARKCore"], swiftSettings: strictSettings),
         .testTarget(
             name: "ARKAPITests",

@@ -77,9 +77,7 @@ public final class PipelineBench {
 
     public init(plan: PipelineBenchPlan) throws {
         self.plan = plan
-        var template = Array("\(NSTemporaryDirectory())/ark-bench-XXXXXX".utf8CString)
-        guard let p = mkdtemp(&template) else { throw PipelineBenchError("cannot make a work directory in \(NSTemporaryDirectory())") }
-        workDirectory = String(cString: p)
+        workDirectory = try makeBenchDirectory("ark-bench")
     }
 
     /// Starts everything, sends, drains, measures, stops everything. `progress` gets a line
@@ -128,16 +126,9 @@ public final class PipelineBench {
     private func processes() -> [ChildProcess] { agents + (redis.map { [$0] } ?? []) }
 
     private func startRedis() throws -> String {
-        guard let server = ["/usr/bin/redis-server", "/usr/local/bin/redis-server", "/usr/sbin/redis-server"].first(where: FileManager.default.isExecutableFile(atPath:)) else {
-            throw PipelineBenchError("redis-server is not installed. Fix: apt-get install redis-server, or give --redis-url")
-        }
-        let socket = workDirectory + "/redis.sock"
-        redis = try ChildProcess.spawn(name: "redis", executable: server, arguments: [
-            "--port", "0", "--unixsocket", socket, "--unixsocketperm", "700", "--dir", workDirectory, "--save", "", "--appendonly", "no",
-        ], environment: [:], log: workDirectory + "/redis.log")
-        for _ in 0..<100 where !FileManager.default.fileExists(atPath: socket) { usleep(50_000) }
-        guard FileManager.default.fileExists(atPath: socket) else { throw PipelineBenchError("redis-server did not start: see \(workDirectory)/redis.log") }
-        return "unix://" + socket
+        let server = try PrivateRedis.start(in: workDirectory)
+        redis = server.process
+        return server.url
     }
 
     private func startAgents(redisURL: String, storePath: String) throws {

@@ -1,4 +1,5 @@
 import ARKCore
+import ARKSLO
 import ARKState
 
 public enum HealthStatus: String, Sendable, Comparable {

@@ -1,4 +1,5 @@
 import ARKCore
+import ARKSLO
 import Foundation
 import Hummingbird
 import Logging

@@ -1,5 +1,6 @@
 import ARKBus
 import ARKCore
+import ARKSLO
 import ARKState
 import Foundation
 import Graveyard
@@ -90,10 +91,6 @@ public actor MonitoringBackend {
             settings.windowSeconds = windowSeconds
             engine = SLOEngine(settings: settings)
         }
-        let starts = engine.windowStarts(nowSeconds: nowNs / 1_000_000_000)
-        let order = BurnWindow.allCases
-        let totals = try store.rollupTotals(since: [starts.window] + order.map { starts.burn[$0]! })
-        let histograms = try store.rollupHistograms(since: starts.window, stages: false)
         let overdue: Int? = switch ask({ p throws(RedisError) in
             try p.overdueInFlight(groups: try p.groups(), olderThanMs: config.passTimeoutMs, nowNs: nowNs)
         }) {
@@ -101,10 +98,7 @@ public actor MonitoringBackend {
         default: nil
         }
         let integrity = Graveyard.check(directory: config.graveyardDir)
-        return engine.evaluate(SLOInputs(
-            window: totals[0], burn: Dictionary(uniqueKeysWithValues: zip(order, totals.dropFirst())),
-            histograms: histograms, inFlightOverdue: overdue, ethicsDrift: !integrity.isIntact,
-            driftProblem: integrity.problem, nowNs: nowNs))
+        return try engine.report(from: store, nowNs: nowNs, inFlightOverdue: overdue, ethicsDrift: !integrity.isIntact, driftProblem: integrity.problem)
     }
 
     public func health() -> HealthReport {

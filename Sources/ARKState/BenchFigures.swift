@@ -66,3 +66,30 @@ extension StateStore {
         try pool.read { db in try Int.fetchOne(db, sql: "SELECT COALESCE(MAX(seq), 0) FROM passes") ?? 0 }
     }
 }
+
+extension StateStore {
+    /// Writes `passes` passes spread evenly over the `hours` before `endingAtNs`, through the
+    /// real write path (rollups, hash chain) in batches of 1,000: every 20th denied, every
+    /// 200th dead-lettered. A store of known size for timing the SLO report (`ark bench slos`
+    /// and the Benchmarks package). `progress` gets the count written after each batch.
+    public func writeSyntheticHistory(passes: Int, hours: Double, endingAtNs now: Int64, progress: (Int) -> Void = { _ in }) throws {
+        let span = Int64(hours * 3600e9)
+        var batch: [PassRecord] = []
+        batch.reserveCapacity(1000)
+        for i in 0..<passes {
+            let done = now - span + span / Int64(passes) * Int64(i)
+            let verdict: Verdict = i % 200 == 0 ? .deadlettered : (i % 20 == 0 ? .denied : .approved)
+            var p = PassRecord(traceID: "bench-\(i)", signalID: "b\(i)", symbol: "AAPL", source: "bench", verdict: verdict, reasons: [],
+                               policyHash: "h", complianceScore: 1, t0Ns: done - Int64(1_000_000 + (i % 97) * 50_000), doneNs: done,
+                               hrmEvalUs: 20 + Double(i % 13), continuityOK: true, injectedViolation: nil, orderID: nil,
+                               event: Array("{\"trace_id\":\"bench-\(i)\",\"symbol\":\"AAPL\",\"price\":101.5}".utf8))
+            p.stageTimes = [StageTime(stage: .kyle, micros: 20), StageTime(stage: .joey, micros: 15), StageTime(stage: .hrm, micros: 30), StageTime(stage: .kenny, micros: 40)]
+            batch.append(p)
+            if batch.count == 1000 || i == passes - 1 {
+                try record(passes: batch)
+                batch.removeAll(keepingCapacity: true)
+                progress(i + 1)
+            }
+        }
+    }
+}

@@ -1,6 +1,7 @@
 import ARKBench
 import ARKCore
 import ARKMonitoring
+import ARKSLO
 import ARKState
 import ArgumentParser
 import Foundation
@@ -107,25 +108,9 @@ struct SLOBench: AsyncParsableCommand {
     func run() async throws {
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: db + suffix) }
         let store = try StateStore(path: db)
-        let now = wallClockNanoseconds()
-        let span = Int64(hours * 3600e9)
         let started = monotonicNanoseconds()
-        var batch: [PassRecord] = []
-        batch.reserveCapacity(1000)
-        for i in 0..<passes {
-            let done = now - span + span / Int64(passes) * Int64(i)
-            let verdict: Verdict = i % 200 == 0 ? .deadlettered : (i % 20 == 0 ? .denied : .approved)
-            var p = PassRecord(traceID: "bench-\(i)", signalID: "b\(i)", symbol: "AAPL", source: "bench", verdict: verdict, reasons: [],
-                               policyHash: "h", complianceScore: 1, t0Ns: done - Int64(1_000_000 + (i % 97) * 50_000), doneNs: done,
-                               hrmEvalUs: 20 + Double(i % 13), continuityOK: true, injectedViolation: nil, orderID: nil,
-                               event: Array("{\"trace_id\":\"bench-\(i)\",\"symbol\":\"AAPL\",\"price\":101.5}".utf8))
-            p.stageTimes = [StageTime(stage: .kyle, micros: 20), StageTime(stage: .joey, micros: 15), StageTime(stage: .hrm, micros: 30), StageTime(stage: .kenny, micros: 40)]
-            batch.append(p)
-            if batch.count == 1000 || i == passes - 1 {
-                try store.record(passes: batch)
-                batch.removeAll(keepingCapacity: true)
-            }
-            if i % 100_000 == 99_999 { print("  written \(i + 1) passes") }
+        try store.writeSyntheticHistory(passes: passes, hours: hours, endingAtNs: wallClockNanoseconds()) { written in
+            if written % 100_000 == 0 { print("  written \(written) passes") }
         }
         print("Wrote \(passes) passes in \(String(format: "%.1f", Double(monotonicNanoseconds() - started) / 1e9)) s; store \(db)")
         let engine = SLOEngine(settings: SLOSettings())
@@ -133,12 +118,7 @@ struct SLOBench: AsyncParsableCommand {
         var last: SLOReport?
         for _ in 0..<runs {
             let t = monotonicNanoseconds()
-            let nowNs = wallClockNanoseconds()
-            let starts = engine.windowStarts(nowSeconds: nowNs / 1_000_000_000)
-            let totals = try store.rollupTotals(since: [starts.window] + BurnWindow.allCases.map { starts.burn[$0]! })
-            let histograms = try store.rollupHistograms(since: starts.window, stages: false)
-            last = engine.evaluate(SLOInputs(window: totals[0], burn: Dictionary(uniqueKeysWithValues: zip(BurnWindow.allCases, totals.dropFirst())),
-                                             histograms: histograms, inFlightOverdue: 0, ethicsDrift: false, driftProblem: nil, nowNs: nowNs))
+            last = try engine.report(from: store, nowNs: wallClockNanoseconds(), inFlightOverdue: 0, ethicsDrift: false, driftProblem: nil)
             times.append(Double(monotonicNanoseconds() - t) / 1e6)
         }
         times.sort()

@@ -1,5 +1,6 @@
 import ARKCore
 import ARKMonitoring
+import ARKSLO
 import ArgumentParser
 import Foundation
 import Logging

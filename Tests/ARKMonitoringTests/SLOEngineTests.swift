@@ -1,6 +1,7 @@
 import ARKBus
 import ARKCore
 import ARKMonitoring
+import ARKSLO
 import ARKState
 import ARKTestSupport
 import Foundation

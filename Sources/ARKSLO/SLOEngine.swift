@@ -120,6 +120,20 @@ public struct SLOEngine: Sendable {
         (nowSeconds - settings.windowSeconds + 1, Dictionary(uniqueKeysWithValues: BurnWindow.allCases.map { ($0, nowSeconds - $0.seconds + 1) }))
     }
 
+    /// The report from `store`'s rollups at `nowNs`, with what only the caller knows (Redis's
+    /// overdue entries, the Graveyard's state). `/slos`, `ark bench slos` and the Benchmarks
+    /// package all compute it here, so they time and serve the same thing.
+    public func report(from store: StateStore, nowNs: Int64, inFlightOverdue: Int?, ethicsDrift: Bool, driftProblem: String?) throws -> SLOReport {
+        let starts = windowStarts(nowSeconds: nowNs / 1_000_000_000)
+        let order = BurnWindow.allCases
+        let totals = try store.rollupTotals(since: [starts.window] + order.map { starts.burn[$0]! })
+        let histograms = try store.rollupHistograms(since: starts.window, stages: false)
+        return evaluate(SLOInputs(
+            window: totals[0], burn: Dictionary(uniqueKeysWithValues: zip(order, totals.dropFirst())),
+            histograms: histograms, inFlightOverdue: inFlightOverdue, ethicsDrift: ethicsDrift,
+            driftProblem: driftProblem, nowNs: nowNs))
+    }
+
     public func evaluate(_ input: SLOInputs) -> SLOReport {
         let overdue = input.inFlightOverdue ?? 0
         var slos: [SLOStatus] = []
