@@ -138,6 +138,7 @@ public actor StageAgent {
         var lastTickNs: Int64 = 0
         var lastClaimNs: Int64 = 0
         var lastTakeOverNs: Int64 = 0
+        var lastTrimWarningNs: Int64 = 0
     }
 
     public init(processor: any StageProcessor, settings: AgentSettings, instance: String? = nil, logger: Logger? = nil) {
@@ -285,12 +286,25 @@ public actor StageAgent {
         return entries
     }
 
-    /// The processor's periodic work, about once a second.
+    /// The processor's periodic work and the trimming of acknowledged entries from this
+    /// stage's input streams, about once a second.
     private func tickIfDue() throws {
         let now = wallClockNanoseconds()
         guard now - stats.lastTickNs >= heartbeatIntervalNs else { return }
         stats.lastTickNs = now
         try processor.tick(context: BatchContext(bus: bus, instance: instance, readNs: now, logger: logger))
+        for stream in processor.inputStreams {
+            do {
+                try bus.trimAcknowledged(stream)
+            } catch {
+                if error.isConnectionError { throw error }
+                // Memory, not correctness, is at stake: say so once a minute, not every second.
+                if now - stats.lastTrimWarningNs >= 60_000_000_000 {
+                    stats.lastTrimWarningNs = now
+                    logger.warning("cannot trim acknowledged entries", metadata: ["stream": .string(stream), "error": .string(error.description)])
+                }
+            }
+        }
     }
 
     private var claimIntervalNs: Int64 { Int64(max(100, min(1000, settings.claimIdleMs / 2))) * 1_000_000 }

@@ -25,20 +25,7 @@ public struct StreamHandback {
             let stream = stage.inputStream(on: .canary)
             let pending = try StreamBus(connection: connection, group: stage.group, consumer: consumer, maxLength: maxLength).pendingCount(stream)
             // Entries after the group's last delivered id: the group's lag (Redis ≥ 7).
-            var lag = 0
-            let groups = try connection.command(["XINFO", "GROUPS", .text(stream)])
-            for g in groups.array ?? [] {
-                guard let fields = g.array else { continue }
-                var name: String?
-                var value: Int?
-                var i = 0
-                while i + 1 < fields.count {
-                    if fields[i].string == "name" { name = fields[i + 1].string }
-                    if fields[i].string == "lag" { value = fields[i + 1].integer.map(Int.init) }
-                    i += 2
-                }
-                if name == stage.group { lag = value ?? 0 }
-            }
+            let lag = try StreamBus.groups(of: stream, on: connection).first { $0.name == stage.group }?.lag ?? 0
             if pending + lag > 0 { out[stage] = pending + lag }
         }
         return out

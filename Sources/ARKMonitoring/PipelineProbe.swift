@@ -35,16 +35,11 @@ public struct PipelineProbe {
     public func groups() throws(RedisError) -> [GroupState] {
         var out: [GroupState] = []
         for stage in Stage.allCases {
-            let reply = try connection.command(["XINFO", "GROUPS", .text(stage.inputStream)])
             var state = GroupState(stage: stage, pending: 0, lag: 0, lastDeliveredID: "0-0")
-            if let groups = reply.array {
-                for g in groups {
-                    let fields = Self.fields(g)
-                    guard fields["name"]?.string == stage.group else { continue }
-                    state.pending = Int(fields["pending"]?.integer ?? 0)
-                    state.lag = fields["lag"]?.integer.map(Int.init)
-                    state.lastDeliveredID = fields["last-delivered-id"]?.string ?? "0-0"
-                }
+            if let g = try StreamBus.groups(of: stage.inputStream, on: connection).first(where: { $0.name == stage.group }) {
+                state.pending = g.pending
+                state.lag = g.lag
+                state.lastDeliveredID = g.lastDeliveredID
             }
             out.append(state)
         }
@@ -79,15 +74,4 @@ public struct PipelineProbe {
         return out.sorted { ($0.0, $0.1.instance) < ($1.0, $1.1.instance) }.map(\.1)
     }
 
-    /// XINFO replies are flat field/value arrays (RESP2).
-    static func fields(_ value: RedisValue) -> [String: RedisValue] {
-        guard let items = value.array else { return [:] }
-        var out: [String: RedisValue] = [:]
-        var i = 0
-        while i + 1 < items.count {
-            if let k = items[i].string { out[k] = items[i + 1] }
-            i += 2
-        }
-        return out
-    }
 }

@@ -87,6 +87,42 @@ import Testing
         #expect(claimed.count == 1 && claimed[0].payload == nil && claimed[0].fieldNames.isEmpty)
     }
 
+    @Test func acknowledgedEntriesAreTrimmedAndEveryEntryAGroupStillNeedsIsKept() throws {
+        let c = try redis.client()
+        _ = try c.pipeline((1...1000).map { ["XADD", "s5", .text("\($0)-0"), "event", .text("e\($0)")] })
+        let g = try bus("g1", group: "G")
+        let h = try bus("h1", group: "H")
+        try g.ensureGroups(["s5"])
+        try h.ensureGroups(["s5"])
+        let gotG = try g.read(["s5"], count: 1000, blockMs: nil)
+        try g.commit(outputs: [], deadLetters: [], acks: Array(gotG.prefix(800)))  // 801…1000 pending on G
+        let gotH = try h.read(["s5"], count: 500, blockMs: nil)
+        try h.commit(outputs: [], deadLetters: [], acks: gotH)  // 501…1000 not yet delivered to H
+        try g.trimAcknowledged("s5")
+        // H still needs 501 on; approximate trimming frees whole 100-entry nodes only.
+        let left = try c.command(["XLEN", "s5"]).integer ?? -1
+        #expect(left >= 500 && left <= 600, "XLEN \(left)")
+        #expect(try c.command(["XRANGE", "s5", "501-0", "+"]).array?.count == 500)
+        // Once both groups are done, all but Redis's last node goes.
+        try h.commit(outputs: [], deadLetters: [], acks: try h.read(["s5"], count: 1000, blockMs: nil))
+        try g.commit(outputs: [], deadLetters: [], acks: Array(gotG.dropFirst(800)))
+        try h.trimAcknowledged("s5")
+        #expect((try c.command(["XLEN", "s5"]).integer ?? -1) <= 100)
+        // A stream without groups, or without the stream, is left alone.
+        _ = try c.command(["XADD", "s6", "*", "event", "x"])
+        try g.trimAcknowledged("s6")
+        try g.trimAcknowledged("no-such-stream")
+        #expect(try c.command(["XLEN", "s6"]) == .integer(1))
+    }
+
+    @Test func streamIDsOrderAsRedisOrdersThem() {
+        #expect(StreamID("1-2")! < StreamID("1-10")!)
+        #expect(StreamID("2-0")! > StreamID("1-99")!)
+        #expect(StreamID("5")! == StreamID(ms: 5, seq: 0))
+        #expect(StreamID("7-3")!.next.description == "7-4")
+        #expect(StreamID("x-1") == nil && StreamID("1-2-3") == nil)
+    }
+
     @Test func watchAbortsTheTransactionWhenTheKeyChanged() throws {
         let c1 = try redis.client()
         let c2 = try redis.client()

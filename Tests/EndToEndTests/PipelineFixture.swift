@@ -27,6 +27,9 @@ final class PipelineFixture: @unchecked Sendable {
     init() throws {
         redis = try RedisServer()
         dir = try TempDir("ark-e2e")
+        // Agents trim what every group has acknowledged; this group never reads, so
+        // `ark:aletheia` keeps everything Kenny wrote, for `tracesFilledTwice`.
+        _ = try redis.client().command(["XGROUP", "CREATE", .text(Stage.aletheia.inputStream), "test-tap", "0", "MKSTREAM"])
     }
 
     func start(_ stage: Stage) throws {
@@ -69,7 +72,7 @@ final class PipelineFixture: @unchecked Sendable {
     }
 
     /// Traces for which Kenny reported more than one filled order, read from everything Kenny
-    /// ever wrote to `ark:aletheia` (the stream keeps it): must always be empty.
+    /// ever wrote to `ark:aletheia` (kept for the `test-tap` group): must always be empty.
     func tracesFilledTwice() throws -> [String] {
         let c = try redis.client()
         var fills: [String: Int] = [:]

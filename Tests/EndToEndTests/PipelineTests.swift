@@ -22,6 +22,14 @@ extension EndToEnd { @Suite struct PipelineTests {
         #expect(try f.store().passCount() == 1000)
         // Every agent published heartbeats and Aletheia copied them into the state store.
         #expect(waitFor(timeout: 5) { (try? f.store().heartbeats().count) == 5 })
+        // Each stage trims what it acknowledged from its input stream (whole 100-entry nodes),
+        // except `ark:aletheia`, which the fixture's tap group keeps whole.
+        let c = try f.redis.client()
+        for stage in [Stage.kyle, .joey, .hrm, .kenny] {
+            #expect(waitFor(timeout: 5) { ((try? c.command(["XLEN", .text(stage.inputStream)]))?.integer ?? .max) <= 100 },
+                    "\(stage.inputStream) kept its acknowledged entries")
+        }
+        #expect(try c.command(["XLEN", .text(Stage.aletheia.inputStream)]) == .integer(1000))
     }
 
     @Test func killingAnyStageMidStreamLosesNothingAndDuplicatesNoOrder() async throws {
