@@ -10,9 +10,9 @@ import Graveyard
 // grow by half before it counts as a regression: that catches a lost optimisation, not a
 // small drift. Allocation counts are exact and catch the small ones: 5 % more is a regression.
 // (Throughput is the same figure as time, and noisier at p90: not checked.)
-func configuration(seconds: Int, iterations: Int = 1_000_000) -> Benchmark.Configuration {
+func configuration(seconds: Int, iterations: Int = 1_000_000, timeTolerance: Double = 50) -> Benchmark.Configuration {
     let tolerances: [BenchmarkMetric: BenchmarkThresholds] = [
-        .wallClock: .init(relative: [.p90: 50]),
+        .wallClock: .init(relative: [.p90: timeTolerance]),
         .mallocCountTotal: .init(relative: [.p90: 5]),
     ]
     return .init(metrics: [.wallClock, .mallocCountTotal], warmupIterations: 10, maxDuration: .seconds(seconds),
@@ -51,7 +51,10 @@ let benchmarks: @Sendable () -> Void = {
 
     // MARK: Redis: one stage's work on a batch of 100
 
-    Benchmark("BusRoundTrip100", configuration: configuration(seconds: 4, iterations: 5_000)) { (benchmark: Benchmark, fixture: BusFixture) in
+    // Its time is two processes' (this one and redis-server) and its p90 is when redis-server
+    // gets a core: 2.0 to 3.9 ms between runs of the same code. Time is checked only against a
+    // tripling here; the exact allocation count checks the client side.
+    Benchmark("BusRoundTrip100", configuration: configuration(seconds: 4, iterations: 5_000, timeTolerance: 200)) { (benchmark: Benchmark, fixture: BusFixture) in
         // One sample per run of the closure: the producer's XADDs are outside the measurement.
         let produce = (0..<100).map { _ in fixture.bus.addCommand(stream: BusFixture.input, payload: kennyEvent) }
         _ = try! fixture.producer.pipeline(produce)
