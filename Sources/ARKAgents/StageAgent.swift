@@ -204,8 +204,9 @@ public actor StageAgent {
                     backoff.reset()
                     recoverOwn = true
                 }
-                try iterate(recoverOwn: &recoverOwn)
-                await Task.yield()
+                // Only an idle round lets other jobs onto this thread: a yield after every batch
+                // cost two thread wake-ups per batch, the most of a stage's CPU at 1,000/s.
+                if try !iterate(recoverOwn: &recoverOwn) { await Task.yield() }
             } catch let error as RedisError where error.isConnectionError {
                 if connected || lostSinceNs == 0 {
                     logger.warning("Redis connection lost; retrying with back-off, pending entries stay in Redis", metadata: ["error": .string(error.description)])
@@ -232,7 +233,9 @@ public actor StageAgent {
         executor.shutdown()
     }
 
-    private func iterate(recoverOwn: inout Bool) throws {
+    /// One round: a batch read and processed, and the periodic work. False when there was
+    /// nothing to read.
+    private func iterate(recoverOwn: inout Bool) throws -> Bool {
         let now = wallClockNanoseconds()
         var entries: [StreamEntry] = []
         if recoverOwn {
@@ -260,6 +263,7 @@ public actor StageAgent {
         }
         if !entries.isEmpty { try process(entries) }
         try tickIfDue()
+        return !entries.isEmpty
     }
 
     /// The pending entries of quarantined instances of this stage, claimed at once rather
