@@ -26,6 +26,7 @@ public func makeProcessor(_ stage: Stage, config: ARKConfig) throws -> any Stage
     case .joey: Joey(config: config)
     case .hrm: HRM(config: config)
     case .kenny: Kenny(config: config)
-    case .aletheia: Aletheia(store: try StateStore(path: config.stateDB), config: config)
+    case .aletheia:
+        Aletheia(store: try StateStore(path: config.stateDB, backgroundCheckpointInterval: .seconds(config.dbCheckpointIntervalSeconds)), config: config)
     }
 }

@@ -43,8 +43,6 @@ public final class Aletheia: StageProcessor {
     }
     let store: StateStore
     let thresholds: RollupThresholds
-    let checkpointIntervalNs: Int64
-    var lastCheckpointNs = monotonicNanoseconds()
     let passLatency = Metrics.Timer(label: MetricName.passLatency)
     let verdictCounters = Dictionary(uniqueKeysWithValues: Verdict.allCases.map { ($0, Counter(label: MetricName.passes, dimensions: [("verdict", $0.rawValue)])) })
 
@@ -52,7 +50,6 @@ public final class Aletheia: StageProcessor {
         self.store = store
         self.track = config.track
         self.thresholds = RollupThresholds(config: config)
-        self.checkpointIntervalNs = Int64(config.dbCheckpointIntervalSeconds) * 1_000_000_000
     }
 
     public func handle(_ batch: [StreamEntry], context: BatchContext) throws -> BatchResult {
@@ -177,13 +174,8 @@ public final class Aletheia: StageProcessor {
         return (record, pass)
     }
 
-    /// Once a second: copies every instance's heartbeat from Redis into the state store, and
-    /// checkpoints the WAL every ARK_DB_CHECKPOINT_INTERVAL.
+    /// Once a second: copies every instance's heartbeat from Redis into the state store.
     public func tick(context: BatchContext) throws {
-        if monotonicNanoseconds() - lastCheckpointNs >= checkpointIntervalNs {
-            lastCheckpointNs = monotonicNanoseconds()
-            try store.checkpoint()
-        }
         let beats = try context.bus.connection.hashEntries(Streams.heartbeats).compactMap { HeartbeatRecord(json: $0.value) }
         try store.upsertHeartbeats(beats)
     }

@@ -136,10 +136,13 @@ public struct StageHistograms: Sendable, Equatable {
 
     public func encoded() -> [UInt8] {
         var out: [UInt8] = []
+        out.reserveCapacity(512)
         for h in histograms {
-            let bytes = h.total == 0 ? [] : h.encoded()
-            withUnsafeBytes(of: UInt32(bytes.count).littleEndian) { out.append(contentsOf: $0) }
-            out.append(contentsOf: bytes)
+            let lengthAt = out.count
+            out.append(contentsOf: [0, 0, 0, 0])
+            if h.total > 0 { h.encode(into: &out) }
+            let n = UInt32(out.count - lengthAt - 4)
+            for i in 0..<4 { out[lengthAt + i] = UInt8(truncatingIfNeeded: n >> (8 * UInt32(i))) }
         }
         return out
     }
@@ -154,7 +157,10 @@ public struct StageHistograms: Sendable, Equatable {
             let n = Int(bytes[i]) | Int(bytes[i + 1]) << 8 | Int(bytes[i + 2]) << 16 | Int(bytes[i + 3]) << 24
             i += 4
             guard i + n <= bytes.count else { return }
-            if n > 0 { histograms[s] = LogHistogram(encoded: bytes[i..<(i + n)], stored).resampled(to: Self.resolution) }
+            if n > 0 {
+                let h = LogHistogram(encoded: bytes[i..<(i + n)], stored)
+                histograms[s] = stored == Self.resolution ? h : h.resampled(to: Self.resolution)
+            }
             i += n
         }
     }

@@ -88,6 +88,32 @@ func pass(_ id: String, verdict: Verdict = .approved, t0: Int64 = 1_000_000_000_
         #expect(abs(merged.quantile(0.5)! - 2_000) / 2_000 < 0.01)
     }
 
+    /// The writer keeps the last rollup row's histograms rather than decoding them again; a
+    /// second writer adding to the same second, and a transaction that failed, must both
+    /// send it back to the row.
+    @Test func rollupHistogramsStayWholeWithTwoWritersAndAFailedBatch() throws {
+        let path = dir.path + "/two.db"
+        let a = try StateStore(path: path)
+        let b = try StateStore(path: path)
+        let base: Int64 = 1_700_000_000 * 1_000_000_000
+        var expected = LogHistogram()
+        for round in 0..<6 {
+            let writer = round % 3 == 2 ? b : a
+            let batch = (0..<10).map { pass("r\(round)-\($0)", t0: base, latencyMs: Double(1 + round)) }
+            try writer.record(passes: batch)
+            for p in batch { expected.record(micros: p.latencyMs * 1000) }
+            if round == 3 {
+                // An order SQLite refuses (NaN binds as NULL) rolls the whole batch back.
+                let bad = OrderRecord(orderID: "o", traceID: "t", symbol: "AAPL", side: "buy", quantity: .nan, price: 1, notional: 1, realizedPnl: 0, tsNs: 1)
+                #expect(throws: (any Error).self) { try a.record(passes: [pass("lost", t0: base)], orders: [bad]) }
+            }
+        }
+        let stored = try a.rollupHistograms(since: 0)
+        #expect(stored.latency.total == 60)
+        #expect(stored.latency == expected)
+        #expect(try a.passCount() == 60)
+    }
+
     @Test func migrationV3ResamplesFineStageHistograms() throws {
         let path = dir.path + "/v2.db"
         var fine = [LogHistogram](repeating: LogHistogram(), count: Stage.allCases.count)
@@ -139,5 +165,36 @@ func pass(_ id: String, verdict: Verdict = .approved, t0: Int64 = 1_000_000_000_
         try store.backup(to: dir.path + "/backup.db")
         let copy = try StateStore(path: dir.path + "/backup.db", readOnly: true)
         #expect(try copy.passCount() == 20 && copy.verifyAudit().ok)
+    }
+}
+
+@Suite final class WALCheckpointTests {
+    let dir: TempDir
+    init() throws { dir = try TempDir("ark-wal") }
+    deinit { dir.remove() }
+
+    func fileSize(_ path: String) -> Int {
+        ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
+    }
+
+    /// The writer's commits never checkpoint; the checkpoint thread does, so the database
+    /// file grows while the writer goes on, and the WAL is reused instead of growing.
+    @Test func theBackgroundCheckpointerCopiesTheWALWhileTheWriterGoesOn() throws {
+        let path = dir.path + "/bg.db"
+        let store = try StateStore(path: path, backgroundCheckpointInterval: .seconds(300))
+        var maxWAL = 0
+        for b in 0..<400 {
+            try store.record(passes: (0..<5).map { pass("b\(b)-\($0)", t0: 1_000_000_000_000 + Int64(b) * 1_000_000) })
+            maxWAL = max(maxWAL, fileSize(path + "-wal"))
+            if b % 50 == 49 { usleep(50_000) }  // give the checkpoint thread its turns
+        }
+        let deadline = monotonicNanoseconds() + 10_000_000_000
+        while fileSize(path) < 200_000 && monotonicNanoseconds() < deadline { usleep(20_000) }
+        // 400 small transactions write several times 1,000 WAL pages (4 MB); the file starts
+        // with the schema's few pages.
+        #expect(fileSize(path) > 200_000, "the database file never received the WAL's pages")
+        #expect(maxWAL < 8_000_000, "the WAL grew to \(maxWAL) bytes: it was never reused")
+        #expect(try store.passCount() == 2000)
+        #expect(try store.verifyAudit().ok)
     }
 }
