@@ -84,7 +84,7 @@ public final class Kenny: StageProcessor {
                 extra.append(["EXPIRE", key, .int(Self.orderKeyTTLSeconds)])
             }
             extra.append(["DEL", .text(Streams.portfolio)])
-            var fields: [RedisArg] = ["HSET", .text(Streams.portfolio), "book", .bytes(try Self.encodeBook(book))]
+            var fields: [RedisArg] = ["HSET", .text(Streams.portfolio), "book", .bytes(book.encoded())]
             for (k, v) in book.publishedFields { fields += [.text(k), .text(v)] }
             extra.append(fields)
             if try bus.commit(outputs: outputs, deadLetters: dead, acks: batch, extra: extra) {
@@ -104,15 +104,9 @@ public final class Kenny: StageProcessor {
     static func decodeBook(_ reply: RedisValue, startingEquity: Double, day: String) throws -> PaperBook {
         guard case .bulk(let bytes) = reply else { return PaperBook(equity: startingEquity, day: day) }
         do {
-            return try JSONDecoder().decode(PaperBook.self, from: Data(bytes))
+            return try PaperBook(json: bytes)
         } catch {
             throw RedisError.unexpectedReply("the paper book in \(Streams.portfolio) is unreadable: \(error)")
         }
-    }
-
-    static func encodeBook(_ book: PaperBook) throws -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        return [UInt8](try encoder.encode(book))
     }
 }

@@ -3,8 +3,8 @@ import Foundation
 
 /// Kenny's paper account: one net position per symbol, closed when the price crosses its
 /// stop loss or take-profit (stop distance × risk/reward). Pure: tested without Redis.
-public struct PaperBook: Codable, Sendable, Equatable {
-    public struct Position: Codable, Sendable, Equatable {
+public struct PaperBook: Sendable, Equatable {
+    public struct Position: Sendable, Equatable {
         /// Signed quantity: long > 0, short < 0.
         public var quantity: Double
         public var averagePrice: Double
@@ -31,7 +31,12 @@ public struct PaperBook: Codable, Sendable, Equatable {
         var t = time_t(ns / 1_000_000_000)
         var tm = tm()
         gmtime_r(&t, &tm)
-        return String(format: "%04d-%02d-%02d", Int(tm.tm_year) + 1900, Int(tm.tm_mon) + 1, Int(tm.tm_mday))
+        // Twice a batch: no Foundation formatter on the hot path.
+        func digits(_ v: Int32, _ width: Int) -> String {
+            let s = String(v)
+            return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
+        }
+        return digits(tm.tm_year + 1900, 4) + "-" + digits(tm.tm_mon + 1, 2) + "-" + digits(tm.tm_mday, 2)
     }
 
     /// Starts a new trading day's P&L.
@@ -112,5 +117,101 @@ public struct PaperBook: Codable, Sendable, Equatable {
             out.append(("pos:" + symbol, (p.quantity * p.averagePrice).description))
         }
         return out
+    }
+}
+
+/// The book as Kenny keeps it in Redis: JSON with sorted keys, the text Foundation's
+/// `JSONEncoder` (`.sortedKeys`) wrote before, so books already stored read the same. Coded
+/// by ARK's own reader and writer: Foundation's coders were most of Kenny's work per batch.
+extension PaperBook {
+    public func encoded() -> [UInt8] {
+        var w = JSONWriter(capacity: 96 + positions.count * 100)
+        w.beginObject()
+        w.key("dailyPnl"); w.double(dailyPnl)
+        w.key("day"); w.string(day)
+        w.key("equity"); w.double(equity)
+        w.key("positions")
+        w.beginObject()
+        for (symbol, p) in positions.sorted(by: { $0.key < $1.key }) {
+            w.key(dynamic: symbol)
+            w.beginObject()
+            w.key("averagePrice"); w.double(p.averagePrice)
+            w.key("quantity"); w.double(p.quantity)
+            w.key("stopLoss"); w.double(p.stopLoss)
+            w.key("takeProfit"); w.double(p.takeProfit)
+            w.endObject()
+        }
+        w.endObject()
+        w.endObject()
+        return w.bytes
+    }
+
+    public struct UnreadableBook: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Reads `encoded()`. Unknown keys are skipped; a missing or non-finite figure is an error.
+    public init(json bytes: [UInt8]) throws(UnreadableBook) {
+        do {
+            self = try bytes.withUnsafeBufferPointer { buf in
+                var r = JSONReader(buf)
+                var equity: Double?, dailyPnl: Double?, day: String?
+                var positions: [String: Position]?
+                try r.beginObject()
+                var first = true
+                while let k = try r.nextKey(first: first) {
+                    first = false
+                    if r.matches(k, "equity") { equity = try Self.finite(&r, "equity") }
+                    else if r.matches(k, "dailyPnl") { dailyPnl = try Self.finite(&r, "dailyPnl") }
+                    else if r.matches(k, "day") { day = try r.readString() }
+                    else if r.matches(k, "positions") { positions = try Self.positions(&r) }
+                    else { try r.skipValue() }
+                }
+                try r.end()
+                guard let equity, let dailyPnl, let day, let positions else {
+                    throw UnreadableBook(description: "equity, dailyPnl, day and positions are required")
+                }
+                var book = PaperBook(equity: equity, day: day)
+                book.dailyPnl = dailyPnl
+                book.positions = positions
+                return book
+            }
+        } catch let e as UnreadableBook {
+            throw e
+        } catch {
+            throw UnreadableBook(description: "\(error)")
+        }
+    }
+
+    private static func positions(_ r: inout JSONReader) throws -> [String: Position] {
+        var out: [String: Position] = [:]
+        try r.beginObject()
+        var first = true
+        while let symbolKey = try r.nextKey(first: first) {
+            first = false
+            let symbol = try r.string(symbolKey)
+            var q: Double?, avg: Double?, stop: Double?, take: Double?
+            try r.beginObject()
+            var firstField = true
+            while let k = try r.nextKey(first: firstField) {
+                firstField = false
+                if r.matches(k, "quantity") { q = try finite(&r, "quantity") }
+                else if r.matches(k, "averagePrice") { avg = try finite(&r, "averagePrice") }
+                else if r.matches(k, "stopLoss") { stop = try finite(&r, "stopLoss") }
+                else if r.matches(k, "takeProfit") { take = try finite(&r, "takeProfit") }
+                else { try r.skipValue() }
+            }
+            guard let q, let avg, let stop, let take else {
+                throw UnreadableBook(description: "position \(symbol): quantity, averagePrice, stopLoss and takeProfit are required")
+            }
+            out[symbol] = Position(quantity: q, averagePrice: avg, stopLoss: stop, takeProfit: take)
+        }
+        return out
+    }
+
+    private static func finite(_ r: inout JSONReader, _ name: String) throws -> Double {
+        let v = try r.readNumber().value
+        guard v.isFinite else { throw UnreadableBook(description: "\(name) is not a finite number") }
+        return v
     }
 }

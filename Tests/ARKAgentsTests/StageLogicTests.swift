@@ -55,6 +55,45 @@ func event(_ symbol: String = "AAPL", price: Double, action: String?, size: Doub
         book.roll(to: "2026-11-23")
         #expect(book.dailyPnl == 0 && book.day == "2026-11-23")
         #expect(PaperBook.utcDay(0) == "1970-01-01")
+        #expect(PaperBook.utcDay(1_795_478_400_000_000_000 - 1) == "2026-11-23")
+        #expect(PaperBook.utcDay(1_795_478_400_000_000_000) == "2026-11-24")
+    }
+
+    @Test func theStoredBookReadsBackExactly() throws {
+        var book = PaperBook(equity: 100_000.1, day: "2026-11-23")
+        for (i, s) in ["NVDA", "AAPL", "BRK.B", "Ünï\"x"].enumerated() {
+            _ = book.execute(event(s, price: 100 + Double(i) / 3, action: i % 2 == 0 ? "buy" : "sell", size: 0.0137), orderID: "o\(i)")
+        }
+        book.dailyPnl = -0.1 - 0.2
+        let bytes = book.encoded()
+        #expect(try PaperBook(json: bytes) == book)
+        // Keys sorted, as Foundation's JSONEncoder wrote them.
+        #expect(String(decoding: bytes, as: UTF8.self).hasPrefix(#"{"dailyPnl":-0.30000000000000004,"day":"2026-11-23","equity":100000.1,"positions":{"AAPL":{"averagePrice":"#))
+    }
+
+    /// A book stored before ARK coded it itself (Foundation's JSONEncoder, `.sortedKeys`).
+    @Test func aBookFoundationWroteReadsTheSame() throws {
+        let stored = #"{"dailyPnl":0,"day":"2026-11-23","equity":100000,"positions":{"AAPL":{"averagePrice":100.37,"quantity":-9.96,"stopLoss":102.3,"takeProfit":96.5}}}"#
+        let book = try PaperBook(json: Array(stored.utf8))
+        #expect(book.equity == 100_000 && book.dailyPnl == 0 && book.day == "2026-11-23")
+        let p = try #require(book.positions["AAPL"])
+        #expect(p.quantity == -9.96 && p.averagePrice == 100.37 && p.stopLoss == 102.3 && p.takeProfit == 96.5)
+    }
+
+    @Test func anUnreadableBookSaysWhy() {
+        for (text, why) in [
+            (#"{"dailyPnl":0,"day":"d","positions":{}}"#, "equity, dailyPnl, day and positions are required"),
+            (#"{"dailyPnl":0,"day":"d","equity":NaN,"positions":{}}"#, "equity is not a finite number"),
+            (#"{"dailyPnl":0,"day":"d","equity":1,"positions":{"X":{"quantity":1}}}"#, "position X: quantity, averagePrice, stopLoss and takeProfit are required"),
+            (#"{"dailyPnl":0,"day":"d","equity":1,"positions":{}} trailing"#, "unexpected data after the top-level value"),
+        ] {
+            #expect(throws: PaperBook.UnreadableBook.self) { try PaperBook(json: Array(text.utf8)) }
+            do {
+                _ = try PaperBook(json: Array(text.utf8))
+            } catch {
+                #expect(error.description.contains(why), "\(error.description)")
+            }
+        }
     }
 }
 
