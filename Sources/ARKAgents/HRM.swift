@@ -55,7 +55,10 @@ public final class HRM: StageProcessor {
 
     public func handle(_ batch: [StreamEntry], context: BatchContext) throws -> BatchResult {
         refreshIntegrity(logger: context.logger)
-        let book = try Self.readBook(context.bus.connection, defaultEquity: defaultEquity)
+        // The book Redis read right after this batch arrived; entries recovered or taken over
+        // come without it, and read it now.
+        let bookReply = try context.readAlong?.first ?? context.bus.connection.command(Self.readBookCommand)
+        let book = Self.book(from: bookReply, defaultEquity: defaultEquity)
         var approvals = BatchApprovals()
         var approved = 0, denied = 0
         defer {
@@ -94,10 +97,13 @@ public final class HRM: StageProcessor {
         public var description: String
     }
 
-    /// Reads Kenny's published book. A connection error propagates (the batch is retried);
-    /// a malformed book is returned as a problem, which makes the batch fail closed.
-    static func readBook(_ connection: RedisConnection, defaultEquity: Double) throws(RedisError) -> Result<PortfolioSnapshot, BookProblem> {
-        let reply = try connection.command(["HGETALL", .text(Streams.portfolio)])
+    public var readAlong: [[RedisArg]] { [Self.readBookCommand] }
+
+    static let readBookCommand: [RedisArg] = ["HGETALL", .text(Streams.portfolio)]
+
+    /// Kenny's published book from its HGETALL reply. A malformed book is returned as a
+    /// problem, which makes the batch fail closed.
+    static func book(from reply: RedisValue, defaultEquity: Double) -> Result<PortfolioSnapshot, BookProblem> {
         if case .error(let e) = reply { return .failure(BookProblem(description: e)) }
         guard let items = reply.array else { return .failure(BookProblem(description: "not a hash")) }
         var snapshot = PortfolioSnapshot(equity: defaultEquity)

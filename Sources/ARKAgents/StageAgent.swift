@@ -15,12 +15,16 @@ public protocol StageProcessor: AnyObject {
     /// Streams this stage consumes, in its group.
     var inputStreams: [String] { get }
     func handle(_ batch: [StreamEntry], context: BatchContext) throws -> BatchResult
+    /// Commands Redis runs right after each blocking read, in its round trip; their replies
+    /// reach `handle` as `context.readAlong`.
+    var readAlong: [[RedisArg]] { get }
     /// Called about once a second, after the heartbeat; for periodic work.
     func tick(context: BatchContext) throws
 }
 
 extension StageProcessor {
     public var inputStreams: [String] { [stage.inputStream(on: track)] }
+    public var readAlong: [[RedisArg]] { [] }
     public func tick(context: BatchContext) throws {}
 
     /// The common shape of a middle stage: decode each entry, let `transform` change the
@@ -51,6 +55,9 @@ public struct BatchContext {
     /// Wall-clock time the batch was read, for the stage's hop.
     public let readNs: Int64
     public let logger: Logger
+    /// The replies to the processor's `readAlong`, when the batch came from a blocking read;
+    /// nil for entries recovered or taken over, and in `tick`.
+    public var readAlong: [RedisValue]? = nil
 }
 
 public struct BatchResult: Sendable, Equatable {
@@ -258,10 +265,16 @@ public actor StageAgent {
                 logger.notice("took over entries idle on other consumers", metadata: ["count": .stringConvertible(entries.count)])
             }
         }
+        var readAlong: [RedisValue]?
         if entries.isEmpty {
-            entries = try bus.read(processor.inputStreams, count: settings.batchSize, blockMs: settings.blockMs)
+            let along = processor.readAlong
+            if along.isEmpty {
+                entries = try bus.read(processor.inputStreams, count: settings.batchSize, blockMs: settings.blockMs)
+            } else {
+                (entries, readAlong) = try bus.read(processor.inputStreams, count: settings.batchSize, blockMs: settings.blockMs, along: along)
+            }
         }
-        if !entries.isEmpty { try process(entries) }
+        if !entries.isEmpty { try process(entries, readAlong: readAlong) }
         try tickIfDue()
         return !entries.isEmpty
     }
@@ -317,9 +330,9 @@ public actor StageAgent {
         return c.seconds * 1_000_000_000 + c.attoseconds / 1_000_000_000
     }
 
-    private func process(_ all: [StreamEntry]) throws {
+    private func process(_ all: [StreamEntry], readAlong: [RedisValue]?) throws {
         let readNs = wallClockNanoseconds()
-        let context = BatchContext(bus: bus, instance: instance, readNs: readNs, logger: logger)
+        let context = BatchContext(bus: bus, instance: instance, readNs: readNs, logger: logger, readAlong: readAlong)
         // Entries delivered too often, or gone from the stream, are dead-lettered here, once
         // for every stage; the dead letter stream itself is only ever recorded, never re-lettered.
         var poison: [DeadLetter] = []

@@ -113,12 +113,27 @@ public final class StreamBus {
     /// Reads up to `count` entries per stream. `history: true` re-reads this consumer's own
     /// pending entries (after a reconnect or failed batch) instead of new ones.
     public func read(_ streams: [String], count: Int, blockMs: Int?, history: Bool = false) throws(RedisError) -> [StreamEntry] {
+        try Self.entries(fromXREADGROUP: connection.command(readCommand(streams, count: count, blockMs: blockMs, history: history)))
+    }
+
+    /// Reads new entries as `read` does, and runs `along` in the same round trip. Redis runs
+    /// a client's commands in order, so `along` runs the moment the read returns: what it
+    /// reads is as fresh as a separate request made after the read, without its round trip.
+    public func read(_ streams: [String], count: Int, blockMs: Int?, along: [[RedisArg]]) throws(RedisError) -> (entries: [StreamEntry], along: [RedisValue]) {
+        let replies = try connection.pipeline([readCommand(streams, count: count, blockMs: blockMs, history: false)] + along)
+        return (try Self.entries(fromXREADGROUP: replies[0]), Array(replies.dropFirst()))
+    }
+
+    func readCommand(_ streams: [String], count: Int, blockMs: Int?, history: Bool) -> [RedisArg] {
         var args: [RedisArg] = ["XREADGROUP", "GROUP", .text(group), .text(consumer), "COUNT", .int(count)]
         if let blockMs { args += ["BLOCK", .int(blockMs)] }
         args.append("STREAMS")
         for s in streams { args.append(.text(s)) }
         for _ in streams { args.append(history ? "0" : ">") }
-        let reply = try connection.command(args)
+        return args
+    }
+
+    static func entries(fromXREADGROUP reply: RedisValue) throws(RedisError) -> [StreamEntry] {
         switch reply {
         case .null: return []
         case .error(let e): throw .server(e)

@@ -1,5 +1,7 @@
-import ARKAgents
+@testable import ARKAgents
+import ARKBus
 import ARKCore
+import Graveyard
 import Testing
 
 func event(_ symbol: String = "AAPL", price: Double, action: String?, size: Double = 0.05, stop: Double? = nil, rr: Double = 2, approved: Bool = true) -> Event {
@@ -151,5 +153,35 @@ func event(_ symbol: String = "AAPL", price: Double, action: String?, size: Doub
         e.rejection = Rejection(reasons: ["price: missing"], rawBase64: "", rawBytes: 0)
         e.hops = hops([.kyle])
         #expect(continuityProblems(e).isEmpty)
+    }
+}
+
+/// HRM reads Kenny's published book from an HGETALL reply (read along with its batch); what
+/// it cannot read makes the batch fail closed.
+@Suite struct HRMBookTests {
+    func reply(_ pairs: [(String, String)]) -> RedisValue {
+        .array(pairs.flatMap { [RedisValue.bulk(Array($0.0.utf8)), .bulk(Array($0.1.utf8))] })
+    }
+
+    @Test func thePublishedFiguresAreRead() throws {
+        let r = reply([("book", "{}"), ("equity", "99000.5"), ("daily_pnl", "-12.25"), ("open_positions", "1"), ("pos:AAPL", "-5000")])
+        #expect(try HRM.book(from: r, defaultEquity: 1).get() == PortfolioSnapshot(equity: 99_000.5, dailyPnl: -12.25, exposure: ["AAPL": -5_000]))
+        // No book yet: Kenny has not filled anything, the starting equity stands.
+        #expect(try HRM.book(from: .array([]), defaultEquity: 100_000).get() == PortfolioSnapshot(equity: 100_000))
+    }
+
+    @Test func anUnreadableBookIsAProblem() {
+        for (r, why) in [
+            (reply([("equity", "abc")]), "equity is 'abc'"),
+            (reply([("pos:MSFT", "inf")]), "pos:MSFT is 'inf'"),
+            (RedisValue.error("WRONGTYPE Operation against a key holding the wrong kind of value"), "WRONGTYPE"),
+            (RedisValue.bulk(Array("x".utf8)), "not a hash"),
+        ] {
+            guard case .failure(let problem) = HRM.book(from: r, defaultEquity: 1) else {
+                Issue.record("read \(r) as a book")
+                continue
+            }
+            #expect(problem.description.contains(why), "\(problem.description)")
+        }
     }
 }

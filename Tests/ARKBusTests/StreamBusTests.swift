@@ -47,6 +47,27 @@ import Testing
         #expect(try redis.client().command(["XLEN", "s2"]) == .integer(1))
     }
 
+    /// The commands read along with a blocking read run when the entry arrives, not when the
+    /// read was sent: HRM's book is as fresh as a request made after the read.
+    @Test func commandsReadAlongRunWhenTheBlockingReadReturns() throws {
+        _ = try redis.client().command(["SET", "book", "before"])
+        let consumer = try bus("c")
+        try consumer.ensureGroups(["along"])
+        // Another thread changes the book and adds the entry once the read is blocked.
+        let redis = self.redis
+        let writer = Thread {
+            usleep(300_000)
+            _ = try? redis.client().pipeline([["SET", "book", "after"], ["XADD", "along", "*", "event", "x"]])
+        }
+        writer.start()
+        let (entries, along) = try consumer.read(["along"], count: 10, blockMs: 5_000, along: [["GET", "book"], ["GET", "nothing"]])
+        #expect(entries.count == 1 && entries[0].payload == Array("x".utf8))
+        #expect(along == [.bulk(Array("after".utf8)), .null])
+        // A read that times out still answers the commands read along.
+        let idle = try consumer.read(["along"], count: 10, blockMs: 10, along: [["GET", "book"]])
+        #expect(idle.entries.isEmpty && idle.along == [.bulk(Array("after".utf8))])
+    }
+
     @Test func entriesWrittenBeforeTheGroupExistAreProcessed() throws {
         let c = try redis.client()
         _ = try c.command(["XADD", "early", "*", "event", "x"])
