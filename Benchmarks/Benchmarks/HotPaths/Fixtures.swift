@@ -87,9 +87,10 @@ final class StoreFixture: TearsDown, @unchecked Sendable {
     let store: StateStore
     var nextTrace = 0
 
-    init(prefix: String) throws {
+    /// `aletheia`: opened as Aletheia opens it, with WAL checkpoints on their own thread.
+    init(prefix: String, aletheia: Bool = false) throws {
         directory = try makeBenchDirectory(prefix)
-        store = try StateStore(path: directory + "/ark_state.db")
+        store = try StateStore(path: directory + "/ark_state.db", backgroundCheckpointInterval: aletheia ? .seconds(300) : nil)
     }
 
     /// `count` passes as Aletheia builds them from `kennyEvent`, each with a new trace id.

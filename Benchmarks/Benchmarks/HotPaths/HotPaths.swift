@@ -79,7 +79,7 @@ let benchmarks: @Sendable () -> Void = {
         blackHole(try! fixture.store.record(passes: passes))
         benchmark.stopMeasurement()
     } setup: {
-        try FixtureCleanup.shared.keep(StoreFixture(prefix: "ark-benchmarks-store"))
+        try FixtureCleanup.shared.keep(StoreFixture(prefix: "ark-benchmarks-store", aletheia: true))
     } teardown: {
         FixtureCleanup.shared.run()
     }
