@@ -198,3 +198,47 @@ func pass(_ id: String, verdict: Verdict = .approved, t0: Int64 = 1_000_000_000_
         #expect(try store.verifyAudit().ok)
     }
 }
+
+/// The store on a small tmpfs that really fills (root only, as in the runbook rehearsal).
+@Suite(.enabled(if: getuid() == 0, "mounts a tmpfs disk to fill: needs root")) final class FullDiskTests {
+    let dir: TempDir
+    let disk: String
+    init() throws {
+        dir = try TempDir("ark-full")
+        disk = dir.path + "/disk"
+        try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
+        let r = try runCommand("/bin/mount", ["-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", disk])
+        guard r.code == 0 else { throw TestSetupError("mount tmpfs on \(disk): \(r.output)") }
+    }
+    deinit {
+        _ = try? runCommand("/bin/umount", ["-l", disk])
+        dir.remove()
+    }
+
+    /// With Aletheia's checkpoints on their own thread, a full disk still fails the write
+    /// with SQLite's own reason (the runbook's confirm step greps for it), never with a lock
+    /// held by the checkpoint, and writing resumes once space is freed.
+    @Test func aFullDiskFailsTheWriteWithItsReasonAndWritingResumes() throws {
+        let store = try StateStore(path: disk + "/s.db", backgroundCheckpointInterval: .seconds(1))
+        var n = 0
+        func batch() -> [PassRecord] {
+            n += 1
+            return (0..<20).map { pass("f\(n)-\($0)") }
+        }
+        for _ in 0..<50 { try store.record(passes: batch()) }
+        _ = try runCommand("/bin/bash", ["-c", "dd if=/dev/zero of='\(disk)/filler' bs=64k 2>/dev/null; true"])
+        // As Aletheia does: retry the failing batch for a while (the checkpoint thread keeps
+        // trying too).
+        var errors: [String] = []
+        let until = monotonicNanoseconds() + 4_000_000_000
+        while monotonicNanoseconds() < until {
+            do { try store.record(passes: batch()) } catch { errors.append("\(error)") }
+            usleep(100_000)
+        }
+        #expect(!errors.isEmpty, "the disk never filled")
+        for e in errors { #expect(e.contains("database or disk is full"), "\(e)") }
+        try FileManager.default.removeItem(atPath: disk + "/filler")
+        try store.record(passes: batch())
+        #expect(try store.verifyAudit().ok)
+    }
+}

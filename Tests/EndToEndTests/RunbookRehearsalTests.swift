@@ -288,7 +288,9 @@ final class Rehearsal: @unchecked Sendable {
         "ARKStateDiskLow": { r in
             let before = try r.deadLetters()
             try r.fill(r.state)
-            try r.traffic(seconds: 3, rate: 10)
+            // Enough passes to outgrow the room the WAL already has (a few MB): Aletheia
+            // records into it until its checkpoint, and then its batches, find the disk full.
+            try r.traffic(seconds: 4, rate: 50)
             return RehearsalContext(beforeFix: { try FileManager.default.removeItem(atPath: r.state + "/filler") }, finally: {
                 let after = try r.deadLetters()
                 #expect(after == before, "entries were dead-lettered while the store could not be written")
