@@ -267,12 +267,7 @@ public actor StageAgent {
         }
         var readAlong: [RedisValue]?
         if entries.isEmpty {
-            let along = processor.readAlong
-            if along.isEmpty {
-                entries = try bus.read(processor.inputStreams, count: settings.batchSize, blockMs: settings.blockMs)
-            } else {
-                (entries, readAlong) = try bus.read(processor.inputStreams, count: settings.batchSize, blockMs: settings.blockMs, along: along)
-            }
+            (entries, readAlong) = try bus.read(processor.inputStreams, count: settings.batchSize, blockMs: settings.blockMs, along: processor.readAlong)
         }
         if !entries.isEmpty { try process(entries, readAlong: readAlong) }
         try tickIfDue()
