@@ -89,9 +89,9 @@ func event(_ symbol: String = "AAPL", price: Double, action: String?, size: Doub
             (#"{"dailyPnl":0,"day":"d","equity":1,"positions":{"X":{"quantity":1}}}"#, "position X: quantity, averagePrice, stopLoss and takeProfit are required"),
             (#"{"dailyPnl":0,"day":"d","equity":1,"positions":{}} trailing"#, "unexpected data after the top-level value"),
         ] {
-            #expect(throws: PaperBook.UnreadableBook.self) { try PaperBook(json: Array(text.utf8)) }
             do {
                 _ = try PaperBook(json: Array(text.utf8))
+                Issue.record("read \(text) as a book")
             } catch {
                 #expect(error.description.contains(why), "\(error.description)")
             }
