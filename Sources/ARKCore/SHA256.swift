@@ -2,16 +2,13 @@ import CCrypto
 
 /// SHA-256 through OpenSSL's libcrypto, which uses the CPU's SHA extensions where present
 /// (about ten times faster than portable Swift here, and Aletheia hashes every pass record).
+/// The low-level `SHA256_*` calls, not EVP: see `CCrypto/shim.h` for why.
 /// Checked against the NIST vectors and `sha256sum` in the tests.
 public struct SHA256: Sendable {
-    /// Owns the OpenSSL digest context; a copied `SHA256` shares it, so keep one per digest.
+    /// Owns the digest state; a copied `SHA256` shares it, so keep one per digest.
     private final class Context: @unchecked Sendable {
-        let pointer: OpaquePointer
-        init() {
-            pointer = EVP_MD_CTX_new()
-            EVP_DigestInit_ex(pointer, EVP_sha256(), nil)
-        }
-        deinit { EVP_MD_CTX_free(pointer) }
+        var state = SHA256_CTX()
+        init() { SHA256_Init(&state) }
     }
 
     private let context = Context()
@@ -19,24 +16,25 @@ public struct SHA256: Sendable {
     public init() {}
 
     public mutating func update(_ bytes: [UInt8]) {
-        bytes.withUnsafeBytes { raw in _ = EVP_DigestUpdate(context.pointer, raw.baseAddress, raw.count) }
+        bytes.withUnsafeBytes { raw in _ = SHA256_Update(&context.state, raw.baseAddress, raw.count) }
     }
 
     public mutating func finalize() -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: 32)
-        var length: UInt32 = 0
-        out.withUnsafeMutableBufferPointer { _ = EVP_DigestFinal_ex(context.pointer, $0.baseAddress, &length) }
-        return out
+        [UInt8](unsafeUninitializedCapacity: 32) { out, count in
+            SHA256_Final(out.baseAddress, &context.state)
+            count = 32
+        }
     }
 
     /// One-shot digest.
     public static func hash(_ bytes: [UInt8]) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: 32)
-        var length: UInt32 = 0
-        bytes.withUnsafeBytes { raw in
-            out.withUnsafeMutableBufferPointer { _ = EVP_Digest(raw.baseAddress, raw.count, $0.baseAddress, &length, EVP_sha256(), nil) }
+        [UInt8](unsafeUninitializedCapacity: 32) { out, count in
+            var state = SHA256_CTX()
+            SHA256_Init(&state)
+            bytes.withUnsafeBytes { raw in _ = SHA256_Update(&state, raw.baseAddress, raw.count) }
+            SHA256_Final(out.baseAddress, &state)
+            count = 32
         }
-        return out
     }
 
     public static func hexDigest(_ bytes: [UInt8]) -> String {
