@@ -27,6 +27,6 @@ public func makeProcessor(_ stage: Stage, config: ARKConfig) throws -> any Stage
     case .hrm: HRM(config: config)
     case .kenny: Kenny(config: config)
     case .aletheia:
-        Aletheia(store: try StateStore(path: config.stateDB, backgroundCheckpointInterval: .seconds(config.dbCheckpointIntervalSeconds)), config: config)
+        Aletheia(store: try .outcomesWriter(path: config.stateDB, checkpointInterval: .seconds(config.dbCheckpointIntervalSeconds)), config: config)
     }
 }

@@ -39,6 +39,9 @@ public struct BenchProcessFigures: Sendable, Codable, Equatable {
     public var cpuSeconds: Double
     public var cpuMicrosPerSignal: Double
     public var rssKB: Int
+    /// The part of `rssKB` that is the process's own (heap, stacks, SQLite's cache): the rest
+    /// is file pages, the binary and shared libraries every ARK process maps alike.
+    public var anonKB: Int
     public var peakRSSKB: Int
     /// RSS once warmed up (a fifth of the run, at most a minute in): the end's RSS minus this
     /// is the growth over the run.
@@ -109,9 +112,9 @@ public final class PipelineBench {
             latency[name] = f.latencyNs(quantile: q).map { Double($0) / 1e6 }
         }
         func figures(_ name: String, _ pid: Int32, _ cpu: Double) -> BenchProcessFigures {
-            let (rss, peak) = memoryKB(pid)
+            let memory = memoryKB(pid)
             return BenchProcessFigures(name: name, pid: pid, cpuSeconds: cpu, cpuMicrosPerSignal: sent > 0 ? cpu * 1e6 / Double(sent) : 0,
-                                       rssKB: rss, peakRSSKB: peak, rssWarmKB: warmRSS[pid] ?? rss)
+                                       rssKB: memory.rss, anonKB: memory.anon, peakRSSKB: memory.peak, rssWarmKB: warmRSS[pid] ?? memory.rss)
         }
         // The producer (this process, while sending) shares the cores with the pipeline.
         let measured = zip(processes(), zip(cpuBefore, cpuAfter)).map { p, cpu in figures(p.name, p.pid, cpu.1 - cpu.0) }
@@ -251,12 +254,12 @@ func cpuSeconds(_ pid: Int32) -> Double {
     return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
 }
 
-/// Resident and peak resident memory of `pid`, in KB.
-func memoryKB(_ pid: Int32) -> (rss: Int, peak: Int) {
-    guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return (0, 0) }
+/// Resident, resident anonymous and peak resident memory of `pid`, in KB.
+func memoryKB(_ pid: Int32) -> (rss: Int, anon: Int, peak: Int) {
+    guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return (0, 0, 0) }
     func field(_ name: String) -> Int {
         guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(name + ":") }) else { return 0 }
         return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0
     }
-    return (field("VmRSS"), field("VmHWM"))
+    return (field("VmRSS"), field("RssAnon"), field("VmHWM"))
 }

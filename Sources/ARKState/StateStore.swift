@@ -27,7 +27,8 @@ public final class StateStore: Sendable {
     /// thread of their own, at 1,000 WAL pages (4 MB) or at least this often, never inside a
     /// commit. Without it, SQLite checkpoints inside the commit that brings the WAL to 4,000
     /// pages (16 MB).
-    public init(path: String, readOnly: Bool = false, backgroundCheckpointInterval: Duration? = nil) throws {
+    /// `cacheKiB`: SQLite's page cache per connection.
+    public init(path: String, readOnly: Bool = false, backgroundCheckpointInterval: Duration? = nil, cacheKiB: Int = 16_000) throws {
         self.path = path
         checkpointer = readOnly ? nil : backgroundCheckpointInterval.map {
             let c = $0.components
@@ -63,7 +64,7 @@ public final class StateStore: Sendable {
         }
         config.prepareDatabase { [checkpointer] db in
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
-            try db.execute(sql: "PRAGMA cache_size = -16000")
+            try db.execute(sql: "PRAGMA cache_size = -\(cacheKiB)")
             try db.execute(sql: "PRAGMA wal_autocheckpoint = 4000")
             checkpointer?.install(on: db.sqliteConnection)
         }
@@ -78,6 +79,15 @@ public final class StateStore: Sendable {
 
     deinit {
         checkpointer?.stop()
+    }
+
+    /// The store as Aletheia, the outcomes writer, opens it: WAL checkpoints on their own
+    /// thread, and a 2 MB page cache instead of 16. A writer's cache only saves re-reading
+    /// pages the OS already caches; at 1 kHz the smaller one cost no measurable CPU per pass
+    /// (305 against 311 µs, `ark bench --rate 1000 --duration 60`) and took 16 MB off
+    /// Aletheia's resident memory.
+    public static func outcomesWriter(path: String, checkpointInterval: Duration) throws -> StateStore {
+        try StateStore(path: path, backgroundCheckpointInterval: checkpointInterval, cacheKiB: 2_000)
     }
 
     /// How long a statement waits for a lock another connection holds before it fails.

@@ -69,11 +69,11 @@ struct PipelineBenchCommand: ParsableCommand {
         print("Violations   \(r.violationsInjected) injected, \(r.violationsDenied) denied\(r.violationsDenied == r.violationsInjected ? "" : "  ✗")")
         print("Latency ms   p50 \(ms("p50"))  p95 \(ms("p95"))  p99 \(ms("p99"))  max \(ms("max"))")
         print("Verdicts     " + r.verdicts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
-        print("PROCESS       CPU s   µs/signal   RSS MB   peak MB   growth since warm MB")
+        print("PROCESS       CPU s   µs/signal   RSS MB   of it anon MB   peak MB   growth since warm MB")
         for p in r.processes {
             print(p.name.padding(toLength: 12, withPad: " ", startingAt: 0)
-                  + String(format: " %6.2f   %9.1f   %6.1f   %7.1f   %+6.1f", p.cpuSeconds, p.cpuMicrosPerSignal, Double(p.rssKB) / 1024,
-                           Double(p.peakRSSKB) / 1024, Double(p.rssKB - p.rssWarmKB) / 1024))
+                  + String(format: " %6.2f   %9.1f   %6.1f   %13.1f   %7.1f   %+6.1f", p.cpuSeconds, p.cpuMicrosPerSignal, Double(p.rssKB) / 1024,
+                           Double(p.anonKB) / 1024, Double(p.peakRSSKB) / 1024, Double(p.rssKB - p.rssWarmKB) / 1024))
         }
         if let json {
             let encoder = JSONEncoder()

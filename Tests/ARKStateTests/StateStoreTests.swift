@@ -181,7 +181,7 @@ func pass(_ id: String, verdict: Verdict = .approved, t0: Int64 = 1_000_000_000_
     /// file grows while the writer goes on, and the WAL is reused instead of growing.
     @Test func theBackgroundCheckpointerCopiesTheWALWhileTheWriterGoesOn() throws {
         let path = dir.path + "/bg.db"
-        let store = try StateStore(path: path, backgroundCheckpointInterval: .seconds(300))
+        let store = try StateStore.outcomesWriter(path: path, checkpointInterval: .seconds(300))
         var maxWAL = 0
         for b in 0..<400 {
             try store.record(passes: (0..<5).map { pass("b\(b)-\($0)", t0: 1_000_000_000_000 + Int64(b) * 1_000_000) })
@@ -219,7 +219,7 @@ func pass(_ id: String, verdict: Verdict = .approved, t0: Int64 = 1_000_000_000_
     /// with SQLite's own reason (the runbook's confirm step greps for it), never with a lock
     /// held by the checkpoint, and writing resumes once space is freed.
     @Test func aFullDiskFailsTheWriteWithItsReasonAndWritingResumes() throws {
-        let store = try StateStore(path: disk + "/s.db", backgroundCheckpointInterval: .seconds(1))
+        let store = try StateStore.outcomesWriter(path: disk + "/s.db", checkpointInterval: .seconds(1))
         var n = 0
         func batch() -> [PassRecord] {
             n += 1

@@ -27,7 +27,9 @@ extension EndToEnd { @Suite struct PipelineBenchTests {
         let processes = result["processes"] as? [[String: Any]] ?? []
         #expect(processes.compactMap { $0["name"] as? String } == ["Kyle-1", "Joey-1", "HRM-1", "Kenny-1", "Aletheia-1", "redis", "producer"])
         for p in processes {
-            #expect((p["cpu_seconds"] as? Double ?? 0) > 0 && (p["rss_kb"] as? Int ?? 0) > 0 && (p["rss_warm_kb"] as? Int ?? 0) > 0, "\(p)")
+            let rss = p["rss_kb"] as? Int ?? 0, anon = p["anon_kb"] as? Int ?? 0
+            #expect((p["cpu_seconds"] as? Double ?? 0) > 0 && rss > 0 && (p["rss_warm_kb"] as? Int ?? 0) > 0, "\(p)")
+            #expect(anon > 0 && anon < rss, "\(p)")
         }
         for text in ["s  sent ", "Throughput", "Lost         0", "Latency ms   p50", "Aletheia-1"] { #expect(r.output.contains(text), "\(r.output)") }
     }

@@ -87,10 +87,11 @@ final class StoreFixture: TearsDown, @unchecked Sendable {
     let store: StateStore
     var nextTrace = 0
 
-    /// `aletheia`: opened as Aletheia opens it, with WAL checkpoints on their own thread.
+    /// `aletheia`: opened as Aletheia opens it (`StateStore.outcomesWriter`).
     init(prefix: String, aletheia: Bool = false) throws {
         directory = try makeBenchDirectory(prefix)
-        store = try StateStore(path: directory + "/ark_state.db", backgroundCheckpointInterval: aletheia ? .seconds(300) : nil)
+        let path = directory + "/ark_state.db"
+        store = try aletheia ? .outcomesWriter(path: path, checkpointInterval: .seconds(300)) : StateStore(path: path)
     }
 
     /// `count` passes as Aletheia builds them from `kennyEvent`, each with a new trace id.
