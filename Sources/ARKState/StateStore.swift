@@ -23,12 +23,17 @@ public final class StateStore: Sendable {
     /// The genesis link of the audit chain.
     public static let genesisHash = String(repeating: "0", count: 64)
 
-    /// `backgroundCheckpointInterval`: for the outcomes writer. WAL checkpoints then run on a
-    /// thread of their own, at 1,000 WAL pages (4 MB) or at least this often, never inside a
-    /// commit. Without it, SQLite checkpoints inside the commit that brings the WAL to 4,000
-    /// pages (16 MB).
+    /// A reader, or a writer that is not Aletheia (see `outcomesWriter`): SQLite checkpoints
+    /// inside the commit that brings the WAL to 4,000 pages (16 MB), and each connection has a
+    /// 16 MB page cache.
+    public convenience init(path: String, readOnly: Bool = false) throws {
+        try self.init(path: path, readOnly: readOnly, backgroundCheckpointInterval: nil, cacheKiB: 16_000)
+    }
+
+    /// `backgroundCheckpointInterval`: WAL checkpoints run on a thread of their own, at 1,000
+    /// WAL pages (4 MB) or at least this often, never inside a commit.
     /// `cacheKiB`: SQLite's page cache per connection.
-    public init(path: String, readOnly: Bool = false, backgroundCheckpointInterval: Duration? = nil, cacheKiB: Int = 16_000) throws {
+    init(path: String, readOnly: Bool, backgroundCheckpointInterval: Duration?, cacheKiB: Int) throws {
         self.path = path
         checkpointer = readOnly ? nil : backgroundCheckpointInterval.map {
             let c = $0.components
@@ -87,7 +92,7 @@ public final class StateStore: Sendable {
     /// (305 against 311 µs, `ark bench --rate 1000 --duration 60`) and took 16 MB off
     /// Aletheia's resident memory.
     public static func outcomesWriter(path: String, checkpointInterval: Duration) throws -> StateStore {
-        try StateStore(path: path, backgroundCheckpointInterval: checkpointInterval, cacheKiB: 2_000)
+        try StateStore(path: path, readOnly: false, backgroundCheckpointInterval: checkpointInterval, cacheKiB: 2_000)
     }
 
     /// How long a statement waits for a lock another connection holds before it fails.
