@@ -1,5 +1,4 @@
 import ARKCore
-import Foundation
 
 /// The immutable ethics rules. The rule file's SHA-256 is compiled in here, so a rule change
 /// is a code change; a file on disk that no longer matches makes HRM deny everything.
@@ -33,11 +32,13 @@ public enum Graveyard {
 
     /// Reads and hashes the rule file in `directory` and loads it only if it is the pinned one.
     public static func check(directory: String, pinned: String = pinnedSHA256) -> Integrity {
-        let path = (directory as NSString).appendingPathComponent(ruleFileName)
-        guard let data = FileManager.default.contents(atPath: path) else {
-            return .unreadable("cannot read \(path) (set ARK_GRAVEYARD_DIR to the graveyard/ directory)")
+        let path = directory.isEmpty || directory.hasSuffix("/") ? directory + ruleFileName : directory + "/" + ruleFileName
+        let bytes: [UInt8]
+        do {
+            bytes = try readFileBytes(path)
+        } catch {
+            return .unreadable("\(error) (set ARK_GRAVEYARD_DIR to the graveyard/ directory)")
         }
-        let bytes = [UInt8](data)
         let hash = SHA256.hexDigest(bytes)
         guard hash == pinned else { return .drifted(actual: hash, pinned: pinned) }
         do {
@@ -57,7 +58,7 @@ public enum Graveyard {
 }
 
 /// A rule as written in the rule file.
-public struct RuleSpec: Codable, Sendable, Equatable {
+public struct RuleSpec: Sendable, Equatable {
     public var id: String
     public var category: String
     public var severity: String
@@ -69,10 +70,93 @@ public struct RuleSpec: Codable, Sendable, Equatable {
     public var message: String
 }
 
-struct RuleFile: Codable {
+/// The rule file: `{"name", "version", "rules": [RuleSpec]}`; other keys (`notice`) are
+/// ignored. Read with ARK's JSON reader rather than `JSONDecoder`, so HRM never maps
+/// Foundation's JSON code.
+struct RuleFile {
     var name: String
     var version: Int
     var rules: [RuleSpec]
+
+    init(json: [UInt8]) throws {
+        do {
+            self = try json.withUnsafeBufferPointer { buf in
+                var r = JSONReader(buf)
+                var name: String?, version: Int?, rules: [RuleSpec]?
+                try r.beginObject()
+                var first = true
+                while let k = try r.nextKey(first: first) {
+                    first = false
+                    if r.matches(k, "name") { name = try r.readString() }
+                    else if r.matches(k, "version") {
+                        guard let v = try r.readNumber().integer else { throw RuleSetError(description: "version must be an integer") }
+                        version = Int(v)
+                    } else if r.matches(k, "rules") {
+                        var specs: [RuleSpec] = []
+                        try r.beginArray()
+                        while try r.nextElement(first: specs.isEmpty) {
+                            specs.append(try Self.spec(&r, index: specs.count))
+                        }
+                        rules = specs
+                    } else { try r.skipValue() }
+                }
+                try r.end()
+                guard let name else { throw RuleSetError(description: "missing key 'name'") }
+                guard let version else { throw RuleSetError(description: "missing key 'version'") }
+                guard let rules else { throw RuleSetError(description: "missing key 'rules'") }
+                return RuleFile(name: name, version: version, rules: rules)
+            }
+        } catch let e as JSONParseError {
+            throw RuleSetError(description: "not JSON: \(e)")
+        }
+    }
+
+    private init(name: String, version: Int, rules: [RuleSpec]) {
+        self.name = name
+        self.version = version
+        self.rules = rules
+    }
+
+    private static func spec(_ r: inout JSONReader, index: Int) throws -> RuleSpec {
+        var strings: [String: String] = [:]
+        var limit: Double?, values: [String]?
+        try r.beginObject()
+        var first = true
+        while let k = try r.nextKey(first: first) {
+            first = false
+            let key = try r.string(k)
+            switch key {
+            case "id", "category", "severity", "effect", "check", "field", "message":
+                guard try r.peekKind() == .string else { throw RuleSetError(description: "rules[\(index)]: '\(key)' must be a string") }
+                strings[key] = try r.readString()
+            case "limit":
+                if !r.readNullIfPresent() {
+                    guard try r.peekKind() == .number else { throw RuleSetError(description: "rules[\(index)]: 'limit' must be a number") }
+                    limit = try r.readNumber().value
+                }
+            case "values":
+                if !r.readNullIfPresent() {
+                    guard try r.peekKind() == .array else { throw RuleSetError(description: "rules[\(index)]: 'values' must be an array of strings") }
+                    var list: [String] = []
+                    try r.beginArray()
+                    while try r.nextElement(first: list.isEmpty) {
+                        guard try r.peekKind() == .string else { throw RuleSetError(description: "rules[\(index)]: 'values' must be an array of strings") }
+                        list.append(try r.readString())
+                    }
+                    values = list
+                }
+            default:
+                try r.skipValue()
+            }
+        }
+        func required(_ key: String) throws -> String {
+            guard let v = strings[key] else { throw RuleSetError(description: "rules[\(index)]: missing key '\(key)'") }
+            return v
+        }
+        return RuleSpec(id: try required("id"), category: try required("category"), severity: try required("severity"),
+                        effect: try required("effect"), check: try required("check"), field: try required("field"),
+                        limit: limit, values: values, message: try required("message"))
+    }
 }
 
 public struct RuleSetError: Error, Sendable, CustomStringConvertible {

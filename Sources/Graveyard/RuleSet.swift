@@ -1,5 +1,4 @@
 import ARKCore
-import Foundation
 
 /// What HRM judges: the proposal fields of one event.
 public struct Proposal: Sendable, Equatable {
@@ -90,9 +89,9 @@ public struct RuleSet: Sendable, Equatable {
     public init(json: [UInt8], hash: String) throws {
         let file: RuleFile
         do {
-            file = try JSONDecoder().decode(RuleFile.self, from: Data(json))
-        } catch {
-            throw RuleSetError(description: "rule file is not valid: \(error)")
+            file = try RuleFile(json: json)
+        } catch let e as RuleSetError {
+            throw RuleSetError(description: "rule file is not valid: \(e.description)")
         }
         var compiled: [CompiledRule] = []
         var ids = Set<String>()

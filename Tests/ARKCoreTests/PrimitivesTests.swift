@@ -43,6 +43,27 @@ import Testing
     }
 }
 
+@Suite struct FileBytesTests {
+    @Test func readsAFileLargerThanOneChunkExactly() throws {
+        let dir = try TempDir("ark-filebytes")
+        defer { dir.remove() }
+        let content = (0..<200_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        #expect(FileManager.default.createFile(atPath: dir.path + "/f", contents: Data(content)))
+        #expect(try readFileBytes(dir.path + "/f") == content)
+        #expect(FileManager.default.createFile(atPath: dir.path + "/empty", contents: Data()))
+        #expect(try readFileBytes(dir.path + "/empty") == [])
+    }
+
+    @Test func aMissingFileOrADirectoryNamesThePathAndTheReason() throws {
+        let dir = try TempDir("ark-filebytes")
+        defer { dir.remove() }
+        let missing = #expect(throws: FileReadError.self) { try readFileBytes(dir.path + "/none") }
+        #expect(missing?.description == "cannot read \(dir.path)/none: No such file or directory")
+        let directory = #expect(throws: FileReadError.self) { try readFileBytes(dir.path) }
+        #expect(directory?.description == "cannot read \(dir.path): Is a directory")
+    }
+}
+
 @Suite struct LogHistogramTests {
     @Test func quantilesWithinHalfAPercent() {
         var h = LogHistogram()

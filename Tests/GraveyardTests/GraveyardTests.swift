@@ -57,6 +57,54 @@ func evaluate(_ p: Proposal, book: PortfolioSnapshot = PortfolioSnapshot(equity:
     }
 }
 
+@Suite struct RuleFileTests {
+    func load(_ text: String) -> String? {
+        do {
+            _ = try RuleSet(json: Array(text.utf8), hash: "test")
+            return nil
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    let rule = #"{"id": "r", "category": "risk", "severity": "HIGH", "effect": "deny", "check": "max", "field": "leverage", "limit": 2, "message": "m"}"#
+
+    @Test func theShippedFileLoadsEveryRuleWithItsFields() throws {
+        let bytes = [UInt8](FileManager.default.contents(atPath: Repo.graveyard + "/ethics_rules.json")!)
+        let set = try RuleSet(json: bytes, hash: "h")
+        let leverage = try #require(set.specs.first { $0.id == "max_leverage" })
+        #expect([leverage.category, leverage.severity, leverage.effect, leverage.check, leverage.field, leverage.message]
+                == ["risk", "CRITICAL", "deny", "max", "leverage", "leverage must not exceed 2.0"])
+        #expect(leverage.limit == 2.0 && leverage.values == nil)
+        #expect(set.specs.contains { ($0.values?.count ?? 0) > 1 })
+    }
+
+    @Test func unknownKeysAreIgnoredAndAnEscapedKeyStillCounts() {
+        #expect(load(#"{"name": "n", "version": 1, "notice": {"x": [1]}, "rules": [\#(rule)]}"#) == nil)
+        #expect(load(#"{"n\u0061me": "n", "version": 1, "rules": []}"#) == nil)
+    }
+
+    @Test(arguments: [
+        (#"{"version": 1, "rules": []}"#, "missing key 'name'"),
+        (#"{"name": "n", "version": 1.5, "rules": []}"#, "version must be an integer"),
+        (#"{"name": "n", "version": 1, "rules": [{"id": "r"}]}"#, "rules[0]: missing key 'category'"),
+        (#"{"name": "n", "version": 1, "rules": [{"id": 7}]}"#, "rules[0]: 'id' must be a string"),
+        (#"{"name": "n", "version": 1, "rules": [{"id": "r", "limit": "2"}]}"#, "rules[0]: 'limit' must be a number"),
+        (#"{"name": "n", "version": 1, "rules": [{"id": "r", "values": ["a", 1]}]}"#, "rules[0]: 'values' must be an array of strings"),
+        (#"{"name": "n", "version": 1, "rules": [] "#, "not JSON: unexpected end of input inside an object"),
+    ])
+    func aBadFileNamesWhatIsWrong(text: String, expected: String) {
+        let error = load(text)
+        #expect(error?.hasPrefix("rule file is not valid: " + expected) == true, "\(error ?? "loaded")")
+    }
+
+    @Test func theSecondRuleIsNamedByItsIndex() {
+        let broken = rule.replacingOccurrences(of: #""message": "m""#, with: #""msg": "m""#)
+        #expect(load(#"{"name": "n", "version": 1, "rules": [\#(rule), \#(broken)]}"#) == "rule file is not valid: rules[1]: missing key 'message'")
+        #expect(load(#"{"name": "n", "version": 1, "rules": [\#(rule), \#(rule)]}"#) == "rule r appears twice")
+    }
+}
+
 @Suite struct RuleTests {
     @Test func aCompliantProposalIsApprovedWithItsPolicyHash() throws {
         let d = try evaluate(proposal())
