@@ -8,6 +8,31 @@ let strictSettings: [SwiftSetting] = [
     .unsafeFlags(["-warnings-as-errors"]),
 ]
 
+// The ark binary is linked with the toolchain's lld, and, where the C library can load them
+// (glibc 2.36, Debian 12), with packed relative relocations (DT_RELR): its 32,000 relative
+// relocations shrink from 770 KB of tables to 9 KB, read by every process at start-up and
+// counted in every agent's RSS (0.6-0.8 MB less per process, measured with ark bench). The
+// binary runs on the host that built it (start_production.sh builds in place; a canary
+// release is a copy of such a build), so the build host's C library decides.
+#if os(Linux)
+import Glibc
+
+let packedRelocations: Bool = {
+    var buffer = [CChar](repeating: 0, count: 64)
+    guard confstr(Int32(_CS_GNU_LIBC_VERSION), &buffer, buffer.count) > 0 else { return false }
+    // "glibc 2.36"
+    let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    let version = text.split(separator: " ").last?.split(separator: ".").compactMap { Int($0) } ?? []
+    return version.count >= 2 && (version[0], version[1]) >= (2, 36)
+}()
+#else
+let packedRelocations = false
+#endif
+let agentLinkerSettings: [LinkerSetting] = [
+    .unsafeFlags(["-use-ld=lld"] + (packedRelocations ? ["-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"] : []),
+                 .when(platforms: [.linux])),
+]
+
 let package = Package(
     name: "ARK",
     platforms: [.macOS(.v14)],
@@ -177,7 +202,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            swiftSettings: strictSettings
+            swiftSettings: strictSettings,
+            linkerSettings: agentLinkerSettings
         ),
         .target(
             name: "ARKTestSupport",
