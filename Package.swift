@@ -28,7 +28,7 @@ let packedRelocations: Bool = {
 #else
 let packedRelocations = false
 #endif
-let agentLinkerSettings: [LinkerSetting] = [
+let arkLinkerSettings: [LinkerSetting] = [
     .unsafeFlags(["-use-ld=lld"] + (packedRelocations ? ["-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"] : []),
                  .when(platforms: [.linux])),
 ]
@@ -203,7 +203,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSettings,
-            linkerSettings: agentLinkerSettings
+            linkerSettings: arkLinkerSettings
         ),
         .target(
             name: "ARKTestSupport",

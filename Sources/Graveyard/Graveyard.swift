@@ -87,14 +87,20 @@ struct RuleFile {
                 var first = true
                 while let k = try r.nextKey(first: first) {
                     first = false
-                    if r.matches(k, "name") { name = try r.readString() }
-                    else if r.matches(k, "version") {
-                        guard let v = try r.readNumber().integer else { throw RuleSetError(description: "version must be an integer") }
+                    if r.matches(k, "name") {
+                        guard try r.peekKind() == .string else { throw RuleSetError(description: "'name' must be a string") }
+                        name = try r.readString()
+                    } else if r.matches(k, "version") {
+                        guard try r.peekKind() == .number, let v = try r.readNumber().integer else {
+                            throw RuleSetError(description: "'version' must be an integer")
+                        }
                         version = Int(v)
                     } else if r.matches(k, "rules") {
+                        guard try r.peekKind() == .array else { throw RuleSetError(description: "'rules' must be an array of rules") }
                         var specs: [RuleSpec] = []
                         try r.beginArray()
                         while try r.nextElement(first: specs.isEmpty) {
+                            guard try r.peekKind() == .object else { throw RuleSetError(description: "rules[\(specs.count)] must be an object") }
                             specs.append(try Self.spec(&r, index: specs.count))
                         }
                         rules = specs

@@ -86,7 +86,11 @@ func evaluate(_ p: Proposal, book: PortfolioSnapshot = PortfolioSnapshot(equity:
 
     @Test(arguments: [
         (#"{"version": 1, "rules": []}"#, "missing key 'name'"),
-        (#"{"name": "n", "version": 1.5, "rules": []}"#, "version must be an integer"),
+        (#"{"name": "n", "version": 1.5, "rules": []}"#, "'version' must be an integer"),
+        (#"{"name": "n", "version": "1", "rules": []}"#, "'version' must be an integer"),
+        (#"{"name": 1, "version": 1, "rules": []}"#, "'name' must be a string"),
+        (#"{"name": "n", "version": 1, "rules": {}}"#, "'rules' must be an array of rules"),
+        (#"{"name": "n", "version": 1, "rules": [[]]}"#, "rules[0] must be an object"),
         (#"{"name": "n", "version": 1, "rules": [{"id": "r"}]}"#, "rules[0]: missing key 'category'"),
         (#"{"name": "n", "version": 1, "rules": [{"id": 7}]}"#, "rules[0]: 'id' must be a string"),
         (#"{"name": "n", "version": 1, "rules": [{"id": "r", "limit": "2"}]}"#, "rules[0]: 'limit' must be a number"),
