@@ -24,8 +24,11 @@ bench_start_api_run fuzzer
 
 echo "Fuzzing http://127.0.0.1:$API_PORT for ${SECONDS_BUDGET}s (report: $WORK/schemathesis.txt)"
 status=0
+# No --checks on the command line: every check is on by default, and a check named there
+# (even as "all") overrides the per-operation `enabled = false` in schemathesis.toml, which
+# let negative_data_rejection fail on POST /v1/signals's by-design partial acceptance.
 schemathesis --config-file scripts/schemathesis.toml run "http://127.0.0.1:$API_PORT/openapi.json" --url "http://127.0.0.1:$API_PORT" \
-    -H "Authorization: Bearer $TOKEN" --checks all --max-time "$SECONDS_BUDGET" --workers 2 \
+    -H "Authorization: Bearer $TOKEN" --max-time "$SECONDS_BUDGET" --workers 2 \
     --phases examples,coverage,fuzzing,stateful --suppress-health-check all \
     >"$WORK/schemathesis.txt" 2>&1 || status=$?
 grep -E "^- ST[0-9]+|^\[[0-9]+\]|Invalid component" "$WORK/schemathesis.txt" | cut -c1-300 | head -40 || true
