@@ -8,10 +8,10 @@ let strictSettings: [SwiftSetting] = [
     .unsafeFlags(["-warnings-as-errors"]),
 ]
 
-// The ark binary is linked with the toolchain's lld, and, where the C library can load them
-// (glibc 2.36, Debian 12), with packed relative relocations (DT_RELR): its 32,000 relative
-// relocations shrink from 770 KB of tables to 9 KB, read by every process at start-up and
-// counted in every agent's RSS (0.6-0.8 MB less per process, measured with ark bench). The
+// The ark and ark-agent binaries are linked with the toolchain's lld, and, where the C
+// library can load them (glibc 2.36, Debian 12), with packed relative relocations (DT_RELR):
+// ark's 32,000 relative relocations shrink from 770 KB of tables to 9 KB, read by every process at start-up and
+// counted in every agent's RSS (0.6-0.8 MB less per process, measured with ark bench). A
 // binary runs on the host that built it (start_production.sh builds in place; a canary
 // release is a copy of such a build), so the build host's C library decides.
 #if os(Linux)
@@ -38,6 +38,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "ark", targets: ["ark"]),
+        .executable(name: "ark-agent", targets: ["ark-agent"]),
         // The modules the Benchmarks package (its own package, so the main build stays light)
         // measures.
         .library(name: "ARKCore", targets: ["ARKCore"]),
@@ -116,12 +117,25 @@ let package = Package(
             dependencies: ["ARKCore", "ARKState"],
             swiftSettings: strictSettings
         ),
+        // What every ARK process sets up: its log format, its metrics registry and the
+        // publisher of that registry to Redis. No HTTP stack, so ark-agent can link it.
+        .target(
+            name: "ARKProcess",
+            dependencies: [
+                "ARKCore", "ARKBus",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
         // Metrics exposition, health and the metrics HTTP server. The only
         // module with an HTTP stack (Hummingbird/NIO); the stages never link it.
         .target(
             name: "ARKMonitoring",
             dependencies: [
-                "ARKCore", "Graveyard", "ARKBus", "ARKState", "ARKSLO",
+                "ARKCore", "Graveyard", "ARKBus", "ARKState", "ARKSLO", "ARKProcess",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -195,11 +209,23 @@ let package = Package(
         .executableTarget(
             name: "ark",
             dependencies: [
-                "ARKCore", "Graveyard", "ARKBus", "ARKState", "ARKAgents", "ARKSynthetic", "ARKMonitoring", "ARKWatchdog", "ARKOperations", "ARKAPI", "ARKCanary", "ARKBench", "ARKSLO",
+                "ARKCore", "Graveyard", "ARKBus", "ARKState", "ARKAgents", "ARKSynthetic", "ARKMonitoring", "ARKProcess", "ARKWatchdog", "ARKOperations", "ARKAPI", "ARKCanary", "ARKBench", "ARKSLO",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings,
+            linkerSettings: arkLinkerSettings
+        ),
+        // One stage per process, linking only what an agent needs (no HTTP stack, no operator
+        // commands): the pages of a smaller binary are most of an agent's RSS.
+        .executableTarget(
+            name: "ark-agent",
+            dependencies: [
+                "ARKCore", "ARKAgents", "ARKProcess",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSettings,
@@ -217,7 +243,7 @@ let package = Package(
         .testTarget(name: "ARKAgentsTests", dependencies: ["ARKAgents", "Graveyard", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKStateTests", dependencies: ["ARKState", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKWatchdogTests", dependencies: ["ARKWatchdog", "ARKBus", "ARKState", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
-        .testTarget(name: "ARKOperationsTests", dependencies: ["ARKOperations", "ARKState", "ARKCore", "ARKBus", .product(name: "Logging", package: "swift-log"), "ARKTestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "ARKOperationsTests", dependencies: ["ARKOperations", "ARKProcess", "ARKState", "ARKCore", "ARKBus", .product(name: "Logging", package: "swift-log"), "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKMonitoringTests", dependencies: ["ARKMonitoring", "ARKSLO", "ARKState", "ARKCore", "Graveyard", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKCanaryTests", dependencies: ["ARKCanary", "ARKState", "ARKCore"], swiftSettings: strictSettings),
         .testTarget(

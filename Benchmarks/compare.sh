@@ -22,9 +22,10 @@ cleanup() {
 trap cleanup EXIT
 git worktree add --detach "$OTHER" "$REV" >/dev/null 2>&1 || { echo "cannot check out $REV" >&2; exit 2; }
 echo "Building $REV (release)…"
-(cd "$OTHER" && swift build -c release --product ark 2>&1 | tail -1)
+(cd "$OTHER" && swift build -c release --product ark 2>&1 | tail -1 && { swift build -c release --product ark-agent >/dev/null 2>&1 || true; })
 echo "Building this tree (release)…"
 swift build -c release --product ark 2>&1 | tail -1
+swift build -c release --product ark-agent 2>&1 | tail -1
 A=$PWD/.build/release/ark
 B=$OTHER/.build/release/ark
 for i in $(seq "$PAIRS"); do

@@ -1,9 +1,10 @@
 # Shared by the benchmark scripts. Sourced, not run.
 
-# Builds ark in release mode (sets ARK), starts a private Redis, and points ARK's state,
+# Builds ark and ark-agent in release mode (sets ARK), starts a private Redis, and points ARK's state,
 # rules and log level at the benchmark's temp dir.
 bench_setup() {
     swift build -c release --product ark 2>&1 | tail -1
+    swift build -c release --product ark-agent 2>&1 | tail -1
     ARK=$PWD/.build/release/ark
     bench_start_redis
     export ARK_STATE_DB=$WORK/ark_state.db ARK_GRAVEYARD_DIR=$PWD/graveyard ARK_LOG_LEVEL=warning
@@ -39,15 +40,17 @@ for i in range(n):
 PY
 }
 
-# Starts the five agents of binary $1 with graveyard dir $2 (their pids in BENCH_PIDS), waits
+# Starts the five agents of binary $1 (with ark-agent beside it when there is one, as
+# start_production.sh and `ark bench` do; else `ark agent`) with graveyard dir $2 (their pids in BENCH_PIDS), waits
 # until all $3 queued signals are recorded, and prints the drain rate and each agent's CPU
 # seconds so far. Needs bench_start_redis and bench_queue_signals first.
 bench_drain() {
-    local ark=$1 graveyard=$2 n=$3 start end cpu="" p s
+    local ark=$1 graveyard=$2 n=$3 start end cpu="" p s agent=("$1" agent)
+    [ -x "$(dirname "$ark")/ark-agent" ] && agent=("$(dirname "$ark")/ark-agent")
     BENCH_PIDS=()
     start=$(date +%s.%N)
     for s in Kyle Joey HRM Kenny Aletheia; do
-        ARK_GRAVEYARD_DIR=$graveyard "$ark" agent "$s" >>"$WORK/$s.log" 2>&1 &
+        ARK_GRAVEYARD_DIR=$graveyard "${agent[@]}" "$s" >>"$WORK/$s.log" 2>&1 &
         BENCH_PIDS+=($!)
     done
     while [ "$(sqlite3 "$ARK_STATE_DB" "SELECT COUNT(*) FROM passes" 2>/dev/null || echo 0)" -lt "$n" ]; do sleep 0.2; done

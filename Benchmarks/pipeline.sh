@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End-to-end pipeline benchmark: five `ark agent` processes (release build) and a private
+# End-to-end pipeline benchmark: five agent processes (`ark-agent`, release build) and a private
 # redis-server on a unix socket, all on this machine.
 #
 #   Benchmarks/pipeline.sh [SIGNALS]        (default 200000)

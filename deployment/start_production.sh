@@ -77,11 +77,14 @@ mkdir -p "$RUN_DIR" "$ARK_LOG_DIR"
 # ARK_BUILD=debug runs the debug build (the tests do, having built it); ARK_SKIP_BUILD=1
 # uses the binary as it is.
 BUILD="${ARK_BUILD:-release}"
+# Two binaries: ark, and ark-agent, which runs one stage and links nothing else (less RSS
+# per agent).
 ARK="$ROOT/.build/$BUILD/ark"
+ARK_AGENT="$ROOT/.build/$BUILD/ark-agent"
 step "Build"
-if [ "${ARK_SKIP_BUILD:-0}" = 1 ] && [ -x "$ARK" ]; then
-    echo "using $ARK as built (ARK_SKIP_BUILD=1)"
-elif ! swift build -c "$BUILD" --product ark >"$ARK_LOG_DIR/build.log" 2>&1; then
+if [ "${ARK_SKIP_BUILD:-0}" = 1 ] && [ -x "$ARK" ] && [ -x "$ARK_AGENT" ]; then
+    echo "using $ARK and $ARK_AGENT as built (ARK_SKIP_BUILD=1)"
+elif ! { swift build -c "$BUILD" --product ark && swift build -c "$BUILD" --product ark-agent; } >"$ARK_LOG_DIR/build.log" 2>&1; then
     tail -n 40 "$ARK_LOG_DIR/build.log" >&2
     echo "Build failed: the whole output is in $ARK_LOG_DIR/build.log" >&2
     exit 1
@@ -98,7 +101,7 @@ make_release() {
     name="$(date -u +%Y%m%dT%H%M%SZ)-$(git rev-parse --short HEAD 2>/dev/null || echo build)"
     rel="$ARK_RELEASES_DIR/$name"
     mkdir -p "$rel/graveyard"
-    cp "$ARK" "$rel/ark"
+    cp "$ARK" "$ARK_AGENT" "$rel/"
     cp "$ARK_GRAVEYARD_DIR"/ethics_rules.json* "$rel/graveyard/"
     chmod 444 "$rel/graveyard/"*
     if [ -f .env.production ] && [ "$LOCAL" = 0 ]; then
@@ -142,8 +145,8 @@ if [ "$CANARY" = 1 ]; then
     exit "$status"
 fi
 
-# start_process NAME LABEL LOG ARGS…: `ark ARGS…` in the background, its pid in NAME.pid and
-# its output in LOG, unless the process of NAME.pid still runs.
+# start_process NAME LABEL LOG BINARY ARGS…: `BINARY ARGS…` in the background, its pid in
+# NAME.pid and its output in LOG, unless the process of NAME.pid still runs.
 start_process() {
     local name=$1 label=$2 log=$3
     shift 3
@@ -151,7 +154,7 @@ start_process() {
         echo "$label already running (pid $(cat "$RUN_DIR/$name.pid"))"
         return
     fi
-    nohup "$ARK" "$@" >>"$ARK_LOG_DIR/$log" 2>&1 &
+    nohup "$@" >>"$ARK_LOG_DIR/$log" 2>&1 &
     echo $! >"$RUN_DIR/$name.pid"
     echo "$label started (pid $!), log $ARK_LOG_DIR/$log"
 }
@@ -212,12 +215,12 @@ METRICS_URL="http://${METRICS_BIND:-127.0.0.1}:$METRICS_PORT"
 [ "${METRICS_BIND:-}" = "0.0.0.0" ] && METRICS_URL="http://127.0.0.1:$METRICS_PORT"
 if [ "${METRICS_SERVER_ENABLED:-true}" != "false" ]; then
     step "Metrics server on $METRICS_URL"
-    start_process metrics "metrics server" metrics_server.log metrics-server
+    start_process metrics "metrics server" metrics_server.log "$ARK" metrics-server
 fi
 
 if [ "${WATCHDOG_ENABLED:-true}" != "false" ]; then
     step "Watchdog (quarantine ${WATCHDOG_QUARANTINE_ENABLED:-true})"
-    start_process watchdog watchdog watchdog.log watchdog
+    start_process watchdog watchdog watchdog.log "$ARK" watchdog
 fi
 
 step "Agents"
@@ -231,7 +234,7 @@ if ! alive "$RUN_DIR/kyle.pid"; then
 fi
 for stage in Kyle Joey HRM Kenny Aletheia; do
     name=$(echo "$stage" | tr '[:upper:]' '[:lower:]')
-    start_process "$name" "$stage" "$name.log" agent "$stage"
+    start_process "$name" "$stage" "$name.log" "$ARK_AGENT" "$stage"
 done
 
 export API_PORT="${API_PORT:-8000}"
@@ -239,7 +242,7 @@ API_URL="http://${API_BIND:-127.0.0.1}:$API_PORT"
 [ "${API_BIND:-}" = "0.0.0.0" ] && API_URL="http://127.0.0.1:$API_PORT"
 if [ "${API_ENABLED:-true}" != "false" ]; then
     step "API on $API_URL"
-    start_process api API api.log api
+    start_process api API api.log "$ARK" api
 fi
 
 step "Health: waiting for every agent's heartbeat"

@@ -147,8 +147,8 @@ public final class PipelineBench {
         for stage in Stage.allCases {
             for i in 1...plan.instances {
                 let name = "\(stage.rawValue)-\(i)"
-                agents.append(try ChildProcess.spawn(name: name, executable: plan.arkExecutable, arguments: ["agent", stage.rawValue],
-                                                     environment: env, log: "\(workDirectory)/\(name).log"))
+                agents.append(try ChildProcess.spawnAgent(stage, ark: plan.arkExecutable, name: name,
+                                                          environment: env, log: "\(workDirectory)/\(name).log"))
             }
         }
     }

@@ -198,7 +198,7 @@ public final class CanaryController {
         let env = agentEnvironment(releaseEnv, release: release, track: .canary)
         for stage in Stage.allCases {
             let log = config.logDir + "/canary_" + stage.rawValue.lowercased() + ".log"
-            let child = try ChildProcess.spawn(name: "canary " + stage.rawValue, executable: release.binary, arguments: ["agent", stage.rawValue], environment: env, log: log)
+            let child = try ChildProcess.spawnAgent(stage, ark: release.binary, name: "canary " + stage.rawValue, environment: env, log: log)
             canary.append(child)
             say("  canary \(stage.rawValue) started (pid \(child.pid)), log \(log)")
         }
@@ -476,7 +476,7 @@ public final class CanaryController {
         for stage in Stage.allCases {
             let name = stage.rawValue.lowercased()
             let log = config.logDir + "/" + name + ".log"
-            let child = try ChildProcess.spawn(name: stage.rawValue, executable: release.binary, arguments: ["agent", stage.rawValue], environment: env, log: log)
+            let child = try ChildProcess.spawnAgent(stage, ark: release.binary, name: stage.rawValue, environment: env, log: log)
             fresh.append(child)
             try "\(child.pid)\n".write(toFile: runDir + "/" + name + ".pid", atomically: true, encoding: .utf8)
             say("  baseline \(stage.rawValue) from the new release (pid \(child.pid))")

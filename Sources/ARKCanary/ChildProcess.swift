@@ -40,6 +40,20 @@ public struct ChildProcess: Sendable, Equatable, Codable {
         return ChildProcess(name: name, pid: pid)
     }
 
+    /// The command that runs one stage's agent with the build or release whose `ark` binary
+    /// is `ark`: the lean `ark-agent STAGE` beside it, or `ark agent STAGE` where there is
+    /// none (a release made before ark-agent existed).
+    public static func agentCommand(_ stage: Stage, ark: String) -> (executable: String, arguments: [String]) {
+        let lean = String(ark[..<(ark.lastIndex(of: "/").map { ark.index(after: $0) } ?? ark.startIndex)]) + "ark-agent"
+        return access(lean, X_OK) == 0 ? (lean, [stage.rawValue]) : (ark, ["agent", stage.rawValue])
+    }
+
+    /// Starts one stage's agent (`agentCommand`).
+    public static func spawnAgent(_ stage: Stage, ark: String, name: String, environment: [String: String], log: String) throws(SpawnError) -> ChildProcess {
+        let command = agentCommand(stage, ark: ark)
+        return try spawn(name: name, executable: command.executable, arguments: command.arguments, environment: environment, log: log)
+    }
+
     /// nil while it runs; how it ended once it has (reaped when it is our child).
     public func exitStatus() -> String? {
         var status: Int32 = 0

@@ -1,14 +1,12 @@
 import ARKBus
 import ARKCore
+import ARKProcess
 import ARKSLO
 import ARKState
 import Foundation
 import Graveyard
 import Logging
 import Prometheus
-
-/// The name a process goes by in merged metrics: `<host>-<pid>`.
-public func processLabel() -> String { "\(ProcessInfo.processInfo.hostName)-\(getpid())" }
 
 /// Answers the metrics server's questions from the state store and Redis. An actor on its
 /// own thread, since hiredis and GRDB's synchronous reads block; it reconnects to Redis and
@@ -145,7 +143,7 @@ public actor MonitoringBackend {
     /// process's published text, and the SLO, stage and Redis gauges computed here.
     public func prometheusText() -> String {
         var merged = PrometheusExposition()
-        let me = processLabel()
+        let me = MetricsPublisher.processLabel()
         if let registry { merged.add(registry.emitToString(), process: me) }
         let published: [(String, String)] = switch ask({ p throws(RedisError) in try Self.publishedExpositions(p.connection) }) {
         case .success(let items)?: items

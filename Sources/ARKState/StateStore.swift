@@ -45,7 +45,9 @@ public final class StateStore: Sendable {
             do {
                 try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             } catch {
-                throw StateStoreError("cannot create the state directory \(dir): \(error.localizedDescription). Fix: create it writable for this user, or set ARK_STATE_DB")
+                // Foundation's text ends with a full stop; the fix follows it.
+                let reason = error.localizedDescription.hasSuffix(".") ? error.localizedDescription : error.localizedDescription + "."
+                throw StateStoreError("cannot create the state directory \(dir): \(reason) Fix: create it writable for this user, or set ARK_STATE_DB")
             }
             // Create the file with mode 600 before SQLite does, so it is never readable by others.
             if !FileManager.default.fileExists(atPath: path) {

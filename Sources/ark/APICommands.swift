@@ -1,6 +1,7 @@
 import ARKAPI
 import ARKCore
 import ARKMonitoring
+import ARKProcess
 import ArgumentParser
 import Foundation
 import Logging
@@ -33,11 +34,11 @@ struct APICommand: AsyncParsableCommand {
 
     func run() async throws {
         common.bootstrapLogging()
-        bootstrapMetrics()
+        ProcessBootstrap.bootstrapMetrics()
         let config = try common.config()
         let server = try makeAPIServer(config)
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: server), .init(service: MetricsPublisher(registry: metricsRegistry, redisURL: server.settings.redisURL))],
+            services: [.init(service: server), .init(service: MetricsPublisher(registry: ProcessBootstrap.metricsRegistry, redisURL: server.settings.redisURL))],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: Logger(label: "ark")))
         try await group.run()
     }

@@ -1,5 +1,6 @@
 import ARKCore
 import ARKOperations
+import ARKProcess
 import ArgumentParser
 import Foundation
 import Logging
@@ -50,21 +51,8 @@ struct CommonOptions: ParsableArguments {
         }
     }
 
-    /// JSON lines (`ARK_LOG_FORMAT=json`, the default when standard error is not a
-    /// terminal: log files) or text (`text`, the default on a terminal).
     func bootstrapLogging() {
-        let level = Logger.Level(rawValue: logLevel.lowercased()) ?? .info
-        let format = ProcessInfo.processInfo.environment["ARK_LOG_FORMAT"]?.lowercased() ?? (isatty(2) == 1 ? "text" : "json")
-        LoggingSystem.bootstrap { label in
-            if format == "text" {
-                var handler = StreamLogHandler.standardError(label: label)
-                handler.logLevel = level
-                return handler
-            }
-            var handler = JSONLogHandler(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        ProcessBootstrap.bootstrapLogging(level: logLevel)
     }
 }
 

@@ -1,5 +1,6 @@
 import ARKCore
 import ARKMonitoring
+import ARKProcess
 import ARKSLO
 import ArgumentParser
 import Foundation
@@ -8,24 +9,9 @@ import Metrics
 import Prometheus
 import ServiceLifecycle
 
-/// This process's Prometheus registry: swift-metrics is bootstrapped onto it once.
-let metricsRegistry = PrometheusCollectorRegistry()
-
-func bootstrapMetrics() {
-    var factory = PrometheusMetricsFactory(registry: metricsRegistry)
-    let ms = { (v: Double) in Duration.microseconds(Int64(v * 1000)) }
-    factory.durationHistogramBuckets = [
-        MetricName.passLatency: [1, 2.5, 5, 10, 25, 50, 100, 250, 400, 1000, 2500, 5000, 10000].map(ms),
-        MetricName.hrmEvaluation: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 10, 50, 120, 500].map(ms),
-        MetricName.stageLatency: [0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 1000, 5000].map(ms),
-        MetricName.dbWrite: [0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 1000].map(ms),
-    ]
-    MetricsSystem.bootstrap(factory)
-}
-
 func makeMetricsServer(_ config: ARKConfig) throws -> MetricsServer {
     do {
-        let backend = try MonitoringBackend(config: config, registry: metricsRegistry)
+        let backend = try MonitoringBackend(config: config, registry: ProcessBootstrap.metricsRegistry)
         return MetricsServer(backend: backend, host: config.metricsBind, port: config.metricsPort)
     } catch {
         throw fail("REDIS_URL: \(error). Fix: use redis://[:password@]host:port/db or unix:///path/redis.sock", code: 78)
@@ -50,7 +36,7 @@ struct MetricsServerCommand: AsyncParsableCommand {
 
     func run() async throws {
         common.bootstrapLogging()
-        bootstrapMetrics()
+        ProcessBootstrap.bootstrapMetrics()
         let config = try common.config()
         let server = try makeMetricsServer(config)
         let group = ServiceGroup(configuration: .init(

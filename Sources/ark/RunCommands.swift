@@ -1,10 +1,10 @@
 import ARKAgents
 import ARKCore
 import ARKMonitoring
+import ARKProcess
 import ARKState
 import ArgumentParser
 import Foundation
-import Graveyard
 import Logging
 import ServiceLifecycle
 
@@ -67,30 +67,15 @@ struct AgentCommand: AsyncParsableCommand {
 /// either the metrics server (which serves this process's registry directly) or a publisher
 /// of this process's metrics to Redis for the metrics server of another process.
 func runStages(_ stages: [Stage], config: ARKConfig, withMetricsServer: Bool = false, withWatchdog: Bool = false, withAPI: Bool = false) async throws {
-    bootstrapMetrics()
+    ProcessBootstrap.bootstrapMetrics()
     let logger = Logger(label: "ark")
-    let settings: AgentSettings
+    let stageServices: (services: [any Service], settings: AgentSettings)
     do {
-        settings = try AgentSettings(config: config)
+        stageServices = try makeStageServices(stages, config: config, logger: logger)
     } catch {
-        throw fail("REDIS_URL: \(error). Fix: use redis://[:password@]host:port/db or unix:///path/redis.sock", code: 78)
+        throw fail(error.description, code: 78)
     }
-    if stages.contains(.hrm) {
-        let integrity = Graveyard.check(directory: config.graveyardDir)
-        if let problem = integrity.problem {
-            logger.critical("Graveyard check failed: HRM will deny every proposal until it is fixed", metadata: ["problem": .string(problem)])
-        }
-    }
-    var services: [any Service] = []
-    for stage in stages {
-        let processor: any StageProcessor
-        do {
-            processor = try makeProcessor(stage, config: config)
-        } catch {
-            throw fail("cannot start \(stage.rawValue): \(error)", code: 78)
-        }
-        services.append(AgentService(agent: StageAgent(processor: processor, settings: settings)))
-    }
+    var services = stageServices.services
     if withWatchdog {
         services.append(try makeWatchdog(config))
     }
@@ -100,7 +85,7 @@ func runStages(_ stages: [Stage], config: ARKConfig, withMetricsServer: Bool = f
     if withMetricsServer {
         services.append(try makeMetricsServer(config))
     } else {
-        services.append(MetricsPublisher(registry: metricsRegistry, redisURL: settings.redisURL, track: config.track))
+        services.append(MetricsPublisher(registry: ProcessBootstrap.metricsRegistry, redisURL: stageServices.settings.redisURL, track: config.track))
     }
     let group = ServiceGroup(configuration: .init(
         services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },

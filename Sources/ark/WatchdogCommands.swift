@@ -1,6 +1,7 @@
 import ARKBus
 import ARKCore
 import ARKMonitoring
+import ARKProcess
 import ARKState
 import ARKWatchdog
 import ArgumentParser
@@ -52,7 +53,7 @@ struct WatchdogRunCommand: AsyncParsableCommand {
 
     func run() async throws {
         common.bootstrapLogging()
-        bootstrapMetrics()
+        ProcessBootstrap.bootstrapMetrics()
         let config = try common.config()
         if !config.watchdogEnabled {
             throw fail("WATCHDOG_ENABLED is false: the watchdog does not run. Fix: set WATCHDOG_ENABLED=true", code: 78)
@@ -60,7 +61,7 @@ struct WatchdogRunCommand: AsyncParsableCommand {
         let watchdog = try makeWatchdog(config)
         let url = try RedisURL(parsing: config.redisURL)
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: watchdog), .init(service: MetricsPublisher(registry: metricsRegistry, redisURL: url))],
+            services: [.init(service: watchdog), .init(service: MetricsPublisher(registry: ProcessBootstrap.metricsRegistry, redisURL: url))],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: Logger(label: "ark")))
         try await group.run()
     }

@@ -4,6 +4,7 @@ import Logging
 import Testing
 
 @testable import ARKOperations
+@testable import ARKProcess
 
 final class LineSink: @unchecked Sendable {
     private let lock = NSLock()

@@ -21,6 +21,12 @@ public enum Repo {
         }
         return root + "/.build/debug/ark"
     }
+
+    /// The `ark-agent` executable built with `arkBinary`, beside it.
+    public static var arkAgentBinary: String {
+        let ark = arkBinary
+        return String(ark[..<(ark.lastIndex(of: "/") ?? ark.startIndex)]) + "/ark-agent"
+    }
 }
 
 public struct TestSetupError: Error, CustomStringConvertible {
@@ -191,21 +197,21 @@ public final class RedisServer: @unchecked Sendable {
     deinit { stop() }
 }
 
-/// An `ark` child process with its output in a log file.
+/// An `ark` (or `ark-agent`) child process with its output in a log file.
 public final class ArkProcess: @unchecked Sendable {
     public let child: ChildProcess
     public let logPath: String
     public let arguments: [String]
 
-    public init(_ arguments: [String], environment: [String: String], logPath: String) throws {
-        guard FileManager.default.isExecutableFile(atPath: Repo.arkBinary) else {
-            throw TestSetupError("no ark binary at \(Repo.arkBinary): run `swift build` first (or set ARK_BINARY)")
+    public init(_ arguments: [String], executable: String = Repo.arkBinary, environment: [String: String], logPath: String) throws {
+        guard FileManager.default.isExecutableFile(atPath: executable) else {
+            throw TestSetupError("no executable at \(executable): run `swift build` first (or set ARK_BINARY)")
         }
         self.arguments = arguments
         self.logPath = logPath
         var env = ProcessInfo.processInfo.environment
         for (k, v) in environment { env[k] = v }
-        child = try ChildProcess(Repo.arkBinary, arguments, environment: env, logPath: logPath)
+        child = try ChildProcess(executable, arguments, environment: env, logPath: logPath)
     }
 
     public var pid: pid_t { child.pid }

@@ -6,7 +6,8 @@ import ARKTestSupport
 import Foundation
 import Testing
 
-/// A private Redis, a temporary state store and `ark agent` processes, one per stage.
+/// A private Redis, a temporary state store and `ark-agent` processes, one per stage, as
+/// start_production.sh runs them.
 final class PipelineFixture: @unchecked Sendable {
     let redis: RedisServer
     let dir: TempDir
@@ -33,7 +34,7 @@ final class PipelineFixture: @unchecked Sendable {
     }
 
     func start(_ stage: Stage) throws {
-        agents[stage] = try ArkProcess(["agent", stage.rawValue], environment: environment,
+        agents[stage] = try ArkProcess([stage.rawValue], executable: Repo.arkAgentBinary, environment: environment,
                                        logPath: dir.path + "/\(stage.rawValue.lowercased()).log")
     }
 

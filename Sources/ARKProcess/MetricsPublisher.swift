@@ -1,5 +1,6 @@
 import ARKBus
 import ARKCore
+import Foundation
 import Logging
 import Prometheus
 import ServiceLifecycle
@@ -21,7 +22,7 @@ public actor MetricsPublisher: Service {
 
     public init(registry: PrometheusCollectorRegistry, redisURL: RedisURL, track: Track = .baseline, interval: Duration = .seconds(1), logger: Logger = Logger(label: "ark.metrics")) {
         self.registry = registry
-        self.key = Streams.metricsPrefix + Self.label(process: processLabel(), track: track)
+        self.key = Streams.metricsPrefix + Self.label(process: Self.processLabel(), track: track)
         self.interval = interval
         self.logger = logger
         self.executor = ThreadExecutor(name: "ark-metrics-publisher")
@@ -45,9 +46,12 @@ public actor MetricsPublisher: Service {
         track == .canary ? "canary/" + process : process
     }
 
-    static func parse(label: String) -> (process: String, track: Track) {
+    public static func parse(label: String) -> (process: String, track: Track) {
         label.hasPrefix("canary/") ? (String(label.dropFirst(7)), .canary) : (label, .baseline)
     }
+
+    /// This process in the metrics server's `process` label: `<host>-<pid>`.
+    public static func processLabel() -> String { "\(ProcessInfo.processInfo.hostName)-\(getpid())" }
 
     func publishOnce() {
         do {
