@@ -1,5 +1,4 @@
 import ARKCore
-import ARKOperations
 import ARKProcess
 import ArgumentParser
 import Foundation
