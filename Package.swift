@@ -10,10 +10,11 @@ let strictSettings: [SwiftSetting] = [
 
 // The ark and ark-agent binaries are linked with the toolchain's lld, and, where the C
 // library can load them (glibc 2.36, Debian 12), with packed relative relocations (DT_RELR):
-// ark's 32,000 relative relocations shrink from 770 KB of tables to 9 KB, read by every process at start-up and
-// counted in every agent's RSS (0.6-0.8 MB less per process, measured with ark bench). A
-// binary runs on the host that built it (start_production.sh builds in place; a canary
-// release is a copy of such a build), so the build host's C library decides.
+// ark's 32,000 relative relocations shrink from 770 KB of tables to 9 KB, read by every
+// process at start-up and counted in every agent's RSS (0.6-0.8 MB less per process,
+// measured with ark bench). A binary runs on the host that built it (start_production.sh
+// builds in place; a canary release is a copy of such a build), so the build host's C
+// library decides.
 #if os(Linux)
 import Glibc
 

@@ -40,12 +40,18 @@ public struct ChildProcess: Sendable, Equatable, Codable {
         return ChildProcess(name: name, pid: pid)
     }
 
+    /// `ark-agent` in the directory of `ark`, when it is there and executable.
+    public static func leanAgentBinary(besideArk ark: String) -> String? {
+        let lean = (ark.lastIndex(of: "/").map { String(ark[...$0]) } ?? "") + "ark-agent"
+        return access(lean, X_OK) == 0 ? lean : nil
+    }
+
     /// The command that runs one stage's agent with the build or release whose `ark` binary
     /// is `ark`: the lean `ark-agent STAGE` beside it, or `ark agent STAGE` where there is
     /// none (a release made before ark-agent existed).
     public static func agentCommand(_ stage: Stage, ark: String) -> (executable: String, arguments: [String]) {
-        let lean = String(ark[..<(ark.lastIndex(of: "/").map { ark.index(after: $0) } ?? ark.startIndex)]) + "ark-agent"
-        return access(lean, X_OK) == 0 ? (lean, [stage.rawValue]) : (ark, ["agent", stage.rawValue])
+        if let lean = leanAgentBinary(besideArk: ark) { return (lean, [stage.rawValue]) }
+        return (ark, ["agent", stage.rawValue])
     }
 
     /// Starts one stage's agent (`agentCommand`).

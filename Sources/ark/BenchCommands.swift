@@ -61,8 +61,7 @@ struct PipelineBenchCommand: ParsableCommand {
         if let batchSize { plan.agentEnvironment["ARK_BATCH_SIZE"] = String(batchSize) }
         let bench = try PipelineBench(plan: plan)
         print("ARK pipeline benchmark: rate \(rate), \(duration) s, \(instances) process\(instances == 1 ? "" : "es") per stage, \(redisURL ?? "a private redis-server")\(keep ? ", work directory \(bench.workDirectory)" : "")")
-        let agentCommand = ChildProcess.agentCommand(.kyle, ark: plan.arkExecutable)
-        print("Agents run as \(([agentCommand.executable] + agentCommand.arguments.dropLast()).joined(separator: " ")) STAGE")
+        print("Agents run as \(ChildProcess.leanAgentBinary(besideArk: plan.arkExecutable) ?? plan.arkExecutable + " agent") STAGE")
         let r = try bench.run { line in
             FileHandle.standardError.write(Data((line + "\n").utf8))
         }

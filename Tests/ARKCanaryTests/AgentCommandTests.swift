@@ -34,5 +34,6 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         #expect(FileManager.default.createFile(atPath: dir + "/ark-agent", contents: Data(), attributes: [.posixPermissions: 0o644]))
         #expect(ChildProcess.agentCommand(.kyle, ark: dir + "/ark").executable == dir + "/ark")
+        #expect(ChildProcess.leanAgentBinary(besideArk: dir + "/ark") == nil)
     }
 }
