@@ -1,8 +1,10 @@
+import ARKBus
 import ARKCore
 import Foundation
 import Logging
 import Metrics
 import Prometheus
+import ServiceLifecycle
 
 /// What every ARK process sets up before its services start: its log format and level, and
 /// its Prometheus registry behind swift-metrics. Shared by `ark` and the lean `ark-agent`.
@@ -38,5 +40,18 @@ public enum ProcessBootstrap {
             handler.logLevel = level
             return handler
         }
+    }
+
+    /// Runs `services` until SIGTERM or SIGINT, when each finishes gracefully. With a Redis
+    /// URL, this process's metrics are published there for the metrics server of another
+    /// process; without one (the metrics server itself), they are not.
+    public static func run(_ services: [any Service], publishingMetricsTo redisURL: RedisURL?, track: Track = .baseline) async throws {
+        var all = services
+        if let redisURL { all.append(MetricsPublisher(registry: metricsRegistry, redisURL: redisURL, track: track)) }
+        let group = ServiceGroup(configuration: .init(
+            services: all.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: Logger(label: "ark")))
+        try await group.run()
     }
 }

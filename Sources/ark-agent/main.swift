@@ -71,13 +71,8 @@ do {
     FileHandle.standardError.write(Data((error.description + "\n").utf8))
     exit(78)
 }
-let publisher = MetricsPublisher(registry: ProcessBootstrap.metricsRegistry, redisURL: stageServices.settings.redisURL, track: config.track)
-let group = ServiceGroup(configuration: .init(
-    services: (stageServices.services + [publisher]).map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
-    gracefulShutdownSignals: [.sigterm, .sigint],
-    logger: logger))
 do {
-    try await group.run()
+    try await ProcessBootstrap.run(stageServices.services, publishingMetricsTo: stageServices.settings.redisURL, track: config.track)
 } catch {
     logger.critical("stopped on an error", metadata: ["error": .string("\(error)")])
     exit(1)

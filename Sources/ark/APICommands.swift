@@ -37,10 +37,7 @@ struct APICommand: AsyncParsableCommand {
         ProcessBootstrap.bootstrapMetrics()
         let config = try common.config()
         let server = try makeAPIServer(config)
-        let group = ServiceGroup(configuration: .init(
-            services: [.init(service: server), .init(service: MetricsPublisher(registry: ProcessBootstrap.metricsRegistry, redisURL: server.settings.redisURL))],
-            gracefulShutdownSignals: [.sigterm, .sigint], logger: Logger(label: "ark")))
-        try await group.run()
+        try await ProcessBootstrap.run([server], publishingMetricsTo: server.settings.redisURL)
     }
 }
 

@@ -39,9 +39,7 @@ struct MetricsServerCommand: AsyncParsableCommand {
         ProcessBootstrap.bootstrapMetrics()
         let config = try common.config()
         let server = try makeMetricsServer(config)
-        let group = ServiceGroup(configuration: .init(
-            services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: Logger(label: "ark")))
-        try await group.run()
+        try await ProcessBootstrap.run([server], publishingMetricsTo: nil)
     }
 }
 

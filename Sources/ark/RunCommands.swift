@@ -84,12 +84,6 @@ func runStages(_ stages: [Stage], config: ARKConfig, withMetricsServer: Bool = f
     }
     if withMetricsServer {
         services.append(try makeMetricsServer(config))
-    } else {
-        services.append(MetricsPublisher(registry: ProcessBootstrap.metricsRegistry, redisURL: stageServices.settings.redisURL, track: config.track))
     }
-    let group = ServiceGroup(configuration: .init(
-        services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
-        gracefulShutdownSignals: [.sigterm, .sigint],
-        logger: logger))
-    try await group.run()
+    try await ProcessBootstrap.run(services, publishingMetricsTo: withMetricsServer ? nil : stageServices.settings.redisURL, track: config.track)
 }

@@ -59,11 +59,7 @@ struct WatchdogRunCommand: AsyncParsableCommand {
             throw fail("WATCHDOG_ENABLED is false: the watchdog does not run. Fix: set WATCHDOG_ENABLED=true", code: 78)
         }
         let watchdog = try makeWatchdog(config)
-        let url = try RedisURL(parsing: config.redisURL)
-        let group = ServiceGroup(configuration: .init(
-            services: [.init(service: watchdog), .init(service: MetricsPublisher(registry: ProcessBootstrap.metricsRegistry, redisURL: url))],
-            gracefulShutdownSignals: [.sigterm, .sigint], logger: Logger(label: "ark")))
-        try await group.run()
+        try await ProcessBootstrap.run([watchdog], publishingMetricsTo: try RedisURL(parsing: config.redisURL))
     }
 }
 
