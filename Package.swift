@@ -90,10 +90,23 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // The state store's schema and its writer of outcomes (Aletheia's), on SQLite's C API:
+        // no GRDB and so no Foundation, which ark-agent must not load (README, Memory).
+        .target(
+            name: "ARKStoreWriter",
+            dependencies: [
+                "ARKCore",
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The state store's queries and its other writers, on GRDB.
         .target(
             name: "ARKState",
             dependencies: [
-                "ARKCore",
+                "ARKCore", "ARKStoreWriter",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
@@ -104,7 +117,7 @@ let package = Package(
         .target(
             name: "ARKAgents",
             dependencies: [
-                "ARKCore", "Graveyard", "ARKBus", "ARKState",
+                "ARKCore", "Graveyard", "ARKBus", "ARKStoreWriter",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -1,5 +1,5 @@
 import ARKCore
-import ARKState
+import ARKStoreWriter
 import Graveyard
 import Logging
 import ServiceLifecycle
@@ -28,7 +28,7 @@ public func makeProcessor(_ stage: Stage, config: ARKConfig) throws -> any Stage
     case .hrm: HRM(config: config)
     case .kenny: Kenny(config: config)
     case .aletheia:
-        Aletheia(store: try .outcomesWriter(path: config.stateDB, checkpointInterval: .seconds(config.dbCheckpointIntervalSeconds)), config: config)
+        Aletheia(store: try .aletheia(path: config.stateDB, checkpointInterval: .seconds(config.dbCheckpointIntervalSeconds)), config: config)
     }
 }
 

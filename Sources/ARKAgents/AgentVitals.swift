@@ -1,6 +1,15 @@
 import ARKBus
 import ARKCore
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Logging
 import Synchronization
 
@@ -98,10 +107,10 @@ struct FaultInjector {
     mutating func beforeBatch() throws {
         if fault.crash {
             // A rehearsed crash: the batch stays unacknowledged, as after a real one.
-            FileHandle.standardError.write(Data("ARK_FAULT: \(fault.stage.rawValue) crashes on its first batch (exit 70)\n".utf8))
+            writeStandard(.error, "ARK_FAULT: \(fault.stage.rawValue) crashes on its first batch (exit 70)\n")
             exit(70)
         }
-        if fault.latencyMs > 0 { Thread.sleep(forTimeInterval: Double(fault.latencyMs) / 1000) }
+        if fault.latencyMs > 0 { sleepThread(seconds: Double(fault.latencyMs) / 1000) }
         errorCredit += fault.errorRate
         if errorCredit >= 1 - 1e-9 {
             errorCredit -= 1

@@ -1,7 +1,11 @@
 import ARKBus
 import ARKCore
-import ARKState
+import ARKStoreWriter
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Metrics
 
 /// Checks that a trace passed every stage it should have, in order, with times that only
@@ -41,12 +45,12 @@ public final class Aletheia: StageProcessor {
     public var inputStreams: [String] {
         track == .baseline ? [Stage.aletheia.inputStream, Streams.deadLetter] : [Stage.aletheia.inputStream(on: .canary)]
     }
-    let store: StateStore
+    let store: OutcomeWriter
     let thresholds: RollupThresholds
     let passLatency = Metrics.Timer(label: MetricName.passLatency)
     let verdictCounters = Dictionary(uniqueKeysWithValues: Verdict.allCases.map { ($0, Counter(label: MetricName.passes, dimensions: [("verdict", $0.rawValue)])) })
 
-    public init(store: StateStore, config: ARKConfig) {
+    public init(store: OutcomeWriter, config: ARKConfig) {
         self.store = store
         self.track = config.track
         self.thresholds = RollupThresholds(config: config)

@@ -1,6 +1,15 @@
 import ARKBus
 import ARKCore
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Graveyard
 import Logging
 import Metrics
@@ -76,7 +85,7 @@ public final class HRM: StageProcessor {
             case (.intact(let rules), .success(let snapshot)):
                 if let evaluationStall {
                     let started = monotonicNanoseconds()
-                    Thread.sleep(forTimeInterval: evaluationStall)
+                    sleepThread(seconds: evaluationStall)
                     var d = rules.evaluate(Proposal(e), book: snapshot, batch: &approvals)
                     d.evalNs = monotonicNanoseconds() - started
                     e.decision = d

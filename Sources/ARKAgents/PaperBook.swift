@@ -1,5 +1,14 @@
 import ARKCore
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Kenny's paper account: one net position per symbol, closed when the price crosses its
 /// stop loss or take-profit (stop distance × risk/reward). Pure: tested without Redis.
@@ -28,15 +37,8 @@ public struct PaperBook: Sendable, Equatable {
     static let epsilon = 1e-9
 
     public static func utcDay(_ ns: Int64) -> String {
-        var t = time_t(ns / 1_000_000_000)
-        var tm = tm()
-        gmtime_r(&t, &tm)
         // Twice a batch: no Foundation formatter on the hot path.
-        func digits(_ v: Int32, _ width: Int) -> String {
-            let s = String(v)
-            return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
-        }
-        return digits(tm.tm_year + 1900, 4) + "-" + digits(tm.tm_mon + 1, 2) + "-" + digits(tm.tm_mday, 2)
+        String(iso8601(ns).prefix(10))
     }
 
     /// Starts a new trading day's P&L.

@@ -1,6 +1,15 @@
 import ARKBus
 import ARKCore
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Logging
 import Metrics
 
@@ -400,7 +409,7 @@ public actor StageAgent {
                 }
                 if Task.isCancelled { throw failure }
                 let wait = backoff.next()
-                Thread.sleep(forTimeInterval: Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18)
+                sleepThread(seconds: Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18)
             }
         }
     }

@@ -1,6 +1,10 @@
 import ARKCore
 import CHiredis
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// A value in a Redis reply (RESP2).
 public enum RedisValue: Sendable, Equatable {

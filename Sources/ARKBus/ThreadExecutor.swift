@@ -1,17 +1,14 @@
-import Foundation
+import ARKCore
 
 /// A serial executor backed by one dedicated OS thread. Actors that hold a blocking hiredis
 /// connection run on it, so a blocking read never stalls Swift's cooperative thread pool.
 public final class ThreadExecutor: SerialExecutor, @unchecked Sendable {
-    private let condition = NSCondition()
+    private let condition = ConditionLock()
     private var jobs: [UnownedJob] = []
     private var stopped = false
 
     public init(name: String) {
-        let thread = Thread { [unowned self] in self.loop() }
-        thread.name = name
-        thread.stackSize = 1 << 20
-        thread.start()
+        startThread(name: name, stackSize: 1 << 20) { [unowned self] in self.loop() }
     }
 
     public func enqueue(_ job: consuming ExecutorJob) {

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// A setting that cannot be used, named with the fix.
 public struct ConfigProblem: Sendable, Equatable, CustomStringConvertible {
@@ -131,7 +135,7 @@ public struct ARKConfig: Sendable, Equatable {
         c.graveyardDir = root + "/graveyard"
         c.releasesDir = root + "/.ark/releases"
         if let secret = try? String(contentsOfFile: localJWTSecretPath(root: root), encoding: .utf8) {
-            c.jwtSecret = secret.trimmingCharacters(in: .whitespacesAndNewlines)
+            c.jwtSecret = secret.trimmed()
         }
         return c
     }
@@ -189,7 +193,7 @@ public struct ARKConfig: Sendable, Equatable {
         c.apiRateLimitPerMinute = reader.int("API_RATE_LIMIT_PER_MINUTE", c.apiRateLimitPerMinute, 1...100_000_000)
         c.apiRateLimitPerHour = reader.int("API_RATE_LIMIT_PER_HOUR", c.apiRateLimitPerHour, 1...1_000_000_000)
         if let origins = reader.value("API_CORS_ORIGINS") {
-            c.apiCORSOrigins = origins.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            c.apiCORSOrigins = origins.split(separator: ",").map { $0.trimmed() }.filter { !$0.isEmpty }
             for o in c.apiCORSOrigins where o != "*" && !(o.hasPrefix("http://") || o.hasPrefix("https://")) {
                 problems.append(ConfigProblem(variable: "API_CORS_ORIGINS", message: "'\(o)' is not an origin",
                                               fix: "list origins as scheme://host[:port], comma-separated, e.g. https://desk.example.com"))
@@ -247,7 +251,7 @@ struct EnvReader {
     var problems: [ConfigProblem] = []
 
     func value(_ name: String) -> String? {
-        guard let v = env[name]?.trimmingCharacters(in: .whitespaces), !v.isEmpty else { return nil }
+        guard let v = env[name]?.trimmed(), !v.isEmpty else { return nil }
         return v
     }
 

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// A fault for rehearsing the watchdog: `ARK_FAULT=kenny:latency=6000ms` makes every batch
 /// of that stage take 6 s longer, `kenny:errors=0.5` fails half its batches (every other
@@ -30,7 +34,7 @@ public struct AgentFault: Sendable, Equatable {
         }
         self.stage = stage
         for setting in parts[1].split(separator: ",") {
-            let kv = setting.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            let kv = setting.split(separator: "=", maxSplits: 1).map { $0.trimmed() }
             switch (kv.first, kv.count == 2 ? kv[1] : nil) {
             case ("latency", let v?):
                 guard let ms = Self.milliseconds(v) else {

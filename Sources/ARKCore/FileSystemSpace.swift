@@ -1,4 +1,8 @@
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Free and total bytes of the file system holding `path`, as an unprivileged writer sees
 /// them (`f_bavail`); nil when it cannot be asked.
@@ -27,6 +31,8 @@ public struct FileSystemSpace: Sendable, Equatable {
             value /= 1000
             unit += 1
         }
-        return unit == 0 ? "\(bytes) B" : String(format: "%.1f %@", value, units[unit])
+        guard unit > 0 else { return "\(bytes) B" }
+        let tenths = Int((value * 10).rounded())
+        return "\(tenths / 10).\(tenths % 10) \(units[unit])"
     }
 }

@@ -1,4 +1,13 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Whether process `pid` has exited: there is no such process, or it is a zombie (exited,
 /// only not yet collected by its parent, which in a container may be a PID 1 that never
@@ -7,5 +16,5 @@ public func processHasExited(_ pid: pid_t) -> Bool {
     if kill(pid, 0) != 0 { return errno == ESRCH }
     guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
           let nameEnd = stat.lastIndex(of: ")") else { return false }
-    return stat[stat.index(after: nameEnd)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
+    return stat[stat.index(after: nameEnd)...].trimmed().hasPrefix("Z")
 }

@@ -1,5 +1,3 @@
-import Foundation
-
 /// One field of `ark:quarantine`: why an instance is out of rotation. Written by the
 /// watchdog, read by every agent's heartbeat.
 public struct QuarantineEntry: Sendable, Equatable {
@@ -14,9 +12,8 @@ public struct QuarantineEntry: Sendable, Equatable {
     }
 
     public init?(json bytes: [UInt8]) {
-        guard let o = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
-              let name = o["stage"] as? String, let stage = Stage(name: name) else { return nil }
-        self.init(stage: stage, reason: o["reason"] as? String ?? "", sinceNs: (o["since_ns"] as? NSNumber)?.int64Value ?? 0)
+        guard let o = JSONScalars(bytes), let name = o.string("stage"), let stage = Stage(name: name) else { return nil }
+        self.init(stage: stage, reason: o.string("reason") ?? "", sinceNs: o.int64("since_ns") ?? 0)
     }
 
     public var json: [UInt8] {

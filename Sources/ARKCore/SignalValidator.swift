@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Kyle's front door: turns a producer's `event` payload into an `Event`, or into the list
 /// of reasons it cannot be one. Pure, so every case of `shared/testdata` is tested without
@@ -153,7 +157,7 @@ public struct SignalValidator: Sendable {
         switch fields["symbol"] {
         case nil: reasons.append("symbol: missing")
         case .string(let s)?:
-            let trimmed = Self.trimmed(s)
+            let trimmed = s.trimmed()
             if Self.hasControl(s) { reasons.append("symbol: contains a control character") }
             else if trimmed.isEmpty { reasons.append("symbol: empty after trimming whitespace") }
             else if trimmed.utf8.count > Self.maxSymbolLength {
@@ -233,13 +237,6 @@ public struct SignalValidator: Sendable {
     private static func fieldOrder(_ reason: String) -> Int {
         let field = reason.prefix { $0 != ":" }
         return knownFields.firstIndex(of: String(field)) ?? knownFields.count
-    }
-
-    /// `s` without leading and trailing whitespace (Unicode's definition, as Python's strip()).
-    static func trimmed(_ s: String) -> String {
-        guard let first = s.firstIndex(where: { !$0.isWhitespace }) else { return "" }
-        let last = s.lastIndex(where: { !$0.isWhitespace })!
-        return String(s[first...last])
     }
 
     static func show(_ v: Double) -> String {

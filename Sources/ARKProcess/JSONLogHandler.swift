@@ -1,5 +1,9 @@
 import ARKCore
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Logging
 
 /// One JSON object per line on standard error (which the start script and the systemd units
@@ -46,7 +50,7 @@ public struct JSONLogHandler: LogHandler {
         if let m = event.metadata { all.merge(m) { $1 } }
         var w = JSONWriter(capacity: 256)
         w.beginObject()
-        w.key("ts"); w.string(Self.timestamp(wallClockNanoseconds()))
+        w.key("ts"); w.string(iso8601(wallClockNanoseconds()))
         w.key("level"); w.string(event.level.rawValue)
         w.key("logger"); w.string(label)
         for key in ["agent", "instance", "trace_id"] {
@@ -70,15 +74,6 @@ public struct JSONLogHandler: LogHandler {
         case .array(let a): "[" + a.map(flatten).joined(separator: ", ") + "]"
         case .dictionary(let d): "{" + d.keys.sorted().map { "\($0): \(flatten(d[$0]!))" }.joined(separator: ", ") + "}"
         }
-    }
-
-    /// `2026-11-23T12:50:00.123Z`.
-    static func timestamp(_ ns: Int64) -> String {
-        var seconds = time_t(ns / 1_000_000_000)
-        var t = tm()
-        gmtime_r(&seconds, &t)
-        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", t.tm_year + 1900, t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec,
-                      Int((ns / 1_000_000) % 1000))
     }
 }
 

@@ -1,7 +1,16 @@
 import ARKAgents
 import ARKCore
 import ARKProcess
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Logging
 import ServiceLifecycle
 
@@ -21,7 +30,7 @@ let usage = """
     """
 
 func exit(usageError message: String) -> Never {
-    FileHandle.standardError.write(Data("ark-agent: \(message)\n\(usage)".utf8))
+    writeStandard(.error, "ark-agent: \(message)\n\(usage)")
     exit(64)
 }
 
@@ -32,7 +41,7 @@ var arguments = CommandLine.arguments.dropFirst()
 while let argument = arguments.popFirst() {
     switch argument {
     case "-h", "--help":
-        FileHandle.standardOutput.write(Data(usage.utf8))
+        writeStandard(.output, usage)
         exit(0)
     case "--local":
         local = true
@@ -60,7 +69,7 @@ do {
     let base = local ? ARKConfig.localDefaults(root: FileManager.default.currentDirectoryPath) : ARKConfig()
     config = try ARKConfig.load(environment: ProcessInfo.processInfo.environment, base: base)
 } catch {
-    FileHandle.standardError.write(Data((error.description + "\n").utf8))
+    writeStandard(.error, error.description + "\n")
     exit(78)
 }
 let logger = Logger(label: "ark")
@@ -68,7 +77,7 @@ let stageServices: (services: [any Service], settings: AgentSettings)
 do {
     stageServices = try makeStageServices([stage], config: config, logger: logger)
 } catch {
-    FileHandle.standardError.write(Data((error.description + "\n").utf8))
+    writeStandard(.error, error.description + "\n")
     exit(78)
 }
 do {

@@ -84,14 +84,18 @@ final class BusFixture: TearsDown, @unchecked Sendable {
 /// A state store in a temp directory.
 final class StoreFixture: TearsDown, @unchecked Sendable {
     let directory: String
+    /// The store as the readers open it.
     let store: StateStore
+    /// The store's writer of outcomes.
+    let writer: OutcomeWriter
     var nextTrace = 0
 
-    /// `aletheia`: opened as Aletheia opens it (`StateStore.outcomesWriter`).
+    /// `aletheia`: the writer opened as Aletheia opens it (`OutcomeWriter.aletheia`).
     init(prefix: String, aletheia: Bool = false) throws {
         directory = try makeBenchDirectory(prefix)
         let path = directory + "/ark_state.db"
-        store = try aletheia ? .outcomesWriter(path: path, checkpointInterval: .seconds(300)) : StateStore(path: path)
+        writer = try aletheia ? .aletheia(path: path, checkpointInterval: .seconds(300)) : OutcomeWriter(path: path)
+        store = try StateStore(path: path)
     }
 
     /// `count` passes as Aletheia builds them from `kennyEvent`, each with a new trace id.

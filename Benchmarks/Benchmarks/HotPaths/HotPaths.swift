@@ -76,7 +76,7 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark("AletheiaWrite500Passes", configuration: configuration(seconds: 5, iterations: 2_000)) { (benchmark: Benchmark, fixture: StoreFixture) in
         let passes = fixture.passes(500)
         benchmark.startMeasurement()
-        blackHole(try! fixture.store.record(passes: passes))
+        blackHole(try! fixture.writer.record(passes: passes))
         benchmark.stopMeasurement()
     } setup: {
         try FixtureCleanup.shared.keep(StoreFixture(prefix: "ark-benchmarks-store", aletheia: true))

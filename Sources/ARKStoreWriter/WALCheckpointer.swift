@@ -1,7 +1,11 @@
 import ARKCore
-import Foundation
 import GRDBSQLite
 import Logging
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Moves WAL checkpoints off the writer's commits. SQLite's own auto-checkpoint runs inside
 /// the COMMIT that crosses its threshold: copying a WAL of 4,000 pages and syncing the
@@ -17,12 +21,11 @@ final class WALCheckpointer: @unchecked Sendable {
     let intervalNs: Int64
     /// Past this many frames the WAL is made to start over (see `run`).
     var restartFrames: Int32 { frameThreshold * 4 }
-    private let condition = NSCondition()
+    private let condition = ConditionLock()
     // Guarded by `condition`.
     private var framesSeen: Int32 = 0
     private var wanted = false
     private var stopping = false
-    private var thread: Thread?
     private let logger = Logger(label: "ark.state.checkpoint")
 
     init(path: String, frameThreshold: Int32, intervalNs: Int64) {
@@ -52,10 +55,7 @@ final class WALCheckpointer: @unchecked Sendable {
     }
 
     func start() {
-        let t = Thread { [self] in run() }
-        t.name = "ark-wal-checkpoint"
-        thread = t
-        t.start()
+        startThread(name: "ark-wal-checkpoint") { [self] in run() }
     }
 
     func stop() {
@@ -92,9 +92,9 @@ final class WALCheckpointer: @unchecked Sendable {
         var lastProblemNs: Int64 = 0
         while true {
             condition.lock()
-            let deadline = Date(timeIntervalSinceNow: Double(intervalNs) / 1e9)
+            let deadline = monotonicNanoseconds() + intervalNs
             while !wanted && !stopping {
-                if !condition.wait(until: deadline) { break }
+                if !condition.wait(untilMonotonicNs: deadline) { break }
             }
             let frames = framesSeen
             wanted = false

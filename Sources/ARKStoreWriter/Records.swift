@@ -1,5 +1,4 @@
 import ARKCore
-import Foundation
 
 /// How a pass ended.
 public enum Verdict: String, Sendable, CaseIterable, Codable {
@@ -263,13 +262,12 @@ public struct HeartbeatRecord: Sendable, Equatable {
 
     /// Reads the JSON an agent publishes; nil when it is not a heartbeat.
     public init?(json bytes: [UInt8]) {
-        guard let o = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
-              let instance = o["instance"] as? String, let stage = o["stage"] as? String else { return nil }
-        func int(_ k: String) -> Int { (o[k] as? NSNumber)?.intValue ?? 0 }
-        func double(_ k: String) -> Double { (o[k] as? NSNumber)?.doubleValue ?? 0 }
-        self.init(instance: instance, stage: stage, host: o["host"] as? String ?? "", pid: int("pid"), processed: int("processed"),
+        guard let o = JSONScalars(bytes), let instance = o.string("instance"), let stage = o.string("stage") else { return nil }
+        func int(_ k: String) -> Int { o.int(k) ?? 0 }
+        func double(_ k: String) -> Double { o.double(k) ?? 0 }
+        self.init(instance: instance, stage: stage, host: o.string("host") ?? "", pid: int("pid"), processed: int("processed"),
                   failed: int("failed"), pending: int("pending"), p50Ms: double("p50_ms"), p95Ms: double("p95_ms"),
-                  tsNs: (o["ts_ns"] as? NSNumber)?.int64Value ?? 0, quarantined: (o["quarantined"] as? Bool) ?? false,
+                  tsNs: o.int64("ts_ns") ?? 0, quarantined: o.bool("quarantined") ?? false,
                   batchesOK: int("batches_ok"), batchesFailed: int("batches_failed"), consecutiveFailures: int("consecutive_failures"),
                   busyMs: double("busy_ms"))
     }

@@ -1,0 +1,413 @@
+import ARKCore
+import GRDBSQLite
+import Metrics
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+public struct StateStoreError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// The state store's writer of outcomes: passes (hash-chained), orders, dead letters, the
+/// per-second rollups and heartbeats, each batch in one transaction. Aletheia writes through
+/// it; so does `StateStore.record`. It opens the store as every writer does (directory and
+/// file mode 600, WAL, `synchronous=NORMAL`, the migrations), on SQLite's C API and not
+/// GRDB, so that ark-agent links FoundationEssentials only (see `SQLiteConnection`).
+public final class OutcomeWriter: @unchecked Sendable {
+    public let path: String
+    // Guarded by `lock`.
+    private let connection: SQLiteConnection
+    private var lastRollup: CachedRollup?
+    private let lock = ConditionLock()
+    private let checkpointer: WALCheckpointer?
+    private let writeTimer = Metrics.Timer(label: MetricName.dbWrite)
+
+    /// The genesis link of the audit chain.
+    public static let genesisHash = String(repeating: "0", count: 64)
+
+    /// How long a statement waits for a lock another connection holds before it fails.
+    public static let busyTimeoutMs = 10_000
+
+    /// The store as Aletheia opens it: WAL checkpoints on a thread of their own, at 1,000
+    /// WAL pages (4 MB) or at least every `checkpointInterval`, never inside a commit; and a
+    /// 2 MB page cache. A writer's cache only saves re-reading pages the OS already caches:
+    /// at 1 kHz a 2 MB cache cost no measurable CPU per pass against 16 MB (305 against
+    /// 311 µs, `ark bench --rate 1000 --duration 60`) and took 16 MB off Aletheia's memory;
+    /// 1 MB cost 11-14 % more CPU at `max` (README, Memory).
+    public static func aletheia(path: String, checkpointInterval: Duration) throws -> OutcomeWriter {
+        let c = checkpointInterval.components
+        return try OutcomeWriter(path: path, cacheKiB: 2_000, backgroundCheckpointIntervalNs: c.seconds * 1_000_000_000 + c.attoseconds / 1_000_000_000)
+    }
+
+    /// `backgroundCheckpointIntervalNs`: nil leaves checkpoints to SQLite, inside the commit
+    /// that brings the WAL to 4,000 pages (16 MB).
+    public init(path: String, cacheKiB: Int = 2_000, backgroundCheckpointIntervalNs: Int64? = nil) throws {
+        self.path = path
+        try Self.prepareFile(path)
+        checkpointer = backgroundCheckpointIntervalNs.map { WALCheckpointer(path: path, frameThreshold: 1000, intervalNs: $0) }
+        connection = try Self.connect(path: path, cacheKiB: cacheKiB, checkpointer: checkpointer)
+        checkpointer?.start()
+        for suffix in ["", "-wal", "-shm"] where access(path + suffix, F_OK) == 0 {
+            chmod(path + suffix, 0o600)
+        }
+    }
+
+    deinit {
+        checkpointer?.stop()
+    }
+
+    /// Creates the directory (mode 700) and the file (mode 600) before SQLite does, so the
+    /// store is never readable by others; names the fix when it cannot.
+    static func prepareFile(_ path: String) throws {
+        let dir = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+        if !dir.isEmpty, let failure = makeDirectories(dir) {
+            throw StateStoreError("cannot create the state directory \(dir): \(failure). Fix: create it writable for this user, or set ARK_STATE_DB")
+        }
+        if access(path, F_OK) != 0 {
+            let fd = open(path, O_CREAT | O_WRONLY, 0o600)
+            if fd < 0 { throw StateStoreError("cannot create \(path): \(String(cString: strerror(errno))). Fix: make \(dir.isEmpty ? "/" : dir) writable, or set ARK_STATE_DB") }
+            close(fd)
+        }
+    }
+
+    /// `mkdir -p` with mode 700 for what it creates; nil when `dir` exists, else the reason.
+    static func makeDirectories(_ dir: String) -> String? {
+        var isDir = stat()
+        if stat(dir, &isDir) == 0 { return (isDir.st_mode & S_IFMT) == S_IFDIR ? nil : "a file of that name is in the way" }
+        if let slash = dir.lastIndex(of: "/"), slash != dir.startIndex, let failure = makeDirectories(String(dir[..<slash])) {
+            return failure
+        }
+        if mkdir(dir, 0o700) != 0 && errno != EEXIST { return String(cString: strerror(errno)) }
+        return nil
+    }
+
+    /// Opens the connection and applies pending migrations. Two processes opening a new store
+    /// at once race on switching the new file to WAL, which answers "locked" without waiting:
+    /// the loser retries.
+    static func connect(path: String, cacheKiB: Int, checkpointer: WALCheckpointer?) throws -> SQLiteConnection {
+        var attempt = 0
+        while true {
+            do {
+                let db = try SQLiteConnection(path: path)
+                if checkpointer != nil {
+                    // The checkpoint thread holds the write lock for a millisecond or so when
+                    // it makes the WAL start over; SQLite's own busy wait would sleep 1, 2, then
+                    // 5 ms. Poll finely for the first 2 ms, then every millisecond, up to the
+                    // same 10 s.
+                    sqlite3_busy_handler(db.handle, { _, tries in
+                        usleep(tries < 20 ? 100 : 1000)
+                        return tries < 20 + Int32(OutcomeWriter.busyTimeoutMs) ? 1 : 0
+                    }, nil)
+                } else {
+                    sqlite3_busy_timeout(db.handle, Int32(busyTimeoutMs))
+                }
+                let mode = try db.text("PRAGMA journal_mode = WAL")
+                guard mode == "wal" else { throw StateStoreError("the state store \(path) cannot use WAL mode (journal_mode is \(mode ?? "unknown"))") }
+                try db.execute("PRAGMA synchronous = NORMAL; PRAGMA cache_size = -\(cacheKiB); PRAGMA wal_autocheckpoint = 4000")
+                // After the pragmas: setting wal_autocheckpoint installs SQLite's own hook,
+                // which the checkpointer's replaces.
+                checkpointer?.install(on: db.handle)
+                try StoreSchema.migrate(db)
+                return db
+            } catch let e as StateStoreError {
+                throw e
+            } catch {
+                attempt += 1
+                if attempt >= 10 { throw StateStoreError("cannot open the state store \(path): \(error)") }
+                usleep(useconds_t(20_000 * attempt))
+            }
+        }
+    }
+
+    // MARK: writing
+
+    /// What one `record` call changed.
+    public struct WriteSummary: Sendable, Equatable {
+        public var passesInserted = 0
+        public var passesAlreadyPresent = 0
+        public var ordersInserted = 0
+        public var deadLettersInserted = 0
+    }
+
+    /// Writes a batch in one transaction: passes (each chained to the previous audit hash),
+    /// orders, dead letters and the per-second rollups. Idempotent by trace id, order id and
+    /// dead letter id, so a redelivered batch changes nothing. `thresholds` decide which
+    /// passes the rollups count as failed (too late) or over an SLO.
+    @discardableResult
+    public func record(passes: [PassRecord], orders: [OrderRecord] = [], deadLetters: [DeadLetterRecord] = [], thresholds: RollupThresholds = RollupThresholds()) throws -> WriteSummary {
+        let started = monotonicNanoseconds()
+        defer { writeTimer.recordNanoseconds(monotonicNanoseconds() - started) }
+        lock.lock()
+        defer { lock.unlock() }
+        let db = connection
+        var cached = lastRollup
+        let summary = try db.inImmediateTransaction {
+            var summary = WriteSummary()
+            var prev = try db.cached("SELECT hash FROM passes ORDER BY seq DESC LIMIT 1").firstRow { $0.text(0) } ?? Self.genesisHash
+            let insertPass = try db.cached("""
+                INSERT INTO passes (trace_id, signal_id, symbol, source, verdict, reasons, policy_hash, compliance_score,
+                    t0_ns, done_ns, latency_ms, hrm_eval_us, continuity_ok, injected_violation, order_id, track, record, prev_hash, hash)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(trace_id) DO NOTHING
+                """)
+            var rollups: [Int64: Rollup] = [:]
+            for p in passes {
+                let record = p.auditRecord()
+                let hash = Self.chainHash(prev: prev, record: record)
+                if try Self.insert(p, record: record, prev: prev, hash: hash, with: insertPass) {
+                    prev = hash
+                    summary.passesInserted += 1
+                    rollups[p.doneNs / 1_000_000_000, default: Rollup()].add(p, thresholds)
+                } else {
+                    summary.passesAlreadyPresent += 1
+                }
+            }
+            let insertOrder = try db.cached("""
+                INSERT INTO orders (order_id, trace_id, symbol, side, quantity, price, notional, realized_pnl, ts_ns)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
+                """)
+            for o in orders {
+                insertOrder.reset()
+                insertOrder.bind(o.orderID)
+                insertOrder.bind(o.traceID)
+                insertOrder.bind(o.symbol)
+                insertOrder.bind(o.side)
+                insertOrder.bind(o.quantity)
+                insertOrder.bind(o.price)
+                insertOrder.bind(o.notional)
+                insertOrder.bind(o.realizedPnl)
+                insertOrder.bind(o.tsNs)
+                try insertOrder.run()
+                summary.ordersInserted += db.changes
+            }
+            let insertDead = try db.cached("""
+                INSERT INTO dead_letters (deadletter_id, stream, entry_id, consumer_group, consumer, reason, payload, deliveries, trace_id, ts_ns)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
+                """)
+            for d in deadLetters {
+                insertDead.reset()
+                insertDead.bind(d.deadLetterID)
+                insertDead.bind(d.stream)
+                insertDead.bind(d.entryID)
+                insertDead.bind(d.group)
+                insertDead.bind(d.consumer)
+                insertDead.bind(d.reason)
+                insertDead.bind(blob: d.payload)
+                insertDead.bind(d.deliveries)
+                insertDead.bind(d.traceID)
+                insertDead.bind(d.tsNs)
+                try insertDead.run()
+                summary.deadLettersInserted += db.changes
+                // A dead letter whose trace is known is counted through its pass; one
+                // without a trace still failed a pass and must not vanish from availability.
+                if db.changes == 1 && d.traceID == nil {
+                    rollups[d.tsNs / 1_000_000_000, default: Rollup()].addUntracedDeadLetter()
+                }
+            }
+            for (second, r) in rollups.sorted(by: { $0.key < $1.key }) { try Self.mergeRollup(db, second: second, r, cached: &cached) }
+            return summary
+        }
+        lastRollup = cached  // only once committed
+        return summary
+    }
+
+    /// Runs the prepared pass INSERT for `p`; true when a row was added (false: the trace
+    /// was already recorded). The 1 KB record is bound in place, not copied.
+    static func insert(_ p: PassRecord, record: [UInt8], prev: String, hash: String, with stmt: SQLiteStatement) throws -> Bool {
+        stmt.reset()
+        stmt.bind(p.traceID)
+        stmt.bind(p.signalID)
+        stmt.bind(p.symbol)
+        stmt.bind(p.source)
+        stmt.bind(p.verdict.rawValue)
+        stmt.bind(jsonArray(p.reasons))
+        stmt.bind(p.policyHash)
+        stmt.bind(p.complianceScore)
+        stmt.bind(p.t0Ns)
+        stmt.bind(p.doneNs)
+        stmt.bind(p.latencyMs)
+        stmt.bind(p.hrmEvalUs)
+        stmt.bind(p.continuityOK ? 1 : 0)
+        stmt.bind(p.injectedViolation)
+        stmt.bind(p.orderID)
+        stmt.bind(p.track.rawValue)
+        try record.withUnsafeBufferPointer { buf throws(SQLiteError) in
+            stmt.bindInPlace(buf)
+            stmt.bind(prev)
+            stmt.bind(hash)
+            try stmt.run()
+        }
+        return stmt.connection.changes == 1
+    }
+
+    /// The link of a record: SHA-256 of the previous hash (hex) followed by the record.
+    public static func chainHash(prev: String, record: [UInt8]) -> String {
+        var input = Array(prev.utf8)
+        input.append(contentsOf: record)
+        return SHA256.hexDigest(input)
+    }
+
+    static func jsonArray(_ items: [String]) -> String {
+        var w = JSONWriter(capacity: 64)
+        w.beginArray()
+        for s in items { w.string(s) }
+        w.endArray()
+        return String(decoding: w.bytes, as: UTF8.self)
+    }
+
+    public func upsertHeartbeats(_ beats: [HeartbeatRecord]) throws {
+        guard !beats.isEmpty else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        let db = connection
+        try db.inImmediateTransaction {
+            let stmt = try db.cached("""
+                INSERT INTO heartbeats (instance, stage, host, pid, processed, failed, pending, p50_ms, p95_ms, ts_ns)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(instance) DO UPDATE SET stage = excluded.stage, host = excluded.host, pid = excluded.pid,
+                    processed = excluded.processed, failed = excluded.failed, pending = excluded.pending,
+                    p50_ms = excluded.p50_ms, p95_ms = excluded.p95_ms, ts_ns = excluded.ts_ns
+                WHERE excluded.ts_ns >= heartbeats.ts_ns
+                """)
+            for b in beats {
+                stmt.reset()
+                stmt.bind(b.instance)
+                stmt.bind(b.stage)
+                stmt.bind(b.host)
+                stmt.bind(b.pid)
+                stmt.bind(b.processed)
+                stmt.bind(b.failed)
+                stmt.bind(b.pending)
+                stmt.bind(b.p50Ms)
+                stmt.bind(b.p95Ms)
+                stmt.bind(b.tsNs)
+                try stmt.run()
+            }
+        }
+    }
+
+    // MARK: rollups
+
+    struct Rollup {
+        var passes = 0, approved = 0, denied = 0, rejected = 0, errors = 0, deadlettered = 0, slow = 0
+        var failed = 0, timed = 0, overLatencySLO = 0, hrmTimed = 0, hrmOverSLO = 0
+        var latencySum = 0.0, latencyMax = 0.0
+        var latency = LogHistogram()
+        var hrm = LogHistogram()
+        var stages = StageHistograms()
+
+        mutating func add(_ p: PassRecord, _ t: RollupThresholds) {
+            passes += 1
+            switch p.verdict {
+            case .approved: approved += 1
+            case .denied: denied += 1
+            case .rejected: rejected += 1
+            case .error: errors += 1
+            case .deadlettered: deadlettered += 1
+            }
+            guard p.verdict != .deadlettered else { failed += 1; return }
+            let ms = p.latencyMs
+            if ms > t.passTimeoutMs { slow += 1 }
+            if p.verdict.isFailure || ms > t.passTimeoutMs { failed += 1 }
+            timed += 1
+            if ms > t.latencySLOMs { overLatencySLO += 1 }
+            latencySum += ms
+            latencyMax = max(latencyMax, ms)
+            latency.record(micros: ms * 1000)
+            if let us = p.hrmEvalUs {
+                hrm.record(micros: us)
+                hrmTimed += 1
+                if us / 1000 > t.hrmSLOMs { hrmOverSLO += 1 }
+            }
+            for t in p.stageTimes { stages.record(t.stage, micros: t.micros) }
+        }
+
+        mutating func addUntracedDeadLetter() {
+            passes += 1
+            deadlettered += 1
+            failed += 1
+        }
+    }
+
+    /// A rollup row's histograms as this writer last wrote them, and its pass count then.
+    struct CachedRollup {
+        var second: Int64
+        var passes: Int
+        var latency: LogHistogram
+        var hrm: LogHistogram
+        var stages: StageHistograms
+    }
+
+    /// Adds `r` to the row of `second`. At 1,000 passes/s every batch merges into the same
+    /// row, and decoding its three histograms again each time was a fifth of Aletheia's CPU:
+    /// the histograms this writer wrote last are kept in `cached`, and used while the row's
+    /// pass count shows no other writer added to it since (every merge adds passes).
+    static func mergeRollup(_ db: SQLiteConnection, second: Int64, _ r: Rollup, cached: inout CachedRollup?) throws {
+        var latency = r.latency
+        var hrm = r.hrm
+        var stages = r.stages
+        let count = try db.cached("SELECT passes FROM rollup_1s WHERE second = ?")
+        count.bind(second)
+        let storedPasses = try count.firstRow { Int($0.int64(0)) }
+        if let storedPasses {
+            if let c = cached, c.second == second, c.passes == storedPasses {
+                latency.merge(c.latency)
+                hrm.merge(c.hrm)
+                stages.merge(c.stages)
+            } else {
+                let select = try db.cached("SELECT latency_hist, hrm_hist, stage_hists FROM rollup_1s WHERE second = ?")
+                select.bind(second)
+                if let (l, h, s) = try select.firstRow({ ($0.blob(0), $0.blob(1), $0.blob(2)) }) {
+                    latency.merge(LogHistogram(encoded: l))
+                    hrm.merge(LogHistogram(encoded: h))
+                    stages.merge(StageHistograms(encoded: s))
+                }
+            }
+        }
+        cached = CachedRollup(second: second, passes: (storedPasses ?? 0) + r.passes, latency: latency, hrm: hrm, stages: stages)
+        let upsert = try db.cached("""
+            INSERT INTO rollup_1s (second, passes, approved, denied, rejected, errors, deadlettered, slow, latency_sum_ms, latency_max_ms,
+                latency_hist, hrm_hist, failed, timed, over_latency_slo, hrm_timed, hrm_over_slo, stage_hists)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT(second) DO UPDATE SET
+                passes = passes + excluded.passes, approved = approved + excluded.approved,
+                denied = denied + excluded.denied, rejected = rejected + excluded.rejected,
+                errors = errors + excluded.errors, deadlettered = deadlettered + excluded.deadlettered,
+                slow = slow + excluded.slow, latency_sum_ms = latency_sum_ms + excluded.latency_sum_ms,
+                latency_max_ms = max(latency_max_ms, excluded.latency_max_ms),
+                latency_hist = excluded.latency_hist, hrm_hist = excluded.hrm_hist,
+                failed = failed + excluded.failed, timed = timed + excluded.timed,
+                over_latency_slo = over_latency_slo + excluded.over_latency_slo,
+                hrm_timed = hrm_timed + excluded.hrm_timed, hrm_over_slo = hrm_over_slo + excluded.hrm_over_slo,
+                stage_hists = excluded.stage_hists
+            """)
+        upsert.bind(second)
+        for n in [r.passes, r.approved, r.denied, r.rejected, r.errors, r.deadlettered, r.slow] { upsert.bind(n) }
+        upsert.bind(r.latencySum)
+        upsert.bind(r.latencyMax)
+        upsert.bind(blob: latency.encoded())
+        upsert.bind(blob: hrm.encoded())
+        for n in [r.failed, r.timed, r.overLatencySLO, r.hrmTimed, r.hrmOverSLO] { upsert.bind(n) }
+        upsert.bind(blob: stages.encoded())
+        try upsert.run()
+    }
+}
+
+/// A write the store refused for reasons of its environment: another writer holding the
+/// lock past the busy timeout, a full disk, an I/O error, a read-only file system. The batch
+/// is retried as it is (see `EnvironmentFailure`); the message is SQLite's.
+public struct StoreUnavailable: EnvironmentFailure, CustomStringConvertible {
+    public let description: String
+
+    static let codes: Set<Int32> = [SQLITE_BUSY, SQLITE_LOCKED, SQLITE_FULL, SQLITE_IOERR, SQLITE_READONLY, SQLITE_CANTOPEN, SQLITE_PROTOCOL, SQLITE_NOMEM]
+
+    /// nil unless `error` is such a failure.
+    public init?(_ error: any Error) {
+        guard let e = error as? SQLiteError, Self.codes.contains(e.primaryCode) else { return nil }
+        description = "\(e)"
+    }
+}
