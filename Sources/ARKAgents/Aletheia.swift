@@ -1,11 +1,6 @@
 import ARKBus
 import ARKCore
 import ARKStoreWriter
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import Metrics
 
 /// Checks that a trace passed every stage it should have, in order, with times that only

@@ -1,10 +1,5 @@
 import ARKBus
 import ARKCore
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// Kenny: paper execution. Approved buys and sells become simulated fills at the signal's
 /// price in a book kept in Redis; every batch reads the book under WATCH and writes the new

@@ -1,10 +1,5 @@
 import ARKBus
 import ARKCore
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import Metrics
 
 /// Kyle: ingest and validate. Parses each producer payload, normalises the symbol, assigns a

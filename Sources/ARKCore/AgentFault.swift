@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// A fault for rehearsing the watchdog: `ARK_FAULT=kenny:latency=6000ms` makes every batch
 /// of that stage take 6 s longer, `kenny:errors=0.5` fails half its batches (every other

@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// Why a stage message could not be decoded. Such an entry goes to the dead letter stream
 /// with this text as its reason.

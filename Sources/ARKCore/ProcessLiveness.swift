@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -14,7 +9,7 @@ import Darwin
 /// collects). `kill(pid, 0)` alone calls a zombie alive.
 public func processHasExited(_ pid: pid_t) -> Bool {
     if kill(pid, 0) != 0 { return errno == ESRCH }
-    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+    guard let stat = (try? readFileBytes("/proc/\(pid)/stat")).map({ String(decoding: $0, as: UTF8.self) }),
           let nameEnd = stat.lastIndex(of: ")") else { return false }
     return stat[stat.index(after: nameEnd)...].trimmed().hasPrefix("Z")
 }

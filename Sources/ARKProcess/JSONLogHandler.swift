@@ -1,9 +1,4 @@
 import ARKCore
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import Logging
 
 /// One JSON object per line on standard error (which the start script and the systemd units
