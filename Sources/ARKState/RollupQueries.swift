@@ -96,7 +96,7 @@ extension StateStore {
     public func probeWriteLock(timeoutMs: Int = 2000) throws -> String? {
         try pool.writeWithoutTransaction { db in
             try db.execute(sql: "PRAGMA busy_timeout = \(timeoutMs)")
-            defer { try? db.execute(sql: "PRAGMA busy_timeout = \(StateStore.busyTimeoutMs)") }
+            defer { try? db.execute(sql: "PRAGMA busy_timeout = \(OutcomeWriter.busyTimeoutMs)") }
             do {
                 try db.execute(sql: "BEGIN IMMEDIATE")
                 try db.execute(sql: "ROLLBACK")

@@ -106,7 +106,7 @@ extension StateStore {
     /// a record edited, removed or inserted after the fact.
     public func verifyAudit(progress: ((Int) -> Void)? = nil) throws -> AuditReport {
         try pool.read { db in
-            var prev = Self.genesisHash
+            var prev = OutcomeWriter.genesisHash
             var checked = 0
             let rows = try Row.fetchCursor(db, sql: "SELECT seq, trace_id, verdict, record, prev_hash, hash FROM passes ORDER BY seq")
             while let row = try rows.next() {
@@ -118,7 +118,7 @@ extension StateStore {
                 if storedPrev != prev {
                     return AuditReport(checked: checked, firstBroken: (seq, traceID, "prev_hash \(storedPrev) does not match the previous record's hash \(prev)"))
                 }
-                let expected = Self.chainHash(prev: prev, record: Array(record.utf8))
+                let expected = OutcomeWriter.chainHash(prev: prev, record: Array(record.utf8))
                 if expected != storedHash {
                     return AuditReport(checked: checked, firstBroken: (seq, traceID, "record does not hash to its stored hash (expected \(expected), stored \(storedHash))"))
                 }

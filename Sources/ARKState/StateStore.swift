@@ -14,12 +14,6 @@ public final class StateStore: Sendable {
     /// the pool opens, and `record`/`upsertHeartbeats` write through it.
     let outcomes: OutcomeWriter?
 
-    /// The genesis link of the audit chain.
-    public static let genesisHash = OutcomeWriter.genesisHash
-
-    /// How long a statement waits for a lock another connection holds before it fails.
-    static let busyTimeoutMs = OutcomeWriter.busyTimeoutMs
-
     /// A reader, or a writer that is not Aletheia: SQLite checkpoints inside the commit that
     /// brings the WAL to 4,000 pages (16 MB), and each reading connection has a 16 MB page
     /// cache.
@@ -28,7 +22,7 @@ public final class StateStore: Sendable {
         outcomes = readOnly ? nil : try OutcomeWriter(path: path)
         var config = Configuration()
         config.readonly = readOnly
-        config.busyMode = .timeout(Double(Self.busyTimeoutMs) / 1000)
+        config.busyMode = .timeout(Double(OutcomeWriter.busyTimeoutMs) / 1000)
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
             try db.execute(sql: "PRAGMA cache_size = -16000")
@@ -61,10 +55,6 @@ public final class StateStore: Sendable {
     private func writer() throws -> OutcomeWriter {
         guard let outcomes else { throw StateStoreError("the state store \(path) was opened read-only") }
         return outcomes
-    }
-
-    public static func chainHash(prev: String, record: [UInt8]) -> String {
-        OutcomeWriter.chainHash(prev: prev, record: record)
     }
 
     /// Copies the store into `destination` with SQLite's backup API (a consistent snapshot
