@@ -21,6 +21,7 @@ public final class OutcomeWriter: @unchecked Sendable {
     public let path: String
     // Guarded by `lock`.
     private let connection: SQLiteConnection
+    private let statements: Statements
     private var lastRollup: CachedRollup?
     private let lock = ConditionLock()
     private let checkpointer: WALCheckpointer?
@@ -50,6 +51,7 @@ public final class OutcomeWriter: @unchecked Sendable {
         try Self.prepareFile(path)
         checkpointer = backgroundCheckpointIntervalNs.map { WALCheckpointer(path: path, frameThreshold: 1000, intervalNs: $0) }
         connection = try Self.connect(path: path, cacheKiB: cacheKiB, checkpointer: checkpointer)
+        statements = try Statements(connection)
         checkpointer?.start()
         for suffix in ["", "-wal", "-shm"] where access(path + suffix, F_OK) == 0 {
             chmod(path + suffix, 0o600)
@@ -125,6 +127,56 @@ public final class OutcomeWriter: @unchecked Sendable {
 
     // MARK: writing
 
+    /// The statements of the write path, prepared once with the connection (a lookup by SQL
+    /// text per batch would hash a few kilobytes per signal at 1 kHz).
+    private struct Statements {
+        let lastHash, insertPass, insertOrder, insertDeadLetter, rollupPasses, rollupHistograms, upsertRollup, upsertHeartbeat: SQLiteStatement
+
+        init(_ db: SQLiteConnection) throws {
+            lastHash = try db.prepare("SELECT hash FROM passes ORDER BY seq DESC LIMIT 1")
+            insertPass = try db.prepare("""
+                INSERT INTO passes (trace_id, signal_id, symbol, source, verdict, reasons, policy_hash, compliance_score,
+                    t0_ns, done_ns, latency_ms, hrm_eval_us, continuity_ok, injected_violation, order_id, track, record, prev_hash, hash)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(trace_id) DO NOTHING
+                """)
+            insertOrder = try db.prepare("""
+                INSERT INTO orders (order_id, trace_id, symbol, side, quantity, price, notional, realized_pnl, ts_ns)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
+                """)
+            insertDeadLetter = try db.prepare("""
+                INSERT INTO dead_letters (deadletter_id, stream, entry_id, consumer_group, consumer, reason, payload, deliveries, trace_id, ts_ns)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
+                """)
+            rollupPasses = try db.prepare("SELECT passes FROM rollup_1s WHERE second = ?")
+            rollupHistograms = try db.prepare("SELECT latency_hist, hrm_hist, stage_hists FROM rollup_1s WHERE second = ?")
+            upsertRollup = try db.prepare("""
+                INSERT INTO rollup_1s (second, passes, approved, denied, rejected, errors, deadlettered, slow, latency_sum_ms, latency_max_ms,
+                    latency_hist, hrm_hist, failed, timed, over_latency_slo, hrm_timed, hrm_over_slo, stage_hists)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(second) DO UPDATE SET
+                    passes = passes + excluded.passes, approved = approved + excluded.approved,
+                    denied = denied + excluded.denied, rejected = rejected + excluded.rejected,
+                    errors = errors + excluded.errors, deadlettered = deadlettered + excluded.deadlettered,
+                    slow = slow + excluded.slow, latency_sum_ms = latency_sum_ms + excluded.latency_sum_ms,
+                    latency_max_ms = max(latency_max_ms, excluded.latency_max_ms),
+                    latency_hist = excluded.latency_hist, hrm_hist = excluded.hrm_hist,
+                    failed = failed + excluded.failed, timed = timed + excluded.timed,
+                    over_latency_slo = over_latency_slo + excluded.over_latency_slo,
+                    hrm_timed = hrm_timed + excluded.hrm_timed, hrm_over_slo = hrm_over_slo + excluded.hrm_over_slo,
+                    stage_hists = excluded.stage_hists
+                """)
+            upsertHeartbeat = try db.prepare("""
+                INSERT INTO heartbeats (instance, stage, host, pid, processed, failed, pending, p50_ms, p95_ms, ts_ns)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(instance) DO UPDATE SET stage = excluded.stage, host = excluded.host, pid = excluded.pid,
+                    processed = excluded.processed, failed = excluded.failed, pending = excluded.pending,
+                    p50_ms = excluded.p50_ms, p95_ms = excluded.p95_ms, ts_ns = excluded.ts_ns
+                WHERE excluded.ts_ns >= heartbeats.ts_ns
+                """)
+        }
+    }
+
     /// What one `record` call changed.
     public struct WriteSummary: Sendable, Equatable {
         public var passesInserted = 0
@@ -147,13 +199,8 @@ public final class OutcomeWriter: @unchecked Sendable {
         var cached = lastRollup
         let summary = try db.inImmediateTransaction {
             var summary = WriteSummary()
-            var prev = try db.cached("SELECT hash FROM passes ORDER BY seq DESC LIMIT 1").firstRow { $0.text(0) } ?? Self.genesisHash
-            let insertPass = try db.cached("""
-                INSERT INTO passes (trace_id, signal_id, symbol, source, verdict, reasons, policy_hash, compliance_score,
-                    t0_ns, done_ns, latency_ms, hrm_eval_us, continuity_ok, injected_violation, order_id, track, record, prev_hash, hash)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT(trace_id) DO NOTHING
-                """)
+            var prev = try statements.lastHash.firstRow { $0.text(0) } ?? Self.genesisHash
+            let insertPass = statements.insertPass
             var rollups: [Int64: Rollup] = [:]
             for p in passes {
                 let record = p.auditRecord()
@@ -166,10 +213,7 @@ public final class OutcomeWriter: @unchecked Sendable {
                     summary.passesAlreadyPresent += 1
                 }
             }
-            let insertOrder = try db.cached("""
-                INSERT INTO orders (order_id, trace_id, symbol, side, quantity, price, notional, realized_pnl, ts_ns)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
-                """)
+            let insertOrder = statements.insertOrder
             for o in orders {
                 insertOrder.reset()
                 insertOrder.bind(o.orderID)
@@ -184,10 +228,7 @@ public final class OutcomeWriter: @unchecked Sendable {
                 try insertOrder.run()
                 summary.ordersInserted += db.changes
             }
-            let insertDead = try db.cached("""
-                INSERT INTO dead_letters (deadletter_id, stream, entry_id, consumer_group, consumer, reason, payload, deliveries, trace_id, ts_ns)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
-                """)
+            let insertDead = statements.insertDeadLetter
             for d in deadLetters {
                 insertDead.reset()
                 insertDead.bind(d.deadLetterID)
@@ -208,7 +249,7 @@ public final class OutcomeWriter: @unchecked Sendable {
                     rollups[d.tsNs / 1_000_000_000, default: Rollup()].addUntracedDeadLetter()
                 }
             }
-            for (second, r) in rollups.sorted(by: { $0.key < $1.key }) { try Self.mergeRollup(db, second: second, r, cached: &cached) }
+            for (second, r) in rollups.sorted(by: { $0.key < $1.key }) { try Self.mergeRollup(statements, second: second, r, cached: &cached) }
             return summary
         }
         lastRollup = cached  // only once committed
@@ -265,14 +306,7 @@ public final class OutcomeWriter: @unchecked Sendable {
         defer { lock.unlock() }
         let db = connection
         try db.inImmediateTransaction {
-            let stmt = try db.cached("""
-                INSERT INTO heartbeats (instance, stage, host, pid, processed, failed, pending, p50_ms, p95_ms, ts_ns)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT(instance) DO UPDATE SET stage = excluded.stage, host = excluded.host, pid = excluded.pid,
-                    processed = excluded.processed, failed = excluded.failed, pending = excluded.pending,
-                    p50_ms = excluded.p50_ms, p95_ms = excluded.p95_ms, ts_ns = excluded.ts_ns
-                WHERE excluded.ts_ns >= heartbeats.ts_ns
-                """)
+            let stmt = statements.upsertHeartbeat
             for b in beats {
                 stmt.reset()
                 stmt.bind(b.instance)
@@ -346,11 +380,12 @@ public final class OutcomeWriter: @unchecked Sendable {
     /// row, and decoding its three histograms again each time was a fifth of Aletheia's CPU:
     /// the histograms this writer wrote last are kept in `cached`, and used while the row's
     /// pass count shows no other writer added to it since (every merge adds passes).
-    static func mergeRollup(_ db: SQLiteConnection, second: Int64, _ r: Rollup, cached: inout CachedRollup?) throws {
+    private static func mergeRollup(_ statements: Statements, second: Int64, _ r: Rollup, cached: inout CachedRollup?) throws {
         var latency = r.latency
         var hrm = r.hrm
         var stages = r.stages
-        let count = try db.cached("SELECT passes FROM rollup_1s WHERE second = ?")
+        let count = statements.rollupPasses
+        count.reset()
         count.bind(second)
         let storedPasses = try count.firstRow { Int($0.int64(0)) }
         if let storedPasses {
@@ -359,7 +394,8 @@ public final class OutcomeWriter: @unchecked Sendable {
                 hrm.merge(c.hrm)
                 stages.merge(c.stages)
             } else {
-                let select = try db.cached("SELECT latency_hist, hrm_hist, stage_hists FROM rollup_1s WHERE second = ?")
+                let select = statements.rollupHistograms
+                select.reset()
                 select.bind(second)
                 if let (l, h, s) = try select.firstRow({ ($0.blob(0), $0.blob(1), $0.blob(2)) }) {
                     latency.merge(LogHistogram(encoded: l))
@@ -369,22 +405,8 @@ public final class OutcomeWriter: @unchecked Sendable {
             }
         }
         cached = CachedRollup(second: second, passes: (storedPasses ?? 0) + r.passes, latency: latency, hrm: hrm, stages: stages)
-        let upsert = try db.cached("""
-            INSERT INTO rollup_1s (second, passes, approved, denied, rejected, errors, deadlettered, slow, latency_sum_ms, latency_max_ms,
-                latency_hist, hrm_hist, failed, timed, over_latency_slo, hrm_timed, hrm_over_slo, stage_hists)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT(second) DO UPDATE SET
-                passes = passes + excluded.passes, approved = approved + excluded.approved,
-                denied = denied + excluded.denied, rejected = rejected + excluded.rejected,
-                errors = errors + excluded.errors, deadlettered = deadlettered + excluded.deadlettered,
-                slow = slow + excluded.slow, latency_sum_ms = latency_sum_ms + excluded.latency_sum_ms,
-                latency_max_ms = max(latency_max_ms, excluded.latency_max_ms),
-                latency_hist = excluded.latency_hist, hrm_hist = excluded.hrm_hist,
-                failed = failed + excluded.failed, timed = timed + excluded.timed,
-                over_latency_slo = over_latency_slo + excluded.over_latency_slo,
-                hrm_timed = hrm_timed + excluded.hrm_timed, hrm_over_slo = hrm_over_slo + excluded.hrm_over_slo,
-                stage_hists = excluded.stage_hists
-            """)
+        let upsert = statements.upsertRollup
+        upsert.reset()
         upsert.bind(second)
         for n in [r.passes, r.approved, r.denied, r.rejected, r.errors, r.deadlettered, r.slow] { upsert.bind(n) }
         upsert.bind(r.latencySum)

@@ -19,7 +19,6 @@ public struct SQLiteError: Error, Sendable, CustomStringConvertible {
 final class SQLiteConnection {
     let handle: OpaquePointer
     let path: String
-    private var statements: [String: SQLiteStatement] = [:]
 
     init(path: String, flags: Int32 = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX) throws(SQLiteError) {
         var db: OpaquePointer?
@@ -35,7 +34,7 @@ final class SQLiteConnection {
     }
 
     deinit {
-        statements.removeAll()  // finalized before the connection closes
+        // close_v2: the connection closes once its last prepared statement is finalized.
         sqlite3_close_v2(handle)
     }
 
@@ -49,17 +48,7 @@ final class SQLiteConnection {
         guard rc == SQLITE_OK else { throw error(rc) }
     }
 
-    /// A prepared statement, compiled once per connection and reused.
-    func cached(_ sql: String) throws(SQLiteError) -> SQLiteStatement {
-        if let s = statements[sql] {
-            s.reset()
-            return s
-        }
-        let s = try prepare(sql)
-        statements[sql] = s
-        return s
-    }
-
+    /// A prepared statement, kept for reuse (`SQLITE_PREPARE_PERSISTENT`).
     func prepare(_ sql: String) throws(SQLiteError) -> SQLiteStatement {
         var stmt: OpaquePointer?
         let rc = sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &stmt, nil)
@@ -180,9 +169,7 @@ final class SQLiteStatement {
 
     // MARK: columns of the current row
 
-    func isNull(_ column: Int32) -> Bool { sqlite3_column_type(handle, column) == SQLITE_NULL }
     func int64(_ column: Int32) -> Int64 { sqlite3_column_int64(handle, column) }
-    func double(_ column: Int32) -> Double { sqlite3_column_double(handle, column) }
 
     func text(_ column: Int32) -> String {
         guard let p = sqlite3_column_text(handle, column) else { return "" }
