@@ -10,7 +10,8 @@ public enum Repo {
         return url.path
     }()
     public static var graveyard: String { root + "/graveyard" }
-    public static var testdata: String { root + "/../shared/testdata" }
+    /// The producers' cases (from the original system's Python producers), kept in this repository.
+    public static var testdata: String { root + "/Tests/Data" }
 
     /// The `ark` executable that `swift build` / `swift test` built (ARK_BINARY overrides).
     public static var arkBinary: String {

@@ -5,7 +5,7 @@ import ARKState
 import Foundation
 import Graveyard
 
-/// A signal as Python producers write it (`shared/testdata/kyle_inputs.jsonl`, "python_default").
+/// A signal as Python producers write it (`Tests/Data/kyle_inputs.jsonl`, "python_default").
 let producerSignal: [UInt8] = Array(#"{"id": "sig-1", "symbol": " aapl", "price": 190.25, "volume": 1200, "ts": 1732330000.123, "source": "feed", "position_size_pct": 0.05, "leverage": 1.0, "stop_loss": 185.0, "risk_reward_ratio": 2.0}"#.utf8)
 
 /// An event as Kenny hands it to Aletheia: taken from a pass a real pipeline recorded
