@@ -159,6 +159,24 @@ start_process() {
     echo "$label started (pid $!), log $ARK_LOG_DIR/$log"
 }
 
+# start_supervised NAME LABEL LOG BINARY ARGS…: as start_process, under supervise.sh, which
+# restarts the process when it dies (systemd's Restart=on-failure, in --local mode). NAME.pid
+# holds the process's pid, supervise/NAME.pid the supervisor's.
+start_supervised() {
+    local name=$1 label=$2 log=$3
+    shift 3
+    if alive "$RUN_DIR/$name.pid"; then
+        echo "$label already running (pid $(cat "$RUN_DIR/$name.pid"))"
+        return
+    fi
+    mkdir -p "$RUN_DIR/supervise"
+    rm -f "$RUN_DIR/$name.pid"
+    nohup "$ROOT/deployment/supervise.sh" "$RUN_DIR/$name.pid" "$@" >>"$ARK_LOG_DIR/$log" 2>&1 &
+    echo $! >"$RUN_DIR/supervise/$name.pid"
+    for _ in $(seq 50); do [ -s "$RUN_DIR/$name.pid" ] && break; sleep 0.1; done
+    echo "$label started (pid $(cat "$RUN_DIR/$name.pid" 2>/dev/null), restarted if it dies), log $ARK_LOG_DIR/$log"
+}
+
 # wait_http_200 URL NAME LOG WHAT: waits for URL to answer 200 while NAME.pid's process
 # lives; otherwise prints the answer and "WHAT", and stops the start.
 wait_http_200() {
@@ -234,7 +252,11 @@ if ! alive "$RUN_DIR/kyle.pid"; then
 fi
 for stage in Kyle Joey HRM Kenny Aletheia; do
     name=$(echo "$stage" | tr '[:upper:]' '[:lower:]')
-    start_process "$name" "$stage" "$name.log" "$ARK_AGENT" "$stage"
+    if [ "$LOCAL" = 1 ]; then
+        start_supervised "$name" "$stage" "$name.log" "$ARK_AGENT" "$stage"
+    else
+        start_process "$name" "$stage" "$name.log" "$ARK_AGENT" "$stage"
+    fi
 done
 
 export API_PORT="${API_PORT:-8000}"

@@ -50,6 +50,13 @@ stop_pid() {
 # the agents in pipeline order (so upstream stops feeding downstream), Redis last.
 for name in api watchdog kyle joey hrm kenny aletheia metrics redis; do
     if [ ${#ONLY[@]} -gt 0 ] && [[ " ${ONLY[*]} " != *" $name "* ]]; then continue; fi
+    # A supervised process's supervisor is told first, so it does not restart what is being
+    # stopped; it passes SIGTERM on and ends with its process.
+    if [ -f "$RUN_DIR/supervise/$name.pid" ]; then
+        spid=$(cat "$RUN_DIR/supervise/$name.pid")
+        ark_pid_alive "$spid" && kill -TERM "$spid"
+        rm -f "$RUN_DIR/supervise/$name.pid"
+    fi
     if [ -f "$RUN_DIR/$name.pid" ]; then
         stop_pid "$name" "$RUN_DIR/$name.pid"
     elif [ ${#ONLY[@]} -gt 0 ]; then

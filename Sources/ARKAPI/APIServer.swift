@@ -76,7 +76,7 @@ public struct APIServer: Service {
         if settings.host == "0.0.0.0" || settings.host == "::" {
             logger.warning("API server bound to all interfaces: put it behind a TLS proxy, or bind 127.0.0.1 (API_BIND)")
         }
-        let queue = SignalQueue(url: settings.redisURL, size: settings.redisPoolSize, streamMaxLen: settings.streamMaxLen)
+        let queue = SignalQueue(url: settings.redisURL, size: settings.redisPoolSize, backlogBound: settings.streamMaxLen)
         let handlers = APIHandlers(settings: settings, queue: queue)
         let app = Application(
             router: handlers.router(),
@@ -103,6 +103,7 @@ struct APIHandlers: Sendable {
     let limiter: RateLimiter
     let acceptedCounter = Counter(label: MetricName.apiSignals, dimensions: [("result", "accepted")])
     let rejectedCounter = Counter(label: MetricName.apiSignals, dimensions: [("result", "rejected")])
+    let backlogRefusedCounter = Counter(label: MetricName.apiSignals, dimensions: [("result", "backlog_full")])
 
     init(settings: APISettings, queue: SignalQueue) {
         self.settings = settings
@@ -157,11 +158,22 @@ struct APIHandlers: Sendable {
                 "the signal queue did not answer within \(settings.requestTimeout): whether the signals were enqueued is unknown; resubmit them with their trace_id set, which keeps a retry idempotent")) {
                 try await queue.enqueue(items)
             }
-        } catch let error as RedisError {
-            context.logger.error("enqueue failed", metadata: ["error": .string(error.description), "signals": .stringConvertible(items.count)])
-            throw APIError.unavailable(error.isConnectionError
-                ? "the signal queue (Redis) is unreachable; nothing was confirmed. Retry later; set trace_id on each signal so a retry cannot duplicate one"
-                : "the signal queue refused the signals; nothing was confirmed. Retry later", retryAfter: 2)
+        } catch let error as EnqueueError {
+            switch error {
+            case .backlogFull(let backlog, let bound):
+                backlogRefusedCounter.increment(by: items.count)
+                context.logger.warning("signals refused: Kyle's backlog is over its bound", metadata: [
+                    "backlog": .stringConvertible(backlog), "bound": .stringConvertible(bound), "signals": .stringConvertible(items.count),
+                ])
+                throw APIError.unavailable("ARK is behind: \(backlog) signals wait for Kyle, over the bound of \(bound) (ARK_STREAM_MAXLEN); nothing was enqueued. Retry after the Retry-After seconds", retryAfter: 1)
+            case .redis(let error):
+                context.logger.error("enqueue failed", metadata: ["error": .string(error.description), "signals": .stringConvertible(items.count)])
+                throw APIError.unavailable(error.isConnectionError
+                    ? "the signal queue (Redis) is unreachable; nothing was confirmed. Retry later; set trace_id on each signal so a retry cannot duplicate one"
+                    : error.isServerUnavailable
+                    ? "the signal queue (Redis) cannot take writes now (out of memory, or loading); nothing was enqueued. Retry later"
+                    : "the signal queue refused the signals; nothing was enqueued. Retry later", retryAfter: 2)
+            }
         }
         let results = intake.results(for: items, entryIDs: entryIDs, nowNs: wallClockNanoseconds())
         let rejected = results.filter { !$0.accepted }
@@ -358,7 +370,9 @@ final class StoreHandle: Sendable {
                 cached = opened
                 return .success(opened)
             } catch {
-                return .failure(.unavailable("the state store \(path) cannot be read yet (\(error)); it appears once Aletheia records the first pass", retryAfter: 5))
+                // The path and SQLite's text stay in the log: a client learns nothing of the host.
+                Logger(label: "ark.api").error("state store cannot be opened", metadata: ["path": .string(path), "error": .string("\(error)")])
+                return .failure(.unavailable("the state store cannot be read yet; it appears once Aletheia records the first pass", retryAfter: 5))
             }
         }
         return try result.get()

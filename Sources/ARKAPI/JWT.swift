@@ -13,6 +13,8 @@ public enum AuthFailure: Error, Sendable, Equatable, CustomStringConvertible {
     case wrongIssuer(String)
     case lifetimeTooLong(seconds: Int64, max: Int)
     case missingClaim(String)
+    /// The server's HMAC failed: the token is refused, never taken as verified.
+    case unverifiable
 
     public var description: String {
         switch self {
@@ -26,6 +28,7 @@ public enum AuthFailure: Error, Sendable, Equatable, CustomStringConvertible {
         case .wrongIssuer(let iss): "token issuer '\(iss)' is not the issuer this server accepts (JWT_ISSUER)"
         case .lifetimeTooLong(let s, let max): "token lifetime \(s) s is longer than the \(max) s this server accepts (JWT_MAX_TTL_SECONDS)"
         case .missingClaim(let c): "token has no '\(c)' claim"
+        case .unverifiable: "the server could not check the token's signature; the request is refused, try again"
         }
     }
 
@@ -41,6 +44,7 @@ public enum AuthFailure: Error, Sendable, Equatable, CustomStringConvertible {
         case .wrongIssuer: "token_issuer"
         case .lifetimeTooLong: "token_lifetime"
         case .missingClaim: "token_claims"
+        case .unverifiable: "token_unverifiable"
         }
     }
 }
@@ -73,7 +77,7 @@ public struct JWTAuthority: Sendable {
         self.maxTTLSeconds = maxTTLSeconds
     }
 
-    public func mint(subject: String, ttlSeconds: Int, nowSeconds: Int64 = Int64(wallClockNanoseconds() / 1_000_000_000)) -> String {
+    public func mint(subject: String, ttlSeconds: Int, nowSeconds: Int64 = Int64(wallClockNanoseconds() / 1_000_000_000)) throws(HMACSHA256.Failure) -> String {
         var header = JSONWriter(capacity: 32)
         header.beginObject(); header.key("alg"); header.string("HS256"); header.key("typ"); header.string("JWT"); header.endObject()
         var claims = JSONWriter(capacity: 160)
@@ -85,7 +89,7 @@ public struct JWTAuthority: Sendable {
         claims.key("jti"); claims.string(SHA256.hex(secureRandomBytes(12)))
         claims.endObject()
         let signingInput = Base64URL.encode(header.bytes) + "." + Base64URL.encode(claims.bytes)
-        return signingInput + "." + Base64URL.encode(HMACSHA256.mac(key: key, message: Array(signingInput.utf8)))
+        return signingInput + "." + Base64URL.encode(try HMACSHA256.mac(key: key, message: Array(signingInput.utf8)))
     }
 
     /// Verifies an `Authorization` header value.
@@ -108,7 +112,9 @@ public struct JWTAuthority: Sendable {
         guard let signature = Base64URL.decode(segments[2]) else { throw .malformed("the signature is not base64url") }
         let signingInput = Array(token.utf8.prefix(segments[0].utf8.count + 1 + segments[1].utf8.count))
         // The signature is checked before the claims are read: nothing unsigned is trusted.
-        guard HMACSHA256.equal(signature, HMACSHA256.mac(key: key, message: signingInput)) else { throw .badSignature }
+        let expected: [UInt8]
+        do { expected = try HMACSHA256.mac(key: key, message: signingInput) } catch { throw .unverifiable }
+        guard HMACSHA256.equal(signature, expected) else { throw .badSignature }
         guard let claimBytes = Base64URL.decode(segments[1]), let claims = jsonObject(claimBytes) else {
             throw .malformed("the claims are not base64url-encoded JSON")
         }

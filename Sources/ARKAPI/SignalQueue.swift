@@ -8,22 +8,24 @@ import Synchronization
 public final class SignalQueue: Sendable {
     let connections: [QueueConnection]
     private let next = Atomic<Int>(0)
-    let streamMaxLen: Int
 
-    public init(url: RedisURL, size: Int, streamMaxLen: Int) {
-        connections = (0..<max(1, size)).map { QueueConnection(url: url, index: $0) }
-        self.streamMaxLen = streamMaxLen
+    /// `backlogBound`: ARK_STREAM_MAXLEN, the unread backlog of `ark:kyle` past which signals
+    /// are refused (503) instead of queued.
+    public init(url: RedisURL, size: Int, backlogBound: Int) {
+        connections = (0..<max(1, size)).map { QueueConnection(url: url, index: $0, backlogBound: backlogBound) }
     }
 
     private func connection() -> QueueConnection {
         connections[next.add(1, ordering: .relaxed).oldValue % connections.count]
     }
 
-    /// Appends each payload as the `event` of a new entry of `ark:kyle`; returns the entry
-    /// ids in order. A connection error is not retried here: part of the pipeline may have
-    /// been written, and only the client can tell a retry from a duplicate (by trace_id).
-    public func enqueue(_ payloads: [[UInt8]]) async throws(RedisError) -> [String] {
-        try await connection().xadd(payloads, stream: Stage.kyle.inputStream, maxLen: streamMaxLen)
+    /// Appends each payload as the `event` of a new entry of `ark:kyle`, all or none
+    /// (MULTI/EXEC: a Redis out of memory refuses the whole request); returns the entry ids in
+    /// order. Refused while Kyle's backlog is over its bound. A connection error is not retried
+    /// here: whether EXEC ran is unknown, and only the client can tell a retry from a
+    /// duplicate (by trace_id).
+    public func enqueue(_ payloads: [[UInt8]]) async throws(EnqueueError) -> [String] {
+        try await connection().xadd(payloads, stream: Stage.kyle.inputStream)
     }
 
     /// PING on one connection: is the queue reachable now?
@@ -36,25 +38,54 @@ public final class SignalQueue: Sendable {
     }
 }
 
+/// Why signals were not queued. Nothing of the request was.
+public enum EnqueueError: Error, Sendable, Equatable {
+    case redis(RedisError)
+    /// Kyle's unread backlog is over ARK_STREAM_MAXLEN: ARK is behind (a stage stopped or slow).
+    case backlogFull(backlog: Int, bound: Int)
+}
+
 actor QueueConnection {
     private nonisolated let executor: ThreadExecutor
     nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
     private let redis: RedisConnection
+    private let backlogBound: Int
+    /// Kyle's backlog as last measured, and when: measured at most every 100 ms, so a burst
+    /// of requests costs Redis one XINFO per connection per 100 ms, not one per request.
+    private var backlog = 0
+    private var backlogMeasuredNs: Int64 = 0
+    static let backlogMeasureIntervalNs: Int64 = 100_000_000
 
-    init(url: RedisURL, index: Int) {
+    init(url: RedisURL, index: Int, backlogBound: Int) {
         executor = ThreadExecutor(name: "ark-api-redis-\(index)")
         redis = RedisConnection(url: url, commandTimeout: .seconds(5))
+        self.backlogBound = backlogBound
     }
 
-    func xadd(_ payloads: [[UInt8]], stream: String, maxLen: Int) throws(RedisError) -> [String] {
-        if !redis.isConnected { try redis.connect(timeout: .seconds(2)) }
-        let replies = try redis.pipeline(payloads.map { ["XADD", .text(stream), "MAXLEN", "~", .int(maxLen), "*", "event", .bytes($0)] })
-        return try replies.map { reply throws(RedisError) -> String in
-            switch reply {
-            case .bulk, .status: return reply.string ?? ""
-            case .error(let e): throw .server(e)
-            default: throw .unexpectedReply("XADD answered \(reply)")
+    func xadd(_ payloads: [[UInt8]], stream: String) throws(EnqueueError) -> [String] {
+        do {
+            if !redis.isConnected { try redis.connect(timeout: .seconds(2)) }
+            let now = wallClockNanoseconds()
+            if now - backlogMeasuredNs >= Self.backlogMeasureIntervalNs || backlog > backlogBound {
+                backlog = try StreamBus.backlog(of: stream, group: Stage.kyle.group, on: redis)
+                backlogMeasuredNs = now
             }
+            if backlog > backlogBound { throw EnqueueError.backlogFull(backlog: backlog, bound: backlogBound) }
+            var commands: [[RedisArg]] = [["MULTI"]]
+            commands += payloads.map { ["XADD", .text(stream), "*", "event", .bytes($0)] }
+            commands.append(["EXEC"])
+            let replies = try redis.pipeline(commands)
+            guard try StreamBus.checkTransaction(replies), case .array(let ids) = replies.last, ids.count == payloads.count else {
+                throw RedisError.unexpectedReply("EXEC of the XADDs")
+            }
+            backlog += payloads.count
+            return ids.map { $0.string ?? "" }
+        } catch let e as EnqueueError {
+            throw e
+        } catch let e as RedisError {
+            throw .redis(e)
+        } catch {
+            throw .redis(.unexpectedReply("\(error)"))
         }
     }
 

@@ -39,6 +39,8 @@ final class AgentVitals: Sendable {
 
     private let counts = Mutex(Counts())
     private let orders = Mutex(Orders())
+    /// The output stream over its backlog bound, while the loop takes no input for it.
+    let backpressure = Mutex<String?>(nil)
 
     func batchStarted(atNs ns: Int64) { counts.withLock { $0.batchStartNs = ns } }
 
@@ -117,6 +119,31 @@ struct FaultInjector {
             throw InjectedFailure()
         }
     }
+
+    struct InjectedPoison: Error, CustomStringConvertible {
+        var description: String { "injected poison entry (ARK_FAULT fail_on)" }
+    }
+
+    /// Before `handle`: a rehearsed poison entry kills the process or makes handling throw.
+    func beforeHandle(_ batch: [StreamEntry]) throws {
+        func holds(_ needle: [UInt8]?) -> Bool {
+            guard let needle else { return false }
+            return batch.contains { e in e.payload.map { contains($0, needle) } ?? false }
+        }
+        if holds(fault.crashOn) {
+            writeStandard(.error, "ARK_FAULT: \(fault.stage.rawValue) handles a killer entry (crash_on): abort\n")
+            abort()
+        }
+        if holds(fault.failOn) { throw InjectedPoison() }
+    }
+
+    private func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
+        guard needle.count <= haystack.count else { return false }
+        for start in 0...(haystack.count - needle.count) where haystack[start] == needle[0] {
+            if haystack[start..<(start + needle.count)].elementsEqual(needle) { return true }
+        }
+        return false
+    }
 }
 
 /// Publishes an agent's heartbeat every interval from its own thread and Redis connection,
@@ -144,7 +171,7 @@ actor HeartbeatPulse {
         self.vitals = vitals
         self.logger = logger
         connection = RedisConnection(url: settings.redisURL, commandTimeout: .seconds(5))
-        bus = StreamBus(connection: connection, group: stage.group, consumer: instance, maxLength: settings.streamMaxLen)
+        bus = StreamBus(connection: connection, group: stage.group, consumer: instance, backlogBound: settings.streamMaxLen)
     }
 
     func run() async {
@@ -196,6 +223,7 @@ actor HeartbeatPulse {
         w.key("consecutive_failures"); w.int(Int64(c.consecutiveFailures))
         w.key("busy_ms"); w.double(c.batchStartNs == 0 ? 0 : Double(now - c.batchStartNs) / 1e6)
         w.key("quarantined"); w.bool(orders.quarantined)
+        if let stream = vitals.backpressure.withLock({ $0 }) { w.key("backpressure"); w.string(stream) }
         w.key("ts_ns"); w.int(now)
         w.endObject()
         let reply = try connection.command(["HSET", .text(Streams.heartbeats), .text(instance), .bytes(w.bytes)])

@@ -111,7 +111,7 @@ public final class Aletheia: StageProcessor {
                 hrmEvalUs: e.decision.map { Double($0.evalNs) / 1000 }, continuityOK: problems.isEmpty,
                 injectedViolation: e.injectedViolation, orderID: orderID,
                 event: record ?? EventCodec.encode(e))
-            pass.stageTimes = e.hops.map { StageTime(stage: $0.stage, micros: Double($0.outNs - $0.inNs) / 1000) }
+            pass.stageTimes = e.hops.map { StageTime(stage: $0.stage, micros: Double(elapsedNanoseconds(from: $0.inNs, to: $0.outNs)) / 1000) }
             pass.track = e.track
             passes.append(pass)
         }
@@ -123,7 +123,7 @@ public final class Aletheia: StageProcessor {
         var byVerdict: [Verdict: Int] = [:]
         for p in passes {
             byVerdict[p.verdict, default: 0] += 1
-            if p.verdict != .deadlettered { passLatency.recordNanoseconds(p.doneNs - p.t0Ns) }
+            if p.verdict != .deadlettered { passLatency.recordNanoseconds(elapsedNanoseconds(from: p.t0Ns, to: p.doneNs)) }
         }
         for (v, n) in byVerdict { verdictCounters[v]?.increment(by: n) }
         try context.bus.commit(outputs: [], deadLetters: toDeadLetter, acks: batch)
@@ -142,12 +142,19 @@ public final class Aletheia: StageProcessor {
         var signalID = ""
         var symbol = ""
         var source = ""
-        if let e = try? EventCodec.decode(payload) {
+        // A dead letter that killed or stalled Aletheia again and again is kept as it came,
+        // without decoding (StageAgent sets recordRaw), so the crash loop ends here.
+        let decoded = entry.recordRaw ? nil : try? EventCodec.decode(payload)
+        if let e = decoded {
             traceID = e.traceID
             t0 = e.t0Ns
             signalID = e.id
             symbol = e.symbol
             source = e.source
+        } else if entry.recordRaw {
+            if origin == Stage.kyle.inputStream || origin == Stage.kyle.inputStream(on: .canary) {
+                traceID = SignalValidator.derivedTraceID(entryID: originID)
+            }
         } else if origin == Stage.kyle.inputStream || origin == Stage.kyle.inputStream(on: .canary) {
             // Kyle's input never reached validation; Kyle would have named it after the entry.
             if case .accepted(let e) = SignalValidator().validate(payload, fallbackTraceID: SignalValidator.derivedTraceID(entryID: originID), nowNs: nowNs) {
@@ -158,17 +165,22 @@ public final class Aletheia: StageProcessor {
             } else {
                 traceID = SignalValidator.derivedTraceID(entryID: originID)
             }
-            if let ms = StreamEntry(stream: origin, id: originID, payload: nil).idMilliseconds { t0 = ms * 1_000_000 }
+            // The entry id's milliseconds, when the field holds a real entry id.
+            if let ms = StreamEntry(stream: origin, id: originID, payload: nil).idMilliseconds,
+               case let (ns, overflow) = ms.multipliedReportingOverflow(by: 1_000_000), !overflow, plausibleNanoseconds.contains(ns) {
+                t0 = ns
+            }
         }
-        let reason = f["reason"] ?? "no reason recorded"
+        var reason = f["reason"] ?? "no reason recorded"
+        if entry.recordRaw { reason += " (recorded without decoding: handling it killed or stalled Aletheia \(entry.deliveries - 1) times)" }
         let record = DeadLetterRecord(
             deadLetterID: entry.id, stream: origin, entryID: originID, group: f["group"] ?? "", consumer: f["consumer"] ?? "",
-            reason: reason, payload: payload, deliveries: Int(f["deliveries"] ?? "") ?? 0, traceID: traceID, tsNs: Int64(f["ts_ns"] ?? "") ?? nowNs)
+            reason: reason, payload: payload, deliveries: Int(f["deliveries"] ?? "").map { max(0, $0) } ?? 0, traceID: traceID, tsNs: Int64(f["ts_ns"] ?? "").flatMap { plausibleNanoseconds.contains($0) ? $0 : nil } ?? nowNs)
         guard let traceID else { return (record, nil) }
         var pass = PassRecord(
             traceID: traceID, signalID: signalID, symbol: symbol, source: source, verdict: .deadlettered,
             reasons: ["dead-lettered from \(origin) (\(f["group"] ?? "?")): \(reason)"], policyHash: nil, complianceScore: nil,
-            t0Ns: min(t0, nowNs), doneNs: nowNs, hrmEvalUs: nil, continuityOK: false, injectedViolation: nil, orderID: nil, event: payload.isEmpty ? [] : (try? EventCodec.decode(payload)).map(EventCodec.encode) ?? [])
+            t0Ns: min(t0, nowNs), doneNs: nowNs, hrmEvalUs: nil, continuityOK: false, injectedViolation: nil, orderID: nil, event: decoded.map(EventCodec.encode) ?? [])
         pass.track = Track(stream: origin)
         return (record, pass)
     }

@@ -29,12 +29,24 @@ public protocol StageProcessor: AnyObject {
     var readAlong: [[RedisArg]] { get }
     /// Called about once a second, after the heartbeat; for periodic work.
     func tick(context: BatchContext) throws
+    /// The stages this one writes to: while the unread backlog of one's input (in its own
+    /// consumer group) is over ARK_STREAM_MAXLEN, this stage takes no new input (back-pressure).
+    var downstream: [Stage] { get }
 }
 
 extension StageProcessor {
     public var inputStreams: [String] { [stage.inputStream(on: track)] }
     public var readAlong: [[RedisArg]] { [] }
     public func tick(context: BatchContext) throws {}
+    public var downstream: [Stage] {
+        switch stage {
+        case .kyle: [.joey, .aletheia]  // rejected signals go straight to Aletheia
+        case .joey: [.hrm]
+        case .hrm: [.kenny]
+        case .kenny: [.aletheia]
+        case .aletheia: []
+        }
+    }
 
     /// The common shape of a middle stage: decode each entry, let `transform` change the
     /// event, stamp this stage's hop, forward it to `next`; an entry that cannot be decoded is
@@ -133,6 +145,9 @@ public actor StageAgent {
     /// Local count of failed attempts per entry, in case Redis's delivery count is not raised
     /// by re-reads of our own pending entries.
     private var localAttempts: [String: Int] = [:]
+    /// Deaths counted against entries taken over as suspects (see `SuspectEntry`), by id.
+    private var suspectDeaths: [String: Int] = [:]
+    private let host = ProcessInfo.processInfo.hostName
 
     /// The stage's swift-metrics instruments, made once (the factory lookup is not free).
     struct Instruments {
@@ -155,6 +170,7 @@ public actor StageAgent {
         var lastClaimNs: Int64 = 0
         var lastTakeOverNs: Int64 = 0
         var lastTrimWarningNs: Int64 = 0
+        var lastBackpressureCheckNs: Int64 = 0
     }
 
     public init(processor: any StageProcessor, settings: AgentSettings, instance: String? = nil, logger: Logger? = nil) {
@@ -170,7 +186,7 @@ public actor StageAgent {
         log[metadataKey: "instance"] = .string(name)
         self.logger = log
         self.connection = RedisConnection(url: settings.redisURL, commandTimeout: .milliseconds(settings.blockMs + 15_000))
-        self.bus = StreamBus(connection: connection, group: processor.stage.group, consumer: name, maxLength: settings.streamMaxLen)
+        self.bus = StreamBus(connection: connection, group: processor.stage.group, consumer: name, backlogBound: settings.streamMaxLen)
         self.pulse = HeartbeatPulse(stage: processor.stage, instance: name, streams: processor.inputStreams, settings: settings, vitals: vitals, logger: log)
         if let f = settings.fault, f.stage == processor.stage {
             self.fault = FaultInjector(fault: f)
@@ -262,25 +278,136 @@ public actor StageAgent {
                 try bus.fillDeliveryCounts(&entries)
             }
         }
+        // Entries another consumer held when it died, hung or was quarantined: one of them
+        // may be what killed it, so they are handled one at a time, each under an in-flight
+        // record (PoisonIsolation.swift).
+        var takenOver = false
+        if entries.isEmpty, try holdingBack(now: now) {
+            // Nothing new while a later stage is behind: this stage's own input waits in
+            // Redis (bounded by the same rule upstream, and at the API by a 503).
+            try tickIfDue()
+            sleepThread(seconds: 0.05)
+            return false
+        }
         if entries.isEmpty {
             entries = try takeOverFromQuarantinedPeers()
+            takenOver = !entries.isEmpty
         }
         if entries.isEmpty, now - stats.lastClaimNs >= claimIntervalNs {
             stats.lastClaimNs = now
-            for stream in processor.inputStreams where entries.count < settings.batchSize {
-                entries += try bus.claim(stream, minIdleMs: settings.claimIdleMs, count: settings.batchSize - entries.count)
-            }
-            if !entries.isEmpty {
-                logger.notice("took over entries idle on other consumers", metadata: ["count": .stringConvertible(entries.count)])
-            }
+            entries = try takeOverFromDeadConsumers()
+            takenOver = !entries.isEmpty
         }
         var readAlong: [RedisValue]?
         if entries.isEmpty {
             (entries, readAlong) = try bus.read(processor.inputStreams, count: settings.batchSize, blockMs: settings.blockMs, along: processor.readAlong)
         }
-        if !entries.isEmpty { try process(entries, readAlong: readAlong) }
+        if takenOver {
+            try processOneByOne(entries)
+        } else if !entries.isEmpty {
+            try process(entries, readAlong: readAlong)
+        }
         try tickIfDue()
         return !entries.isEmpty
+    }
+
+    /// Whether an output stream's unread backlog is over ARK_STREAM_MAXLEN, measured every
+    /// 100 ms (one XINFO per output stream). Taking input again waits until the backlog is
+    /// under 90 % of the bound, so the stage does not flap at the edge. Between two
+    /// measurements a stage may write up to 100 ms of its throughput past the bound.
+    private func holdingBack(now: Int64) throws -> Bool {
+        let held = vitals.backpressure.withLock { $0 }
+        guard now - stats.lastBackpressureCheckNs >= 100_000_000 else { return held != nil }
+        stats.lastBackpressureCheckNs = now
+        var worst: (stream: String, backlog: Int)?
+        for next in processor.downstream {
+            let stream = next.inputStream(on: processor.track)
+            let backlog = try StreamBus.backlog(of: stream, group: next.group, on: connection)
+            if backlog > (worst?.backlog ?? -1) { worst = (stream, backlog) }
+        }
+        let bound = settings.streamMaxLen
+        guard let worst else { return false }
+        if held == nil, worst.backlog > bound {
+            vitals.backpressure.withLock { $0 = worst.stream }
+            logger.warning("taking no input: the unread backlog of an output stream is over ARK_STREAM_MAXLEN; a later stage is stopped or slow, nothing is dropped", metadata: [
+                "stream": .string(worst.stream), "backlog": .stringConvertible(worst.backlog), "bound": .stringConvertible(bound),
+            ])
+            return true
+        }
+        if held != nil, worst.backlog <= bound / 10 * 9 {
+            vitals.backpressure.withLock { $0 = nil }
+            logger.notice("taking input again: the output backlog is back under its bound", metadata: [
+                "stream": .string(worst.stream), "backlog": .stringConvertible(worst.backlog),
+            ])
+            return false
+        }
+        return held != nil
+    }
+
+    /// What other consumers left: first the entries a consumer had in hand alone when it died
+    /// (those alone this round, so the rest are not charged for a killer's deaths); then
+    /// everything pending on a process of this host that has exited, at once; then entries
+    /// idle ARK_CLAIM_IDLE_MS on any consumer (XAUTOCLAIM).
+    private func takeOverFromDeadConsumers() throws -> [StreamEntry] {
+        let stageName = stage.rawValue
+        let isDead = { [host] (name: String) in isExitedLocalConsumer(name, stage: stageName, host: host) }
+        let suspects = try bus.takeOverSuspects(minIdleMs: settings.claimIdleMs, isDead: isDead)
+        if !suspects.isEmpty {
+            for s in suspects { suspectDeaths[s.entry.id] = s.deaths }
+            logger.warning("took over entries that were in hand when their process died or hung; each is retried alone", metadata: [
+                "entries": .string(suspects.map { "\($0.entry.stream) \($0.entry.id) (deaths \($0.deaths))" }.joined(separator: ", ")),
+            ])
+            return suspects.map(\.entry)
+        }
+        var entries: [StreamEntry] = []
+        for stream in processor.inputStreams where entries.count < settings.batchSize {
+            for c in try bus.consumersWithPending(stream) where c.name != instance && isDead(c.name) {
+                if c.pending == 0 {
+                    try bus.forgetConsumer(stream, c.name)
+                } else if entries.count < settings.batchSize {
+                    let got = try bus.claim(stream, from: c.name, minIdleMs: 0, count: settings.batchSize - entries.count)
+                    if !got.isEmpty {
+                        logger.notice("took over the entries of an exited process", metadata: ["count": .stringConvertible(got.count), "from": .string(c.name)])
+                    }
+                    entries += got
+                }
+            }
+        }
+        for stream in processor.inputStreams where entries.count < settings.batchSize {
+            entries += try bus.claim(stream, minIdleMs: settings.claimIdleMs, count: settings.batchSize - entries.count)
+        }
+        if !entries.isEmpty {
+            logger.notice("took over entries left by other consumers", metadata: ["count": .stringConvertible(entries.count)])
+        }
+        return entries
+    }
+
+    /// Processes entries taken over from another consumer one at a time, each under this
+    /// consumer's in-flight record, so if one kills this process too its successor knows
+    /// which. An entry that fails stays pending (retried, then dead-lettered); the others go on.
+    private func processOneByOne(_ entries: [StreamEntry]) throws {
+        var firstFailure: (any Error)?
+        for e in entries {
+            try bus.markInFlight(e)
+            do {
+                try process([e], readAlong: nil)
+                try bus.clearInFlight(e, resolved: true)
+                suspectDeaths[e.id] = nil
+            } catch {
+                if Self.isEnvironmental(error) { throw error }
+                try bus.clearInFlight(e, resolved: false)
+                firstFailure = firstFailure ?? error
+            }
+        }
+        if let firstFailure { throw firstFailure }
+    }
+
+    /// A failure of what the stage runs on (Redis gone or unable to take writes, the store
+    /// locked or full), which says nothing about the entries.
+    static func isEnvironmental(_ error: any Error) -> Bool {
+        if error is EnvironmentFailure { return true }
+        guard let r = error as? RedisError else { return false }
+        return r.isConnectionError || r.isServerUnavailable
     }
 
     /// The pending entries of quarantined instances of this stage, claimed at once rather
@@ -344,8 +471,14 @@ public actor StageAgent {
         batch.reserveCapacity(all.count)
         for var e in all {
             e.deliveries = max(e.deliveries, (localAttempts[e.id] ?? 0) + 1)
-            if e.stream != Streams.deadLetter && e.deliveries > settings.maxDeliveries {
-                poison.append(DeadLetter(entry: e, reason: "delivered \(e.deliveries) times (ARK_MAX_DELIVERIES=\(settings.maxDeliveries)) without being processed"))
+            let deaths = suspectDeaths[e.id] ?? 0
+            let exhausted = e.deliveries > settings.maxDeliveries || deaths >= settings.maxDeliveries
+            if e.stream == Streams.deadLetter && exhausted {
+                e.recordRaw = true  // a dead letter is never re-lettered: recorded as it is
+                batch.append(e)
+            } else if exhausted {
+                let died = deaths > 0 ? "; the process handling it alone died or hung \(deaths) times" : ""
+                poison.append(DeadLetter(entry: e, reason: "delivered \(e.deliveries) times (ARK_MAX_DELIVERIES=\(settings.maxDeliveries)) without being processed\(died)"))
             } else if e.stream != Streams.deadLetter && e.payload == nil && e.fieldNames.isEmpty {
                 poison.append(DeadLetter(entry: e, reason: "entry was removed from \(e.stream) before it was processed"))
             } else {
@@ -361,24 +494,57 @@ public actor StageAgent {
         }
         guard !batch.isEmpty else { return }
         vitals.batchStarted(atNs: readNs)
-        let result: BatchResult
+        var result = BatchResult(processed: 0)
+        var failing: [(entry: StreamEntry, error: any Error)] = []
         do {
             try fault?.beforeBatch()
-            result = try handleRetryingEnvironmentFailures(batch, context: context)
+            try handleSplittingFailures(batch[...], context: context, into: &result, failing: &failing)
         } catch {
             // Failures of the environment (Redis gone, the store locked or full) say nothing
             // about the entries: only the others count towards ARK_MAX_DELIVERIES.
-            if error is EnvironmentFailure || (error as? RedisError)?.isConnectionError == true { throw error }
+            if Self.isEnvironmental(error) { throw error }
             for e in batch { localAttempts[e.id, default: 0] += 1 }
             if localAttempts.count > 100_000 { localAttempts.removeAll() }
             throw error
         }
         for e in batch where localAttempts[e.id] != nil { localAttempts[e.id] = nil }
+        if let first = failing.first {
+            // Only these stay pending, to be retried on their own and dead-lettered after
+            // ARK_MAX_DELIVERIES; their batch-mates went through.
+            for f in failing { localAttempts[f.entry.id, default: 0] += 1 }
+            logger.error("entries failed and stay pending; the rest of their batch was committed", metadata: [
+                "failed": .stringConvertible(failing.count), "committed": .stringConvertible(result.processed + result.failed),
+                "entry_id": .string(first.entry.id), "error": .string("\(first.error)"),
+            ])
+            throw first.error
+        }
         let doneNs = wallClockNanoseconds()
         vitals.batchSucceeded(processed: result.processed, failed: result.failed, durationNs: doneNs - readNs)
         instruments.processed.increment(by: result.processed)
         if result.failed > 0 { instruments.failed.increment(by: result.failed) }
         instruments.batchTime.recordNanoseconds(doneNs - readNs)
+    }
+
+    /// Hands `batch` to the processor; when that throws for a reason that may lie in the
+    /// entries, halves the batch and hands on each half, down to single entries, so only the
+    /// entries that fail are left (in `failing`) and every other one commits. One poison
+    /// entry in a batch of 256 costs about 16 calls of `handle`.
+    private func handleSplittingFailures(_ batch: ArraySlice<StreamEntry>, context: BatchContext, into result: inout BatchResult,
+                                         failing: inout [(entry: StreamEntry, error: any Error)]) throws {
+        do {
+            let r = try handleRetryingEnvironmentFailures(Array(batch), context: context)
+            result.processed += r.processed
+            result.failed += r.failed
+        } catch {
+            if Self.isEnvironmental(error) { throw error }
+            guard batch.count > 1 else {
+                failing.append((batch[batch.startIndex], error))
+                return
+            }
+            let middle = batch.startIndex + batch.count / 2
+            try handleSplittingFailures(batch[..<middle], context: context, into: &result, failing: &failing)
+            try handleSplittingFailures(batch[middle...], context: context, into: &result, failing: &failing)
+        }
     }
 
     /// Hands the batch to the processor, retrying failures of the environment (the store
@@ -390,6 +556,7 @@ public actor StageAgent {
         var failingSinceNs: Int64 = 0
         while true {
             do {
+                try fault?.beforeHandle(batch)
                 let result = try processor.handle(batch, context: context)
                 if failingSinceNs != 0 {
                     logger.notice("batch committed after the failures", metadata: [
@@ -398,7 +565,7 @@ public actor StageAgent {
                     ])
                 }
                 return result
-            } catch let failure as EnvironmentFailure {
+            } catch let failure where Self.isEnvironmental(failure) && !((failure as? RedisError)?.isConnectionError ?? false) {
                 vitals.batchFailed()
                 instruments.failed.increment()
                 if failingSinceNs == 0 {

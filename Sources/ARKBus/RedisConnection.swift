@@ -59,6 +59,16 @@ public enum RedisError: Error, Sendable, Equatable, CustomStringConvertible {
         if case .connection = self { return true }
         return false
     }
+
+    /// Redis is there but cannot take the command now (out of memory under `noeviction`,
+    /// loading, a busy script, a failed snapshot, a replica, a cluster slot moving or
+    /// down): nothing about the entries, so their batch is retried, not charged.
+    public var isServerUnavailable: Bool {
+        guard case .server(let m) = self else { return false }
+        return Self.unavailablePrefixes.contains { m.hasPrefix($0) }
+    }
+
+    static let unavailablePrefixes = ["OOM", "LOADING", "BUSY", "MISCONF", "READONLY", "MASTERDOWN", "NOREPLICAS", "CLUSTERDOWN", "TRYAGAIN"]
 }
 
 /// One argument of a command: text or raw bytes. Arguments are passed to hiredis as an

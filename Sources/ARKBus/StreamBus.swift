@@ -13,6 +13,10 @@ public struct StreamEntry: Sendable, Equatable {
     public var deliveries: Int
     /// Fields other than `event` (dead letter entries carry their reason and origin here).
     public var otherFields: [String: String]
+    /// Set on a dead letter that killed or stalled Aletheia ARK_MAX_DELIVERIES times: record it
+    /// without decoding its payload (a dead letter is never re-lettered, so this is how its
+    /// crash loop ends).
+    public var recordRaw = false
 
     public init(stream: String, id: String, payload: [UInt8]?, fieldNames: [String] = ["event"], deliveries: Int = 1, otherFields: [String: String] = [:]) {
         self.stream = stream
@@ -89,15 +93,17 @@ public final class StreamBus {
     public let connection: RedisConnection
     public let group: String
     public let consumer: String
-    public let maxLength: Int
+    /// ARK_STREAM_MAXLEN: the unread backlog of an output stream past which a stage stops
+    /// taking input (back-pressure; nothing is trimmed unread).
+    public let backlogBound: Int
     private var claimCursors: [String: String] = [:]
     private let deadLetterCounter: Counter
 
-    public init(connection: RedisConnection, group: String, consumer: String, maxLength: Int) {
+    public init(connection: RedisConnection, group: String, consumer: String, backlogBound: Int) {
         self.connection = connection
         self.group = group
         self.consumer = consumer
-        self.maxLength = maxLength
+        self.backlogBound = backlogBound
         self.deadLetterCounter = Counter(label: MetricName.deadLettered, dimensions: [("stage", group)])
     }
 
@@ -232,6 +238,25 @@ public final class StreamBus {
         if case .error(let e) = reply { throw .server(e) }
     }
 
+    /// The entries of `stream` that `group` has not finished: delivered and not acknowledged,
+    /// plus not yet delivered. Redis's `lag` is unknown after some deletions; then the
+    /// stream's length stands in, which can only overstate it. Other groups on the stream (a
+    /// tap, an analytics reader) hold memory but do not hold ARK back.
+    public static func backlog(of stream: String, group: String, on connection: RedisConnection) throws(RedisError) -> Int {
+        let groups = try groups(of: stream, on: connection)
+        var worst = 0
+        var length: Int?
+        for g in groups where g.name == group {
+            var unread = g.lag
+            if unread == nil {
+                if length == nil { length = Int(try connection.command(["XLEN", .text(stream)]).integer ?? 0) }
+                unread = length
+            }
+            worst = max(worst, g.pending + (unread ?? 0))
+        }
+        return worst
+    }
+
     /// The consumer groups on `stream` (XINFO GROUPS); none when the stream does not exist.
     public static func groups(of stream: String, on connection: RedisConnection) throws(RedisError) -> [StreamGroupInfo] {
         let reply = try connection.command(["XINFO", "GROUPS", .text(stream)])
@@ -270,9 +295,10 @@ public final class StreamBus {
         var cmds: [[RedisArg]] = [["MULTI"]]
         cmds.reserveCapacity(outputs.count + deadLetters.count + 4 + extra.count)
         cmds += extra
-        let maxLen = RedisArg.int(maxLength)
+        // No MAXLEN: a stream loses only entries every group acknowledged (trimAcknowledged);
+        // its size is bounded by back-pressure instead (backlog, backlogBound).
         for o in outputs {
-            cmds.append(["XADD", .text(o.stream), "MAXLEN", "~", maxLen, "*", "event", .bytes(o.payload)])
+            cmds.append(["XADD", .text(o.stream), "*", "event", .bytes(o.payload)])
         }
         for d in deadLetters { cmds.append(deadLetterCommand(d)) }
         var idsByStream: [String: [RedisArg]] = [:]
@@ -286,14 +312,14 @@ public final class StreamBus {
 
     /// XADD of a payload with extra fields (a routed signal keeps the trace id it was given).
     public func addCommand(stream: String, payload: [UInt8], fields: [(String, String)] = []) -> [RedisArg] {
-        var cmd: [RedisArg] = ["XADD", .text(stream), "MAXLEN", "~", .int(maxLength), "*", "event", .bytes(payload)]
+        var cmd: [RedisArg] = ["XADD", .text(stream), "*", "event", .bytes(payload)]
         for (k, v) in fields { cmd += [.text(k), .text(v)] }
         return cmd
     }
 
     func deadLetterCommand(_ d: DeadLetter) -> [RedisArg] {
         [
-            "XADD", .text(Streams.deadLetter), "MAXLEN", "~", .int(maxLength), "*",
+            "XADD", .text(Streams.deadLetter), "*",
             "event", .bytes(d.entry.payload ?? []),
             "reason", .text(d.reason),
             "stream", .text(d.entry.stream),
@@ -316,7 +342,7 @@ public final class StreamBus {
         return applied
     }
 
-    static func checkTransaction(_ replies: [RedisValue]) throws(RedisError) -> Bool {
+    public static func checkTransaction(_ replies: [RedisValue]) throws(RedisError) -> Bool {
         for r in replies.dropLast() {
             if case .error(let e) = r { throw .server(e) }
         }

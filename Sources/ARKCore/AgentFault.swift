@@ -5,7 +5,10 @@
 /// every position at 15 % of equity (a sizing bug HRM must deny), `kenny:crash` makes the
 /// process exit on its first batch, leaving it unacknowledged, and `hrm:evaluation=150ms`
 /// makes each of HRM's rule evaluations take 150 ms longer (inside the timed evaluation, as a
-/// starved CPU would); settings combine with a comma.
+/// starved CPU would); `joey:crash_on=POISON` kills the process (SIGABRT, as a trap would)
+/// whenever it handles an entry whose payload contains `POISON`, and `joey:fail_on=POISON`
+/// makes handling such an entry throw (a poison entry, for rehearsing its isolation);
+/// settings combine with a comma.
 /// Refused when ARK_ENV is production (ARKConfig checks).
 public struct AgentFault: Sendable, Equatable {
     public var stage: Stage
@@ -14,6 +17,10 @@ public struct AgentFault: Sendable, Equatable {
     /// Joey only: the position size it proposes for every signal, overriding the producer's.
     public var positionSizePct: Double?
     public var crash = false
+    /// Handling an entry whose payload contains these bytes kills the process.
+    public var crashOn: [UInt8]?
+    /// Handling an entry whose payload contains these bytes throws.
+    public var failOn: [UInt8]?
     /// HRM only: added to every rule evaluation.
     public var evaluationStallMs = 0
 
@@ -55,8 +62,12 @@ public struct AgentFault: Sendable, Equatable {
                 evaluationStallMs = ms
             case ("crash", nil):
                 crash = true
+            case ("crash_on", let v?) where !v.isEmpty:
+                crashOn = Array(v.utf8)
+            case ("fail_on", let v?) where !v.isEmpty:
+                failOn = Array(v.utf8)
             default:
-                throw ParseError(description: "'\(setting)' is not latency=<ms>ms, errors=<fraction>, size=<fraction>, evaluation=<ms>ms or crash")
+                throw ParseError(description: "'\(setting)' is not latency=<ms>ms, errors=<fraction>, size=<fraction>, evaluation=<ms>ms, crash, crash_on=<text> or fail_on=<text>")
             }
         }
     }

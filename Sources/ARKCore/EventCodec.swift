@@ -200,7 +200,7 @@ public enum EventCodec {
             else if r.matches(k, "volume") { try seen.mark(4, "volume"); e.volume = try finite(&r, "volume") }
             else if r.matches(k, "ts") { try seen.mark(5, "ts"); e.ts = try finite(&r, "ts") }
             else if r.matches(k, "source") { try seen.mark(6, "source"); e.source = try string(&r, "source") }
-            else if r.matches(k, "t0_ns") { try seen.mark(7, "t0_ns"); e.t0Ns = try int(&r, "t0_ns") }
+            else if r.matches(k, "t0_ns") { try seen.mark(7, "t0_ns"); e.t0Ns = try nanoseconds(&r, "t0_ns") }
             else if r.matches(k, "action") { try seen.mark(8, "action"); e.action = try optionalString(&r, "action") }
             else if r.matches(k, "position_size_pct") { try seen.mark(9, "position_size_pct"); e.positionSizePct = try optionalFinite(&r, "position_size_pct") }
             else if r.matches(k, "leverage") { try seen.mark(10, "leverage"); e.leverage = try optionalFinite(&r, "leverage") }
@@ -253,8 +253,8 @@ public enum EventCodec {
                     guard let s = Stage(rawValue: name) else { throw EventDecodingError("hops.stage: unknown stage '\(name)'") }
                     stage = s
                 } else if r.matches(k, "instance") { instance = try string(&r, "hops.instance") }
-                else if r.matches(k, "in_ns") { inNs = try int(&r, "hops.in_ns") }
-                else if r.matches(k, "out_ns") { outNs = try int(&r, "hops.out_ns") }
+                else if r.matches(k, "in_ns") { inNs = try nanoseconds(&r, "hops.in_ns") }
+                else if r.matches(k, "out_ns") { outNs = try nanoseconds(&r, "hops.out_ns") }
                 else { try r.skipValue() }
             }
             guard let stage else { throw EventDecodingError("hops.stage: missing") }
@@ -276,10 +276,10 @@ public enum EventCodec {
                 sawApproved = true
             } else if r.matches(k, "violations") { d.violations = try decodeViolations(&r, "decision.violations") }
             else if r.matches(k, "warnings") { d.warnings = try decodeViolations(&r, "decision.warnings") }
-            else if r.matches(k, "rules_checked") { d.rulesChecked = Int(try int(&r, "decision.rules_checked")) }
+            else if r.matches(k, "rules_checked") { d.rulesChecked = Int(try count(&r, "decision.rules_checked")) }
             else if r.matches(k, "compliance_score") { d.complianceScore = try finite(&r, "decision.compliance_score") }
             else if r.matches(k, "policy_hash") { d.policyHash = try string(&r, "decision.policy_hash") }
-            else if r.matches(k, "eval_ns") { d.evalNs = try int(&r, "decision.eval_ns") }
+            else if r.matches(k, "eval_ns") { d.evalNs = try nanoseconds(&r, "decision.eval_ns") }
             else { try r.skipValue() }
         }
         guard sawApproved else { throw EventDecodingError("decision.approved: missing") }
@@ -356,7 +356,7 @@ public enum EventCodec {
                     x.reasons.append(try string(&r, "rejection.reasons"))
                 }
             } else if r.matches(k, "raw_b64") { x.rawBase64 = try string(&r, "rejection.raw_b64") }
-            else if r.matches(k, "raw_bytes") { x.rawBytes = Int(try int(&r, "rejection.raw_bytes")) }
+            else if r.matches(k, "raw_bytes") { x.rawBytes = Int(try count(&r, "rejection.raw_bytes")) }
             else { try r.skipValue() }
         }
         return x
@@ -394,6 +394,22 @@ public enum EventCodec {
     private static func int(_ r: inout JSONReader, _ field: String) throws -> Int64 {
         guard try r.peekKind() == .number else { throw EventDecodingError("\(field): expected an integer") }
         guard let i = try r.readNumber().integer else { throw EventDecodingError("\(field): expected an integer") }
+        return i
+    }
+
+    /// A time or duration in nanoseconds, within `plausibleNanoseconds`, so every stage can
+    /// subtract two of them without overflow.
+    @inline(__always)
+    private static func nanoseconds(_ r: inout JSONReader, _ field: String) throws -> Int64 {
+        let i = try int(&r, field)
+        guard plausibleNanoseconds.contains(i) else { throw EventDecodingError("\(field): \(i) is out of range (0 to 2^62 ns)") }
+        return i
+    }
+
+    @inline(__always)
+    private static func count(_ r: inout JSONReader, _ field: String) throws -> Int64 {
+        let i = try int(&r, field)
+        guard i >= 0 else { throw EventDecodingError("\(field): \(i) is negative") }
         return i
     }
 }

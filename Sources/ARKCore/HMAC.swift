@@ -2,16 +2,24 @@ import CCrypto
 
 /// HMAC-SHA256 (RFC 2104) through OpenSSL's libcrypto: the signature of the API's JWTs.
 public enum HMACSHA256 {
-    public static func mac(key: [UInt8], message: [UInt8]) -> [UInt8] {
+    /// OpenSSL could not compute the MAC. Never answered with a placeholder: an all-zero MAC
+    /// would verify a token whose signature is all zeros.
+    public struct Failure: Error, Sendable, Equatable, CustomStringConvertible {
+        public var description: String { "OpenSSL's HMAC-SHA256 failed" }
+    }
+
+    public static func mac(key: [UInt8], message: [UInt8]) throws(Failure) -> [UInt8] {
+        guard key.count <= Int(Int32.max) else { throw Failure() }
         var out = [UInt8](repeating: 0, count: 32)
         var length: UInt32 = 0
-        key.withUnsafeBytes { k in
+        let ok = key.withUnsafeBytes { k in
             message.withUnsafeBytes { m in
                 out.withUnsafeMutableBufferPointer { o in
-                    _ = HMAC(EVP_sha256(), k.baseAddress, Int32(k.count), m.baseAddress?.assumingMemoryBound(to: UInt8.self), m.count, o.baseAddress, &length)
+                    HMAC(EVP_sha256(), k.baseAddress, Int32(k.count), m.baseAddress?.assumingMemoryBound(to: UInt8.self), m.count, o.baseAddress, &length) != nil
                 }
             }
         }
+        guard ok, length == 32 else { throw Failure() }
         return out
     }
 

@@ -185,10 +185,18 @@ public struct SignalValidator: Sendable {
             if let problem = Self.textProblem(s, max: 64) { reasons.append("source: \(problem)") } else { event.source = s }
         case let f?: reasons.append("source: expected a string, got \(f.kindName)")
         }
-        // A producer-stamped t0 is kept when it is plausible (within an hour of now), so the
-        // measured latency includes the wait in Kyle's queue.
-        if case .number(let n)? = fields["t0_ns"], let t0 = n.integer, abs(t0 - nowNs) < 3_600_000_000_000 {
-            event.t0Ns = t0
+        // A producer-stamped t0 is kept when it is within an hour of now, so the measured
+        // latency includes the wait in Kyle's queue; one further off (a skewed clock) is
+        // replaced by now. A value that is no time at all is a rejection.
+        switch fields["t0_ns"] {
+        case nil, .other(.null)?: break
+        case .number(let n)?:
+            if let t0 = n.integer, plausibleNanoseconds.contains(t0) {
+                if elapsedNanoseconds(from: nowNs, to: t0).magnitude < 3_600_000_000_000 { event.t0Ns = t0 }
+            } else {
+                reasons.append("t0_ns: must be an integer number of nanoseconds from 0 to 2^62, got \(n.integer.map(String.init) ?? Self.show(n.value))")
+            }
+        case let f?: reasons.append("t0_ns: expected an integer, got \(f.kindName)")
         }
 
         for (name, keyPath) in [

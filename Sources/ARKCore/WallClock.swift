@@ -13,6 +13,19 @@ public func wallClockNanoseconds() -> Int64 {
     return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
 }
 
+/// The nanosecond times and durations ARK takes from a message or a record: from the epoch
+/// to 2^62 ns (the year 2116). The difference of any two such values fits an Int64, so a time
+/// that comes from outside can never trap the arithmetic that measures latency with it.
+public let plausibleNanoseconds: ClosedRange<Int64> = 0...(1 << 62)
+
+/// `later - earlier`, clamped to what an Int64 holds instead of trapping: for times read
+/// back from a store or a heartbeat that anyone with write access could have edited.
+@inline(__always)
+public func elapsedNanoseconds(from earlier: Int64, to later: Int64) -> Int64 {
+    let (d, overflow) = later.subtractingReportingOverflow(earlier)
+    return overflow ? (later < earlier ? .min : .max) : d
+}
+
 /// Monotonic nanoseconds, for measuring durations inside one process.
 @inline(__always)
 public func monotonicNanoseconds() -> Int64 {

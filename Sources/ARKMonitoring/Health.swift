@@ -82,8 +82,9 @@ public let storeLowFraction = 0.05
 /// Judges health (pure). Unhealthy: Redis or the store unreachable, the store not in WAL
 /// mode, locked by another writer or on a full disk, Graveyard drift, or a stage with no
 /// live, unquarantined instance (its entries wait in Redis, nothing is lost, but nothing
-/// moves). Degraded: an SLO violated, the store's disk under 5 % free, or a stage running on
-/// fewer instances than it had (some stale or quarantined).
+/// moves). Degraded: an SLO violated, the store's disk under 5 % free, a stage running on
+/// fewer instances than it had (some stale or quarantined), or a stage holding back because
+/// its output's backlog is over its bound.
 public func evaluateHealth(_ input: HealthInputs) -> HealthReport {
     var checks: [HealthCheck] = []
     checks.append(input.redisProblem.map { HealthCheck(name: "redis", status: .unhealthy, detail: "unreachable: \($0)") }
@@ -119,11 +120,15 @@ public func evaluateHealth(_ input: HealthInputs) -> HealthReport {
         var detail = "\(live.count) live instance\(live.count == 1 ? "" : "s")"
         if quarantined > 0 { detail += ", \(quarantined) quarantined" }
         if !recentlyLost.isEmpty { detail += ", \(recentlyLost.count) silent: \(recentlyLost.map(\.instance).joined(separator: ", "))" }
+        let heldBack = live.filter { $0.backpressure != nil }
+        if !heldBack.isEmpty {
+            detail += ", \(heldBack.count) holding back: the backlog of \(Set(heldBack.compactMap(\.backpressure)).sorted().joined(separator: ", ")) is over ARK_STREAM_MAXLEN (a later stage is stopped or slow; nothing is dropped)"
+        }
         if live.isEmpty {
             detail = mine.isEmpty ? "no instance is sending heartbeats; its entries wait in Redis until one starts" : "no healthy instance (\(detail)); its entries wait in Redis until one returns"
             checks.append(HealthCheck(name: name, status: .unhealthy, detail: detail))
         } else {
-            checks.append(HealthCheck(name: name, status: quarantined > 0 || !recentlyLost.isEmpty ? .degraded : .healthy, detail: detail))
+            checks.append(HealthCheck(name: name, status: quarantined > 0 || !recentlyLost.isEmpty || !heldBack.isEmpty ? .degraded : .healthy, detail: detail))
         }
     }
     checks.append(input.graveyardProblem.map { HealthCheck(name: "graveyard", status: .unhealthy, detail: "\($0); HRM denies every proposal") }

@@ -210,6 +210,9 @@ public actor MonitoringBackend {
             family(MetricName.stageLiveInstances, Stage.allCases.map { stage in
                 ("stage=\"\(stage.rawValue)\"", Double(beats.filter { $0.stage == stage.rawValue && $0.isLive(nowNs: now, staleAfterSeconds: config.heartbeatStaleSeconds) }.count))
             })
+            family(MetricName.stageBackpressure, Stage.allCases.map { stage in
+                ("stage=\"\(stage.rawValue)\"", Double(beats.filter { $0.stage == stage.rawValue && $0.backpressure != nil && $0.isLive(nowNs: now, staleAfterSeconds: config.heartbeatStaleSeconds) }.count))
+            })
         }
         return out
     }

@@ -40,7 +40,7 @@ public struct PassRecord: Sendable, Equatable {
     /// The track the trace ran on (a canary trace's event says so too, inside the chain).
     public var track: Track = .baseline
 
-    public var latencyMs: Double { Double(doneNs - t0Ns) / 1e6 }
+    public var latencyMs: Double { Double(elapsedNanoseconds(from: t0Ns, to: doneNs)) / 1e6 }
 
     public init(traceID: String, signalID: String, symbol: String, source: String, verdict: Verdict, reasons: [String], policyHash: String?, complianceScore: Double?, t0Ns: Int64, doneNs: Int64, hrmEvalUs: Double?, continuityOK: Bool, injectedViolation: String?, orderID: String?, event: [UInt8]) {
         self.traceID = traceID
@@ -240,6 +240,9 @@ public struct HeartbeatRecord: Sendable, Equatable {
     public var consecutiveFailures: Int
     /// Age of the batch in progress (0 when idle): a batch that never ends shows here.
     public var busyMs: Double
+    /// The output stream whose unread backlog is over ARK_STREAM_MAXLEN, while the instance
+    /// takes no input because of it (back-pressure); nil when it flows.
+    public var backpressure: String? = nil
 
     public init(instance: String, stage: String, host: String, pid: Int, processed: Int, failed: Int, pending: Int, p50Ms: Double, p95Ms: Double, tsNs: Int64,
                 quarantined: Bool = false, batchesOK: Int = 0, batchesFailed: Int = 0, consecutiveFailures: Int = 0, busyMs: Double = 0) {
@@ -262,17 +265,21 @@ public struct HeartbeatRecord: Sendable, Equatable {
 
     /// Reads the JSON an agent publishes; nil when it is not a heartbeat.
     public init?(json bytes: [UInt8]) {
-        guard let o = JSONScalars(bytes), let instance = o.string("instance"), let stage = o.string("stage") else { return nil }
+        // A beat without a plausible time is no evidence of life (and would trap the
+        // watchdog's arithmetic on ages).
+        guard let o = JSONScalars(bytes), let instance = o.string("instance"), let stage = o.string("stage"),
+              let tsNs = o.int64("ts_ns"), plausibleNanoseconds.contains(tsNs) else { return nil }
         func int(_ k: String) -> Int { o.int(k) ?? 0 }
         func double(_ k: String) -> Double { o.double(k) ?? 0 }
         self.init(instance: instance, stage: stage, host: o.string("host") ?? "", pid: int("pid"), processed: int("processed"),
                   failed: int("failed"), pending: int("pending"), p50Ms: double("p50_ms"), p95Ms: double("p95_ms"),
-                  tsNs: o.int64("ts_ns") ?? 0, quarantined: o.bool("quarantined") ?? false,
+                  tsNs: tsNs, quarantined: o.bool("quarantined") ?? false,
                   batchesOK: int("batches_ok"), batchesFailed: int("batches_failed"), consecutiveFailures: int("consecutive_failures"),
                   busyMs: double("busy_ms"))
+        backpressure = o.string("backpressure")
     }
 
-    public func ageSeconds(nowNs: Int64) -> Double { Double(nowNs - tsNs) / 1e9 }
+    public func ageSeconds(nowNs: Int64) -> Double { Double(elapsedNanoseconds(from: tsNs, to: nowNs)) / 1e9 }
 
     /// A heartbeat older than this (five missed beats) means the instance is hung, stopped or
     /// cut off: the default of WATCHDOG_HEARTBEAT_TIMEOUT_MS, which the monitoring uses when set.

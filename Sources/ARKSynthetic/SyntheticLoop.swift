@@ -17,11 +17,10 @@ public struct SyntheticOptions: Sendable {
     public var debug: Bool
     public var seed: UInt64
     public var violationEvery: Int
-    public var streamMaxLen: Int
     /// Send through the API (`POST /v1/signals`) instead of straight into `ark:kyle`.
     public var api: APITarget?
 
-    public init(duration: Double, rate: Double, redisURL: RedisURL, statePath: String, graveyardDir: String, passTimeoutMs: Double = 5000, sloP95LatencyMs: Double = 400, debug: Bool = false, seed: UInt64 = UInt64(wallClockNanoseconds()), violationEvery: Int = 60, streamMaxLen: Int = 1_000_000, api: APITarget? = nil) {
+    public init(duration: Double, rate: Double, redisURL: RedisURL, statePath: String, graveyardDir: String, passTimeoutMs: Double = 5000, sloP95LatencyMs: Double = 400, debug: Bool = false, seed: UInt64 = UInt64(wallClockNanoseconds()), violationEvery: Int = 60, api: APITarget? = nil) {
         self.api = api
         self.duration = duration
         self.rate = rate
@@ -33,7 +32,6 @@ public struct SyntheticOptions: Sendable {
         self.debug = debug
         self.seed = seed
         self.violationEvery = violationEvery
-        self.streamMaxLen = streamMaxLen
     }
 }
 
@@ -203,7 +201,7 @@ public actor SyntheticLoop {
                     if let api = options.api {
                         try await post(payloads, to: api, progress: progress)
                     } else {
-                        try await send(payloads.map { ["XADD", .text(Stage.kyle.inputStream), "MAXLEN", "~", .int(options.streamMaxLen), "*", "event", .bytes($0)] },
+                        try await send(payloads.map { ["XADD", .text(Stage.kyle.inputStream), "*", "event", .bytes($0)] },
                                        on: connection, progress: progress)
                     }
                     if report.sent == total {

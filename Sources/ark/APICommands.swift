@@ -71,6 +71,6 @@ struct TokenCommand: AsyncParsableCommand {
             throw fail("--ttl \(ttl): a token may live 1 to \(config.jwtMaxTTLSeconds) s (JWT_MAX_TTL_SECONDS)", code: 64)
         }
         guard !subject.isEmpty, subject.utf8.count <= 128 else { throw fail("--subject must be 1 to 128 characters", code: 64) }
-        print(JWTAuthority(secret: config.jwtSecret, issuer: config.jwtIssuer, maxTTLSeconds: config.jwtMaxTTLSeconds).mint(subject: subject, ttlSeconds: ttl))
+        print(try JWTAuthority(secret: config.jwtSecret, issuer: config.jwtIssuer, maxTTLSeconds: config.jwtMaxTTLSeconds).mint(subject: subject, ttlSeconds: ttl))
     }
 }

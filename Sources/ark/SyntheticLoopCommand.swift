@@ -61,16 +61,18 @@ struct SyntheticLoopCommand: AsyncParsableCommand {
         var api: APITarget?
         if let apiURL {
             guard apiURL.hasPrefix("http://") else { throw fail("--api-url \(apiURL): use http://host:port (TLS is terminated by a proxy in front of the API)", code: 64) }
-            let bearer = token ?? ProcessInfo.processInfo.environment["ARK_API_TOKEN"] ?? (config.jwtSecret.isEmpty ? nil
-                : JWTAuthority(secret: config.jwtSecret, issuer: config.jwtIssuer, maxTTLSeconds: config.jwtMaxTTLSeconds)
-                    .mint(subject: "synthetic-loop", ttlSeconds: min(config.jwtMaxTTLSeconds, Int(duration) + 3600)))
+            var bearer = token ?? ProcessInfo.processInfo.environment["ARK_API_TOKEN"]
+            if bearer == nil && !config.jwtSecret.isEmpty {
+                bearer = try JWTAuthority(secret: config.jwtSecret, issuer: config.jwtIssuer, maxTTLSeconds: config.jwtMaxTTLSeconds)
+                    .mint(subject: "synthetic-loop", ttlSeconds: min(config.jwtMaxTTLSeconds, Int(duration) + 3600))
+            }
             guard let bearer else { throw fail("--api-url needs a token: --token, ARK_API_TOKEN, or JWT_SECRET to mint one", code: 64) }
             api = APITarget(baseURL: apiURL, token: bearer)
         }
         let options = SyntheticOptions(
             duration: duration, rate: rate, redisURL: url, statePath: config.stateDB, graveyardDir: config.graveyardDir,
             passTimeoutMs: config.passTimeoutMs, sloP95LatencyMs: config.sloP95LatencyMs, debug: debug,
-            seed: seed ?? UInt64(wallClockNanoseconds()), violationEvery: violationEvery, streamMaxLen: config.streamMaxLen, api: api)
+            seed: seed ?? UInt64(wallClockNanoseconds()), violationEvery: violationEvery, api: api)
         print("Synthetic loop: \(rate) Hz for \(duration) s into \(api.map { $0.baseURL + "/v1/signals" } ?? url.description), judging from \(config.stateDB)")
         let interactive = isatty(STDOUT_FILENO) == 1
         let report: SyntheticReport

@@ -234,7 +234,9 @@ final class Rehearsal: @unchecked Sendable {
     /// The failure each play covers, caused for real.
     static let causes: [String: Cause] = [
         "ARKStageDown": { r in
-            _ = try r.shell("kill -9 $(cat \"$ARK_RUN_DIR/kenny.pid\")")
+            // Down for good: its supervisor (systemd in production) killed first, so nothing
+            // restarts it.
+            _ = try r.shell("kill -9 $(cat \"$ARK_RUN_DIR/supervise/kenny.pid\") $(cat \"$ARK_RUN_DIR/kenny.pid\")")
             return RehearsalContext()
         },
         "ARKAgentQuarantined": { r in
