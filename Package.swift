@@ -262,7 +262,7 @@ let package = Package(
         .testTarget(name: "ARKCanaryTests", dependencies: ["ARKCanary", "ARKState", "ARKCore"], swiftSettings: strictSettings),
         .testTarget(
             name: "ARKAPITests",
-            dependencies: ["ARKAPI", "ARKCore"],
+            dependencies: ["ARKAPI", "ARKCore", "ARKBus", "ARKTestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(

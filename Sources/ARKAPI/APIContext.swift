@@ -1,15 +1,19 @@
 import Hummingbird
+import NIOCore
 import Synchronization
 
 /// Per-request state the middlewares share: the correlation id, and the client the
 /// token names (set by the access check, read by the request log, hence a shared box).
-public struct APIContext: RequestContext {
+public struct APIContext: RequestContext, RemoteAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
     public var requestID = ""
     let client = ClientBox()
+    /// The peer: requests without a valid token are rate limited by it.
+    public let remoteAddress: SocketAddress?
 
     public init(source: Source) {
         coreContext = .init(source: source)
+        remoteAddress = source.channel.remoteAddress
     }
 }
 

@@ -33,6 +33,12 @@ public struct APISettings: Sendable {
             problems.append(ConfigProblem(variable: "JWT_SECRET", message: "not set: the API cannot check tokens, and refuses to run without it",
                                           fix: "set JWT_SECRET to a random string of at least 32 characters (openssl rand -hex 32), or API_ENABLED=false for ark run"))
         }
+        // Checked here as well as by `ark config validate`: an API started on its own must not
+        // sign with a guessable key. Bytes, not characters: HMAC keys are bytes.
+        if config.environment == "production" && !config.jwtSecret.isEmpty && config.jwtSecret.utf8.count < 32 {
+            problems.append(ConfigProblem(variable: "JWT_SECRET", message: "is \(config.jwtSecret.utf8.count) bytes; in production the API refuses a signing secret under 32 bytes",
+                                          fix: "set JWT_SECRET to openssl rand -hex 32"))
+        }
         var url: RedisURL?
         do { url = try RedisURL(parsing: config.redisURL) } catch {
             problems.append(ConfigProblem(variable: "REDIS_URL", message: error.description, fix: "use redis://[:password@]host:port/db or unix:///path/to/redis.sock"))

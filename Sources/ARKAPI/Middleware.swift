@@ -100,9 +100,19 @@ struct AccessMiddleware: RouterMiddleware {
         do {
             claims = try authority.verify(authorization: request.headers[.authorization], nowSeconds: wallClockNanoseconds() / 1_000_000_000)
         } catch {
+            // Refusals are rate limited per peer address, as clients are: guessing tokens or
+            // flooding the verifier costs the same budget as using the API.
+            let peer = context.remoteAddress?.ipAddress ?? "unknown"
+            let refused = limiter.check(client: "unauthenticated " + peer, nowNs: monotonicNanoseconds())
+            guard refused.allowed else {
+                context.logger.notice("unauthenticated requests over their rate limit", metadata: ["peer": .string(peer)])
+                throw APIError(.tooManyRequests, "rate_limited",
+                               "too many requests without a valid token from this address (\(limiter.perMinute)/min); retry after \(refused.retryAfterSeconds) s with a valid token",
+                               headers: [.retryAfter: String(refused.retryAfterSeconds), .rateLimitLimit: String(refused.limit), .rateLimitRemaining: "0"])
+            }
             var challenge = "Bearer realm=\"ark\""
             if error != .missing { challenge += ", error=\"invalid_token\"" }
-            context.logger.notice("token refused", metadata: ["reason": .string(error.code)])
+            context.logger.notice("token refused", metadata: ["reason": .string(error.code), "peer": .string(peer)])
             throw APIError(.unauthorized, error.code, error.description, headers: [.wwwAuthenticate: challenge])
         }
         context.client.subject = claims.subject

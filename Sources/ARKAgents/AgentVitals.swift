@@ -128,7 +128,8 @@ struct FaultInjector {
     func beforeHandle(_ batch: [StreamEntry]) throws {
         func holds(_ needle: [UInt8]?) -> Bool {
             guard let needle else { return false }
-            return batch.contains { e in e.payload.map { contains($0, needle) } ?? false }
+            // A dead letter recorded raw is not decoded, where the rehearsed crash would be.
+            return batch.contains { e in !e.recordRaw && (e.payload.map { contains($0, needle) } ?? false) }
         }
         if holds(fault.crashOn) {
             writeStandard(.error, "ARK_FAULT: \(fault.stage.rawValue) handles a killer entry (crash_on): abort\n")

@@ -171,6 +171,10 @@ public actor StageAgent {
         var lastTakeOverNs: Int64 = 0
         var lastTrimWarningNs: Int64 = 0
         var lastBackpressureCheckNs: Int64 = 0
+        /// The largest downstream backlog at the last measurement, and the entries this
+        /// instance has handled since (each wrote at most one entry downstream).
+        var measuredBacklog = 0
+        var handledSinceMeasure = 0
     }
 
     public init(processor: any StageProcessor, settings: AgentSettings, instance: String? = nil, logger: Logger? = nil) {
@@ -302,6 +306,7 @@ public actor StageAgent {
         if entries.isEmpty {
             (entries, readAlong) = try bus.read(processor.inputStreams, count: settings.batchSize, blockMs: settings.blockMs, along: processor.readAlong)
         }
+        stats.handledSinceMeasure += entries.count
         if takenOver {
             try processOneByOne(entries)
         } else if !entries.isEmpty {
@@ -311,14 +316,17 @@ public actor StageAgent {
         return !entries.isEmpty
     }
 
-    /// Whether an output stream's unread backlog is over ARK_STREAM_MAXLEN, measured every
-    /// 100 ms (one XINFO per output stream). Taking input again waits until the backlog is
-    /// under 90 % of the bound, so the stage does not flap at the edge. Between two
-    /// measurements a stage may write up to 100 ms of its throughput past the bound.
+    /// Whether a downstream stage's unread backlog is over ARK_STREAM_MAXLEN (one XINFO per
+    /// downstream stream), measured every 100 ms, and before every batch while one more batch
+    /// could take it past the bound: so an instance writes at most one batch past it. Taking
+    /// input again waits until the backlog is under 90 % of the bound, so the stage does not
+    /// flap at the edge.
     private func holdingBack(now: Int64) throws -> Bool {
         let held = vitals.backpressure.withLock { $0 }
-        guard now - stats.lastBackpressureCheckNs >= 100_000_000 else { return held != nil }
+        let nearBound = stats.measuredBacklog + stats.handledSinceMeasure + settings.batchSize > settings.streamMaxLen
+        guard nearBound || now - stats.lastBackpressureCheckNs >= 100_000_000 else { return held != nil }
         stats.lastBackpressureCheckNs = now
+        stats.handledSinceMeasure = 0
         var worst: (stream: String, backlog: Int)?
         for next in processor.downstream {
             let stream = next.inputStream(on: processor.track)
@@ -327,6 +335,7 @@ public actor StageAgent {
         }
         let bound = settings.streamMaxLen
         guard let worst else { return false }
+        stats.measuredBacklog = worst.backlog
         if held == nil, worst.backlog > bound {
             vitals.backpressure.withLock { $0 = worst.stream }
             logger.warning("taking no input: the unread backlog of an output stream is over ARK_STREAM_MAXLEN; a later stage is stopped or slow, nothing is dropped", metadata: [

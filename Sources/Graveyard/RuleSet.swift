@@ -140,7 +140,9 @@ public struct RuleSet: Sendable, Equatable {
         case "intent_none_of": return .intentNoneOf(try values().map(Pattern.init))
         case "target_none_of": return .targetNoneOf(try values().map(Pattern.init))
         case "max_daily_loss": return .maxDailyLoss(try limit())
-        case "max_open_positions": return .maxOpenPositions(Int(try limit()))
+        case "max_open_positions":
+            guard let n = Int(exactly: try limit()), n >= 0 else { throw RuleSetError(description: "rule \(spec.id): max_open_positions needs a whole number >= 0") }
+            return .maxOpenPositions(n)
         case "max_symbol_exposure": return .maxSymbolExposure(try limit())
         default: throw RuleSetError(description: "rule \(spec.id): unknown check \(spec.check)")
         }

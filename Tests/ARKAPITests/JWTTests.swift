@@ -128,4 +128,22 @@ import Testing
         #expect(r.map(\.accepted) == [true, true, false])
         #expect(r[2].reasons.first?.hasPrefix("price:") == true)
     }
+
+    @Test func inProductionTheAPIRefusesASigningSecretUnder32Bytes() throws {
+        var config = ARKConfig()
+        config.environment = "production"
+        config.jwtSecret = String(repeating: "k", count: 31)
+        do {
+            _ = try APISettings(config: config)
+            Issue.record("a 31-byte JWT_SECRET was taken in production")
+        } catch {
+            #expect(error.problems.map(\.variable) == ["JWT_SECRET"] && error.description.contains("31 bytes"), "\(error)")
+        }
+        config.jwtSecret = String(repeating: "k", count: 32)
+        #expect(throws: Never.self) { _ = try APISettings(config: config) }
+        // Outside production a short secret is a warning of `ark config validate`, not a refusal.
+        config.environment = "local"
+        config.jwtSecret = "short"
+        #expect(throws: Never.self) { _ = try APISettings(config: config) }
+    }
 }

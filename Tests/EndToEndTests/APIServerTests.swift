@@ -171,6 +171,15 @@ extension EndToEnd { @Suite struct APIServerTests {
         #expect(limited.flatMap { Int($0.header("Retry-After") ?? "") }.map { (1...3).contains($0) } == true)
         #expect(limited?.header("X-RateLimit-Remaining") == "0")
         #expect(try await api.call("GET", "/v1/decisions?limit=1", token: api.token("someone-else")).status == 200)
+
+        // Requests without a valid token are limited by address too (6 were refused above):
+        // the 21st refusal in the minute is a 429, and a valid token still gets through.
+        var refusals: [Int] = []
+        for _ in 0..<20 { refusals.append(try await api.call("GET", "/v1/decisions?limit=1", token: "guess").status) }
+        let firstLimited = refusals.firstIndex(of: 429) ?? refusals.count
+        #expect(firstLimited >= 14 && firstLimited < 20 && refusals[..<firstLimited].allSatisfy { $0 == 401 }
+                && refusals[firstLimited...].allSatisfy { $0 == 429 }, "\(refusals)")
+        #expect(try await api.call("GET", "/v1/decisions?limit=1", token: api.token("someone-else")).status == 200)
     }
 
     @Test func corsOriginsFromConfiguration() async throws {
