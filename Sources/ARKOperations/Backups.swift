@@ -107,10 +107,15 @@ public enum Backups {
     /// Replaces the store at `statePath` with the backup `file`, which is checked first (a
     /// damaged one is refused and nothing changes). The current store is moved aside
     /// (`<db>.before-restore-<ISO8601>`) and put back if the restored one does not open.
-    /// ARK must be stopped: a running Aletheia would keep writing to the moved file.
+    /// Refused while any process has the store open for writing (StoreWriterLock): a running
+    /// Aletheia would keep writing to the moved file. Writers that start meanwhile wait.
     public static func restore(_ file: String, to statePath: String, at date: Date = Date()) throws -> Restored {
         guard FileManager.default.fileExists(atPath: file) else { throw BackupError("\(file) does not exist") }
         try check(file)
+        guard let hold = try StoreWriterLock.exclusive(statePath) else {
+            throw BackupError("ARK is writing \(statePath) (Aletheia, the watchdog, ark run or the canary has it open): nothing was changed. Fix: stop ARK first (deployment/stop_production.sh), then restore")
+        }
+        defer { withExtendedLifetime(hold) {} }
         let fm = FileManager.default
         let stamp = String(fileName(at: date).dropFirst(BackupFiles.prefix.count).dropLast(3))
         let aside = statePath + ".before-restore-" + stamp

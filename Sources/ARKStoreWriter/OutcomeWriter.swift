@@ -26,6 +26,8 @@ public final class OutcomeWriter: @unchecked Sendable {
     private let lock = ConditionLock()
     private let checkpointer: WALCheckpointer?
     private let writeTimer = Metrics.Timer(label: MetricName.dbWrite)
+    /// Held while this writer is open: `ark restore` refuses meanwhile.
+    private let writerLock: StoreWriterLock
 
     /// The genesis link of the audit chain.
     public static let genesisHash = String(repeating: "0", count: 64)
@@ -49,6 +51,7 @@ public final class OutcomeWriter: @unchecked Sendable {
     public init(path: String, cacheKiB: Int = 2_000, backgroundCheckpointIntervalNs: Int64? = nil) throws {
         self.path = path
         try Self.prepareFile(path)
+        writerLock = try StoreWriterLock.shared(path)
         checkpointer = backgroundCheckpointIntervalNs.map { WALCheckpointer(path: path, frameThreshold: 1000, intervalNs: $0) }
         connection = try Self.connect(path: path, cacheKiB: cacheKiB, checkpointer: checkpointer)
         statements = try Statements(connection)

@@ -81,11 +81,17 @@ func pass(_ id: String) -> PassRecord {
 
     @Test func restoreBringsBackTheBackupAndKeepsTheReplacedStore() throws {
         let path = dir.path + "/live.db"
-        let store = try StateStore(path: path)
-        try store.record(passes: (0..<30).map { pass("a\($0)") })
-        let good = try Backups.backup(store, into: backups)
-        try store.record(passes: (0..<20).map { pass("b\($0)") })
-        #expect(try store.passCount() == 50)
+        let good: Backups.Made
+        do {
+            let store = try StateStore(path: path)
+            try store.record(passes: (0..<30).map { pass("a\($0)") })
+            good = try Backups.backup(store, into: backups)
+            try store.record(passes: (0..<20).map { pass("b\($0)") })
+            #expect(try store.passCount() == 50)
+            // Refused while a writer has the store open, and nothing changes.
+            #expect { try Backups.restore(good.path, to: path) } throws: { "\($0)".contains("ARK is writing") }
+            #expect(try store.passCount() == 50)
+        }
 
         let restored = try Backups.restore(good.path, to: path)
         #expect(restored.passes == 30)
