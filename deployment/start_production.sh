@@ -205,7 +205,7 @@ if [ "$LOCAL" = 1 ] && { [ -z "${REDIS_URL:-}" ] || [ "$REDIS_URL" = "unix://$RE
         echo "redis-server already running (pid $(cat "$RUN_DIR/redis.pid"))"
     else
         redis-server --port 0 --unixsocket "$REDIS_DIR/redis.sock" --unixsocketperm 700 --dir "$REDIS_DIR" \
-            --appendonly yes --appendfsync everysec --save "" --daemonize yes \
+            --appendonly yes --appendfsync everysec --save "" --maxmemory-policy noeviction --daemonize yes \
             --pidfile "$RUN_DIR/redis.pid" --logfile "$ARK_LOG_DIR/redis.log"
         for _ in $(seq 50); do [ -S "$REDIS_DIR/redis.sock" ] && break; sleep 0.1; done
         echo "redis-server started (pid $(cat "$RUN_DIR/redis.pid")), socket $REDIS_DIR/redis.sock"

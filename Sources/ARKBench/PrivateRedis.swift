@@ -15,7 +15,7 @@ public struct PrivateRedis: Sendable {
         }
         let socket = directory + "/redis.sock"
         let process = try ChildProcess.spawn(name: "redis", executable: server, arguments: [
-            "--port", "0", "--unixsocket", socket, "--unixsocketperm", "700", "--dir", directory, "--save", "", "--appendonly", "no",
+            "--port", "0", "--unixsocket", socket, "--unixsocketperm", "700", "--dir", directory, "--save", "", "--appendonly", "no", "--maxmemory-policy", "noeviction",
         ], environment: [:], log: directory + "/redis.log")
         for _ in 0..<100 where !FileManager.default.fileExists(atPath: socket) { usleep(50_000) }
         guard FileManager.default.fileExists(atPath: socket) else {

@@ -186,7 +186,17 @@ public struct ConfigValidation: Sendable {
                 return ValidationCheck("Redis", .problem, "\(url) answers but is version \(version)",
                                        fix: "use Redis \(minimumRedis.0).\(minimumRedis.1) or newer (XAUTOCLAIM)")
             }
-            return ValidationCheck("Redis", .ok, "\(url) answers, version \(version)")
+            // An evicting Redis drops stream entries no group has read when it fills: a
+            // signal lost without a trace. Read from INFO, which a managed Redis that hides
+            // CONFIG still answers.
+            let memory = try c.command(["INFO", "memory"]).string ?? ""
+            let policy = memory.split(whereSeparator: \.isNewline).first { $0.hasPrefix("maxmemory_policy:") }
+                .map { String($0.dropFirst("maxmemory_policy:".count)).trimmed() } ?? "unknown"
+            guard policy == "noeviction" else {
+                return ValidationCheck("Redis", .problem, "\(url) has maxmemory-policy \(policy): when it fills it would evict signals no stage has read",
+                                       fix: "set maxmemory-policy noeviction (redis.conf, or CONFIG SET maxmemory-policy noeviction): a full Redis then refuses writes, which ARK reports and retries")
+            }
+            return ValidationCheck("Redis", .ok, "\(url) answers, version \(version), maxmemory-policy noeviction")
         } catch {
             return ValidationCheck("Redis", .problem, "\(text) is unreachable: \(error)", fix: "start Redis or correct REDIS_URL")
         }

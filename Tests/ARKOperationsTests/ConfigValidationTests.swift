@@ -51,6 +51,14 @@ import Testing
         #expect(!checks.map(\.line).joined().contains("a1a1"))
     }
 
+    @Test func anEvictingRedisIsAProblem() throws {
+        _ = try redis.client().command(["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"])
+        let found = problems(good).filter { $0.name == "Redis" }
+        #expect(found.count == 1 && found[0].detail.contains("maxmemory-policy allkeys-lru") && found[0].fix.contains("noeviction"), "\(found.map(\.line))")
+        _ = try redis.client().command(["CONFIG", "SET", "maxmemory-policy", "noeviction"])
+        #expect(problems(good).isEmpty)
+    }
+
     @Test func eachKindOfBadSettingGivesItsOwnMessage() throws {
         func only(_ change: [String: String], removing: [String] = [], _ name: String, _ detail: String) {
             var env = good.merging(change) { $1 }

@@ -149,7 +149,7 @@ public final class RedisServer: @unchecked Sendable {
     public func start() throws {
         child = try ChildProcess(Self.serverPath(), [
             "--port", "0", "--unixsocket", socket, "--unixsocketperm", "700", "--dir", dir.path,
-            "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no",
+            "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no", "--maxmemory-policy", "noeviction",
         ], environment: [:], logPath: dir.path + "/redis.log")
         try waitUntilReady()
     }
