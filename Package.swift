@@ -48,6 +48,8 @@ let package = Package(
         .library(name: "ARKState", targets: ["ARKState"]),
         .library(name: "ARKSLO", targets: ["ARKSLO"]),
         .library(name: "ARKBench", targets: ["ARKBench"]),
+        // What the Fuzz package instruments.
+        .library(name: "ARKIntake", targets: ["ARKIntake"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -162,10 +164,17 @@ let package = Package(
         // The API server (:8000). Like ARKMonitoring it carries an HTTP stack; the stages
         // never link it. openapi.json is compiled in, so the binary serves the document it
         // was tested against.
+        // What the API reads from clients (signal bodies, path and query), pure and without
+        // the HTTP stack, so the Fuzz package instruments and fuzzes it alone.
+        .target(
+            name: "ARKIntake",
+            dependencies: ["ARKCore"],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "ARKAPI",
             dependencies: [
-                "ARKCore", "ARKBus", "ARKState",
+                "ARKCore", "ARKBus", "ARKState", "ARKIntake",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -262,7 +271,7 @@ let package = Package(
         .testTarget(name: "ARKCanaryTests", dependencies: ["ARKCanary", "ARKState", "ARKCore"], swiftSettings: strictSettings),
         .testTarget(
             name: "ARKAPITests",
-            dependencies: ["ARKAPI", "ARKCore", "ARKBus", "ARKTestSupport"],
+            dependencies: ["ARKAPI", "ARKIntake", "ARKCore", "ARKBus", "ARKTestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -1,5 +1,6 @@
 import ARKBus
 import ARKCore
+import ARKIntake
 import ARKState
 import Foundation
 import HTTPTypes
@@ -237,9 +238,7 @@ struct APIHandlers: Sendable {
     // MARK: GET /v1/traces/{trace_id}
 
     func trace(_ context: APIContext) async throws -> Response {
-        let raw = context.parameters.get("trace_id") ?? ""
-        let traceID = raw.removingPercentEncoding ?? raw
-        guard (1...SignalValidator.maxIDLength).contains(traceID.utf8.count), traceID.utf8.allSatisfy(Self.isTraceIDByte) else {
+        guard let traceID = APIQuery.traceID(context.parameters.get("trace_id") ?? "") else {
             throw APIError(.badRequest, "invalid_trace_id", "a trace_id is 1 to \(SignalValidator.maxIDLength) letters, digits and - _ . :")
         }
         let store = try self.store.get()
@@ -250,10 +249,6 @@ struct APIHandlers: Sendable {
             throw APIError(.notFound, "trace_not_found", "trace \(traceID) is not recorded: it is unknown, or still in the pipeline (a pass is recorded within milliseconds; retry shortly)")
         }
         return jsonResponse(.ok, Self.traceJSON(pass))
-    }
-
-    static func isTraceIDByte(_ b: UInt8) -> Bool {
-        (48...57).contains(b) || (65...90).contains(b) || (97...122).contains(b) || b == UInt8(ascii: "-") || b == UInt8(ascii: "_") || b == UInt8(ascii: ".") || b == UInt8(ascii: ":")
     }
 
     static let signalFields = ["id", "symbol", "price", "volume", "ts", "source", "action", "position_size_pct", "leverage", "stop_loss", "risk_reward_ratio", "intent", "injected_violation"]
@@ -276,28 +271,18 @@ struct APIHandlers: Sendable {
 
     // MARK: GET /v1/decisions
 
-    static let maxPage = 1000
-
     func decisions(_ request: Request) async throws -> Response {
         let query = request.uri.queryParameters
-        var limit = 100
-        if let raw = query["limit"] {
-            guard let n = Int(String(raw)), (1...Self.maxPage).contains(n) else {
-                throw APIError(.badRequest, "invalid_limit", "limit must be a whole number from 1 to \(Self.maxPage)")
-            }
-            limit = n
+        let (limit, since): (Int, APIQuery.Since)
+        do {
+            (limit, since) = try APIQuery.decisionsPage(limit: query["limit"].map(String.init), since: query["since"].map(String.init))
+        } catch {
+            throw APIError(HTTPResponse.Status(code: error.status), error.code, error.message)
         }
         let cursor: DecisionCursor
-        if let raw = query["since"].map(String.init) {
-            if let seq = Int64(raw), seq >= 0 {
-                cursor = .afterSeq(seq)
-            } else if let ns = parseRFC3339(raw) {
-                cursor = .fromTimeNs(ns)
-            } else {
-                throw APIError(.badRequest, "invalid_since", "since must be a cursor (the next_since of the previous page, a whole number ≥ 0) or an RFC 3339 time such as 2026-11-23T10:00:00Z")
-            }
-        } else {
-            cursor = .afterSeq(0)
+        switch since {
+        case .afterSeq(let seq): cursor = .afterSeq(seq)
+        case .fromTimeNs(let ns): cursor = .fromTimeNs(ns)
         }
         let store = try self.store.get()
         let pageSize = limit
@@ -319,19 +304,6 @@ struct APIHandlers: Sendable {
         return jsonResponse(.ok, ["decisions": items, "next_since": next, "has_more": page.hasMore])
     }
 
-    /// Nanoseconds since the epoch; a time outside what Int64 nanoseconds hold (before 1678
-    /// or after 2262) is clamped, so it pages from the first or past the last outcome.
-    func parseRFC3339(_ text: String) -> Int64? {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        var date = f.date(from: text)
-        if date == nil {
-            f.formatOptions = [.withInternetDateTime]
-            date = f.date(from: text)
-        }
-        guard let ns = date.map({ $0.timeIntervalSince1970 * 1e9 }), ns.isFinite else { return nil }
-        return ns >= 9.2e18 ? Int64.max : ns <= -9.2e18 ? Int64.min : Int64(ns)
-    }
 
     // MARK: health
 

@@ -1,5 +1,6 @@
 @testable import ARKAPI
 import ARKCore
+import ARKIntake
 import Testing
 
 @Suite struct JWTTests {
