@@ -4,7 +4,9 @@
 # the unit, integration and end-to-end suites. Each suite that needs Redis starts its own
 # private redis-server; the metrics tests pick a free port. Before the suites, the API is
 # fuzzed for ARK_FUZZ_SECONDS (60; 0 skips it) by schemathesis from PyPI against its own
-# OpenAPI document (scripts/fuzz_api.sh): no 5xx, no crash, every answer as documented.
+# OpenAPI document (scripts/fuzz_api.sh): no 5xx, no crash, every answer as documented; and
+# what ARK parses (codec, JSONReader, SignalValidator, the API's intake) by libFuzzer for
+# half that per target (scripts/fuzz.sh): no crash, every property held.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -12,5 +14,8 @@ ark_ensure_system_packages "${ARK_SYSTEM_PACKAGES[@]}" "${ARK_TEST_PACKAGES[@]}"
 swift build --build-tests
 if [ "${ARK_FUZZ_SECONDS:-60}" != 0 ]; then
     ARK_BUILD=debug ARK_SKIP_BUILD=1 scripts/fuzz_api.sh "${ARK_FUZZ_SECONDS:-60}"
+    # Each libFuzzer target for half as long, from its committed corpus (which holds every
+    # crash found so far: each run replays them first).
+    scripts/fuzz.sh $(( ${ARK_FUZZ_SECONDS:-60} / 2 ))
 fi
 swift test --skip-build "$@"

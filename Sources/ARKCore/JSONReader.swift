@@ -44,6 +44,11 @@ public struct JSONReader {
 
     public var offset: Int { index }
 
+    /// The bytes read from `start` to here, as text (for a fuzzer checking a token).
+    public func text(from start: Int) -> String {
+        String(decoding: UnsafeBufferPointer(rebasing: bytes[max(0, min(start, index))..<index]), as: UTF8.self)
+    }
+
     // MARK: structure
 
     @inline(__always)

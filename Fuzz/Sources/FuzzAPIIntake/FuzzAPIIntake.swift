@@ -1,0 +1,29 @@
+import CFuzzerDriver
+import ARKCore
+import ARKIntake
+
+/// The API's reading of what clients send, on the real clock: a `POST /v1/signals` body
+/// (split into items, each judged as Kyle will), and the same bytes as the trace id of a
+/// path and as the `limit`/`since` of the decisions query.
+@_cdecl("FuzzAPIIntake_main")
+func main(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    var (count, values) = (argc, argv)
+    return LLVMFuzzerRunDriver(&count, &values, { data, size in fuzzAPIIntake(data, size) })
+}
+
+func fuzzAPIIntake(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+    let bytes = data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? []
+    let intake = SignalIntake(maxSignalBytes: 4096, maxBatch: 50)
+    if let (items, _) = try? intake.split(bytes) {
+        precondition(!items.isEmpty && items.count <= 50, "a split gave \(items.count) items")
+        let results = intake.results(for: items, entryIDs: items.indices.map { "1-\($0)" }, nowNs: wallClockNanoseconds())
+        precondition(results.count == items.count && results.allSatisfy { $0.accepted == $0.reasons.isEmpty }, "results do not match the items")
+    }
+    let text = String(decoding: bytes, as: UTF8.self)
+    if let id = APIQuery.traceID(text) { precondition(!id.isEmpty && id.utf8.count <= SignalValidator.maxIDLength, "a bad trace id passed") }
+    let parts = text.split(separator: "&", maxSplits: 1, omittingEmptySubsequences: false)
+    if let page = try? APIQuery.decisionsPage(limit: parts.first.map(String.init), since: parts.count > 1 ? String(parts[1]) : nil) {
+        precondition((1...APIQuery.maxPage).contains(page.limit), "limit \(page.limit) out of range")
+    }
+    return 0
+}
