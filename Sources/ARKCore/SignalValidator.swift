@@ -191,7 +191,9 @@ public struct SignalValidator: Sendable {
         switch fields["t0_ns"] {
         case nil, .other(.null)?: break
         case .number(let n)?:
-            if let t0 = n.integer, plausibleNanoseconds.contains(t0) {
+            // An integral value written as a float (1.0, 1e18) is the same integer to JSON.
+            let integral = n.integer ?? (n.value.rounded() == n.value && abs(n.value) <= 4.6e18 ? Int64(n.value) : nil)
+            if let t0 = integral, plausibleNanoseconds.contains(t0) {
                 if elapsedNanoseconds(from: nowNs, to: t0).magnitude < 3_600_000_000_000 { event.t0Ns = t0 }
             } else {
                 reasons.append("t0_ns: must be an integer number of nanoseconds from 0 to 2^62, got \(n.integer.map(String.init) ?? Self.show(n.value))")

@@ -31,6 +31,11 @@ import Testing
             Issue.record("rejected"); return
         }
         #expect(far.t0Ns == now)
+        // An integer written as a float is that integer, as JSON Schema reads it.
+        guard case .accepted(let float) = SignalValidator().validate(signal("t0_ns", "\(Double(now & ~1023))"), fallbackTraceID: "t", nowNs: now) else {
+            Issue.record("rejected"); return
+        }
+        #expect(float.t0Ns == now & ~1023)
         #expect(SignalValidator().validate(signal("t0_ns", "\"soon\""), fallbackTraceID: "t", nowNs: now).reasons == ["t0_ns: expected an integer, got a string"])
     }
 

@@ -219,10 +219,15 @@ final class Rehearsal: @unchecked Sendable {
 
     /// An agent restarted with a fault, as the start script would have started it.
     func restartWithFault(_ name: String, _ stage: String, _ fault: String) throws {
+        try restart(name, stage, with: "ARK_FAULT=\(fault)")
+    }
+
+    /// An agent restarted with `settings` (NAME=value ...) over the start script's.
+    func restart(_ name: String, _ stage: String, with settings: String) throws {
         let r = try shell("""
-            ark_stop \(name) && (ARK_FAULT=\(fault) nohup ark agent \(stage) >>"$ARK_LOG_DIR/\(name).log" 2>&1 & echo $! >"$ARK_RUN_DIR/\(name).pid") && sleep 2
+            ark_stop \(name) && (\(settings) nohup ark agent \(stage) >>"$ARK_LOG_DIR/\(name).log" 2>&1 & echo $! >"$ARK_RUN_DIR/\(name).pid") && sleep 2
             """)
-        guard r.code == 0 else { throw TestSetupError("restart \(stage) with \(fault): \(r.output)") }
+        guard r.code == 0 else { throw TestSetupError("restart \(stage) with \(settings): \(r.output)") }
     }
 
     func poison(_ count: Int) throws {
@@ -238,6 +243,17 @@ final class Rehearsal: @unchecked Sendable {
             // restarts it.
             _ = try r.shell("kill -9 $(cat \"$ARK_RUN_DIR/supervise/kenny.pid\") $(cat \"$ARK_RUN_DIR/kenny.pid\")")
             return RehearsalContext()
+        },
+        "ARKBackpressure": { r in
+            // Kyle with a bound of 1,000 and a Joey that takes 3 s a batch: a burst of 1,500
+            // fills Joey's input past the bound.
+            try r.restart("kyle", "Kyle", with: "ARK_STREAM_MAXLEN=1000")
+            // Joey drains about 85 a second; 500 a second for 20 s keep it far behind.
+            try r.restartWithFault("joey", "Joey", "joey:latency=3000ms")
+            _ = try r.shell("(nohup ark synthetic-loop --duration 20 --rate 500 >/dev/null 2>&1 &)")
+            return RehearsalContext(finally: {
+                _ = try r.shell("pkill -f 'synthetic-loop --duration 20 --rate 500' || true; ark_stop kyle && ark_start --no-synthetic", timeout: 120)
+            })
         },
         "ARKAgentQuarantined": { r in
             // Frozen for 8 s: the watchdog quarantines it after 5 s of silence; then it
