@@ -91,6 +91,11 @@ public final class Aletheia: StageProcessor {
             } else if let r = e.rejection {
                 verdict = .rejected
                 reasons = r.reasons
+            } else if e.decision?.approved == true, let x = e.execution, x.status == .limited {
+                // Approved by HRM against the book it read, refused by Kenny against the book
+                // as it was at the fill: a portfolio limit reached, with the book's figures.
+                verdict = .denied
+                reasons = x.violations.map { "\($0.rule) [\($0.severity.rawValue)]: \($0.message) (at execution, Kenny)" }
             } else if e.decision?.approved == true {
                 verdict = .approved
                 reasons = e.decision?.warnings.map { "warning \($0.rule): \($0.message)" } ?? []

@@ -110,16 +110,10 @@ public final class HRM: StageProcessor {
     static func book(from reply: RedisValue, defaultEquity: Double) -> Result<PortfolioSnapshot, BookProblem> {
         if case .error(let e) = reply { return .failure(BookProblem(description: e)) }
         guard let items = reply.array else { return .failure(BookProblem(description: "not a hash")) }
-        var snapshot = PortfolioSnapshot(equity: defaultEquity)
-        var i = 0
-        while i + 1 < items.count {
-            let key = items[i].string ?? ""
-            let value = items[i + 1].string ?? ""
-            i += 2
-            if key == "equity" || key == "daily_pnl" || key.hasPrefix("pos:") {
-                guard let v = Double(value), v.isFinite else { return .failure(BookProblem(description: "\(key) is '\(value)'")) }
-                if key == "equity" { snapshot.equity = v } else if key == "daily_pnl" { snapshot.dailyPnl = v } else { snapshot.exposure[String(key.dropFirst(4))] = v }
-            }
+        let fields = stride(from: 0, to: items.count - 1, by: 2).map { (items[$0].string ?? "", items[$0 + 1].string ?? "") }
+        var problem = ""
+        guard let snapshot = PortfolioSnapshot(published: fields, defaultEquity: defaultEquity, problem: &problem) else {
+            return .failure(BookProblem(description: problem))
         }
         return .success(snapshot)
     }

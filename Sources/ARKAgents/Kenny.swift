@@ -1,15 +1,29 @@
 import ARKBus
 import ARKCore
+import Graveyard
+import Metrics
 
 /// Kenny: paper execution. Approved buys and sells become simulated fills at the signal's
 /// price in a book kept in Redis; every batch reads the book under WATCH and writes the new
 /// book, the orders, its outputs and the acknowledgements in one MULTI/EXEC, so a crash or
 /// a concurrent instance can never apply a batch twice. Orders are also keyed by trace id:
 /// a redelivered signal gets its original order back, never a second one.
+///
+/// Kenny is also where the portfolio limits are made to hold: before each fill it asks the
+/// Graveyard's portfolio rules about the book as it is at that moment, inside the same
+/// WATCH/MULTI/EXEC, and refuses a fill that would break one (`limited`). HRM's check is
+/// against the book it read when the batch arrived; this one cannot be stale, so no number
+/// of HRM or Kenny instances, batches in flight or redeliveries can take the filled book
+/// past a limit.
 public final class Kenny: StageProcessor {
     public let stage = Stage.kenny
     public let track: Track
     let startingEquity: Double
+    let graveyardDirectory: String
+    let checkIntervalNs: Int64
+    private var integrity: Graveyard.Integrity
+    private var lastCheckNs: Int64
+    let limitedCounter = Counter(label: MetricName.executionLimited)
     /// Order keys live two days: redeliveries come within minutes.
     static let orderKeyTTLSeconds = 172_800
     static let maxWatchRetries = 50
@@ -17,6 +31,27 @@ public final class Kenny: StageProcessor {
     public init(config: ARKConfig) {
         track = config.track
         startingEquity = config.paperEquity
+        graveyardDirectory = config.graveyardDir
+        checkIntervalNs = Int64(config.graveyardCheckSeconds * 1e9)
+        integrity = Graveyard.check(directory: config.graveyardDir)
+        lastCheckNs = monotonicNanoseconds()
+    }
+
+    /// Re-reads the rules when the check interval has passed, as HRM does.
+    public func tick(context: BatchContext) throws {
+        let now = monotonicNanoseconds()
+        guard now - lastCheckNs >= checkIntervalNs else { return }
+        lastCheckNs = now
+        integrity = Graveyard.check(directory: graveyardDirectory)
+    }
+
+    /// The portfolio limits a fill of `e` would break on `book`; with the rules unreadable
+    /// or drifted, every fill is refused (fail closed, as HRM is).
+    func limitViolations(_ e: Event, _ book: PortfolioSnapshot) -> [Violation] {
+        guard case .intact(let rules) = integrity else {
+            return [Violation(rule: "graveyard_integrity", severity: .critical, message: "fail closed at execution: \(integrity.problem ?? "the rules are unavailable")")]
+        }
+        return rules.portfolioViolations(Proposal(e), book: book)
     }
 
     static func orderKey(day: String) -> String { Streams.orders + ":" + day }
@@ -59,14 +94,16 @@ public final class Kenny: StageProcessor {
             outputs.reserveCapacity(events.count)
             var newOrders: [RedisArg] = []
             var seen: [String: Execution] = [:]
+            var limited = 0
             for (i, var e) in events.enumerated() {
                 if let prior = seen[e.traceID] ?? Self.existingOrder(todays, i) ?? Self.existingOrder(yesterdays, i) {
                     var x = prior
                     x.status = .duplicate
                     e.execution = x
                 } else {
-                    let x = book.execute(e, orderID: "ord-" + e.traceID)
+                    let x = book.execute(e, orderID: "ord-" + e.traceID) { self.limitViolations(e, $0) }
                     e.execution = x
+                    if x.status == .limited { limited += 1 }
                     if x.status == .filled {
                         newOrders.append(.text(e.traceID))
                         newOrders.append(.bytes(EventCodec.encode(x)))
@@ -88,6 +125,7 @@ public final class Kenny: StageProcessor {
             extra.append(fields)
             if try bus.commit(outputs: outputs, deadLetters: dead, acks: batch, extra: extra) {
                 committed = true
+                if limited > 0 { limitedCounter.increment(by: limited) }
                 return BatchResult(processed: events.count, failed: dead.count)
             }
             // Another Kenny instance changed the book first: read it again and redo the batch.

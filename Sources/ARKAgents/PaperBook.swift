@@ -1,4 +1,5 @@
 import ARKCore
+import Graveyard
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -61,15 +62,27 @@ public struct PaperBook: Sendable, Equatable {
         dailyPnl += realized
     }
 
+    /// The book as the portfolio rules read it: equity, today's P&L, and each open
+    /// position's signed notional at cost.
+    public var snapshot: PortfolioSnapshot {
+        PortfolioSnapshot(equity: equity, dailyPnl: dailyPnl, exposure: positions.mapValues { $0.quantity * $0.averagePrice })
+    }
+
     /// Applies HRM's decision for `e`: marks the symbol to the new price, then fills an
-    /// approved buy or sell at the signal's price.
-    public mutating func execute(_ e: Event, orderID: String) -> Execution {
+    /// approved buy or sell at the signal's price, unless `limits` (the portfolio rules,
+    /// asked about the book as it is at this moment) name a limit the fill would break: then
+    /// nothing is filled and the execution is `limited`, with those violations.
+    public mutating func execute(_ e: Event, orderID: String, limits: (PortfolioSnapshot) -> [Violation] = { _ in [] }) -> Execution {
         var realized = mark(e.symbol, price: e.price)
         let current = positions[e.symbol]?.quantity ?? 0
         guard let d = e.decision, d.approved, let action = e.action, action == "buy" || action == "sell",
               let pct = e.positionSizePct, pct > 0, e.price > 0, let stop = e.stopLoss
         else {
             return Execution(status: .none, positionAfter: current, realizedPnl: realized)
+        }
+        let refused = limits(snapshot)
+        guard refused.isEmpty else {
+            return Execution(status: .limited, side: action, positionAfter: current, realizedPnl: realized, violations: refused)
         }
         let quantity = pct * equity / e.price
         let signed = action == "buy" ? quantity : -quantity

@@ -82,6 +82,9 @@ public struct Execution: Sendable, Equatable {
         case none
         /// The trace already had an order (a redelivery); the original is reported.
         case duplicate
+        /// Approved by HRM, refused at execution: filling it would break a portfolio limit of
+        /// the book as it is now (`violations` say which and by how much).
+        case limited
     }
 
     public var status: Status
@@ -94,8 +97,11 @@ public struct Execution: Sendable, Equatable {
     public var positionAfter: Double
     /// Profit or loss realised by this order or by stops/targets this price triggered.
     public var realizedPnl: Double
+    /// Why a `limited` execution was refused: the portfolio rules the fill would have broken.
+    public var violations: [Violation] = []
 
-    public init(status: Status, orderID: String? = nil, side: String? = nil, quantity: Double = 0, price: Double = 0, notional: Double = 0, positionAfter: Double = 0, realizedPnl: Double = 0) {
+    public init(status: Status, orderID: String? = nil, side: String? = nil, quantity: Double = 0, price: Double = 0, notional: Double = 0, positionAfter: Double = 0, realizedPnl: Double = 0, violations: [Violation] = []) {
+        self.violations = violations
         self.status = status
         self.orderID = orderID
         self.side = side

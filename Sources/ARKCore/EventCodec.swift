@@ -91,6 +91,7 @@ public enum EventCodec {
         w.key("notional"); w.double(x.notional)
         w.key("position_after"); w.double(x.positionAfter)
         w.key("realized_pnl"); w.double(x.realizedPnl)
+        if !x.violations.isEmpty { w.key("violations"); encode(x.violations, into: &w) }
         w.endObject()
     }
 
@@ -337,6 +338,7 @@ public enum EventCodec {
             else if r.matches(k, "notional") { x.notional = try finite(&r, "execution.notional") }
             else if r.matches(k, "position_after") { x.positionAfter = try finite(&r, "execution.position_after") }
             else if r.matches(k, "realized_pnl") { x.realizedPnl = try finite(&r, "execution.realized_pnl") }
+            else if r.matches(k, "violations") { x.violations = try decodeViolations(&r, "execution.violations") }
             else { try r.skipValue() }
         }
         return x

@@ -56,6 +56,9 @@ public struct SyntheticReport: Sendable {
     /// Compliant signals denied because the book reached a portfolio limit (not a failure).
     public var portfolioLimited = 0
     public var failures: [String] = []
+    /// Portfolio limits the filled book broke at the end of the run (nil: not checked, Redis
+    /// out of reach). Any breach fails the run.
+    public var limitBreaches: [String]?
     public var lost = 0
     /// Traces not recorded within the pass timeout, oldest first.
     public var lostTraces: [String] = []
@@ -86,6 +89,8 @@ public struct SyntheticReport: Sendable {
             ("p95 latency ≤ \(sloP95LatencyMs) ms (\(String(format: "%.2f", percentile(0.95))) ms)", completed > 0 && percentile(0.95) <= sloP95LatencyMs),
             ("Violations correctly denied (\(violationsDenied)/\(violationsInjected)\(violationsInjected == 0 ? ", none injected in this run" : ""))", violationsDenied == violationsInjected),
             ("Trace continuity Kyle→Aletheia (\(completed)/\(sent) complete)", completed == sent),
+            ("Portfolio limits hold on the filled book" + (limitBreaches.map { $0.isEmpty ? "" : " (\($0.joined(separator: "; ")))" } ?? " (not checked: Redis out of reach)"),
+             limitBreaches?.isEmpty ?? true),
         ]
     }
 
@@ -156,8 +161,11 @@ public actor SyntheticLoop {
     public func run(progress: @Sendable (String) -> Void) async throws -> SyntheticReport {
         defer { executor.shutdown() }
         let portfolioRules: Set<String>
+        let rules: RuleSet
         switch Graveyard.check(directory: options.graveyardDir) {
-        case .intact(let rules): portfolioRules = Set(rules.specs.filter { $0.category == "portfolio" }.map(\.id))
+        case .intact(let r):
+            rules = r
+            portfolioRules = Set(r.specs.filter { $0.category == "portfolio" }.map(\.id))
         case let other: throw SyntheticFailure("cannot judge passes: the Graveyard is not intact: \(other.problem ?? "")")
         }
         let connection = RedisConnection(url: options.redisURL)
@@ -245,7 +253,23 @@ public actor SyntheticLoop {
         report.elapsedSeconds = Double(monotonicNanoseconds() - start) / 1e9
         report.lost = outstanding.count
         report.lostTraces = outstanding.sorted { $0.value.1 < $1.value.1 }.map(\.key)
+        report.limitBreaches = Self.limitBreaches(rules: rules, connection: connection)
         return report
+    }
+
+    /// The portfolio limits the book Kenny published breaks now; nil when Redis cannot be
+    /// asked.
+    static func limitBreaches(rules: RuleSet, connection: RedisConnection) -> [String]? {
+        do {
+            if !connection.isConnected { try connection.connect() }
+            let fields = try connection.hashEntries(Streams.portfolio).map { ($0.field, String(decoding: $0.value, as: UTF8.self)) }
+            guard !fields.isEmpty else { return [] }
+            var problem = ""
+            guard let book = PortfolioSnapshot(published: fields, defaultEquity: 0, problem: &problem) else { return ["the book is unreadable: \(problem)"] }
+            return rules.breaches(of: book)
+        } catch {
+            return nil
+        }
     }
 
     /// Sends one batch through the API. Over the rate limit (429) it waits the Retry-After

@@ -41,6 +41,19 @@ public struct PortfolioSnapshot: Sendable, Equatable {
         self.dailyPnl = dailyPnl
         self.exposure = exposure
     }
+
+    /// The book from the fields Kenny publishes in `ark:portfolio` (`equity`, `daily_pnl`,
+    /// `pos:<symbol>`); nil with the first unreadable figure named in `problem`.
+    public init?(published fields: [(String, String)], defaultEquity: Double, problem: inout String) {
+        self.init(equity: defaultEquity)
+        for (key, value) in fields where key == "equity" || key == "daily_pnl" || key.hasPrefix("pos:") {
+            guard let v = Double(value), v.isFinite else {
+                problem = "\(key) is '\(value)'"
+                return nil
+            }
+            if key == "equity" { equity = v } else if key == "daily_pnl" { dailyPnl = v } else { exposure[String(key.dropFirst(4))] = v }
+        }
+    }
 }
 
 /// Approvals made earlier in the same batch, so a burst cannot slip past a portfolio limit
@@ -179,6 +192,42 @@ public struct RuleSet: Sendable, Equatable {
         let score = checked == 0 ? 0 : max(0, (Double(checked) - Double(violations.count) - 0.5 * Double(warnings.count)) / Double(checked))
         return Decision(approved: approved, violations: violations, warnings: warnings, rulesChecked: checked,
                         complianceScore: score, policyHash: hash, evalNs: monotonicNanoseconds() - start)
+    }
+
+    /// The portfolio rules a fill of `p` would break against `book` as it is now: Kenny's
+    /// check at execution, inside the transaction that commits the fill, so the limits hold
+    /// on the filled book whatever HRM saw (a stale book, other HRM instances, approvals in
+    /// flight, redeliveries). A trade that only reduces a position breaks none.
+    public func portfolioViolations(_ p: Proposal, book: PortfolioSnapshot) -> [Violation] {
+        let action = p.action ?? ""
+        let held = book.exposure[p.symbol] ?? 0
+        let adds = (action == "buy" && held >= 0) || (action == "sell" && held <= 0)
+        guard adds else { return [] }
+        let notional = (p.positionSizePct ?? 0) * book.equity
+        let empty = BatchApprovals()
+        return rules.filter { $0.check.isPortfolio && !$0.warnOnly }.compactMap {
+            Self.failure(of: $0, p, book: book, batch: empty, held: held, notional: notional, opensNew: held == 0)
+        }
+    }
+
+    /// The portfolio limits `book` breaks now (the invariant every test and the synthetic
+    /// loop check): per-symbol exposure over its cap, more open positions than allowed.
+    /// Daily loss is a gate on new risk, not a state the book can be held to (a price move
+    /// can deepen a loss), so it is checked on fills, not here.
+    public func breaches(of book: PortfolioSnapshot) -> [String] {
+        var out: [String] = []
+        for rule in rules where rule.check.isPortfolio && !rule.warnOnly {
+            switch rule.check {
+            case .maxOpenPositions(let limit) where book.openPositions > limit:
+                out.append("\(rule.id): \(book.openPositions) positions open, the limit is \(limit)")
+            case .maxSymbolExposure(let limit):
+                for (symbol, notional) in book.exposure.sorted(by: { $0.key < $1.key }) where abs(notional) > limit * book.equity * (1 + 1e-9) {
+                    out.append("\(rule.id): \(symbol) exposure \(abs(notional)) is \(Self.percent(abs(notional) / book.equity)) of equity \(book.equity), the limit is \(Self.percent(limit))")
+                }
+            default: continue
+            }
+        }
+        return out
     }
 
     // swiftlint:disable:next function_parameter_count

@@ -178,6 +178,22 @@ func pass(_ id: String, verdict: Verdict = .approved, doneNs: Int64, latencyMs: 
         #expect(HealthStatus.degraded.exitCode == 2 && HealthStatus.unhealthy.exitCode == 1)
     }
 
+    @Test func aStageHoldingBackIsDegradedAndSaysWhichBacklog() throws {
+        let now = wallClockNanoseconds()
+        var beats = Stage.allCases.map { beat($0, "\($0.rawValue)-1", ageS: 0.5, now: now) }
+        beats[0].backpressure = Stage.joey.inputStream
+        let input = HealthInputs(redisProblem: nil, storeProblem: nil, journalMode: "wal", heartbeats: beats, graveyardProblem: nil,
+                                 slo: SLOReport(generatedNs: now, windowSeconds: 300, slos: [], violations: [], inFlightOverdue: 0, notes: []), nowNs: now)
+        let r = evaluateHealth(input)
+        #expect(r.status == .degraded)
+        let kyle = try #require(r.checks.first { $0.name == "stage:Kyle" })
+        #expect(kyle.status == .degraded && kyle.detail.contains("1 holding back: the backlog of ark:joey is over ARK_STREAM_MAXLEN"), "\(kyle.detail)")
+        // The heartbeat carries it: the field round-trips through the JSON agents publish.
+        let json = Array(#"{"instance":"Kyle-1","stage":"Kyle","ts_ns":1,"backpressure":"ark:joey"}"#.utf8)
+        #expect(HeartbeatRecord(json: json)?.backpressure == "ark:joey")
+        #expect(HeartbeatRecord(json: Array(#"{"instance":"Kyle-1","stage":"Kyle","ts_ns":-5}"#.utf8)) == nil)
+    }
+
     @Test func aLockedStoreOrAFullDiskIsUnhealthyAndALowDiskDegraded() {
         let now = wallClockNanoseconds()
         var input = HealthInputs(redisProblem: nil, storeProblem: nil, journalMode: "wal", storeSpace: FileSystemSpace(freeBytes: 900 << 20, totalBytes: 1000 << 20),

@@ -245,14 +245,14 @@ final class Rehearsal: @unchecked Sendable {
             return RehearsalContext()
         },
         "ARKBackpressure": { r in
-            // Kyle with a bound of 1,000 and a Joey that takes 3 s a batch: a burst of 1,500
-            // fills Joey's input past the bound.
+            // Kyle with a bound of 1,000 and a Joey that takes 4 s a batch (about 64 signals a
+            // second, under the watchdog's 5 s): a burst of 1,500 in 5 s fills Joey's input
+            // past the bound for some 15 s; few signals, so the small backup disk keeps room.
             try r.restart("kyle", "Kyle", with: "ARK_STREAM_MAXLEN=1000")
-            // Joey drains about 85 a second; 500 a second for 20 s keep it far behind.
-            try r.restartWithFault("joey", "Joey", "joey:latency=3000ms")
-            _ = try r.shell("(nohup ark synthetic-loop --duration 20 --rate 500 >/dev/null 2>&1 &)")
+            try r.restartWithFault("joey", "Joey", "joey:latency=4000ms")
+            _ = try r.shell("(nohup ark synthetic-loop --duration 5 --rate 300 >/dev/null 2>&1 &)")
             return RehearsalContext(finally: {
-                _ = try r.shell("pkill -f 'synthetic-loop --duration 20 --rate 500' || true; ark_stop kyle && ark_start --no-synthetic", timeout: 120)
+                _ = try r.shell("pkill -f 'synthetic-loop --duration 5 --rate 300' || true; ark_stop kyle && ark_start --no-synthetic", timeout: 120)
             })
         },
         "ARKAgentQuarantined": { r in
