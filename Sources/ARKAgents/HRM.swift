@@ -24,7 +24,9 @@ public final class HRM: StageProcessor {
     let evaluationTimer = Metrics.Timer(label: MetricName.hrmEvaluation)
     let driftGauge = Gauge(label: MetricName.ethicsDrift)
     let approvedCounter = Counter(label: MetricName.hrmDecisions, dimensions: [("decision", "approved")])
+    /// Denials split by why: a rule the proposal itself breaks, or a portfolio limit reached.
     let deniedCounter = Counter(label: MetricName.hrmDecisions, dimensions: [("decision", "denied")])
+    let limitDeniedCounter = Counter(label: MetricName.hrmLimitDenials)
 
     public init(config: ARKConfig) {
         track = config.track
@@ -64,15 +66,18 @@ public final class HRM: StageProcessor {
         let bookReply = try context.readAlong?.first ?? context.bus.connection.command(Self.readBookCommand)
         let book = Self.book(from: bookReply, defaultEquity: defaultEquity)
         var approvals = BatchApprovals()
-        var approved = 0, denied = 0
+        var approved = 0, denied = 0, limited = 0
         defer {
             approvedCounter.increment(by: approved)
             deniedCounter.increment(by: denied)
+            if limited > 0 { limitDeniedCounter.increment(by: limited) }
         }
+        let portfolioRules = integrity.portfolioRuleIDs
         return try forwardEach(batch, context: context, to: .kenny) { e in
             defer {
                 if let d = e.decision {
                     if d.approved { approved += 1 } else { denied += 1 }
+                    if !d.approved && d.violations.allSatisfy({ portfolioRules.contains($0.rule) }) { limited += 1 }
                     evaluationTimer.recordNanoseconds(d.evalNs)
                 }
             }

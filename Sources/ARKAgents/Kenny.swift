@@ -23,12 +23,22 @@ public final class Kenny: StageProcessor {
     let checkIntervalNs: Int64
     private var integrity: Graveyard.Integrity
     private var lastCheckNs: Int64
+    /// Wall clock for the UTC day and the idempotency window (a test moves it).
+    let clock: @Sendable () -> Int64
     let limitedCounter = Counter(label: MetricName.executionLimited)
-    /// Order keys live two days: redeliveries come within minutes.
+    /// Orders are kept by trace id in one hash per UTC day of the trace's `t0_ns`
+    /// (`ark:orders:<day>`), each living 48 h after its last write. A redelivered entry
+    /// carries the same t0, so it finds its order wherever it waited, for 48 h after the fill
+    /// at least; an approved signal older than `idempotencyWindowNs` (47 h, an hour inside
+    /// that) is refused rather than risk a second fill after its record expired. A producer's
+    /// resubmission (a new entry, a new t0) is also looked up in today's and yesterday's
+    /// hashes, so it is caught for 24 h after the first fill at least.
     static let orderKeyTTLSeconds = 172_800
+    static let idempotencyWindowNs: Int64 = 47 * 3_600_000_000_000
     static let maxWatchRetries = 50
 
-    public init(config: ARKConfig) {
+    public init(config: ARKConfig, clock: @escaping @Sendable () -> Int64 = { wallClockNanoseconds() }) {
+        self.clock = clock
         track = config.track
         startingEquity = config.paperEquity
         graveyardDirectory = config.graveyardDir
@@ -71,9 +81,13 @@ public final class Kenny: StageProcessor {
             try bus.commit(outputs: [], deadLetters: dead, acks: batch)
             return BatchResult(processed: 0, failed: dead.count)
         }
-        let today = PaperBook.utcDay(wallClockNanoseconds())
-        let yesterday = PaperBook.utcDay(wallClockNanoseconds() - 86_400_000_000_000)
+        let now = clock()
+        let today = PaperBook.utcDay(now)
+        let yesterday = PaperBook.utcDay(now - 86_400_000_000_000)
         let traceArgs = events.map { RedisArg.text($0.traceID) }
+        let t0Days = events.map { PaperBook.utcDay($0.t0Ns) }
+        // Usually just today and yesterday: the hashes an order of this batch may be in.
+        let days = Array(Set(t0Days + [today, yesterday])).sorted()
         // A throw between WATCH and EXEC would leave the connection watching the book.
         var committed = false
         defer { if !committed { _ = try? bus.connection.command(["UNWATCH"]) } }
@@ -81,32 +95,35 @@ public final class Kenny: StageProcessor {
             let replies = try bus.connection.pipeline([
                 ["WATCH", .text(Streams.portfolio)],
                 ["HGET", .text(Streams.portfolio), "book"],
-                ["HMGET", .text(Self.orderKey(day: today))] + traceArgs,
-                ["HMGET", .text(Self.orderKey(day: yesterday))] + traceArgs,
-            ])
+            ] + days.map { ["HMGET", .text(Self.orderKey(day: $0))] + traceArgs })
             for r in replies { if case .error(let e) = r { throw RedisError.server(e) } }
             var book = try Self.decodeBook(replies[1], startingEquity: startingEquity, day: today)
             book.roll(to: today)
-            let todays = replies[2].array ?? []
-            let yesterdays = replies[3].array ?? []
+            var recorded: [String: [RedisValue]] = [:]
+            for (day, reply) in zip(days, replies.dropFirst(2)) { recorded[day] = reply.array ?? [] }
 
             var outputs: [(stream: String, payload: [UInt8])] = []
             outputs.reserveCapacity(events.count)
-            var newOrders: [RedisArg] = []
+            var newOrders: [String: [RedisArg]] = [:]
             var seen: [String: Execution] = [:]
             var limited = 0
             for (i, var e) in events.enumerated() {
-                if let prior = seen[e.traceID] ?? Self.existingOrder(todays, i) ?? Self.existingOrder(yesterdays, i) {
+                let prior = seen[e.traceID] ?? [t0Days[i], today, yesterday].lazy.compactMap { Self.existingOrder(recorded[$0] ?? [], i) }.first
+                if let prior {
                     var x = prior
                     x.status = .duplicate
                     e.execution = x
+                } else if e.decision?.approved == true, elapsedNanoseconds(from: e.t0Ns, to: now) > Self.idempotencyWindowNs {
+                    e.execution = Execution(status: .limited, side: e.action, violations: [Violation(
+                        rule: "idempotency_window", severity: .high,
+                        message: "the signal is \(elapsedNanoseconds(from: e.t0Ns, to: now) / 3_600_000_000_000) h old, past the 47 h its order record is kept: refused, so it can never fill twice")])
+                    limited += 1
                 } else {
                     let x = book.execute(e, orderID: "ord-" + e.traceID) { self.limitViolations(e, $0) }
                     e.execution = x
                     if x.status == .limited { limited += 1 }
                     if x.status == .filled {
-                        newOrders.append(.text(e.traceID))
-                        newOrders.append(.bytes(EventCodec.encode(x)))
+                        newOrders[t0Days[i], default: []] += [.text(e.traceID), .bytes(EventCodec.encode(x))]
                         seen[e.traceID] = x
                     }
                 }
@@ -114,9 +131,9 @@ public final class Kenny: StageProcessor {
                 outputs.append((Stage.aletheia.inputStream(on: track), EventCodec.encode(e)))
             }
             var extra: [[RedisArg]] = []
-            if !newOrders.isEmpty {
-                let key = RedisArg.text(Self.orderKey(day: today))
-                extra.append(["HSET", key] + newOrders)
+            for (day, fields) in newOrders.sorted(by: { $0.key < $1.key }) {
+                let key = RedisArg.text(Self.orderKey(day: day))
+                extra.append(["HSET", key] + fields)
                 extra.append(["EXPIRE", key, .int(Self.orderKeyTTLSeconds)])
             }
             extra.append(["DEL", .text(Streams.portfolio)])

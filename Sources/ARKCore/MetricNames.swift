@@ -17,6 +17,7 @@ public enum MetricName {
     public static let hrmEvaluation = "ark_hrm_evaluation_seconds"
     public static let ethicsDrift = "ark_ethics_drift"
     public static let hrmDecisions = "ark_hrm_decisions_total"
+    public static let hrmLimitDenials = "ark_hrm_limit_denials_total"
     // Aletheia and the store.
     public static let passLatency = "ark_pass_latency_seconds"
     public static let passes = "ark_passes_total"
@@ -56,6 +57,7 @@ public enum MetricName {
         hrmEvaluation: "Time HRM took to evaluate one proposal against the Graveyard rules.",
         ethicsDrift: "1 when the Graveyard rule file does not match its pinned SHA-256 (HRM then denies everything).",
         hrmDecisions: "HRM decisions (label decision: approved or denied).",
+        hrmLimitDenials: "HRM denials for a portfolio limit reached only (the rest of the denials broke a rule of the proposal itself).",
         passLatency: "End-to-end pass latency, producer t0 to Aletheia's record.",
         passes: "Passes recorded by Aletheia (label verdict).",
         dbWrite: "Time of one state store write transaction (one batch).",

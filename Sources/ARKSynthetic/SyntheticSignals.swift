@@ -22,7 +22,8 @@ public enum Expectation: Sendable, Equatable {
 }
 
 /// Makes the synthetic loop's signals: compliant trades on a few symbols whose prices walk
-/// randomly, alternating buy and sell per symbol so the book does not fill up, and every
+/// randomly and now and then jump across the stops, alternating buy and sell per symbol so
+/// the book does not fill up, and every
 /// one signal in `violationEvery` built to break one rule, cycling through the rules.
 public struct SyntheticSignals: Sendable {
     public static let symbols = ["AAPL", "MSFT", "NVDA", "SPY"]
@@ -53,6 +54,10 @@ public struct SyntheticSignals: Sendable {
         let symbol = Self.symbols[index % Self.symbols.count]
         var price = prices[symbol] ?? Double(100 + 50 * (index % Self.symbols.count))
         price *= 1 + Double.random(in: -0.002...0.002, using: &rng)
+        // One move in twenty is a 3 % jump, past the 2 % stops: positions close at their stop
+        // or target, so a long run's book lives (opens, adds, reduces, closes) instead of
+        // filling up and denying everything.
+        if Double.random(in: 0..<1, using: &rng) < 0.05 { price *= Bool.random(using: &rng) ? 1.03 : 0.97 }
         price = (price * 100).rounded() / 100
         prices[symbol] = price
         let side = sides[symbol, default: 0]

@@ -20,6 +20,12 @@ public enum Graveyard {
             return false
         }
 
+        /// The ids of the portfolio rules (limits of the book, not of a proposal).
+        public var portfolioRuleIDs: Set<String> {
+            guard case .intact(let rules) = self else { return [] }
+            return Set(rules.specs.filter { $0.category == "portfolio" }.map(\.id))
+        }
+
         public var problem: String? {
             switch self {
             case .intact: nil

@@ -251,7 +251,11 @@ final class Rehearsal: @unchecked Sendable {
             try r.restart("kyle", "Kyle", with: "ARK_STREAM_MAXLEN=1000")
             try r.restartWithFault("joey", "Joey", "joey:latency=4000ms")
             _ = try r.shell("(nohup ark synthetic-loop --duration 5 --rate 300 >/dev/null 2>&1 &)")
-            return RehearsalContext(finally: {
+            // Last of the plays, after every other start has left a backup on the small backup
+            // disk: room for the fix's start (an operator would see ARKBackupStale otherwise).
+            return RehearsalContext(beforeFix: {
+                _ = try r.shell("ls -1 \"$ARK_BACKUP_DIR\"/ark_state_backup_*.db | sort | head -n -1 | xargs -r rm -f")
+            }, finally: {
                 _ = try r.shell("pkill -f 'synthetic-loop --duration 5 --rate 300' || true; ark_stop kyle && ark_start --no-synthetic", timeout: 120)
             })
         },
