@@ -145,36 +145,31 @@ if [ "$CANARY" = 1 ]; then
     exit "$status"
 fi
 
-# start_process NAME LABEL LOG BINARY ARGS…: `BINARY ARGS…` in the background, its pid in
-# NAME.pid and its output in LOG, unless the process of NAME.pid still runs.
+# start_process NAME LABEL LOG [--supervised] BINARY ARGS…: `BINARY ARGS…` in the
+# background, its pid in NAME.pid and its output in LOG, unless the process of NAME.pid still
+# runs. --supervised runs it under supervise.sh, which restarts it when it dies (systemd's
+# Restart=on-failure, in --local mode) and keeps NAME.pid on the live process; the
+# supervisor's own pid is in supervise/NAME.pid.
 start_process() {
-    local name=$1 label=$2 log=$3
+    local name=$1 label=$2 log=$3 supervised=0
     shift 3
+    [ "$1" = --supervised ] && { supervised=1; shift; }
     if alive "$RUN_DIR/$name.pid"; then
         echo "$label already running (pid $(cat "$RUN_DIR/$name.pid"))"
+        return
+    fi
+    if [ "$supervised" = 1 ]; then
+        mkdir -p "$RUN_DIR/supervise"
+        rm -f "$RUN_DIR/$name.pid"
+        nohup "$ROOT/deployment/supervise.sh" "$RUN_DIR/$name.pid" "$@" >>"$ARK_LOG_DIR/$log" 2>&1 &
+        echo $! >"$RUN_DIR/supervise/$name.pid"
+        for _ in $(seq 50); do [ -s "$RUN_DIR/$name.pid" ] && break; sleep 0.1; done
+        echo "$label started (pid $(cat "$RUN_DIR/$name.pid" 2>/dev/null), restarted if it dies), log $ARK_LOG_DIR/$log"
         return
     fi
     nohup "$@" >>"$ARK_LOG_DIR/$log" 2>&1 &
     echo $! >"$RUN_DIR/$name.pid"
     echo "$label started (pid $!), log $ARK_LOG_DIR/$log"
-}
-
-# start_supervised NAME LABEL LOG BINARY ARGS…: as start_process, under supervise.sh, which
-# restarts the process when it dies (systemd's Restart=on-failure, in --local mode). NAME.pid
-# holds the process's pid, supervise/NAME.pid the supervisor's.
-start_supervised() {
-    local name=$1 label=$2 log=$3
-    shift 3
-    if alive "$RUN_DIR/$name.pid"; then
-        echo "$label already running (pid $(cat "$RUN_DIR/$name.pid"))"
-        return
-    fi
-    mkdir -p "$RUN_DIR/supervise"
-    rm -f "$RUN_DIR/$name.pid"
-    nohup "$ROOT/deployment/supervise.sh" "$RUN_DIR/$name.pid" "$@" >>"$ARK_LOG_DIR/$log" 2>&1 &
-    echo $! >"$RUN_DIR/supervise/$name.pid"
-    for _ in $(seq 50); do [ -s "$RUN_DIR/$name.pid" ] && break; sleep 0.1; done
-    echo "$label started (pid $(cat "$RUN_DIR/$name.pid" 2>/dev/null), restarted if it dies), log $ARK_LOG_DIR/$log"
 }
 
 # wait_http_200 URL NAME LOG WHAT: waits for URL to answer 200 while NAME.pid's process
@@ -253,7 +248,7 @@ fi
 for stage in Kyle Joey HRM Kenny Aletheia; do
     name=$(echo "$stage" | tr '[:upper:]' '[:lower:]')
     if [ "$LOCAL" = 1 ]; then
-        start_supervised "$name" "$stage" "$name.log" "$ARK_AGENT" "$stage"
+        start_process "$name" "$stage" "$name.log" --supervised "$ARK_AGENT" "$stage"
     else
         start_process "$name" "$stage" "$name.log" "$ARK_AGENT" "$stage"
     fi

@@ -7,8 +7,7 @@ import ARKIntake
 /// path and as the `limit`/`since` of the decisions query.
 @_cdecl("FuzzAPIIntake_main")
 func main(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
-    var (count, values) = (argc, argv)
-    return LLVMFuzzerRunDriver(&count, &values, { data, size in fuzzAPIIntake(data, size) })
+    ark_fuzz_main(argc, argv) { fuzzAPIIntake($0, $1) }
 }
 
 func fuzzAPIIntake(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {

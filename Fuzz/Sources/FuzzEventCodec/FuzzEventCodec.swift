@@ -6,8 +6,7 @@ import ARKCore
 /// on the decoded times cannot trap.
 @_cdecl("FuzzEventCodec_main")
 func main(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
-    var (count, values) = (argc, argv)
-    return LLVMFuzzerRunDriver(&count, &values, { data, size in fuzzEventCodec(data, size) })
+    ark_fuzz_main(argc, argv) { fuzzEventCodec($0, $1) }
 }
 
 func fuzzEventCodec(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {

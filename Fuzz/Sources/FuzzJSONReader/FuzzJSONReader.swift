@@ -6,8 +6,7 @@ import ARKCore
 /// strtod reads from the same characters.
 @_cdecl("FuzzJSONReader_main")
 func main(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
-    var (count, values) = (argc, argv)
-    return LLVMFuzzerRunDriver(&count, &values, { data, size in fuzzJSONReader(data, size) })
+    ark_fuzz_main(argc, argv) { fuzzJSONReader($0, $1) }
 }
 
 func fuzzJSONReader(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {

@@ -6,8 +6,7 @@ import ARKCore
 /// stage message; a rejection's record travels too.
 @_cdecl("FuzzSignalValidator_main")
 func main(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
-    var (count, values) = (argc, argv)
-    return LLVMFuzzerRunDriver(&count, &values, { data, size in fuzzSignalValidator(data, size) })
+    ark_fuzz_main(argc, argv) { fuzzSignalValidator($0, $1) }
 }
 
 func fuzzSignalValidator(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
