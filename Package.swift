@@ -256,7 +256,7 @@ let package = Package(
         ),
         .target(
             name: "ARKTestSupport",
-            dependencies: ["ARKCore", "ARKBus"],
+            dependencies: ["ARKCore", "ARKBus", "ARKStoreWriter"],
             path: "Tests/ARKTestSupport",
             swiftSettings: strictSettings
         ),

@@ -104,11 +104,9 @@ public final class Aletheia: StageProcessor {
                 reasons = e.decision?.violations.map { "\($0.rule) [\($0.severity.rawValue)]: \($0.message)" } ?? []
             }
             var orderID: String?
-            if let x = e.execution, x.status == Execution.Status.filled, let id = x.orderID {
-                orderID = id
-                let filledNs = e.hops.first { $0.stage == Stage.kenny }?.outNs ?? doneNs
-                orders.append(OrderRecord(orderID: id, traceID: e.traceID, symbol: e.symbol, side: x.side ?? "", quantity: x.quantity,
-                                          price: x.price, notional: x.notional, realizedPnl: x.realizedPnl, tsNs: filledNs))
+            if let order = OrderRecord(filled: e, tsNs: e.hops.first { $0.stage == Stage.kenny }?.outNs ?? doneNs) {
+                orderID = order.orderID
+                orders.append(order)
             }
             var pass = PassRecord(
                 traceID: e.traceID, signalID: e.id, symbol: e.symbol, source: e.source, verdict: verdict, reasons: reasons,
@@ -147,9 +145,12 @@ public final class Aletheia: StageProcessor {
         var signalID = ""
         var symbol = ""
         var source = ""
+        // What the pass's audited record holds: every column of the pass is read from it.
+        var audited: Event?
         // A dead letter that killed or stalled Aletheia again and again is kept as it came,
         // without decoding (StageAgent sets recordRaw), so the crash loop ends here.
         let decoded = entry.recordRaw ? nil : try? EventCodec.decode(payload)
+        audited = decoded
         if let e = decoded {
             traceID = e.traceID
             t0 = e.t0Ns
@@ -163,6 +164,7 @@ public final class Aletheia: StageProcessor {
         } else if origin == Stage.kyle.inputStream || origin == Stage.kyle.inputStream(on: .canary) {
             // Kyle's input never reached validation; Kyle would have named it after the entry.
             if case .accepted(let e) = SignalValidator().validate(payload, fallbackTraceID: SignalValidator.derivedTraceID(entryID: originID), nowNs: nowNs) {
+                audited = e
                 traceID = e.traceID
                 signalID = e.id
                 symbol = e.symbol
@@ -185,7 +187,7 @@ public final class Aletheia: StageProcessor {
         var pass = PassRecord(
             traceID: traceID, signalID: signalID, symbol: symbol, source: source, verdict: .deadlettered,
             reasons: ["dead-lettered from \(origin) (\(f["group"] ?? "?")): \(reason)"], policyHash: nil, complianceScore: nil,
-            t0Ns: min(t0, nowNs), doneNs: nowNs, hrmEvalUs: nil, continuityOK: false, injectedViolation: nil, orderID: nil, event: decoded.map(EventCodec.encode) ?? [])
+            t0Ns: min(t0, nowNs), doneNs: nowNs, hrmEvalUs: nil, continuityOK: false, injectedViolation: audited?.injectedViolation, orderID: nil, event: audited.map(EventCodec.encode) ?? [])
         pass.track = Track(stream: origin)
         return (record, pass)
     }

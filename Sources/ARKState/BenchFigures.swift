@@ -79,10 +79,12 @@ extension StateStore {
         for i in 0..<passes {
             let done = now - span + span / Int64(passes) * Int64(i)
             let verdict: Verdict = i % 200 == 0 ? .deadlettered : (i % 20 == 0 ? .denied : .approved)
-            var p = PassRecord(traceID: "bench-\(i)", signalID: "b\(i)", symbol: "AAPL", source: "bench", verdict: verdict, reasons: [],
-                               policyHash: "h", complianceScore: 1, t0Ns: done - Int64(1_000_000 + (i % 97) * 50_000), doneNs: done,
-                               hrmEvalUs: 20 + Double(i % 13), continuityOK: true, injectedViolation: nil, orderID: nil,
-                               event: Array("{\"trace_id\":\"bench-\(i)\",\"symbol\":\"AAPL\",\"price\":101.5}".utf8))
+            let t0 = done - Int64(1_000_000 + (i % 97) * 50_000)
+            var e = Event(traceID: "bench-\(i)", id: "b\(i)", symbol: "AAPL", price: 101.5, volume: 1, ts: Double(t0) / 1e9, source: "bench", t0Ns: t0)
+            e.decision = Decision(approved: verdict == .approved, violations: [], warnings: [], rulesChecked: 11, complianceScore: 1, policyHash: "h",
+                                  evalNs: Int64(20_000 + (i % 13) * 1000))
+            let reasons = verdict == .denied ? ["max_leverage [CRITICAL]: bench"] : verdict == .deadlettered ? ["dead-lettered from ark:joey (Joey): bench"] : []
+            var p = PassRecord(auditing: e, verdict: verdict, reasons: reasons, t0Ns: t0, doneNs: done)
             p.stageTimes = [StageTime(stage: .kyle, micros: 20), StageTime(stage: .joey, micros: 15), StageTime(stage: .hrm, micros: 30), StageTime(stage: .kenny, micros: 40)]
             batch.append(p)
             if batch.count == 1000 || i == passes - 1 {

@@ -60,6 +60,21 @@ public struct PassRecord: Sendable, Equatable {
         self.event = event
     }
 
+    /// A pass whose columns are read from `event` as Aletheia reads them, so `verifyAudit`
+    /// finds each one in the hashed record: for passes written without the pipeline (test
+    /// fixtures, `ark bench slos`). The event is taken as its wire form decodes.
+    public init(auditing event: Event, verdict: Verdict, reasons: [String], t0Ns: Int64, doneNs: Int64) {
+        let bytes = EventCodec.encode(event)
+        let e = (try? EventCodec.decode(bytes)) ?? event
+        let decided = verdict == .deadlettered ? nil : e.decision
+        let filled = verdict != .deadlettered && e.execution?.status == .filled
+        self.init(traceID: e.traceID, signalID: e.id, symbol: e.symbol, source: e.source, verdict: verdict, reasons: reasons,
+                  policyHash: decided?.policyHash, complianceScore: decided?.complianceScore, t0Ns: t0Ns, doneNs: doneNs,
+                  hrmEvalUs: decided.map { Double($0.evalNs) / 1000 },
+                  continuityOK: verdict != .deadlettered && !reasons.contains { $0.hasPrefix("continuity: ") },
+                  injectedViolation: e.injectedViolation, orderID: filled ? e.execution?.orderID : nil, event: bytes)
+    }
+
     /// The text that the hash chain covers: verdict, reasons, latency and the whole event.
     public func auditRecord() -> [UInt8] {
         var w = JSONWriter(capacity: event.count + 256)
@@ -176,6 +191,13 @@ public struct OrderRecord: Sendable, Equatable {
     public var notional: Double
     public var realizedPnl: Double
     public var tsNs: Int64
+
+    /// The order of a filled execution, as Aletheia records it.
+    public init?(filled e: Event, tsNs: Int64) {
+        guard let x = e.execution, x.status == .filled, let id = x.orderID else { return nil }
+        self.init(orderID: id, traceID: e.traceID, symbol: e.symbol, side: x.side ?? "", quantity: x.quantity, price: x.price, notional: x.notional,
+                  realizedPnl: x.realizedPnl, tsNs: tsNs)
+    }
 
     public init(orderID: String, traceID: String, symbol: String, side: String, quantity: Double, price: Double, notional: Double, realizedPnl: Double, tsNs: Int64) {
         self.orderID = orderID

@@ -57,7 +57,7 @@ struct TraceCommand: AsyncParsableCommand {
 struct VerifyAuditCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify-audit",
-        abstract: "Re-walk the audit hash chain and report the first broken link (exit 1 if any).",
+        abstract: "Re-walk the audit hash chain, check every pass column and order against its hashed record, and report the first broken one (exit 1 if any).",
         discussion: """
             Examples:
               ark verify-audit
@@ -71,7 +71,8 @@ struct VerifyAuditCommand: AsyncParsableCommand {
         let store = try openStoreReadOnly(config)
         let report = try store.verifyAudit { n in print("  checked \(n) records…") }
         if let broken = report.firstBroken {
-            print("Audit chain BROKEN at record #\(broken.seq) (trace \(broken.traceID)) after \(report.checked) good records: \(broken.problem)")
+            let place = broken.seq < 0 ? "the order of trace \(broken.traceID)" : "record #\(broken.seq) (trace \(broken.traceID))"
+            print("Audit chain BROKEN at \(place) after \(report.checked) good records: \(broken.problem)")
             throw ExitCode(1)
         }
         print("Audit chain intact: \(report.checked) records verified ✓")

@@ -8,9 +8,7 @@ import Foundation
 import Testing
 
 func pass(_ id: String, verdict: Verdict = .approved, doneNs: Int64, latencyMs: Double = 2, hrmUs: Double? = 50) -> PassRecord {
-    var p = PassRecord(traceID: id, signalID: id, symbol: "AAPL", source: "test", verdict: verdict, reasons: [], policyHash: "h", complianceScore: 1,
-                       t0Ns: doneNs - Int64(latencyMs * 1e6), doneNs: doneNs, hrmEvalUs: hrmUs, continuityOK: verdict != .error,
-                       injectedViolation: nil, orderID: nil, event: Array("{\"trace_id\":\"\(id)\"}".utf8))
+    var p = auditedPass(id, verdict: verdict, t0Ns: doneNs - Int64(latencyMs * 1e6), doneNs: doneNs, hrmEvalUs: hrmUs)
     p.stageTimes = [StageTime(stage: .kyle, micros: 100), StageTime(stage: .hrm, micros: 300)]
     return p
 }

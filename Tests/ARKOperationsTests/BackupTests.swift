@@ -8,9 +8,7 @@ import Testing
 
 func pass(_ id: String) -> PassRecord {
     let t0: Int64 = 1_700_000_000_000_000_000
-    return PassRecord(traceID: id, signalID: id, symbol: "AAPL", source: "test", verdict: .approved, reasons: [], policyHash: "h",
-                      complianceScore: 1, t0Ns: t0, doneNs: t0 + 2_000_000, hrmEvalUs: 3.5, continuityOK: true,
-                      injectedViolation: nil, orderID: nil, event: Array("{\"trace_id\":\"\(id)\"}".utf8))
+    return auditedPass(id, t0Ns: t0, doneNs: t0 + 2_000_000)
 }
 
 /// Backups and restores of real SQLite files.

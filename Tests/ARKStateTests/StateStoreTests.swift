@@ -7,9 +7,7 @@ import GRDB
 import Testing
 
 func pass(_ id: String, verdict: Verdict = .approved, t0: Int64 = 1_000_000_000_000, latencyMs: Double = 2, order: Bool = false) -> PassRecord {
-    PassRecord(traceID: id, signalID: id, symbol: "AAPL", source: "test", verdict: verdict, reasons: verdict == .denied ? ["max_leverage [CRITICAL]: x"] : [],
-               policyHash: "h", complianceScore: 1, t0Ns: t0, doneNs: t0 + Int64(latencyMs * 1e6), hrmEvalUs: 3.5, continuityOK: verdict != .error,
-               injectedViolation: nil, orderID: order ? "ord-" + id : nil, event: Array("{\"trace_id\":\"\(id)\"}".utf8))
+    auditedPass(id, verdict: verdict, t0Ns: t0, doneNs: t0 + Int64(latencyMs * 1e6), order: order)
 }
 
 @Suite final class StateStoreTests {
@@ -58,7 +56,7 @@ func pass(_ id: String, verdict: Verdict = .approved, t0: Int64 = 1_000_000_000_
     @Test func recordsAreIdempotentAndChained() throws {
         let store = try StateStore(path: dir.path + "/a.db")
         let batch = (0..<100).map { pass("t\($0)", verdict: $0 % 10 == 0 ? .denied : .approved, order: $0 % 10 != 0) }
-        let orders = batch.filter { $0.orderID != nil }.map { OrderRecord(orderID: $0.orderID!, traceID: $0.traceID, symbol: "AAPL", side: "buy", quantity: 1, price: 1, notional: 1, realizedPnl: 0, tsNs: 1) }
+        let orders = batch.compactMap(auditedOrder)
         let first = try store.record(passes: batch, orders: orders)
         #expect(first.passesInserted == 100 && first.ordersInserted == 90)
         let again = try store.record(passes: batch, orders: orders)  // a redelivered batch

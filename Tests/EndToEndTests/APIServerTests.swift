@@ -95,11 +95,13 @@ extension EndToEnd { @Suite struct APIServerTests {
 
         // The body that killed the API (and then every Kyle) by overflowing t0_ns arithmetic:
         // a 422 with its reason, recorded as a rejected pass, and both processes live on.
-        let overflow = try await api.call("POST", "/v1/signals", token: token,
+        // (Another client: this one has spent its 20 requests a minute.)
+        let other = api.token("desk-2")
+        let overflow = try await api.call("POST", "/v1/signals", token: other,
                                           body: Array(#"{"symbol":"AAPL","price":101.5,"volume":100,"t0_ns":-9000000000000000000}"#.utf8))
         #expect(overflow.status == 422 && overflow.text.contains("t0_ns: must be an integer number of nanoseconds"), "\(overflow.text)")
         let overflowTrace = (overflow.json?["signals"] as? [[String: Any]])?.first?["trace_id"] as? String ?? ""
-        #expect(try await api.recordedTrace(overflowTrace, token: token)?["verdict"] as? String == "rejected")
+        #expect(try await api.recordedTrace(overflowTrace, token: other)?["verdict"] as? String == "rejected")
 
         // Health is open.
         let health = try await api.call("GET", "/healthz")
