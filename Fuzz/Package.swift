@@ -12,7 +12,7 @@ let ark = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLa
 //   scripts/fuzz.sh 60            # every target for 60 s, from the corpora in Corpus/
 // A target is a pure function over bytes that must never crash; a property it checks (a
 // round trip, a decision against a second reader) failing is a crash too.
-let fuzzSettings: [SwiftSetting] = [.swiftLanguageMode(.v6), .unsafeFlags(["-parse-as-library"])]
+let fuzzSettings: [SwiftSetting] = [.swiftLanguageMode(.v6), .unsafeFlags(["-parse-as-library", "-warnings-as-errors"])]
 // lld: gold fails on the instrumented objects (an internal error reading their DWARF).
 let fuzzLinking: [LinkerSetting] = [.unsafeFlags(["-use-ld=lld"])]
 
