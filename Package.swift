@@ -218,7 +218,7 @@ let package = Package(
         ),
         .target(
             name: "ARKBench",
-            dependencies: ["ARKCore", "ARKBus", "ARKState", "ARKCanary"],
+            dependencies: ["ARKCore", "ARKBus", "ARKState", "ARKCanary", "Graveyard"],
             swiftSettings: strictSettings
         ),
         .target(

@@ -85,7 +85,15 @@ public final class Kenny: StageProcessor {
         let today = PaperBook.utcDay(now)
         let yesterday = PaperBook.utcDay(now - 86_400_000_000_000)
         let traceArgs = events.map { RedisArg.text($0.traceID) }
-        let t0Days = events.map { PaperBook.utcDay($0.t0Ns) }
+        // Each trace's t0 day, formatted once per distinct day (decoded times are ≥ 0).
+        var dayNames: [Int64: String] = [:]
+        let t0Days = events.map { e -> String in
+            let index = e.t0Ns / 86_400_000_000_000
+            if let name = dayNames[index] { return name }
+            let name = PaperBook.utcDay(e.t0Ns)
+            dayNames[index] = name
+            return name
+        }
         // Usually just today and yesterday: the hashes an order of this batch may be in.
         let days = Array(Set(t0Days + [today, yesterday])).sorted()
         // A throw between WATCH and EXEC would leave the connection watching the book.

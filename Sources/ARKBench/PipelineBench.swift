@@ -2,6 +2,7 @@ import ARKBus
 import ARKCanary
 import ARKCore
 import ARKState
+import Graveyard
 import Foundation
 
 /// What `ark bench` runs: the five stages as separate processes (`instances` of each) over a
@@ -60,6 +61,11 @@ public struct PipelineBenchResult: Sendable, Codable, Equatable {
     public var latencyMs: [String: Double]
     public var violationsInjected: Int
     public var violationsDenied: Int
+    /// Compliant signals denied for a portfolio limit, and for anything else (false denials).
+    public var limitDenials: Int
+    public var falseDenials: Int
+    /// Portfolio limits the filled book broke at the end (must be none).
+    public var limitBreaches: [String]
     public var verdicts: [String: Int]
     public var processes: [BenchProcessFigures]
 }
@@ -105,7 +111,14 @@ public final class PipelineBench {
         let recorded = try drain(sent: sent, store: store, progress: progress)
         let cpuAfter = processes().map { cpuSeconds($0.pid) }
 
-        let f = try store.benchFigures(traceIDPrefix: "bench-")
+        guard case .intact(let rules) = Graveyard.check(directory: plan.graveyardDir) else {
+            throw PipelineBenchError("the Graveyard in \(plan.graveyardDir) is not intact: the passes cannot be judged")
+        }
+        let f = try store.benchFigures(traceIDPrefix: "bench-", portfolioRules: Graveyard.Integrity.intact(rules).portfolioRuleIDs)
+        let bookFields = try connection.hashEntries(Streams.portfolio).map { ($0.field, String(decoding: $0.value, as: UTF8.self)) }
+        var problem = ""
+        let breaches = bookFields.isEmpty ? [] : PortfolioSnapshot(published: bookFields, defaultEquity: 0, problem: &problem).map(rules.breaches(of:))
+            ?? ["the book is unreadable: \(problem)"]
         let seconds = Double(f.lastDoneNs - f.firstT0Ns) / 1e9
         var latency: [String: Double] = [:]
         for (name, q) in [("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("max", 1.0)] {
@@ -122,7 +135,8 @@ public final class PipelineBench {
         return PipelineBenchResult(
             rate: plan.rate.map(String.init) ?? "max", instances: plan.instances, sent: sent, recorded: recorded, lost: sent - recorded,
             signalsPerSecond: seconds > 0 ? Double(f.passes) / seconds : 0, seconds: seconds, latencyMs: latency,
-            violationsInjected: f.violations, violationsDenied: f.violationsDenied, verdicts: f.verdicts, processes: measured)
+            violationsInjected: f.violations, violationsDenied: f.violationsDenied, limitDenials: f.limitDenials, falseDenials: f.falseDenials,
+            limitBreaches: breaches, verdicts: f.verdicts, processes: measured)
     }
 
     /// The agents, then Redis when it is ours.

@@ -12,6 +12,10 @@ public struct BenchPassFigures: Sendable, Equatable {
     public var latenciesNs: [Int64] = []
     public var violations = 0
     public var violationsDenied = 0
+    /// Compliant signals denied only for a portfolio limit (by HRM or by Kenny at execution).
+    public var limitDenials = 0
+    /// Compliant signals denied for anything else: a false denial.
+    public var falseDenials = 0
     public var verdicts: [String: Int] = [:]
 
     /// The latency below which `q` (0...1) of the passes fall; nil without passes.
@@ -31,12 +35,14 @@ extension StateStore {
         }
     }
 
-    public func benchFigures(traceIDPrefix prefix: String) throws -> BenchPassFigures {
+    /// `portfolioRules`: the ids of the Graveyard's portfolio rules, which tell a limit reached
+    /// from a false denial.
+    public func benchFigures(traceIDPrefix prefix: String, portfolioRules: Set<String> = []) throws -> BenchPassFigures {
         try pool.read { db in
             var f = BenchPassFigures()
             let range: StatementArguments = [prefix, prefix + "\u{10FFFF}"]
             let rows = try Row.fetchCursor(db, sql: """
-                SELECT t0_ns, done_ns, verdict, injected_violation IS NOT NULL AS violating
+                SELECT t0_ns, done_ns, verdict, injected_violation IS NOT NULL AS violating, reasons
                 FROM passes WHERE trace_id >= ? AND trace_id < ?
                 """, arguments: range)
             f.firstT0Ns = .max
@@ -50,6 +56,10 @@ extension StateStore {
                 if violating {
                     f.violations += 1
                     if verdict == "denied" { f.violationsDenied += 1 }
+                } else if verdict == "denied" {
+                    let reasons = (try? JSONSerialization.jsonObject(with: Data((row[4] as String).utf8))) as? [String] ?? []
+                    let rules = StoredPass.ruleIDs(in: reasons)
+                    if !rules.isEmpty && rules.allSatisfy(portfolioRules.contains) { f.limitDenials += 1 } else { f.falseDenials += 1 }
                 }
             }
             if f.passes == 0 { f.firstT0Ns = 0 }

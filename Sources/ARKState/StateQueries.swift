@@ -236,7 +236,10 @@ extension StateStore {
 
 extension StoredPass {
     /// Rule ids named in a denied pass's reasons (`rule [SEVERITY]: message`).
-    public var violatedRules: [String] {
+    public var violatedRules: [String] { Self.ruleIDs(in: reasons) }
+
+    /// The rule ids of reasons that read `rule [SEVERITY]: message`.
+    public static func ruleIDs(in reasons: [String]) -> [String] {
         reasons.compactMap { r in
             guard let bracket = r.range(of: " [") else { return nil }
             return String(r[..<bracket.lowerBound])

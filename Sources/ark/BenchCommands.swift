@@ -69,6 +69,8 @@ struct PipelineBenchCommand: ParsableCommand {
         print(String(format: "Throughput   %.0f signals/s (%d recorded of %d sent, first send to last record %.2f s)", r.signalsPerSecond, r.recorded, r.sent, r.seconds))
         print("Lost         \(r.lost)\(r.lost == 0 ? "" : "  ✗")")
         print("Violations   \(r.violationsInjected) injected, \(r.violationsDenied) denied\(r.violationsDenied == r.violationsInjected ? "" : "  ✗")")
+        print("Denials      \(r.limitDenials) for a portfolio limit, \(r.falseDenials) false\(r.falseDenials == 0 ? "" : "  ✗")")
+        print("Limits       " + (r.limitBreaches.isEmpty ? "every portfolio limit holds on the filled book" : "BREACHED: " + r.limitBreaches.joined(separator: "; ") + "  ✗"))
         print("Latency ms   p50 \(ms("p50"))  p95 \(ms("p95"))  p99 \(ms("p99"))  max \(ms("max"))")
         print("Verdicts     " + r.verdicts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         print("PROCESS       CPU s   µs/signal   RSS MB   of it anon MB   peak MB   growth since warm MB")
@@ -84,7 +86,7 @@ struct PipelineBenchCommand: ParsableCommand {
             try encoder.encode(r).write(to: URL(fileURLWithPath: json))
             print("Result written to \(json)")
         }
-        if r.lost > 0 || r.violationsDenied != r.violationsInjected { throw ExitCode(1) }
+        if r.lost > 0 || r.violationsDenied != r.violationsInjected || r.falseDenials > 0 || !r.limitBreaches.isEmpty { throw ExitCode(1) }
     }
 }
 
