@@ -142,9 +142,6 @@ public final class Aletheia: StageProcessor {
         let originID = f["entry_id"] ?? "?"
         var traceID: String?
         var t0 = nowNs
-        var signalID = ""
-        var symbol = ""
-        var source = ""
         // What the pass's audited record holds: every column of the pass is read from it.
         var audited: Event?
         // A dead letter that killed or stalled Aletheia again and again is kept as it came,
@@ -154,9 +151,6 @@ public final class Aletheia: StageProcessor {
         if let e = decoded {
             traceID = e.traceID
             t0 = e.t0Ns
-            signalID = e.id
-            symbol = e.symbol
-            source = e.source
         } else if entry.recordRaw {
             if origin == Stage.kyle.inputStream || origin == Stage.kyle.inputStream(on: .canary) {
                 traceID = SignalValidator.derivedTraceID(entryID: originID)
@@ -166,9 +160,6 @@ public final class Aletheia: StageProcessor {
             if case .accepted(let e) = SignalValidator().validate(payload, fallbackTraceID: SignalValidator.derivedTraceID(entryID: originID), nowNs: nowNs) {
                 audited = e
                 traceID = e.traceID
-                signalID = e.id
-                symbol = e.symbol
-                source = e.source
             } else {
                 traceID = SignalValidator.derivedTraceID(entryID: originID)
             }
@@ -185,7 +176,7 @@ public final class Aletheia: StageProcessor {
             reason: reason, payload: payload, deliveries: Int(f["deliveries"] ?? "").map { max(0, $0) } ?? 0, traceID: traceID, tsNs: Int64(f["ts_ns"] ?? "").flatMap { plausibleNanoseconds.contains($0) ? $0 : nil } ?? nowNs)
         guard let traceID else { return (record, nil) }
         var pass = PassRecord(
-            traceID: traceID, signalID: signalID, symbol: symbol, source: source, verdict: .deadlettered,
+            traceID: traceID, signalID: audited?.id ?? "", symbol: audited?.symbol ?? "", source: audited?.source ?? "", verdict: .deadlettered,
             reasons: ["dead-lettered from \(origin) (\(f["group"] ?? "?")): \(reason)"], policyHash: nil, complianceScore: nil,
             t0Ns: min(t0, nowNs), doneNs: nowNs, hrmEvalUs: nil, continuityOK: false, injectedViolation: audited?.injectedViolation, orderID: nil, event: audited.map(EventCodec.encode) ?? [])
         pass.track = Track(stream: origin)
