@@ -172,7 +172,7 @@ actor HeartbeatPulse {
         self.vitals = vitals
         self.logger = logger
         connection = RedisConnection(url: settings.redisURL, commandTimeout: .seconds(5))
-        bus = StreamBus(connection: connection, group: stage.group, consumer: instance, backlogBound: settings.streamMaxLen)
+        bus = StreamBus(connection: connection, group: stage.group, consumer: instance)
     }
 
     func run() async {

@@ -190,7 +190,7 @@ public actor StageAgent {
         log[metadataKey: "instance"] = .string(name)
         self.logger = log
         self.connection = RedisConnection(url: settings.redisURL, commandTimeout: .milliseconds(settings.blockMs + 15_000))
-        self.bus = StreamBus(connection: connection, group: processor.stage.group, consumer: name, backlogBound: settings.streamMaxLen)
+        self.bus = StreamBus(connection: connection, group: processor.stage.group, consumer: name)
         self.pulse = HeartbeatPulse(stage: processor.stage, instance: name, streams: processor.inputStreams, settings: settings, vitals: vitals, logger: log)
         if let f = settings.fault, f.stage == processor.stage {
             self.fault = FaultInjector(fault: f)

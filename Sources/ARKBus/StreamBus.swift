@@ -93,17 +93,13 @@ public final class StreamBus {
     public let connection: RedisConnection
     public let group: String
     public let consumer: String
-    /// ARK_STREAM_MAXLEN: the unread backlog of an output stream past which a stage stops
-    /// taking input (back-pressure; nothing is trimmed unread).
-    public let backlogBound: Int
     private var claimCursors: [String: String] = [:]
     private let deadLetterCounter: Counter
 
-    public init(connection: RedisConnection, group: String, consumer: String, backlogBound: Int) {
+    public init(connection: RedisConnection, group: String, consumer: String) {
         self.connection = connection
         self.group = group
         self.consumer = consumer
-        self.backlogBound = backlogBound
         self.deadLetterCounter = Counter(label: MetricName.deadLettered, dimensions: [("stage", group)])
     }
 
@@ -296,7 +292,7 @@ public final class StreamBus {
         cmds.reserveCapacity(outputs.count + deadLetters.count + 4 + extra.count)
         cmds += extra
         // No MAXLEN: a stream loses only entries every group acknowledged (trimAcknowledged);
-        // its size is bounded by back-pressure instead (backlog, backlogBound).
+        // its size is bounded by back-pressure instead (`backlog`, StageAgent.holdingBack).
         for o in outputs {
             cmds.append(["XADD", .text(o.stream), "*", "event", .bytes(o.payload)])
         }

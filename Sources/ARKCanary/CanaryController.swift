@@ -153,7 +153,7 @@ public final class CanaryController {
         for b in try c.heartbeats() { c.baselineBatchesAtStart[b.instance] = (b.batchesOK, b.batchesFailed) }
         // The canary's groups exist before any signal is routed, so none is missed.
         for stage in Stage.allCases {
-            try StreamBus(connection: connection, group: stage.group, consumer: "canary-controller", backlogBound: config.streamMaxLen)
+            try StreamBus(connection: connection, group: stage.group, consumer: "canary-controller")
                 .ensureGroups([stage.inputStream(on: .canary)])
         }
         do {
@@ -400,7 +400,7 @@ public final class CanaryController {
     }
 
     func handBack(twice: Bool) throws {
-        let handback = StreamHandback(connection: connection, backlogBound: config.streamMaxLen)
+        let handback = StreamHandback(connection: connection)
         var moved = try handback.run()
         if twice {
             try await_(2)
@@ -490,7 +490,7 @@ public final class CanaryController {
         try setRoute(0)
         try awaitRouteApplied()
         let drainDeadline = ContinuousClock.now + .seconds(30)
-        let handback = StreamHandback(connection: connection, backlogBound: config.streamMaxLen)
+        let handback = StreamHandback(connection: connection)
         while ContinuousClock.now < drainDeadline, !(try handback.unfinished().isEmpty) { try await_(0.2) }
         for (c, how) in zip(canary, ChildProcess.stopAll(canary)) { say("  \(c.name) (pid \(c.pid)): \(how)") }
         try handBack(twice: false)
@@ -508,7 +508,7 @@ public final class CanaryController {
     func finish() throws -> CanaryRunRecord {
         let now = wallClockNanoseconds()
         run.endedNs = now
-        for stage in Stage.allCases where try StreamHandback(connection: connection, backlogBound: config.streamMaxLen).unfinished()[stage] == nil {
+        for stage in Stage.allCases where try StreamHandback(connection: connection).unfinished()[stage] == nil {
             _ = try connection.command(["DEL", .text(stage.inputStream(on: .canary))])
         }
         _ = try connection.command(["DEL", .text(Streams.canaryRoute), .text(Streams.canaryRouteSeen)])

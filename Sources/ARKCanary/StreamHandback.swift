@@ -9,12 +9,10 @@ import ARKCore
 /// Kenny's and Aletheia's idempotency by trace id make harmless.
 public struct StreamHandback {
     let connection: RedisConnection
-    let backlogBound: Int
     let consumer: String
 
-    public init(connection: RedisConnection, backlogBound: Int, consumer: String = "canary-handback") {
+    public init(connection: RedisConnection, consumer: String = "canary-handback") {
         self.connection = connection
-        self.backlogBound = backlogBound
         self.consumer = consumer
     }
 
@@ -23,7 +21,7 @@ public struct StreamHandback {
         var out: [Stage: Int] = [:]
         for stage in Stage.allCases {
             let stream = stage.inputStream(on: .canary)
-            let pending = try StreamBus(connection: connection, group: stage.group, consumer: consumer, backlogBound: backlogBound).pendingCount(stream)
+            let pending = try StreamBus(connection: connection, group: stage.group, consumer: consumer).pendingCount(stream)
             // Entries after the group's last delivered id: the group's lag (Redis ≥ 7).
             let lag = try StreamBus.groups(of: stream, on: connection).first { $0.name == stage.group }?.lag ?? 0
             if pending + lag > 0 { out[stage] = pending + lag }
@@ -37,7 +35,7 @@ public struct StreamHandback {
         var moved: [Stage: Int] = [:]
         for stage in Stage.allCases {
             let stream = stage.inputStream(on: .canary)
-            let bus = StreamBus(connection: connection, group: stage.group, consumer: consumer, backlogBound: backlogBound)
+            let bus = StreamBus(connection: connection, group: stage.group, consumer: consumer)
             try bus.ensureGroups([stream])
             var quietRounds = 0
             while quietRounds < 2 {

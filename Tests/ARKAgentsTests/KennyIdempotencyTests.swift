@@ -35,7 +35,7 @@ import Testing
         config.graveyardDir = Repo.graveyard
         let kenny = Kenny(config: config) { clock.now.load(ordering: .relaxed) }
         let connection = try redis.client()
-        let bus = StreamBus(connection: connection, group: Stage.kenny.group, consumer: "Kenny-test-1", backlogBound: 10_000)
+        let bus = StreamBus(connection: connection, group: Stage.kenny.group, consumer: "Kenny-test-1")
         try bus.ensureGroups([Stage.kenny.inputStream])
         let payload = approvedBuy("trace-1", t0: Self.lateEvening)
 

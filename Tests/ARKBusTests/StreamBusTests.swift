@@ -13,7 +13,7 @@ import Testing
     deinit { redis.shutdown() }
 
     func bus(_ consumer: String, group: String = "G", client: RedisConnection? = nil) throws -> StreamBus {
-        StreamBus(connection: try client ?? redis.client(), group: group, consumer: consumer, backlogBound: 10_000)
+        StreamBus(connection: try client ?? redis.client(), group: group, consumer: consumer)
     }
 
     @Test func argvIsBinarySafe() throws {

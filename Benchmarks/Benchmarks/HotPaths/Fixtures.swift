@@ -71,7 +71,7 @@ final class BusFixture: TearsDown, @unchecked Sendable {
         let connection = RedisConnection(url: url)
         try connection.connect()
         // Streams capped near 10,000 entries, as ARK_STREAM_MAXLEN caps the real ones.
-        bus = StreamBus(connection: connection, group: "bench", consumer: "bench-1", backlogBound: 10_000)
+        bus = StreamBus(connection: connection, group: "bench", consumer: "bench-1")
         try bus.ensureGroups([Self.input])
     }
 
