@@ -14,13 +14,11 @@ import Metrics
 public final class HRM: StageProcessor {
     public let stage = Stage.hrm
     public let track: Track
-    let directory: String
-    let checkIntervalNs: Int64
     let defaultEquity: Double
     /// A rehearsed slow evaluation (`ARK_FAULT=hrm:evaluation=150ms`), in seconds.
     let evaluationStall: Double?
-    public private(set) var integrity: Graveyard.Integrity
-    private var lastCheckNs: Int64
+    private var rules: GraveyardWatch
+    public var integrity: Graveyard.Integrity { rules.integrity }
     let evaluationTimer = Metrics.Timer(label: MetricName.hrmEvaluation)
     let driftGauge = Gauge(label: MetricName.ethicsDrift)
     let approvedCounter = Counter(label: MetricName.hrmDecisions, dimensions: [("decision", "approved")])
@@ -30,22 +28,16 @@ public final class HRM: StageProcessor {
 
     public init(config: ARKConfig) {
         track = config.track
-        directory = config.graveyardDir
-        checkIntervalNs = Int64(config.graveyardCheckSeconds * 1e9)
         defaultEquity = config.paperEquity
         evaluationStall = config.fault.flatMap { $0.stage == .hrm && $0.evaluationStallMs > 0 ? Double($0.evaluationStallMs) / 1000 : nil }
-        integrity = Graveyard.check(directory: config.graveyardDir)
-        lastCheckNs = monotonicNanoseconds()
+        rules = GraveyardWatch(directory: config.graveyardDir, checkSeconds: config.graveyardCheckSeconds)
         driftGauge.record(integrity.isIntact ? 0 : 1)
     }
 
     /// Re-hashes the rule file when the check interval has passed.
     func refreshIntegrity(logger: Logger) {
-        let now = monotonicNanoseconds()
-        guard now - lastCheckNs >= checkIntervalNs else { return }
-        lastCheckNs = now
         let before = integrity.isIntact
-        integrity = Graveyard.check(directory: directory)
+        guard rules.refreshIfDue() else { return }
         driftGauge.record(integrity.isIntact ? 0 : 1)
         if before && !integrity.isIntact {
             logger.critical("Graveyard drift: denying every proposal", metadata: ["problem": .string(integrity.problem ?? "")])

@@ -19,10 +19,7 @@ public final class Kenny: StageProcessor {
     public let stage = Stage.kenny
     public let track: Track
     let startingEquity: Double
-    let graveyardDirectory: String
-    let checkIntervalNs: Int64
-    private var integrity: Graveyard.Integrity
-    private var lastCheckNs: Int64
+    private var rules: GraveyardWatch
     /// Wall clock for the UTC day and the idempotency window (a test moves it).
     let clock: @Sendable () -> Int64
     let limitedCounter = Counter(label: MetricName.executionLimited)
@@ -41,27 +38,21 @@ public final class Kenny: StageProcessor {
         self.clock = clock
         track = config.track
         startingEquity = config.paperEquity
-        graveyardDirectory = config.graveyardDir
-        checkIntervalNs = Int64(config.graveyardCheckSeconds * 1e9)
-        integrity = Graveyard.check(directory: config.graveyardDir)
-        lastCheckNs = monotonicNanoseconds()
+        rules = GraveyardWatch(directory: config.graveyardDir, checkSeconds: config.graveyardCheckSeconds)
     }
 
     /// Re-reads the rules when the check interval has passed, as HRM does.
     public func tick(context: BatchContext) throws {
-        let now = monotonicNanoseconds()
-        guard now - lastCheckNs >= checkIntervalNs else { return }
-        lastCheckNs = now
-        integrity = Graveyard.check(directory: graveyardDirectory)
+        _ = rules.refreshIfDue()
     }
 
     /// The portfolio limits a fill of `e` would break on `book`; with the rules unreadable
     /// or drifted, every fill is refused (fail closed, as HRM is).
     func limitViolations(_ e: Event, _ book: PortfolioSnapshot) -> [Violation] {
-        guard case .intact(let rules) = integrity else {
-            return [Violation(rule: "graveyard_integrity", severity: .critical, message: "fail closed at execution: \(integrity.problem ?? "the rules are unavailable")")]
+        guard case .intact(let ruleSet) = rules.integrity else {
+            return [Violation(rule: "graveyard_integrity", severity: .critical, message: "fail closed at execution: \(rules.integrity.problem ?? "the rules are unavailable")")]
         }
-        return rules.portfolioViolations(Proposal(e), book: book)
+        return ruleSet.portfolioViolations(Proposal(e), book: book)
     }
 
     static func orderKey(day: String) -> String { Streams.orders + ":" + day }

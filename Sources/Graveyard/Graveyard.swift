@@ -174,3 +174,29 @@ struct RuleFile {
 public struct RuleSetError: Error, Sendable, CustomStringConvertible {
     public var description: String
 }
+
+/// The rule file's integrity as a stage judges by it: checked at start, then re-hashed
+/// whenever `checkSeconds` (ARK_GRAVEYARD_CHECK_SECONDS) has passed, so drift is found within
+/// one interval. HRM and Kenny each keep one.
+public struct GraveyardWatch: Sendable {
+    public let directory: String
+    let intervalNs: Int64
+    public private(set) var integrity: Graveyard.Integrity
+    private var lastCheckNs: Int64
+
+    public init(directory: String, checkSeconds: Double) {
+        self.directory = directory
+        intervalNs = Int64(checkSeconds * 1e9)
+        integrity = Graveyard.check(directory: directory)
+        lastCheckNs = monotonicNanoseconds()
+    }
+
+    /// Re-hashes the file when the interval has passed; returns whether it did.
+    public mutating func refreshIfDue() -> Bool {
+        let now = monotonicNanoseconds()
+        guard now - lastCheckNs >= intervalNs else { return false }
+        lastCheckNs = now
+        integrity = Graveyard.check(directory: directory)
+        return true
+    }
+}
