@@ -131,6 +131,7 @@ struct APIHandlers: Sendable {
         let v1 = router.group().add(middleware: AccessMiddleware(authority: settings.authority, limiter: limiter))
         v1.on(RouterPath(APIRoute.submitSignals.routerPath), method: .post) { request, context in try await submit(request, context) }
         v1.on(RouterPath(APIRoute.trace.routerPath), method: .get) { _, context in try await trace(context) }
+        v1.on(RouterPath(APIRoute.traceProof.routerPath), method: .get) { _, context in try await traceProof(context) }
         v1.on(RouterPath(APIRoute.decisions.routerPath), method: .get) { request, _ in try await decisions(request) }
         return router
     }
@@ -249,6 +250,29 @@ struct APIHandlers: Sendable {
             throw APIError(.notFound, "trace_not_found", "trace \(traceID) is not recorded: it is unknown, or still in the pipeline (a pass is recorded within milliseconds; retry shortly)")
         }
         return jsonResponse(.ok, Self.traceJSON(pass))
+    }
+
+    // MARK: GET /v1/traces/{trace_id}/proof
+
+    /// The pass's audited record, its leaf and the Merkle audit path to the newest signed
+    /// checkpoint that covers it (README, Audit, shows how to check it by hand).
+    func traceProof(_ context: APIContext) async throws -> Response {
+        guard let traceID = APIQuery.traceID(context.parameters.get("trace_id") ?? "") else {
+            throw APIError(.badRequest, "invalid_trace_id", "a trace_id is 1 to \(SignalValidator.maxIDLength) letters, digits and - _ . :")
+        }
+        let store = try self.store.get()
+        let proof: AuditProof?
+        do {
+            proof = try await withDeadline(settings.requestTimeout, onTimeout: .unavailable("the state store did not answer within \(settings.requestTimeout)")) {
+                try await store.readAuditProof(traceID: traceID)
+            }
+        } catch let e as AuditReader.Problem {
+            throw APIError(.conflict, "audit_inconsistent", "the audit log cannot prove \(traceID): \(e.description); run ark verify-audit")
+        }
+        guard let proof else {
+            throw APIError(.notFound, "trace_not_found", "trace \(traceID) is not recorded: it is unknown, or still in the pipeline (a pass is recorded within milliseconds; retry shortly)")
+        }
+        return bytesResponse(.ok, proof.json)
     }
 
     static let signalFields = ["id", "symbol", "price", "volume", "ts", "source", "action", "position_size_pct", "leverage", "stop_loss", "risk_reward_ratio", "intent", "injected_violation"]

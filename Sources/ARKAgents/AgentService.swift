@@ -28,8 +28,38 @@ public func makeProcessor(_ stage: Stage, config: ARKConfig) throws -> any Stage
     case .hrm: HRM(config: config)
     case .kenny: Kenny(config: config)
     case .aletheia:
-        Aletheia(store: try .aletheia(path: config.stateDB, checkpointInterval: .seconds(config.dbCheckpointIntervalSeconds)), config: config)
+        try makeAletheia(config)
     }
+}
+
+func makeAletheia(_ config: ARKConfig) throws -> Aletheia {
+    let signer = try auditSigner(config)
+    let store = try OutcomeWriter.aletheia(path: config.stateDB, checkpointInterval: .seconds(config.dbCheckpointIntervalSeconds), signer: signer)
+    if let signer {
+        // The newest head signed by this key, in the checkpoint file or the store's table.
+        let key = signer.key.publicKey
+        let fromFile = (AuditSigner.read(file: signer.checkpointFile)?.checkpoints ?? []).map { ($0, "the checkpoint file \(signer.checkpointFile)") }
+        let fromStore = try AuditReader(path: config.stateDB).checkpoints().map { ($0, "the store's audit_checkpoints") }
+        if let (newest, source) = (fromFile + fromStore).filter({ $0.0.verify(with: key) }).max(by: { $0.0.timeNs < $1.0.timeNs }) {
+            try store.checkHead(against: newest, source: source)
+        }
+    }
+    return Aletheia(store: store, config: config)
+}
+
+/// Aletheia's signer: nil without ARK_AUDIT_KEY (refused in production), else the key, which
+/// must be usable; and the store's log must still be what the newest checkpoint published
+/// outside it signed, or Aletheia would sign an altered history.
+func auditSigner(_ config: ARKConfig) throws -> AuditSigner? {
+    guard !config.auditKey.isEmpty else {
+        if config.environment == "production" {
+            throw StageStartError(description: "ARK_AUDIT_KEY is not set: in production Aletheia signs the audit's checkpoints. Fix: make a key with `ark audit-key generate --out /etc/ark/audit_ed25519.pem` and set ARK_AUDIT_KEY")
+        }
+        return nil
+    }
+    let key: Ed25519.PrivateKey
+    do { key = try AuditSigner.loadKey(path: config.auditKey) } catch { throw StageStartError(description: "ARK_AUDIT_KEY: \(error)") }
+    return AuditSigner(key: key, checkpointFile: config.auditCheckpointsPath, intervalNs: Int64(config.auditCheckpointMs) * 1_000_000)
 }
 
 /// Why a stage cannot start: its message names the setting and the fix, and the process

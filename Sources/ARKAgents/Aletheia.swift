@@ -30,8 +30,9 @@ public func continuityProblems(_ e: Event) -> [String] {
 }
 
 /// Aletheia: the audit. The only writer of outcomes: for each batch it checks every trace's
-/// continuity and writes the passes (hash-chained), orders, dead letters and per-second
-/// rollups in one SQLite transaction, then acknowledges. It also records the dead letter
+/// continuity and writes the passes, orders and dead letters (the leaves of the audit tree,
+/// whose head it signs once a second) and per-second rollups in one SQLite transaction, then
+/// acknowledges. It also records the dead letter
 /// stream, so every entry any stage gave up on is in the state store with its reason.
 public final class Aletheia: StageProcessor {
     public let stage = Stage.aletheia
@@ -183,9 +184,20 @@ public final class Aletheia: StageProcessor {
         return (record, pass)
     }
 
-    /// Once a second: copies every instance's heartbeat from Redis into the state store.
+    /// Once a second: copies every instance's heartbeat from Redis into the state store;
+    /// signs the audit tree's head if it grew and no batch signed it in the last second, and
+    /// copies the newest checkpoint to Redis.
     public func tick(context: BatchContext) throws {
         let beats = try context.bus.connection.hashEntries(Streams.heartbeats).compactMap { HeartbeatRecord(json: $0.value) }
         try store.upsertHeartbeats(beats)
+        try store.checkpointIfDue()
+        if let c = store.takeSigned() {
+            do {
+                try AuditCheckpointKey.publish(json: c.json, size: c.size, kind: c.kind.rawValue, on: context.bus.connection)
+            } catch {
+                store.keepUnpublished(c)
+                throw error
+            }
+        }
     }
 }

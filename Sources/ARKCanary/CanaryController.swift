@@ -190,6 +190,9 @@ public final class CanaryController {
         env["ARK_STATE_DB"] = config.stateDB
         env["ARK_LOG_DIR"] = config.logDir
         env["ARK_BACKUP_DIR"] = config.backupDir
+        // One audit log: the canary's Aletheia extends the baseline's tree and signs with its key.
+        env["ARK_AUDIT_KEY"] = config.auditKey
+        env["ARK_AUDIT_CHECKPOINTS"] = config.auditCheckpointsPath
         env["ARK_LOG_FORMAT"] = "json"
         return env
     }

@@ -113,6 +113,21 @@ public struct ARKConfig: Sendable, Equatable {
     /// A pass not finished this long after t0 counts as failed.
     public var passTimeoutMs: Double = 5_000
 
+    /// Aletheia's Ed25519 key for the audit's checkpoints (PEM, mode 600); empty: the audit
+    /// tree grows unsigned (refused in production).
+    public var auditKey: String = ""
+    /// The public key `ark verify-audit` checks signatures with; empty: `<auditKey>.pub`.
+    public var auditPublicKey: String = ""
+    /// The append-only checkpoint file; empty: `audit_checkpoints.jsonl` in the log directory.
+    public var auditCheckpointsFile: String = ""
+    /// How often Aletheia signs a checkpoint while the log grows.
+    public var auditCheckpointMs: Int = 1_000
+
+    /// Where the public key is read from.
+    public var auditPublicKeyPath: String { auditPublicKey.isEmpty && !auditKey.isEmpty ? auditKey + ".pub" : auditPublicKey }
+    /// Where checkpoints are appended and read from.
+    public var auditCheckpointsPath: String { auditCheckpointsFile.isEmpty ? logDir + "/audit_checkpoints.jsonl" : auditCheckpointsFile }
+
     public var sessionSecret: String = ""
     public var jwtSecret: String = ""
     public var alpacaAPIKey: String = ""
@@ -134,6 +149,7 @@ public struct ARKConfig: Sendable, Equatable {
         c.logDir = root + "/.ark/logs"
         c.graveyardDir = root + "/graveyard"
         c.releasesDir = root + "/.ark/releases"
+        c.auditKey = localAuditKeyPath(root: root)
         if let secret = try? String(contentsOfFile: localJWTSecretPath(root: root), encoding: .utf8) {
             c.jwtSecret = secret.trimmed()
         }
@@ -143,6 +159,9 @@ public struct ARKConfig: Sendable, Equatable {
     /// Where `--local` keeps the API's signing secret (made once, mode 600), so the local API
     /// and `ark token --local` agree without a secret in the environment.
     public static func localJWTSecretPath(root: String) -> String { root + "/.ark/jwt_secret" }
+
+    /// Where `--local` keeps the audit's signing key (made at first start, mode 600).
+    public static func localAuditKeyPath(root: String) -> String { root + "/.ark/audit_ed25519.pem" }
 
     /// Reads the environment over `base`, collecting every problem before failing.
     public static func load(environment env: [String: String], base: ARKConfig = ARKConfig()) throws(ConfigError) -> ARKConfig {
@@ -210,6 +229,10 @@ public struct ARKConfig: Sendable, Equatable {
         c.paperEquity = reader.double("ARK_PAPER_EQUITY", c.paperEquity, 1...1e15)
         c.graveyardCheckSeconds = reader.double("ARK_GRAVEYARD_CHECK_SECONDS", c.graveyardCheckSeconds, 0.1...3600)
         c.passTimeoutMs = reader.double("ARK_PASS_TIMEOUT_MS", c.passTimeoutMs, 10...3_600_000)
+        c.auditKey = reader.string("ARK_AUDIT_KEY", c.auditKey)
+        c.auditPublicKey = reader.string("ARK_AUDIT_PUBLIC_KEY", c.auditPublicKey)
+        c.auditCheckpointsFile = reader.string("ARK_AUDIT_CHECKPOINTS", c.auditCheckpointsFile)
+        c.auditCheckpointMs = reader.int("ARK_AUDIT_CHECKPOINT_MS", c.auditCheckpointMs, 100...60_000)
         c.sessionSecret = reader.string("SESSION_SECRET", c.sessionSecret)
         c.jwtSecret = reader.string("JWT_SECRET", c.jwtSecret)
         c.alpacaAPIKey = reader.string("ALPACA_API_KEY", c.alpacaAPIKey)

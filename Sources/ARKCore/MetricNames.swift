@@ -22,6 +22,7 @@ public enum MetricName {
     public static let passLatency = "ark_pass_latency_seconds"
     public static let passes = "ark_passes_total"
     public static let dbWrite = "ark_db_write_seconds"
+    public static let auditCheckpointFailures = "ark_audit_checkpoint_failures_total"
     // The metrics server (from the state store and Redis).
     public static let sloActual = "ark_slo_actual"
     public static let sloTarget = "ark_slo_target"
@@ -61,6 +62,7 @@ public enum MetricName {
         passLatency: "End-to-end pass latency, producer t0 to Aletheia's record.",
         passes: "Passes recorded by Aletheia (label verdict).",
         dbWrite: "Time of one state store write transaction (one batch).",
+        auditCheckpointFailures: "Audit checkpoints Aletheia could not sign or publish (checkpoint file, Redis); the next one covers the same records.",
         sloActual: "Current value of an SLO over its window (label slo); absent when there is no data.",
         sloTarget: "Target of an SLO (label slo).",
         sloOK: "1 when an SLO is met, 0 when violated (label slo); absent when there is no data.",

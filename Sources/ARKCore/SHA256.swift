@@ -52,3 +52,27 @@ public struct SHA256: Sendable {
         return String(decoding: out, as: UTF8.self)
     }
 }
+
+/// The bytes that lowercase or uppercase hex digits spell; nil for anything else (an odd
+/// count, a non-digit).
+public func bytes(fromHex text: String) -> [UInt8]? {
+    let digits = Array(text.utf8)
+    guard digits.count % 2 == 0 else { return nil }
+    func value(_ d: UInt8) -> UInt8? {
+        switch d {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return d - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return d - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return d - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+    var out: [UInt8] = []
+    out.reserveCapacity(digits.count / 2)
+    var i = 0
+    while i < digits.count {
+        guard let hi = value(digits[i]), let lo = value(digits[i + 1]) else { return nil }
+        out.append(hi << 4 | lo)
+        i += 2
+    }
+    return out
+}

@@ -55,4 +55,7 @@ public enum Streams {
     /// each routing Kyle instance has applied, a hash field per instance.
     public static let canaryRoute = "ark:canary:route"
     public static let canaryRouteSeen = "ark:canary:route:seen"
+    /// The newest signed audit checkpoint (JSON), a copy outside the state store that
+    /// `ark verify-audit` holds the store to.
+    public static let auditCheckpoint = "ark:audit:checkpoint"
 }

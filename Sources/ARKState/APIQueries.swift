@@ -34,6 +34,12 @@ extension StateStore {
         }
     }
 
+    /// The audit proof of a trace's pass (nil: no such pass), read on the pool's queue.
+    public func readAuditProof(traceID: String) async throws -> AuditProof? {
+        let path = self.path
+        return try await pool.read { _ in try AuditReader(path: path).proof(traceID: traceID) }
+    }
+
     /// Up to `limit` outcomes in recording order, and whether more follow.
     public func readDecisions(from cursor: DecisionCursor, limit: Int) async throws -> (decisions: [DecisionSummary], hasMore: Bool) {
         try await pool.read { db in

@@ -28,6 +28,11 @@ public final class OutcomeWriter: @unchecked Sendable {
     private let writeTimer = Metrics.Timer(label: MetricName.dbWrite)
     /// Held while this writer is open: `ark restore` refuses meanwhile.
     private let writerLock: StoreWriterLock
+    /// Signs the audit tree's checkpoints (Aletheia's writer); nil: the tree grows unsigned.
+    private let signer: AuditSigner?
+    private var lastSignedNs: Int64 = 0
+    private var unpublished: AuditCheckpoint?
+    private let checkpointFailures = Counter(label: MetricName.auditCheckpointFailures)
 
     /// The genesis link of the audit chain.
     public static let genesisHash = String(repeating: "0", count: 64)
@@ -41,15 +46,17 @@ public final class OutcomeWriter: @unchecked Sendable {
     /// at 1 kHz a 2 MB cache cost no measurable CPU per pass against 16 MB (305 against
     /// 311 µs, `ark bench --rate 1000 --duration 60`) and took 16 MB off Aletheia's memory;
     /// 1 MB cost 11-14 % more CPU at `max` (README, Memory).
-    public static func aletheia(path: String, checkpointInterval: Duration) throws -> OutcomeWriter {
+    /// `signer` signs the audit tree's checkpoints.
+    public static func aletheia(path: String, checkpointInterval: Duration, signer: AuditSigner? = nil) throws -> OutcomeWriter {
         let c = checkpointInterval.components
-        return try OutcomeWriter(path: path, cacheKiB: 2_000, backgroundCheckpointIntervalNs: c.seconds * 1_000_000_000 + c.attoseconds / 1_000_000_000)
+        return try OutcomeWriter(path: path, cacheKiB: 2_000, backgroundCheckpointIntervalNs: c.seconds * 1_000_000_000 + c.attoseconds / 1_000_000_000, signer: signer)
     }
 
-    /// `backgroundCheckpointIntervalNs`: nil leaves checkpoints to SQLite, inside the commit
-    /// that brings the WAL to 4,000 pages (16 MB).
-    public init(path: String, cacheKiB: Int = 2_000, backgroundCheckpointIntervalNs: Int64? = nil) throws {
+    /// `backgroundCheckpointIntervalNs`: nil leaves WAL checkpoints to SQLite, inside the
+    /// commit that brings the WAL to 4,000 pages (16 MB).
+    public init(path: String, cacheKiB: Int = 2_000, backgroundCheckpointIntervalNs: Int64? = nil, signer: AuditSigner? = nil) throws {
         self.path = path
+        self.signer = signer
         try Self.prepareFile(path)
         writerLock = try StoreWriterLock.shared(path)
         checkpointer = backgroundCheckpointIntervalNs.map { WALCheckpointer(path: path, frameThreshold: 1000, intervalNs: $0) }
@@ -134,23 +141,29 @@ public final class OutcomeWriter: @unchecked Sendable {
     /// text per batch would hash a few kilobytes per signal at 1 kHz).
     private struct Statements {
         let lastHash, insertPass, insertOrder, insertDeadLetter, rollupPasses, rollupHistograms, upsertRollup, upsertHeartbeat: SQLiteStatement
+        let loadTree, saveTree, insertNode, insertCheckpoint, newestCheckpoint: SQLiteStatement
 
         init(_ db: SQLiteConnection) throws {
             lastHash = try db.prepare("SELECT hash FROM passes ORDER BY seq DESC LIMIT 1")
             insertPass = try db.prepare("""
                 INSERT INTO passes (trace_id, signal_id, symbol, source, verdict, reasons, policy_hash, compliance_score,
-                    t0_ns, done_ns, latency_ms, hrm_eval_us, continuity_ok, injected_violation, order_id, track, record, prev_hash, hash)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    t0_ns, done_ns, latency_ms, hrm_eval_us, continuity_ok, injected_violation, order_id, track, record, prev_hash, hash, leaf)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(trace_id) DO NOTHING
                 """)
             insertOrder = try db.prepare("""
-                INSERT INTO orders (order_id, trace_id, symbol, side, quantity, price, notional, realized_pnl, ts_ns)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
+                INSERT INTO orders (order_id, trace_id, symbol, side, quantity, price, notional, realized_pnl, ts_ns, leaf, leaf_hash)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
                 """)
             insertDeadLetter = try db.prepare("""
-                INSERT INTO dead_letters (deadletter_id, stream, entry_id, consumer_group, consumer, reason, payload, deliveries, trace_id, ts_ns)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
+                INSERT INTO dead_letters (deadletter_id, stream, entry_id, consumer_group, consumer, reason, payload, deliveries, trace_id, ts_ns, leaf, leaf_hash)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
                 """)
+            loadTree = try db.prepare("SELECT size, frontier FROM audit_tree WHERE id = 1")
+            saveTree = try db.prepare("INSERT INTO audit_tree (id, size, frontier) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET size = excluded.size, frontier = excluded.frontier")
+            insertNode = try db.prepare("INSERT OR REPLACE INTO audit_nodes (height, idx, hash) VALUES (?, ?, ?)")
+            insertCheckpoint = try db.prepare("INSERT INTO audit_checkpoints (kind, size, root, time_ns, key_id, note, signature) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            newestCheckpoint = try db.prepare("SELECT size FROM audit_checkpoints ORDER BY id DESC LIMIT 1")
             rollupPasses = try db.prepare("SELECT passes FROM rollup_1s WHERE second = ?")
             rollupHistograms = try db.prepare("SELECT latency_hist, hrm_hist, stage_hists FROM rollup_1s WHERE second = ?")
             upsertRollup = try db.prepare("""
@@ -188,10 +201,12 @@ public final class OutcomeWriter: @unchecked Sendable {
         public var deadLettersInserted = 0
     }
 
-    /// Writes a batch in one transaction: passes (each chained to the previous audit hash),
-    /// orders, dead letters and the per-second rollups. Idempotent by trace id, order id and
-    /// dead letter id, so a redelivered batch changes nothing. `thresholds` decide which
-    /// passes the rollups count as failed (too late) or over an SLO.
+    /// Writes a batch in one transaction: passes, orders and dead letters (each a new leaf of
+    /// the audit tree, see `AuditLeaf`), the tree's new right edge, and the per-second
+    /// rollups; and, when a signer is set and a checkpoint is due, the signed checkpoint of
+    /// the tree as this batch leaves it. Idempotent by trace id, order id and dead letter id,
+    /// so a redelivered batch changes nothing. `thresholds` decide which passes the rollups
+    /// count as failed (too late) or over an SLO.
     @discardableResult
     public func record(passes: [PassRecord], orders: [OrderRecord] = [], deadLetters: [DeadLetterRecord] = [], thresholds: RollupThresholds = RollupThresholds()) throws -> WriteSummary {
         let started = monotonicNanoseconds()
@@ -200,15 +215,21 @@ public final class OutcomeWriter: @unchecked Sendable {
         defer { lock.unlock() }
         let db = connection
         var cached = lastRollup
+        var signed: AuditCheckpoint?
         let summary = try db.inImmediateTransaction {
             var summary = WriteSummary()
+            // Read in the transaction: another writer (a second Aletheia, a canary's) may
+            // have extended the tree since this one last did.
+            var tree = try loadTree()
             var prev = try statements.lastHash.firstRow { $0.text(0) } ?? Self.genesisHash
             let insertPass = statements.insertPass
             var rollups: [Int64: Rollup] = [:]
             for p in passes {
                 let record = p.auditRecord()
-                let hash = Self.chainHash(prev: prev, record: record)
-                if try Self.insert(p, record: record, prev: prev, hash: hash, with: insertPass) {
+                let leafHash = Merkle.leafHash(record)
+                let hash = SHA256.hex(leafHash)
+                if try Self.insert(p, record: record, prev: prev, hash: hash, leaf: tree.size, with: insertPass) {
+                    try append(leafHash, to: &tree)
                     prev = hash
                     summary.passesInserted += 1
                     rollups[p.doneNs / 1_000_000_000, default: Rollup()].add(p, thresholds)
@@ -218,6 +239,7 @@ public final class OutcomeWriter: @unchecked Sendable {
             }
             let insertOrder = statements.insertOrder
             for o in orders {
+                let leafHash = Merkle.leafHash(AuditLeaf.data(of: o))
                 insertOrder.reset()
                 insertOrder.bind(o.orderID)
                 insertOrder.bind(o.traceID)
@@ -228,11 +250,17 @@ public final class OutcomeWriter: @unchecked Sendable {
                 insertOrder.bind(o.notional)
                 insertOrder.bind(o.realizedPnl)
                 insertOrder.bind(o.tsNs)
+                insertOrder.bind(tree.size)
+                insertOrder.bind(SHA256.hex(leafHash))
                 try insertOrder.run()
-                summary.ordersInserted += db.changes
+                if db.changes == 1 {
+                    try append(leafHash, to: &tree)
+                    summary.ordersInserted += 1
+                }
             }
             let insertDead = statements.insertDeadLetter
             for d in deadLetters {
+                let leafHash = Merkle.leafHash(AuditLeaf.data(of: d))
                 insertDead.reset()
                 insertDead.bind(d.deadLetterID)
                 insertDead.bind(d.stream)
@@ -244,24 +272,31 @@ public final class OutcomeWriter: @unchecked Sendable {
                 insertDead.bind(d.deliveries)
                 insertDead.bind(d.traceID)
                 insertDead.bind(d.tsNs)
+                insertDead.bind(tree.size)
+                insertDead.bind(SHA256.hex(leafHash))
                 try insertDead.run()
-                summary.deadLettersInserted += db.changes
+                guard db.changes == 1 else { continue }
+                try append(leafHash, to: &tree)
+                summary.deadLettersInserted += 1
                 // A dead letter whose trace is known is counted through its pass; one
                 // without a trace still failed a pass and must not vanish from availability.
-                if db.changes == 1 && d.traceID == nil {
+                if d.traceID == nil {
                     rollups[d.tsNs / 1_000_000_000, default: Rollup()].addUntracedDeadLetter()
                 }
             }
+            try saveTree(tree)
+            signed = try signIfDue(tree, nowNs: wallClockNanoseconds())
             for (second, r) in rollups.sorted(by: { $0.key < $1.key }) { try Self.mergeRollup(statements, second: second, r, cached: &cached) }
             return summary
         }
         lastRollup = cached  // only once committed
+        if let signed { publish(signed) }
         return summary
     }
 
     /// Runs the prepared pass INSERT for `p`; true when a row was added (false: the trace
     /// was already recorded). The 1 KB record is bound in place, not copied.
-    static func insert(_ p: PassRecord, record: [UInt8], prev: String, hash: String, with stmt: SQLiteStatement) throws -> Bool {
+    static func insert(_ p: PassRecord, record: [UInt8], prev: String, hash: String, leaf: Int, with stmt: SQLiteStatement) throws -> Bool {
         stmt.reset()
         stmt.bind(p.traceID)
         stmt.bind(p.signalID)
@@ -283,13 +318,16 @@ public final class OutcomeWriter: @unchecked Sendable {
             stmt.bindInPlace(buf)
             stmt.bind(prev)
             stmt.bind(hash)
+            stmt.bind(leaf)
             try stmt.run()
         }
         return stmt.connection.changes == 1
     }
 
-    /// The link of a record: SHA-256 of the previous hash (hex) followed by the record.
-    public static func chainHash(prev: String, record: [UInt8]) -> String {
+    /// The link of a record in the hash chain of stores written before the audit tree
+    /// (schema v5 and earlier): SHA-256 of the previous hash (hex) followed by the record.
+    /// Only the upgrade of such a store checks it (`AuditTreeStore.adoptExistingRows`).
+    static func chainHash(prev: String, record: [UInt8]) -> String {
         var input = Array(prev.utf8)
         input.append(contentsOf: record)
         return SHA256.hexDigest(input)
@@ -301,6 +339,118 @@ public final class OutcomeWriter: @unchecked Sendable {
         for s in items { w.string(s) }
         w.endArray()
         return String(decoding: w.bytes, as: UTF8.self)
+    }
+
+    // MARK: the audit tree
+
+    private func loadTree() throws -> Merkle.Frontier {
+        let s = statements.loadTree
+        guard let (size, blob) = try s.firstRow({ (Int($0.int64(0)), $0.blob(1)) }) else { return Merkle.Frontier() }
+        guard let tree = AuditLeaf.decode(size: size, blob) else {
+            throw StateStoreError("the audit tree's right edge in \(path) (audit_tree) is damaged: \(blob.count) bytes for \(size) leaves. Fix: run ark verify-audit, and restore a backup")
+        }
+        return tree
+    }
+
+    private func saveTree(_ tree: Merkle.Frontier) throws {
+        let s = statements.saveTree
+        s.reset()
+        s.bind(tree.size)
+        s.bind(blob: AuditLeaf.encode(tree))
+        try s.run()
+    }
+
+    /// Adds a leaf, storing each subtree it completes from `AuditLeaf.storedHeight` up.
+    private func append(_ leafHash: Merkle.Digest, to tree: inout Merkle.Frontier) throws {
+        var completed: [(Int, Int, Merkle.Digest)] = []
+        tree.append(leafHash) { h, i, d in if h >= AuditLeaf.storedHeight { completed.append((h, i, d)) } }
+        for (h, i, d) in completed { try AuditTreeStore.storeNode(statements.insertNode, height: h, index: i, hash: d) }
+    }
+
+    // MARK: checkpoints
+
+    /// Signs the head `tree` when a signer is set, the tree has grown since the newest
+    /// checkpoint, and the last one this writer signed is `signer.intervalNs` old; the row
+    /// goes into this transaction.
+    private func signIfDue(_ tree: Merkle.Frontier, nowNs: Int64) throws -> AuditCheckpoint? {
+        guard let signer, nowNs - lastSignedNs >= signer.intervalNs else { return nil }
+        let newest = try statements.newestCheckpoint.firstRow { Int($0.int64(0)) }
+        guard newest != tree.size, tree.size > 0 else { return nil }
+        let c: AuditCheckpoint
+        do {
+            c = try signer.sign(size: tree.size, root: tree.root, timeNs: nowNs)
+        } catch {
+            checkpointFailures.increment()
+            return nil
+        }
+        let s = statements.insertCheckpoint
+        s.reset()
+        s.bind(c.kind.rawValue)
+        s.bind(c.size)
+        s.bind(SHA256.hex(c.root))
+        s.bind(c.timeNs)
+        s.bind(c.keyID)
+        s.bind(c.note)
+        s.bind(SHA256.hex(c.signature))
+        try s.run()
+        lastSignedNs = nowNs
+        return c
+    }
+
+    /// Appends a committed checkpoint to the checkpoint file, and keeps it for `takeSigned`.
+    /// A file that cannot be written loses no record (the store has the checkpoint, and the
+    /// next one covers all before it): it is counted, for the alert.
+    private func publish(_ c: AuditCheckpoint) {
+        do {
+            try signer?.publish(c)
+        } catch {
+            checkpointFailures.increment()
+        }
+        unpublished = c
+    }
+
+    /// Signs a checkpoint now if one is due and the tree grew (Aletheia calls it once a
+    /// second, so the newest records are signed within a second even when no batch follows).
+    public func checkpointIfDue() throws {
+        guard signer != nil else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        let signed = try connection.inImmediateTransaction { try signIfDue(try loadTree(), nowNs: wallClockNanoseconds()) }
+        if let signed { publish(signed) }
+    }
+
+    /// The newest checkpoint this writer signed since the last call, for publishing beyond
+    /// the host (Aletheia sets it in Redis).
+    public func takeSigned() -> AuditCheckpoint? {
+        lock.lock()
+        defer { lock.unlock() }
+        defer { unpublished = nil }
+        return unpublished
+    }
+
+    /// Gives back a checkpoint `takeSigned` handed out that could not be published, unless a
+    /// newer one came meanwhile.
+    public func keepUnpublished(_ c: AuditCheckpoint) {
+        lock.lock()
+        defer { lock.unlock() }
+        if unpublished == nil { unpublished = c }
+    }
+
+    /// Refuses to extend a log that is no longer what `published` (the newest checkpoint
+    /// kept outside the store) signed: rows deleted since, or the tree's nodes or newest
+    /// leaves changed. Aletheia checks this before it signs anything.
+    public func checkHead(against published: AuditCheckpoint, source: String) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        let reader = AuditReader(connection: connection)
+        let size = try reader.treeSize()
+        guard published.size <= size else {
+            throw StateStoreError("the audit log of \(path) has \(size) leaves, but \(source) signed \(published.size) at time_ns \(published.timeNs): the newest \(published.size - size) record(s) were deleted. Aletheia will not sign over it. Fix: run ark verify-audit; restore the newest backup with ark restore (which signs the restored head)")
+        }
+        let root = try reader.root(size: published.size)
+        guard root == published.root else {
+            throw StateStoreError("the audit log of \(path) does not give the root that \(source) signed at size \(published.size) (time_ns \(published.timeNs)): it was altered. Aletheia will not sign over it. Fix: run ark verify-audit to find the record; restore a backup with ark restore")
+        }
     }
 
     public func upsertHeartbeats(_ beats: [HeartbeatRecord]) throws {

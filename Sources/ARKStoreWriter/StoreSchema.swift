@@ -168,6 +168,11 @@ enum StoreSchema {
                 CREATE INDEX canary_checks_run ON canary_checks(run_id, id);
                 """)
         },
+        // The audit becomes a Merkle tree with signed checkpoints (RFC 9162): passes, orders
+        // and dead letters are its leaves; what is already stored becomes its first leaves.
+        Migration(identifier: "v6_audit_tree") { db in
+            try AuditTreeStore.adoptExistingRows(db)
+        },
     ]
 
     /// Applies the migrations `db` lacks, up to and including `last` (all when nil), in one

@@ -16,7 +16,8 @@ struct ARK: AsyncParsableCommand {
               ark agent HRM                         one stage; start several to share its work
               ark synthetic-loop --duration 60      prove the pipeline end to end at 1 Hz
               ark trace syn-abc-42                  one pass, hop by hop
-              ark verify-audit                      re-walk the audit hash chain
+              ark verify-audit                      check every audited record, the Merkle tree and its signed checkpoints
+              ark verify-audit --trace T            prove one decision: record, leaf, audit path, signed head
               ark metrics-server                    /metrics, /metrics/json, /slos, /healthz on :9090
               ark health                            exit 0 healthy, 1 unhealthy, 2 degraded
               ark status                            live dashboard
@@ -26,7 +27,7 @@ struct ARK: AsyncParsableCommand {
               ark token --subject desk-1            mint a bearer token for the API
             """,
         subcommands: [RunCommand.self, AgentCommand.self, ConfigCommand.self, AuditCommand.self, BackupCommand.self, RestoreCommand.self, LogsCommand.self, MetricsServerCommand.self, HealthCommand.self, StatusCommand.self, BenchCommand.self,
-                      WatchdogCommand.self, CanaryCommand.self, APICommand.self, TokenCommand.self, SyntheticLoopCommand.self, TraceCommand.self, VerifyAuditCommand.self]
+                      WatchdogCommand.self, CanaryCommand.self, APICommand.self, TokenCommand.self, SyntheticLoopCommand.self, TraceCommand.self, VerifyAuditCommand.self, AuditKeyCommand.self]
     )
 }
 
@@ -40,7 +41,10 @@ struct CommonOptions: ParsableArguments {
 
     func config() throws -> ARKConfig {
         let root = FileManager.default.currentDirectoryPath
-        if local { ensureLocalJWTSecret(root: root) }
+        if local {
+            ensureLocalJWTSecret(root: root)
+            ensureLocalAuditKey(root: root)
+        }
         let base = local ? ARKConfig.localDefaults(root: root) : ARKConfig()
         do {
             return try ARKConfig.load(environment: ProcessInfo.processInfo.environment, base: base)
@@ -64,6 +68,16 @@ func ensureLocalJWTSecret(root: String) {
     try? FileManager.default.createDirectory(atPath: root + "/.ark", withIntermediateDirectories: true)
     let secret = SHA256.hex(secureRandomBytes(32)) + "\n"
     _ = FileManager.default.createFile(atPath: path, contents: Data(secret.utf8), attributes: [.posixPermissions: 0o600])
+}
+
+/// `--local` without ARK_AUDIT_KEY: an Ed25519 key in ./.ark/audit_ed25519.pem (mode 600) and
+/// its public half beside it, made at first start, so the local Aletheia signs its audit.
+func ensureLocalAuditKey(root: String) {
+    guard ProcessInfo.processInfo.environment["ARK_AUDIT_KEY"]?.isEmpty ?? true else { return }
+    let path = ARKConfig.localAuditKeyPath(root: root)
+    guard !FileManager.default.fileExists(atPath: path) else { return }
+    try? FileManager.default.createDirectory(atPath: root + "/.ark", withIntermediateDirectories: true)
+    try? writeAuditKey(to: path)
 }
 
 /// Prints a message to standard error and exits with `code`.

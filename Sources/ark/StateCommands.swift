@@ -54,31 +54,6 @@ struct TraceCommand: AsyncParsableCommand {
     }
 }
 
-struct VerifyAuditCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "verify-audit",
-        abstract: "Re-walk the audit hash chain, check every pass column and order against its hashed record, and report the first broken one (exit 1 if any).",
-        discussion: """
-            Examples:
-              ark verify-audit
-              ARK_STATE_DB=/var/backups/ark/ark_state_backup_2026-11-23T10:00:00Z.db ark verify-audit
-            """)
-
-    @OptionGroup var common: CommonOptions
-
-    func run() async throws {
-        let config = try common.config()
-        let store = try openStoreReadOnly(config)
-        let report = try store.verifyAudit { n in print("  checked \(n) records…") }
-        if let broken = report.firstBroken {
-            let place = broken.seq < 0 ? "the order of trace \(broken.traceID)" : "record #\(broken.seq) (trace \(broken.traceID))"
-            print("Audit chain BROKEN at \(place) after \(report.checked) good records: \(broken.problem)")
-            throw ExitCode(1)
-        }
-        print("Audit chain intact: \(report.checked) records verified ✓")
-    }
-}
-
 /// Opens the state store for reading, or exits naming the problem.
 func openStoreReadOnly(_ config: ARKConfig) throws -> StateStore {
     do {

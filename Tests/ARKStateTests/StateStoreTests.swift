@@ -64,7 +64,7 @@ func pass(_ id: String, verdict: Verdict = .approved, t0: Int64 = 1_000_000_000_
         #expect(try store.passCount() == 100 && store.orderCount() == 90)
         #expect(try store.verdictCounts() == [.approved: 90, .denied: 10])
         let report = try store.verifyAudit()
-        #expect(report.ok && report.checked == 100)
+        #expect(report.ok && report.checked == 190)  // 100 passes and 90 orders, each a leaf
         let p = try #require(try store.pass(traceID: "t10"))
         #expect(p.verdict == .denied && p.violatedRules == ["max_leverage"])
         #expect(try store.passes(traceIDs: ["t1", "t2", "nope"]).count == 2)

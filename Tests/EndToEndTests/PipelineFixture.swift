@@ -22,12 +22,22 @@ final class PipelineFixture: @unchecked Sendable {
         [
             "REDIS_URL": redis.urlString, "ARK_STATE_DB": statePath, "ARK_GRAVEYARD_DIR": Repo.graveyard,
             "ARK_CLAIM_IDLE_MS": "1000", "ARK_BLOCK_MS": "50", "ARK_LOG_LEVEL": "info", "ARK_ENV": "test",
+            "ARK_AUDIT_KEY": auditKeyPath, "ARK_LOG_DIR": dir.path,
         ].merging(extraEnvironment) { $1 }
     }
+
+    /// Aletheia's signing key (mode 600), and the checkpoint file it appends to.
+    var auditKeyPath: String { dir.path + "/audit_ed25519.pem" }
+    var checkpointFile: String { environment["ARK_AUDIT_CHECKPOINTS"] ?? ((environment["ARK_LOG_DIR"] ?? dir.path) + "/audit_checkpoints.jsonl") }
+    let auditKey: Ed25519.PrivateKey
 
     init() throws {
         redis = try RedisServer()
         dir = try TempDir("ark-e2e")
+        auditKey = try Ed25519.PrivateKey.generate()
+        guard FileManager.default.createFile(atPath: dir.path + "/audit_ed25519.pem", contents: Data(auditKey.pem), attributes: [.posixPermissions: 0o600]) else {
+            throw TestSetupError("cannot write the audit key")
+        }
         // Agents trim what every group has acknowledged; this group never reads, so
         // `ark:aletheia` keeps everything Kenny wrote, for `tracesFilledTwice`.
         _ = try redis.client().command(["XGROUP", "CREATE", .text(Stage.aletheia.inputStream), "test-tap", "0", "MKSTREAM"])
@@ -99,10 +109,18 @@ final class PipelineFixture: @unchecked Sendable {
         #expect(report.lost == 0, sourceLocation: sourceLocation)
         #expect(try tracesFilledTwice() == [], sourceLocation: sourceLocation)
         let store = try store()
-        #expect(try store.verifyAudit().ok, sourceLocation: sourceLocation)
+        let audit = try verifyAudit(store)
+        #expect(audit.ok && audit.checkpointsVerified > 0, "\(audit)", sourceLocation: sourceLocation)
         let filled = try store.orderCount()
         #expect(filled > 0, sourceLocation: sourceLocation)
         #expect(try store.verdictCounts()[.error] == nil, sourceLocation: sourceLocation)
+    }
+
+    /// The audit verified as `ark verify-audit` does: with the public key, against the
+    /// checkpoint file too.
+    func verifyAudit(_ store: StateStore) throws -> AuditReport {
+        let file = AuditSigner.read(file: checkpointFile)
+        return try store.verifyAudit(publicKey: auditKey.publicKey, outside: file.map { [CheckpointSource(name: "file", checkpoints: $0.checkpoints, badLines: $0.badLines)] } ?? [])
     }
 
     func logs() -> String {

@@ -1,0 +1,204 @@
+import ARKCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// What the audit log's leaves are (the data each leaf hashes, RFC 9162 `H(0x00 || data)`):
+/// a pass's audited record as stored in `passes.record`; an order's and a dead letter's
+/// canonical JSON, built from their columns here. Leaves are numbered in the order Aletheia
+/// committed them: within a batch its passes, then its orders, then its dead letters.
+public enum AuditLeaf {
+    /// Subtrees of 2^8 leaves and more are stored (`audit_nodes`), so a proof reads at most
+    /// 255 leaves and O(log n) nodes; smaller ones are hashed again from their rows.
+    public static let storedHeight = 8
+
+    public static func data(of o: OrderRecord) -> [UInt8] {
+        var w = JSONWriter(capacity: 256)
+        w.beginObject()
+        w.key("leaf"); w.string("order")
+        w.key("order_id"); w.string(o.orderID)
+        w.key("trace_id"); w.string(o.traceID)
+        w.key("symbol"); w.string(o.symbol)
+        w.key("side"); w.string(o.side)
+        w.key("quantity"); w.double(o.quantity)
+        w.key("price"); w.double(o.price)
+        w.key("notional"); w.double(o.notional)
+        w.key("realized_pnl"); w.double(o.realizedPnl)
+        w.key("ts_ns"); w.int(o.tsNs)
+        w.endObject()
+        return w.bytes
+    }
+
+    /// The payload enters by its SHA-256: it may be any bytes, and its hash binds it as well.
+    public static func data(of d: DeadLetterRecord) -> [UInt8] {
+        var w = JSONWriter(capacity: 384)
+        w.beginObject()
+        w.key("leaf"); w.string("dead_letter")
+        w.key("deadletter_id"); w.string(d.deadLetterID)
+        w.key("stream"); w.string(d.stream)
+        w.key("entry_id"); w.string(d.entryID)
+        w.key("group"); w.string(d.group)
+        w.key("consumer"); w.string(d.consumer)
+        w.key("reason"); w.string(d.reason)
+        w.key("payload_sha256"); w.string(SHA256.hexDigest(d.payload))
+        w.key("deliveries"); w.int(Int64(d.deliveries))
+        w.key("trace_id")
+        if let t = d.traceID { w.string(t) } else { w.null() }
+        w.key("ts_ns"); w.int(d.tsNs)
+        w.endObject()
+        return w.bytes
+    }
+
+    /// The tree's right edge as `audit_tree.frontier` stores it: its hashes, 32 bytes each.
+    static func encode(_ f: Merkle.Frontier) -> [UInt8] { f.nodes.flatMap { $0 } }
+
+    static func decode(size: Int, _ blob: [UInt8]) -> Merkle.Frontier? {
+        guard blob.count % 32 == 0 else { return nil }
+        let nodes = stride(from: 0, to: blob.count, by: 32).map { Array(blob[$0..<($0 + 32)]) }
+        return Merkle.Frontier(size: size, nodes: nodes)
+    }
+}
+
+/// A signed statement of the log's head: its size and root at a time, signed with the audit
+/// key (Ed25519). What is signed is `signedText`, plain lines, so OpenSSL alone can check it.
+/// A `restore` checkpoint is the one `ark restore` signs: the log starts again from the
+/// restored copy, and the checkpoints before it that are larger were discarded with it.
+public struct AuditCheckpoint: Sendable, Equatable {
+    public enum Kind: String, Sendable { case checkpoint, restore }
+
+    public var kind: Kind
+    public var size: Int
+    public var root: Merkle.Digest
+    public var timeNs: Int64
+    public var keyID: String
+    /// For a restore, the backup it restored; otherwise empty.
+    public var note: String
+    public var signature: [UInt8]
+
+    public init(kind: Kind, size: Int, root: Merkle.Digest, timeNs: Int64, keyID: String, note: String, signature: [UInt8] = []) {
+        self.kind = kind
+        self.size = size
+        self.root = root
+        self.timeNs = timeNs
+        self.keyID = keyID
+        self.note = note.map { $0.isNewline ? " " : $0 }.reduce(into: "") { $0.append($1) }
+        self.signature = signature
+    }
+
+    /// The bytes the signature covers.
+    public var signedText: [UInt8] {
+        Array("""
+            ark-audit-checkpoint/v1
+            kind \(kind.rawValue)
+            size \(size)
+            root \(SHA256.hex(root))
+            time_ns \(timeNs)
+            key_id \(keyID)
+            note \(note)
+
+            """.utf8)
+    }
+
+    public func verify(with key: Ed25519.PublicKey) -> Bool {
+        keyID == key.keyID && key.verify(signature: signature, message: signedText)
+    }
+
+    /// One line of the checkpoint file (and the Redis key's value).
+    public var json: [UInt8] {
+        var w = JSONWriter(capacity: 400)
+        w.beginObject()
+        w.key("kind"); w.string(kind.rawValue)
+        w.key("size"); w.int(Int64(size))
+        w.key("root"); w.string(SHA256.hex(root))
+        w.key("time_ns"); w.int(timeNs)
+        w.key("key_id"); w.string(keyID)
+        w.key("note"); w.string(note)
+        w.key("signature"); w.string(SHA256.hex(signature))
+        w.endObject()
+        return w.bytes
+    }
+
+    public init?(json bytes: [UInt8]) {
+        guard let o = JSONScalars(bytes), let kind = o.string("kind").flatMap(Kind.init(rawValue:)),
+              let size = o.int64("size"), size >= 0, size < 1 << 53,
+              let root = o.string("root").flatMap(bytes(fromHex:)), root.count == 32,
+              let timeNs = o.int64("time_ns"), let keyID = o.string("key_id"),
+              let signature = o.string("signature").flatMap(bytes(fromHex:)) else { return nil }
+        self.init(kind: kind, size: Int(size), root: root, timeNs: timeNs, keyID: keyID, note: o.string("note") ?? "", signature: signature)
+    }
+}
+
+/// Aletheia's signer of checkpoints: the audit key, where checkpoints are published outside
+/// the store (an append-only file), and how often.
+public final class AuditSigner: Sendable {
+    public let key: Ed25519.PrivateKey
+    public let keyID: String
+    public let checkpointFile: String
+    public let intervalNs: Int64
+
+    public init(key: Ed25519.PrivateKey, checkpointFile: String, intervalNs: Int64 = 1_000_000_000) {
+        self.key = key
+        self.keyID = key.publicKey.keyID
+        self.checkpointFile = checkpointFile
+        self.intervalNs = intervalNs
+    }
+
+    public struct KeyProblem: Error, Sendable, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Reads the private key at `path`, which must be a regular file of this user that no one
+    /// else may read (mode 600 or 400).
+    public static func loadKey(path: String) throws(KeyProblem) -> Ed25519.PrivateKey {
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            throw KeyProblem(description: "cannot read the audit key \(path): \(String(cString: strerror(errno))). Fix: make one with `ark audit-key generate --out \(path)`, or point ARK_AUDIT_KEY at it")
+        }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw KeyProblem(description: "the audit key \(path) is not a regular file") }
+        guard st.st_mode & 0o077 == 0 else {
+            throw KeyProblem(description: "the audit key \(path) is readable by others (mode \(String(st.st_mode & 0o777, radix: 8))). Fix: chmod 600 \(path)")
+        }
+        guard st.st_uid == getuid() else { throw KeyProblem(description: "the audit key \(path) belongs to another user (uid \(st.st_uid)). Fix: chown it to the user ARK runs as") }
+        let pem: [UInt8]
+        do { pem = try readFileBytes(path) } catch { throw KeyProblem(description: "cannot read the audit key \(path): \(error)") }
+        do { return try Ed25519.PrivateKey(pem: pem) } catch { throw KeyProblem(description: "the audit key \(path) is unusable: \(error)") }
+    }
+
+    public func sign(kind: AuditCheckpoint.Kind = .checkpoint, size: Int, root: Merkle.Digest, timeNs: Int64, note: String = "") throws(Ed25519.Failure) -> AuditCheckpoint {
+        var c = AuditCheckpoint(kind: kind, size: size, root: root, timeNs: timeNs, keyID: keyID, note: note)
+        c.signature = try key.sign(c.signedText)
+        return c
+    }
+
+    /// Appends `c` as one line to the checkpoint file (mode 600, made if missing). One write
+    /// with O_APPEND, so lines of two writers never interleave.
+    public func publish(_ c: AuditCheckpoint) throws(StateStoreError) {
+        try Self.append(c, to: checkpointFile)
+    }
+
+    public static func append(_ c: AuditCheckpoint, to path: String) throws(StateStoreError) {
+        if let slash = path.lastIndex(of: "/"), slash != path.startIndex, let failure = OutcomeWriter.makeDirectories(String(path[..<slash])) {
+            throw StateStoreError("cannot create the directory of the checkpoint file \(path): \(failure)")
+        }
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0o600)
+        guard fd >= 0 else { throw StateStoreError("cannot open the checkpoint file \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var line = c.json
+        line.append(UInt8(ascii: "\n"))
+        let n = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        guard n == line.count else { throw StateStoreError("cannot write the checkpoint file \(path): \(n < 0 ? String(cString: strerror(errno)) : "short write")") }
+    }
+
+    /// The checkpoints in a checkpoint file, with the numbers of lines that are not one.
+    public static func read(file path: String) -> (checkpoints: [AuditCheckpoint], badLines: [Int])? {
+        guard let bytes = try? readFileBytes(path) else { return nil }
+        var out: [AuditCheckpoint] = []
+        var bad: [Int] = []
+        for (i, line) in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() where !line.isEmpty {
+            if let c = AuditCheckpoint(json: Array(line)) { out.append(c) } else { bad.append(i + 1) }
+        }
+        return (out, bad)
+    }
+}

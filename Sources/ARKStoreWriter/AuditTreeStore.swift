@@ -1,0 +1,148 @@
+import ARKCore
+
+/// The audit tree's tables: the right edge every writer extends (`audit_tree`), the stored
+/// subtrees proofs are read from (`audit_nodes`) and the signed checkpoints
+/// (`audit_checkpoints`); and the conversion of a store whose passes were hash-chained only.
+enum AuditTreeStore {
+    static let schema = """
+        ALTER TABLE passes ADD COLUMN leaf INTEGER;
+        ALTER TABLE orders ADD COLUMN leaf INTEGER;
+        ALTER TABLE orders ADD COLUMN leaf_hash TEXT;
+        ALTER TABLE dead_letters ADD COLUMN leaf INTEGER;
+        ALTER TABLE dead_letters ADD COLUMN leaf_hash TEXT;
+        CREATE TABLE audit_tree (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            size INTEGER NOT NULL,
+            frontier BLOB NOT NULL
+        );
+        CREATE TABLE audit_nodes (
+            height INTEGER NOT NULL,
+            idx INTEGER NOT NULL,
+            hash BLOB NOT NULL,
+            PRIMARY KEY (height, idx)
+        ) WITHOUT ROWID;
+        CREATE TABLE audit_checkpoints (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            root TEXT NOT NULL,
+            time_ns INTEGER NOT NULL,
+            key_id TEXT NOT NULL,
+            note TEXT NOT NULL,
+            signature TEXT NOT NULL
+        );
+        """
+
+    static let indexes = """
+        CREATE UNIQUE INDEX passes_leaf ON passes(leaf);
+        CREATE UNIQUE INDEX orders_leaf ON orders(leaf);
+        CREATE UNIQUE INDEX dead_letters_leaf ON dead_letters(leaf);
+        """
+
+    /// Makes the rows a store already holds the first leaves of its tree: passes in `seq`
+    /// order, then orders, then dead letters. The passes' old chain is checked first, since
+    /// the tree would otherwise adopt an edit made before it: a broken chain stops the
+    /// upgrade, naming the record.
+    static func adoptExistingRows(_ db: SQLiteConnection) throws {
+        try db.execute(schema)
+        var tree = Merkle.Frontier()
+        let insertNode = try db.prepare("INSERT OR REPLACE INTO audit_nodes (height, idx, hash) VALUES (?, ?, ?)")
+        func append(_ leafHash: Merkle.Digest) throws {
+            var completed: [(Int, Int, Merkle.Digest)] = []
+            tree.append(leafHash) { h, i, d in if h >= AuditLeaf.storedHeight { completed.append((h, i, d)) } }
+            for (h, i, d) in completed { try storeNode(insertNode, height: h, index: i, hash: d) }
+        }
+
+        var prev = OutcomeWriter.genesisHash
+        var linkedPrev = OutcomeWriter.genesisHash
+        var passes: [(seq: Int64, prev: String, hash: String)] = []
+        let select = try db.prepare("SELECT seq, trace_id, record, prev_hash, hash FROM passes ORDER BY seq")
+        while try select.step() {
+            let record = select.textBytes(2)
+            guard select.text(3) == prev, OutcomeWriter.chainHash(prev: prev, record: record) == select.text(4) else {
+                throw StateStoreError("""
+                    the audit chain of \(db.path) is broken at seq \(select.int64(0)) (trace \(select.text(1))): a record was \
+                    changed, removed or inserted outside ARK, so this release will not adopt it into its signed log. Fix: \
+                    restore a backup made before the change (ark restore), or read what differs with the previous release's \
+                    ark verify-audit
+                    """)
+            }
+            prev = select.text(4)
+            let leafHash = Merkle.leafHash(record)
+            try append(leafHash)
+            let hash = SHA256.hex(leafHash)
+            passes.append((select.int64(0), linkedPrev, hash))
+            linkedPrev = hash
+        }
+        let updatePass = try db.prepare("UPDATE passes SET leaf = ?, prev_hash = ?, hash = ? WHERE seq = ?")
+        for (i, p) in passes.enumerated() {
+            updatePass.reset()
+            updatePass.bind(i)
+            updatePass.bind(p.prev)
+            updatePass.bind(p.hash)
+            updatePass.bind(p.seq)
+            try updatePass.run()
+        }
+
+        var orders: [(rowid: Int64, leaf: Int, hash: String)] = []
+        let selectOrders = try db.prepare("SELECT rowid, order_id, trace_id, symbol, side, quantity, price, notional, realized_pnl, ts_ns FROM orders ORDER BY rowid")
+        while try selectOrders.step() {
+            let h = Merkle.leafHash(AuditLeaf.data(of: order(selectOrders, from: 1)))
+            orders.append((selectOrders.int64(0), tree.size, SHA256.hex(h)))
+            try append(h)
+        }
+        let updateOrder = try db.prepare("UPDATE orders SET leaf = ?, leaf_hash = ? WHERE rowid = ?")
+        for o in orders {
+            updateOrder.reset()
+            updateOrder.bind(o.leaf)
+            updateOrder.bind(o.hash)
+            updateOrder.bind(o.rowid)
+            try updateOrder.run()
+        }
+
+        var dead: [(id: Int64, leaf: Int, hash: String)] = []
+        let selectDead = try db.prepare("SELECT id, deadletter_id, stream, entry_id, consumer_group, consumer, reason, payload, deliveries, trace_id, ts_ns FROM dead_letters ORDER BY id")
+        while try selectDead.step() {
+            let h = Merkle.leafHash(AuditLeaf.data(of: deadLetter(selectDead, from: 1)))
+            dead.append((selectDead.int64(0), tree.size, SHA256.hex(h)))
+            try append(h)
+        }
+        let updateDead = try db.prepare("UPDATE dead_letters SET leaf = ?, leaf_hash = ? WHERE id = ?")
+        for d in dead {
+            updateDead.reset()
+            updateDead.bind(d.leaf)
+            updateDead.bind(d.hash)
+            updateDead.bind(d.id)
+            try updateDead.run()
+        }
+        try db.execute(indexes)
+        let save = try db.prepare("INSERT INTO audit_tree (id, size, frontier) VALUES (1, ?, ?)")
+        save.bind(tree.size)
+        save.bind(blob: AuditLeaf.encode(tree))
+        try save.run()
+    }
+
+    static func storeNode(_ stmt: SQLiteStatement, height: Int, index: Int, hash: Merkle.Digest) throws(SQLiteError) {
+        stmt.reset()
+        stmt.bind(height)
+        stmt.bind(index)
+        stmt.bind(blob: hash)
+        try stmt.run()
+    }
+
+    /// An order from columns `first`…: order_id, trace_id, symbol, side, quantity, price,
+    /// notional, realized_pnl, ts_ns.
+    static func order(_ s: SQLiteStatement, from first: Int32) -> OrderRecord {
+        OrderRecord(orderID: s.text(first), traceID: s.text(first + 1), symbol: s.text(first + 2), side: s.text(first + 3),
+                    quantity: s.double(first + 4), price: s.double(first + 5), notional: s.double(first + 6),
+                    realizedPnl: s.double(first + 7), tsNs: s.int64(first + 8))
+    }
+
+    /// A dead letter from columns `first`…: deadletter_id, stream, entry_id, consumer_group,
+    /// consumer, reason, payload, deliveries, trace_id, ts_ns.
+    static func deadLetter(_ s: SQLiteStatement, from first: Int32) -> DeadLetterRecord {
+        DeadLetterRecord(deadLetterID: s.text(first), stream: s.text(first + 1), entryID: s.text(first + 2), group: s.text(first + 3),
+                         consumer: s.text(first + 4), reason: s.text(first + 5), payload: s.blob(first + 6), deliveries: Int(s.int64(first + 7)),
+                         traceID: s.isNull(first + 8) ? nil : s.text(first + 8), tsNs: s.int64(first + 9))
+    }
+}
