@@ -23,6 +23,7 @@ if [ "${1:-}" = "--local" ]; then
     export ARK_RELEASES_DIR="${ARK_RELEASES_DIR:-$ark_env_root/.ark/releases}"
     export ARK_RUN_DIR="${ARK_RUN_DIR:-$ark_env_root/.ark/run}"
     export REDIS_URL="${REDIS_URL:-unix://${ARK_REDIS_DIR:-$ark_env_root/.ark/redis}/redis.sock}"
+    export ARK_AUDIT_KEY="${ARK_AUDIT_KEY:-$(dirname "$ARK_STATE_DB")/audit_ed25519.pem}"
     if [ -z "${JWT_SECRET:-}" ] && [ -r "$(dirname "$ARK_STATE_DB")/jwt_secret" ]; then
         JWT_SECRET=$(tr -d '\n' <"$(dirname "$ARK_STATE_DB")/jwt_secret")
         export JWT_SECRET

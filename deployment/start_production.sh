@@ -57,6 +57,8 @@ if [ "$LOCAL" = 1 ]; then
         JWT_SECRET=$(tr -d '\n' <"$secret_file")
         export JWT_SECRET
     fi
+    # The audit's signing key, made after the build at first start (mode 600, public half in .pub).
+    export ARK_AUDIT_KEY="${ARK_AUDIT_KEY:-$(dirname "$ARK_STATE_DB")/audit_ed25519.pem}"
 else
     if [ -f .env.production ]; then
         set -a; source .env.production; set +a
@@ -93,6 +95,11 @@ else
 fi
 
 alive() { [ -f "$1" ] && ark_pid_alive "$(cat "$1")"; }
+
+if [ "$LOCAL" = 1 ] && [ ! -f "$ARK_AUDIT_KEY" ]; then
+    step "Audit key"
+    "$ARK" audit-key generate --out "$ARK_AUDIT_KEY"
+fi
 
 # make_release: this build, its rules and its settings as a release directory (printed).
 export ARK_RELEASES_DIR="${ARK_RELEASES_DIR:-$([ "$LOCAL" = 1 ] && echo "$ROOT/.ark/releases" || echo /opt/ark/releases)}"
@@ -314,7 +321,7 @@ cat <<INFO
   dashboard     $ARK status$([ "$LOCAL" = 1 ] && echo " --local")
   watchdog      $ARK watchdog status$([ "$LOCAL" = 1 ] && echo " --local")   (release: $ARK watchdog release Kenny$([ "$LOCAL" = 1 ] && echo " --local"))
   one pass      $ARK trace <trace_id>$([ "$LOCAL" = 1 ] && echo " --local")
-  audit chain   $ARK verify-audit$([ "$LOCAL" = 1 ] && echo " --local")
+  audit log     $ARK verify-audit$([ "$LOCAL" = 1 ] && echo " --local")   (one decision's proof: $ARK verify-audit --trace <trace_id>$([ "$LOCAL" = 1 ] && echo " --local"))
   stop          deployment/stop_production.sh$([ "$LOCAL" = 1 ] && echo " --local")
 INFO
 exit $status

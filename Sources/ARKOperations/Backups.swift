@@ -77,7 +77,7 @@ public enum Backups {
     /// Opens `path` read-only and checks it: SQLite's integrity check and the audit chain.
     /// Returns its pass count.
     @discardableResult
-    public static func check(_ path: String) throws -> Int {
+    public static func check(_ path: String, publicKey: Ed25519.PublicKey? = nil) throws -> Int {
         let copy: StateStore
         do {
             copy = try StateStore(path: path, readOnly: true)
@@ -91,9 +91,9 @@ public enum Backups {
             throw BackupError("\(path) is not a readable ARK state store: \(error)")
         }
         guard integrity == "ok" else { throw BackupError("\(path) fails SQLite's integrity check: \(integrity)") }
-        let audit = try copy.verifyAudit()
+        let audit = try copy.verifyAudit(publicKey: publicKey)
         if let broken = audit.firstBroken {
-            throw BackupError("\(path) has a broken audit chain at record \(broken.seq) (\(broken.traceID)): \(broken.problem)")
+            throw BackupError("\(path) has a broken audit log at \(broken.seq >= 0 ? "record #\(broken.seq)" : "") \(broken.traceID.isEmpty ? "" : "(\(broken.traceID))"): \(broken.problem)")
         }
         return try copy.passCount()
     }
@@ -102,6 +102,8 @@ public enum Backups {
         public var passes: Int
         /// Where the store it replaced now is.
         public var previous: String?
+        /// The `restore` checkpoint signed over the restored log (nil without a key).
+        public var checkpoint: AuditCheckpoint?
     }
 
     /// Replaces the store at `statePath` with the backup `file`, which is checked first (a
@@ -109,9 +111,12 @@ public enum Backups {
     /// (`<db>.before-restore-<ISO8601>`) and put back if the restored one does not open.
     /// Refused while any process has the store open for writing (StoreWriterLock): a running
     /// Aletheia would keep writing to the moved file. Writers that start meanwhile wait.
-    public static func restore(_ file: String, to statePath: String, at date: Date = Date()) throws -> Restored {
+    /// With `signer`, the restored log's head is signed as a `restore` checkpoint (in the
+    /// store and the checkpoint file), so the records the restore discarded are known to be
+    /// discarded, not deleted, and Aletheia extends the restored log.
+    public static func restore(_ file: String, to statePath: String, signer: AuditSigner? = nil, at date: Date = Date()) throws -> Restored {
         guard FileManager.default.fileExists(atPath: file) else { throw BackupError("\(file) does not exist") }
-        try check(file)
+        try check(file, publicKey: signer?.key.publicKey)
         guard let hold = try StoreWriterLock.exclusive(statePath) else {
             throw BackupError("ARK is writing \(statePath) (Aletheia, the watchdog, ark run or the canary has it open): nothing was changed. Fix: stop ARK first (deployment/stop_production.sh), then restore")
         }
@@ -131,7 +136,8 @@ public enum Backups {
             chmod(statePath, 0o600)
             let restored = try StateStore(path: statePath)  // WAL mode and any newer migrations
             guard try restored.journalMode() == "wal" else { throw BackupError("the restored store did not open in WAL mode") }
-            return Restored(passes: try restored.passCount(), previous: moved.isEmpty ? nil : aside)
+            let checkpoint = try signer.map { try OutcomeWriter(path: statePath, signer: $0).signHead(kind: .restore, note: "restored " + (file.split(separator: "/").last.map(String.init) ?? file)) }
+            return Restored(passes: try restored.passCount(), previous: moved.isEmpty ? nil : aside, checkpoint: checkpoint)
         } catch {
             for suffix in ["", "-wal", "-shm"] { try? fm.removeItem(atPath: statePath + suffix) }
             for (from, to) in moved { try? fm.moveItem(atPath: from, toPath: to) }

@@ -83,6 +83,7 @@ public struct ConfigValidation: Sendable {
             checks.append(ValidationCheck("ports", .ok, "not checked: ARK is running and holds them"))
         }
         checks += Self.graveyardChecks(directory: config.graveyardDir, production: production)
+        checks.append(Self.auditKeyCheck(config, production: production))
         if config.metricsBind == "0.0.0.0" {
             checks.append(ValidationCheck("METRICS_BIND", .warning, "0.0.0.0 serves /metrics, /slos and /healthz to the whole network",
                                           fix: "bind 127.0.0.1 behind a proxy, or firewall port \(config.metricsPort)"))
@@ -146,6 +147,21 @@ public struct ConfigValidation: Sendable {
             return ValidationCheck(name, .problem, "\(path) is not writable by this user", fix: "chown it to the user ARK runs as, or set \(variable)")
         }
         return ValidationCheck(name, .ok, "\(path) is writable")
+    }
+
+    /// The audit's signing key: usable (Ed25519, this user's, mode 600); required in
+    /// production.
+    static func auditKeyCheck(_ config: ARKConfig, production: Bool) -> ValidationCheck {
+        guard !config.auditKey.isEmpty else {
+            return ValidationCheck("ARK_AUDIT_KEY", production ? .problem : .warning, "not set: Aletheia's audit log grows unsigned, so whoever can write the store can rewrite it undetected",
+                                   fix: "ark audit-key generate --out /etc/ark/audit_ed25519.pem, then set ARK_AUDIT_KEY to it (--local makes one)")
+        }
+        do {
+            let key = try AuditSigner.loadKey(path: config.auditKey)
+            return ValidationCheck("ARK_AUDIT_KEY", .ok, "\(config.auditKey): Ed25519, mode 600, key id \(key.publicKey.keyID); checkpoints to \(config.auditCheckpointsPath)")
+        } catch {
+            return ValidationCheck("ARK_AUDIT_KEY", .problem, error.description, fix: "see the message; verifiers need only \(config.auditKey).pub")
+        }
     }
 
     static func stateStoreCheck(path: String) -> ValidationCheck {

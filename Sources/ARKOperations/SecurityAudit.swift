@@ -61,6 +61,7 @@ public struct SecurityAudit: Sendable {
         record("state_db_mode", stateStoreModes())
         record("backup_mode", backupModes())
         record("graveyard", graveyard())
+        record("audit_key", auditKey())
         record("env_file_mode", envFileMode())
         record("secrets", secrets())
         record("secrets_in_logs", secretsInLogs())
@@ -107,6 +108,20 @@ public struct SecurityAudit: Sendable {
                                     fix: "chmod 444 \(writable.map { config.graveyardDir + "/" + $0 }.joined(separator: " "))"))
         }
         return out
+    }
+
+    /// The key that signs the audit's checkpoints: whoever reads it can sign a rewritten log.
+    func auditKey() -> [AuditFinding] {
+        guard !config.auditKey.isEmpty else {
+            return [AuditFinding("audit_key_missing", production ? .high : .medium, "ARK_AUDIT_KEY is not set: the audit log is not signed, so an edit of the store file cannot be told from the truth",
+                                 fix: "ark audit-key generate --out /etc/ark/audit_ed25519.pem and set ARK_AUDIT_KEY")]
+        }
+        do {
+            _ = try AuditSigner.loadKey(path: config.auditKey)
+            return []
+        } catch {
+            return [AuditFinding("audit_key", .high, error.description, fix: "chmod 600 \(config.auditKey), owned by the user ARK runs as")]
+        }
     }
 
     func envFileMode() -> [AuditFinding] {

@@ -46,7 +46,8 @@ extension StateStore {
     /// nodes, and each checkpoint (the store's, and those of `outside`) by its signature
     /// (when `publicKey` is given) and by the root the leaves give at its size. Reports the
     /// first problem, naming the record.
-    public func verifyAudit(publicKey: Ed25519.PublicKey? = nil, outside: [CheckpointSource] = [], progress: ((Int) -> Void)? = nil) throws -> AuditReport {
+    /// `prefixOnly`: the store is a backup, which the published log may go on beyond.
+    public func verifyAudit(publicKey: Ed25519.PublicKey? = nil, outside: [CheckpointSource] = [], prefixOnly: Bool = false, progress: ((Int) -> Void)? = nil) throws -> AuditReport {
         var report = AuditReport(checked: 0)
         let stored = try AuditReader(path: path).checkpoints()
         var sources = [CheckpointSource(name: "the store's audit_checkpoints", checkpoints: stored)] + outside
@@ -94,7 +95,9 @@ extension StateStore {
             report.checkpointsVerified = walk.checkpointsVerified
             report.signedSize = walk.signedSize
             if report.firstBroken == nil {
-                if let newest = bySize.keys.max(), newest > walk.size, let c = bySize[newest]?.first {
+                if let newest = bySize.keys.max(), newest > walk.size, prefixOnly {
+                    report.notes.append("the published log goes on to \(newest) leaves beyond this copy's \(walk.size), as a backup's does")
+                } else if let newest = bySize.keys.max(), newest > walk.size, let c = bySize[newest]?.first {
                     report.firstBroken = (-1, "", "the store's log has \(walk.size) leaves, but \(c.0) signed \(newest) at time_ns \(c.1.timeNs): the newest \(newest - walk.size) record(s) were deleted")
                 } else if walk.size > walk.signedSize && !bySize.isEmpty {
                     report.notes.append("the newest \(walk.size - walk.signedSize) leaves are not yet under a signed checkpoint (Aletheia signs one a second)")

@@ -383,16 +383,7 @@ public final class OutcomeWriter: @unchecked Sendable {
             checkpointFailures.increment()
             return nil
         }
-        let s = statements.insertCheckpoint
-        s.reset()
-        s.bind(c.kind.rawValue)
-        s.bind(c.size)
-        s.bind(SHA256.hex(c.root))
-        s.bind(c.timeNs)
-        s.bind(c.keyID)
-        s.bind(c.note)
-        s.bind(SHA256.hex(c.signature))
-        try s.run()
+        try insert(c)
         lastSignedNs = nowNs
         return c
     }
@@ -407,6 +398,35 @@ public final class OutcomeWriter: @unchecked Sendable {
             checkpointFailures.increment()
         }
         unpublished = c
+    }
+
+    /// Signs the head as it is now, due or not: `ark restore` marks with a `restore`
+    /// checkpoint that the log starts again from the restored copy.
+    public func signHead(kind: AuditCheckpoint.Kind, note: String) throws -> AuditCheckpoint {
+        guard let signer else { throw StateStoreError("no audit key to sign with") }
+        lock.lock()
+        defer { lock.unlock() }
+        let c: AuditCheckpoint = try connection.inImmediateTransaction {
+            let tree = try loadTree()
+            let c = try signer.sign(kind: kind, size: tree.size, root: tree.root, timeNs: wallClockNanoseconds(), note: note)
+            try insert(c)
+            return c
+        }
+        publish(c)
+        return c
+    }
+
+    private func insert(_ c: AuditCheckpoint) throws {
+        let s = statements.insertCheckpoint
+        s.reset()
+        s.bind(c.kind.rawValue)
+        s.bind(c.size)
+        s.bind(SHA256.hex(c.root))
+        s.bind(c.timeNs)
+        s.bind(c.keyID)
+        s.bind(c.note)
+        s.bind(SHA256.hex(c.signature))
+        try s.run()
     }
 
     /// Signs a checkpoint now if one is due and the tree grew (Aletheia calls it once a

@@ -17,7 +17,7 @@ struct VerifyAuditCommand: AsyncParsableCommand {
               ark verify-audit --local
               ark verify-audit --public-key /etc/ark/audit_ed25519.pem.pub
               ark verify-audit --local --trace syn-4f2a-17
-              ARK_STATE_DB=/var/backups/ark/ark_state_backup_20261123T100000Z.db ark verify-audit
+              ARK_STATE_DB=/var/backups/ark/ark_state_backup_20261123T100000Z.db ark verify-audit --backup
             """)
 
     @Option(help: "The Ed25519 public key (PEM) the checkpoints must verify with.")
@@ -31,6 +31,9 @@ struct VerifyAuditCommand: AsyncParsableCommand {
 
     @Flag(help: "With --trace: print the proof as JSON.")
     var json = false
+
+    @Flag(help: "The store is a backup: the published log may go on beyond it (its own leaves and every checkpoint up to its size must still hold).")
+    var backup = false
 
     @OptionGroup var common: CommonOptions
 
@@ -55,7 +58,7 @@ struct VerifyAuditCommand: AsyncParsableCommand {
         case .success(nil): notes.append("Redis holds no \(Streams.auditCheckpoint)")
         case .failure(let why): notes.append("Redis not consulted: \(why)")
         }
-        let report = try store.verifyAudit(publicKey: key, outside: outside) { n in print("  checked \(n) leaves…") }
+        let report = try store.verifyAudit(publicKey: key, outside: outside, prefixOnly: backup) { n in print("  checked \(n) leaves…") }
         for n in notes + report.notes { print("  note: \(n)") }
         if let broken = report.firstBroken {
             let place = broken.seq >= 0 ? "record #\(broken.seq) (trace \(broken.traceID))" : broken.traceID.isEmpty ? "the log" : "trace \(broken.traceID)"

@@ -1,3 +1,4 @@
+import ARKBus
 import ARKCore
 import ARKOperations
 import ARKState
@@ -90,12 +91,40 @@ struct RestoreCommand: ParsableCommand {
 
     func run() throws {
         let config = try common.config()
+        var signer: AuditSigner?
+        if !config.auditKey.isEmpty {
+            do {
+                signer = AuditSigner(key: try AuditSigner.loadKey(path: config.auditKey), checkpointFile: config.auditCheckpointsPath)
+            } catch {
+                throw fail("restore refused: ARK_AUDIT_KEY: \(error)", code: 78)
+            }
+        }
         do {
-            let restored = try Backups.restore(file, to: config.stateDB)
-            print("Restored \(config.stateDB) from \(file): \(restored.passes) passes, audit chain intact")
+            let restored = try Backups.restore(file, to: config.stateDB, signer: signer)
+            print("Restored \(config.stateDB) from \(file): \(restored.passes) passes, audit log intact")
             if let previous = restored.previous { print("The previous store is kept at \(previous)") }
+            if let c = restored.checkpoint {
+                print("Signed the restored head (restore checkpoint: size \(c.size), in the store and \(config.auditCheckpointsPath)): the records after it are recorded as discarded by this restore")
+                publishToRedis(c, config)
+            } else {
+                print("No ARK_AUDIT_KEY: the restored log is unsigned until Aletheia signs it; ark verify-audit will report the discarded checkpoints as deleted records")
+            }
         } catch {
             throw fail("restore refused: \(error)")
+        }
+    }
+
+    /// The Redis copy of the head, so it does not keep the pre-restore one; Aletheia's next
+    /// checkpoints replace it in any case once the log has grown past it.
+    func publishToRedis(_ c: AuditCheckpoint, _ config: ARKConfig) {
+        guard let url = try? RedisURL(parsing: config.redisURL) else { return }
+        let connection = RedisConnection(url: url, commandTimeout: .seconds(3))
+        do {
+            try connection.connect(timeout: .seconds(2))
+            defer { connection.close() }
+            try AuditCheckpointKey.publish(json: c.json, size: c.size, kind: c.kind.rawValue, on: connection)
+        } catch {
+            print("note: Redis did not take the restore checkpoint (\(error)); verify-audit orders checkpoints by time, so the old head there reads as discarded")
         }
     }
 }

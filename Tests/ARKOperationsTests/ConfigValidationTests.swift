@@ -21,6 +21,10 @@ import Testing
             try FileManager.default.copyItem(atPath: Repo.graveyard + "/" + file, toPath: target)
             try FileManager.default.setAttributes([.posixPermissions: 0o444], ofItemAtPath: target)
         }
+        let key = try Ed25519.PrivateKey.generate()
+        guard FileManager.default.createFile(atPath: dir.path + "/audit_ed25519.pem", contents: Data(key.pem), attributes: [.posixPermissions: 0o600]) else {
+            throw TestSetupError("cannot write the audit key")
+        }
     }
     deinit {
         redis.shutdown()
@@ -34,6 +38,7 @@ import Testing
             "ARK_BACKUP_DIR": dir.path + "/backups", "ARK_LOG_DIR": dir.path + "/logs", "ARK_GRAVEYARD_DIR": dir.path + "/graveyard",
             "SESSION_SECRET": String(repeating: "a1", count: 20), "JWT_SECRET": String(repeating: "b2", count: 20),
             "METRICS_PORT": String(try! freeTCPPort()), "API_PORT": String(try! freeTCPPort()),
+            "ARK_AUDIT_KEY": dir.path + "/audit_ed25519.pem",
         ]
     }
 
@@ -78,6 +83,12 @@ import Testing
         only(["ARK_BACKUP_DIR": file], "ARK_BACKUP_DIR", "is not a directory")
         only(["REDIS_URL": "unix://" + dir.path + "/no.sock"], "Redis", "unreachable")
         only(["ARK_FAULT": "kenny:latency=10ms"], "ARK_FAULT", "refused when ARK_ENV=production")
+        only([:], removing: ["ARK_AUDIT_KEY"], "ARK_AUDIT_KEY", "not set: Aletheia's audit log grows unsigned")
+        only(["ARK_AUDIT_KEY": dir.path + "/no-key.pem"], "ARK_AUDIT_KEY", "cannot read the audit key")
+        only(["ARK_AUDIT_KEY": dir.path + "/graveyard/ethics_rules.json"], "ARK_AUDIT_KEY", "readable by others (mode 444)")
+        let notAKey = dir.path + "/state/not-a-key.pem"
+        #expect(FileManager.default.createFile(atPath: notAKey, contents: Data("hello".utf8), attributes: [.posixPermissions: 0o600]))
+        only(["ARK_AUDIT_KEY": notAKey], "ARK_AUDIT_KEY", "unusable: not a PEM private key")
 
         // A port already taken.
         let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -144,6 +155,7 @@ import Testing
         for (k, v) in good where ["REDIS_URL", "ARK_STATE_DB", "ARK_BACKUP_DIR", "ARK_LOG_DIR", "ARK_GRAVEYARD_DIR", "METRICS_PORT", "API_PORT"].contains(k) {
             env[k] = v
         }
-        #expect(problems(env).map(\.name).sorted() == ["JWT_SECRET", "SESSION_SECRET"])
+        // The audit key is made per installation too (ark audit-key generate), like the secrets.
+        #expect(problems(env).map(\.name).sorted() == ["ARK_AUDIT_KEY", "JWT_SECRET", "SESSION_SECRET"])
     }
 }

@@ -44,6 +44,9 @@ import Testing
         try "JWT_SECRET=\(jwt)\n".write(toFile: envFile, atomically: true, encoding: .utf8)
         chmod(envFile, 0o644)
         try "{\"msg\":\"debug dump\",\"token_key\":\"\(jwt)\"}\n".write(toFile: dir.path + "/logs/api.log", atomically: true, encoding: .utf8)
+        // An audit key others can read, and the same key kept properly.
+        let key = dir.path + "/audit_ed25519.pem"
+        #expect(fm.createFile(atPath: key, contents: Data(try Ed25519.PrivateKey.generate().pem), attributes: [.posixPermissions: 0o644]))
         // This test process stands in for an ARK process started by the script.
         try String(getpid()).write(toFile: dir.path + "/run/api.pid", atomically: true, encoding: .utf8)
 
@@ -51,13 +54,13 @@ import Testing
             "ARK_ENV": "production", "ARK_STATE_DB": db, "ARK_BACKUP_DIR": dir.path + "/backups", "ARK_LOG_DIR": dir.path + "/logs",
             "ARK_GRAVEYARD_DIR": dir.path + "/graveyard", "REDIS_URL": "redis://127.0.0.1:\(port)/0",
             "SESSION_SECRET": "CHANGE_ME_session_secret", "JWT_SECRET": jwt, "METRICS_BIND": "0.0.0.0", "API_BIND": "0.0.0.0",
-            "JWT_MAX_TTL_SECONDS": "604800",
+            "JWT_MAX_TTL_SECONDS": "604800", "ARK_AUDIT_KEY": key,
         ])
         let (findings, _) = SecurityAudit(config: config, envFile: envFile, runDir: dir.path + "/run").run()
         var expected: [String: AuditFinding.Severity] = [
             "state_db_mode": .high, "backup_mode": .high, "graveyard_pin": .high, "graveyard_mode": .high, "env_file_mode": .high,
             "secret_placeholder": .high, "secret_short": .high, "secret_logged": .high, "metrics_bind": .medium, "api_bind": .medium,
-            "redis_protected_mode": .high, "token_lifetime": .medium,
+            "redis_protected_mode": .high, "token_lifetime": .medium, "audit_key": .high,
         ]
         if getuid() == 0 { expected["root_processes"] = .low }
         let found = Dictionary(findings.map { ($0.check, $0.severity) }) { a, _ in a }
@@ -68,7 +71,7 @@ import Testing
         #expect(!findings.contains { $0.line.contains(jwt) || $0.line.contains("CHANGE_ME_session_secret") })
 
         // The same setup, fixed, is clean of everything but what cannot be fixed here.
-        for path in [db, backup, envFile] { chmod(path, 0o600) }
+        for path in [db, backup, envFile, key] { chmod(path, 0o600) }
         for f in try fm.contentsOfDirectory(atPath: Repo.graveyard) {
             try fm.removeItem(atPath: dir.path + "/graveyard/" + f)
             try fm.copyItem(atPath: Repo.graveyard + "/" + f, toPath: dir.path + "/graveyard/" + f)
@@ -78,7 +81,7 @@ import Testing
         let fixed = try ARKConfig.load(environment: [
             "ARK_ENV": "production", "ARK_STATE_DB": db, "ARK_BACKUP_DIR": dir.path + "/backups", "ARK_LOG_DIR": dir.path + "/logs",
             "ARK_GRAVEYARD_DIR": dir.path + "/graveyard", "REDIS_URL": "redis://127.0.0.1:\(port)/0",
-            "SESSION_SECRET": String(repeating: "s", count: 40), "JWT_SECRET": String(repeating: "j", count: 40),
+            "SESSION_SECRET": String(repeating: "s", count: 40), "JWT_SECRET": String(repeating: "j", count: 40), "ARK_AUDIT_KEY": key,
         ])
         let after = SecurityAudit(config: fixed, envFile: envFile, runDir: nil).run().findings.map(\.check)
         #expect(after == ["redis_protected_mode"], "\(after)")
