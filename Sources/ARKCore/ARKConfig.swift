@@ -122,6 +122,9 @@ public struct ARKConfig: Sendable, Equatable {
     public var auditCheckpointsFile: String = ""
     /// How often Aletheia signs a checkpoint while the log grows.
     public var auditCheckpointMs: Int = 1_000
+    /// `--local`: without ARK_AUDIT_KEY the key is `audit_ed25519.pem` beside the state store,
+    /// where start_production.sh --local makes it.
+    public var auditKeyBesideStateDB = false
 
     /// Where the public key is read from.
     public var auditPublicKeyPath: String { auditPublicKey.isEmpty && !auditKey.isEmpty ? auditKey + ".pub" : auditPublicKey }
@@ -149,7 +152,7 @@ public struct ARKConfig: Sendable, Equatable {
         c.logDir = root + "/.ark/logs"
         c.graveyardDir = root + "/graveyard"
         c.releasesDir = root + "/.ark/releases"
-        c.auditKey = localAuditKeyPath(root: root)
+        c.auditKeyBesideStateDB = true
         if let secret = try? String(contentsOfFile: localJWTSecretPath(root: root), encoding: .utf8) {
             c.jwtSecret = secret.trimmed()
         }
@@ -160,8 +163,6 @@ public struct ARKConfig: Sendable, Equatable {
     /// and `ark token --local` agree without a secret in the environment.
     public static func localJWTSecretPath(root: String) -> String { root + "/.ark/jwt_secret" }
 
-    /// Where `--local` keeps the audit's signing key (made at first start, mode 600).
-    public static func localAuditKeyPath(root: String) -> String { root + "/.ark/audit_ed25519.pem" }
 
     /// Reads the environment over `base`, collecting every problem before failing.
     public static func load(environment env: [String: String], base: ARKConfig = ARKConfig()) throws(ConfigError) -> ARKConfig {
@@ -230,6 +231,9 @@ public struct ARKConfig: Sendable, Equatable {
         c.graveyardCheckSeconds = reader.double("ARK_GRAVEYARD_CHECK_SECONDS", c.graveyardCheckSeconds, 0.1...3600)
         c.passTimeoutMs = reader.double("ARK_PASS_TIMEOUT_MS", c.passTimeoutMs, 10...3_600_000)
         c.auditKey = reader.string("ARK_AUDIT_KEY", c.auditKey)
+        if c.auditKey.isEmpty && c.auditKeyBesideStateDB {
+            c.auditKey = (c.stateDB.lastIndex(of: "/").map { String(c.stateDB[..<$0]) } ?? ".") + "/audit_ed25519.pem"
+        }
         c.auditPublicKey = reader.string("ARK_AUDIT_PUBLIC_KEY", c.auditPublicKey)
         c.auditCheckpointsFile = reader.string("ARK_AUDIT_CHECKPOINTS", c.auditCheckpointsFile)
         c.auditCheckpointMs = reader.int("ARK_AUDIT_CHECKPOINT_MS", c.auditCheckpointMs, 100...60_000)

@@ -12,7 +12,7 @@ public struct StateStoreError: Error, Sendable, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
-/// The state store's writer of outcomes: passes (hash-chained), orders, dead letters, the
+/// The state store's writer of outcomes: passes, orders and dead letters (the audit tree's leaves), the
 /// per-second rollups and heartbeats, each batch in one transaction. Aletheia writes through
 /// it; so does `StateStore.record`. It opens the store as every writer does (directory and
 /// file mode 600, WAL, `synchronous=NORMAL`, the migrations), on SQLite's C API and not
@@ -34,7 +34,7 @@ public final class OutcomeWriter: @unchecked Sendable {
     private var unpublished: AuditCheckpoint?
     private let checkpointFailures = Counter(label: MetricName.auditCheckpointFailures)
 
-    /// The genesis link of the audit chain.
+    /// The first pass's `prev_hash` (and the genesis link of the old hash chain).
     public static let genesisHash = String(repeating: "0", count: 64)
 
     /// How long a statement waits for a lock another connection holds before it fails.

@@ -75,7 +75,7 @@ public struct PassRecord: Sendable, Equatable {
                   injectedViolation: e.injectedViolation, orderID: filled ? e.execution?.orderID : nil, event: bytes)
     }
 
-    /// The text that the hash chain covers: verdict, reasons, latency and the whole event.
+    /// The audited record, the pass's leaf in the audit tree: verdict, reasons, times and the whole event.
     public func auditRecord() -> [UInt8] {
         var w = JSONWriter(capacity: event.count + 256)
         w.beginObject()

@@ -41,13 +41,12 @@ struct CommonOptions: ParsableArguments {
 
     func config() throws -> ARKConfig {
         let root = FileManager.default.currentDirectoryPath
-        if local {
-            ensureLocalJWTSecret(root: root)
-            ensureLocalAuditKey(root: root)
-        }
+        if local { ensureLocalJWTSecret(root: root) }
         let base = local ? ARKConfig.localDefaults(root: root) : ARKConfig()
         do {
-            return try ARKConfig.load(environment: ProcessInfo.processInfo.environment, base: base)
+            let config = try ARKConfig.load(environment: ProcessInfo.processInfo.environment, base: base)
+            if local { ensureLocalAuditKey(config) }
+            return config
         } catch {
             FileHandle.standardError.write(Data((error.description + "\n").utf8))
             throw ExitCode(78)
@@ -70,14 +69,17 @@ func ensureLocalJWTSecret(root: String) {
     _ = FileManager.default.createFile(atPath: path, contents: Data(secret.utf8), attributes: [.posixPermissions: 0o600])
 }
 
-/// `--local` without ARK_AUDIT_KEY: an Ed25519 key in ./.ark/audit_ed25519.pem (mode 600) and
-/// its public half beside it, made at first start, so the local Aletheia signs its audit.
-func ensureLocalAuditKey(root: String) {
-    guard ProcessInfo.processInfo.environment["ARK_AUDIT_KEY"]?.isEmpty ?? true else { return }
-    let path = ARKConfig.localAuditKeyPath(root: root)
-    guard !FileManager.default.fileExists(atPath: path) else { return }
-    try? FileManager.default.createDirectory(atPath: root + "/.ark", withIntermediateDirectories: true)
-    try? writeAuditKey(to: path)
+/// `--local` without ARK_AUDIT_KEY: an Ed25519 key beside the state store (mode 600) and its
+/// public half, made at first start, so the local Aletheia signs its audit.
+func ensureLocalAuditKey(_ config: ARKConfig) {
+    guard config.auditKeyBesideStateDB, !config.auditKey.isEmpty, !FileManager.default.fileExists(atPath: config.auditKey) else { return }
+    let dir = (config.auditKey as NSString).deletingLastPathComponent
+    try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+    do {
+        try writeAuditKey(to: config.auditKey)
+    } catch {
+        FileHandle.standardError.write(Data("cannot make the local audit key \(config.auditKey): \(error)\n".utf8))
+    }
 }
 
 /// Prints a message to standard error and exits with `code`.

@@ -97,7 +97,7 @@ struct SLOBench: AsyncParsableCommand {
         commandName: "slos",
         abstract: "Time /slos's computation over a state store holding --passes passes.",
         discussion: """
-            Writes the passes through the real write path (hash chain, rollups) into a new store
+            Writes the passes through the real write path (audit tree, rollups) into a new store
             at --db, spread evenly over the last --hours, then computes the SLO report --runs times
             and prints the median and worst time. Redis is not asked (in-flight count 0).
             Examples:

@@ -48,7 +48,7 @@ struct BackupCommand: ParsableCommand {
         abstract: "Take an online, integrity-checked backup of the state store into ARK_BACKUP_DIR; keep the newest 10.",
         discussion: """
             Safe while ARK runs: SQLite's backup API copies a consistent snapshot. The copy is
-            checked (SQLite integrity check and the audit chain) before it takes its name,
+            checked (SQLite integrity check and the audit log) before it takes its name,
             ark_state_backup_<ISO8601>.db, mode 600.
             Examples:
               ark backup --local
@@ -63,7 +63,7 @@ struct BackupCommand: ParsableCommand {
         do {
             let store = try StateStore(path: config.stateDB)
             let made = try Backups.backup(store, into: config.backupDir)
-            print("Backup \(made.path): \(made.passes) passes, \(made.bytes / 1024) KB, integrity ok, audit chain intact (\(Int(Date().timeIntervalSince(start) * 1000)) ms)")
+            print("Backup \(made.path): \(made.passes) passes, \(made.bytes / 1024) KB, integrity ok, audit log intact (\(Int(Date().timeIntervalSince(start) * 1000)) ms)")
             for old in made.removed { print("removed \(old) (keeping the newest \(Backups.keep))") }
         } catch {
             throw fail("backup failed: \(error)")
@@ -76,7 +76,7 @@ struct RestoreCommand: ParsableCommand {
         commandName: "restore",
         abstract: "Replace the state store with a backup, after checking it; stop ARK first.",
         discussion: """
-            A backup that fails SQLite's integrity check or whose audit chain is broken is
+            A backup that fails SQLite's integrity check or whose audit log is broken is
             refused and nothing changes. The current store is kept beside it as
             <db>.before-restore-<ISO8601> and put back if the restored one does not open.
             Examples:

@@ -98,4 +98,42 @@ func pass(_ id: String) -> PassRecord {
         let previous = try #require(restored.previous)
         #expect(try StateStore(path: previous, readOnly: true).passCount() == 50)
     }
+
+    /// A signed log through a backup and a restore: the backup verifies with the key; the
+    /// restore signs the restored head, so the checkpoints it discarded read as discarded
+    /// (not as deleted records), and Aletheia's start-up check accepts the restored store.
+    @Test func aRestoreKeepsTheSignedLogVerifiable() throws {
+        let path = dir.path + "/signed.db"
+        let file = dir.path + "/checkpoints.jsonl"
+        let key = try Ed25519.PrivateKey.generate()
+        let signer = AuditSigner(key: key, checkpointFile: file, intervalNs: 0)
+        let good: Backups.Made
+        do {
+            let writer = try OutcomeWriter(path: path, signer: signer)
+            try writer.record(passes: (0..<30).map { pass("a\($0)") })
+            good = try Backups.backup(try StateStore(path: path), into: backups)
+            try writer.record(passes: (0..<20).map { pass("b\($0)") })
+        }
+        func verify(_ db: String, prefixOnly: Bool = false) throws -> AuditReport {
+            let read = try #require(AuditSigner.read(file: file))
+            return try StateStore(path: db, readOnly: true).verifyAudit(publicKey: key.publicKey, outside: [CheckpointSource(name: "file", checkpoints: read.checkpoints)], prefixOnly: prefixOnly)
+        }
+        #expect(try verify(path).ok)
+        // The backup is a prefix of the published log: whole as a backup, short as the store.
+        #expect(try verify(good.path, prefixOnly: true).ok)
+        #expect(try verify(good.path).firstBroken?.problem.contains("the newest 20 record(s) were deleted") == true)
+
+        let restored = try Backups.restore(good.path, to: path, signer: signer)
+        let c = try #require(restored.checkpoint)
+        #expect(c.kind == .restore && c.size == 30 && c.note.contains("ark_state_backup_"))
+        let report = try verify(path)
+        #expect(report.ok && report.notes.contains { $0.contains("discarded by the restore") }, "\(report)")
+        // Aletheia's start-up check: the newest published head is the restore's, and holds.
+        let writer = try OutcomeWriter(path: path, signer: signer)
+        try writer.checkHead(against: c, source: "file")
+        try writer.record(passes: [pass("c0")])
+        #expect(try verify(path).ok)
+        // Without the restore checkpoint, the same store reads as truncated.
+        #expect(throws: StateStoreError.self) { try writer.checkHead(against: AuditSigner.read(file: file)!.checkpoints.filter { $0.kind == .checkpoint && $0.size == 50 }[0], source: "file") }
+    }
 }

@@ -112,3 +112,51 @@ import Testing
         #expect(read.checkpoints.count == 80)
     }
 }
+
+/// The checkpoint file is read from outside the store, so its lines are hostile input: every
+/// mutation of a signed line either fails to parse or fails its signature, and none traps.
+@Suite struct CheckpointLineTests {
+    @Test func mutatedLinesNeverVerifyAndNeverTrap() throws {
+        let key = try Ed25519.PrivateKey.generate()
+        let signer = AuditSigner(key: key, checkpointFile: "/dev/null")
+        let c = try signer.sign(size: 1234, root: Merkle.leafHash([1, 2, 3]), timeNs: 1_796_000_000_000_000_000)
+        let line = c.json
+        #expect(AuditCheckpoint(json: line) == c && c.verify(with: key.publicKey))
+        var rng = SplitMix64(seed: 9)
+        let alphabet = Array("0123456789abcdef\"{}:,-e.\\ ".utf8)
+        var parsed = 0
+        for _ in 0..<20_000 {
+            var m = line
+            for _ in 0..<(1 + Int(rng.next() % 3)) {
+                let i = Int(rng.next() % UInt64(m.count))
+                switch rng.next() % 3 {
+                case 0: m[i] = alphabet[Int(rng.next() % UInt64(alphabet.count))]
+                case 1: m.remove(at: i)
+                default: m.insert(alphabet[Int(rng.next() % UInt64(alphabet.count))], at: i)
+                }
+                if m.isEmpty { break }
+            }
+            guard m != line, let read = AuditCheckpoint(json: m) else { continue }
+            parsed += 1
+            // A line that still parses to the same checkpoint is the same line re-spaced.
+            if read != c { #expect(!read.verify(with: key.publicKey), "\(String(decoding: m, as: UTF8.self))") }
+        }
+        #expect(parsed > 0)
+        for bad in ["", "{}", "[]", "{\"kind\":\"checkpoint\",\"size\":-1}", "{\"kind\":\"checkpoint\",\"size\":1e300,\"root\":\"00\"}", String(decoding: line.prefix(line.count / 2), as: UTF8.self)] {
+            #expect(AuditCheckpoint(json: Array(bad.utf8)) == nil, "\(bad)")
+        }
+    }
+}
+
+/// A small seeded generator, so a failure replays.
+struct SplitMix64 {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

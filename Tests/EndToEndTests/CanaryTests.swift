@@ -89,7 +89,7 @@ extension EndToEnd { @Suite final class CanaryTests {
         return r
     }
 
-    /// Nothing lost, audit chain intact, every trace recorded once, no canary work left behind.
+    /// Nothing lost, audit log intact, every trace recorded once, no canary work left behind.
     func expectNothingLost(_ traffic: SyntheticReport, sourceLocation: SourceLocation = #_sourceLocation) throws {
         #expect(traffic.lost == 0, "\(traffic.summary)", sourceLocation: sourceLocation)
         #expect(try f.store().verifyAudit().ok, sourceLocation: sourceLocation)

@@ -42,6 +42,12 @@ extension EndToEnd { @Suite struct DeploymentScriptTests {
         // The local signing secret was made beside the store, readable by its owner only.
         let secretMode = (try FileManager.default.attributesOfItem(atPath: dir.path + "/state/jwt_secret")[.posixPermissions] as? NSNumber)?.intValue
         #expect(secretMode == 0o600)
+        // So was the audit's signing key, and the synthetic run's records are under signed
+        // checkpoints that verify with its public half.
+        let keyMode = (try FileManager.default.attributesOfItem(atPath: dir.path + "/state/audit_ed25519.pem")[.posixPermissions] as? NSNumber)?.intValue
+        #expect(keyMode == 0o600)
+        let verified = try runCommand(Repo.arkBinary, ["verify-audit", "--local"], environment: env)
+        #expect(verified.code == 0 && verified.output.contains("Audit log intact") && !verified.output.contains(" 0 signed checkpoint"), "\(verified.output)")
 
         // The security audit of the running local setup finds nothing of severity high.
         let audit = try runCommand(Repo.arkBinary, ["audit", "--local", "--json"], environment: env)

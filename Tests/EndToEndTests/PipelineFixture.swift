@@ -103,7 +103,7 @@ final class PipelineFixture: @unchecked Sendable {
     }
 
     /// Everything that should hold after any run: each approved pass has exactly one order,
-    /// no trace was filled twice, and the audit chain is intact.
+    /// no trace was filled twice, and the audit log verifies with its signed checkpoints.
     func expectConsistent(_ report: SyntheticReport, sourceLocation: SourceLocation = #_sourceLocation) throws {
         #expect(report.passed, "\(report.summary)", sourceLocation: sourceLocation)
         #expect(report.lost == 0, sourceLocation: sourceLocation)

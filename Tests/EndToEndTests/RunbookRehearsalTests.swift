@@ -127,7 +127,7 @@ extension EndToEnd { @Suite struct RunbookRehearsalTests {
             print("runbook play \(play.title): rehearsed in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
         }
         let audit = try r.shell("ark verify-audit")
-        #expect(audit.code == 0 && audit.output.contains("Audit chain intact"), "\(audit.output)")
+        #expect(audit.code == 0 && audit.output.contains("Audit log intact"), "\(audit.output)")
     }
 } }
 
