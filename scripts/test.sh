@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every ARK test on a fresh machine: installs the system packages the build and the tests
-# need (hiredis, SQLite, redis-server, curl, and promtool for monitoring/), builds, and runs
+# need (hiredis, SQLite, redis-server, curl, and promtool for monitoring/; Python's
+# `cryptography` for the audit proof's hand check), builds, and runs
 # the unit, integration and end-to-end suites. Each suite that needs Redis starts its own
 # private redis-server; the metrics tests pick a free port. Before the suites, the API is
 # fuzzed for ARK_FUZZ_SECONDS (60; 0 skips it) by schemathesis from PyPI against its own
@@ -11,6 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 ark_ensure_system_packages "${ARK_SYSTEM_PACKAGES[@]}" "${ARK_TEST_PACKAGES[@]}"
+# The audit proof is checked by scripts/verify_audit_proof.py, which needs `cryptography`.
+python3 -c 'import cryptography' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check cryptography
 swift build --build-tests
 if [ "${ARK_FUZZ_SECONDS:-60}" != 0 ]; then
     ARK_BUILD=debug ARK_SKIP_BUILD=1 scripts/fuzz_api.sh "${ARK_FUZZ_SECONDS:-60}"

@@ -184,6 +184,15 @@ public final class Aletheia: StageProcessor {
         return (record, pass)
     }
 
+    /// At shutdown: the newest records under a signed checkpoint, due or not, so a store
+    /// left while Aletheia is down has no unsigned tail to edit.
+    public func finish(context: BatchContext) throws {
+        try store.checkpointIfDue(force: true)
+        if let c = store.takeSigned() {
+            try AuditCheckpointKey.publish(json: c.json, size: c.size, kind: c.kind.rawValue, on: context.bus.connection)
+        }
+    }
+
     /// Once a second: copies every instance's heartbeat from Redis into the state store;
     /// signs the audit tree's head if it grew and no batch signed it in the last second, and
     /// copies the newest checkpoint to Redis.

@@ -29,6 +29,8 @@ public protocol StageProcessor: AnyObject {
     var readAlong: [[RedisArg]] { get }
     /// Called about once a second, after the heartbeat; for periodic work.
     func tick(context: BatchContext) throws
+    /// Called once on graceful shutdown, after the last batch committed.
+    func finish(context: BatchContext) throws
     /// The stages this one writes to: while the unread backlog of one's input (in its own
     /// consumer group) is over ARK_STREAM_MAXLEN, this stage takes no new input (back-pressure).
     var downstream: [Stage] { get }
@@ -38,6 +40,7 @@ extension StageProcessor {
     public var inputStreams: [String] { [stage.inputStream(on: track)] }
     public var readAlong: [[RedisArg]] { [] }
     public func tick(context: BatchContext) throws {}
+    public func finish(context: BatchContext) throws {}
     public var downstream: [Stage] {
         switch stage {
         case .kyle: [.joey, .aletheia]  // rejected signals go straight to Aletheia
@@ -263,6 +266,11 @@ public actor StageAgent {
         }
         heartbeats.cancel()
         await heartbeats.value
+        do {
+            try processor.finish(context: BatchContext(bus: bus, instance: instance, readNs: wallClockNanoseconds(), logger: logger))
+        } catch {
+            logger.warning("the work at shutdown failed", metadata: ["error": .string("\(error)")])
+        }
         connection.close()
         let counts = vitals.current
         logger.info("stopped", metadata: ["processed": .stringConvertible(counts.processed), "failed": .stringConvertible(counts.failed)])

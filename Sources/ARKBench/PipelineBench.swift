@@ -157,6 +157,8 @@ public final class PipelineBench {
         env["ARK_LOG_DIR"] = workDirectory
         env["ARK_GRAVEYARD_DIR"] = plan.graveyardDir
         env["ARK_LOG_FORMAT"] = "json"
+        // Aletheia signs the audit tree as in production, so its figures include the signing.
+        env["ARK_AUDIT_KEY"] = try writeAuditKey()
         for (k, v) in plan.agentEnvironment { env[k] = v }
         for stage in Stage.allCases {
             for i in 1...plan.instances {
@@ -165,6 +167,17 @@ public final class PipelineBench {
                                                           environment: env, log: "\(workDirectory)/\(name).log"))
             }
         }
+    }
+
+    /// A new Ed25519 key in the work directory (mode 600), as `ark audit-key generate` makes.
+    private func writeAuditKey() throws -> String {
+        let path = workDirectory + "/audit_ed25519.pem"
+        let pem = try Ed25519.PrivateKey.generate().pem
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        guard fd >= 0 else { throw PipelineBenchError("cannot write \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        guard pem.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == pem.count else { throw PipelineBenchError("cannot write \(path)") }
+        return path
     }
 
     private func waitForHeartbeats(_ connection: RedisConnection) throws {

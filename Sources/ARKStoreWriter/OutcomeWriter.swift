@@ -431,10 +431,12 @@ public final class OutcomeWriter: @unchecked Sendable {
 
     /// Signs a checkpoint now if one is due and the tree grew (Aletheia calls it once a
     /// second, so the newest records are signed within a second even when no batch follows).
-    public func checkpointIfDue() throws {
+    /// `force`: whatever the interval (at shutdown).
+    public func checkpointIfDue(force: Bool = false) throws {
         guard signer != nil else { return }
         lock.lock()
         defer { lock.unlock() }
+        if force { lastSignedNs = 0 }
         let signed = try connection.inImmediateTransaction { try signIfDue(try loadTree(), nowNs: wallClockNanoseconds()) }
         if let signed { publish(signed) }
     }

@@ -94,7 +94,9 @@ final class StoreFixture: TearsDown, @unchecked Sendable {
     init(prefix: String, aletheia: Bool = false) throws {
         directory = try makeBenchDirectory(prefix)
         let path = directory + "/ark_state.db"
-        writer = try aletheia ? .aletheia(path: path, checkpointInterval: .seconds(300)) : OutcomeWriter(path: path)
+        // As Aletheia runs in production: the audit tree signed once a second.
+        let signer = AuditSigner(key: try Ed25519.PrivateKey.generate(), checkpointFile: directory + "/audit_checkpoints.jsonl")
+        writer = try aletheia ? .aletheia(path: path, checkpointInterval: .seconds(300), signer: signer) : OutcomeWriter(path: path)
         store = try StateStore(path: path)
     }
 
