@@ -84,37 +84,28 @@ enum AuditTreeStore {
             try updatePass.run()
         }
 
-        var orders: [(rowid: Int64, leaf: Int, hash: String)] = []
-        let selectOrders = try db.prepare("SELECT rowid, order_id, trace_id, symbol, side, quantity, price, notional, realized_pnl, ts_ns FROM orders ORDER BY rowid")
-        while try selectOrders.step() {
-            let h = Merkle.leafHash(AuditLeaf.data(of: order(selectOrders, from: 1)))
-            orders.append((selectOrders.int64(0), tree.size, SHA256.hex(h)))
-            try append(h)
+        // Orders, then dead letters: each row's leaf from its columns, numbered on.
+        func adopt(_ select: String, rowid: String, table: String, leafData: (SQLiteStatement) -> [UInt8]) throws {
+            var rows: [(rowid: Int64, leaf: Int, hash: String)] = []
+            let s = try db.prepare(select)
+            while try s.step() {
+                let h = Merkle.leafHash(leafData(s))
+                rows.append((s.int64(0), tree.size, SHA256.hex(h)))
+                try append(h)
+            }
+            let update = try db.prepare("UPDATE \(table) SET leaf = ?, leaf_hash = ? WHERE \(rowid) = ?")
+            for r in rows {
+                update.reset()
+                update.bind(r.leaf)
+                update.bind(r.hash)
+                update.bind(r.rowid)
+                try update.run()
+            }
         }
-        let updateOrder = try db.prepare("UPDATE orders SET leaf = ?, leaf_hash = ? WHERE rowid = ?")
-        for o in orders {
-            updateOrder.reset()
-            updateOrder.bind(o.leaf)
-            updateOrder.bind(o.hash)
-            updateOrder.bind(o.rowid)
-            try updateOrder.run()
-        }
-
-        var dead: [(id: Int64, leaf: Int, hash: String)] = []
-        let selectDead = try db.prepare("SELECT id, deadletter_id, stream, entry_id, consumer_group, consumer, reason, payload, deliveries, trace_id, ts_ns FROM dead_letters ORDER BY id")
-        while try selectDead.step() {
-            let h = Merkle.leafHash(AuditLeaf.data(of: deadLetter(selectDead, from: 1)))
-            dead.append((selectDead.int64(0), tree.size, SHA256.hex(h)))
-            try append(h)
-        }
-        let updateDead = try db.prepare("UPDATE dead_letters SET leaf = ?, leaf_hash = ? WHERE id = ?")
-        for d in dead {
-            updateDead.reset()
-            updateDead.bind(d.leaf)
-            updateDead.bind(d.hash)
-            updateDead.bind(d.id)
-            try updateDead.run()
-        }
+        try adopt("SELECT rowid, order_id, trace_id, symbol, side, quantity, price, notional, realized_pnl, ts_ns FROM orders ORDER BY rowid",
+                  rowid: "rowid", table: "orders") { AuditLeaf.data(of: order($0, from: 1)) }
+        try adopt("SELECT id, deadletter_id, stream, entry_id, consumer_group, consumer, reason, payload, deliveries, trace_id, ts_ns FROM dead_letters ORDER BY id",
+                  rowid: "id", table: "dead_letters") { AuditLeaf.data(of: deadLetter($0, from: 1)) }
         try db.execute(indexes)
         let save = try db.prepare("INSERT INTO audit_tree (id, size, frontier) VALUES (1, ?, ?)")
         save.bind(tree.size)

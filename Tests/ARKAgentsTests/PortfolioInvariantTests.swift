@@ -11,16 +11,7 @@ import Testing
 /// buys and sells on few or many symbols move prices across stops. After every fill the
 /// filled book must hold every limit. Each run replays from its seed.
 @Suite struct PortfolioInvariantTests {
-    struct Rng: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
+    typealias Rng = SeededRandom
 
     static let rules: RuleSet = {
         guard case .intact(let r) = Graveyard.check(directory: Repo.graveyard) else { fatalError("the Graveyard in the repository does not load") }

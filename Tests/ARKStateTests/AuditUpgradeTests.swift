@@ -122,7 +122,7 @@ import Testing
         let c = try signer.sign(size: 1234, root: Merkle.leafHash([1, 2, 3]), timeNs: 1_796_000_000_000_000_000)
         let line = c.json
         #expect(AuditCheckpoint(json: line) == c && c.verify(with: key.publicKey))
-        var rng = SplitMix64(seed: 9)
+        var rng = SeededRandom(state: 9)
         let alphabet = Array("0123456789abcdef\"{}:,-e.\\ ".utf8)
         var parsed = 0
         for _ in 0..<20_000 {
@@ -145,18 +145,5 @@ import Testing
         for bad in ["", "{}", "[]", "{\"kind\":\"checkpoint\",\"size\":-1}", "{\"kind\":\"checkpoint\",\"size\":1e300,\"root\":\"00\"}", String(decoding: line.prefix(line.count / 2), as: UTF8.self)] {
             #expect(AuditCheckpoint(json: Array(bad.utf8)) == nil, "\(bad)")
         }
-    }
-}
-
-/// A small seeded generator, so a failure replays.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
