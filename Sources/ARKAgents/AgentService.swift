@@ -1,3 +1,4 @@
+import ARKBus
 import ARKCore
 import ARKStoreWriter
 import Graveyard
@@ -36,11 +37,21 @@ func makeAletheia(_ config: ARKConfig) throws -> Aletheia {
     let signer = try auditSigner(config)
     let store = try OutcomeWriter.aletheia(path: config.stateDB, checkpointInterval: .seconds(config.dbCheckpointIntervalSeconds), signer: signer)
     if let signer {
-        // The newest head signed by this key, in the checkpoint file or the store's table.
+        // The newest head signed by this key, in the checkpoint file, the store's table or Redis.
         let key = signer.key.publicKey
-        let fromFile = (AuditSigner.read(file: signer.checkpointFile)?.checkpoints ?? []).map { ($0, "the checkpoint file \(signer.checkpointFile)") }
-        let fromStore = try AuditReader(path: config.stateDB).checkpoints().map { ($0, "the store's audit_checkpoints") }
-        if let (newest, source) = (fromFile + fromStore).filter({ $0.0.verify(with: key) }).max(by: { $0.0.timeNs < $1.0.timeNs }) {
+        let fromFile = AuditSigner.newest(inFile: signer.checkpointFile).map { ($0, "the checkpoint file \(signer.checkpointFile)") }
+        let fromStore = try AuditReader(path: config.stateDB).newestCheckpoints(256).map { ($0, "the store's audit_checkpoints") }
+        var fromRedis: [(AuditCheckpoint, String)] = []
+        if let url = try? RedisURL(parsing: config.redisURL) {
+            // Best effort: a Redis that is down now is waited for by the agent itself later.
+            let connection = RedisConnection(url: url, commandTimeout: .seconds(3))
+            if (try? connection.connect(timeout: .seconds(2))) != nil,
+               let bytes = try? AuditCheckpointKey.read(on: connection), let c = AuditCheckpoint(json: bytes) {
+                fromRedis = [(c, "Redis \(Streams.auditCheckpoint)")]
+            }
+            connection.close()
+        }
+        if let (newest, source) = (fromFile + fromStore + fromRedis).filter({ $0.0.verify(with: key) }).max(by: { $0.0.timeNs < $1.0.timeNs }) {
             try store.checkHead(against: newest, source: source)
         }
     }

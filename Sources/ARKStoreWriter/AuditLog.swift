@@ -191,6 +191,23 @@ public final class AuditSigner: Sendable {
         guard n == line.count else { throw StateStoreError("cannot write the checkpoint file \(path): \(n < 0 ? String(cString: strerror(errno)) : "short write")") }
     }
 
+    /// The checkpoints in the last 64 KB of a checkpoint file (the newest few hundred):
+    /// what Aletheia's start-up check needs, without reading a year of lines.
+    public static func newest(inFile path: String) -> [AuditCheckpoint] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return [] }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return [] }
+        let start = max(0, Int(st.st_size) - 65_536)
+        var tail = [UInt8](repeating: 0, count: Int(st.st_size) - start)
+        let n = tail.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(start)) }
+        guard n == tail.count else { return [] }
+        // From the middle of a line on: that first piece is not a checkpoint.
+        if start > 0, let newline = tail.firstIndex(of: UInt8(ascii: "\n")) { tail.removeSubrange(...newline) }
+        return tail.split(separator: UInt8(ascii: "\n")).compactMap { AuditCheckpoint(json: Array($0)) }
+    }
+
     /// The checkpoints in a checkpoint file, with the numbers of lines that are not one.
     public static func read(file path: String) -> (checkpoints: [AuditCheckpoint], badLines: [Int])? {
         guard let bytes = try? readFileBytes(path) else { return nil }

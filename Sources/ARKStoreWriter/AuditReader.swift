@@ -139,7 +139,30 @@ public final class AuditReader {
 
     /// Every checkpoint the store holds, oldest first.
     public func checkpoints() throws -> [AuditCheckpoint] {
-        let s = try db.prepare("SELECT kind, size, root, time_ns, key_id, note, signature FROM audit_checkpoints ORDER BY id")
+        try read(try db.prepare("\(Self.columns) ORDER BY id"))
+    }
+
+    /// The newest `count` checkpoints, oldest first (a checkpoint a second makes 86,400 a day).
+    public func newestCheckpoints(_ count: Int) throws -> [AuditCheckpoint] {
+        let s = try db.prepare("\(Self.columns) ORDER BY id DESC LIMIT ?")
+        s.bind(count)
+        return try read(s).reversed()
+    }
+
+    /// The newest checkpoint that covers `leaf`, signed since the newest restore (before it,
+    /// larger heads were discarded with the records the restore rolled back).
+    public func newestCheckpoint(covering leaf: Int) throws -> AuditCheckpoint? {
+        let s = try db.prepare("""
+            \(Self.columns) WHERE size > ? AND id >= (SELECT coalesce(max(id), 0) FROM audit_checkpoints WHERE kind = 'restore')
+            ORDER BY id DESC LIMIT 1
+            """)
+        s.bind(leaf)
+        return try read(s).first
+    }
+
+    static let columns = "SELECT kind, size, root, time_ns, key_id, note, signature FROM audit_checkpoints"
+
+    private func read(_ s: SQLiteStatement) throws -> [AuditCheckpoint] {
         var out: [AuditCheckpoint] = []
         while try s.step() {
             out.append(AuditCheckpoint(kind: AuditCheckpoint.Kind(rawValue: s.text(0)) ?? .checkpoint, size: Int(s.int64(1)),
@@ -151,12 +174,12 @@ public final class AuditReader {
 
     /// The proof of the pass of `traceID` up to the newest checkpoint that covers it (nil:
     /// no such pass).
-    public func proof(traceID: String, checkpoints known: [AuditCheckpoint]? = nil) throws -> AuditProof? {
+    public func proof(traceID: String) throws -> AuditProof? {
         let select = try db.prepare("SELECT leaf, record FROM passes WHERE trace_id = ?")
         select.bind(traceID)
         guard let (leaf, record) = try select.firstRow({ ($0.isNull(0) ? -1 : Int($0.int64(0)), $0.textBytes(1)) }) else { return nil }
         guard leaf >= 0 else { throw Problem(description: "the pass of \(traceID) has no leaf in the audit log") }
-        let cover = (try known ?? checkpoints()).last { $0.size > leaf }
+        let cover = try newestCheckpoint(covering: leaf)
         let size = try cover?.size ?? treeSize()
         guard leaf < size else { throw Problem(description: "the pass of \(traceID) is leaf \(leaf), beyond the tree's \(size) leaves") }
         let path = try Merkle.inclusionPath(index: leaf, size: size, subtree: subtreeHash)
