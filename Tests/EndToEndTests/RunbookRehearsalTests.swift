@@ -157,7 +157,7 @@ final class Rehearsal: @unchecked Sendable {
             "METRICS_PORT": String(try freeTCPPort()), "API_PORT": String(try freeTCPPort()), "ARK_BUILD": "debug", "ARK_SKIP_BUILD": "1",
         ]
         // Small disks that can really fill: the store's and the backups'.
-        for (mount, size) in [(state, "64m"), (backups, "8m")] {
+        for (mount, size) in [(state, "64m"), (backups, "32m")] {
             let r = try runCommand("/bin/mount", ["-t", "tmpfs", "-o", "size=\(size),mode=0700", "tmpfs", mount])
             guard r.code == 0 else { throw TestSetupError("mount tmpfs on \(mount): \(r.output)") }
         }
