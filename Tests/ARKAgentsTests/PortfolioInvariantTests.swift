@@ -11,7 +11,6 @@ import Testing
 /// buys and sells on few or many symbols move prices across stops. After every fill the
 /// filled book must hold every limit. Each run replays from its seed.
 @Suite struct PortfolioInvariantTests {
-    typealias Rng = SeededRandom
 
     static let rules: RuleSet = {
         guard case .intact(let r) = Graveyard.check(directory: Repo.graveyard) else { fatalError("the Graveyard in the repository does not load") }
@@ -20,7 +19,7 @@ import Testing
 
     /// One model run; returns the first breach of the invariant, or nil.
     static func run(seed: UInt64, symbols: Int, checkAtExecution: Bool, steps: Int = 400) -> String? {
-        var rng = Rng(state: seed)
+        var rng = SplitMix64(seed: seed)
         let names = (0..<symbols).map { "S\($0)" }
         var prices = Dictionary(uniqueKeysWithValues: names.map { ($0, 100.0) })
         var book = PaperBook(equity: 100_000, day: "2026-12-02")

@@ -122,7 +122,7 @@ import Testing
         let c = try signer.sign(size: 1234, root: Merkle.leafHash([1, 2, 3]), timeNs: 1_796_000_000_000_000_000)
         let line = c.json
         #expect(AuditCheckpoint(json: line) == c && c.verify(with: key.publicKey))
-        var rng = SeededRandom(state: 9)
+        var rng = SplitMix64(seed: 9)
         let alphabet = Array("0123456789abcdef\"{}:,-e.\\ ".utf8)
         var parsed = 0
         for _ in 0..<20_000 {

@@ -1,9 +1,7 @@
-/// SplitMix64: a small seeded generator, so a randomized test replays from its seed.
-public struct SeededRandom: RandomNumberGenerator {
-    public var state: UInt64
-
-    public init(state: UInt64) { self.state = state }
-
+/// A small fast deterministic generator, so a synthetic run or a randomized test replays from its seed.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    var state: UInt64
+    public init(seed: UInt64) { state = seed }
     public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
@@ -12,3 +10,4 @@ public struct SeededRandom: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
