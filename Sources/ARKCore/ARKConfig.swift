@@ -123,8 +123,10 @@ public struct ARKConfig: Sendable, Equatable {
     /// How often Aletheia signs a checkpoint while the log grows.
     public var auditCheckpointMs: Int = 1_000
     /// `--local`: without ARK_AUDIT_KEY the key is `audit_ed25519.pem` beside the state store,
-    /// where start_production.sh --local makes it.
+    /// where start_production.sh --local makes it, or else in `<root>/.ark/` (a command run
+    /// on a backup elsewhere still finds the layout's key).
     public var auditKeyBesideStateDB = false
+    var localRoot = ""
 
     /// Where the public key is read from.
     public var auditPublicKeyPath: String { auditPublicKey.isEmpty && !auditKey.isEmpty ? auditKey + ".pub" : auditPublicKey }
@@ -153,6 +155,7 @@ public struct ARKConfig: Sendable, Equatable {
         c.graveyardDir = root + "/graveyard"
         c.releasesDir = root + "/.ark/releases"
         c.auditKeyBesideStateDB = true
+        c.localRoot = root
         if let secret = try? String(contentsOfFile: localJWTSecretPath(root: root), encoding: .utf8) {
             c.jwtSecret = secret.trimmed()
         }
@@ -232,7 +235,9 @@ public struct ARKConfig: Sendable, Equatable {
         c.passTimeoutMs = reader.double("ARK_PASS_TIMEOUT_MS", c.passTimeoutMs, 10...3_600_000)
         c.auditKey = reader.string("ARK_AUDIT_KEY", c.auditKey)
         if c.auditKey.isEmpty && c.auditKeyBesideStateDB {
-            c.auditKey = (c.stateDB.lastIndex(of: "/").map { String(c.stateDB[..<$0]) } ?? ".") + "/audit_ed25519.pem"
+            let beside = (c.stateDB.lastIndex(of: "/").map { String(c.stateDB[..<$0]) } ?? ".") + "/audit_ed25519.pem"
+            let layout = c.localRoot + "/.ark/audit_ed25519.pem"
+            c.auditKey = !FileManager.default.fileExists(atPath: beside) && FileManager.default.fileExists(atPath: layout) ? layout : beside
         }
         c.auditPublicKey = reader.string("ARK_AUDIT_PUBLIC_KEY", c.auditPublicKey)
         c.auditCheckpointsFile = reader.string("ARK_AUDIT_CHECKPOINTS", c.auditCheckpointsFile)

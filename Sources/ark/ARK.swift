@@ -44,9 +44,7 @@ struct CommonOptions: ParsableArguments {
         if local { ensureLocalJWTSecret(root: root) }
         let base = local ? ARKConfig.localDefaults(root: root) : ARKConfig()
         do {
-            let config = try ARKConfig.load(environment: ProcessInfo.processInfo.environment, base: base)
-            if local { ensureLocalAuditKey(config) }
-            return config
+            return try ARKConfig.load(environment: ProcessInfo.processInfo.environment, base: base)
         } catch {
             FileHandle.standardError.write(Data((error.description + "\n").utf8))
             throw ExitCode(78)
@@ -70,7 +68,8 @@ func ensureLocalJWTSecret(root: String) {
 }
 
 /// `--local` without ARK_AUDIT_KEY: an Ed25519 key beside the state store (mode 600) and its
-/// public half, made at first start, so the local Aletheia signs its audit.
+/// public half, made at first start by the commands that run Aletheia (`ark run`, `ark
+/// agent`), so the local Aletheia signs its audit. A command that only reads never makes one.
 func ensureLocalAuditKey(_ config: ARKConfig) {
     guard config.auditKeyBesideStateDB, !config.auditKey.isEmpty, !FileManager.default.fileExists(atPath: config.auditKey) else { return }
     let dir = (config.auditKey as NSString).deletingLastPathComponent

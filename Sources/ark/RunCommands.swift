@@ -28,6 +28,7 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         common.bootstrapLogging()
         let config = try common.config()
+        if common.local { ensureLocalAuditKey(config) }
         try await runStages(Stage.allCases, config: config, withMetricsServer: config.metricsServerEnabled, withWatchdog: config.watchdogEnabled, withAPI: config.apiEnabled)
     }
 }
@@ -59,6 +60,7 @@ struct AgentCommand: AsyncParsableCommand {
     func run() async throws {
         common.bootstrapLogging()
         let config = try common.config()
+        if common.local { ensureLocalAuditKey(config) }
         try await runStages([Stage(name: name)!], config: config)
     }
 }
