@@ -41,16 +41,9 @@ func makeAletheia(_ config: ARKConfig) throws -> Aletheia {
         let key = signer.key.publicKey
         let fromFile = AuditSigner.newest(inFile: signer.checkpointFile).map { ($0, "the checkpoint file \(signer.checkpointFile)") }
         let fromStore = try AuditReader(path: config.stateDB).newestCheckpoints(256).map { ($0, "the store's audit_checkpoints") }
-        var fromRedis: [(AuditCheckpoint, String)] = []
-        if let url = try? RedisURL(parsing: config.redisURL) {
-            // Best effort: a Redis that is down now is waited for by the agent itself later.
-            let connection = RedisConnection(url: url, commandTimeout: .seconds(3))
-            if (try? connection.connect(timeout: .seconds(2))) != nil,
-               let bytes = try? AuditCheckpointKey.read(on: connection), let c = AuditCheckpoint(json: bytes) {
-                fromRedis = [(c, "Redis \(Streams.auditCheckpoint)")]
-            }
-            connection.close()
-        }
+        // Best effort: a Redis that is down now is waited for by the agent itself later.
+        let fromRedis = ((try? AuditCheckpointKey.briefly(config.redisURL) { try AuditCheckpointKey.read(on: $0) }) ?? nil)
+            .map { [($0, "Redis \(Streams.auditCheckpoint)")] } ?? []
         if let (newest, source) = (fromFile + fromStore + fromRedis).filter({ $0.0.verify(with: key) }).max(by: { $0.0.timeNs < $1.0.timeNs }) {
             try store.checkHead(against: newest, source: source)
         }

@@ -189,7 +189,7 @@ public final class Aletheia: StageProcessor {
     public func finish(context: BatchContext) throws {
         try store.checkpointIfDue(force: true)
         if let c = store.takeSigned() {
-            try AuditCheckpointKey.publish(json: c.json, size: c.size, kind: c.kind.rawValue, on: context.bus.connection)
+            try AuditCheckpointKey.publish(c, on: context.bus.connection)
         }
     }
 
@@ -202,7 +202,7 @@ public final class Aletheia: StageProcessor {
         try store.checkpointIfDue()
         if let c = store.takeSigned() {
             do {
-                try AuditCheckpointKey.publish(json: c.json, size: c.size, kind: c.kind.rawValue, on: context.bus.connection)
+                try AuditCheckpointKey.publish(c, on: context.bus.connection)
             } catch {
                 store.keepUnpublished(c)
                 throw error

@@ -15,13 +15,23 @@ public enum AuditCheckpointKey {
         return 1
         """
 
-    public static func publish(json: [UInt8], size: Int, kind: String, on connection: RedisConnection) throws(RedisError) {
-        _ = try connection.command(["EVAL", .text(setIfNewer), "1", .text(Streams.auditCheckpoint), .bytes(json), .int(size), .text(kind)])
+    public static func publish(_ c: AuditCheckpoint, on connection: RedisConnection) throws(RedisError) {
+        _ = try connection.command(["EVAL", .text(setIfNewer), "1", .text(Streams.auditCheckpoint), .bytes(c.json), .int(c.size), .text(c.kind.rawValue)])
     }
 
-    /// The key's value, nil when absent.
-    public static func read(on connection: RedisConnection) throws(RedisError) -> [UInt8]? {
-        if case .bulk(let b) = try connection.command(["GET", .text(Streams.auditCheckpoint)]) { return b }
-        return nil
+    /// The key's checkpoint; nil when the key is absent.
+    public static func read(on connection: RedisConnection) throws(RedisError) -> AuditCheckpoint? {
+        guard case .bulk(let b) = try connection.command(["GET", .text(Streams.auditCheckpoint)]) else { return nil }
+        guard let c = AuditCheckpoint(json: b) else { throw RedisError.server("\(Streams.auditCheckpoint) does not hold a checkpoint") }
+        return c
+    }
+
+    /// Runs `body` on a short-lived connection to `redisURL` (the commands that touch the key
+    /// once: verify-audit, restore, Aletheia's start-up check).
+    public static func briefly<T>(_ redisURL: String, _ body: (RedisConnection) throws -> T) throws -> T {
+        let connection = RedisConnection(url: try RedisURL(parsing: redisURL), commandTimeout: .seconds(3))
+        try connection.connect(timeout: .seconds(2))
+        defer { connection.close() }
+        return try body(connection)
     }
 }

@@ -27,18 +27,9 @@ public enum Ed25519 {
 
         /// Reads a PEM private key; it must be Ed25519.
         public init(pem: [UInt8]) throws(Failure) {
-            let parsed = pem.withUnsafeBytes { raw -> OpaquePointer? in
-                guard let bio = BIO_new_mem_buf(raw.baseAddress, Int32(raw.count)) else { return nil }
-                defer { BIO_free(bio) }
-                return PEM_read_bio_PrivateKey(bio, nil, nil, nil)
+            key = try Ed25519.readPEM(pem, "private key", "the key is not an Ed25519 key (make one with `ark audit-key generate` or `openssl genpkey -algorithm ed25519`)") {
+                PEM_read_bio_PrivateKey($0, nil, nil, nil)
             }
-            ERR_clear_error()
-            guard let parsed else { throw Failure("not a PEM private key") }
-            guard EVP_PKEY_get_base_id(parsed) == EVP_PKEY_ED25519 else {
-                EVP_PKEY_free(parsed)
-                throw Failure("the key is not an Ed25519 key (make one with `ark audit-key generate` or `openssl genpkey -algorithm ed25519`)")
-            }
-            key = parsed
         }
 
         public var pem: [UInt8] {
@@ -46,11 +37,8 @@ public enum Ed25519 {
         }
 
         public var publicKey: PublicKey {
-            var raw = [UInt8](repeating: 0, count: 32)
-            var length = 32
-            _ = raw.withUnsafeMutableBufferPointer { EVP_PKEY_get_raw_public_key(key, $0.baseAddress, &length) }
             // A key made or read above is Ed25519, whose public half is always 32 bytes.
-            return try! PublicKey(raw: raw)
+            try! PublicKey(raw: Ed25519.rawPublicKey(of: key))
         }
 
         public func sign(_ message: [UInt8]) throws(Failure) -> [UInt8] {
@@ -75,29 +63,23 @@ public enum Ed25519 {
         /// The 32 bytes of RFC 8032.
         public let raw: [UInt8]
 
+        /// A short name for the key: the first 16 hex digits of SHA-256 of its 32 bytes.
+        public let keyID: String
+
         public init(raw: [UInt8]) throws(Failure) {
             guard raw.count == 32, let key = raw.withUnsafeBufferPointer({ EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nil, $0.baseAddress, 32) }) else {
                 throw Failure("an Ed25519 public key is 32 bytes")
             }
             self.key = key
             self.raw = raw
+            keyID = String(SHA256.hexDigest(raw).prefix(16))
         }
 
         /// Reads a PEM public key (`-----BEGIN PUBLIC KEY-----`); it must be Ed25519.
         public convenience init(pem: [UInt8]) throws(Failure) {
-            let parsed = pem.withUnsafeBytes { raw -> OpaquePointer? in
-                guard let bio = BIO_new_mem_buf(raw.baseAddress, Int32(raw.count)) else { return nil }
-                defer { BIO_free(bio) }
-                return PEM_read_bio_PUBKEY(bio, nil, nil, nil)
-            }
-            ERR_clear_error()
-            guard let parsed else { throw Failure("not a PEM public key") }
+            let parsed = try Ed25519.readPEM(pem, "public key", "the public key is not an Ed25519 key") { PEM_read_bio_PUBKEY($0, nil, nil, nil) }
             defer { EVP_PKEY_free(parsed) }
-            guard EVP_PKEY_get_base_id(parsed) == EVP_PKEY_ED25519 else { throw Failure("the public key is not an Ed25519 key") }
-            var raw = [UInt8](repeating: 0, count: 32)
-            var length = 32
-            _ = raw.withUnsafeMutableBufferPointer { EVP_PKEY_get_raw_public_key(parsed, $0.baseAddress, &length) }
-            try self.init(raw: raw)
+            try self.init(raw: Ed25519.rawPublicKey(of: parsed))
         }
 
         deinit { EVP_PKEY_free(key) }
@@ -105,9 +87,6 @@ public enum Ed25519 {
         public var pem: [UInt8] {
             Ed25519.writePEM { PEM_write_bio_PUBKEY($0, key) }
         }
-
-        /// A short name for the key: the first 16 hex digits of SHA-256 of its 32 bytes.
-        public var keyID: String { String(SHA256.hexDigest(raw).prefix(16)) }
 
         public func verify(signature: [UInt8], message: [UInt8]) -> Bool {
             guard signature.count == 64, let ctx = EVP_MD_CTX_new() else { return false }
@@ -123,6 +102,29 @@ public enum Ed25519 {
         }
 
         public static func == (a: PublicKey, b: PublicKey) -> Bool { a.raw == b.raw }
+    }
+
+    /// The Ed25519 key `read` parses from `pem`; the caller owns it.
+    static func readPEM(_ pem: [UInt8], _ what: String, _ notEd25519: String, _ read: (OpaquePointer) -> OpaquePointer?) throws(Failure) -> OpaquePointer {
+        let parsed = pem.withUnsafeBytes { raw -> OpaquePointer? in
+            guard let bio = BIO_new_mem_buf(raw.baseAddress, Int32(raw.count)) else { return nil }
+            defer { BIO_free(bio) }
+            return read(bio)
+        }
+        ERR_clear_error()
+        guard let parsed else { throw Failure("not a PEM \(what)") }
+        guard EVP_PKEY_get_base_id(parsed) == EVP_PKEY_ED25519 else {
+            EVP_PKEY_free(parsed)
+            throw Failure(notEd25519)
+        }
+        return parsed
+    }
+
+    static func rawPublicKey(of key: OpaquePointer) -> [UInt8] {
+        var raw = [UInt8](repeating: 0, count: 32)
+        var length = 32
+        _ = raw.withUnsafeMutableBufferPointer { EVP_PKEY_get_raw_public_key(key, $0.baseAddress, &length) }
+        return raw
     }
 
     static func writePEM(_ write: (OpaquePointer?) -> Int32) -> [UInt8] {

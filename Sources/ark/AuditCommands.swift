@@ -98,16 +98,10 @@ struct VerifyAuditCommand: AsyncParsableCommand {
 
     /// The newest checkpoint in Redis, nil when there is none.
     func redisCheckpoint(_ config: ARKConfig) -> Result<AuditCheckpoint?, RedisCheckpointProblem> {
-        guard let url = try? RedisURL(parsing: config.redisURL) else { return .failure(RedisCheckpointProblem(description: "REDIS_URL is not usable")) }
-        let connection = RedisConnection(url: url, commandTimeout: .seconds(3))
         do {
-            try connection.connect(timeout: .seconds(2))
-            defer { connection.close() }
-            guard let bytes = try AuditCheckpointKey.read(on: connection) else { return .success(nil) }
-            guard let c = AuditCheckpoint(json: bytes) else { return .failure(RedisCheckpointProblem(description: "\(Streams.auditCheckpoint) is not a checkpoint")) }
-            return .success(c)
+            return .success(try AuditCheckpointKey.briefly(config.redisURL) { try AuditCheckpointKey.read(on: $0) })
         } catch {
-            return .failure(RedisCheckpointProblem(description: "\(url) did not answer (\(error))"))
+            return .failure(RedisCheckpointProblem(description: "\(config.redisURL) did not answer (\(error))"))
         }
     }
 

@@ -117,12 +117,8 @@ struct RestoreCommand: ParsableCommand {
     /// The Redis copy of the head, so it does not keep the pre-restore one; Aletheia's next
     /// checkpoints replace it in any case once the log has grown past it.
     func publishToRedis(_ c: AuditCheckpoint, _ config: ARKConfig) {
-        guard let url = try? RedisURL(parsing: config.redisURL) else { return }
-        let connection = RedisConnection(url: url, commandTimeout: .seconds(3))
         do {
-            try connection.connect(timeout: .seconds(2))
-            defer { connection.close() }
-            try AuditCheckpointKey.publish(json: c.json, size: c.size, kind: c.kind.rawValue, on: connection)
+            try AuditCheckpointKey.briefly(config.redisURL) { try AuditCheckpointKey.publish(c, on: $0) }
         } catch {
             print("note: Redis did not take the restore checkpoint (\(error)); verify-audit orders checkpoints by time, so the old head there reads as discarded")
         }
