@@ -88,6 +88,8 @@ public final class RedisConnection {
     public let url: RedisURL
     public let commandTimeout: Duration
     private var context: UnsafeMutablePointer<redisContext>?
+    /// The buffer `command` and `pipeline` write into, kept from one call to the next.
+    private var scratch = RedisCommands()
 
     public init(url: RedisURL, commandTimeout: Duration = .seconds(15)) {
         self.url = url
@@ -158,7 +160,9 @@ public final class RedisConnection {
 
     /// Sends one command and returns its reply. A Redis error reply is returned as `.error`.
     public func command(_ args: [RedisArg]) throws(RedisError) -> RedisValue {
-        try append(args)
+        scratch.removeAll()
+        scratch.append(args)
+        try write(scratch)
         return try readReply()
     }
 
@@ -178,62 +182,45 @@ public final class RedisConnection {
 
     /// Sends every command in one write and reads every reply: one round trip.
     public func pipeline(_ commands: [[RedisArg]]) throws(RedisError) -> [RedisValue] {
-        for c in commands { try append(c) }
+        scratch.removeAll()
+        for c in commands { scratch.append(c) }
+        return try send(scratch)
+    }
+
+    /// Sends the commands in one write and reads their replies: one round trip.
+    public func send(_ commands: RedisCommands) throws(RedisError) -> [RedisValue] {
+        try write(commands)
         var replies: [RedisValue] = []
         replies.reserveCapacity(commands.count)
-        for _ in commands { replies.append(try readReply()) }
+        for _ in 0..<commands.count { replies.append(try readReply()) }
         return replies
     }
 
-    private func append(_ args: [RedisArg]) throws(RedisError) {
+    /// Queues the commands for sending; the first read sends them. Each must then have its
+    /// reply read (`readReply` or `withReply`), in order.
+    public func write(_ commands: RedisCommands) throws(RedisError) {
         guard let ctx = context else { throw .connection("not connected to \(url)") }
-        var flat: [UInt8] = []
-        var lengths: [Int] = []
-        lengths.reserveCapacity(args.count)
-        var total = 0
-        for a in args {
-            switch a {
-            case .text(let s): total += s.utf8.count
-            case .bytes(let b): total += b.count
-            }
-        }
-        flat.reserveCapacity(max(total, 1))
-        for a in args {
-            switch a {
-            case .text(let s):
-                flat.append(contentsOf: s.utf8)
-                lengths.append(s.utf8.count)
-            case .bytes(let b):
-                flat.append(contentsOf: b)
-                lengths.append(b.count)
-            }
-        }
-        if flat.isEmpty { flat.append(0) }  // keep a valid base address for empty arguments
-        let rc: Int32 = flat.withUnsafeBufferPointer { base in
-            let raw = UnsafeRawPointer(base.baseAddress!)
-            var pointers: [UnsafePointer<CChar>?] = []
-            pointers.reserveCapacity(lengths.count)
-            var offset = 0
-            for l in lengths {
-                pointers.append((raw + offset).assumingMemoryBound(to: CChar.self))
-                offset += l
-            }
-            return pointers.withUnsafeMutableBufferPointer { argv in
-                lengths.withUnsafeBufferPointer { lens in
-                    redisAppendCommandArgv(ctx, Int32(lengths.count), argv.baseAddress, lens.baseAddress)
-                }
-            }
+        guard commands.count > 0 else { return }
+        let rc = commands.bytes.withUnsafeBufferPointer { buf in
+            buf.withMemoryRebound(to: CChar.self) { redisAppendFormattedCommand(ctx, $0.baseAddress, $0.count) }
         }
         if rc != 0 { try fail(ctx) }
     }
 
-    private func readReply() throws(RedisError) -> RedisValue {
+    /// Reads the next reply.
+    public func readReply() throws(RedisError) -> RedisValue {
+        try withReply { Self.convert($0.pointer) }
+    }
+
+    /// Reads the next reply and hands it to `body` as hiredis holds it, so a large reply (a
+    /// batch of stream entries) is read without a `RedisValue` tree. The reply is freed when
+    /// `body` returns: nothing of it may escape.
+    public func withReply<T>(_ body: (RawReply) throws(RedisError) -> T) throws(RedisError) -> T {
         guard let ctx = context else { throw .connection("not connected to \(url)") }
         var raw: UnsafeMutableRawPointer?
         if redisGetReply(ctx, &raw) != 0 || raw == nil { try fail(ctx) }
-        let reply = raw!.assumingMemoryBound(to: redisReply.self)
         defer { freeReplyObject(raw) }
-        return Self.convert(reply)
+        return try body(RawReply(pointer: raw!.assumingMemoryBound(to: redisReply.self)))
     }
 
     private func fail(_ ctx: UnsafeMutablePointer<redisContext>) throws(RedisError) -> Never {
@@ -280,5 +267,40 @@ public final class RedisConnection {
     static func timeval(_ d: Duration) -> Glibc.timeval {
         let (seconds, attoseconds) = d.components
         return Glibc.timeval(tv_sec: Int(seconds), tv_usec: Int(attoseconds / 1_000_000_000_000))
+    }
+}
+
+/// A reply as hiredis holds it, valid only inside `RedisConnection.withReply`.
+public struct RawReply {
+    let pointer: UnsafeMutablePointer<redisReply>
+
+    public var isArray: Bool { pointer.pointee.type == REDIS_REPLY_ARRAY }
+    public var isNull: Bool { pointer.pointee.type == REDIS_REPLY_NIL }
+    public var isString: Bool { pointer.pointee.type == REDIS_REPLY_STRING || pointer.pointee.type == REDIS_REPLY_STATUS }
+    public var isError: Bool { pointer.pointee.type == REDIS_REPLY_ERROR }
+    public var count: Int { isArray ? pointer.pointee.elements : 0 }
+
+    /// An array's element; a missing one reads as null.
+    public subscript(i: Int) -> RawReply? {
+        guard isArray, i < pointer.pointee.elements, let e = pointer.pointee.element[i] else { return nil }
+        return RawReply(pointer: e)
+    }
+
+    /// A string's, status's or error's bytes, borrowed.
+    public var bytes: UnsafeRawBufferPointer {
+        guard let s = pointer.pointee.str, pointer.pointee.len > 0 else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        return UnsafeRawBufferPointer(start: s, count: pointer.pointee.len)
+    }
+
+    public var text: String { String(decoding: bytes, as: UTF8.self) }
+
+    /// The whole reply as a value.
+    public var value: RedisValue { RedisConnection.convert(pointer) }
+
+    /// True when the string's bytes are exactly `literal`.
+    public func equals(_ literal: StaticString) -> Bool {
+        let b = bytes
+        guard b.count == literal.utf8CodeUnitCount else { return false }
+        return b.elementsEqual(UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
     }
 }

@@ -18,7 +18,7 @@ public struct StreamEntry: Sendable, Equatable {
     /// crash loop ends).
     public var recordRaw = false
 
-    public init(stream: String, id: String, payload: [UInt8]?, fieldNames: [String] = ["event"], deliveries: Int = 1, otherFields: [String: String] = [:]) {
+    public init(stream: String, id: String, payload: [UInt8]?, fieldNames: [String] = StreamEntry.eventOnly, deliveries: Int = 1, otherFields: [String: String] = [:]) {
         self.stream = stream
         self.id = id
         self.payload = payload
@@ -26,6 +26,9 @@ public struct StreamEntry: Sendable, Equatable {
         self.deliveries = deliveries
         self.otherFields = otherFields
     }
+
+    /// The field names of an entry that has only `event`: one array for all of them.
+    public static let eventOnly = ["event"]
 
     /// The millisecond timestamp Redis put in the entry id.
     public var idMilliseconds: Int64? {
@@ -94,6 +97,8 @@ public final class StreamBus {
     public let group: String
     public let consumer: String
     private var claimCursors: [String: String] = [:]
+    /// The buffer each batch's commands are written into, kept from one batch to the next.
+    private var commands = RedisCommands(capacity: 64 << 10)
     private let deadLetterCounter: Counter
 
     public init(connection: RedisConnection, group: String, consumer: String) {
@@ -115,41 +120,66 @@ public final class StreamBus {
     /// Reads up to `count` entries per stream. `history: true` re-reads this consumer's own
     /// pending entries (after a reconnect or failed batch) instead of new ones.
     public func read(_ streams: [String], count: Int, blockMs: Int?, history: Bool = false) throws(RedisError) -> [StreamEntry] {
-        try Self.entries(fromXREADGROUP: connection.command(readCommand(streams, count: count, blockMs: blockMs, history: history)))
+        commands.removeAll()
+        appendReadCommand(streams, count: count, blockMs: blockMs, history: history)
+        try connection.write(commands)
+        return try connection.withReply { raw throws(RedisError) in try Self.entries(fromXREADGROUP: raw, streams: streams) }
     }
 
     /// Reads new entries as `read` does, and runs `along` in the same round trip. Redis runs
     /// a client's commands in order, so `along` runs the moment the read returns: what it
     /// reads is as fresh as a separate request made after the read, without its round trip.
     public func read(_ streams: [String], count: Int, blockMs: Int?, along: [[RedisArg]]) throws(RedisError) -> (entries: [StreamEntry], along: [RedisValue]) {
-        let replies = try connection.pipeline([readCommand(streams, count: count, blockMs: blockMs, history: false)] + along)
-        return (try Self.entries(fromXREADGROUP: replies[0]), Array(replies.dropFirst()))
-    }
-
-    func readCommand(_ streams: [String], count: Int, blockMs: Int?, history: Bool) -> [RedisArg] {
-        var args: [RedisArg] = ["XREADGROUP", "GROUP", .text(group), .text(consumer), "COUNT", .int(count)]
-        if let blockMs { args += ["BLOCK", .int(blockMs)] }
-        args.append("STREAMS")
-        for s in streams { args.append(.text(s)) }
-        for _ in streams { args.append(history ? "0" : ">") }
-        return args
-    }
-
-    static func entries(fromXREADGROUP reply: RedisValue) throws(RedisError) -> [StreamEntry] {
-        switch reply {
-        case .null: return []
-        case .error(let e): throw .server(e)
-        case .array(let perStream):
-            var out: [StreamEntry] = []
-            for item in perStream {
-                guard let pair = item.array, pair.count == 2, let name = pair[0].string, let entries = pair[1].array else {
-                    throw .unexpectedReply("XREADGROUP stream item")
-                }
-                for e in entries { out.append(try Self.entry(e, stream: name, deliveries: 1)) }
-            }
-            return out
-        default: throw .unexpectedReply("XREADGROUP")
+        commands.removeAll()
+        appendReadCommand(streams, count: count, blockMs: blockMs, history: false)
+        for c in along { commands.append(c) }
+        try connection.write(commands)
+        // Every reply is read, even when the first is not what XREADGROUP promises, so the
+        // connection stays in step.
+        let entries = Result { () throws(RedisError) in
+            try connection.withReply { raw throws(RedisError) in try Self.entries(fromXREADGROUP: raw, streams: streams) }
         }
+        var replies: [RedisValue] = []
+        for _ in along { replies.append(try connection.readReply()) }
+        return (try entries.get(), replies)
+    }
+
+    func appendReadCommand(_ streams: [String], count: Int, blockMs: Int?, history: Bool) {
+        commands.begin(arguments: 7 + (blockMs == nil ? 0 : 2) + 2 * streams.count)
+        commands.arg("XREADGROUP")
+        commands.arg("GROUP")
+        commands.arg(group)
+        commands.arg(consumer)
+        commands.arg("COUNT")
+        commands.arg(count)
+        if let blockMs {
+            commands.arg("BLOCK")
+            commands.arg(blockMs)
+        }
+        commands.arg("STREAMS")
+        for s in streams { commands.arg(s) }
+        for _ in streams { commands.arg(history ? "0" : ">") }
+    }
+
+    /// The entries of an XREADGROUP reply, read from hiredis's reply without a value tree.
+    /// A stream's name is taken from `streams` when it is one of them (no new string).
+    static func entries(fromXREADGROUP reply: RawReply, streams: [String] = []) throws(RedisError) -> [StreamEntry] {
+        if reply.isNull { return [] }
+        if reply.isError { throw .server(reply.text) }
+        guard reply.isArray else { throw .unexpectedReply("XREADGROUP") }
+        var out: [StreamEntry] = []
+        for i in 0..<reply.count {
+            guard let pair = reply[i], pair.count == 2, let nameReply = pair[0], nameReply.isString, let entries = pair[1], entries.isArray else {
+                throw .unexpectedReply("XREADGROUP stream item")
+            }
+            let name = streams.first { s in s.utf8.elementsEqual(nameReply.bytes) } ?? nameReply.text
+            out.reserveCapacity(out.count + entries.count)
+            for k in 0..<entries.count {
+                guard let e = entries[k] else { throw .unexpectedReply("stream entry") }
+                out.append(try Self.entry(e, stream: name, deliveries: 1))
+            }
+        }
+        return out
     }
 
     /// Takes over entries idle for `minIdleMs` on any consumer of the group (XAUTOCLAIM),
@@ -284,26 +314,38 @@ public final class StreamBus {
         return Int(reply.array?.first?.integer ?? 0)
     }
 
-    /// The commands that add `outputs` to their streams, record `deadLetters` and acknowledge
-    /// `acks`, wrapped in MULTI/EXEC so they happen together or not at all. Stages that need
-    /// more in the same transaction (Kenny's book) put their commands in `extra`.
-    public func commitCommands(outputs: [(stream: String, payload: [UInt8])], deadLetters: [DeadLetter], acks: [StreamEntry], extra: [[RedisArg]] = []) -> [[RedisArg]] {
-        var cmds: [[RedisArg]] = [["MULTI"]]
-        cmds.reserveCapacity(outputs.count + deadLetters.count + 4 + extra.count)
-        cmds += extra
+    /// Writes into `commands` the transaction that adds `outputs` to their streams, records
+    /// `deadLetters` and acknowledges `acks`: MULTI, `extra` (Kenny's book), the XADDs, the
+    /// XACKs (one per stream, in the order of stream names), EXEC.
+    func appendCommit(outputs: [(stream: String, payload: [UInt8])], deadLetters: [DeadLetter], acks: [StreamEntry], extra: [[RedisArg]]) {
+        commands.begin(arguments: 1)
+        commands.arg("MULTI")
+        for c in extra { commands.append(c) }
         // No MAXLEN: a stream loses only entries every group acknowledged (trimAcknowledged);
         // its size is bounded by back-pressure instead (`backlog`, StageAgent.holdingBack).
         for o in outputs {
-            cmds.append(["XADD", .text(o.stream), "*", "event", .bytes(o.payload)])
+            commands.begin(arguments: 5)
+            commands.arg("XADD")
+            commands.arg(o.stream)
+            commands.arg("*")
+            commands.arg("event")
+            commands.arg(o.payload)
         }
-        for d in deadLetters { cmds.append(deadLetterCommand(d)) }
-        var idsByStream: [String: [RedisArg]] = [:]
-        for e in acks { idsByStream[e.stream, default: []].append(.text(e.id)) }
-        for (stream, ids) in idsByStream.sorted(by: { $0.key < $1.key }) {
-            cmds.append(["XACK", .text(stream), .text(group)] + ids)
+        for d in deadLetters { commands.append(deadLetterCommand(d)) }
+        // A batch is almost always of one stream: the distinct streams by a scan, not a dictionary.
+        var streams: [String] = []
+        for e in acks where !streams.contains(e.stream) { streams.append(e.stream) }
+        for stream in streams.sorted() {
+            var n = 0
+            for e in acks where e.stream == stream { n += 1 }
+            commands.begin(arguments: 3 + n)
+            commands.arg("XACK")
+            commands.arg(stream)
+            commands.arg(group)
+            for e in acks where e.stream == stream { commands.arg(e.id) }
         }
-        cmds.append(["EXEC"])
-        return cmds
+        commands.begin(arguments: 1)
+        commands.arg("EXEC")
     }
 
     /// XADD of a payload with extra fields (a routed signal keeps the trace id it was given).
@@ -327,14 +369,46 @@ public final class StreamBus {
         ]
     }
 
-    /// Runs `commitCommands` and checks the transaction. Returns false when a WATCHed key
-    /// changed and nothing was applied.
+    /// Runs the transaction of `appendCommit` and checks it. Returns false when a WATCHed key
+    /// changed and nothing was applied. The replies are checked as hiredis holds them: a
+    /// batch's hundreds of entry ids are never turned into values.
     @discardableResult
     public func commit(outputs: [(stream: String, payload: [UInt8])], deadLetters: [DeadLetter], acks: [StreamEntry], extra: [[RedisArg]] = []) throws(RedisError) -> Bool {
         if outputs.isEmpty && deadLetters.isEmpty && acks.isEmpty && extra.isEmpty { return true }
-        let replies = try connection.pipeline(commitCommands(outputs: outputs, deadLetters: deadLetters, acks: acks, extra: extra))
-        let applied = try Self.checkTransaction(replies)
+        commands.removeAll()
+        appendCommit(outputs: outputs, deadLetters: deadLetters, acks: acks, extra: extra)
+        try connection.write(commands)
+        let applied = try Self.checkTransaction(replies: commands.count, on: connection)
         if applied && !deadLetters.isEmpty { deadLetterCounter.increment(by: deadLetters.count) }
+        return applied
+    }
+
+    /// Reads the `replies` replies of a MULTI … EXEC sent on `connection` and checks them:
+    /// every one is read (so the connection stays in step) before the first error is thrown.
+    /// False when EXEC answered null (a WATCHed key changed).
+    static func checkTransaction(replies: Int, on connection: RedisConnection) throws(RedisError) -> Bool {
+        var firstError: String?
+        for _ in 0..<(replies - 1) {
+            try connection.withReply { r in
+                if r.isError, firstError == nil { firstError = r.text }
+            }
+        }
+        var execError: RedisError?
+        let applied = try connection.withReply { r -> Bool in
+            if r.isNull { return false }
+            if r.isError {
+                execError = .server(r.text)
+            } else if !r.isArray {
+                execError = .unexpectedReply("EXEC")
+            }
+            for i in 0..<r.count where r[i]?.isError == true {
+                if firstError == nil { firstError = r[i]!.text }
+            }
+            return true
+        }
+        // A command refused while queued says more than the EXECABORT that follows it.
+        if let firstError { throw .server(firstError) }
+        if let execError { throw execError }
         return applied
     }
 
@@ -352,6 +426,35 @@ public final class StreamBus {
         case .error(let e): throw .server(e)
         default: throw .unexpectedReply("EXEC")
         }
+    }
+
+    /// One stream entry from hiredis's reply: its id and fields, the `event` field's bytes
+    /// copied once.
+    static func entry(_ reply: RawReply, stream: String, deliveries: Int) throws(RedisError) -> StreamEntry {
+        guard reply.count == 2, let idReply = reply[0], idReply.isString else { throw .unexpectedReply("stream entry") }
+        let id = idReply.text
+        guard let fields = reply[1], fields.isArray else {
+            // Pending, but deleted from the stream (trimmed): only the id is left.
+            return StreamEntry(stream: stream, id: id, payload: nil, fieldNames: [], deliveries: deliveries)
+        }
+        if fields.count == 2, let name = fields[0], name.equals("event"), let value = fields[1], value.isString {
+            return StreamEntry(stream: stream, id: id, payload: [UInt8](value.bytes), deliveries: deliveries)
+        }
+        var payload: [UInt8]?
+        var names: [String] = []
+        var others: [String: String] = [:]
+        var i = 0
+        while i + 1 < fields.count {
+            let name = fields[i]?.text ?? ""
+            names.append(name)
+            if name == "event", let v = fields[i + 1], v.isString {
+                payload = [UInt8](v.bytes)
+            } else {
+                others[name] = fields[i + 1]?.text ?? ""
+            }
+            i += 2
+        }
+        return StreamEntry(stream: stream, id: id, payload: payload, fieldNames: names, deliveries: deliveries, otherFields: others)
     }
 
     static func entry(_ value: RedisValue, stream: String, deliveries: Int) throws(RedisError) -> StreamEntry {
