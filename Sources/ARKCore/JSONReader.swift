@@ -371,6 +371,18 @@ public struct JSONReader {
             exponent += expNegative ? -e : e
         }
 
+        // Integers of up to 19 digits (every time in nanoseconds) are exact in the mantissa,
+        // and Double(UInt64) rounds correctly: no text, no strtod.
+        if isInteger && !significantOverflow {
+            let value = negative ? -Double(mantissa) : Double(mantissa)
+            var integer: Int64? = nil
+            if mantissa <= UInt64(Int64.max) {
+                integer = negative ? -Int64(mantissa) : Int64(mantissa)
+            } else if negative && mantissa == UInt64(Int64.max) + 1 {
+                integer = .min
+            }
+            return JSONNumber(value: value, integer: integer)
+        }
         // Clinger's fast path: an exact mantissa and a power of ten that is exact in a
         // double give a correctly rounded product. Anything else goes to strtod.
         if !significantOverflow && mantissa <= (1 << 53) && exponent >= -22 && exponent <= 22 {

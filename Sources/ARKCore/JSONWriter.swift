@@ -95,8 +95,12 @@ public struct JSONWriter {
     public mutating func double(_ value: Double) {
         separate()
         if value.isFinite {
-            var text = value.description
-            text.withUTF8 { bytes.append(contentsOf: $0) }
+            // The same digits as `description`, written straight into the buffer (see
+            // DigitSink): a `String` per number was a heap allocation for any longer than 15.
+            var sink = DigitSink(bytes: bytes)
+            bytes = []
+            value.write(to: &sink)
+            bytes = sink.bytes
         } else {
             appendLiteral("null")
         }
@@ -152,4 +156,13 @@ extension JSONWriter {
         bytes.append(contentsOf: json)
         needsComma = true
     }
+}
+
+/// Receives a number's digits from the standard library's `write(to:)`, which hands them over
+/// as ASCII bytes (`_writeASCII`) from a stack buffer; `write(_:)` is only the fallback.
+struct DigitSink: TextOutputStream {
+    var bytes: [UInt8]
+
+    mutating func write(_ string: String) { bytes.append(contentsOf: string.utf8) }
+    mutating func _writeASCII(_ buffer: UnsafeBufferPointer<UInt8>) { bytes.append(contentsOf: buffer) }
 }
