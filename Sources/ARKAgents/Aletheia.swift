@@ -67,21 +67,20 @@ public final class Aletheia: StageProcessor {
                 failed += 1
                 continue
             }
-            let payload: [UInt8]
             var e: Event
-            let hopsClose: Int?
-            switch decodeStageMessage(entry) {
+            let layout: EventLayout
+            switch decodeStageMessage(entry, keeping: .all) {
             case .failure(let d):
                 toDeadLetter.append(d)  // recorded when it comes back from ark:deadletter
                 continue
             case .success(let decoded):
-                (payload, e, hopsClose) = (entry.payload ?? [], decoded.event, decoded.hopsClose)
+                (e, layout) = decoded
             }
             let problems = continuityProblems(e)
             let doneNs = wallClockNanoseconds()
             let hop = Hop(stage: .aletheia, instance: context.instance, inNs: context.readNs, outNs: doneNs)
             // The record is the bytes Kenny wrote plus this hop: no second encoding.
-            let record = hopsClose.map { EventCodec.appendingHop(hop, to: payload, hopsClose: $0, hadHops: !e.hops.isEmpty) }
+            let record = layout.splice(entry.payload ?? [], setting: [], appending: hop)
             e.hops.append(hop)
             let verdict: Verdict
             var reasons: [String]
@@ -114,7 +113,7 @@ public final class Aletheia: StageProcessor {
                 policyHash: e.decision?.policyHash, complianceScore: e.decision?.complianceScore, t0Ns: e.t0Ns, doneNs: doneNs,
                 hrmEvalUs: e.decision.map { Double($0.evalNs) / 1000 }, continuityOK: problems.isEmpty,
                 injectedViolation: e.injectedViolation, orderID: orderID,
-                event: record ?? EventCodec.encode(e))
+                event: record)
             pass.stageTimes = e.hops.map { StageTime(stage: $0.stage, micros: Double(elapsedNanoseconds(from: $0.inNs, to: $0.outNs)) / 1000) }
             pass.track = e.track
             passes.append(pass)

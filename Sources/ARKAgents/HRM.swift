@@ -73,24 +73,31 @@ public final class HRM: StageProcessor {
                     evaluationTimer.recordNanoseconds(d.evalNs)
                 }
             }
-            switch (integrity, book) {
-            case (.intact(let rules), .success(let snapshot)):
-                if let evaluationStall {
-                    let started = monotonicNanoseconds()
-                    sleepThread(seconds: evaluationStall)
-                    var d = rules.evaluate(Proposal(e), book: snapshot, batch: &approvals)
-                    d.evalNs = monotonicNanoseconds() - started
-                    e.decision = d
-                } else {
-                    e.decision = rules.evaluate(Proposal(e), book: snapshot, batch: &approvals)
-                }
-            case (.intact(let rules), .failure(let problem)):
-                e.decision = Graveyard.failClosed("portfolio unreadable: \(problem.description)", policyHash: rules.hash)
-            case (.drifted(let actual, _), _):
-                e.decision = Graveyard.failClosed(integrity.problem ?? "drift", policyHash: actual)
-            case (.unreadable, _):
-                e.decision = Graveyard.failClosed(integrity.problem ?? "unreadable", policyHash: "unavailable")
+            decide(&e, rules: integrity, book: book, approvals: &approvals)
+            return e.decision.map { [(.decision, EventCodec.json($0))] } ?? []
+        }
+    }
+
+    /// Sets `e.decision`: the rules' verdict on the proposal, or a denial naming why the rules
+    /// or the book cannot be trusted.
+    func decide(_ e: inout Event, rules integrity: Graveyard.Integrity, book: Result<PortfolioSnapshot, BookProblem>, approvals: inout BatchApprovals) {
+        switch (integrity, book) {
+        case (.intact(let rules), .success(let snapshot)):
+            if let evaluationStall {
+                let started = monotonicNanoseconds()
+                sleepThread(seconds: evaluationStall)
+                var d = rules.evaluate(Proposal(e), book: snapshot, batch: &approvals)
+                d.evalNs = monotonicNanoseconds() - started
+                e.decision = d
+            } else {
+                e.decision = rules.evaluate(Proposal(e), book: snapshot, batch: &approvals)
             }
+        case (.intact(let rules), .failure(let problem)):
+            e.decision = Graveyard.failClosed("portfolio unreadable: \(problem.description)", policyHash: rules.hash)
+        case (.drifted(let actual, _), _):
+            e.decision = Graveyard.failClosed(integrity.problem ?? "drift", policyHash: actual)
+        case (.unreadable, _):
+            e.decision = Graveyard.failClosed(integrity.problem ?? "unreadable", policyHash: "unavailable")
         }
     }
 

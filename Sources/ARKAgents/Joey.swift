@@ -68,9 +68,16 @@ public final class Joey: StageProcessor {
     }
 
     public func handle(_ batch: [StreamEntry], context: BatchContext) throws -> BatchResult {
-        try forwardEach(batch, context: context, to: .hrm) {
-            scorer.propose(&$0)
-            if let forcedSize { $0.positionSizePct = forcedSize }
+        try forwardEach(batch, context: context, to: .hrm) { e in
+            let given = (e.action, e.positionSizePct, e.leverage, e.riskRewardRatio)
+            scorer.propose(&e)
+            if let forcedSize { e.positionSizePct = forcedSize }
+            var set: [(key: EventKey, json: [UInt8])] = []
+            if let v = e.action, v != given.0 { set.append((.action, EventCodec.json(v))) }
+            if let v = e.positionSizePct, v != given.1 { set.append((.positionSizePct, EventCodec.json(v))) }
+            if let v = e.leverage, v != given.2 { set.append((.leverage, EventCodec.json(v))) }
+            if let v = e.riskRewardRatio, v != given.3 { set.append((.riskRewardRatio, EventCodec.json(v))) }
+            return set
         }
     }
 }

@@ -59,12 +59,14 @@ public final class Kenny: StageProcessor {
 
     public func handle(_ batch: [StreamEntry], context: BatchContext) throws -> BatchResult {
         var dead: [DeadLetter] = []
-        var events: [Event] = []
+        // What Kenny reads: the proposal and HRM's verdict (not its lists), and where to
+        // splice the execution and the hop into the entry's bytes.
+        var events: [(event: Event, layout: EventLayout, payload: [UInt8])] = []
         events.reserveCapacity(batch.count)
         for entry in batch {
-            switch decodeStageMessage(entry) {
+            switch decodeStageMessage(entry, keeping: .decision) {
             case .failure(let d): dead.append(d)
-            case .success(let decoded): events.append(decoded.event)
+            case .success(let decoded): events.append((decoded.event, decoded.layout, entry.payload ?? []))
             }
         }
         let bus = context.bus
@@ -75,10 +77,10 @@ public final class Kenny: StageProcessor {
         let now = clock()
         let today = PaperBook.utcDay(now)
         let yesterday = PaperBook.utcDay(now - 86_400_000_000_000)
-        let traceArgs = events.map { RedisArg.text($0.traceID) }
+        let traceArgs = events.map { RedisArg.text($0.event.traceID) }
         // Each trace's t0 day, formatted once per distinct day (decoded times are ≥ 0).
         var dayNames: [Int64: String] = [:]
-        let t0Days = events.map { e -> String in
+        let t0Days = events.map { (e, _, _) -> String in
             let index = e.t0Ns / 86_400_000_000_000
             if let name = dayNames[index] { return name }
             let name = PaperBook.utcDay(e.t0Ns)
@@ -106,7 +108,7 @@ public final class Kenny: StageProcessor {
             var newOrders: [String: [RedisArg]] = [:]
             var seen: [String: Execution] = [:]
             var limited = 0
-            for (i, var e) in events.enumerated() {
+            for (i, (var e, layout, payload)) in events.enumerated() {
                 let prior = seen[e.traceID] ?? [t0Days[i], today, yesterday].lazy.compactMap { Self.existingOrder(recorded[$0] ?? [], i) }.first
                 if let prior {
                     var x = prior
@@ -126,8 +128,9 @@ public final class Kenny: StageProcessor {
                         seen[e.traceID] = x
                     }
                 }
-                e.hops.append(Hop(stage: .kenny, instance: context.instance, inNs: context.readNs, outNs: wallClockNanoseconds()))
-                outputs.append((Stage.aletheia.inputStream(on: track), EventCodec.encode(e)))
+                let hop = Hop(stage: .kenny, instance: context.instance, inNs: context.readNs, outNs: wallClockNanoseconds())
+                let execution = e.execution.map { [(key: EventKey.execution, json: EventCodec.json($0))] } ?? []
+                outputs.append((Stage.aletheia.inputStream(on: track), layout.splice(payload, setting: execution, appending: hop)))
             }
             var extra: [[RedisArg]] = []
             for (day, fields) in newOrders.sorted(by: { $0.key < $1.key }) {

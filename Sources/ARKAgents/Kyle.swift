@@ -88,14 +88,17 @@ public final class Kyle: StageProcessor {
     }
 }
 
-/// Decodes an internal stage message, or says why it goes to the dead letter stream. Also
-/// gives where the hops array closes, for a stage that appends its hop in place.
-func decodeStageMessage(_ entry: StreamEntry) -> Result<(event: Event, hopsClose: Int?), DeadLetter> {
+/// Decodes what a stage reads of an internal stage message (`keeping`, see
+/// `EventCodec.decode(_:keeping:layout:)`) and where its values are, or says why it goes to
+/// the dead letter stream.
+func decodeStageMessage(_ entry: StreamEntry, keeping parts: EventParts) -> Result<(event: Event, layout: EventLayout), DeadLetter> {
     guard let payload = entry.payload else {
         return .failure(DeadLetter(entry: entry, reason: "no 'event' field (fields: \(entry.fieldNames.joined(separator: ", ")))"))
     }
     do {
-        return .success(try EventCodec.decodeLocatingHops(payload))
+        var layout = EventLayout()
+        let e = try EventCodec.decode(payload, keeping: parts, layout: &layout)
+        return .success((e, layout))
     } catch {
         return .failure(DeadLetter(entry: entry, reason: "cannot decode event: \(error.message)"))
     }

@@ -51,20 +51,26 @@ extension StageProcessor {
         }
     }
 
-    /// The common shape of a middle stage: decode each entry, let `transform` change the
-    /// event, stamp this stage's hop, forward it to `next`; an entry that cannot be decoded is
+    /// The common shape of a middle stage: decode what the stage reads of each entry (the
+    /// rest is checked, not kept: `keeping`), let `transform` change the event and say which
+    /// values it set, and forward the entry's own bytes with those values and this stage's
+    /// hop spliced in (`EventLayout.splice`: the canonical bytes a full re-encoding would
+    /// give, without decoding and encoding every value). An entry that cannot be decoded is
     /// dead-lettered. Everything is committed with the acknowledgements in one round trip.
-    func forwardEach(_ batch: [StreamEntry], context: BatchContext, to next: Stage, _ transform: (inout Event) -> Void) throws -> BatchResult {
+    func forwardEach(_ batch: [StreamEntry], context: BatchContext, to next: Stage, keeping parts: EventParts = [],
+                     _ transform: (inout Event) -> [(key: EventKey, json: [UInt8])]) throws -> BatchResult {
         var outputs: [(stream: String, payload: [UInt8])] = []
         outputs.reserveCapacity(batch.count)
         var dead: [DeadLetter] = []
+        let stream = next.inputStream(on: track)
         for entry in batch {
-            switch decodeStageMessage(entry) {
+            switch decodeStageMessage(entry, keeping: parts) {
             case .failure(let d): dead.append(d)
-            case .success(var (e, _)):
-                transform(&e)
-                e.hops.append(Hop(stage: stage, instance: context.instance, inNs: context.readNs, outNs: wallClockNanoseconds()))
-                outputs.append((next.inputStream(on: track), EventCodec.encode(e)))
+            case .success(let decoded):
+                var e = decoded.event
+                let values = transform(&e)
+                let hop = Hop(stage: stage, instance: context.instance, inNs: context.readNs, outNs: wallClockNanoseconds())
+                outputs.append((stream, decoded.layout.splice(entry.payload ?? [], setting: values, appending: hop)))
             }
         }
         try context.bus.commit(outputs: outputs, deadLetters: dead, acks: batch)
@@ -486,9 +492,12 @@ public actor StageAgent {
         var poison: [DeadLetter] = []
         var batch: [StreamEntry] = []
         batch.reserveCapacity(all.count)
+        // Both maps are empty unless a batch failed or entries were taken over: then no
+        // entry's id is hashed.
+        let anyAttempts = !localAttempts.isEmpty, anyDeaths = !suspectDeaths.isEmpty
         for var e in all {
-            e.deliveries = max(e.deliveries, (localAttempts[e.id] ?? 0) + 1)
-            let deaths = suspectDeaths[e.id] ?? 0
+            e.deliveries = max(e.deliveries, (anyAttempts ? localAttempts[e.id] ?? 0 : 0) + 1)
+            let deaths = anyDeaths ? suspectDeaths[e.id] ?? 0 : 0
             let exhausted = e.deliveries > settings.maxDeliveries || deaths >= settings.maxDeliveries
             if e.stream == Streams.deadLetter && exhausted {
                 e.recordRaw = true  // a dead letter is never re-lettered: recorded as it is
@@ -524,7 +533,9 @@ public actor StageAgent {
             if localAttempts.count > 100_000 { localAttempts.removeAll() }
             throw error
         }
-        for e in batch where localAttempts[e.id] != nil { localAttempts[e.id] = nil }
+        if !localAttempts.isEmpty {
+            for e in batch where localAttempts[e.id] != nil { localAttempts[e.id] = nil }
+        }
         if let first = failing.first {
             // Only these stay pending, to be retried on their own and dead-lettered after
             // ARK_MAX_DELIVERIES; their batch-mates went through.

@@ -29,6 +29,16 @@ public enum Severity: String, Sendable, Equatable, CaseIterable, Comparable {
     }
 
     public static func < (lhs: Severity, rhs: Severity) -> Bool { lhs.rank < rhs.rank }
+
+    /// The raw value as a literal, for matching bytes without making a string.
+    var staticName: StaticString {
+        switch self {
+        case .low: "LOW"
+        case .medium: "MEDIUM"
+        case .high: "HIGH"
+        case .critical: "CRITICAL"
+        }
+    }
 }
 
 /// A rule that did not hold, with the figures that broke it.

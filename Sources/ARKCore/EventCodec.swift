@@ -46,15 +46,7 @@ public enum EventCodec {
         w.endArray()
         if let d = e.decision {
             w.key("decision")
-            w.beginObject()
-            w.key("approved"); w.bool(d.approved)
-            w.key("violations"); encode(d.violations, into: &w)
-            w.key("warnings"); encode(d.warnings, into: &w)
-            w.key("rules_checked"); w.int(Int64(d.rulesChecked))
-            w.key("compliance_score"); w.double(d.complianceScore)
-            w.key("policy_hash"); w.string(d.policyHash)
-            w.key("eval_ns"); w.int(d.evalNs)
-            w.endObject()
+            encode(d, into: &w)
         }
         if let x = e.execution {
             w.key("execution")
@@ -110,18 +102,16 @@ public enum EventCodec {
         }
     }
 
-    /// `payload` with `hop` appended to its hops array, given where the array closes
-    /// (from `decodeLocatingHops`). The rest of the bytes are kept as they are.
-    public static func appendingHop(_ hop: Hop, to payload: [UInt8], hopsClose: Int, hadHops: Bool) -> [UInt8] {
-        var w = JSONWriter(capacity: 128)
-        if hadHops { w.bytes.append(UInt8(ascii: ",")) }
-        encode(hop, into: &w)
-        var out: [UInt8] = []
-        out.reserveCapacity(payload.count + w.bytes.count)
-        out.append(contentsOf: payload[..<hopsClose])
-        out.append(contentsOf: w.bytes)
-        out.append(contentsOf: payload[hopsClose...])
-        return out
+    static func encode(_ d: Decision, into w: inout JSONWriter) {
+        w.beginObject()
+        w.key("approved"); w.bool(d.approved)
+        w.key("violations"); encode(d.violations, into: &w)
+        w.key("warnings"); encode(d.warnings, into: &w)
+        w.key("rules_checked"); w.int(Int64(d.rulesChecked))
+        w.key("compliance_score"); w.double(d.complianceScore)
+        w.key("policy_hash"); w.string(d.policyHash)
+        w.key("eval_ns"); w.int(d.evalNs)
+        w.endObject()
     }
 
     static func encode(_ h: Hop, into w: inout JSONWriter) {
@@ -154,19 +144,23 @@ public enum EventCodec {
     // MARK: decode
 
     public static func decode(_ bytes: [UInt8]) throws(EventDecodingError) -> Event {
-        try decodeLocatingHops(bytes).event
+        var layout = EventLayout()
+        return try decode(bytes, keeping: .all, layout: &layout)
     }
 
-    /// Decodes, and says where in `bytes` the `hops` array's closing bracket is (nil when the
-    /// event has no `hops` key), so a stage can append its hop without re-encoding the event.
-    public static func decodeLocatingHops(_ bytes: [UInt8]) throws(EventDecodingError) -> (event: Event, hopsClose: Int?) {
+    /// Decodes what a stage needs of a message and notes where each key's value is, for
+    /// `EventLayout.splice`. The parts not in `parts` are checked exactly as `decode` checks
+    /// them (an entry that one stage would dead-letter, every stage dead-letters) but not
+    /// kept: their strings and arrays are never made. Without `.hops` the event's `hops` is
+    /// empty (`layout.hopCount` says how many there are); without `.decisionLists` its
+    /// decision has no violations or warnings.
+    public static func decode(_ bytes: [UInt8], keeping parts: EventParts, layout: inout EventLayout) throws(EventDecodingError) -> Event {
         do {
             return try bytes.withUnsafeBufferPointer { buf in
                 var r = JSONReader(buf)
-                var hopsClose: Int?
-                let e = try decodeEvent(&r, hopsClose: &hopsClose)
+                let e = try decodeEvent(&r, parts: parts, layout: &layout)
                 try r.end()
-                return (e, hopsClose)
+                return e
             }
         } catch let e as EventDecodingError {
             throw e
@@ -187,13 +181,18 @@ public enum EventCodec {
         func has(_ bit: Int) -> Bool { bits & (1 << bit) != 0 }
     }
 
-    private static func decodeEvent(_ r: inout JSONReader, hopsClose: inout Int?) throws -> Event {
+    private static func decodeEvent(_ r: inout JSONReader, parts: EventParts, layout: inout EventLayout) throws -> Event {
         try r.beginObject()
         var e = Event(traceID: "", id: "", symbol: "", price: 0, volume: 0, ts: 0, source: "", t0Ns: 0)
         var seen = Seen()
         var first = true
         while let k = try r.nextKey(first: first) {
             first = false
+            let before = seen.bits
+            let valueStart = r.offset
+            defer {
+                if seen.bits != before { layout.record(key: (seen.bits ^ before).trailingZeroBitCount, from: valueStart, to: r.offset) }
+            }
             if r.matches(k, "trace_id") { try seen.mark(0, "trace_id"); e.traceID = try string(&r, "trace_id") }
             else if r.matches(k, "id") { try seen.mark(1, "id"); e.id = try string(&r, "id") }
             else if r.matches(k, "symbol") { try seen.mark(2, "symbol"); e.symbol = try string(&r, "symbol") }
@@ -211,12 +210,25 @@ public enum EventCodec {
             else if r.matches(k, "injected_violation") { try seen.mark(14, "injected_violation"); e.injectedViolation = try optionalString(&r, "injected_violation") }
             else if r.matches(k, "hops") {
                 try seen.mark(15, "hops")
-                e.hops = try decodeHops(&r)
-                hopsClose = r.offset - 1
+                e.hops = try decodeHops(&r, keep: parts.contains(.hops), count: &layout.hopCount)
+                layout.hopsClose = r.offset - 1
             }
-            else if r.matches(k, "decision") { try seen.mark(16, "decision"); e.decision = try r.readNullIfPresent() ? nil : decodeDecision(&r) }
-            else if r.matches(k, "execution") { try seen.mark(17, "execution"); e.execution = try r.readNullIfPresent() ? nil : decodeExecution(&r) }
-            else if r.matches(k, "rejection") { try seen.mark(18, "rejection"); e.rejection = try r.readNullIfPresent() ? nil : decodeRejection(&r) }
+            else if r.matches(k, "decision") {
+                try seen.mark(16, "decision")
+                e.decision = try r.readNullIfPresent() ? nil : decodeDecision(&r, keep: parts.contains(.decision), keepLists: parts.contains(.decisionLists))
+                if !parts.contains(.decision) { e.decision = nil }
+            }
+            else if r.matches(k, "execution") {
+                try seen.mark(17, "execution")
+                e.execution = try r.readNullIfPresent() ? nil : decodeExecution(&r, keep: parts.contains(.execution))
+                if !parts.contains(.execution) { e.execution = nil }
+            }
+            else if r.matches(k, "rejection") {
+                try seen.mark(18, "rejection")
+                let rejection = try r.readNullIfPresent() ? nil : decodeRejection(&r, keep: parts.contains(.rejection))
+                layout.rejected = rejection != nil
+                e.rejection = parts.contains(.rejection) ? rejection : nil
+            }
             else if r.matches(k, "track") {
                 try seen.mark(19, "track")
                 let name = try string(&r, "track")
@@ -226,7 +238,7 @@ public enum EventCodec {
             else { try r.skipValue() }
         }
         guard seen.has(0), !e.traceID.isEmpty else { throw EventDecodingError("trace_id: missing") }
-        if e.rejection == nil {
+        if !layout.rejected {
             for (bit, name) in [(2, "symbol"), (3, "price"), (4, "volume")] where !seen.has(bit) {
                 throw EventDecodingError("\(name): missing")
             }
@@ -234,9 +246,10 @@ public enum EventCodec {
         return e
     }
 
-    private static func decodeHops(_ r: inout JSONReader) throws -> [Hop] {
+    private static func decodeHops(_ r: inout JSONReader, keep: Bool, count: inout Int) throws -> [Hop] {
         var hops: [Hop] = []
-        hops.reserveCapacity(5)
+        if keep { hops.reserveCapacity(5) }
+        count = 0
         try r.beginArray()
         var first = true
         while try r.nextElement(first: first) {
@@ -250,21 +263,28 @@ public enum EventCodec {
             while let k = try r.nextKey(first: firstKey) {
                 firstKey = false
                 if r.matches(k, "stage") {
-                    let name = try string(&r, "hops.stage")
-                    guard let s = Stage(rawValue: name) else { throw EventDecodingError("hops.stage: unknown stage '\(name)'") }
-                    stage = s
-                } else if r.matches(k, "instance") { instance = try string(&r, "hops.instance") }
+                    stage = try self.stage(&r)
+                } else if r.matches(k, "instance") { instance = try string(&r, "hops.instance", keep: keep) }
                 else if r.matches(k, "in_ns") { inNs = try nanoseconds(&r, "hops.in_ns") }
                 else if r.matches(k, "out_ns") { outNs = try nanoseconds(&r, "hops.out_ns") }
                 else { try r.skipValue() }
             }
             guard let stage else { throw EventDecodingError("hops.stage: missing") }
-            hops.append(Hop(stage: stage, instance: instance, inNs: inNs, outNs: outNs))
+            count += 1
+            if keep { hops.append(Hop(stage: stage, instance: instance, inNs: inNs, outNs: outNs)) }
         }
         return hops
     }
 
-    private static func decodeDecision(_ r: inout JSONReader) throws -> Decision {
+    /// A hop's stage, matched against the five names without making a string.
+    private static func stage(_ r: inout JSONReader) throws -> Stage {
+        guard try r.peekKind() == .string else { throw EventDecodingError("hops.stage: expected a string") }
+        let token = try r.scanString()
+        for s in Stage.allCases where r.matches(token, s.staticName) { return s }
+        throw EventDecodingError("hops.stage: unknown stage '\(try r.string(token))'")
+    }
+
+    private static func decodeDecision(_ r: inout JSONReader, keep: Bool, keepLists: Bool) throws -> Decision {
         try r.beginObject()
         var d = Decision(approved: false, violations: [], warnings: [], rulesChecked: 0, complianceScore: 0, policyHash: "", evalNs: 0)
         var sawApproved = false
@@ -275,11 +295,11 @@ public enum EventCodec {
                 guard (try? r.peekKind()) == .bool else { throw EventDecodingError("decision.approved: expected true or false") }
                 d.approved = try r.readBool()
                 sawApproved = true
-            } else if r.matches(k, "violations") { d.violations = try decodeViolations(&r, "decision.violations") }
-            else if r.matches(k, "warnings") { d.warnings = try decodeViolations(&r, "decision.warnings") }
+            } else if r.matches(k, "violations") { d.violations = try decodeViolations(&r, "decision.violations", keep: keep && keepLists) }
+            else if r.matches(k, "warnings") { d.warnings = try decodeViolations(&r, "decision.warnings", keep: keep && keepLists) }
             else if r.matches(k, "rules_checked") { d.rulesChecked = Int(try count(&r, "decision.rules_checked")) }
             else if r.matches(k, "compliance_score") { d.complianceScore = try finite(&r, "decision.compliance_score") }
-            else if r.matches(k, "policy_hash") { d.policyHash = try string(&r, "decision.policy_hash") }
+            else if r.matches(k, "policy_hash") { d.policyHash = try string(&r, "decision.policy_hash", keep: keep) }
             else if r.matches(k, "eval_ns") { d.evalNs = try nanoseconds(&r, "decision.eval_ns") }
             else { try r.skipValue() }
         }
@@ -287,7 +307,7 @@ public enum EventCodec {
         return d
     }
 
-    private static func decodeViolations(_ r: inout JSONReader, _ path: String) throws -> [Violation] {
+    private static func decodeViolations(_ r: inout JSONReader, _ path: StaticString, keep: Bool = true) throws -> [Violation] {
         var out: [Violation] = []
         try r.beginArray()
         var first = true
@@ -298,30 +318,27 @@ public enum EventCodec {
             var firstKey = true
             while let k = try r.nextKey(first: firstKey) {
                 firstKey = false
-                if r.matches(k, "rule") { v.rule = try string(&r, "\(path).rule") }
-                else if r.matches(k, "severity") {
-                    let s = try string(&r, "\(path).severity")
-                    guard let sev = Severity(rawValue: s) else { throw EventDecodingError("\(path).severity: unknown '\(s)'") }
-                    v.severity = sev
-                } else if r.matches(k, "message") { v.message = try string(&r, "\(path).message") }
+                if r.matches(k, "rule") { v.rule = try string(&r, path, ".rule", keep: keep) }
+                else if r.matches(k, "severity") { v.severity = try severity(&r, path) }
+                else if r.matches(k, "message") { v.message = try string(&r, path, ".message", keep: keep) }
                 else if r.matches(k, "details") {
                     try r.beginObject()
                     var fk = true
                     while let dk = try r.nextKey(first: fk) {
                         fk = false
-                        if r.matches(dk, "field") { v.field = try optionalString(&r, "\(path).details.field") }
-                        else if r.matches(dk, "value") { v.value = try optionalFinite(&r, "\(path).details.value") }
-                        else if r.matches(dk, "limit") { v.limit = try optionalFinite(&r, "\(path).details.limit") }
+                        if r.matches(dk, "field") { v.field = r.readNullIfPresent() ? nil : try string(&r, path, ".details.field", keep: keep) }
+                        else if r.matches(dk, "value") { v.value = try optionalFinite(&r, path, ".details.value") }
+                        else if r.matches(dk, "limit") { v.limit = try optionalFinite(&r, path, ".details.limit") }
                         else { try r.skipValue() }
                     }
                 } else { try r.skipValue() }
             }
-            out.append(v)
+            if keep { out.append(v) }
         }
         return out
     }
 
-    private static func decodeExecution(_ r: inout JSONReader) throws -> Execution {
+    private static func decodeExecution(_ r: inout JSONReader, keep: Bool = true) throws -> Execution {
         try r.beginObject()
         var x = Execution(status: .none)
         var first = true
@@ -331,20 +348,20 @@ public enum EventCodec {
                 let s = try string(&r, "execution.status")
                 guard let st = Execution.Status(rawValue: s) else { throw EventDecodingError("execution.status: unknown '\(s)'") }
                 x.status = st
-            } else if r.matches(k, "order_id") { x.orderID = try optionalString(&r, "execution.order_id") }
-            else if r.matches(k, "side") { x.side = try optionalString(&r, "execution.side") }
+            } else if r.matches(k, "order_id") { x.orderID = r.readNullIfPresent() ? nil : try string(&r, "execution.order_id", keep: keep) }
+            else if r.matches(k, "side") { x.side = r.readNullIfPresent() ? nil : try string(&r, "execution.side", keep: keep) }
             else if r.matches(k, "quantity") { x.quantity = try finite(&r, "execution.quantity") }
             else if r.matches(k, "price") { x.price = try finite(&r, "execution.price") }
             else if r.matches(k, "notional") { x.notional = try finite(&r, "execution.notional") }
             else if r.matches(k, "position_after") { x.positionAfter = try finite(&r, "execution.position_after") }
             else if r.matches(k, "realized_pnl") { x.realizedPnl = try finite(&r, "execution.realized_pnl") }
-            else if r.matches(k, "violations") { x.violations = try decodeViolations(&r, "execution.violations") }
+            else if r.matches(k, "violations") { x.violations = try decodeViolations(&r, "execution.violations", keep: keep) }
             else { try r.skipValue() }
         }
         return x
     }
 
-    private static func decodeRejection(_ r: inout JSONReader) throws -> Rejection {
+    private static func decodeRejection(_ r: inout JSONReader, keep: Bool = true) throws -> Rejection {
         try r.beginObject()
         var x = Rejection(reasons: [], rawBase64: "", rawBytes: 0)
         var first = true
@@ -355,9 +372,10 @@ public enum EventCodec {
                 var fe = true
                 while try r.nextElement(first: fe) {
                     fe = false
-                    x.reasons.append(try string(&r, "rejection.reasons"))
+                    let reason = try string(&r, "rejection.reasons", keep: keep)
+                    if keep { x.reasons.append(reason) }
                 }
-            } else if r.matches(k, "raw_b64") { x.rawBase64 = try string(&r, "rejection.raw_b64") }
+            } else if r.matches(k, "raw_b64") { x.rawBase64 = try string(&r, "rejection.raw_b64", keep: keep) }
             else if r.matches(k, "raw_bytes") { x.rawBytes = Int(try count(&r, "rejection.raw_bytes")) }
             else { try r.skipValue() }
         }
@@ -367,33 +385,41 @@ public enum EventCodec {
     // MARK: typed values
 
     @inline(__always)
-    private static func string(_ r: inout JSONReader, _ field: String) throws -> String {
-        guard try r.peekKind() == .string else { throw EventDecodingError("\(field): expected a string") }
-        return try r.readString()
+    private static func string(_ r: inout JSONReader, _ field: StaticString, _ suffix: StaticString = "", keep: Bool = true) throws -> String {
+        guard try r.peekKind() == .string else { throw EventDecodingError("\(field)\(suffix): expected a string") }
+        let token = try r.scanString()
+        return keep ? try r.string(token) : ""
+    }
+
+    private static func severity(_ r: inout JSONReader, _ path: StaticString) throws -> Severity {
+        guard try r.peekKind() == .string else { throw EventDecodingError("\(path).severity: expected a string") }
+        let token = try r.scanString()
+        for s in Severity.allCases where r.matches(token, s.staticName) { return s }
+        throw EventDecodingError("\(path).severity: unknown '\(try r.string(token))'")
     }
 
     @inline(__always)
-    private static func optionalString(_ r: inout JSONReader, _ field: String) throws -> String? {
+    private static func optionalString(_ r: inout JSONReader, _ field: StaticString) throws -> String? {
         if r.readNullIfPresent() { return nil }
         return try string(&r, field)
     }
 
     @inline(__always)
-    private static func finite(_ r: inout JSONReader, _ field: String) throws -> Double {
-        guard try r.peekKind() == .number else { throw EventDecodingError("\(field): expected a number") }
+    private static func finite(_ r: inout JSONReader, _ field: StaticString, _ suffix: StaticString = "") throws -> Double {
+        guard try r.peekKind() == .number else { throw EventDecodingError("\(field)\(suffix): expected a number") }
         let n = try r.readNumber()
-        guard n.value.isFinite else { throw EventDecodingError("\(field): not a finite number") }
+        guard n.value.isFinite else { throw EventDecodingError("\(field)\(suffix): not a finite number") }
         return n.value
     }
 
     @inline(__always)
-    private static func optionalFinite(_ r: inout JSONReader, _ field: String) throws -> Double? {
+    private static func optionalFinite(_ r: inout JSONReader, _ field: StaticString, _ suffix: StaticString = "") throws -> Double? {
         if r.readNullIfPresent() { return nil }
-        return try finite(&r, field)
+        return try finite(&r, field, suffix)
     }
 
     @inline(__always)
-    private static func int(_ r: inout JSONReader, _ field: String) throws -> Int64 {
+    private static func int(_ r: inout JSONReader, _ field: StaticString) throws -> Int64 {
         guard try r.peekKind() == .number else { throw EventDecodingError("\(field): expected an integer") }
         guard let i = try r.readNumber().integer else { throw EventDecodingError("\(field): expected an integer") }
         return i
@@ -402,14 +428,14 @@ public enum EventCodec {
     /// A time or duration in nanoseconds, within `plausibleNanoseconds`, so every stage can
     /// subtract two of them without overflow.
     @inline(__always)
-    private static func nanoseconds(_ r: inout JSONReader, _ field: String) throws -> Int64 {
+    private static func nanoseconds(_ r: inout JSONReader, _ field: StaticString) throws -> Int64 {
         let i = try int(&r, field)
         guard plausibleNanoseconds.contains(i) else { throw EventDecodingError("\(field): \(i) is out of range (0 to 2^62 ns)") }
         return i
     }
 
     @inline(__always)
-    private static func count(_ r: inout JSONReader, _ field: String) throws -> Int64 {
+    private static func count(_ r: inout JSONReader, _ field: StaticString) throws -> Int64 {
         let i = try int(&r, field)
         guard i >= 0 else { throw EventDecodingError("\(field): \(i) is negative") }
         return i

@@ -33,6 +33,17 @@ public enum Stage: String, Sendable, CaseIterable, Codable, Comparable {
     }
 
     public static func < (lhs: Stage, rhs: Stage) -> Bool { lhs.order < rhs.order }
+
+    /// The raw value as a literal, for matching bytes without making a string.
+    public var staticName: StaticString {
+        switch self {
+        case .kyle: "Kyle"
+        case .joey: "Joey"
+        case .hrm: "HRM"
+        case .kenny: "Kenny"
+        case .aletheia: "Aletheia"
+        }
+    }
 }
 
 public enum Streams {

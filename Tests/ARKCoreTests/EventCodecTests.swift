@@ -39,16 +39,19 @@ func sampleEvent() -> Event {
         let canonical = EventCodec.encode(e)
         let pretty = Array(String(decoding: canonical, as: UTF8.self).replacingOccurrences(of: ",\"", with: " ,\n \"").utf8)
         for payload in [canonical, pretty] {
-            let (decoded, close) = try EventCodec.decodeLocatingHops(payload)
-            let spliced = EventCodec.appendingHop(hop, to: payload, hopsClose: try #require(close), hadHops: !decoded.hops.isEmpty)
+            var layout = EventLayout()
+            let decoded = try EventCodec.decode(payload, keeping: .all, layout: &layout)
+            let spliced = layout.splice(payload, setting: [], appending: hop)
             var expected = decoded
             expected.hops.append(hop)
             #expect(try EventCodec.decode(spliced) == expected)
+            if payload == canonical { #expect(spliced == EventCodec.encode(expected)) }
         }
         e.hops = []
         let empty = EventCodec.encode(e)
-        let (decoded, close) = try EventCodec.decodeLocatingHops(empty)
-        #expect(try EventCodec.decode(EventCodec.appendingHop(hop, to: empty, hopsClose: close!, hadHops: !decoded.hops.isEmpty)).hops == [hop])
+        var layout = EventLayout()
+        _ = try EventCodec.decode(empty, keeping: [], layout: &layout)
+        #expect(try EventCodec.decode(layout.splice(empty, setting: [], appending: hop)).hops == [hop])
     }
 
     @Test func canonicalFormHasFixedOrderAndNoWhitespace() {
