@@ -100,6 +100,8 @@ public final class OutcomeWriter: @unchecked Sendable {
     /// Opens the connection and applies pending migrations. Two processes opening a new store
     /// at once race on switching the new file to WAL, which answers "locked" without waiting:
     /// the loser retries.
+    static let pageSize = 8192
+
     static func connect(path: String, cacheKiB: Int, checkpointer: WALCheckpointer?) throws -> SQLiteConnection {
         var attempt = 0
         while true {
@@ -117,6 +119,10 @@ public final class OutcomeWriter: @unchecked Sendable {
                 } else {
                     sqlite3_busy_timeout(db.handle, Int32(busyTimeoutMs))
                 }
+                // A new store's page size (an existing one keeps its own): a pass row is about
+                // 2 KB, so 4 KB pages held one row each and half of every page written (to the
+                // WAL, then again to the database) was empty.
+                try db.execute("PRAGMA page_size = \(Self.pageSize)")
                 let mode = try db.text("PRAGMA journal_mode = WAL")
                 guard mode == "wal" else { throw StateStoreError("the state store \(path) cannot use WAL mode (journal_mode is \(mode ?? "unknown"))") }
                 try db.execute("PRAGMA synchronous = NORMAL; PRAGMA cache_size = -\(cacheKiB); PRAGMA wal_autocheckpoint = 4000")
