@@ -69,12 +69,14 @@ public struct SignalValidator: Sendable {
         "position_size_pct", "leverage", "stop_loss", "risk_reward_ratio", "intent", "injected_violation",
     ]
 
+    static let slotOf = Dictionary(uniqueKeysWithValues: knownFields.enumerated().map { ($1, $0) })
+
     /// What each known field held, one slot per name of `knownFields`.
     struct Fields {
         var slots = [Field?](repeating: nil, count: SignalValidator.knownFields.count)
 
         subscript(name: String) -> Field? {
-            slots[SignalValidator.knownFields.firstIndex(of: name)!]
+            slots[SignalValidator.slotOf[name]!]
         }
     }
 
@@ -83,7 +85,7 @@ public struct SignalValidator: Sendable {
     /// `nowNs` stamps `t0_ns` when the producer did not.
     public func validate(_ payload: [UInt8], fallbackTraceID: String, nowNs: Int64) -> Outcome {
         guard !payload.isEmpty else { return .rejected(["parse: empty payload"]) }
-        let sizeReason = "size: payload is \(payload.count) bytes, the limit is \(maxPayloadBytes) (ARK_MAX_SIGNAL_BYTES)"
+        var sizeReason: String { "size: payload is \(payload.count) bytes, the limit is \(maxPayloadBytes) (ARK_MAX_SIGNAL_BYTES)" }
         // An oversized payload is still parsed when that is cheap, so a depth bomb or garbage is
         // named as such too; far beyond the limit only its size is reported.
         guard payload.count <= Self.parseBudgetFactor * maxPayloadBytes else { return .rejected([sizeReason]) }
@@ -201,17 +203,11 @@ public struct SignalValidator: Sendable {
         case let f?: reasons.append("t0_ns: expected an integer, got \(f.kindName)")
         }
 
-        for (name, keyPath) in [
-            ("position_size_pct", \Event.positionSizePct), ("leverage", \Event.leverage),
-            ("stop_loss", \Event.stopLoss), ("risk_reward_ratio", \Event.riskRewardRatio),
-        ] {
+        for (name, keyPath) in Self.optionalNumbers {
             guard let v = number(fields, name, required: false, into: &reasons) else { continue }
             if v.isFinite { event[keyPath: keyPath] = v } else { reasons.append("\(name): must be a finite number, got \(Self.show(v))") }
         }
-        for (name, keyPath, max) in [
-            ("action", \Event.action, 32), ("intent", \Event.intent, Self.maxTextLength),
-            ("injected_violation", \Event.injectedViolation, 64),
-        ] {
+        for (name, keyPath, max) in Self.optionalTexts {
             switch fields[name] {
             case nil, .other(.null)?: break
             case .string(let s)?:
@@ -227,6 +223,16 @@ public struct SignalValidator: Sendable {
         }
         return .accepted(event)
     }
+
+    // Made once: built in `validate`, these lists were allocations on every signal.
+    nonisolated(unsafe) static let optionalNumbers: [(String, WritableKeyPath<Event, Double?>)] = [
+        ("position_size_pct", \Event.positionSizePct), ("leverage", \Event.leverage),
+        ("stop_loss", \Event.stopLoss), ("risk_reward_ratio", \Event.riskRewardRatio),
+    ]
+    nonisolated(unsafe) static let optionalTexts: [(String, WritableKeyPath<Event, String?>, Int)] = [
+        ("action", \Event.action, 32), ("intent", \Event.intent, SignalValidator.maxTextLength),
+        ("injected_violation", \Event.injectedViolation, 64),
+    ]
 
     /// Reads a numeric field; records why it is missing or of the wrong type.
     private func number(_ fields: Fields, _ name: String, required: Bool, into reasons: inout [String]) -> Double? {

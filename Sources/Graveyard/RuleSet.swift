@@ -70,9 +70,9 @@ public struct RuleSet: Sendable, Equatable {
     public let specs: [RuleSpec]
     let rules: [CompiledRule]
 
-    enum Check: Equatable {
-        case max(KeyPath<Proposal, Double?>, Double)
-        case min(KeyPath<Proposal, Double?>, Double)
+    enum Check: Equatable, Sendable {
+        case max(NumericField, Double)
+        case min(NumericField, Double)
         case stopLoss
         case actionOneOf([String])
         case symbolNoneOf([String])
@@ -90,7 +90,7 @@ public struct RuleSet: Sendable, Equatable {
         }
     }
 
-    struct CompiledRule: Equatable, @unchecked Sendable {
+    struct CompiledRule: Equatable, Sendable {
         let id: String
         let severity: Severity
         let warnOnly: Bool
@@ -124,13 +124,28 @@ public struct RuleSet: Sendable, Equatable {
         self.rules = compiled
     }
 
-    static func numericField(_ name: String) -> KeyPath<Proposal, Double?>? {
-        switch name {
-        case "position_size_pct": \Proposal.positionSizePct
-        case "leverage": \Proposal.leverage
-        case "stop_loss": \Proposal.stopLoss
-        case "risk_reward_ratio": \Proposal.riskRewardRatio
-        default: nil
+    /// A proposal's number a rule bounds. A plain switch: reading through a key path went
+    /// through the runtime's generic projection on every rule of every proposal.
+    enum NumericField: Equatable, Sendable {
+        case positionSizePct, leverage, stopLoss, riskRewardRatio
+
+        init?(_ name: String) {
+            switch name {
+            case "position_size_pct": self = .positionSizePct
+            case "leverage": self = .leverage
+            case "stop_loss": self = .stopLoss
+            case "risk_reward_ratio": self = .riskRewardRatio
+            default: return nil
+            }
+        }
+
+        func value(in p: Proposal) -> Double? {
+            switch self {
+            case .positionSizePct: p.positionSizePct
+            case .leverage: p.leverage
+            case .stopLoss: p.stopLoss
+            case .riskRewardRatio: p.riskRewardRatio
+            }
         }
     }
 
@@ -145,7 +160,7 @@ public struct RuleSet: Sendable, Equatable {
         }
         switch spec.check {
         case "max", "min":
-            guard let path = numericField(spec.field) else { throw RuleSetError(description: "rule \(spec.id): unknown field \(spec.field)") }
+            guard let path = NumericField(spec.field) else { throw RuleSetError(description: "rule \(spec.id): unknown field \(spec.field)") }
             return spec.check == "max" ? .max(path, try limit()) : .min(path, try limit())
         case "stop_loss": return .stopLoss
         case "one_of": return .actionOneOf(try values())
@@ -236,12 +251,12 @@ public struct RuleSet: Sendable, Equatable {
             Violation(rule: rule.id, severity: rule.severity, message: "\(rule.message): \(detail)", field: rule.field, value: value, limit: limit)
         }
         switch rule.check {
-        case .max(let path, let limit):
-            guard let v = p[keyPath: path] else { return fail("\(rule.field) is missing (fail closed)", limit: limit) }
+        case .max(let field, let limit):
+            guard let v = field.value(in: p) else { return fail("\(rule.field) is missing (fail closed)", limit: limit) }
             guard v.isFinite else { return fail("\(rule.field) is not a finite number (fail closed)", limit: limit) }
             return v > limit ? fail("\(rule.field) is \(v), the limit is \(limit)", value: v, limit: limit) : nil
-        case .min(let path, let limit):
-            guard let v = p[keyPath: path] else { return fail("\(rule.field) is missing", limit: limit) }
+        case .min(let field, let limit):
+            guard let v = field.value(in: p) else { return fail("\(rule.field) is missing", limit: limit) }
             guard v.isFinite else { return fail("\(rule.field) is not a finite number", limit: limit) }
             return v < limit ? fail("\(rule.field) is \(v), the minimum is \(limit)", value: v, limit: limit) : nil
         case .stopLoss:
