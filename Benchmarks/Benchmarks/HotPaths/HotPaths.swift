@@ -32,6 +32,27 @@ let benchmarks: @Sendable () -> Void = {
         for _ in benchmark.scaledIterations { blackHole(EventCodec.encode(event)) }
     }
 
+    // What Kenny does with an entry since the splice (issue 26), where it decoded the whole
+    // event and encoded it again (the two benchmarks above): read the proposal and HRM's
+    // verdict, splice the execution and the hop into the bytes it received.
+    var hrmOutput = event
+    hrmOutput.execution = nil
+    let kennyHop = hrmOutput.hops.removeLast()
+    let kennyInput = EventCodec.encode(hrmOutput)
+    let execution = EventCodec.json(event.execution!)
+    Benchmark("KennySpliceForward", configuration: configuration(seconds: 2)) { benchmark in
+        for _ in benchmark.scaledIterations {
+            var layout = EventLayout()
+            blackHole(try? EventCodec.decode(kennyInput, keeping: .decision, layout: &layout))
+            blackHole(layout.splice(kennyInput, setting: [(.execution, execution)], appending: kennyHop))
+        }
+    }
+    precondition({
+        var layout = EventLayout()
+        _ = try? EventCodec.decode(kennyInput, keeping: .decision, layout: &layout)
+        return layout.splice(kennyInput, setting: [(.execution, execution)], appending: kennyHop) == EventCodec.encode(event)
+    }(), "the splice must give Kenny's canonical output")
+
     Benchmark("KyleValidateSignal", configuration: configuration(seconds: 2)) { benchmark in
         let validator = SignalValidator()
         for _ in benchmark.scaledIterations {
