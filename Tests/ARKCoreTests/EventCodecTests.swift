@@ -134,4 +134,29 @@ func sampleEvent() -> Event {
         #expect(throws: JSONParseError.self) { try read("-") }
         #expect(throws: JSONParseError.self) { try read("1e") }
     }
+
+    /// A quote, an escape, a control character, multi-byte and invalid UTF-8 at every offset
+    /// from the start of a string up to 20 bytes in (a scanner that skips words of plain bytes
+    /// was tried and measured no faster; this keeps any such scanner honest).
+    @Test func aSpecialByteIsSeenAtEveryOffset() throws {
+        func read(_ bytes: [UInt8]) -> Result<String, JSONParseError> {
+            bytes.withUnsafeBufferPointer { buf in
+                var r = JSONReader(buf)
+                do { return .success(try r.readString()) } catch { return .failure(error as! JSONParseError) }
+            }
+        }
+        for offset in 0..<20 {
+            let pad = [UInt8](repeating: UInt8(ascii: "a"), count: offset)
+            let plain = String(repeating: "a", count: offset)
+            #expect(try read([0x22] + pad + [0x22] + Array("tail".utf8)).get() == plain)
+            #expect(try read([0x22] + pad + Array(#"\"x"#.utf8) + [0x22]).get() == plain + "\"x")
+            #expect(try read([0x22] + pad + Array("é€".utf8) + pad + [0x22]).get() == plain + "é€" + plain)
+            guard case .failure(let control) = read([0x22] + pad + [0x0A] + pad + [0x22]) else { Issue.record("a raw newline read at \(offset)"); continue }
+            #expect(control.message == "unescaped control character in a string" && control.offset == offset + 1)
+            guard case .failure(let utf8) = read([0x22] + pad + [0xFF] + pad + [0x22]) else { Issue.record("invalid UTF-8 read at \(offset)"); continue }
+            #expect(utf8.message == "invalid UTF-8 in a string")
+            guard case .failure(let open) = read([0x22] + pad) else { Issue.record("an unterminated string read at \(offset)"); continue }
+            #expect(open.message == "unterminated string")
+        }
+    }
 }
