@@ -61,8 +61,8 @@ public enum EventKey: Int, CaseIterable, Sendable {
 /// in. On a message in canonical form the result is byte for byte what encoding the changed
 /// event would give (`EventLayoutTests`); on any other form it decodes to the same event.
 public struct EventLayout {
-    var starts = InlineArray<20, Int32>(repeating: -1)
-    var ends = InlineArray<20, Int32>(repeating: -1)
+    var starts = InlineArray<20, Int>(repeating: -1)
+    var ends = InlineArray<20, Int>(repeating: -1)
     /// Where the `hops` array's closing bracket is; nil without a `hops` key.
     public internal(set) var hopsClose: Int?
     /// How many hops the message has (also when they were not kept).
@@ -74,8 +74,8 @@ public struct EventLayout {
 
     mutating func record(key: Int, from start: Int, to end: Int) {
         guard key < EventKey.count else { return }
-        starts[key] = Int32(truncatingIfNeeded: start)
-        ends[key] = Int32(truncatingIfNeeded: end)
+        starts[key] = start
+        ends[key] = end
     }
 
     public func has(_ key: EventKey) -> Bool { starts[key.rawValue] >= 0 }
@@ -93,7 +93,7 @@ public struct EventLayout {
         var extra = 0
         for (key, json) in values {
             if has(key) {
-                edits.append((Int(starts[key.rawValue]), Int(ends[key.rawValue]), key.rank, json))
+                edits.append((starts[key.rawValue], ends[key.rawValue], key.rank, json))
             } else {
                 var w = JSONWriter(capacity: json.count + 24)
                 w.bytes.append(UInt8(ascii: ","))
@@ -136,9 +136,9 @@ public struct EventLayout {
     func insertionPoint(for key: EventKey) -> Int {
         var best: (rank: Int, end: Int)?
         for k in EventKey.allCases where k.rank < key.rank && has(k) {
-            if best == nil || k.rank > best!.rank { best = (k.rank, Int(ends[k.rawValue])) }
+            if best == nil || k.rank > best!.rank { best = (k.rank, ends[k.rawValue]) }
         }
-        return best?.end ?? Int(ends[EventKey.traceID.rawValue])
+        return best?.end ?? ends[EventKey.traceID.rawValue]
     }
 }
 
