@@ -92,6 +92,18 @@ import Testing
         #expect(!key2.verify(signature: Array(sig2.prefix(63)), message: [0x72]))
     }
 
+    /// RFC 8032 §7.1 test 1 signed here, from its secret key in a PKCS#8 PEM as OpenSSL
+    /// writes one: Ed25519 is deterministic, so the signature is the RFC's, byte for byte.
+    @Test func rfc8032VectorSignsToTheSameBytes() throws {
+        let pkcs8 = bytes(fromHex: "302e020100300506032b657004220420" + "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")!
+        let pem = "-----BEGIN PRIVATE KEY-----\n" + Data(pkcs8).base64EncodedString() + "\n-----END PRIVATE KEY-----\n"
+        let key = try Ed25519.PrivateKey(pem: Array(pem.utf8))
+        #expect(key.publicKey.raw == bytes(fromHex: "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")!)
+        #expect(try key.sign([]) == bytes(fromHex: "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b")!)
+        // What this key writes is what OpenSSL wrote for it.
+        #expect(String(decoding: key.pem, as: UTF8.self) == pem)
+    }
+
     /// A key made here is what OpenSSL's own tool reads, and a signature made here verifies
     /// with `openssl pkeyutl` (the README's hand check).
     @Test func keysAndSignaturesInteroperateWithOpenSSL() throws {
