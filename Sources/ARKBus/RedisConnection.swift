@@ -282,7 +282,7 @@ public struct RawReply {
 
     /// An array's element; a missing one reads as null.
     public subscript(i: Int) -> RawReply? {
-        guard isArray, i < pointer.pointee.elements, let e = pointer.pointee.element[i] else { return nil }
+        guard isArray, i >= 0, i < pointer.pointee.elements, let e = pointer.pointee.element[i] else { return nil }
         return RawReply(pointer: e)
     }
 
@@ -293,9 +293,6 @@ public struct RawReply {
     }
 
     public var text: String { String(decoding: bytes, as: UTF8.self) }
-
-    /// The whole reply as a value.
-    public var value: RedisValue { RedisConnection.convert(pointer) }
 
     /// True when the string's bytes are exactly `literal`.
     public func equals(_ literal: StaticString) -> Bool {

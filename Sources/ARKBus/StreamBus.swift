@@ -139,6 +139,8 @@ public final class StreamBus {
         let entries = Result { () throws(RedisError) in
             try connection.withReply { raw throws(RedisError) in try Self.entries(fromXREADGROUP: raw, streams: streams) }
         }
+        // A broken connection has nothing more to read: its error is the one to report.
+        if case .failure(let e) = entries, e.isConnectionError { throw e }
         var replies: [RedisValue] = []
         for _ in along { replies.append(try connection.readReply()) }
         return (try entries.get(), replies)
