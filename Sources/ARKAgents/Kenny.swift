@@ -129,7 +129,7 @@ public final class Kenny: StageProcessor {
                     }
                 }
                 let hop = Hop(stage: .kenny, instance: context.instance, inNs: context.readNs, outNs: wallClockNanoseconds())
-                let execution = e.execution.map { [(key: EventKey.execution, json: EventCodec.json($0))] } ?? []
+                let execution = e.execution.map { [(key: EventKey.execution, json: EventCodec.encode($0))] } ?? []
                 outputs.append((Stage.aletheia.inputStream(on: track), layout.splice(payload, setting: execution, appending: hop)))
             }
             var extra: [[RedisArg]] = []

@@ -52,19 +52,19 @@ extension StageProcessor {
     }
 
     /// The common shape of a middle stage: decode what the stage reads of each entry (the
-    /// rest is checked, not kept: `keeping`), let `transform` change the event and say which
+    /// top-level values; the rest is checked, not kept), let `transform` change the event and say which
     /// values it set, and forward the entry's own bytes with those values and this stage's
     /// hop spliced in (`EventLayout.splice`: the canonical bytes a full re-encoding would
     /// give, without decoding and encoding every value). An entry that cannot be decoded is
     /// dead-lettered. Everything is committed with the acknowledgements in one round trip.
-    func forwardEach(_ batch: [StreamEntry], context: BatchContext, to next: Stage, keeping parts: EventParts = [],
+    func forwardEach(_ batch: [StreamEntry], context: BatchContext, to next: Stage,
                      _ transform: (inout Event) -> [(key: EventKey, json: [UInt8])]) throws -> BatchResult {
         var outputs: [(stream: String, payload: [UInt8])] = []
         outputs.reserveCapacity(batch.count)
         var dead: [DeadLetter] = []
         let stream = next.inputStream(on: track)
         for entry in batch {
-            switch decodeStageMessage(entry, keeping: parts) {
+            switch decodeStageMessage(entry, keeping: []) {
             case .failure(let d): dead.append(d)
             case .success(let decoded):
                 var e = decoded.event

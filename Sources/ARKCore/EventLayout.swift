@@ -143,7 +143,7 @@ public struct EventLayout {
 }
 
 extension EventCodec {
-    /// One value's JSON, as the canonical encoder writes it.
+    /// One value's JSON, as the canonical encoder writes it (an execution: `encode(_:)`).
     public static func json(_ value: Double) -> [UInt8] {
         var w = JSONWriter(capacity: 24)
         w.double(value)
@@ -161,6 +161,4 @@ extension EventCodec {
         encode(d, into: &w)
         return w.bytes
     }
-
-    public static func json(_ x: Execution) -> [UInt8] { encode(x) }
 }

@@ -72,7 +72,7 @@ import Testing
         case 2:  // Kenny: an execution
             let x = Execution(status: .limited, side: e.action, violations: [Violation(rule: "max_position", severity: .high, message: "at execution")])
             e.execution = x
-            return [(.execution, EventCodec.json(x))]
+            return [(.execution, EventCodec.encode(x))]
         default:  // Aletheia: the hop only; or a forced size replacing a given one
             if e.positionSizePct != nil {
                 e.positionSizePct = 0.5

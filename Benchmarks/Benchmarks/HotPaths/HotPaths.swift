@@ -39,7 +39,7 @@ let benchmarks: @Sendable () -> Void = {
     hrmOutput.execution = nil
     let kennyHop = hrmOutput.hops.removeLast()
     let kennyInput = EventCodec.encode(hrmOutput)
-    let execution = EventCodec.json(event.execution!)
+    let execution = EventCodec.encode(event.execution!)
     Benchmark("KennySpliceForward", configuration: configuration(seconds: 2)) { benchmark in
         for _ in benchmark.scaledIterations {
             var layout = EventLayout()

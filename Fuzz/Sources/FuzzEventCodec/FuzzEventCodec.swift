@@ -27,7 +27,7 @@ func fuzzEventCodec(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
                  "a partial decode read other values")
     let hop = Hop(stage: .aletheia, instance: "fuzz", inNs: 1, outNs: 2)
     let execution = Execution(status: .none, side: "buy")
-    let spliced = partial.splice(bytes, setting: [(.execution, EventCodec.json(execution)), (.leverage, EventCodec.json(1.5))], appending: hop)
+    let spliced = partial.splice(bytes, setting: [(.execution, EventCodec.encode(execution)), (.leverage, EventCodec.json(1.5))], appending: hop)
     guard let after = try? EventCodec.decode(spliced) else { fatalError("a splice made the event undecodable") }
     var expected = event
     expected.hops.append(hop)
