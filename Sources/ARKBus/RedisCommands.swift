@@ -11,11 +11,6 @@ public struct RedisCommands {
         bytes.reserveCapacity(capacity)
     }
 
-    public init(_ commands: [[RedisArg]]) {
-        self.init()
-        for c in commands { append(c) }
-    }
-
     /// Empties the buffer and keeps its memory (unless it grew past 4 MB), for the next batch.
     public mutating func removeAll() {
         bytes.removeAll(keepingCapacity: bytes.capacity <= 4 << 20)
