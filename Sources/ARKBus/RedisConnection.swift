@@ -68,7 +68,7 @@ public enum RedisError: Error, Sendable, Equatable, CustomStringConvertible {
         return Self.unavailablePrefixes.contains { m.hasPrefix($0) }
     }
 
-    static let unavailablePrefixes = ["OOM", "LOADING", "BUSY", "MISCONF", "READONLY", "MASTERDOWN", "NOREPLICAS", "CLUSTERDOWN", "TRYAGAIN"]
+    static let unavailablePrefixes = ["OOM", "LOADING", "BUSY", "MISCONF", "READONLY", "MASTERDOWN", "NOREPLICAS", "CLUSTERDOWN", "TRYAGAIN", "MOVED", "ASK"]
 }
 
 /// One argument of a command: text or raw bytes. Arguments are passed to hiredis as an
@@ -81,19 +81,49 @@ public enum RedisArg: Sendable, ExpressibleByStringLiteral {
     public static func int(_ v: Int) -> RedisArg { .text(String(v)) }
 }
 
+private struct ClusterDatabaseError: Error {}
+
 /// A blocking hiredis connection. Not thread-safe: it lives inside one actor that runs on a
 /// `ThreadExecutor`. After any I/O error the context is dropped and every call throws
 /// `.connection` until `connect()` succeeds again.
+///
+/// On Redis Cluster (found out at `connect`, by CLUSTER SLOTS) a connection made for a
+/// `slotKey` (a shard's hash tag) connects to the primary that serves that slot, so its
+/// pipelines, transactions and blocking reads, which touch that slot only, go straight there.
+/// A single command for a key of another slot (a heartbeat, the canary route) is sent to that
+/// slot's node over a side connection. A reply saying the connection's own slot has moved
+/// (a failover, a resharding) makes the next call throw `.connection`, so the owner
+/// reconnects, as after any connection loss, and finds the new primary.
 public final class RedisConnection {
     public let url: RedisURL
     public let commandTimeout: Duration
+    /// A key of the slot this connection serves on a cluster (nil: whichever node it reached).
+    public let slotKey: String?
+    private let pinnedSlot: Int?
     private var context: UnsafeMutablePointer<redisContext>?
     /// The buffer `command` and `pipeline` write into, kept from one call to the next.
     private var scratch = RedisCommands()
+    /// The node the context is connected to.
+    public private(set) var node: RedisURL.Endpoint?
+    /// The cluster's slot map as last read; nil on a single node (or before the first connect).
+    public private(set) var cluster: ClusterMap?
+    /// Connections to other nodes for single commands on keys of other slots.
+    private var sideConnections: [RedisURL.Endpoint: RedisConnection] = [:]
+    /// Set when a reply said this connection's slot is now served elsewhere.
+    private var movedAway: String?
+    /// Side connections follow no redirects of their own.
+    private let followsRedirects: Bool
 
-    public init(url: RedisURL, commandTimeout: Duration = .seconds(15)) {
+    public convenience init(url: RedisURL, commandTimeout: Duration = .seconds(15), slotKey: String? = nil) {
+        self.init(url: url, commandTimeout: commandTimeout, slotKey: slotKey, followsRedirects: true)
+    }
+
+    private init(url: RedisURL, commandTimeout: Duration, slotKey: String?, followsRedirects: Bool) {
         self.url = url
         self.commandTimeout = commandTimeout
+        self.slotKey = slotKey
+        self.pinnedSlot = slotKey.map { ClusterSlot.of($0) }
+        self.followsRedirects = followsRedirects
         _ = Self.ignoreBrokenPipe
     }
 
@@ -106,42 +136,96 @@ public final class RedisConnection {
     deinit { close() }
 
     public var isConnected: Bool { context != nil }
+    public var isCluster: Bool { cluster != nil }
 
     public func close() {
         if let c = context { redisFree(c) }
         context = nil
+        node = nil
+        movedAway = nil
+        for side in sideConnections.values { side.close() }
+        sideConnections.removeAll()
     }
 
-    /// Opens the connection, authenticates and selects the database.
+    /// Opens the connection, authenticates and selects the database; on a cluster, reads the
+    /// slot map and connects to the node serving `slotKey`. Tries the node the last map named
+    /// for the slot, then every seed, then every primary the last map knew.
     public func connect(timeout: Duration = .seconds(3)) throws(RedisError) {
         close()
+        var candidates: [RedisURL.Endpoint] = []
+        if let pinnedSlot, let owner = cluster?.primary(of: pinnedSlot) { candidates.append(owner) }
+        for e in url.seeds + (cluster?.primaries ?? []) where !candidates.contains(e) { candidates.append(e) }
+        var lastError = RedisError.connection("no node to connect to")
+        for endpoint in candidates {
+            do {
+                try open(endpoint, timeout: timeout)
+                guard followsRedirects else { return }
+                try learnTopology(from: endpoint)
+                guard let map = cluster else {
+                    try selectDatabase()
+                    return
+                }
+                if url.database != 0 {
+                    close()
+                    throw ClusterDatabaseError()
+                }
+                guard let slot = pinnedSlot else { return }
+                guard let owner = map.primary(of: slot) else {
+                    close()
+                    lastError = .connection("no cluster node serves slot \(slot) (of \(slotKey ?? "")): the cluster is down for it")
+                    continue
+                }
+                if owner == endpoint { return }
+                try open(owner, timeout: timeout)
+                return
+            } catch is ClusterDatabaseError {
+                throw .connection("a Redis Cluster has database 0 only; REDIS_URL names database \(url.database)")
+            } catch let error as RedisError {
+                lastError = error
+            } catch {
+                lastError = .connection("\(error)")
+            }
+        }
+        throw lastError
+    }
+
+    private func open(_ endpoint: RedisURL.Endpoint, timeout: Duration) throws(RedisError) {
+        if let c = context { redisFree(c) }
+        context = nil
+        node = nil
         let tv = Self.timeval(timeout)
         let ctx: UnsafeMutablePointer<redisContext>?
-        switch url.endpoint {
-        case .tcp(let host, let port): ctx = redisConnectWithTimeout(host, Int32(port), tv)
-        case .unix(let path): ctx = redisConnectUnixWithTimeout(path, tv)
+        let name: String
+        switch endpoint {
+        case .tcp(let host, let port):
+            ctx = redisConnectWithTimeout(host, Int32(port), tv)
+            name = "\(host):\(port)"
+        case .unix(let path):
+            ctx = redisConnectUnixWithTimeout(path, tv)
+            name = path
         }
         guard let ctx else { throw .connection("cannot allocate a hiredis context") }
         if ctx.pointee.err != 0 {
             let message = Self.errorString(ctx)
             redisFree(ctx)
-            throw .connection("cannot connect to \(url): \(message)")
+            throw .connection("cannot connect to \(name): \(message)")
         }
         redisSetTimeout(ctx, Self.timeval(commandTimeout))
-        if case .tcp = url.endpoint { redisEnableKeepAlive(ctx) }
+        if case .tcp = endpoint { redisEnableKeepAlive(ctx) }
         context = ctx
+        node = endpoint
         if let password = url.password {
             var args: [RedisArg] = ["AUTH"]
             if let user = url.username { args.append(.text(user)) }
             args.append(.text(password))
-            if case .error(let e) = try command(args) {
+            if case .error(let e) = try plainCommand(args) {
                 close()
                 throw .connection("authentication failed: \(e)")
             }
         }
         // A restarted Redis accepts connections while it is still loading its data; it is
         // not usable until PING answers PONG.
-        switch try command(["PING"]) {
+        switch try plainCommand(["PING"]) {
         case .status("PONG"): break
         case .error(let e):
             close()
@@ -150,20 +234,92 @@ public final class RedisConnection {
             close()
             throw .connection("unexpected PING reply \(other)")
         }
-        if url.database != 0 {
-            if case .error(let e) = try command(["SELECT", .int(url.database)]) {
+    }
+
+    /// Asks the node whether it is part of a cluster, and if so where every slot is.
+    private func learnTopology(from endpoint: RedisURL.Endpoint) throws(RedisError) {
+        switch try plainCommand(["CLUSTER", "SLOTS"]) {
+        case .error(let e) where e.contains("cluster support disabled"):
+            cluster = nil
+        case .error(let e):
+            close()
+            throw .connection("CLUSTER SLOTS failed on \(endpoint): \(e)")
+        case let reply:
+            guard let map = ClusterMap(slotsReply: reply, askedNode: endpoint) else {
                 close()
-                throw .connection("cannot select database \(url.database): \(e)")
+                throw .connection("CLUSTER SLOTS on \(endpoint) gave no slot map")
             }
+            cluster = map
         }
     }
 
-    /// Sends one command and returns its reply. A Redis error reply is returned as `.error`.
-    public func command(_ args: [RedisArg]) throws(RedisError) -> RedisValue {
+    private func selectDatabase() throws(RedisError) {
+        guard url.database != 0 else { return }
+        if case .error(let e) = try plainCommand(["SELECT", .int(url.database)]) {
+            close()
+            throw .connection("cannot select database \(url.database): \(e)")
+        }
+    }
+
+    private func plainCommand(_ args: [RedisArg]) throws(RedisError) -> RedisValue {
         scratch.removeAll()
         scratch.append(args)
         try write(scratch)
         return try readReply()
+    }
+
+    /// Sends one command and returns its reply. A Redis error reply is returned as `.error`.
+    /// On a cluster, a command on a key of another slot goes to that slot's node.
+    public func command(_ args: [RedisArg]) throws(RedisError) -> RedisValue {
+        guard followsRedirects, let map = cluster, let key = Self.key(of: args) else { return try plainCommand(args) }
+        let slot = ClusterSlot.of(key)
+        if slot != pinnedSlot, let owner = map.primary(of: slot), owner != node {
+            return try side(owner).plainCommand(args)
+        }
+        var reply = try plainCommand(args)
+        // A slot that moved since the map was read: follow the redirect (twice at most).
+        for _ in 0..<2 {
+            guard case .error(let e) = reply, let redirect = ClusterRedirect(e) else { break }
+            if redirect.isMoved { cluster?.assign(slot: redirect.slot, to: redirect.endpoint) }
+            if redirect.slot == pinnedSlot && redirect.isMoved {
+                close()
+                throw .connection("cluster slot \(redirect.slot) moved to \(redirect.endpoint); reconnecting")
+            }
+            let target = try side(redirect.endpoint)
+            if !redirect.isMoved { _ = try target.plainCommand(["ASKING"]) }
+            reply = try target.plainCommand(args)
+        }
+        return reply
+    }
+
+    private func side(_ endpoint: RedisURL.Endpoint) throws(RedisError) -> RedisConnection {
+        if let c = sideConnections[endpoint], c.isConnected { return c }
+        let c = RedisConnection(url: url.at(endpoint), commandTimeout: commandTimeout, slotKey: nil, followsRedirects: false)
+        try c.connect()
+        sideConnections[endpoint] = c
+        return c
+    }
+
+    /// The key a command is routed by: its first key (nil for commands without one).
+    static func key(of args: [RedisArg]) -> [UInt8]? {
+        guard case .text(let name)? = args.first else { return nil }
+        let index: Int
+        switch name.uppercased() {
+        case "PING", "INFO", "CLUSTER", "AUTH", "ASKING", "MULTI", "EXEC", "DISCARD", "SCRIPT", "CLIENT", "CONFIG",
+             "DBSIZE", "WAIT", "READONLY", "SELECT", "FLUSHALL", "FLUSHDB", "TIME", "COMMAND", "SCAN", "KEYS":
+            return nil
+        case "XINFO", "XGROUP", "OBJECT", "MEMORY": index = 2
+        case "EVAL", "EVALSHA": index = 3
+        case "XREAD", "XREADGROUP":
+            guard let s = args.firstIndex(where: { if case .text(let t) = $0 { t.uppercased() == "STREAMS" } else { false } }) else { return nil }
+            index = s + 1
+        default: index = 1
+        }
+        guard index < args.count else { return nil }
+        switch args[index] {
+        case .text(let t): return Array(t.utf8)
+        case .bytes(let b): return b
+        }
     }
 
     /// Every field of a hash with its value (HGETALL); empty when the key is missing.
@@ -199,6 +355,10 @@ public final class RedisConnection {
     /// Queues the commands for sending; the first read sends them. Each must then have its
     /// reply read (`readReply` or `withReply`), in order.
     public func write(_ commands: RedisCommands) throws(RedisError) {
+        if let movedAway {
+            close()
+            throw .connection(movedAway)
+        }
         guard let ctx = context else { throw .connection("not connected to \(url)") }
         guard commands.count > 0 else { return }
         let rc = commands.bytes.withUnsafeBufferPointer { buf in
@@ -220,7 +380,13 @@ public final class RedisConnection {
         var raw: UnsafeMutableRawPointer?
         if redisGetReply(ctx, &raw) != 0 || raw == nil { try fail(ctx) }
         defer { freeReplyObject(raw) }
-        return try body(RawReply(pointer: raw!.assumingMemoryBound(to: redisReply.self)))
+        let reply = RawReply(pointer: raw!.assumingMemoryBound(to: redisReply.self))
+        if cluster != nil, reply.isError, let redirect = ClusterRedirect(reply.text) {
+            // Inside a pipeline nothing can be resent: the owner retries after reconnecting.
+            if redirect.isMoved { cluster?.assign(slot: redirect.slot, to: redirect.endpoint) }
+            movedAway = "cluster slot \(redirect.slot) is served by \(redirect.endpoint) now; reconnecting"
+        }
+        return try body(reply)
     }
 
     private func fail(_ ctx: UnsafeMutablePointer<redisContext>) throws(RedisError) -> Never {

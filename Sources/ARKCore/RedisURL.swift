@@ -1,11 +1,22 @@
 /// Where Redis is: `redis://[:password@]host:port/db` or `unix:///path/redis.sock[?db=N]`.
+/// A Redis Cluster is named by one or more of its nodes, comma-separated
+/// (`redis://h1:7000,h2:7001`): any that answers tells where the others are.
 public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
-    public enum Endpoint: Sendable, Equatable {
+    public enum Endpoint: Sendable, Hashable, CustomStringConvertible {
         case tcp(host: String, port: Int)
         case unix(path: String)
+
+        public var description: String {
+            switch self {
+            case .tcp(let host, let port): "\(host):\(port)"
+            case .unix(let path): path
+            }
+        }
     }
 
     public var endpoint: Endpoint
+    /// Every node the URL names, `endpoint` first (more than one only for a cluster's seeds).
+    public var seeds: [Endpoint]
     public var password: String?
     public var username: String?
     public var database: Int
@@ -16,6 +27,7 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
 
     public init(endpoint: Endpoint, password: String? = nil, username: String? = nil, database: Int = 0) {
         self.endpoint = endpoint
+        self.seeds = [endpoint]
         self.password = password
         self.username = username
         self.database = database
@@ -66,16 +78,33 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
                 db = n
             }
         }
-        var host = String(rest)
+        var endpoints: [Endpoint] = []
+        for part in rest.split(separator: ",", omittingEmptySubsequences: false) {
+            endpoints.append(try Self.tcpEndpoint(part))
+        }
+        self.init(endpoint: endpoints[0], password: password, username: username, database: db)
+        seeds = endpoints
+    }
+
+    static func tcpEndpoint(_ text: Substring) throws(ParseError) -> Endpoint {
+        var host = String(text)
         var port = 6379
-        if let colon = rest.lastIndex(of: ":") {
-            host = String(rest[..<colon])
-            let portText = rest[rest.index(after: colon)...]
+        if let colon = text.lastIndex(of: ":") {
+            host = String(text[..<colon])
+            let portText = text[text.index(after: colon)...]
             guard let p = Int(portText), (1...65535).contains(p) else { throw ParseError(description: "'\(portText)' is not a port") }
             port = p
         }
         guard !host.isEmpty else { throw ParseError(description: "no host in the URL") }
-        self.init(endpoint: .tcp(host: host, port: port), password: password, username: username, database: db)
+        return .tcp(host: host, port: port)
+    }
+
+    /// The same credentials and database on another node (a cluster's redirect).
+    public func at(_ endpoint: Endpoint) -> RedisURL {
+        var u = self
+        u.endpoint = endpoint
+        u.seeds = [endpoint]
+        return u
     }
 
     /// The URL with any password hidden, for logs and messages.
@@ -83,7 +112,11 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
         switch endpoint {
         case .tcp(let host, let port):
             let auth = password == nil ? "" : "\(username ?? ""):***@"
-            return "redis://\(auth)\(host):\(port)/\(database)"
+            let more = seeds.dropFirst().map { e -> String in
+                if case .tcp(let h, let p) = e { return ",\(h):\(p)" }
+                return ""
+            }.joined()
+            return "redis://\(auth)\(host):\(port)\(more)/\(database)"
         case .unix(let path):
             return "unix://\(path)" + (database == 0 ? "" : "?db=\(database)")
         }

@@ -1,0 +1,86 @@
+/// One slice of the pipeline: its five streams, dead letters, canary streams, paper book,
+/// orders and poison records. On Redis Cluster every key of a shard carries the shard's hash
+/// tag (`ark:{s3}:kyle`), so they share one slot: a stage's batch commits in one transaction
+/// and its blocking read stays on one node. A shard owns whole accounts (`ShardLayout`), so
+/// no risk check spans shards.
+///
+/// The default pipeline (one node, ARK_SHARDS unset) is the one untagged shard with DESIGN
+/// §2's names (`ark:kyle`).
+public struct Shard: Sendable, Hashable, Comparable, CustomStringConvertible {
+    public let index: Int
+    /// False only for the default shard with today's untagged names.
+    public let tagged: Bool
+
+    public static let untagged = Shard(index: 0, tagged: false)
+    public static func tagged(_ index: Int) -> Shard { Shard(index: index, tagged: true) }
+
+    private init(index: Int, tagged: Bool) {
+        self.index = index
+        self.tagged = tagged
+    }
+
+    /// `ark:` or `ark:{sN}:`: every key of the shard starts with it.
+    public var keyPrefix: String { tagged ? "ark:{s\(index)}:" : "ark:" }
+    /// A key in the shard's slot, to find the node that serves it.
+    public var slotKey: String { keyPrefix }
+    public var slot: Int { ClusterSlot.of(slotKey) }
+
+    public func stream(_ stage: Stage, on track: Track = .baseline) -> String {
+        keyPrefix + (track == .canary ? "canary:" : "") + stage.rawValue.lowercased()
+    }
+
+    public var deadLetter: String { keyPrefix + "deadletter" }
+    /// Kenny's paper book, read by HRM for the portfolio rules.
+    public var portfolio: String { keyPrefix + "portfolio" }
+    /// Kenny's orders by trace id (a hash per day): the idempotency record.
+    public var orders: String { keyPrefix + "orders" }
+    public func inFlight(group: String) -> String { keyPrefix + "inflight:" + group }
+    public func deaths(group: String) -> String { keyPrefix + "deaths:" + group }
+
+    /// The shard a stream name belongs to (the untagged one for today's names).
+    public init?(stream: String) {
+        guard stream.hasPrefix("ark:{s") else {
+            guard stream.hasPrefix("ark:") else { return nil }
+            self = .untagged
+            return
+        }
+        let rest = stream.dropFirst("ark:{s".count)
+        guard let close = rest.firstIndex(of: "}"), let n = Int(rest[..<close]), n >= 0 else { return nil }
+        self = .tagged(n)
+    }
+
+    /// `s3`, or `default` for the untagged shard: how logs, health and metrics name it.
+    public var description: String { tagged ? "s\(index)" : "default" }
+
+    public static func < (a: Shard, b: Shard) -> Bool { a.index < b.index }
+}
+
+/// How many shards the pipeline has and which one owns an account. ARK_SHARDS unset: the one
+/// untagged shard. ARK_SHARDS=N (required on a cluster, any N ≥ 1): N tagged shards.
+public struct ShardLayout: Sendable, Equatable {
+    public let shards: [Shard]
+
+    public static let single = ShardLayout(count: nil)
+
+    public init(count: Int?) {
+        if let count { shards = (0..<max(1, count)).map(Shard.tagged) } else { shards = [.untagged] }
+    }
+
+    public var isTagged: Bool { shards.first?.tagged ?? false }
+
+    /// The account a signal belongs to when it names none.
+    public static let defaultAccount = "default"
+
+    /// The shard that owns `account`: a stable hash (FNV-1a, 64 bits), so an account's
+    /// signals always meet the same paper book. Changing ARK_SHARDS moves accounts: drain
+    /// first (README, Scale-out).
+    public func shard(forAccount account: String) -> Shard {
+        guard shards.count > 1 else { return shards[0] }
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in account.utf8 {
+            h ^= UInt64(b)
+            h = h &* 0x0000_0100_0000_01b3
+        }
+        return shards[Int(h % UInt64(shards.count))]
+    }
+}

@@ -1,0 +1,149 @@
+import ARKBus
+import ARKCore
+import Foundation
+
+/// A private Redis Cluster on loopback: `primaries` primaries, each with one replica, on
+/// free TCP ports, each node in its own directory with append-only persistence, made with
+/// `redis-cli --cluster create`. Node timeout 2 s, so a killed primary's replica takes over in
+/// a few seconds; `cluster-require-full-coverage no`, so the other shards keep serving while
+/// one is down. Started and stopped by pid.
+public final class RedisCluster: @unchecked Sendable {
+    public final class Node: @unchecked Sendable {
+        public let port: Int
+        public let dir: String
+        var child: ChildProcess?
+
+        init(port: Int, dir: String) {
+            self.port = port
+            self.dir = dir
+        }
+
+        public var endpoint: RedisURL.Endpoint { .tcp(host: "127.0.0.1", port: port) }
+        public var isRunning: Bool { child?.isRunning ?? false }
+        public var pid: pid_t { child?.pid ?? 0 }
+
+        func start() throws {
+            child = try ChildProcess(RedisServer.serverPath(), [
+                "--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--daemonize", "no",
+                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
+                "--cluster-require-full-coverage", "no", "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+                "--maxmemory-policy", "noeviction",
+            ], environment: [:], logPath: dir + "/redis.log")
+        }
+
+        public func client() throws -> RedisConnection {
+            let c = RedisConnection(url: RedisURL(endpoint: endpoint))
+            try c.connect()
+            return c
+        }
+
+        /// One command on this node alone (no redirects followed).
+        public func ask(_ args: [RedisArg]) throws -> RedisValue {
+            try client().command(args)
+        }
+
+        public func kill9() {
+            child?.kill9()
+            child = nil
+        }
+
+        public func restart() throws {
+            if child == nil { try start() }
+        }
+    }
+
+    public let dir: TempDir
+    public let nodes: [Node]
+
+    /// Seed URL naming every node (any one would do).
+    public var urlString: String { "redis://" + nodes.map { "127.0.0.1:\($0.port)" }.joined(separator: ",") }
+    public var url: RedisURL { get throws { try RedisURL(parsing: urlString) } }
+
+    public init(primaries: Int = 3) throws {
+        dir = try TempDir("ark-cluster")
+        var ports: Set<Int> = []
+        while ports.count < primaries * 2 {
+            let p = try freeTCPPort()
+            // The cluster bus listens on port + 10000: keep it below the ephemeral range too.
+            if p + 10_000 < 32_768 { ports.insert(p) }
+        }
+        var made: [Node] = []
+        for (i, port) in ports.sorted().enumerated() {
+            let d = dir.path + "/node\(i)"
+            try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+            made.append(Node(port: port, dir: d))
+        }
+        nodes = made
+        for n in nodes { try n.start() }
+        for n in nodes {
+            guard waitFor(timeout: 10, { (try? n.ask(["PING"])) == .status("PONG") }) else {
+                throw TestSetupError("cluster node \(n.port) did not start; see \(n.dir)/redis.log")
+            }
+        }
+        let create = try runCommand("/usr/bin/redis-cli", ["--cluster", "create"] + nodes.map { "127.0.0.1:\($0.port)" } + ["--cluster-replicas", "1", "--cluster-yes"], timeout: 60)
+        guard create.code == 0 else { throw TestSetupError("redis-cli --cluster create failed: \(create.output)") }
+        guard waitFor(timeout: 30, interval: 0.2, { self.isHealthy }) else {
+            throw TestSetupError("the cluster did not become healthy: \(info(on: nodes[0]))")
+        }
+    }
+
+    func info(on node: Node) -> String {
+        if case .bulk(let b)? = try? node.ask(["CLUSTER", "INFO"]) { return String(decoding: b, as: UTF8.self) }
+        return "(no answer)"
+    }
+
+    /// Every running node says the cluster is ok, every slot is served by a running primary,
+    /// and every primary has a replica that is in sync.
+    public var isHealthy: Bool {
+        let running = nodes.filter(\.isRunning)
+        guard running.allSatisfy({ info(on: $0).contains("cluster_state:ok") }) else { return false }
+        guard let map = try? slotMap(), map.uncovered == 0 else { return false }
+        return map.primaries.allSatisfy { p in running.contains { $0.endpoint == p } }
+    }
+
+    /// The slot map as a running node sees it.
+    public func slotMap() throws -> ClusterMap {
+        for n in nodes where n.isRunning {
+            if let reply = try? n.ask(["CLUSTER", "SLOTS"]), let map = ClusterMap(slotsReply: reply, askedNode: n.endpoint) { return map }
+        }
+        throw TestSetupError("no node answers CLUSTER SLOTS")
+    }
+
+    public func node(at endpoint: RedisURL.Endpoint) -> Node? { nodes.first { $0.endpoint == endpoint } }
+
+    /// The primary serving `key`'s slot now.
+    public func primary(for key: String) throws -> Node {
+        guard let e = try slotMap().primary(of: ClusterSlot.of(key)), let n = node(at: e) else {
+            throw TestSetupError("no primary serves \(key)")
+        }
+        return n
+    }
+
+    /// A replica of the primary serving `key`.
+    public func replica(for key: String) throws -> Node {
+        let map = try slotMap()
+        guard let p = map.primary(of: ClusterSlot.of(key)), let r = map.replicas[p]?.first, let n = node(at: r) else {
+            throw TestSetupError("no replica for \(key)")
+        }
+        return n
+    }
+
+    /// Waits until some running primary serves `key`'s slot, other than `old`.
+    public func waitForNewPrimary(for key: String, replacing old: Node, timeout: Double = 30) -> Node? {
+        var found: Node?
+        _ = waitFor(timeout: timeout, interval: 0.2) {
+            guard let n = try? primary(for: key), n.port != old.port, n.isRunning,
+                  info(on: n).contains("cluster_state:ok") else { return false }
+            found = n
+            return true
+        }
+        return found
+    }
+
+    public func shutdown() {
+        for n in nodes { n.child?.terminate(grace: 5) }
+        dir.remove()
+    }
+
+    deinit { for n in nodes { n.child?.kill9() } }
+}
