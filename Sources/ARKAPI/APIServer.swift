@@ -19,6 +19,9 @@ public struct APISettings: Sendable {
     public var redisPoolSize: Int
     public var stateDB: String
     public var streamMaxLen: Int
+    public var shardLayout: ShardLayout
+    public var intakeReplicas: Int?
+    public var intakeReplicaTimeoutMs: Int
     public var maxSignalBytes: Int
     public var producerTraceIDs: Bool
     public var maxBodyBytes: Int
@@ -51,6 +54,9 @@ public struct APISettings: Sendable {
         redisPoolSize = config.redisPoolSize
         stateDB = config.stateDB
         streamMaxLen = config.streamMaxLen
+        shardLayout = config.shardLayout
+        intakeReplicas = config.intakeReplicas
+        intakeReplicaTimeoutMs = config.intakeReplicaTimeoutMs
         maxSignalBytes = config.maxSignalBytes
         producerTraceIDs = config.traceIDEnabled
         maxBodyBytes = config.apiMaxBodyBytes
@@ -83,7 +89,8 @@ public struct APIServer: Service {
         if settings.host == "0.0.0.0" || settings.host == "::" {
             logger.warning("API server bound to all interfaces: put it behind a TLS proxy, or bind 127.0.0.1 (API_BIND)")
         }
-        let queue = SignalQueue(url: settings.redisURL, size: settings.redisPoolSize, backlogBound: settings.streamMaxLen)
+        let queue = SignalQueue(url: settings.redisURL, size: settings.redisPoolSize, backlogBound: settings.streamMaxLen, layout: settings.shardLayout,
+                                replicas: settings.intakeReplicas, replicaTimeoutMs: settings.intakeReplicaTimeoutMs)
         let handlers = APIHandlers(settings: settings, queue: queue)
         let app = Application(
             router: handlers.router(),
@@ -174,6 +181,11 @@ struct APIHandlers: Sendable {
                     "backlog": .stringConvertible(backlog), "bound": .stringConvertible(bound), "signals": .stringConvertible(items.count),
                 ])
                 throw APIError.unavailable("ARK is behind: \(backlog) signals wait for Kyle, over the bound of \(bound) (ARK_STREAM_MAXLEN); nothing was enqueued. Retry after the Retry-After seconds", retryAfter: 1)
+            case .notReplicated(let got, let wanted, let shard):
+                context.logger.error("signals not confirmed: too few replicas have them", metadata: [
+                    "replicas": .stringConvertible(got), "wanted": .stringConvertible(wanted), "shard": .string(shard), "signals": .stringConvertible(items.count),
+                ])
+                throw APIError.unavailable("the signals reached shard \(shard)'s primary but only \(got) of the \(wanted) replicas ARK_INTAKE_REPLICAS asks for confirmed them, so a failover could lose them: not confirmed. They will most likely still be processed; resubmit them with their trace_id set, which keeps the retry idempotent", retryAfter: 1)
             case .redis(let error):
                 context.logger.error("enqueue failed", metadata: ["error": .string(error.description), "signals": .stringConvertible(items.count)])
                 throw APIError.unavailable(error.isConnectionError

@@ -5,35 +5,47 @@ import Graveyard
 import Logging
 import ServiceLifecycle
 
-/// Runs a `StageAgent` as a ServiceLifecycle service: on graceful shutdown the agent
-/// finishes and commits its batch in progress, then returns.
+/// Runs a stage's agents (one per shard this process serves) as one ServiceLifecycle
+/// service: on graceful shutdown each agent finishes and commits its batch in progress, then
+/// returns.
 public struct AgentService: Service {
-    public let agent: StageAgent
+    public let agents: [StageAgent]
 
     public init(agent: StageAgent) {
-        self.agent = agent
+        self.agents = [agent]
+    }
+
+    public init(agents: [StageAgent]) {
+        self.agents = agents
     }
 
     public func run() async throws {
         await cancelWhenGracefulShutdown {
-            await agent.run()
+            await withTaskGroup(of: Void.self) { group in
+                for agent in agents { group.addTask { await agent.run() } }
+            }
+        }
+        for agent in agents {
+            if let refusal = agent.refusal { throw StageStartError(description: refusal) }
         }
     }
 }
 
 /// Builds the processor of a stage from the configuration.
-public func makeProcessor(_ stage: Stage, config: ARKConfig) throws -> any StageProcessor {
+/// Builds the processor of a stage for one shard from the configuration. Aletheia's agents of
+/// one process share `store` (made by `makeAletheiaStore` once).
+public func makeProcessor(_ stage: Stage, config: ARKConfig, shard: Shard = .untagged, store: SharedOutcomeWriter? = nil) throws -> any StageProcessor {
     switch stage {
-    case .kyle: Kyle(config: config)
-    case .joey: Joey(config: config)
-    case .hrm: HRM(config: config)
-    case .kenny: Kenny(config: config)
-    case .aletheia:
-        try makeAletheia(config)
+    case .kyle: Kyle(config: config, shard: shard)
+    case .joey: Joey(config: config, shard: shard)
+    case .hrm: HRM(config: config, shard: shard)
+    case .kenny: Kenny(config: config, shard: shard)
+    case .aletheia: Aletheia(store: try store ?? makeAletheiaStore(config), config: config, shard: shard)
     }
 }
 
-func makeAletheia(_ config: ARKConfig) throws -> Aletheia {
+/// Aletheia's state store, opened as its one writer, with the signed log checked.
+public func makeAletheiaStore(_ config: ARKConfig) throws -> SharedOutcomeWriter {
     let signer = try auditSigner(config)
     let store = try OutcomeWriter.aletheia(path: config.stateDB, checkpointInterval: .seconds(config.dbCheckpointIntervalSeconds), signer: signer)
     if let signer {
@@ -48,7 +60,7 @@ func makeAletheia(_ config: ARKConfig) throws -> Aletheia {
             try store.checkHead(against: newest, source: source)
         }
     }
-    return Aletheia(store: store, config: config)
+    return SharedOutcomeWriter(store)
 }
 
 /// Aletheia's signer: nil without ARK_AUDIT_KEY (refused in production), else the key, which
@@ -86,10 +98,16 @@ public func makeStageServices(_ stages: [Stage], config: ARKConfig, logger: Logg
     if stages.contains(.hrm), let problem = Graveyard.check(directory: config.graveyardDir).problem {
         logger.critical("Graveyard check failed: HRM will deny every proposal until it is fixed", metadata: ["problem": .string(problem)])
     }
+    // One agent per stage and shard, each on its own thread with its own connection (on a
+    // cluster, to its shard's primary), so a shard that is down stalls only its own agents.
     var services: [any Service] = []
     for stage in stages {
         do {
-            services.append(AgentService(agent: StageAgent(processor: try makeProcessor(stage, config: config), settings: settings)))
+            let store = stage == .aletheia ? try makeAletheiaStore(config) : nil
+            let agents = try config.shardLayout.shards.map {
+                StageAgent(processor: try makeProcessor(stage, config: config, shard: $0, store: store), settings: settings)
+            }
+            services.append(AgentService(agents: agents))
         } catch {
             throw StageStartError(description: "cannot start \(stage.rawValue): \(error)")
         }

@@ -2,6 +2,7 @@ import ARKBus
 import ARKCore
 import ARKStoreWriter
 import Metrics
+import Synchronization
 
 /// Checks that a trace passed every stage it should have, in order, with times that only
 /// move forward. Pure. Returns the problems; none means the trace is continuous.
@@ -37,17 +38,20 @@ public func continuityProblems(_ e: Event) -> [String] {
 public final class Aletheia: StageProcessor {
     public let stage = Stage.aletheia
     public let track: Track
+    public let shard: Shard
     /// The dead letter stream is shared by both tracks and recorded by the baseline only.
     public var inputStreams: [String] {
-        track == .baseline ? [Stage.aletheia.inputStream, Streams.deadLetter] : [Stage.aletheia.inputStream(on: .canary)]
+        track == .baseline ? [shard.stream(.aletheia), shard.deadLetter] : [shard.stream(.aletheia, on: .canary)]
     }
-    let store: OutcomeWriter
+    /// One store for every shard this process serves, each shard's agent writing in turn.
+    let shared: SharedOutcomeWriter
     let thresholds: RollupThresholds
     let passLatency = Metrics.Timer(label: MetricName.passLatency)
     let verdictCounters = Dictionary(uniqueKeysWithValues: Verdict.allCases.map { ($0, Counter(label: MetricName.passes, dimensions: [("verdict", $0.rawValue)])) })
 
-    public init(store: OutcomeWriter, config: ARKConfig) {
-        self.store = store
+    public init(store: SharedOutcomeWriter, config: ARKConfig, shard: Shard = .untagged) {
+        self.shared = store
+        self.shard = shard
         self.track = config.track
         self.thresholds = RollupThresholds(config: config)
     }
@@ -60,7 +64,7 @@ public final class Aletheia: StageProcessor {
         var toDeadLetter: [DeadLetter] = []
         var failed = 0
         for entry in batch {
-            if entry.stream == Streams.deadLetter {
+            if entry.stream == shard.deadLetter {
                 let (record, pass) = Self.deadLetterRecords(entry, nowNs: context.readNs)
                 deadRecords.append(record)
                 if let pass { passes.append(pass) }
@@ -119,7 +123,7 @@ public final class Aletheia: StageProcessor {
             passes.append(pass)
         }
         do {
-            try store.record(passes: passes, orders: orders, deadLetters: deadRecords, thresholds: thresholds)
+            _ = try shared.withWriter { try $0.record(passes: passes, orders: orders, deadLetters: deadRecords, thresholds: thresholds) }
         } catch {
             throw StoreUnavailable(error) ?? error
         }
@@ -152,10 +156,10 @@ public final class Aletheia: StageProcessor {
             traceID = e.traceID
             t0 = e.t0Ns
         } else if entry.recordRaw {
-            if origin == Stage.kyle.inputStream || origin == Stage.kyle.inputStream(on: .canary) {
+            if isKyleInput(origin) {
                 traceID = SignalValidator.derivedTraceID(entryID: originID)
             }
-        } else if origin == Stage.kyle.inputStream || origin == Stage.kyle.inputStream(on: .canary) {
+        } else if isKyleInput(origin) {
             // Kyle's input never reached validation; Kyle would have named it after the entry.
             if case .accepted(let e) = SignalValidator().validate(payload, fallbackTraceID: SignalValidator.derivedTraceID(entryID: originID), nowNs: nowNs) {
                 audited = e
@@ -186,8 +190,11 @@ public final class Aletheia: StageProcessor {
     /// At shutdown: the newest records under a signed checkpoint, due or not, so a store
     /// left while Aletheia is down has no unsigned tail to edit.
     public func finish(context: BatchContext) throws {
-        try store.checkpointIfDue(force: true)
-        if let c = store.takeSigned() {
+        let signed = try shared.withWriter { store in
+            try store.checkpointIfDue(force: true)
+            return store.takeSigned()
+        }
+        if let c = signed {
             try AuditCheckpointKey.publish(c, on: context.bus.connection)
         }
     }
@@ -196,16 +203,43 @@ public final class Aletheia: StageProcessor {
     /// signs the audit tree's head if it grew and no batch signed it in the last second, and
     /// copies the newest checkpoint to Redis.
     public func tick(context: BatchContext) throws {
-        let beats = try context.bus.connection.hashEntries(Streams.heartbeats).compactMap { HeartbeatRecord(json: $0.value) }
-        try store.upsertHeartbeats(beats)
-        try store.checkpointIfDue()
-        if let c = store.takeSigned() {
+        // The heartbeats are the whole system's: the first shard's agent copies them.
+        let beats = shard.index == 0 ? try context.bus.connection.hashEntries(Streams.heartbeats).compactMap { HeartbeatRecord(json: $0.value) } : nil
+        let signed = try shared.withWriter { store in
+            if let beats { try store.upsertHeartbeats(beats) }
+            try store.checkpointIfDue()
+            return store.takeSigned()
+        }
+        if let c = signed {
             do {
                 try AuditCheckpointKey.publish(c, on: context.bus.connection)
             } catch {
-                store.keepUnpublished(c)
+                shared.withWriter { $0.keepUnpublished(c) }
                 throw error
             }
         }
+    }
+}
+
+/// Whether a dead letter came from a Kyle input stream (any shard, either track).
+func isKyleInput(_ stream: String) -> Bool {
+    guard let shard = Shard(stream: stream) else { return false }
+    return stream == shard.stream(.kyle) || stream == shard.stream(.kyle, on: .canary)
+}
+
+/// Aletheia's state store, shared by the agents of every shard one process serves: the store
+/// has one writer (`StoreWriterLock`) and one audit log, so the shards' batches are written in
+/// turn, each in its own transaction.
+public final class SharedOutcomeWriter: @unchecked Sendable {
+    // Unchecked: the writer is only ever touched under the lock.
+    private let writer: OutcomeWriter
+    private let lock = Mutex(())
+
+    public init(_ writer: OutcomeWriter) {
+        self.writer = writer
+    }
+
+    public func withWriter<T>(_ body: (OutcomeWriter) throws -> T) rethrows -> T {
+        try lock.withLock { _ in try body(writer) }
     }
 }

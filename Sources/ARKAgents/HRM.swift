@@ -14,6 +14,7 @@ import Metrics
 public final class HRM: StageProcessor {
     public let stage = Stage.hrm
     public let track: Track
+    public let shard: Shard
     let defaultEquity: Double
     /// A rehearsed slow evaluation (`ARK_FAULT=hrm:evaluation=150ms`), in seconds.
     let evaluationStall: Double?
@@ -26,7 +27,8 @@ public final class HRM: StageProcessor {
     let deniedCounter = Counter(label: MetricName.hrmDecisions, dimensions: [("decision", "denied")])
     let limitDeniedCounter = Counter(label: MetricName.hrmLimitDenials)
 
-    public init(config: ARKConfig) {
+    public init(config: ARKConfig, shard: Shard = .untagged) {
+        self.shard = shard
         track = config.track
         defaultEquity = config.paperEquity
         evaluationStall = config.fault.flatMap { $0.stage == .hrm && $0.evaluationStallMs > 0 ? Double($0.evaluationStallMs) / 1000 : nil }
@@ -55,7 +57,7 @@ public final class HRM: StageProcessor {
         refreshIntegrity(logger: context.logger)
         // The book Redis read right after this batch arrived; entries recovered or taken over
         // come without it, and read it now.
-        let bookReply = try context.readAlong?.first ?? context.bus.connection.command(Self.readBookCommand)
+        let bookReply = try context.readAlong?.first ?? context.bus.connection.command(readBookCommand)
         let book = Self.book(from: bookReply, defaultEquity: defaultEquity)
         var approvals = BatchApprovals()
         var approved = 0, denied = 0, limited = 0
@@ -105,9 +107,9 @@ public final class HRM: StageProcessor {
         public var description: String
     }
 
-    public var readAlong: [[RedisArg]] { [Self.readBookCommand] }
+    public var readAlong: [[RedisArg]] { [readBookCommand] }
 
-    static let readBookCommand: [RedisArg] = ["HGETALL", .text(Streams.portfolio)]
+    private var readBookCommand: [RedisArg] { ["HGETALL", .text(shard.portfolio)] }
 
     /// Kenny's published book from its HGETALL reply. A malformed book is returned as a
     /// problem, which makes the batch fail closed.

@@ -58,11 +58,13 @@ public struct JoeyScorer: Sendable {
 public final class Joey: StageProcessor {
     public let stage = Stage.joey
     public let track: Track
+    public let shard: Shard
     var scorer = JoeyScorer()
     /// A rehearsed sizing bug (`ARK_FAULT=joey:size=…`): every proposal at this size.
     let forcedSize: Double?
 
-    public init(config: ARKConfig = ARKConfig()) {
+    public init(config: ARKConfig = ARKConfig(), shard: Shard = .untagged) {
+        self.shard = shard
         track = config.track
         forcedSize = config.fault?.stage == .joey ? config.fault?.positionSizePct : nil
     }

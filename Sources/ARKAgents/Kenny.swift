@@ -18,6 +18,7 @@ import Metrics
 public final class Kenny: StageProcessor {
     public let stage = Stage.kenny
     public let track: Track
+    public let shard: Shard
     let startingEquity: Double
     private var rules: GraveyardWatch
     /// Wall clock for the UTC day and the idempotency window (a test moves it).
@@ -34,7 +35,8 @@ public final class Kenny: StageProcessor {
     static let idempotencyWindowNs: Int64 = 47 * 3_600_000_000_000
     static let maxWatchRetries = 50
 
-    public init(config: ARKConfig, clock: @escaping @Sendable () -> Int64 = { wallClockNanoseconds() }) {
+    public init(config: ARKConfig, shard: Shard = .untagged, clock: @escaping @Sendable () -> Int64 = { wallClockNanoseconds() }) {
+        self.shard = shard
         self.clock = clock
         track = config.track
         startingEquity = config.paperEquity
@@ -55,7 +57,7 @@ public final class Kenny: StageProcessor {
         return ruleSet.portfolioViolations(Proposal(e), book: book)
     }
 
-    static func orderKey(day: String) -> String { Streams.orders + ":" + day }
+    func orderKey(day: String) -> String { shard.orders + ":" + day }
 
     public func handle(_ batch: [StreamEntry], context: BatchContext) throws -> BatchResult {
         var dead: [DeadLetter] = []
@@ -94,11 +96,11 @@ public final class Kenny: StageProcessor {
         defer { if !committed { _ = try? bus.connection.command(["UNWATCH"]) } }
         for _ in 0..<Self.maxWatchRetries {
             let replies = try bus.connection.pipeline([
-                ["WATCH", .text(Streams.portfolio)],
-                ["HGET", .text(Streams.portfolio), "book"],
-            ] + days.map { ["HMGET", .text(Self.orderKey(day: $0))] + traceArgs })
+                ["WATCH", .text(shard.portfolio)],
+                ["HGET", .text(shard.portfolio), "book"],
+            ] + days.map { ["HMGET", .text(orderKey(day: $0))] + traceArgs })
             for r in replies { if case .error(let e) = r { throw RedisError.server(e) } }
-            var book = try Self.decodeBook(replies[1], startingEquity: startingEquity, day: today)
+            var book = try Self.decodeBook(replies[1], startingEquity: startingEquity, day: today, key: shard.portfolio)
             book.roll(to: today)
             var recorded: [String: [RedisValue]] = [:]
             for (day, reply) in zip(days, replies.dropFirst(2)) { recorded[day] = reply.array ?? [] }
@@ -130,16 +132,16 @@ public final class Kenny: StageProcessor {
                 }
                 let hop = Hop(stage: .kenny, instance: context.instance, inNs: context.readNs, outNs: wallClockNanoseconds())
                 let execution = e.execution.map { [(key: EventKey.execution, json: EventCodec.encode($0))] } ?? []
-                outputs.append((Stage.aletheia.inputStream(on: track), layout.splice(payload, setting: execution, appending: hop)))
+                outputs.append((shard.stream(.aletheia, on: track), layout.splice(payload, setting: execution, appending: hop)))
             }
             var extra: [[RedisArg]] = []
             for (day, fields) in newOrders.sorted(by: { $0.key < $1.key }) {
-                let key = RedisArg.text(Self.orderKey(day: day))
+                let key = RedisArg.text(orderKey(day: day))
                 extra.append(["HSET", key] + fields)
                 extra.append(["EXPIRE", key, .int(Self.orderKeyTTLSeconds)])
             }
-            extra.append(["DEL", .text(Streams.portfolio)])
-            var fields: [RedisArg] = ["HSET", .text(Streams.portfolio), "book", .bytes(book.encoded())]
+            extra.append(["DEL", .text(shard.portfolio)])
+            var fields: [RedisArg] = ["HSET", .text(shard.portfolio), "book", .bytes(book.encoded())]
             for (k, v) in book.publishedFields { fields += [.text(k), .text(v)] }
             extra.append(fields)
             if try bus.commit(outputs: outputs, deadLetters: dead, acks: batch, extra: extra) {
@@ -157,12 +159,12 @@ public final class Kenny: StageProcessor {
         return try? EventCodec.decodeExecution(bytes)
     }
 
-    static func decodeBook(_ reply: RedisValue, startingEquity: Double, day: String) throws -> PaperBook {
+    static func decodeBook(_ reply: RedisValue, startingEquity: Double, day: String, key: String) throws -> PaperBook {
         guard case .bulk(let bytes) = reply else { return PaperBook(equity: startingEquity, day: day) }
         do {
             return try PaperBook(json: bytes)
         } catch {
-            throw RedisError.unexpectedReply("the paper book in \(Streams.portfolio) is unreadable: \(error)")
+            throw RedisError.unexpectedReply("the paper book in \(key) is unreadable: \(error)")
         }
     }
 }

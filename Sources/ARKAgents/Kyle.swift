@@ -12,6 +12,7 @@ import Metrics
 public final class Kyle: StageProcessor {
     public let stage = Stage.kyle
     public let track: Track
+    public let shard: Shard
     let validator: SignalValidator
     let traceIDs: Bool
     let rejectedCounter = Counter(label: MetricName.signalsRejected)
@@ -22,7 +23,8 @@ public final class Kyle: StageProcessor {
     /// The field a routed or handed-back entry carries its trace id in.
     static let traceIDField = "trace_id"
 
-    public init(config: ARKConfig) {
+    public init(config: ARKConfig, shard: Shard = .untagged) {
+        self.shard = shard
         track = config.track
         validator = SignalValidator(maxPayloadBytes: config.maxSignalBytes)
         traceIDs = config.traceIDEnabled
@@ -62,7 +64,7 @@ public final class Kyle: StageProcessor {
                 var traceID = fallback
                 if case .accepted(let e) = outcome, traceIDs { traceID = e.traceID }
                 if route.routesToCanary(traceID) {
-                    routed.append(context.bus.addCommand(stream: Stage.kyle.inputStream(on: .canary), payload: payload, fields: [(Self.traceIDField, traceID)]))
+                    routed.append(context.bus.addCommand(stream: shard.stream(.kyle, on: .canary), payload: payload, fields: [(Self.traceIDField, traceID)]))
                     continue
                 }
             }
@@ -78,7 +80,7 @@ public final class Kyle: StageProcessor {
             }
             event.track = track
             event.hops.append(Hop(stage: .kyle, instance: context.instance, inNs: context.readNs, outNs: wallClockNanoseconds()))
-            let target = event.rejection == nil ? Stage.joey.inputStream(on: track) : Stage.aletheia.inputStream(on: track)
+            let target = shard.stream(event.rejection == nil ? .joey : .aletheia, on: track)
             outputs.append((target, EventCodec.encode(event)))
         }
         try context.bus.commit(outputs: outputs, deadLetters: [], acks: batch, extra: routed)

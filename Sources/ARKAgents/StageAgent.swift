@@ -12,6 +12,7 @@ import Darwin
 #endif
 import Logging
 import Metrics
+import Synchronization
 
 /// What a stage does with a batch. Implementations run on their agent's thread and may use
 /// `context.bus` synchronously; they commit their own outputs (so Kenny can put its book in
@@ -21,6 +22,8 @@ public protocol StageProcessor: AnyObject {
     var stage: Stage { get }
     /// The track this instance serves: its input and output streams are that track's.
     var track: Track { get }
+    /// The shard this instance serves: every key it touches is that shard's.
+    var shard: Shard { get }
     /// Streams this stage consumes, in its group.
     var inputStreams: [String] { get }
     func handle(_ batch: [StreamEntry], context: BatchContext) throws -> BatchResult
@@ -37,7 +40,7 @@ public protocol StageProcessor: AnyObject {
 }
 
 extension StageProcessor {
-    public var inputStreams: [String] { [stage.inputStream(on: track)] }
+    public var inputStreams: [String] { [shard.stream(stage, on: track)] }
     public var readAlong: [[RedisArg]] { [] }
     public func tick(context: BatchContext) throws {}
     public func finish(context: BatchContext) throws {}
@@ -62,7 +65,7 @@ extension StageProcessor {
         var outputs: [(stream: String, payload: [UInt8])] = []
         outputs.reserveCapacity(batch.count)
         var dead: [DeadLetter] = []
-        let stream = next.inputStream(on: track)
+        let stream = shard.stream(next, on: track)
         for entry in batch {
             switch decodeStageMessage(entry, keeping: []) {
             case .failure(let d): dead.append(d)
@@ -125,9 +128,11 @@ public struct AgentSettings: Sendable {
     }
 }
 
-/// The name of this process's consumer for a stage: `<stage>-<host>-<pid>` (DESIGN §2).
-public func instanceName(for stage: Stage) -> String {
-    "\(stage.rawValue)-\(ProcessInfo.processInfo.hostName)-\(getpid())"
+/// The name of this process's consumer for a stage: `<stage>-<host>-<pid>` (DESIGN §2), and
+/// `@s<N>` after it for a tagged shard (a process serves each of its shards with an agent of
+/// its own, and each is an instance to the watchdog).
+public func instanceName(for stage: Stage, shard: Shard = .untagged) -> String {
+    "\(stage.rawValue)-\(ProcessInfo.processInfo.hostName)-\(getpid())" + shard.instanceSuffix
 }
 
 /// One pipeline stage instance: an actor running on its own thread, so its blocking Redis
@@ -147,6 +152,10 @@ public actor StageAgent {
     private let bus: StreamBus
 
     private var stats = Stats()
+    /// Why the agent stopped of its own accord: a setting that cannot work (nil: it did not).
+    /// Readable after `run` returns, when the agent's thread is gone (so not actor-isolated).
+    public nonisolated var refusal: String? { refusalBox.withLock { $0 } }
+    private nonisolated let refusalBox = Mutex<String?>(nil)
     private let vitals = AgentVitals()
     private let pulse: HeartbeatPulse
     private var fault: FaultInjector?
@@ -188,7 +197,7 @@ public actor StageAgent {
 
     public init(processor: any StageProcessor, settings: AgentSettings, instance: String? = nil, logger: Logger? = nil) {
         self.stage = processor.stage
-        let name = instance ?? instanceName(for: processor.stage)
+        let name = instance ?? instanceName(for: processor.stage, shard: processor.shard)
         self.instance = name
         self.executor = ThreadExecutor(name: name)
         self.processor = processor
@@ -198,8 +207,9 @@ public actor StageAgent {
         log[metadataKey: "agent"] = .string(processor.stage.rawValue)
         log[metadataKey: "instance"] = .string(name)
         self.logger = log
-        self.connection = RedisConnection(url: settings.redisURL, commandTimeout: .milliseconds(settings.blockMs + 15_000))
-        self.bus = StreamBus(connection: connection, group: processor.stage.group, consumer: name)
+        self.connection = RedisConnection(url: settings.redisURL, commandTimeout: .milliseconds(settings.blockMs + 15_000),
+                                          slotKey: processor.shard.tagged ? processor.shard.slotKey : nil)
+        self.bus = StreamBus(connection: connection, group: processor.stage.group, consumer: name, shard: processor.shard)
         self.pulse = HeartbeatPulse(stage: processor.stage, instance: name, streams: processor.inputStreams, settings: settings, vitals: vitals, logger: log)
         if let f = settings.fault, f.stage == processor.stage {
             self.fault = FaultInjector(fault: f)
@@ -210,7 +220,8 @@ public actor StageAgent {
     /// Runs until the task is cancelled (graceful shutdown). A batch in progress is finished
     /// and committed first; entries read but not committed stay pending in Redis.
     public func run() async {
-        logger.info("starting", metadata: ["redis": .string(settings.redisURL.description), "streams": .string(processor.inputStreams.joined(separator: ","))])
+        logger.info("starting", metadata: ["redis": .string(settings.redisURL.description), "streams": .string(processor.inputStreams.joined(separator: ",")),
+                                           "shard": .string(processor.shard.description)])
         var backoff = Backoff()
         var connected = false
         var recoverOwn = true
@@ -229,6 +240,13 @@ public actor StageAgent {
             do {
                 if !connection.isConnected {
                     try connection.connect()
+                    if connection.isCluster && !processor.shard.tagged {
+                        let refusal = "REDIS_URL names a Redis Cluster, whose transactions and blocking reads need every key of a shard in one slot. Fix: set ARK_SHARDS (1 or more) for every ARK process; keys then carry their shard's hash tag (ark:{s0}:kyle …)"
+                        refusalBox.withLock { $0 = refusal }
+                        logger.critical("cannot run on a Redis Cluster without ARK_SHARDS", metadata: ["fix": .string(refusal)])
+                        connection.close()
+                        break
+                    }
                     do {
                         try bus.ensureGroups(processor.inputStreams)
                     } catch {
@@ -242,7 +260,7 @@ public actor StageAgent {
                             "down_ms": .stringConvertible((wallClockNanoseconds() - lostSinceNs) / 1_000_000),
                         ])
                     } else if !connected {
-                        logger.info("connected to Redis")
+                        logger.info("connected to Redis", metadata: ["node": .string(connection.node?.description ?? "")])
                     }
                     connected = true
                     lostSinceNs = 0
@@ -343,7 +361,7 @@ public actor StageAgent {
         stats.handledSinceMeasure = 0
         var worst: (stream: String, backlog: Int)?
         for next in processor.downstream {
-            let stream = next.inputStream(on: processor.track)
+            let stream = processor.shard.stream(next, on: processor.track)
             let backlog = try StreamBus.backlog(of: stream, group: next.group, on: connection)
             if backlog > (worst?.backlog ?? -1) { worst = (stream, backlog) }
         }
@@ -499,13 +517,13 @@ public actor StageAgent {
             e.deliveries = max(e.deliveries, (anyAttempts ? localAttempts[e.id] ?? 0 : 0) + 1)
             let deaths = anyDeaths ? suspectDeaths[e.id] ?? 0 : 0
             let exhausted = e.deliveries > settings.maxDeliveries || deaths >= settings.maxDeliveries
-            if e.stream == Streams.deadLetter && exhausted {
+            if e.stream == bus.shard.deadLetter && exhausted {
                 e.recordRaw = true  // a dead letter is never re-lettered: recorded as it is
                 batch.append(e)
             } else if exhausted {
                 let died = deaths > 0 ? "; the process handling it alone died or hung \(deaths) times" : ""
                 poison.append(DeadLetter(entry: e, reason: "delivered \(e.deliveries) times (ARK_MAX_DELIVERIES=\(settings.maxDeliveries)) without being processed\(died)"))
-            } else if e.stream != Streams.deadLetter && e.payload == nil && e.fieldNames.isEmpty {
+            } else if e.stream != bus.shard.deadLetter && e.payload == nil && e.fieldNames.isEmpty {
                 poison.append(DeadLetter(entry: e, reason: "entry was removed from \(e.stream) before it was processed"))
             } else {
                 batch.append(e)

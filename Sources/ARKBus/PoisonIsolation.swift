@@ -17,8 +17,8 @@ public struct SuspectEntry: Sendable, Equatable {
 }
 
 extension StreamBus {
-    public var inFlightKey: String { "ark:inflight:\(group)" }
-    public var deathsKey: String { "ark:deaths:\(group)" }
+    public var inFlightKey: String { shard.inFlight(group: group) }
+    public var deathsKey: String { shard.deaths(group: group) }
 
     static func recordValue(stream: String, id: String) -> String { stream + "\n" + id }
 
@@ -121,6 +121,7 @@ extension StreamBus {
 /// their entries wait for ARK_CLAIM_IDLE_MS as before.
 public func isExitedLocalConsumer(_ name: String, stage: String, host: String, hasExited: (Int32) -> Bool = { processHasExited($0) }) -> Bool {
     let prefix = stage + "-" + host + "-"
-    guard name.hasPrefix(prefix), let pid = Int32(name.dropFirst(prefix.count)), pid > 0 else { return false }
+    let rest = name.dropFirst(prefix.count)
+    guard name.hasPrefix(prefix), let pid = Int32(rest[..<(rest.firstIndex(of: "@") ?? rest.endIndex)]), pid > 0 else { return false }
     return hasExited(pid)
 }

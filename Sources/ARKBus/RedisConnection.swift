@@ -292,6 +292,23 @@ public final class RedisConnection {
         return reply
     }
 
+    /// Every key matching `pattern` on every primary of the cluster (SCAN on each), or on
+    /// this node when it is not a cluster.
+    public func keysOnEveryPrimary(matching pattern: String) throws(RedisError) -> [String] {
+        var keys: [String] = []
+        for endpoint in cluster?.primaries ?? [node].compactMap({ $0 }) {
+            let target = endpoint == node ? self : try side(endpoint)
+            var cursor = "0"
+            repeat {
+                let reply = try target.plainCommand(["SCAN", .text(cursor), "MATCH", .text(pattern), "COUNT", "1000"])
+                guard let parts = reply.array, parts.count == 2 else { break }
+                cursor = parts[0].string ?? "0"
+                keys += parts[1].array?.compactMap(\.string) ?? []
+            } while cursor != "0"
+        }
+        return keys
+    }
+
     private func side(_ endpoint: RedisURL.Endpoint) throws(RedisError) -> RedisConnection {
         if let c = sideConnections[endpoint], c.isConnected { return c }
         let c = RedisConnection(url: url.at(endpoint), commandTimeout: commandTimeout, slotKey: nil, followsRedirects: false)

@@ -101,7 +101,11 @@ public final class StreamBus {
     private var commands = RedisCommands(capacity: 64 << 10)
     private let deadLetterCounter: Counter
 
-    public init(connection: RedisConnection, group: String, consumer: String) {
+    /// The shard whose dead letter stream and poison records this bus writes.
+    public let shard: Shard
+
+    public init(connection: RedisConnection, group: String, consumer: String, shard: Shard = .untagged) {
+        self.shard = shard
         self.connection = connection
         self.group = group
         self.consumer = consumer
@@ -359,7 +363,7 @@ public final class StreamBus {
 
     func deadLetterCommand(_ d: DeadLetter) -> [RedisArg] {
         [
-            "XADD", .text(Streams.deadLetter), "*",
+            "XADD", .text(shard.deadLetter), "*",
             "event", .bytes(d.entry.payload ?? []),
             "reason", .text(d.reason),
             "stream", .text(d.entry.stream),

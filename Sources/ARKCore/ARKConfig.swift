@@ -104,6 +104,15 @@ public struct ARKConfig: Sendable, Equatable {
     public var blockMs: Int = 100
     /// Approximate cap on each stream's length (XADD MAXLEN ~); keep it far above any backlog.
     public var streamMaxLen: Int = 1_000_000
+    /// ARK_SHARDS: how many shards the pipeline has (nil: the one untagged shard of a single
+    /// node; required on Redis Cluster). Every process of one pipeline must have the same.
+    public var shards: Int?
+    public var shardLayout: ShardLayout { ShardLayout(count: shards) }
+    /// ARK_INTAKE_REPLICAS: replicas that must have a signal (WAIT) before the intake confirms
+    /// it; nil: 1 on a cluster, 0 on a single node.
+    public var intakeReplicas: Int?
+    /// How long the intake waits for them before answering 503.
+    public var intakeReplicaTimeoutMs: Int = 1_000
     /// Largest `event` payload Kyle accepts.
     public var maxSignalBytes: Int = 65_536
     /// Paper account equity Kenny starts the book with.
@@ -229,6 +238,9 @@ public struct ARKConfig: Sendable, Equatable {
         c.batchSize = reader.int("ARK_BATCH_SIZE", c.batchSize, 1...10_000)
         c.blockMs = reader.int("ARK_BLOCK_MS", c.blockMs, 1...10_000)
         c.streamMaxLen = reader.int("ARK_STREAM_MAXLEN", c.streamMaxLen, 1000...1_000_000_000)
+        if reader.value("ARK_SHARDS") != nil { c.shards = reader.int("ARK_SHARDS", 1, 1...1024) }
+        if reader.value("ARK_INTAKE_REPLICAS") != nil { c.intakeReplicas = reader.int("ARK_INTAKE_REPLICAS", 0, 0...16) }
+        c.intakeReplicaTimeoutMs = reader.int("ARK_INTAKE_REPLICA_TIMEOUT_MS", c.intakeReplicaTimeoutMs, 1...60_000)
         c.maxSignalBytes = reader.int("ARK_MAX_SIGNAL_BYTES", c.maxSignalBytes, 256...16_777_216)
         c.paperEquity = reader.double("ARK_PAPER_EQUITY", c.paperEquity, 1...1e15)
         c.graveyardCheckSeconds = reader.double("ARK_GRAVEYARD_CHECK_SECONDS", c.graveyardCheckSeconds, 0.1...3600)

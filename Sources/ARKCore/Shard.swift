@@ -49,6 +49,19 @@ public struct Shard: Sendable, Hashable, Comparable, CustomStringConvertible {
         self = .tagged(n)
     }
 
+    /// What an instance name of this shard ends with: `@s3` (nothing for the untagged shard).
+    public var instanceSuffix: String { tagged ? "@s\(index)" : "" }
+
+    /// The shard an instance serves, from its name.
+    public init(instance: String) {
+        if let at = instance.lastIndex(of: "@"), instance[instance.index(after: at)...].hasPrefix("s"),
+           let n = Int(instance[instance.index(at, offsetBy: 2)...]), n >= 0 {
+            self = .tagged(n)
+        } else {
+            self = .untagged
+        }
+    }
+
     /// `s3`, or `default` for the untagged shard: how logs, health and metrics name it.
     public var description: String { tagged ? "s\(index)" : "default" }
 
@@ -82,5 +95,37 @@ public struct ShardLayout: Sendable, Equatable {
             h = h &* 0x0000_0100_0000_01b3
         }
         return shards[Int(h % UInt64(shards.count))]
+    }
+}
+
+extension ShardLayout {
+    /// The `account` a signal names at its top level (a string of at most 128 bytes), else
+    /// `default`: what routes it. A payload that is not a JSON object routes as `default`;
+    /// Kyle rejects it there with its reason.
+    public static func account(ofSignal payload: [UInt8]) -> String {
+        payload.withUnsafeBufferPointer { buf in
+            var r = JSONReader(buf)
+            do {
+                try r.beginObject()
+                var first = true
+                while let key = try r.nextKey(first: first) {
+                    first = false
+                    if r.matches(key, "account"), try r.peekKind() == .string {
+                        let account = try r.readString()
+                        return account.isEmpty || account.utf8.count > 128 ? defaultAccount : account
+                    }
+                    try r.skipValue()
+                }
+            } catch {}
+            return defaultAccount
+        }
+    }
+
+    /// The shard of each payload, with the payloads' indices, in shard order.
+    public func route(_ payloads: [[UInt8]]) -> [(shard: Shard, indices: [Int])] {
+        guard shards.count > 1 else { return [(shards[0], Array(payloads.indices))] }
+        var by: [Shard: [Int]] = [:]
+        for (i, p) in payloads.enumerated() { by[shard(forAccount: Self.account(ofSignal: p)), default: []].append(i) }
+        return by.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
     }
 }

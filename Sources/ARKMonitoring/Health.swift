@@ -41,6 +41,9 @@ public struct HealthReport: Sendable, Equatable {
 public struct HealthInputs: Sendable {
     /// nil when Redis answered PING.
     public var redisProblem: String?
+    /// Shards whose node does not answer (a cluster with a primary down and no replica to
+    /// take over), by name, with why: their signals wait or are refused; the others flow.
+    public var shardProblems: [(shard: String, problem: String)] = []
     /// nil when the state store answered; `journalMode` is what it reported.
     public var storeProblem: String?
     public var journalMode: String?
@@ -89,6 +92,10 @@ public func evaluateHealth(_ input: HealthInputs) -> HealthReport {
     var checks: [HealthCheck] = []
     checks.append(input.redisProblem.map { HealthCheck(name: "redis", status: .unhealthy, detail: "unreachable: \($0)") }
                   ?? HealthCheck(name: "redis", status: .healthy, detail: "PING answered"))
+    for (shard, problem) in input.shardProblems {
+        checks.append(HealthCheck(name: "shard_\(shard)", status: .unhealthy,
+                                  detail: "shard \(shard) is down: \(problem); its accounts' signals are refused or wait, the other shards keep flowing"))
+    }
     if let problem = input.storeProblem {
         checks.append(HealthCheck(name: "state_store", status: .unhealthy, detail: problem))
     } else if input.journalMode?.lowercased() != "wal" {

@@ -49,7 +49,7 @@ public actor MonitoringBackend {
                 return nil
             }
         }
-        return PipelineProbe(connection: connection)
+        return PipelineProbe(connection: connection, layout: config.shardLayout)
     }
 
     /// Runs a Redis question; a connection error closes the connection (reopened next time)
@@ -103,8 +103,11 @@ public actor MonitoringBackend {
         let nowNs = wallClockNanoseconds()
         var redisProblem: String?
         var beats: [HeartbeatRecord]?
-        switch ask({ p throws(RedisError) in try p.ping(); return try p.heartbeats() }) {
-        case .success(let b)?: beats = b
+        var shardProblems: [(shard: String, problem: String)] = []
+        switch ask({ p throws(RedisError) in try p.ping(); return (try p.heartbeats(), p.shardProblems()) }) {
+        case .success(let (b, s))?:
+            beats = b
+            shardProblems = s
         case .failure(let e)?: redisProblem = e.description
         case nil: redisProblem = "cannot connect to \(config.redisURL)"
         }
@@ -121,10 +124,12 @@ public actor MonitoringBackend {
         }
         let slo = storeProblem == nil ? try? sloReport() : nil
         let directory = (config.stateDB as NSString).deletingLastPathComponent
-        return evaluateHealth(HealthInputs(redisProblem: redisProblem, storeProblem: storeProblem, journalMode: journal,
-                                           storeWriteProblem: writeProblem, storeSpace: FileSystemSpace(path: directory), storeDirectory: directory,
-                                           heartbeats: beats, graveyardProblem: Graveyard.check(directory: config.graveyardDir).problem,
-                                           slo: slo, nowNs: nowNs, staleAfterSeconds: config.heartbeatStaleSeconds))
+        var inputs = HealthInputs(redisProblem: redisProblem, storeProblem: storeProblem, journalMode: journal,
+                                  storeWriteProblem: writeProblem, storeSpace: FileSystemSpace(path: directory), storeDirectory: directory,
+                                  heartbeats: beats, graveyardProblem: Graveyard.check(directory: config.graveyardDir).problem,
+                                  slo: slo, nowNs: nowNs, staleAfterSeconds: config.heartbeatStaleSeconds)
+        inputs.shardProblems = shardProblems
+        return evaluateHealth(inputs)
     }
 
     /// Ready to serve: the store opens and Redis answers.
@@ -167,8 +172,16 @@ public actor MonitoringBackend {
             cursor = parts[0].string ?? "0"
             keys += parts[1].array?.compactMap(\.string) ?? []
         } while cursor != "0"
+        // On a cluster each primary holds some of the keys (SCAN sees one node's only), and
+        // MGET must not span slots.
+        if connection.isCluster { keys = try connection.keysOnEveryPrimary(matching: Streams.metricsPrefix + "*") }
         guard !keys.isEmpty else { return [] }
-        let values = try connection.command(["MGET"] + keys.map { .text($0) }).array ?? []
+        var values: [RedisValue] = []
+        if connection.isCluster {
+            for key in keys { values.append(try connection.command(["GET", .text(key)])) }
+        } else {
+            values = try connection.command(["MGET"] + keys.map { .text($0) }).array ?? []
+        }
         return zip(keys, values).compactMap { key, value in
             value.string.map { (String(key.dropFirst(Streams.metricsPrefix.count)), $0) }
         }
@@ -195,8 +208,8 @@ public actor MonitoringBackend {
             if let n = report.inFlightOverdue { family(MetricName.inFlightOverdue, [("", Double(n))]) }
         }
         if case .success(let groups)? = ask({ p throws(RedisError) in try p.groups() }) {
-            family(MetricName.pendingEntries, groups.map { ("stage=\"\($0.stage.rawValue)\"", Double($0.pending)) })
-            family(MetricName.consumerLag, groups.compactMap { g in g.lag.map { ("stage=\"\(g.stage.rawValue)\"", Double($0)) } })
+            family(MetricName.pendingEntries, groups.map { ($0.labels, Double($0.pending)) })
+            family(MetricName.consumerLag, groups.compactMap { g in g.lag.map { (g.labels, Double($0)) } })
         }
         if let space = FileSystemSpace(path: (config.stateDB as NSString).deletingLastPathComponent) {
             family(MetricName.stateDiskFree, [("", Double(space.freeBytes))])
@@ -240,8 +253,8 @@ public actor MonitoringBackend {
         var gauges: [String: Any] = [:]
         if case .success(let groups)? = ask({ p throws(RedisError) in try p.groups() }) {
             for g in groups {
-                gauges["ark_pending_entries{stage=\"\(g.stage.rawValue)\"}"] = g.pending
-                gauges["ark_consumer_lag{stage=\"\(g.stage.rawValue)\"}"] = g.lag.map { $0 as Any } ?? NSNull()
+                gauges["ark_pending_entries{\(g.labels)}"] = g.pending
+                gauges["ark_consumer_lag{\(g.labels)}"] = g.lag.map { $0 as Any } ?? NSNull()
             }
         }
         gauges["ark_ethics_drift"] = Graveyard.check(directory: config.graveyardDir).isIntact ? 0 : 1

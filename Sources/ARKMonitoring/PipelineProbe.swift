@@ -3,14 +3,18 @@ import ARKCore
 import ARKState
 import Foundation
 
-/// A stage's consumer group on its input stream, as Redis reports it.
+/// A stage's consumer group on one shard's input stream, as Redis reports it.
 public struct GroupState: Sendable, Equatable {
     public var stage: Stage
+    public var shard: Shard = .untagged
     /// Delivered and not acknowledged.
     public var pending: Int
     /// Not yet delivered to the group (nil when Redis cannot tell, e.g. after a trim).
     public var lag: Int?
     public var lastDeliveredID: String
+
+    /// Its Prometheus labels: the stage, and the shard when there are tagged shards.
+    public var labels: String { "stage=\"\(stage.rawValue)\"" + (shard.tagged ? ",shard=\"\(shard)\"" : "") }
 }
 
 /// Read-only questions to Redis about the pipeline: group states, heartbeats, and how many
@@ -18,12 +22,14 @@ public struct GroupState: Sendable, Equatable {
 /// thread-bound actor.
 public struct PipelineProbe {
     public let connection: RedisConnection
+    public let layout: ShardLayout
     /// At most this many overdue entries are counted per stream (a backlog that large is
     /// failing its SLO either way).
     public var overdueCap = 10_000
 
-    public init(connection: RedisConnection) {
+    public init(connection: RedisConnection, layout: ShardLayout = .single) {
         self.connection = connection
+        self.layout = layout
     }
 
     public func ping() throws(RedisError) {
@@ -31,17 +37,47 @@ public struct PipelineProbe {
         if case .error(let e) = reply { throw .server(e) }
     }
 
-    /// Every stage's group on its input stream; a stream or group not created yet reads as empty.
+    /// Every stage's group on its input stream of every shard that answers; a stream or group
+    /// not created yet reads as empty. A shard that does not answer is left out (see
+    /// `shardProblems`) unless it is the only one.
     public func groups() throws(RedisError) -> [GroupState] {
         var out: [GroupState] = []
+        for shard in layout.shards {
+            do {
+                out += try groups(of: shard)
+            } catch {
+                if layout.shards.count == 1 { throw error }
+            }
+        }
+        return out
+    }
+
+    func groups(of shard: Shard) throws(RedisError) -> [GroupState] {
+        var out: [GroupState] = []
         for stage in Stage.allCases {
-            var state = GroupState(stage: stage, pending: 0, lag: 0, lastDeliveredID: "0-0")
-            if let g = try StreamBus.groups(of: stage.inputStream, on: connection).first(where: { $0.name == stage.group }) {
+            var state = GroupState(stage: stage, shard: shard, pending: 0, lag: 0, lastDeliveredID: "0-0")
+            if let g = try StreamBus.groups(of: shard.stream(stage), on: connection).first(where: { $0.name == stage.group }) {
                 state.pending = g.pending
                 state.lag = g.lag
                 state.lastDeliveredID = g.lastDeliveredID
             }
             out.append(state)
+        }
+        return out
+    }
+
+    /// The shards whose node does not answer a read of their Kyle stream, with why (only with
+    /// several shards: one shard down is Redis down).
+    public func shardProblems() -> [(shard: String, problem: String)] {
+        guard layout.shards.count > 1 else { return [] }
+        var out: [(shard: String, problem: String)] = []
+        for shard in layout.shards {
+            do {
+                let reply = try connection.command(["XLEN", .text(shard.stream(.kyle))])
+                if case .error(let e) = reply { out.append((shard.description, e)) }
+            } catch {
+                out.append((shard.description, error.description))
+            }
         }
         return out
     }
@@ -52,7 +88,7 @@ public struct PipelineProbe {
         let cutoff = String(nowNs / 1_000_000 - Int64(olderThanMs))
         var total = 0
         for g in groups {
-            let stream = RedisArg.text(g.stage.inputStream)
+            let stream = RedisArg.text(g.shard.stream(g.stage))
             if g.pending > 0 {
                 let pending = try connection.command(["XPENDING", stream, .text(g.stage.group), "-", .text(cutoff), .int(overdueCap)])
                 total += pending.array?.count ?? 0

@@ -17,8 +17,15 @@ public struct SyntheticOptions: Sendable {
     public var debug: Bool
     public var seed: UInt64
     public var violationEvery: Int
-    /// Send through the API (`POST /v1/signals`) instead of straight into `ark:kyle`.
+    /// Send through the API (`POST /v1/signals`) instead of straight into Kyle's streams.
     public var api: APITarget?
+    /// ARK_SHARDS of the pipeline: signals go to their account's shard.
+    public var layout: ShardLayout = .single
+    /// ARK_INTAKE_REPLICAS: a signal counts as sent once that many replicas have it (nil: 1 on a
+    /// cluster, 0 on a single node).
+    public var intakeReplicas: Int?
+    /// The accounts the signals are spread over, in turn (empty: none named, `default`).
+    public var accounts: [String] = []
 
     public init(duration: Double, rate: Double, redisURL: RedisURL, statePath: String, graveyardDir: String, passTimeoutMs: Double = 5000, sloP95LatencyMs: Double = 400, debug: Bool = false, seed: UInt64 = UInt64(wallClockNanoseconds()), violationEvery: Int = 60, api: APITarget? = nil) {
         self.api = api
@@ -168,8 +175,8 @@ public actor SyntheticLoop {
             portfolioRules = Set(r.specs.filter { $0.category == "portfolio" }.map(\.id))
         case let other: throw SyntheticFailure("cannot judge passes: the Graveyard is not intact: \(other.problem ?? "")")
         }
+        let queue = SignalQueue(url: options.redisURL, size: 1, backlogBound: .max, layout: options.layout, replicas: options.intakeReplicas)
         let connection = RedisConnection(url: options.redisURL)
-        if options.api == nil { try connection.connect() }
         defer { connection.close() }
         let store = try StateStore(path: options.statePath)
 
@@ -203,14 +210,13 @@ public actor SyntheticLoop {
                         let (event, expectation) = signals.make(report.sent, nowNs: wall)
                         if case .violation = expectation { report.violationsInjected += 1 }
                         outstanding[event.traceID] = (expectation, wall)
-                        payloads.append(EventCodec.encode(event))
+                        payloads.append(Self.payload(event, account: options.accounts.isEmpty ? nil : options.accounts[report.sent % options.accounts.count]))
                         if options.debug { progress("sent \(event.traceID) \(event.symbol) \(event.action ?? "") \(event.price)\(event.injectedViolation.map { " injected=\($0)" } ?? "")") }
                     }
                     if let api = options.api {
                         try await post(payloads, to: api, progress: progress)
                     } else {
-                        try await send(payloads.map { ["XADD", .text(Stage.kyle.inputStream), "*", "event", .bytes($0)] },
-                                       on: connection, progress: progress)
+                        try await send(payloads, through: queue, progress: progress)
                     }
                     if report.sent == total {
                         let end = monotonicNanoseconds()
@@ -253,20 +259,40 @@ public actor SyntheticLoop {
         report.elapsedSeconds = Double(monotonicNanoseconds() - start) / 1e9
         report.lost = outstanding.count
         report.lostTraces = outstanding.sorted { $0.value.1 < $1.value.1 }.map(\.key)
-        report.limitBreaches = Self.limitBreaches(rules: rules, connection: connection)
+        report.limitBreaches = Self.limitBreaches(rules: rules, connection: connection, layout: options.layout)
+        await queue.shutdown()
         return report
     }
 
-    /// The portfolio limits the book Kenny published breaks now; nil when Redis cannot be
-    /// asked.
-    static func limitBreaches(rules: RuleSet, connection: RedisConnection) -> [String]? {
+    /// The signal as a producer sends it: the event, with the account it belongs to first.
+    static func payload(_ event: Event, account: String?) -> [UInt8] {
+        let encoded = EventCodec.encode(event)
+        guard let account else { return encoded }
+        var w = JSONWriter()
+        w.beginObject()
+        w.key("account")
+        w.string(account)
+        // The event's members follow the account's, in the same object.
+        return w.bytes + [UInt8(ascii: ",")] + encoded.dropFirst()
+    }
+
+    /// The portfolio limits the books Kenny published (one per shard) break now; nil when
+    /// Redis cannot be asked.
+    static func limitBreaches(rules: RuleSet, connection: RedisConnection, layout: ShardLayout) -> [String]? {
         do {
             if !connection.isConnected { try connection.connect() }
-            let fields = try connection.hashEntries(Streams.portfolio).map { ($0.field, String(decoding: $0.value, as: UTF8.self)) }
-            guard !fields.isEmpty else { return [] }
-            var problem = ""
-            guard let book = PortfolioSnapshot(published: fields, defaultEquity: 0, problem: &problem) else { return ["the book is unreadable: \(problem)"] }
-            return rules.breaches(of: book)
+            var breaches: [String] = []
+            for shard in layout.shards {
+                let fields = try connection.hashEntries(shard.portfolio).map { ($0.field, String(decoding: $0.value, as: UTF8.self)) }
+                guard !fields.isEmpty else { continue }
+                var problem = ""
+                guard let book = PortfolioSnapshot(published: fields, defaultEquity: 0, problem: &problem) else {
+                    breaches.append("the book of shard \(shard) is unreadable: \(problem)")
+                    continue
+                }
+                breaches += rules.breaches(of: book).map { layout.shards.count > 1 ? "shard \(shard): " + $0 : $0 }
+            }
+            return breaches
         } catch {
             return nil
         }
@@ -315,20 +341,25 @@ public actor SyntheticLoop {
         }
     }
 
-    /// Sends one pipeline of XADDs; if Redis goes away, reconnects with back-off and sends
-    /// it again (a signal written twice keeps its trace id, so the pipeline stays idempotent).
-    private func send(_ cmds: [[RedisArg]], on connection: RedisConnection, progress: @Sendable (String) -> Void) async throws {
+    /// Queues one batch as the API does (by shard, confirmed by WAIT on a cluster); if Redis
+    /// goes away, a primary fails over or a replica is slow to confirm, sends it again with
+    /// back-off for a minute (the signals keep their trace ids: a signal written twice is one pass).
+    private func send(_ payloads: [[UInt8]], through queue: SignalQueue, progress: @Sendable (String) -> Void) async throws {
         var backoff = Backoff()
         let deadline = monotonicNanoseconds() + 60_000_000_000
         while true {
             do {
-                if !connection.isConnected { try connection.connect() }
-                for r in try connection.pipeline(cmds) {
-                    if case .error(let e) = r { throw SyntheticFailure("XADD to \(Stage.kyle.inputStream) failed: \(e)") }
-                }
+                _ = try await queue.enqueue(payloads)
                 return
-            } catch let error as RedisError where error.isConnectionError && monotonicNanoseconds() < deadline {
-                if backoff.attempt == 0 { progress("Redis unavailable (\(error)); retrying") }
+            } catch {
+                let retry: Bool
+                switch error {
+                case .redis(let e): retry = e.isConnectionError || e.isServerUnavailable
+                case .notReplicated: retry = true
+                case .backlogFull: retry = false
+                }
+                guard retry && monotonicNanoseconds() < deadline else { throw SyntheticFailure("cannot queue signals: \(error)") }
+                if backoff.attempt == 0 { progress("Redis cannot take the signals now (\(error)); retrying") }
                 try await Task.sleep(for: backoff.next())
             }
         }

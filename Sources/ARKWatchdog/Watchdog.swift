@@ -146,9 +146,10 @@ public actor Watchdog: Service {
             logger.info("forgetting \(i): \(why)", metadata: ["instance": .string(i)])
             _ = try connection.command(["HDEL", .text(Streams.heartbeats), .text(i)])
             // The consumer goes once nothing is pending on it (its entries were taken over).
-            let pending = try connection.command(["XPENDING", .text(stage.inputStream), .text(stage.group), "-", "+", "1", .text(i)])
+            let stream = Shard(instance: i).stream(stage)
+            let pending = try connection.command(["XPENDING", .text(stream), .text(stage.group), "-", "+", "1", .text(i)])
             if pending.array?.isEmpty == true {
-                _ = try connection.command(["XGROUP", "DELCONSUMER", .text(stage.inputStream), .text(stage.group), .text(i)])
+                _ = try connection.command(["XGROUP", "DELCONSUMER", .text(stream), .text(stage.group), .text(i)])
             }
         }
     }
@@ -162,7 +163,7 @@ public actor Watchdog: Service {
         var exited: Set<String> = []
         for hb in beats where hb.host == host && hb.pid > 0 && processHasExited(pid_t(hb.pid)) {
             guard let stage = Stage(name: hb.stage) else { continue }
-            let pending = try connection.command(["XPENDING", .text(stage.inputStream), .text(stage.group), "-", "+", "1", .text(hb.instance)])
+            let pending = try connection.command(["XPENDING", .text(Shard(instance: hb.instance).stream(stage)), .text(stage.group), "-", "+", "1", .text(hb.instance)])
             if pending.array?.isEmpty == true { exited.insert(hb.instance) }
         }
         return exited

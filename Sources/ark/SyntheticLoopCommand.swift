@@ -39,6 +39,9 @@ struct SyntheticLoopCommand: AsyncParsableCommand {
     @Option(help: "Seed for the signal generator (default: the clock), to replay a run.")
     var seed: UInt64?
 
+    @Option(help: "Spread the signals over this many accounts (acct-0 …), so every shard gets some (default: ARK_SHARDS × 4 with ARK_SHARDS set, else none: the default account).")
+    var accounts: Int?
+
     @Flag(help: "Print every signal sent and every pass judged.")
     var debug = false
 
@@ -69,10 +72,13 @@ struct SyntheticLoopCommand: AsyncParsableCommand {
             guard let bearer else { throw fail("--api-url needs a token: --token, ARK_API_TOKEN, or JWT_SECRET to mint one", code: 64) }
             api = APITarget(baseURL: apiURL, token: bearer)
         }
-        let options = SyntheticOptions(
+        var options = SyntheticOptions(
             duration: duration, rate: rate, redisURL: url, statePath: config.stateDB, graveyardDir: config.graveyardDir,
             passTimeoutMs: config.passTimeoutMs, sloP95LatencyMs: config.sloP95LatencyMs, debug: debug,
             seed: seed ?? UInt64(wallClockNanoseconds()), violationEvery: violationEvery, api: api)
+        options.layout = config.shardLayout
+        options.intakeReplicas = config.intakeReplicas
+        options.accounts = (0..<max(0, accounts ?? (config.shards.map { $0 * 4 } ?? 0))).map { "acct-\($0)" }
         print("Synthetic loop: \(rate) Hz for \(duration) s into \(api.map { $0.baseURL + "/v1/signals" } ?? url.description), judging from \(config.stateDB)")
         let interactive = isatty(STDOUT_FILENO) == 1
         let report: SyntheticReport

@@ -98,7 +98,9 @@ public final class RedisCluster: @unchecked Sendable {
         let running = nodes.filter(\.isRunning)
         guard running.allSatisfy({ info(on: $0).contains("cluster_state:ok") }) else { return false }
         guard let map = try? slotMap(), map.uncovered == 0 else { return false }
-        return map.primaries.allSatisfy { p in running.contains { $0.endpoint == p } }
+        return map.primaries.allSatisfy { p in
+            running.contains { $0.endpoint == p } && (map.replicas[p] ?? []).contains { r in running.contains { $0.endpoint == r } }
+        }
     }
 
     /// The slot map as a running node sees it.

@@ -1,0 +1,146 @@
+import ARKCore
+import Synchronization
+
+/// The API's way into Kyle's streams: a few Redis connections, each owned by an actor on its
+/// own thread (hiredis blocks), so a request never holds one of the HTTP event loops while
+/// Redis answers. A request's signals go out in one pipelined round trip per shard they
+/// belong to (by `account`), and with ARK_INTAKE_REPLICAS are confirmed only once WAIT says
+/// that many replicas have them.
+public final class SignalQueue: Sendable {
+    let connections: [QueueConnection]
+    private let next = Atomic<Int>(0)
+
+    /// `backlogBound`: ARK_STREAM_MAXLEN, the unread backlog of a Kyle stream past which
+    /// signals are refused (503) instead of queued. `replicas`: nil for 1 on a cluster, 0 on a
+    /// single node.
+    public init(url: RedisURL, size: Int, backlogBound: Int, layout: ShardLayout = .single,
+                replicas: Int? = nil, replicaTimeoutMs: Int = 1_000) {
+        connections = (0..<max(1, size)).map {
+            QueueConnection(url: url, index: $0, backlogBound: backlogBound, layout: layout, replicas: replicas, replicaTimeoutMs: replicaTimeoutMs)
+        }
+    }
+
+    private func connection() -> QueueConnection {
+        connections[next.add(1, ordering: .relaxed).oldValue % connections.count]
+    }
+
+    /// Appends each payload as the `event` of a new entry of its shard's Kyle stream, all or
+    /// none per shard (MULTI/EXEC: a Redis out of memory refuses the whole request); returns
+    /// the entry ids in order. Refused while a Kyle backlog is over its bound. A connection
+    /// error is not retried here: whether EXEC ran is unknown, and only the client can tell a
+    /// retry from a duplicate (by trace_id).
+    public func enqueue(_ payloads: [[UInt8]]) async throws(EnqueueError) -> [String] {
+        try await connection().xadd(payloads)
+    }
+
+    /// PING on one connection: is the queue reachable now?
+    public func ping() async -> RedisError? {
+        await connection().ping()
+    }
+
+    public func shutdown() async {
+        for c in connections { await c.close() }
+    }
+}
+
+/// Why signals were not confirmed.
+public enum EnqueueError: Error, Sendable, Equatable {
+    /// Nothing of the request (of the shard that failed) was queued, or whether it was is unknown.
+    case redis(RedisError)
+    /// Kyle's unread backlog is over ARK_STREAM_MAXLEN: ARK is behind (a stage stopped or slow).
+    case backlogFull(backlog: Int, bound: Int)
+    /// Written to the primary, but fewer replicas than ARK_INTAKE_REPLICAS have them: a
+    /// failover now could lose them, so they are not confirmed.
+    case notReplicated(replicas: Int, wanted: Int, shard: String)
+}
+
+actor QueueConnection {
+    private nonisolated let executor: ThreadExecutor
+    nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
+    private let url: RedisURL
+    private let layout: ShardLayout
+    /// One connection per shard (on a cluster, each to its shard's primary), made when first needed.
+    private var redis: [Shard: RedisConnection] = [:]
+    private let backlogBound: Int
+    private let replicas: Int?
+    private let replicaTimeoutMs: Int
+    /// Each Kyle stream's backlog as last measured, and when: measured at most every 100 ms,
+    /// so a burst of requests costs Redis one XINFO per connection per 100 ms, not one per request.
+    private var backlog: [Shard: (entries: Int, measuredNs: Int64)] = [:]
+    static let backlogMeasureIntervalNs: Int64 = 100_000_000
+
+    init(url: RedisURL, index: Int, backlogBound: Int, layout: ShardLayout, replicas: Int?, replicaTimeoutMs: Int) {
+        executor = ThreadExecutor(name: "ark-api-redis-\(index)")
+        self.url = url
+        self.layout = layout
+        self.backlogBound = backlogBound
+        self.replicas = replicas
+        self.replicaTimeoutMs = replicaTimeoutMs
+    }
+
+    private func connection(_ shard: Shard) throws(RedisError) -> RedisConnection {
+        let c = redis[shard] ?? RedisConnection(url: url, commandTimeout: .seconds(5), slotKey: shard.tagged ? shard.slotKey : nil)
+        redis[shard] = c
+        if !c.isConnected { try c.connect(timeout: .seconds(2)) }
+        return c
+    }
+
+    func xadd(_ payloads: [[UInt8]]) throws(EnqueueError) -> [String] {
+        var ids = [String](repeating: "", count: payloads.count)
+        for (shard, indices) in layout.route(payloads) {
+            let got = try xadd(indices.map { payloads[$0] }, shard: shard)
+            for (i, id) in zip(indices, got) { ids[i] = id }
+        }
+        return ids
+    }
+
+    private func xadd(_ payloads: [[UInt8]], shard: Shard) throws(EnqueueError) -> [String] {
+        let stream = shard.stream(.kyle)
+        do {
+            let redis = try connection(shard)
+            let now = wallClockNanoseconds()
+            var measured = backlog[shard] ?? (0, 0)
+            if now - measured.measuredNs >= Self.backlogMeasureIntervalNs || measured.entries > backlogBound {
+                measured = (try StreamBus.backlog(of: stream, group: Stage.kyle.group, on: redis), now)
+            }
+            backlog[shard] = measured
+            if measured.entries > backlogBound { throw EnqueueError.backlogFull(backlog: measured.entries, bound: backlogBound) }
+            var commands: [[RedisArg]] = [["MULTI"]]
+            commands += payloads.map { ["XADD", .text(stream), "*", "event", .bytes($0)] }
+            commands.append(["EXEC"])
+            let wanted = replicas ?? (redis.isCluster ? 1 : 0)
+            if wanted > 0 { commands.append(["WAIT", .int(wanted), .int(replicaTimeoutMs)]) }
+            let replies = try redis.pipeline(commands)
+            let exec = replies[payloads.count + 1]
+            guard try StreamBus.checkTransaction(Array(replies[..<(payloads.count + 2)])), case .array(let ids) = exec, ids.count == payloads.count else {
+                throw RedisError.unexpectedReply("EXEC of the XADDs")
+            }
+            backlog[shard]?.entries += payloads.count
+            if wanted > 0 {
+                let acked = replies.last?.integer ?? 0
+                if acked < wanted { throw EnqueueError.notReplicated(replicas: Int(acked), wanted: wanted, shard: shard.description) }
+            }
+            return ids.map { $0.string ?? "" }
+        } catch let e as EnqueueError {
+            throw e
+        } catch let e as RedisError {
+            throw .redis(e)
+        } catch {
+            throw .redis(.unexpectedReply("\(error)"))
+        }
+    }
+
+    func ping() -> RedisError? {
+        do {
+            _ = try connection(layout.shards[0]).command(["PING"])
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    func close() {
+        for c in redis.values { c.close() }
+        executor.shutdown()
+    }
+}

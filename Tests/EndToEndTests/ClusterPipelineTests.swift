@@ -1,0 +1,216 @@
+import ARKBus
+import ARKCore
+import ARKState
+import ARKSynthetic
+import ARKTestSupport
+import Foundation
+import Testing
+
+/// The pipeline on a real Redis Cluster (three primaries, three replicas, loopback): one
+/// `ark-agent` process per stage, each serving every shard, as start_production.sh runs them.
+final class ClusterPipelineFixture: @unchecked Sendable {
+    let cluster: RedisCluster
+    let dir: TempDir
+    let shards: Int
+    var agents: [Stage: ArkProcess] = [:]
+    let auditKey: Ed25519.PrivateKey
+    var layout: ShardLayout { ShardLayout(count: shards) }
+    var statePath: String { dir.path + "/ark_state.db" }
+
+    var environment: [String: String] {
+        [
+            "REDIS_URL": cluster.urlString, "ARK_SHARDS": String(shards), "ARK_STATE_DB": statePath, "ARK_GRAVEYARD_DIR": Repo.graveyard,
+            "ARK_CLAIM_IDLE_MS": "1000", "ARK_BLOCK_MS": "50", "ARK_LOG_LEVEL": "info", "ARK_ENV": "test",
+            "ARK_AUDIT_KEY": dir.path + "/audit_ed25519.pem", "ARK_LOG_DIR": dir.path,
+        ]
+    }
+
+    init(shards: Int = 4) throws {
+        cluster = try RedisCluster()
+        dir = try TempDir("ark-cluster-e2e")
+        self.shards = shards
+        auditKey = try Ed25519.PrivateKey.generate()
+        guard FileManager.default.createFile(atPath: dir.path + "/audit_ed25519.pem", contents: Data(auditKey.pem), attributes: [.posixPermissions: 0o600]) else {
+            throw TestSetupError("cannot write the audit key")
+        }
+        // A group that never reads keeps every shard's `aletheia` stream whole, for `tracesFilledTwice`.
+        let c = RedisConnection(url: try cluster.url)
+        try c.connect()
+        for s in layout.shards {
+            _ = try c.command(["XGROUP", "CREATE", .text(s.stream(.aletheia)), "test-tap", "0", "MKSTREAM"])
+        }
+    }
+
+    func start(_ stage: Stage) throws {
+        agents[stage] = try ArkProcess([stage.rawValue], executable: Repo.arkAgentBinary, environment: environment,
+                                       logPath: dir.path + "/\(stage.rawValue.lowercased()).log")
+    }
+
+    func startAll() throws { for s in Stage.allCases { try start(s) } }
+
+    func shutdown() {
+        for (_, p) in agents { p.terminate(grace: 10) }
+        agents = [:]
+        cluster.shutdown()
+        dir.remove()
+    }
+
+    func synthetic(count: Int, rate: Double, passTimeoutMs: Double = 60_000, accounts: [String]? = nil) async throws -> SyntheticReport {
+        var options = SyntheticOptions(
+            duration: Double(count) / rate, rate: rate, redisURL: try cluster.url, statePath: statePath, graveyardDir: Repo.graveyard,
+            passTimeoutMs: passTimeoutMs, sloP95LatencyMs: 120_000, seed: 42, violationEvery: 40)
+        options.layout = layout
+        options.accounts = accounts ?? (0..<(shards * 4)).map { "acct-\($0)" }
+        return try await SyntheticLoop(options: options).run { _ in }
+    }
+
+    /// Traces Kenny reported filled more than once, over every shard's `aletheia` stream.
+    func tracesFilledTwice() throws -> [String] {
+        let c = RedisConnection(url: try cluster.url)
+        try c.connect()
+        var fills: [String: Int] = [:]
+        for s in layout.shards {
+            let reply = try c.command(["XRANGE", .text(s.stream(.aletheia)), "-", "+"])
+            for e in reply.array ?? [] {
+                guard let pair = e.array, pair.count == 2, let fields = pair[1].array, fields.count >= 2, case .bulk(let payload) = fields[1],
+                      let event = try? EventCodec.decode(payload), event.execution?.status == .filled else { continue }
+                fills[event.traceID, default: 0] += 1
+            }
+        }
+        return fills.filter { $0.value > 1 }.map(\.key)
+    }
+
+    /// Entries Kenny wrote on each shard: every shard must have carried signals.
+    func entriesPerShard() throws -> [Int] {
+        let c = RedisConnection(url: try cluster.url)
+        try c.connect()
+        return try layout.shards.map { Int(try c.command(["XLEN", .text($0.stream(.aletheia))]).integer ?? 0) }
+    }
+
+    func expectConsistent(_ report: SyntheticReport, checkAllShards: Bool = true, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        #expect(report.passed, "\(report.summary)\n\(logs())", sourceLocation: sourceLocation)
+        #expect(report.lost == 0, sourceLocation: sourceLocation)
+        #expect(try tracesFilledTwice() == [], sourceLocation: sourceLocation)
+        let store = try StateStore(path: statePath)
+        #expect(try store.passCount() == report.sent, sourceLocation: sourceLocation)
+        #expect(try store.verdictCounts()[.error] == nil, sourceLocation: sourceLocation)
+        let file = AuditSigner.read(file: dir.path + "/audit_checkpoints.jsonl")
+        let audit = try store.verifyAudit(publicKey: auditKey.publicKey, outside: file.map { [CheckpointSource(name: "file", checkpoints: $0.checkpoints, badLines: $0.badLines)] } ?? [])
+        #expect(audit.ok, "\(audit)", sourceLocation: sourceLocation)
+        if checkAllShards { #expect(try entriesPerShard().allSatisfy { $0 > 0 }, sourceLocation: sourceLocation) }
+    }
+
+    func logs() -> String {
+        agents.map { "--- \($0.key.rawValue)\n" + String($0.value.output.suffix(2500)) }.joined(separator: "\n")
+    }
+}
+
+@Suite("Pipeline on Redis Cluster", .serialized)
+struct ClusterPipelineTests {
+    @Test func fourShardsOverThreePrimaries() async throws {
+        let f = try ClusterPipelineFixture()
+        defer { f.shutdown() }
+        try f.startAll()
+        let report = try await f.synthetic(count: 300, rate: 40)
+        try f.expectConsistent(report)
+        // Every shard's keys sit on the one primary serving its slot.
+        let map = try f.cluster.slotMap()
+        #expect(Set(f.layout.shards.compactMap { map.primary(of: $0.slot) }).count >= 2)
+    }
+
+    /// kill -9 of a primary under a steady load: its replica takes over, every signal the
+    /// intake confirmed (after WAIT) is recorded once, no order is made twice, limits hold.
+    @Test func aKilledPrimaryLosesNoConfirmedSignal() async throws {
+        let f = try ClusterPipelineFixture()
+        defer { f.shutdown() }
+        try f.startAll()
+        let victim = try f.cluster.primary(for: Shard.tagged(1).slotKey)
+        let load = Task { try await f.synthetic(count: 600, rate: 30) }
+        try await Task.sleep(for: .seconds(5))
+        victim.kill9()
+        #expect(f.cluster.waitForNewPrimary(for: Shard.tagged(1).slotKey, replacing: victim) != nil)
+        // As a supervisor would: the node comes back and rejoins as the new primary's replica,
+        // so the shard's intake, which confirms only what a replica has, takes signals again.
+        try victim.restart()
+        let report = try await load.value
+        try f.expectConsistent(report)
+    }
+
+    /// A manual failover (CLUSTER FAILOVER on a replica) in the middle of a run: nothing lost.
+    @Test func aManualFailoverLosesNothing() async throws {
+        let f = try ClusterPipelineFixture()
+        defer { f.shutdown() }
+        try f.startAll()
+        let shard = Shard.tagged(2)
+        let replica = try f.cluster.replica(for: shard.slotKey)
+        let load = Task { try await f.synthetic(count: 400, rate: 40) }
+        try await Task.sleep(for: .seconds(4))
+        #expect(try replica.ask(["CLUSTER", "FAILOVER"]) == .status("OK"))
+        #expect(waitFor(timeout: 20, interval: 0.2) { (try? f.cluster.primary(for: shard.slotKey).port) == replica.port })
+        let report = try await load.value
+        try f.expectConsistent(report)
+    }
+
+    /// Agents killed and restarted while a primary fails over: they find the new primary and
+    /// take over what their predecessors left pending.
+    @Test func agentsRestartedDuringAFailover() async throws {
+        let f = try ClusterPipelineFixture()
+        defer { f.shutdown() }
+        try f.startAll()
+        let victim = try f.cluster.primary(for: Shard.tagged(0).slotKey)
+        let load = Task { try await f.synthetic(count: 500, rate: 25) }
+        try await Task.sleep(for: .seconds(5))
+        victim.kill9()
+        f.agents[.kenny]?.kill9()
+        f.agents[.joey]?.kill9()
+        try await Task.sleep(for: .seconds(1))
+        try f.start(.kenny)
+        try f.start(.joey)
+        #expect(f.cluster.waitForNewPrimary(for: Shard.tagged(0).slotKey, replacing: victim) != nil)
+        try victim.restart()
+        let report = try await load.value
+        try f.expectConsistent(report)
+    }
+
+    /// A whole shard down (its primary and its replica killed; `cluster-require-full-coverage
+    /// no`): the other shards' signals flow, the intake refuses the dead shard's with a clear
+    /// error, and /healthz names the shard.
+    @Test func aShardDownLeavesTheOthersFlowing() async throws {
+        let f = try ClusterPipelineFixture()
+        defer { f.shutdown() }
+        let port = try freeTCPPort()
+        try f.startAll()
+        let metrics = try ArkProcess(["metrics-server"], environment: f.environment.merging(["METRICS_PORT": String(port)]) { $1 },
+                                     logPath: f.dir.path + "/metrics.log")
+        defer { metrics.terminate() }
+        let map = try f.cluster.slotMap()
+        // The primary of shard 3 (alone on its node, by the slots of the tags) and its replica.
+        let dead = Shard.tagged(3)
+        let primary = try f.cluster.primary(for: dead.slotKey)
+        let onIt = f.layout.shards.filter { map.primary(of: $0.slot) == primary.endpoint }
+        #expect(onIt == [dead], "shards on the victim: \(onIt)")
+        let replica = try f.cluster.replica(for: dead.slotKey)
+        replica.kill9()
+        primary.kill9()
+        let alive = (0..<40).map { "acct-\($0)" }.filter { f.layout.shard(forAccount: $0) != dead }
+        let report = try await f.synthetic(count: 150, rate: 30, accounts: alive)
+        try f.expectConsistent(report, checkAllShards: false)
+        // A signal of the dead shard's accounts is refused, not confirmed.
+        let deadAccount = (0..<40).map { "acct-\($0)" }.first { f.layout.shard(forAccount: $0) == dead }!
+        let queue = SignalQueue(url: try f.cluster.url, size: 1, backlogBound: 1_000_000, layout: f.layout)
+        do {
+            _ = try await queue.enqueue([Array("{\"account\":\"\(deadAccount)\",\"symbol\":\"AAPL\",\"price\":1,\"volume\":1}".utf8)])
+            Issue.record("a signal of a dead shard was confirmed")
+        } catch {
+            guard case .redis = error else { Issue.record("unexpected \(error)"); return }
+        }
+        await queue.shutdown()
+        var health = ""
+        _ = try waitFor(timeout: 30, interval: 0.5) {
+            health = try httpGet("http://127.0.0.1:\(port)/healthz").body
+            return health.contains("shard_s3")
+        }
+        #expect(health.contains("shard s3 is down"), "\(health)")
+        #expect(!health.contains("shard_s0") && !health.contains("shard_s1") && !health.contains("shard_s2"), "\(health)")
+    }
+}
