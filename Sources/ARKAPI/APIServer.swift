@@ -167,9 +167,9 @@ struct APIHandlers: Sendable {
             throw APIError(HTTPResponse.Status(code: error.status), error.code, error.message)
         }
         let queue = self.queue
-        let entryIDs: [String]
+        let fallbackTraceIDs: [String]
         do {
-            entryIDs = try await withDeadline(settings.requestTimeout, onTimeout: .unavailable(
+            fallbackTraceIDs = try await withDeadline(settings.requestTimeout, onTimeout: .unavailable(
                 "the signal queue did not answer within \(settings.requestTimeout): whether the signals were enqueued is unknown; resubmit them with their trace_id set, which keeps a retry idempotent")) {
                 try await queue.enqueue(items)
             }
@@ -195,7 +195,7 @@ struct APIHandlers: Sendable {
                     : "the signal queue refused the signals; nothing was enqueued. Retry later", retryAfter: 2)
             }
         }
-        let results = intake.results(for: items, entryIDs: entryIDs, nowNs: wallClockNanoseconds())
+        let results = intake.results(for: items, fallbackTraceIDs: fallbackTraceIDs, nowNs: wallClockNanoseconds())
         let rejected = results.filter { !$0.accepted }
         if !rejected.isEmpty {
             rejectedCounter.increment(by: rejected.count)

@@ -16,6 +16,9 @@ public struct PipelineBenchPlan: Sendable {
     public var graveyardDir: String
     /// nil: a private `redis-server` on a unix socket in the work directory.
     public var redisURL: String?
+    /// ARK_SHARDS for the agents (nil: the untagged single shard); signals are spread over
+    /// four accounts per shard. Required when `redisURL` names a cluster.
+    public var shards: Int?
     /// Extra settings for the agents (`ARK_BATCH_SIZE`, …).
     public var agentEnvironment: [String: String] = [:]
     public var maxInFlight = 50_000
@@ -96,7 +99,8 @@ public final class PipelineBench {
         let url = try plan.redisURL ?? startRedis()
         let connection = RedisConnection(url: try RedisURL(parsing: url), commandTimeout: .seconds(10))
         try connection.connect()
-        if plan.redisURL != nil, case .integer(let n) = try connection.command(["EXISTS", .text(Stage.kyle.inputStream), .text(Streams.heartbeats)]), n > 0 {
+        let layout = ShardLayout(count: plan.shards)
+        if plan.redisURL != nil, case .integer(let n) = try connection.command(["EXISTS", .text(layout.shards[0].stream(.kyle))]), n > 0 {
             throw PipelineBenchError("\(url) already holds ARK streams: the benchmark needs an empty Redis. Fix: leave out --redis-url (a private one is started) or point it at an empty server")
         }
         let storePath = workDirectory + "/bench.db"
@@ -115,10 +119,13 @@ public final class PipelineBench {
             throw PipelineBenchError("the Graveyard in \(plan.graveyardDir) is not intact: the passes cannot be judged")
         }
         let f = try store.benchFigures(traceIDPrefix: "bench-", portfolioRules: Graveyard.Integrity.intact(rules).portfolioRuleIDs)
-        let bookFields = try connection.hashEntries(Streams.portfolio).map { ($0.field, String(decoding: $0.value, as: UTF8.self)) }
-        var problem = ""
-        let breaches = bookFields.isEmpty ? [] : PortfolioSnapshot(published: bookFields, defaultEquity: 0, problem: &problem).map(rules.breaches(of:))
-            ?? ["the book is unreadable: \(problem)"]
+        var breaches: [String] = []
+        for shard in layout.shards {
+            let bookFields = try connection.hashEntries(shard.portfolio).map { ($0.field, String(decoding: $0.value, as: UTF8.self)) }
+            var problem = ""
+            breaches += bookFields.isEmpty ? [] : PortfolioSnapshot(published: bookFields, defaultEquity: 0, problem: &problem).map(rules.breaches(of:))
+                ?? ["the book of shard \(shard) is unreadable: \(problem)"]
+        }
         let seconds = Double(f.lastDoneNs - f.firstT0Ns) / 1e9
         var latency: [String: Double] = [:]
         for (name, q) in [("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("max", 1.0)] {
@@ -159,6 +166,7 @@ public final class PipelineBench {
         env["ARK_LOG_FORMAT"] = "json"
         // Aletheia signs the audit tree as in production, so its figures include the signing.
         env["ARK_AUDIT_KEY"] = try writeAuditKey()
+        if let shards = plan.shards { env["ARK_SHARDS"] = String(shards) }
         for (k, v) in plan.agentEnvironment { env[k] = v }
         for stage in Stage.allCases {
             for i in 1...plan.instances {
@@ -181,7 +189,7 @@ public final class PipelineBench {
     }
 
     private func waitForHeartbeats(_ connection: RedisConnection) throws {
-        let want = Stage.allCases.count * plan.instances
+        let want = Stage.allCases.count * plan.instances * (plan.shards ?? 1)
         for _ in 0..<300 {
             if let dead = agents.first(where: { !$0.isRunning }) {
                 throw PipelineBenchError("\(dead.name) exited at start: see \(workDirectory)/\(dead.name).log")
@@ -202,8 +210,17 @@ public final class PipelineBench {
         var nextReportNs = startNs + 1_000_000_000
         var nextCountNs = startNs
         let warmNs = startNs + min(60_000_000_000, Int64(plan.durationSeconds * 0.2e9))
-        var commands: [[RedisArg]] = []
-        commands.reserveCapacity(1000)
+        let layout = ShardLayout(count: plan.shards)
+        let accounts = layout.isTagged ? (0..<(layout.shards.count * 4)).map { "acct-\($0)" } : []
+        // Each shard's signals on a connection to its own node, in one pipeline per round.
+        var shardConnections: [Shard: RedisConnection] = [:]
+        for shard in layout.shards where shard.tagged {
+            let c = RedisConnection(url: connection.url, commandTimeout: .seconds(10), slotKey: shard.slotKey)
+            try c.connect()
+            shardConnections[shard] = c
+        }
+        defer { for c in shardConnections.values { c.close() } }
+        var commands: [Shard: [[RedisArg]]] = [:]
         while true {
             let now = monotonicNanoseconds()
             if now >= endNs { break }
@@ -231,15 +248,19 @@ public final class PipelineBench {
                 let price = 100.0 + Double(i % 97) * 0.37
                 let buy = (i / symbols.count) % 2 == 0
                 let violating = i % plan.violationEvery == 0
-                var event = "{\"trace_id\":\"bench-\(i)\",\"id\":\"b\(i)\",\"symbol\":\"\(symbols[i % symbols.count])\",\"price\":\(price),\"volume\":\(100 + i % 900),"
+                let account = accounts.isEmpty ? nil : accounts[i % accounts.count]
+                var event = (account.map { "{\"account\":\"\($0)\"," } ?? "{") + "\"trace_id\":\"bench-\(i)\",\"id\":\"b\(i)\",\"symbol\":\"\(symbols[i % symbols.count])\",\"price\":\(price),\"volume\":\(100 + i % 900),"
                 event += "\"source\":\"bench\",\"action\":\"\(buy ? "buy" : "sell")\",\"position_size_pct\":0.01,\"leverage\":\(violating ? 5.0 : 1.0),"
                 event += "\"stop_loss\":\(buy ? price * 0.98 : price * 1.02),\"risk_reward_ratio\":2.0,\"t0_ns\":\(t0)"
                 if violating { event += ",\"injected_violation\":\"leverage\"" }
                 event += "}"
-                commands.append(["XADD", .text(Stage.kyle.inputStream), "*", "event", .text(event)])
+                let shard = account.map(layout.shard(forAccount:)) ?? layout.shards[0]
+                commands[shard, default: []].append(["XADD", .text(shard.stream(.kyle)), "*", "event", .text(event)])
             }
-            for reply in try connection.pipeline(commands) {
-                if case .error(let e) = reply { throw PipelineBenchError("XADD refused: \(e)") }
+            for (shard, batch) in commands {
+                for reply in try (shardConnections[shard] ?? connection).pipeline(batch) {
+                    if case .error(let e) = reply { throw PipelineBenchError("XADD refused: \(e)") }
+                }
             }
             sent += n
         }

@@ -25,8 +25,11 @@ public final class SignalQueue: Sendable {
     }
 
     /// Appends each payload as the `event` of a new entry of its shard's Kyle stream, all or
-    /// none per shard (MULTI/EXEC: a Redis out of memory refuses the whole request); returns
-    /// the entry ids in order. Refused while a Kyle backlog is over its bound. A connection
+    /// none per shard (MULTI/EXEC: a Redis out of memory refuses the whole request); returns,
+    /// in order, the trace id Kyle gives each signal that names none: `ark-<entry id>` on the
+    /// untagged shard; on tagged shards a random one, sent along in the entry's `trace_id`
+    /// field, because a promoted replica can issue an entry id again (one lost with the old
+    /// primary) and two signals must never share a trace. Refused while a Kyle backlog is over its bound. A connection
     /// error is not retried here: whether EXEC ran is unknown, and only the client can tell a
     /// retry from a duplicate (by trace_id).
     public func enqueue(_ payloads: [[UInt8]]) async throws(EnqueueError) -> [String] {
@@ -106,7 +109,12 @@ actor QueueConnection {
             backlog[shard] = measured
             if measured.entries > backlogBound { throw EnqueueError.backlogFull(backlog: measured.entries, bound: backlogBound) }
             var commands: [[RedisArg]] = [["MULTI"]]
-            commands += payloads.map { ["XADD", .text(stream), "*", "event", .bytes($0)] }
+            let assigned = shard.tagged ? payloads.map { _ in Self.randomTraceID() } : []
+            for (i, p) in payloads.enumerated() {
+                var add: [RedisArg] = ["XADD", .text(stream), "*", "event", .bytes(p)]
+                if shard.tagged { add += ["trace_id", .text(assigned[i])] }
+                commands.append(add)
+            }
             commands.append(["EXEC"])
             let wanted = replicas ?? (redis.isCluster ? 1 : 0)
             if wanted > 0 { commands.append(["WAIT", .int(wanted), .int(replicaTimeoutMs)]) }
@@ -120,7 +128,7 @@ actor QueueConnection {
                 let acked = replies.last?.integer ?? 0
                 if acked < wanted { throw EnqueueError.notReplicated(replicas: Int(acked), wanted: wanted, shard: shard.description) }
             }
-            return ids.map { $0.string ?? "" }
+            return shard.tagged ? assigned : ids.map { SignalValidator.derivedTraceID(entryID: $0.string ?? "") }
         } catch let e as EnqueueError {
             throw e
         } catch let e as RedisError {
@@ -128,6 +136,15 @@ actor QueueConnection {
         } catch {
             throw .redis(.unexpectedReply("\(error)"))
         }
+    }
+
+    static func randomTraceID() -> String {
+        var g = SystemRandomNumberGenerator()
+        let hex = [g.next(), g.next()].map { v -> String in
+            let s = String(v as UInt64, radix: 16)
+            return String(repeating: "0", count: 16 - s.count) + s
+        }
+        return "ark-" + hex.joined()
     }
 
     func ping() -> RedisError? {

@@ -88,10 +88,11 @@ public struct SignalIntake: Sendable {
         }
     }
 
-    /// Checks each item as Kyle will; `entryIDs` are the ids Redis gave the items, in order.
-    public func results(for items: [[UInt8]], entryIDs: [String], nowNs: Int64) -> [IntakeItem] {
-        zip(items, entryIDs).enumerated().map { index, pair in
-            let derived = SignalValidator.derivedTraceID(entryID: pair.1)
+    /// Checks each item as Kyle will; `fallbackTraceIDs` are the trace ids Kyle gives the
+    /// items that name none (`SignalQueue.enqueue`), in order.
+    public func results(for items: [[UInt8]], fallbackTraceIDs: [String], nowNs: Int64) -> [IntakeItem] {
+        zip(items, fallbackTraceIDs).enumerated().map { index, pair in
+            let derived = pair.1
             switch validator.validate(pair.0, fallbackTraceID: derived, nowNs: nowNs) {
             case .accepted(let event):
                 return IntakeItem(index: index, traceID: producerTraceIDs ? event.traceID : derived, accepted: true, reasons: [])

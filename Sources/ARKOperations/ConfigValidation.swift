@@ -75,7 +75,7 @@ public struct ConfigValidation: Sendable {
                     ("ARK_LOG_DIR", "ARK_LOG_DIR", config.logDir)].map { Self.directoryCheck(name: $0.0, variable: $0.1, path: $0.2) }
         checks += dirs
         if dirs[0].status == .ok { checks.append(Self.stateStoreCheck(path: config.stateDB)) }
-        checks.append(Self.redisCheck(config.redisURL))
+        checks.append(Self.redisCheck(config.redisURL, shards: config.shards))
         if checkPorts {
             checks.append(Self.portCheck(variable: "METRICS_PORT", host: config.metricsBind, port: config.metricsPort))
             if config.apiEnabled { checks.append(Self.portCheck(variable: "API_PORT", host: config.apiBind, port: config.apiPort)) }
@@ -176,7 +176,7 @@ public struct ConfigValidation: Sendable {
         }
     }
 
-    static func redisCheck(_ text: String) -> ValidationCheck {
+    static func redisCheck(_ text: String, shards: Int? = nil) -> ValidationCheck {
         do {
             let url = try RedisURL(parsing: text)
             let c = RedisConnection(url: url, commandTimeout: .seconds(2))
@@ -211,6 +211,14 @@ public struct ConfigValidation: Sendable {
             guard policy == "noeviction" else {
                 return ValidationCheck("Redis", .problem, "\(url) has maxmemory-policy \(policy): when it fills it would evict signals no stage has read",
                                        fix: "set maxmemory-policy noeviction (redis.conf, or CONFIG SET maxmemory-policy noeviction): a full Redis then refuses writes, which ARK reports and retries")
+            }
+            if c.isCluster {
+                guard let shards else {
+                    return ValidationCheck("Redis", .problem, "\(url) is a Redis Cluster and ARK_SHARDS is not set: a shard's transactions need its keys in one slot",
+                                           fix: "set ARK_SHARDS (for instance 4 per primary) in every ARK process's environment")
+                }
+                let primaries = c.cluster?.primaries.count ?? 0
+                return ValidationCheck("Redis", .ok, "\(url) answers: a Redis Cluster of \(primaries) primaries, version \(version) (the node asked), \(shards) shards, maxmemory-policy noeviction")
             }
             return ValidationCheck("Redis", .ok, "\(url) answers, version \(version), maxmemory-policy noeviction")
         } catch {

@@ -230,6 +230,11 @@ public final class OutcomeWriter: @unchecked Sendable {
             var prev = try statements.lastHash.firstRow { $0.text(0) } ?? Self.genesisHash
             let insertPass = statements.insertPass
             var rollups: [Int64: Rollup] = [:]
+            // A trace recorded before (a redelivery: after a failover, a stage may have done it
+            // again on the promoted replica) keeps what was recorded first: its order, if the
+            // first outcome had one, was recorded with it, and a second execution is not part
+            // of the audited history.
+            var recordedNow: Set<String> = []
             for p in passes {
                 let record = p.auditRecord()
                 let leafHash = Merkle.leafHash(record)
@@ -238,13 +243,14 @@ public final class OutcomeWriter: @unchecked Sendable {
                     try append(leafHash, to: &tree)
                     prev = hash
                     summary.passesInserted += 1
+                    recordedNow.insert(p.traceID)
                     rollups[p.doneNs / 1_000_000_000, default: Rollup()].add(p, thresholds)
                 } else {
                     summary.passesAlreadyPresent += 1
                 }
             }
             let insertOrder = statements.insertOrder
-            for o in orders {
+            for o in orders where recordedNow.contains(o.traceID) {
                 let leafHash = Merkle.leafHash(AuditLeaf.data(of: o))
                 insertOrder.reset()
                 insertOrder.bind(o.orderID)

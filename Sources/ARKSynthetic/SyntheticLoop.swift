@@ -277,13 +277,22 @@ public actor SyntheticLoop {
     }
 
     /// The portfolio limits the books Kenny published (one per shard) break now; nil when
-    /// Redis cannot be asked.
+    /// Redis cannot be asked. A shard whose book cannot be read is named as not checked.
     static func limitBreaches(rules: RuleSet, connection: RedisConnection, layout: ShardLayout) -> [String]? {
         do {
             if !connection.isConnected { try connection.connect() }
             var breaches: [String] = []
+            var unread = 0
             for shard in layout.shards {
-                let fields = try connection.hashEntries(shard.portfolio).map { ($0.field, String(decoding: $0.value, as: UTF8.self)) }
+                let fields: [(String, String)]
+                do {
+                    fields = try connection.hashEntries(shard.portfolio).map { ($0.field, String(decoding: $0.value, as: UTF8.self)) }
+                } catch {
+                    guard layout.shards.count > 1 else { throw error }
+                    unread += 1
+                    breaches.append("the book of shard \(shard) was not checked: \(error)")
+                    continue
+                }
                 guard !fields.isEmpty else { continue }
                 var problem = ""
                 guard let book = PortfolioSnapshot(published: fields, defaultEquity: 0, problem: &problem) else {
@@ -292,7 +301,7 @@ public actor SyntheticLoop {
                 }
                 breaches += rules.breaches(of: book).map { layout.shards.count > 1 ? "shard \(shard): " + $0 : $0 }
             }
-            return breaches
+            return unread == layout.shards.count ? nil : breaches
         } catch {
             return nil
         }

@@ -39,7 +39,8 @@ struct PipelineBenchCommand: ParsableCommand {
     @Option(help: "Seconds of sending.") var duration = 10.0
     @Option(help: "Processes of each stage.") var instances = 1
     @Option(help: "Write the result as JSON to this file.") var json: String?
-    @Option(help: "Use this (empty) Redis instead of a private one.") var redisURL: String?
+    @Option(help: "Use this (empty) Redis instead of a private one; a Redis Cluster's seed nodes need --shards.") var redisURL: String?
+    @Option(help: "ARK_SHARDS for the agents: signals are spread over 4 accounts per shard (default: the single untagged shard).") var shards: Int?
     @Option(help: "ARK_BATCH_SIZE for the agents.") var batchSize: Int?
     @Option(help: "The Graveyard rule directory.") var graveyard = "graveyard"
     @Flag(help: "Keep the work directory (logs, store).") var keep = false
@@ -48,6 +49,7 @@ struct PipelineBenchCommand: ParsableCommand {
         guard rate == "max" || (Int(rate).map { $0 > 0 } ?? false) else { throw ValidationError("--rate must be a positive whole number or max, got '\(rate)'") }
         guard duration > 0, duration <= 86_400 else { throw ValidationError("--duration must be in (0, 86400] seconds") }
         guard (1...16).contains(instances) else { throw ValidationError("--instances must be 1...16") }
+        if let shards, !(1...64).contains(shards) { throw ValidationError("--shards must be 1...64") }
         guard Graveyard.check(directory: graveyard).isIntact else {
             throw ValidationError("--graveyard \(graveyard): \(Graveyard.check(directory: graveyard).problem ?? "unreadable"). Fix: run from the repository root or name the rule directory")
         }
@@ -58,6 +60,7 @@ struct PipelineBenchCommand: ParsableCommand {
                                      arkExecutable: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0],
                                      graveyardDir: URL(fileURLWithPath: graveyard).standardizedFileURL.path, redisURL: redisURL)
         plan.keepWorkDirectory = keep
+        plan.shards = shards
         if let batchSize { plan.agentEnvironment["ARK_BATCH_SIZE"] = String(batchSize) }
         let bench = try PipelineBench(plan: plan)
         print("ARK pipeline benchmark: rate \(rate), \(duration) s, \(instances) process\(instances == 1 ? "" : "es") per stage, \(redisURL ?? "a private redis-server")\(keep ? ", work directory \(bench.workDirectory)" : "")")

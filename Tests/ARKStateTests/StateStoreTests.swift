@@ -68,6 +68,14 @@ func pass(_ id: String, verdict: Verdict = .approved, t0: Int64 = 1_000_000_000_
         let p = try #require(try store.pass(traceID: "t10"))
         #expect(p.verdict == .denied && p.violatedRules == ["max_leverage"])
         #expect(try store.passes(traceIDs: ["t1", "t2", "nope"]).count == 2)
+        // A redelivered trace done again differently (after a failover Kenny may fill on the
+        // promoted replica what it had refused before): the first outcome stays, and the second
+        // execution's order is not recorded against a pass that shows no fill.
+        #expect(batch.first { $0.traceID == "t10" }?.verdict == .denied)
+        let redone = pass("t10", verdict: .approved, order: true)
+        let late = try store.record(passes: [redone], orders: auditedOrder(redone).map { [$0] } ?? [])
+        #expect(late.passesAlreadyPresent == 1 && late.ordersInserted == 0)
+        #expect(try store.orderCount() == 90 && store.verifyAudit().ok)
     }
 
     @Test func tamperingIsFoundAtTheFirstBrokenLink() throws {
@@ -123,7 +131,7 @@ func pass(_ id: String, verdict: Verdict = .approved, t0: Int64 = 1_000_000_000_
             for p in batch { expected.record(micros: p.latencyMs * 1000) }
             if round == 3 {
                 // An order SQLite refuses (NaN binds as NULL) rolls the whole batch back.
-                let bad = OrderRecord(orderID: "o", traceID: "t", symbol: "AAPL", side: "buy", quantity: .nan, price: 1, notional: 1, realizedPnl: 0, tsNs: 1)
+                let bad = OrderRecord(orderID: "o", traceID: "lost", symbol: "AAPL", side: "buy", quantity: .nan, price: 1, notional: 1, realizedPnl: 0, tsNs: 1)
                 #expect(throws: (any Error).self) { try a.record(passes: [pass("lost", t0: base)], orders: [bad]) }
             }
         }
