@@ -102,9 +102,12 @@ public func makeStageServices(_ stages: [Stage], config: ARKConfig, logger: Logg
     // cluster, to its shard's primary), so a shard that is down stalls only its own agents.
     var services: [any Service] = []
     for stage in stages {
+        if stage == .aletheia && config.servedShards.count < config.shardLayout.shards.count {
+            throw StageStartError(description: "ARK_AGENT_SHARDS=\(config.agentShards?.map(String.init).joined(separator: ",") ?? ""): Aletheia is the state store's one writer and serves every shard. Fix: unset ARK_AGENT_SHARDS for the Aletheia process")
+        }
         do {
             let store = stage == .aletheia ? try makeAletheiaStore(config) : nil
-            let agents = try config.shardLayout.shards.map {
+            let agents = try config.servedShards.map {
                 StageAgent(processor: try makeProcessor(stage, config: config, shard: $0, store: store), settings: settings)
             }
             services.append(AgentService(agents: agents))

@@ -108,6 +108,16 @@ public struct ARKConfig: Sendable, Equatable {
     /// node; required on Redis Cluster). Every process of one pipeline must have the same.
     public var shards: Int?
     public var shardLayout: ShardLayout { ShardLayout(count: shards) }
+    /// ARK_AGENT_SHARDS: the shards this process's agents serve (nil: all of them). Several
+    /// hosts can split a pipeline's shards between them this way, or all serve all of them and
+    /// share each shard's consumer groups.
+    public var agentShards: [Int]?
+    /// The shards this process's agents serve.
+    public var servedShards: [Shard] {
+        let all = shardLayout.shards
+        guard let agentShards, shards != nil else { return all }
+        return all.filter { agentShards.contains($0.index) }
+    }
     /// ARK_INTAKE_REPLICAS: replicas that must have a signal (WAIT) before the intake confirms
     /// it; nil: 1 on a cluster, 0 on a single node.
     public var intakeReplicas: Int?
@@ -239,6 +249,15 @@ public struct ARKConfig: Sendable, Equatable {
         c.blockMs = reader.int("ARK_BLOCK_MS", c.blockMs, 1...10_000)
         c.streamMaxLen = reader.int("ARK_STREAM_MAXLEN", c.streamMaxLen, 1000...1_000_000_000)
         if reader.value("ARK_SHARDS") != nil { c.shards = reader.int("ARK_SHARDS", 1, 1...1024) }
+        if let list = reader.value("ARK_AGENT_SHARDS") {
+            let parsed = list.split(separator: ",").map { Int($0.trimmed()) }
+            if c.shards == nil || parsed.contains(where: { $0 == nil || $0! < 0 || $0! >= c.shards! }) || parsed.isEmpty {
+                problems.append(ConfigProblem(variable: "ARK_AGENT_SHARDS", message: "'\(list)' is not a list of shard numbers below ARK_SHARDS (\(c.shards.map(String.init) ?? "unset"))",
+                                              fix: "list shard numbers, comma-separated, each in 0..<ARK_SHARDS (e.g. 0,2), or unset it to serve every shard"))
+            } else {
+                c.agentShards = parsed.compactMap { $0 }
+            }
+        }
         if reader.value("ARK_INTAKE_REPLICAS") != nil { c.intakeReplicas = reader.int("ARK_INTAKE_REPLICAS", 0, 0...16) }
         c.intakeReplicaTimeoutMs = reader.int("ARK_INTAKE_REPLICA_TIMEOUT_MS", c.intakeReplicaTimeoutMs, 1...60_000)
         c.maxSignalBytes = reader.int("ARK_MAX_SIGNAL_BYTES", c.maxSignalBytes, 256...16_777_216)

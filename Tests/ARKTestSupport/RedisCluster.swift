@@ -9,30 +9,34 @@ import Foundation
 /// one is down. Started and stopped by pid.
 public final class RedisCluster: @unchecked Sendable {
     public final class Node: @unchecked Sendable {
+        public let host: String
         public let port: Int
         public let dir: String
+        let password: String?
         var child: ChildProcess?
 
-        init(port: Int, dir: String) {
+        init(host: String, port: Int, dir: String, password: String?) {
+            self.host = host
             self.port = port
             self.dir = dir
+            self.password = password
         }
 
-        public var endpoint: RedisURL.Endpoint { .tcp(host: "127.0.0.1", port: port) }
+        public var endpoint: RedisURL.Endpoint { .tcp(host: host, port: port) }
         public var isRunning: Bool { child?.isRunning ?? false }
         public var pid: pid_t { child?.pid ?? 0 }
 
         func start() throws {
             child = try ChildProcess(RedisServer.serverPath(), [
-                "--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--daemonize", "no",
+                "--port", String(port), "--bind", host, "--dir", dir, "--daemonize", "no",
                 "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
                 "--cluster-require-full-coverage", "no", "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
                 "--maxmemory-policy", "noeviction",
-            ], environment: [:], logPath: dir + "/redis.log")
+            ] + (password.map { ["--requirepass", $0, "--masterauth", $0] } ?? []), environment: [:], logPath: dir + "/redis.log")
         }
 
         public func client() throws -> RedisConnection {
-            let c = RedisConnection(url: RedisURL(endpoint: endpoint))
+            let c = RedisConnection(url: RedisURL(endpoint: endpoint, password: password))
             try c.connect()
             return c
         }
@@ -56,11 +60,16 @@ public final class RedisCluster: @unchecked Sendable {
     public let nodes: [Node]
 
     /// Seed URL naming every node (any one would do).
-    public var urlString: String { "redis://" + nodes.map { "127.0.0.1:\($0.port)" }.joined(separator: ",") }
+    public var urlString: String { "redis://" + (password.map { ":\($0)@" } ?? "") + nodes.map { "\($0.host):\($0.port)" }.joined(separator: ",") }
+    /// Set when the nodes listen beyond loopback (Redis's protected mode wants one then).
+    public let password: String?
     public var url: RedisURL { get throws { try RedisURL(parsing: urlString) } }
 
-    public init(primaries: Int = 3) throws {
+    /// `host`: the address every node binds and is known by (loopback by default; a veth
+    /// address for agents in other network namespaces).
+    public init(primaries: Int = 3, host: String = "127.0.0.1") throws {
         dir = try TempDir("ark-cluster")
+        password = host == "127.0.0.1" ? nil : "pw-" + String(UInt64.random(in: 0..<UInt64.max), radix: 36)
         var ports: Set<Int> = []
         while ports.count < primaries * 2 {
             let p = try freeTCPPort()
@@ -71,7 +80,7 @@ public final class RedisCluster: @unchecked Sendable {
         for (i, port) in ports.sorted().enumerated() {
             let d = dir.path + "/node\(i)"
             try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-            made.append(Node(port: port, dir: d))
+            made.append(Node(host: host, port: port, dir: d, password: password))
         }
         nodes = made
         for n in nodes { try n.start() }
@@ -80,7 +89,7 @@ public final class RedisCluster: @unchecked Sendable {
                 throw TestSetupError("cluster node \(n.port) did not start; see \(n.dir)/redis.log")
             }
         }
-        let create = try runCommand("/usr/bin/redis-cli", ["--cluster", "create"] + nodes.map { "127.0.0.1:\($0.port)" } + ["--cluster-replicas", "1", "--cluster-yes"], timeout: 60)
+        let create = try runCommand("/usr/bin/redis-cli", (password.map { ["-a", $0, "--no-auth-warning"] } ?? []) + ["--cluster", "create"] + nodes.map { "\($0.host):\($0.port)" } + ["--cluster-replicas", "1", "--cluster-yes"], timeout: 60)
         guard create.code == 0 else { throw TestSetupError("redis-cli --cluster create failed: \(create.output)") }
         guard waitFor(timeout: 30, interval: 0.2, { self.isHealthy }) else {
             throw TestSetupError("the cluster did not become healthy: \(info(on: nodes[0]))")

@@ -25,8 +25,8 @@ final class ClusterPipelineFixture: @unchecked Sendable {
         ]
     }
 
-    init(shards: Int = 4) throws {
-        cluster = try RedisCluster()
+    init(shards: Int = 4, host: String = "127.0.0.1") throws {
+        cluster = try RedisCluster(host: host)
         dir = try TempDir("ark-cluster-e2e")
         self.shards = shards
         auditKey = try Ed25519.PrivateKey.generate()
@@ -46,11 +46,22 @@ final class ClusterPipelineFixture: @unchecked Sendable {
                                        logPath: dir.path + "/\(stage.rawValue.lowercased()).log")
     }
 
+    /// Agents on "other hosts": in network namespaces, each with a host name of its own.
+    var remoteAgents: [ArkProcess] = []
+
+    func start(_ stage: Stage, in namespace: NetworkNamespace, hostname: String) throws {
+        let (executable, arguments) = namespace.wrap(Repo.arkAgentBinary, [stage.rawValue], hostname: hostname)
+        remoteAgents.append(try ArkProcess(arguments, executable: executable, environment: environment,
+                                           logPath: dir.path + "/\(hostname)-\(stage.rawValue.lowercased()).log"))
+    }
+
     func startAll() throws { for s in Stage.allCases { try start(s) } }
 
     func shutdown() {
         for (_, p) in agents { p.terminate(grace: 10) }
+        for p in remoteAgents { p.terminate(grace: 10) }
         agents = [:]
+        remoteAgents = []
         cluster.shutdown()
         dir.remove()
     }
@@ -120,7 +131,21 @@ final class ClusterPipelineFixture: @unchecked Sendable {
     }
 
     func logs() -> String {
-        agents.map { "--- \($0.key.rawValue)\n" + String($0.value.output.suffix(2500)) }.joined(separator: "\n")
+        (agents.map { "--- \($0.key.rawValue)\n" + String($0.value.output.suffix(2500)) }
+            + remoteAgents.map { "--- \($0.arguments.suffix(1).joined())\n" + String($0.output.suffix(2500)) }).joined(separator: "\n")
+    }
+
+    /// Entries processed by each (host, stage), from the heartbeats.
+    func processedByHost() throws -> [String: Int] {
+        let c = RedisConnection(url: try cluster.url)
+        try c.connect()
+        var out: [String: Int] = [:]
+        for (_, value) in try c.hashEntries(Streams.heartbeats) {
+            guard let beat = jsonObject(String(decoding: value, as: UTF8.self)), let host = beat["host"] as? String,
+                  let stage = beat["stage"] as? String, let processed = beat["processed"] as? Int else { continue }
+            out["\(host)/\(stage)", default: 0] += processed
+        }
+        return out
     }
 }
 
@@ -231,5 +256,30 @@ struct ClusterPipelineTests {
         }
         #expect(health.contains("shard s3 is down"), "\(health)")
         #expect(!health.contains("shard_s0") && !health.contains("shard_s1") && !health.contains("shard_s2"), "\(health)")
+    }
+
+    /// Agents as separate hosts: two network namespaces (veth pairs to this host), each with a
+    /// host name of its own, run a Kyle, Joey, HRM and Kenny each (one also Aletheia) against
+    /// the cluster, sharing every shard's consumer groups: both take work, nothing is lost or
+    /// filled twice.
+    @Test(.enabled(if: NetworkNamespace.available, "needs root and iproute2 for ip netns"))
+    func agentsOnTwoHostsShareTheShards() async throws {
+        let first = try NetworkNamespace(subnet: 71)
+        defer { first.remove() }
+        let second = try NetworkNamespace(subnet: 72)
+        defer { second.remove() }
+        let f = try ClusterPipelineFixture(host: first.hostAddress)
+        defer { f.shutdown() }
+        for stage in Stage.allCases { try f.start(stage, in: first, hostname: "arkhost1") }
+        for stage in Stage.allCases where stage != .aletheia { try f.start(stage, in: second, hostname: "arkhost2") }
+        let report = try await f.synthetic(count: 400, rate: 40)
+        try f.expectConsistent(report)
+        let processed = try f.processedByHost()
+        for stage in Stage.allCases where stage != .aletheia {
+            for host in ["arkhost1", "arkhost2"] {
+                #expect((processed["\(host)/\(stage.rawValue)"] ?? 0) > 0, "\(processed)")
+            }
+        }
+        #expect(processed.keys.allSatisfy { $0.hasPrefix("arkhost") }, "\(processed)")
     }
 }

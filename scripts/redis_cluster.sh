@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# A local Redis Cluster for trying ARK's scale-out (README, Scale-out): three primaries and
+# three replicas on 127.0.0.1, ports BASE..BASE+5 (7000 by default), each node in its own
+# directory under DIR with append-only persistence; node timeout 2 s; the other shards keep
+# serving while one is down (cluster-require-full-coverage no).
+#   scripts/redis_cluster.sh start [DIR] [BASE]   # prints the REDIS_URL to use
+#   scripts/redis_cluster.sh stop  [DIR]
+set -euo pipefail
+cmd=${1:-}
+dir=${2:-./.ark/cluster}
+base=${3:-7000}
+case "$cmd" in
+start)
+    mkdir -p "$dir"
+    seeds=()
+    for i in 0 1 2 3 4 5; do
+        port=$((base + i))
+        mkdir -p "$dir/$port"
+        redis-server --port "$port" --bind 127.0.0.1 --dir "$dir/$port" --daemonize yes \
+            --pidfile "$dir/$port/redis.pid" --logfile "$dir/$port/redis.log" \
+            --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000 \
+            --cluster-require-full-coverage no --appendonly yes --save "" --maxmemory-policy noeviction
+        seeds+=("127.0.0.1:$port")
+    done
+    for s in "${seeds[@]}"; do
+        until redis-cli -h 127.0.0.1 -p "${s#*:}" ping >/dev/null 2>&1; do sleep 0.1; done
+    done
+    if ! redis-cli -p "$base" cluster info | grep -q 'cluster_state:ok'; then
+        redis-cli --cluster create "${seeds[@]}" --cluster-replicas 1 --cluster-yes >"$dir/create.log"
+        until redis-cli -p "$base" cluster info | grep -q 'cluster_state:ok'; do sleep 0.2; done
+    fi
+    echo "REDIS_URL=redis://$(IFS=,; echo "${seeds[*]}")"
+    ;;
+stop)
+    for pid in "$dir"/*/redis.pid; do
+        [ -f "$pid" ] && kill "$(cat "$pid")" 2>/dev/null || true
+    done
+    ;;
+*)
+    echo "usage: $0 start|stop [DIR] [BASE]" >&2
+    exit 64
+    ;;
+esac
