@@ -239,11 +239,10 @@ public final class RedisConnection {
     /// Asks the node whether it is part of a cluster, and if so where every slot is.
     private func learnTopology(from endpoint: RedisURL.Endpoint) throws(RedisError) {
         switch try plainCommand(["CLUSTER", "SLOTS"]) {
-        case .error(let e) where e.contains("cluster support disabled"):
+        case .error:
+            // "cluster support disabled", or a server or proxy that does not know or allow the
+            // command (a cluster node always answers it): a single node.
             cluster = nil
-        case .error(let e):
-            close()
-            throw .connection("CLUSTER SLOTS failed on \(endpoint): \(e)")
         case let reply:
             guard let map = ClusterMap(slotsReply: reply, askedNode: endpoint) else {
                 close()

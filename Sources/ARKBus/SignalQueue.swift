@@ -101,6 +101,9 @@ actor QueueConnection {
         let stream = shard.stream(.kyle)
         do {
             let redis = try connection(shard)
+            if redis.isCluster && !shard.tagged {
+                throw RedisError.server("REDIS_URL names a Redis Cluster and ARK_SHARDS is not set: Kyle's streams need their shard's hash tag. Set ARK_SHARDS for every ARK process")
+            }
             let now = wallClockNanoseconds()
             var measured = backlog[shard] ?? (0, 0)
             if now - measured.measuredNs >= Self.backlogMeasureIntervalNs || measured.entries > backlogBound {

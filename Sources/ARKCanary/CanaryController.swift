@@ -154,7 +154,7 @@ public final class CanaryController {
         // The canary's groups exist before any signal is routed, so none is missed.
         for stage in Stage.allCases {
             try StreamBus(connection: connection, group: stage.group, consumer: "canary-controller")
-                .ensureGroups([stage.inputStream(on: .canary)])
+                .ensureGroups(config.shardLayout.shards.map { $0.stream(stage, on: .canary) })
         }
         do {
             try c.startCanaryAgents(env: releaseEnv)
@@ -403,7 +403,7 @@ public final class CanaryController {
     }
 
     func handBack(twice: Bool) throws {
-        let handback = StreamHandback(connection: connection)
+        let handback = StreamHandback(connection: connection, layout: config.shardLayout)
         var moved = try handback.run()
         if twice {
             try await_(2)
@@ -493,7 +493,7 @@ public final class CanaryController {
         try setRoute(0)
         try awaitRouteApplied()
         let drainDeadline = ContinuousClock.now + .seconds(30)
-        let handback = StreamHandback(connection: connection)
+        let handback = StreamHandback(connection: connection, layout: config.shardLayout)
         while ContinuousClock.now < drainDeadline, !(try handback.unfinished().isEmpty) { try await_(0.2) }
         for (c, how) in zip(canary, ChildProcess.stopAll(canary)) { say("  \(c.name) (pid \(c.pid)): \(how)") }
         try handBack(twice: false)
@@ -511,10 +511,13 @@ public final class CanaryController {
     func finish() throws -> CanaryRunRecord {
         let now = wallClockNanoseconds()
         run.endedNs = now
-        for stage in Stage.allCases where try StreamHandback(connection: connection).unfinished()[stage] == nil {
-            _ = try connection.command(["DEL", .text(stage.inputStream(on: .canary))])
+        let unfinished = try StreamHandback(connection: connection, layout: config.shardLayout).unfinished()
+        for stage in Stage.allCases where unfinished[stage] == nil {
+            for shard in config.shardLayout.shards { _ = try connection.command(["DEL", .text(shard.stream(stage, on: .canary))]) }
         }
-        _ = try connection.command(["DEL", .text(Streams.canaryRoute), .text(Streams.canaryRouteSeen)])
+        // One key a command: on a cluster the two live in different slots.
+        _ = try connection.command(["DEL", .text(Streams.canaryRoute)])
+        _ = try connection.command(["DEL", .text(Streams.canaryRouteSeen)])
         try save()
         say(Self.describe(run, report: report))
         return run

@@ -7,24 +7,39 @@ import ARKCore
 /// canary stream in the same MULTI/EXEC. The baseline then finishes those traces, so a
 /// rollback loses none; one a canary agent had half-done before it died is redone, which
 /// Kenny's and Aletheia's idempotency by trace id make harmless.
+/// Each shard's canary streams go back to the same shard's baseline streams (one slot, so one
+/// transaction, on a connection to the shard's own node on a cluster).
 public struct StreamHandback {
     let connection: RedisConnection
     let consumer: String
+    let layout: ShardLayout
 
-    public init(connection: RedisConnection, consumer: String = "canary-handback") {
+    public init(connection: RedisConnection, consumer: String = "canary-handback", layout: ShardLayout = .single) {
         self.connection = connection
         self.consumer = consumer
+        self.layout = layout
     }
 
-    /// Entries of each canary stage stream not yet acknowledged by its group.
+    /// A connection for `shard`'s transactions: this one, unless it is a tagged shard on a
+    /// cluster, whose keys live on their own node.
+    func connection(for shard: Shard) throws(RedisError) -> RedisConnection {
+        guard shard.tagged, connection.isCluster else { return connection }
+        let c = RedisConnection(url: connection.url, commandTimeout: connection.commandTimeout, slotKey: shard.slotKey)
+        try c.connect()
+        return c
+    }
+
+    /// Entries of each canary stage stream not yet acknowledged by its group, over every shard.
     public func unfinished() throws(RedisError) -> [Stage: Int] {
         var out: [Stage: Int] = [:]
-        for stage in Stage.allCases {
-            let stream = stage.inputStream(on: .canary)
-            let pending = try StreamBus(connection: connection, group: stage.group, consumer: consumer).pendingCount(stream)
-            // Entries after the group's last delivered id: the group's lag (Redis ≥ 7).
-            let lag = try StreamBus.groups(of: stream, on: connection).first { $0.name == stage.group }?.lag ?? 0
-            if pending + lag > 0 { out[stage] = pending + lag }
+        for shard in layout.shards {
+            for stage in Stage.allCases {
+                let stream = shard.stream(stage, on: .canary)
+                let pending = try StreamBus(connection: connection, group: stage.group, consumer: consumer).pendingCount(stream)
+                // Entries after the group's last delivered id: the group's lag (Redis ≥ 7).
+                let lag = try StreamBus.groups(of: stream, on: connection).first { $0.name == stage.group }?.lag ?? 0
+                if pending + lag > 0 { out[stage, default: 0] += pending + lag }
+            }
         }
         return out
     }
@@ -33,9 +48,19 @@ public struct StreamHandback {
     @discardableResult
     public func run() throws(RedisError) -> [Stage: Int] {
         var moved: [Stage: Int] = [:]
+        for shard in layout.shards {
+            let connection = try connection(for: shard)
+            defer { if connection !== self.connection { connection.close() } }
+            for (stage, n) in try run(shard, on: connection) { moved[stage, default: 0] += n }
+        }
+        return moved
+    }
+
+    private func run(_ shard: Shard, on connection: RedisConnection) throws(RedisError) -> [Stage: Int] {
+        var moved: [Stage: Int] = [:]
         for stage in Stage.allCases {
-            let stream = stage.inputStream(on: .canary)
-            let bus = StreamBus(connection: connection, group: stage.group, consumer: consumer)
+            let stream = shard.stream(stage, on: .canary)
+            let bus = StreamBus(connection: connection, group: stage.group, consumer: consumer, shard: shard)
             try bus.ensureGroups([stream])
             var quietRounds = 0
             while quietRounds < 2 {
@@ -50,7 +75,7 @@ public struct StreamHandback {
                 var dead: [DeadLetter] = []
                 for e in entries {
                     if let payload = e.payload {
-                        adds.append(bus.addCommand(stream: stage.inputStream(on: .baseline), payload: payload,
+                        adds.append(bus.addCommand(stream: shard.stream(stage), payload: payload,
                                                    fields: e.otherFields.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }))
                     } else {
                         dead.append(DeadLetter(entry: e, reason: "entry was removed from \(stream) before the canary processed it"))

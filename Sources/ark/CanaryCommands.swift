@@ -133,11 +133,6 @@ struct CanaryStartCommand: ParsableCommand {
 
     func run() throws {
         let config = try layout.config()
-        // The canary's streams, route and hand-back are the untagged shard's: a sharded
-        // pipeline cannot be rolled out this way yet (README, Scale-out).
-        if let shards = config.shards {
-            throw ValidationError("ARK_SHARDS=\(shards): canary rollouts run on the single untagged shard only for now. Roll a sharded pipeline out host by host (README, Scale-out)")
-        }
         let plan = try plan(config)
         let rel: Release
         do {

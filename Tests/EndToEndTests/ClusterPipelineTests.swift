@@ -17,12 +17,15 @@ final class ClusterPipelineFixture: @unchecked Sendable {
     var layout: ShardLayout { ShardLayout(count: shards) }
     var statePath: String { dir.path + "/ark_state.db" }
 
+    /// Settings over the defaults below.
+    var extraEnvironment: [String: String] = [:]
+
     var environment: [String: String] {
-        [
+        extraEnvironment.merging([
             "REDIS_URL": cluster.urlString, "ARK_SHARDS": String(shards), "ARK_STATE_DB": statePath, "ARK_GRAVEYARD_DIR": Repo.graveyard,
             "ARK_CLAIM_IDLE_MS": "1000", "ARK_BLOCK_MS": "50", "ARK_LOG_LEVEL": "info", "ARK_ENV": "test",
             "ARK_AUDIT_KEY": dir.path + "/audit_ed25519.pem", "ARK_LOG_DIR": dir.path,
-        ]
+        ]) { a, _ in a }
     }
 
     init(shards: Int = 4, host: String = "127.0.0.1") throws {
@@ -281,5 +284,53 @@ struct ClusterPipelineTests {
             }
         }
         #expect(processed.keys.allSatisfy { $0.hasPrefix("arkhost") }, "\(processed)")
+    }
+
+    /// A canary rollout on a sharded pipeline: the baseline Kyle of every shard routes a share
+    /// of its traces to that shard's canary streams, the good release is promoted, and the
+    /// canary streams of every shard end empty with nothing lost.
+    @Test func aCanaryRolloutOverFourShards() async throws {
+        let f = try ClusterPipelineFixture()
+        defer { f.shutdown() }
+        let releases = f.dir.path + "/releases"
+        f.extraEnvironment = ["ARK_RELEASES_DIR": releases, "ARK_RUN_DIR": f.dir.path + "/run", "ARK_BACKUP_DIR": f.dir.path + "/backups"]
+        for d in ["releases", "run", "backups"] { try FileManager.default.createDirectory(atPath: f.dir.path + "/" + d, withIntermediateDirectories: true) }
+        func makeRelease(_ name: String) throws -> String {
+            let dir = releases + "/" + name
+            try FileManager.default.createDirectory(atPath: dir + "/graveyard", withIntermediateDirectories: true)
+            try FileManager.default.createSymbolicLink(atPath: dir + "/ark", withDestinationPath: Repo.arkBinary)
+            try FileManager.default.createSymbolicLink(atPath: dir + "/ark-agent", withDestinationPath: Repo.arkAgentBinary)
+            for file in ["ethics_rules.json", "ethics_rules.json.sha256"] {
+                try FileManager.default.copyItem(atPath: Repo.graveyard + "/" + file, toPath: dir + "/graveyard/" + file)
+            }
+            try "ARK_ENV=test\n".write(toFile: dir + "/.env.production", atomically: true, encoding: .utf8)
+            return dir
+        }
+        try FileManager.default.createSymbolicLink(atPath: releases + "/current", withDestinationPath: try makeRelease("base"))
+        try f.startAll()
+        for (stage, p) in f.agents { try "\(p.pid)\n".write(toFile: f.dir.path + "/run/\(stage.rawValue.lowercased()).pid", atomically: true, encoding: .utf8) }
+        let next = try makeRelease("next")
+        let canary = try ArkProcess(["canary", "start", "--release", next, "--check-seconds", "1", "--min-samples", "20", "--verify-seconds", "3",
+                                     "--steps", "30,100", "--step-seconds", "5"], environment: f.environment, logPath: f.dir.path + "/canary.log")
+        defer {
+            canary.terminate()
+            for name in ["kyle", "joey", "hrm", "kenny", "aletheia"] {
+                if let t = try? String(contentsOfFile: f.dir.path + "/run/\(name).pid", encoding: .utf8), let pid = pid_t(t.trimmingCharacters(in: .whitespacesAndNewlines)) { kill(pid, SIGTERM) }
+            }
+        }
+        let traffic = try await f.synthetic(count: 800, rate: 40)
+        #expect(waitFor(timeout: 90, interval: 0.2) { !canary.isRunning }, "\(canary.output.suffix(3000))")
+        let run = try #require(try StateStore(path: f.statePath).canaryRun())
+        #expect(run.status == "promoted", "\(canary.output.suffix(3000))")
+        #expect(try StateStore(path: f.statePath).trackFigures(.canary, fromNs: 0, toNs: Int64.max).passes > 100)
+        try f.expectConsistent(traffic)
+        let c = RedisConnection(url: try f.cluster.url)
+        try c.connect()
+        for shard in f.layout.shards {
+            for stage in Stage.allCases {
+                let stream = shard.stream(stage, on: .canary)
+                #expect(try c.command(["XLEN", .text(stream)]).integer ?? 0 == 0, "\(stream) still holds entries")
+            }
+        }
     }
 }

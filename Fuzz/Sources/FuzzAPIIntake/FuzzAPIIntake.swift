@@ -3,7 +3,7 @@ import ARKCore
 import ARKIntake
 
 /// The API's reading of what clients send, on the real clock: a `POST /v1/signals` body
-/// (split into items, each judged as Kyle will), and the same bytes as the trace id of a
+/// (split into items, each judged as Kyle will and routed by its account), and the same bytes as the trace id of a
 /// path and as the `limit`/`since` of the decisions query.
 @_cdecl("FuzzAPIIntake_main")
 func main(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
@@ -15,8 +15,15 @@ func fuzzAPIIntake(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     let intake = SignalIntake(maxSignalBytes: 4096, maxBatch: 50)
     if let (items, _) = try? intake.split(bytes) {
         precondition(!items.isEmpty && items.count <= 50, "a split gave \(items.count) items")
-        let results = intake.results(for: items, entryIDs: items.indices.map { "1-\($0)" }, nowNs: wallClockNanoseconds())
+        let results = intake.results(for: items, fallbackTraceIDs: items.indices.map { "ark-1-\($0)" }, nowNs: wallClockNanoseconds())
         precondition(results.count == items.count && results.allSatisfy { $0.accepted == $0.reasons.isEmpty }, "results do not match the items")
+        // The account each item is routed by, and its shard.
+        let layout = ShardLayout(count: 7)
+        for item in items {
+            let account = ShardLayout.account(ofSignal: item)
+            precondition(!account.isEmpty && account.utf8.count <= 128, "account '\(account)' out of bounds")
+            precondition(layout.shards.contains(layout.shard(forAccount: account)), "no shard for '\(account)'")
+        }
     }
     let text = String(decoding: bytes, as: UTF8.self)
     if let id = APIQuery.traceID(text) { precondition(!id.isEmpty && id.utf8.count <= SignalValidator.maxIDLength, "a bad trace id passed") }
