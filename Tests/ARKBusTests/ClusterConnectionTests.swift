@@ -141,4 +141,47 @@ final class ClusterConnectionTests {
         try old.restart()  // it rejoins as a replica of the new primary
         #expect(waitFor(timeout: 30, interval: 0.2) { self.cluster.isHealthy })
     }
+
+    /// The intake on a cluster: each signal to its account's shard, each given a trace id of
+    /// its own (entry ids can repeat after a failover), confirmed only once WAIT says a replica
+    /// has it; with the shard's replica gone, not confirmed.
+    @Test func theIntakeConfirmsOnlyWhatAReplicaHas() async throws {
+        let layout = ShardLayout(count: 4)
+        let queue = SignalQueue(url: try cluster.url, size: 1, backlogBound: 1_000_000, layout: layout, replicaTimeoutMs: 300)
+        let signals = (0..<40).map { Array("{\"account\":\"acct-\($0)\",\"symbol\":\"AAPL\",\"price\":1,\"volume\":1}".utf8) }
+        // A replica created a moment ago may still be syncing: retry until every shard confirms.
+        var ids: [String] = []
+        #expect(await waitForAsync(timeout: 20) { (try? await queue.enqueue(signals)).map { ids = $0; return true } ?? false })
+        #expect(ids.count == 40 && Set(ids).count == 40 && ids.allSatisfy { $0.hasPrefix("ark-") && $0.count == 36 })
+        let c = RedisConnection(url: try cluster.url)
+        try c.connect()
+        var total: Int64 = 0
+        for shard in layout.shards {
+            let n = try c.command(["XLEN", .text(shard.stream(.kyle))]).integer ?? 0
+            #expect(n > 0, "shard \(shard) got none")
+            total += n
+        }
+        #expect(total >= 40)
+        // Shard 2's replica gone: its signals reach the primary but are not confirmed.
+        let shard = Shard.tagged(2)
+        try cluster.replica(for: shard.slotKey).kill9()
+        let account = (0..<100).map { "acct-\($0)" }.first { layout.shard(forAccount: $0) == shard }!
+        do {
+            _ = try await queue.enqueue([Array("{\"account\":\"\(account)\",\"symbol\":\"AAPL\",\"price\":1,\"volume\":1}".utf8)])
+            Issue.record("confirmed without a replica")
+        } catch {
+            #expect(error == .notReplicated(replicas: 0, wanted: 1, shard: "s2"))
+        }
+        await queue.shutdown()
+    }
+}
+
+/// Polls an async condition until it holds or `timeout` passes.
+func waitForAsync(timeout: Double, _ condition: () async -> Bool) async -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(200))
+    }
+    return await condition()
 }

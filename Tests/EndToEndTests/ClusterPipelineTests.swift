@@ -101,12 +101,13 @@ final class ClusterPipelineFixture: @unchecked Sendable {
         return try layout.shards.map { Int(try c.command(["XLEN", .text($0.stream(.aletheia))]).integer ?? 0) }
     }
 
-    /// Every criterion of the synthetic loop but one, which is checked more narrowly: a book may
-    /// end with a position over `max_symbol_exposure` only because a later loss on another
-    /// symbol shrank the equity under it (Kenny never filled past a limit: each fill is checked
-    /// against the book as it is; README, Scale-out, "what the tests found").
+    /// Every criterion of the synthetic loop but the send rate (a timing) and one checked more
+    /// narrowly: a book may end with a position over `max_symbol_exposure` only because a later
+    /// loss on another symbol shrank the equity under it (Kenny checks each fill against the
+    /// equity of its moment; README, Portfolio limits under concurrency).
     func expectConsistent(_ report: SyntheticReport, skipping down: [Shard] = [], sourceLocation: SourceLocation = #_sourceLocation) throws {
-        for check in report.checks where !check.name.hasPrefix("Portfolio limits") {
+        // The send rate is a timing, which the benchmarks measure, not the tests.
+        for check in report.checks where !check.name.hasPrefix("Portfolio limits") && !check.name.hasPrefix("Throughput") {
             #expect(check.ok, "\(check.name)\n\(report.summary)\n\(logs())", sourceLocation: sourceLocation)
         }
         for breach in report.limitBreaches ?? [] {
@@ -125,12 +126,15 @@ final class ClusterPipelineFixture: @unchecked Sendable {
         if down.isEmpty { #expect(try entriesPerShard().allSatisfy { $0 > 0 }, sourceLocation: sourceLocation) }
     }
 
-    /// A `max_symbol_exposure` breach whose exposure is within the limit of the starting
-    /// equity (ARK_PAPER_EQUITY, 100,000): the equity fell under a position filled within it.
+    /// A `max_symbol_exposure` breach of at most 0.5 % of the limit: the equity fell (a stop
+    /// hit elsewhere) under a position filled within the limit; any extra fill would be a whole
+    /// order (0.5 % of equity or more) past it. The exact invariant, checked after every fill,
+    /// is `PortfolioInvariantTests`' and `PortfolioLimitTests`'.
     static func isDriftOnly(_ breach: String) -> Bool {
         guard breach.contains("max_symbol_exposure"), let r = breach.range(of: "exposure "),
-              let exposure = Double(breach[r.upperBound...].prefix { $0 != " " }) else { return false }
-        return exposure <= 10_000 * (1 + 1e-9)
+              let exposure = Double(breach[r.upperBound...].prefix { $0 != " " }),
+              let e = breach.range(of: "of equity "), let equity = Double(breach[e.upperBound...].prefix { $0 != "," }) else { return false }
+        return exposure <= 0.10 * equity * 1.005
     }
 
     func logs() -> String {
