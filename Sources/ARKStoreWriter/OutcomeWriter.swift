@@ -231,10 +231,11 @@ public final class OutcomeWriter: @unchecked Sendable {
             let insertPass = statements.insertPass
             var rollups: [Int64: Rollup] = [:]
             // A trace recorded before (a redelivery: after a failover, a stage may have done it
-            // again on the promoted replica) keeps what was recorded first: its order, if the
-            // first outcome had one, was recorded with it, and a second execution is not part
-            // of the audited history.
-            var recordedNow: Set<String> = []
+            // again on the promoted replica; a producer's resubmission) keeps what was recorded
+            // first: its order, if the first outcome had one, was recorded with it, and a second
+            // execution's order is not part of the audited history. By order id, not trace id:
+            // the same batch can hold both outcomes of one trace.
+            var ordersOfRecordedPasses: Set<String> = []
             for p in passes {
                 let record = p.auditRecord()
                 let leafHash = Merkle.leafHash(record)
@@ -243,14 +244,14 @@ public final class OutcomeWriter: @unchecked Sendable {
                     try append(leafHash, to: &tree)
                     prev = hash
                     summary.passesInserted += 1
-                    recordedNow.insert(p.traceID)
+                    if let id = p.orderID { ordersOfRecordedPasses.insert(id) }
                     rollups[p.doneNs / 1_000_000_000, default: Rollup()].add(p, thresholds)
                 } else {
                     summary.passesAlreadyPresent += 1
                 }
             }
             let insertOrder = statements.insertOrder
-            for o in orders where recordedNow.contains(o.traceID) {
+            for o in orders where ordersOfRecordedPasses.contains(o.orderID) {
                 let leafHash = Merkle.leafHash(AuditLeaf.data(of: o))
                 insertOrder.reset()
                 insertOrder.bind(o.orderID)

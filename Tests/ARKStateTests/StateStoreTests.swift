@@ -76,6 +76,13 @@ func pass(_ id: String, verdict: Verdict = .approved, t0: Int64 = 1_000_000_000_
         let late = try store.record(passes: [redone], orders: auditedOrder(redone).map { [$0] } ?? [])
         #expect(late.passesAlreadyPresent == 1 && late.ordersInserted == 0)
         #expect(try store.orderCount() == 90 && store.verifyAudit().ok)
+        // Both outcomes of one new trace in one batch (a resubmission refused, then filled):
+        // the first is recorded, and the second's order is not.
+        let refused = pass("t200", verdict: .denied)
+        let filled = pass("t200", verdict: .approved, order: true)
+        let both = try store.record(passes: [refused, filled], orders: auditedOrder(filled).map { [$0] } ?? [])
+        #expect(both.passesInserted == 1 && both.ordersInserted == 0)
+        #expect(try store.orderCount() == 90 && store.verifyAudit().ok)
     }
 
     @Test func tamperingIsFoundAtTheFirstBrokenLink() throws {
@@ -131,8 +138,8 @@ func pass(_ id: String, verdict: Verdict = .approved, t0: Int64 = 1_000_000_000_
             for p in batch { expected.record(micros: p.latencyMs * 1000) }
             if round == 3 {
                 // An order SQLite refuses (NaN binds as NULL) rolls the whole batch back.
-                let bad = OrderRecord(orderID: "o", traceID: "lost", symbol: "AAPL", side: "buy", quantity: .nan, price: 1, notional: 1, realizedPnl: 0, tsNs: 1)
-                #expect(throws: (any Error).self) { try a.record(passes: [pass("lost", t0: base)], orders: [bad]) }
+                let bad = OrderRecord(orderID: "ord-lost", traceID: "lost", symbol: "AAPL", side: "buy", quantity: .nan, price: 1, notional: 1, realizedPnl: 0, tsNs: 1)
+                #expect(throws: (any Error).self) { try a.record(passes: [pass("lost", t0: base, order: true)], orders: [bad]) }
             }
         }
         let stored = try a.rollupHistograms(since: 0)

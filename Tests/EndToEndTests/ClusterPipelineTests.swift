@@ -122,7 +122,8 @@ final class ClusterPipelineFixture: @unchecked Sendable {
         #expect(try store.verdictCounts()[.error] == nil, sourceLocation: sourceLocation)
         let file = AuditSigner.read(file: dir.path + "/audit_checkpoints.jsonl")
         let audit = try store.verifyAudit(publicKey: auditKey.publicKey, outside: file.map { [CheckpointSource(name: "file", checkpoints: $0.checkpoints, badLines: $0.badLines)] } ?? [])
-        #expect(audit.ok, "\(audit)", sourceLocation: sourceLocation)
+        let broken = audit.ok ? "" : ((try? rows(of: audit.firstBroken?.traceID)) ?? "")
+        #expect(audit.ok, "\(audit)\n\(broken)", sourceLocation: sourceLocation)
         if down.isEmpty { #expect(try entriesPerShard().allSatisfy { $0 > 0 }, sourceLocation: sourceLocation) }
     }
 
@@ -135,6 +136,14 @@ final class ClusterPipelineFixture: @unchecked Sendable {
               let exposure = Double(breach[r.upperBound...].prefix { $0 != " " }),
               let e = breach.range(of: "of equity "), let equity = Double(breach[e.upperBound...].prefix { $0 != "," }) else { return false }
         return exposure <= 0.10 * equity * 1.005
+    }
+
+    /// A trace's pass and order rows, for a failure message.
+    func rows(of traceID: String?) throws -> String {
+        guard let traceID else { return "" }
+        let r = try runCommand("/usr/bin/sqlite3", [statePath,
+            "SELECT 'pass', leaf, verdict, order_id, substr(record, instr(record, '\"execution\"'), 160) FROM passes WHERE trace_id = '\(traceID)'; SELECT 'order', leaf, order_id, quantity, ts_ns FROM orders WHERE trace_id = '\(traceID)';"])
+        return r.output + "\n" + logs().split(separator: "\n").filter { $0.contains(traceID) }.joined(separator: "\n")
     }
 
     func logs() -> String {
