@@ -52,13 +52,14 @@ public struct ClusterMap: Sendable, Equatable {
     }
 }
 
-/// A `-MOVED <slot> <host>:<port>` or `-ASK <slot> <host>:<port>` error reply.
-struct ClusterRedirect: Equatable {
-    var isMoved: Bool
-    var slot: Int
-    var endpoint: RedisURL.Endpoint
+/// A `-MOVED <slot> <host>:<port>` or `-ASK <slot> <host>:<port>` error reply; nil for any
+/// other error, or one whose slot or port is out of range.
+public struct ClusterRedirect: Equatable, Sendable {
+    public var isMoved: Bool
+    public var slot: Int
+    public var endpoint: RedisURL.Endpoint
 
-    init?(_ error: String) {
+    public init?(_ error: String) {
         let parts = error.split(separator: " ")
         guard parts.count == 3, parts[0] == "MOVED" || parts[0] == "ASK", let slot = Int(parts[1]),
               slot >= 0, slot < ClusterSlot.count, let colon = parts[2].lastIndex(of: ":"),

@@ -24,10 +24,21 @@ struct ClusterSlotTests {
         #expect(ClusterSlot.of("foo{bar}{zap}") == ClusterSlot.of("bar"))
     }
 
-    @Test func redirectsAreParsedStrictly() throws {
+    @Test func anEmptyMapServesNoSlot() throws {
         let map = ClusterMap(owners: [RedisURL.Endpoint?](repeating: nil, count: ClusterSlot.count))
         #expect(map.uncovered == ClusterSlot.count)
         #expect(map.primaries.isEmpty)
+    }
+
+    @Test func redirectsAreParsedStrictly() {
+        let moved = ClusterRedirect("MOVED 3999 127.0.0.1:6381")
+        #expect(moved?.isMoved == true && moved?.slot == 3999 && moved?.endpoint == .tcp(host: "127.0.0.1", port: 6381))
+        #expect(ClusterRedirect("ASK 0 [::1]:7000")?.endpoint == .tcp(host: "[::1]", port: 7000))
+        #expect(ClusterRedirect("ASK 16383 h:1")?.isMoved == false)
+        for bad in ["MOVED 16384 h:1", "MOVED -1 h:1", "MOVED 1 h:0", "MOVED 1 h:65536", "MOVED 1 :7000", "MOVED 1 h", "MOVED x h:1",
+                    "MOVED 1 h:1 extra", "moved 1 h:1", "ERR MOVED 1 h:1", "", "CLUSTERDOWN Hash slot not served"] {
+            #expect(ClusterRedirect(bad) == nil, "\(bad)")
+        }
     }
 
     @Test func seedListsParse() throws {

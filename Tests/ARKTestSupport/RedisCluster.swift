@@ -73,8 +73,9 @@ public final class RedisCluster: @unchecked Sendable {
         var ports: Set<Int> = []
         while ports.count < primaries * 2 {
             let p = try freeTCPPort()
-            // The cluster bus listens on port + 10000: keep it below the ephemeral range too.
-            if p + 10_000 < 32_768 { ports.insert(p) }
+            // The cluster bus listens on port + 10000: keep it below the ephemeral range too,
+            // and free.
+            if p + 10_000 < 32_768 && claimTCPPort(p + 10_000) { ports.insert(p) }
         }
         var made: [Node] = []
         for (i, port) in ports.sorted().enumerated() {

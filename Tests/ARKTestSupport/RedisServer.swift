@@ -1,6 +1,7 @@
 import ARKBus
 import ARKCore
 import Foundation
+import Synchronization
 
 /// Paths of this checkout, for tests that need the rule file, test data or the `ark` binary.
 public enum Repo {
@@ -234,22 +235,35 @@ public func waitFor(timeout: Double, interval: Double = 0.05, _ condition: () th
 
 /// A TCP port that was free a moment ago, below Linux's ephemeral range (32768+), so no
 /// outgoing connection of a concurrently running test can take it before the server binds.
+/// Never the same port twice in one test process: suites running side by side would
+/// otherwise both bind it.
 public func freeTCPPort() throws -> Int {
     for _ in 0..<200 {
         let port = Int.random(in: 20_000..<32_000)
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw TestSetupError("socket: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = UInt16(port).bigEndian
-        let bound = withUnsafePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
-        if bound { return port }
+        if isFreeTCPPort(port), handedOutPorts.withLock({ $0.insert(port).inserted }) { return port }
     }
     throw TestSetupError("cannot find a free port in 20000..<32000")
+}
+
+private let handedOutPorts = Mutex<Set<Int>>([])
+
+/// Whether `port` can be bound on 127.0.0.1 now (and claims nothing).
+public func isFreeTCPPort(_ port: Int) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = UInt16(port).bigEndian
+    return withUnsafePointer(to: &addr) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+    }
+}
+
+/// Claims a port for this test process if it is free and not handed out already.
+public func claimTCPPort(_ port: Int) -> Bool {
+    isFreeTCPPort(port) && handedOutPorts.withLock { $0.insert(port).inserted }
 }
 
 /// A finished command: its exit code and everything it printed.
@@ -281,4 +295,18 @@ public func httpGet(_ url: String, timeout: Double = 10) throws -> (status: Int,
 /// `body` parsed as a JSON object.
 public func jsonObject(_ body: String) -> [String: Any]? {
     try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]
+}
+
+/// A release directory under `releases` as start_production.sh's make_release leaves one: the
+/// built binaries (linked), the rules, and `.env.production` with `ARK_ENV=test` and `env`.
+public func makeTestRelease(in releases: String, _ name: String, env: [String] = []) throws -> String {
+    let dir = releases + "/" + name
+    try FileManager.default.createDirectory(atPath: dir + "/graveyard", withIntermediateDirectories: true)
+    try FileManager.default.createSymbolicLink(atPath: dir + "/ark", withDestinationPath: Repo.arkBinary)
+    try FileManager.default.createSymbolicLink(atPath: dir + "/ark-agent", withDestinationPath: Repo.arkAgentBinary)
+    for file in ["ethics_rules.json", "ethics_rules.json.sha256"] {
+        try FileManager.default.copyItem(atPath: Repo.graveyard + "/" + file, toPath: dir + "/graveyard/" + file)
+    }
+    try (["ARK_ENV=test"] + env).joined(separator: "\n").appending("\n").write(toFile: dir + "/.env.production", atomically: true, encoding: .utf8)
+    return dir
 }

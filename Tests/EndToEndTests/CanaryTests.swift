@@ -43,18 +43,9 @@ extension EndToEnd { @Suite final class CanaryTests {
         return pids
     }
 
-    /// A release directory: the built binaries (as start_production.sh's make_release copies
-    /// them), the rules, and `.env.production` with `env`.
+    /// A release directory with `.env.production` holding `env`.
     func makeRelease(_ name: String, env: [String] = []) throws -> String {
-        let dir = releases + "/" + name
-        try FileManager.default.createDirectory(atPath: dir + "/graveyard", withIntermediateDirectories: true)
-        try FileManager.default.createSymbolicLink(atPath: dir + "/ark", withDestinationPath: Repo.arkBinary)
-        try FileManager.default.createSymbolicLink(atPath: dir + "/ark-agent", withDestinationPath: Repo.arkAgentBinary)
-        for file in ["ethics_rules.json", "ethics_rules.json.sha256"] {
-            try FileManager.default.copyItem(atPath: Repo.graveyard + "/" + file, toPath: dir + "/graveyard/" + file)
-        }
-        try (["ARK_ENV=test"] + env).joined(separator: "\n").appending("\n").write(toFile: dir + "/.env.production", atomically: true, encoding: .utf8)
-        return dir
+        try makeTestRelease(in: releases, name, env: env)
     }
 
     /// The baseline release (current), its agents with pid files, the watchdog; then the

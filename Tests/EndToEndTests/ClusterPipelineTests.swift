@@ -308,17 +308,7 @@ struct ClusterPipelineTests {
         let releases = f.dir.path + "/releases"
         f.extraEnvironment = ["ARK_RELEASES_DIR": releases, "ARK_RUN_DIR": f.dir.path + "/run", "ARK_BACKUP_DIR": f.dir.path + "/backups"]
         for d in ["releases", "run", "backups"] { try FileManager.default.createDirectory(atPath: f.dir.path + "/" + d, withIntermediateDirectories: true) }
-        func makeRelease(_ name: String) throws -> String {
-            let dir = releases + "/" + name
-            try FileManager.default.createDirectory(atPath: dir + "/graveyard", withIntermediateDirectories: true)
-            try FileManager.default.createSymbolicLink(atPath: dir + "/ark", withDestinationPath: Repo.arkBinary)
-            try FileManager.default.createSymbolicLink(atPath: dir + "/ark-agent", withDestinationPath: Repo.arkAgentBinary)
-            for file in ["ethics_rules.json", "ethics_rules.json.sha256"] {
-                try FileManager.default.copyItem(atPath: Repo.graveyard + "/" + file, toPath: dir + "/graveyard/" + file)
-            }
-            try "ARK_ENV=test\n".write(toFile: dir + "/.env.production", atomically: true, encoding: .utf8)
-            return dir
-        }
+        func makeRelease(_ name: String) throws -> String { try makeTestRelease(in: releases, name) }
         try FileManager.default.createSymbolicLink(atPath: releases + "/current", withDestinationPath: try makeRelease("base"))
         try f.startAll()
         for (stage, p) in f.agents { try "\(p.pid)\n".write(toFile: f.dir.path + "/run/\(stage.rawValue.lowercased()).pid", atomically: true, encoding: .utf8) }
