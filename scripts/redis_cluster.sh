@@ -9,9 +9,11 @@ set -euo pipefail
 cmd=${1:-}
 dir=${2:-./.ark/cluster}
 base=${3:-7000}
+# redis-server resolves its log and pid files after changing to --dir: make the path absolute.
+mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
 case "$cmd" in
 start)
-    mkdir -p "$dir"
     seeds=()
     for i in 0 1 2 3 4 5; do
         port=$((base + i))
