@@ -291,20 +291,31 @@ public final class RedisConnection {
         return reply
     }
 
-    /// Every key matching `pattern` on every primary of the cluster (SCAN on each), or on
-    /// this node when it is not a cluster.
+    /// Every key matching `pattern` on every primary of the cluster (SCAN on each; a primary
+    /// that does not answer is left out: its keys are out of reach anyway), or on this node
+    /// when it is not a cluster.
     public func keysOnEveryPrimary(matching pattern: String) throws(RedisError) -> [String] {
+        guard let primaries = cluster?.primaries else { return try keys(on: self, matching: pattern) }
         var keys: [String] = []
-        for endpoint in cluster?.primaries ?? [node].compactMap({ $0 }) {
-            let target = endpoint == node ? self : try side(endpoint)
-            var cursor = "0"
-            repeat {
-                let reply = try target.plainCommand(["SCAN", .text(cursor), "MATCH", .text(pattern), "COUNT", "1000"])
-                guard let parts = reply.array, parts.count == 2 else { break }
-                cursor = parts[0].string ?? "0"
-                keys += parts[1].array?.compactMap(\.string) ?? []
-            } while cursor != "0"
+        for endpoint in primaries {
+            do {
+                keys += try self.keys(on: endpoint == node ? self : try side(endpoint), matching: pattern)
+            } catch where endpoint != node {
+                continue
+            }
         }
+        return keys
+    }
+
+    private func keys(on target: RedisConnection, matching pattern: String) throws(RedisError) -> [String] {
+        var keys: [String] = []
+        var cursor = "0"
+        repeat {
+            let reply = try target.plainCommand(["SCAN", .text(cursor), "MATCH", .text(pattern), "COUNT", "1000"])
+            guard let parts = reply.array, parts.count == 2 else { break }
+            cursor = parts[0].string ?? "0"
+            keys += parts[1].array?.compactMap(\.string) ?? []
+        } while cursor != "0"
         return keys
     }
 

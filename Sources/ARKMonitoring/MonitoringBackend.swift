@@ -164,17 +164,8 @@ public actor MonitoringBackend {
     }
 
     static func publishedExpositions(_ connection: RedisConnection) throws(RedisError) -> [(String, String)] {
-        var keys: [String] = []
-        var cursor = "0"
-        repeat {
-            let reply = try connection.command(["SCAN", .text(cursor), "MATCH", .text(Streams.metricsPrefix + "*"), "COUNT", "1000"])
-            guard let parts = reply.array, parts.count == 2 else { break }
-            cursor = parts[0].string ?? "0"
-            keys += parts[1].array?.compactMap(\.string) ?? []
-        } while cursor != "0"
-        // On a cluster each primary holds some of the keys (SCAN sees one node's only), and
-        // MGET must not span slots.
-        if connection.isCluster { keys = try connection.keysOnEveryPrimary(matching: Streams.metricsPrefix + "*") }
+        // On a cluster each primary holds some of the keys, and MGET must not span slots.
+        let keys = try connection.keysOnEveryPrimary(matching: Streams.metricsPrefix + "*")
         guard !keys.isEmpty else { return [] }
         var values: [RedisValue] = []
         if connection.isCluster {

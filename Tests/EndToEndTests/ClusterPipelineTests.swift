@@ -272,6 +272,11 @@ struct ClusterPipelineTests {
         }
         #expect(health.contains("shard s3 is down"), "\(health)")
         #expect(!health.contains("shard_s0") && !health.contains("shard_s1") && !health.contains("shard_s2"), "\(health)")
+        // /metrics still merges what the live primaries hold, with a gauge per stage and shard.
+        let exposition = try httpGet("http://127.0.0.1:\(port)/metrics")
+        #expect(exposition.status == 200)
+        #expect(exposition.body.contains("stage=\"Kyle\",shard=\"s0\"}"), "\(exposition.body.prefix(3000))")
+        #expect(exposition.body.contains("ark_stage_processed_total{"), "the agents' own expositions, from the live primaries")
     }
 
     /// Agents as separate hosts: two network namespaces (veth pairs to this host), each with a
