@@ -46,13 +46,15 @@ public enum Stage: String, Sendable, CaseIterable, Codable, Comparable {
     }
 }
 
+/// The whole system's keys, and the default (untagged) shard's names of the per-shard ones
+/// (`Shard` gives every shard's).
 public enum Streams {
     /// Entries that could not be processed: the reason and the original payload.
-    public static let deadLetter = "ark:deadletter"
+    public static let deadLetter = Shard.untagged.deadLetter
     /// Kenny's paper book, read by HRM for the portfolio rules.
-    public static let portfolio = "ark:portfolio"
+    public static let portfolio = Shard.untagged.portfolio
     /// Kenny's orders by trace id: the idempotency record.
-    public static let orders = "ark:orders"
+    public static let orders = Shard.untagged.orders
     /// Heartbeats of every instance, a hash field per instance.
     public static let heartbeats = "ark:heartbeats"
     /// Instances the watchdog took out of rotation, a hash field per instance (JSON: stage,

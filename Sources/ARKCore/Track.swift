@@ -5,25 +5,18 @@ public enum Track: String, Sendable, CaseIterable, Codable {
     case baseline
     case canary
 
-    /// Prefix of this track's stage streams: `ark:kyle` for the baseline (DESIGN §2's names,
-    /// unchanged), `ark:canary:kyle` for the canary.
-    public var streamPrefix: String {
-        switch self {
-        case .baseline: "ark:"
-        case .canary: "ark:canary:"
-        }
-    }
-
-    /// The track a stream belongs to, from its name.
+    /// The track a stream belongs to, from its name: `ark:canary:kyle`, `ark:{s3}:canary:kyle`
+    /// are the canary's (see `Shard.stream`).
     public init(stream: String) {
-        self = stream.hasPrefix(Track.canary.streamPrefix) ? .canary : .baseline
+        let shard = Shard(stream: stream) ?? .untagged
+        self = stream.hasPrefix(shard.keyPrefix + "canary:") ? .canary : .baseline
     }
 }
 
 extension Stage {
-    /// The stream this stage consumes on `track`.
+    /// The stream this stage consumes on `track`, on the default untagged shard.
     public func inputStream(on track: Track) -> String {
-        track.streamPrefix + rawValue.lowercased()
+        Shard.untagged.stream(self, on: track)
     }
 }
 

@@ -143,6 +143,8 @@ import Testing
         #expect(Stage.kenny.inputStream(on: .canary) == "ark:canary:kenny")
         #expect(Track(stream: "ark:canary:joey") == .canary)
         #expect(Track(stream: "ark:joey") == .baseline)
+        #expect(Track(stream: "ark:{s3}:canary:joey") == .canary)
+        #expect(Track(stream: "ark:{s3}:joey") == .baseline)
     }
 }
 
