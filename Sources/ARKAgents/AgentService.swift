@@ -11,10 +11,6 @@ import ServiceLifecycle
 public struct AgentService: Service {
     public let agents: [StageAgent]
 
-    public init(agent: StageAgent) {
-        self.agents = [agent]
-    }
-
     public init(agents: [StageAgent]) {
         self.agents = agents
     }

@@ -29,9 +29,9 @@ public final class SignalQueue: Sendable {
     /// in order, the trace id Kyle gives each signal that names none: `ark-<entry id>` on the
     /// untagged shard; on tagged shards a random one, sent along in the entry's `trace_id`
     /// field, because a promoted replica can issue an entry id again (one lost with the old
-    /// primary) and two signals must never share a trace. Refused while a Kyle backlog is over its bound. A connection
-    /// error is not retried here: whether EXEC ran is unknown, and only the client can tell a
-    /// retry from a duplicate (by trace_id).
+    /// primary) and two signals must never share a trace. Refused while a Kyle backlog is over
+    /// its bound. A connection error is not retried here: whether EXEC ran is unknown, and only
+    /// the client can tell a retry from a duplicate (by trace_id).
     public func enqueue(_ payloads: [[UInt8]]) async throws(EnqueueError) -> [String] {
         try await connection().xadd(payloads)
     }
