@@ -61,6 +61,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
     ],
     targets: [
         .systemLibrary(
@@ -146,19 +147,22 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
-        // Metrics exposition, health and the metrics HTTP server. The only
-        // module with an HTTP stack (Hummingbird/NIO); the stages never link it.
+        // Metrics exposition, health, the metrics HTTP server and the operator console. Like
+        // ARKAPI it carries an HTTP stack (Hummingbird/NIO); the stages never link it.
         .target(
             name: "ARKMonitoring",
             dependencies: [
-                "ARKCore", "Graveyard", "ARKBus", "ARKState", "ARKSLO", "ARKProcess",
+                "ARKCore", "ARKAuth", "ARKIntake", "Graveyard", "ARKBus", "ARKState", "ARKSLO", "ARKProcess", "ARKWatchdog",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            // The console's page, compiled in: no CDN, no build step, nothing fetched at run time.
+            resources: [.embedInCode("Console/index.html"), .embedInCode("Console/console.js"), .embedInCode("Console/console.css")],
             swiftSettings: strictSettings
         ),
         // The API server (:8000). Like ARKMonitoring it carries an HTTP stack; the stages
@@ -171,10 +175,17 @@ let package = Package(
             dependencies: ["ARKCore"],
             swiftSettings: strictSettings
         ),
+        // Bearer tokens, the API's and the console's actions', with vapor/jwt-kit (and so
+        // swift-crypto): only `ark` links it, never ark-agent.
+        .target(
+            name: "ARKAuth",
+            dependencies: ["ARKCore", .product(name: "JWTKit", package: "jwt-kit")],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "ARKAPI",
             dependencies: [
-                "ARKCore", "ARKBus", "ARKState", "ARKIntake",
+                "ARKCore", "ARKAuth", "ARKBus", "ARKState", "ARKIntake",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -232,7 +243,7 @@ let package = Package(
         .executableTarget(
             name: "ark",
             dependencies: [
-                "ARKCore", "Graveyard", "ARKBus", "ARKState", "ARKAgents", "ARKSynthetic", "ARKMonitoring", "ARKProcess", "ARKWatchdog", "ARKOperations", "ARKAPI", "ARKCanary", "ARKBench", "ARKSLO",
+                "ARKCore", "ARKAuth", "Graveyard", "ARKBus", "ARKState", "ARKAgents", "ARKSynthetic", "ARKMonitoring", "ARKProcess", "ARKWatchdog", "ARKOperations", "ARKAPI", "ARKCanary", "ARKBench", "ARKSLO",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -271,12 +282,12 @@ let package = Package(
         .testTarget(name: "ARKCanaryTests", dependencies: ["ARKCanary", "ARKState", "ARKCore"], swiftSettings: strictSettings),
         .testTarget(
             name: "ARKAPITests",
-            dependencies: ["ARKAPI", "ARKIntake", "ARKCore", "ARKBus", "ARKTestSupport"],
+            dependencies: ["ARKAPI", "ARKAuth", "ARKIntake", "ARKCore", "ARKBus", "ARKTestSupport", .product(name: "JWTKit", package: "jwt-kit")],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["ARKCore", "ARKBus", "ARKState", "ARKAgents", "ARKSynthetic", "Graveyard", "ARKAPI", "ARKHTTPClient", "ARKTestSupport",
+            dependencies: ["ARKCore", "ARKBus", "ARKState", "ARKAgents", "ARKSynthetic", "Graveyard", "ARKAPI", "ARKAuth", "ARKHTTPClient", "ARKTestSupport",
                            .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strictSettings
         ),

@@ -24,5 +24,6 @@ ark_pid_alive() {
 }
 
 ARK_SYSTEM_PACKAGES=(libhiredis-dev libsqlite3-dev libssl-dev redis-server pkg-config sqlite3 curl jq psmisc)
-# The tests also check monitoring/ with promtool (Debian's prometheus package).
-ARK_TEST_PACKAGES=(prometheus logrotate)
+# The tests also check monitoring/ with promtool (Debian's prometheus package), and drive the
+# console in Chromium (with a font to draw its text: recommends are not installed).
+ARK_TEST_PACKAGES=(prometheus logrotate chromium chromium-driver fonts-dejavu-core)

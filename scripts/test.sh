@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every ARK test on a fresh machine: installs the system packages the build and the tests
-# need (hiredis, SQLite, redis-server, curl, and promtool for monitoring/; Python's
-# `cryptography` for the audit proof's hand check), builds, and runs
+# need (hiredis, SQLite, redis-server, curl, promtool for monitoring/, Chromium and its driver
+# for the console; Python's `cryptography` for the audit proof's hand check and `selenium`
+# for the console's browser test), builds, and runs
 # the unit, integration and end-to-end suites (the Redis Cluster ones last, on their own). Each suite that needs Redis starts its own
 # private redis-server; the metrics tests pick a free port. Before the suites, the API is
 # fuzzed for ARK_FUZZ_SECONDS (60; 0 skips it) by schemathesis from PyPI against its own
@@ -12,8 +13,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 ark_ensure_system_packages "${ARK_SYSTEM_PACKAGES[@]}" "${ARK_TEST_PACKAGES[@]}"
-# The audit proof is checked by scripts/verify_audit_proof.py, which needs `cryptography`.
+# The audit proof is checked by scripts/verify_audit_proof.py, which needs `cryptography`; the
+# console is driven in Debian's Chromium by Selenium (Tests/Console/console_check.py).
 python3 -c 'import cryptography' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check cryptography
+python3 -c 'import selenium' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check selenium
 swift build --build-tests
 if [ "${ARK_FUZZ_SECONDS:-60}" != 0 ]; then
     ARK_BUILD=debug ARK_SKIP_BUILD=1 scripts/fuzz_api.sh "${ARK_FUZZ_SECONDS:-60}"

@@ -1,4 +1,5 @@
 import ARKBus
+import ARKAuth
 import ARKCore
 import ARKIntake
 import ARKState
@@ -38,16 +39,22 @@ public struct APISettings: Sendable {
                                           fix: "set JWT_SECRET to a random string of at least 32 characters (openssl rand -hex 32), or API_ENABLED=false for ark run"))
         }
         // Checked here as well as by `ark config validate`: an API started on its own must not
-        // sign with a guessable key. Bytes, not characters: HMAC keys are bytes.
-        if config.environment == "production" && !config.jwtSecret.isEmpty && config.jwtSecret.utf8.count < 32 {
-            problems.append(ConfigProblem(variable: "JWT_SECRET", message: "is \(config.jwtSecret.utf8.count) bytes; in production the API refuses a signing secret under 32 bytes",
+        // sign with a guessable key. Bytes, not characters: HMAC keys are bytes. In every
+        // environment: HS256 keys shorter than the hash are forbidden (RFC 7518 §3.2).
+        if !config.jwtSecret.isEmpty && config.jwtSecret.utf8.count < JWTAuthority.minimumSecretBytes {
+            problems.append(ConfigProblem(variable: "JWT_SECRET", message: "is \(config.jwtSecret.utf8.count) bytes; the API refuses a signing secret under \(JWTAuthority.minimumSecretBytes) bytes (HS256 needs a key as long as its hash, RFC 7518 §3.2)",
                                           fix: "set JWT_SECRET to openssl rand -hex 32"))
         }
         var url: RedisURL?
         do { url = try RedisURL(parsing: config.redisURL) } catch {
             problems.append(ConfigProblem(variable: "REDIS_URL", message: error.description, fix: "use redis://[:password@]host:port/db or unix:///path/to/redis.sock"))
         }
+        var authority: JWTAuthority?
+        if problems.isEmpty { do { authority = try JWTAuthority(config: config) } catch {
+            problems.append(ConfigProblem(variable: "JWT_JWKS_FILE", message: error.description, fix: "give a JWKS document of RS256 or EdDSA public keys, each with a kid, or unset JWT_JWKS_FILE"))
+        } }
         if !problems.isEmpty { throw ConfigError(problems: problems) }
+        self.authority = authority!
         host = config.apiBind
         port = config.apiPort
         redisURL = url!
@@ -62,7 +69,6 @@ public struct APISettings: Sendable {
         maxBodyBytes = config.apiMaxBodyBytes
         requestTimeout = .milliseconds(config.apiRequestTimeoutMs)
         corsOrigins = config.apiCORSOrigins
-        authority = JWTAuthority(secret: config.jwtSecret, issuer: config.jwtIssuer, maxTTLSeconds: config.jwtMaxTTLSeconds)
         ratePerMinute = config.apiRateLimitPerMinute
         ratePerHour = config.apiRateLimitPerHour
     }
@@ -89,6 +95,7 @@ public struct APIServer: Service {
         if settings.host == "0.0.0.0" || settings.host == "::" {
             logger.warning("API server bound to all interfaces: put it behind a TLS proxy, or bind 127.0.0.1 (API_BIND)")
         }
+        do { try await settings.authority.ready() } catch { throw APIServerError(description: "\(error). Fix: JWT_JWKS_FILE") }
         let queue = SignalQueue(url: settings.redisURL, size: settings.redisPoolSize, backlogBound: settings.streamMaxLen, layout: settings.shardLayout,
                                 replicas: settings.intakeReplicas, replicaTimeoutMs: settings.intakeReplicaTimeoutMs)
         let handlers = APIHandlers(settings: settings, queue: queue)
@@ -261,7 +268,7 @@ struct APIHandlers: Sendable {
         guard let pass else {
             throw APIError(.notFound, "trace_not_found", "trace \(traceID) is not recorded: it is unknown, or still in the pipeline (a pass is recorded within milliseconds; retry shortly)")
         }
-        return jsonResponse(.ok, Self.traceJSON(pass))
+        return jsonResponse(.ok, pass.traceObject)
     }
 
     // MARK: GET /v1/traces/{trace_id}/proof
@@ -285,24 +292,6 @@ struct APIHandlers: Sendable {
             throw APIError(.notFound, "trace_not_found", "trace \(traceID) is not recorded: it is unknown, or still in the pipeline (a pass is recorded within milliseconds; retry shortly)")
         }
         return bytesResponse(.ok, proof.json)
-    }
-
-    static let signalFields = ["id", "symbol", "price", "volume", "ts", "source", "action", "position_size_pct", "leverage", "stop_loss", "risk_reward_ratio", "intent", "injected_violation"]
-
-    /// The whole pass: verdict and reasons, the signal as Kyle passed it on, every hop,
-    /// HRM's decision (violations, policy_hash), Kenny's execution, latency, audit hash.
-    static func traceJSON(_ pass: StoredPass) -> [String: Any] {
-        let record = (try? JSONSerialization.jsonObject(with: Data(pass.record.utf8))) as? [String: Any] ?? [:]
-        let event = record["event"] as? [String: Any] ?? [:]
-        var signal: [String: Any] = [:]
-        for k in signalFields { if let v = event[k] { signal[k] = v } }
-        return [
-            "trace_id": pass.traceID, "seq": pass.seq, "verdict": pass.verdict.rawValue, "reasons": pass.reasons,
-            "latency_ms": (pass.latencyMs * 1000).rounded() / 1000, "continuity_ok": pass.continuityOK,
-            "t0_ns": record["t0_ns"] ?? NSNull(), "recorded_ns": pass.doneNs, "order_id": pass.orderID ?? NSNull(),
-            "audit_hash": pass.hash, "signal": signal, "hops": event["hops"] ?? [],
-            "decision": event["decision"] ?? NSNull(), "execution": event["execution"] ?? NSNull(), "rejection": event["rejection"] ?? NSNull(),
-        ]
     }
 
     // MARK: GET /v1/decisions

@@ -1,3 +1,4 @@
+import ARKAuth
 import ARKCore
 import HTTPTypes
 import Hummingbird
@@ -98,7 +99,7 @@ struct AccessMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: APIContext, next: (Request, APIContext) async throws -> Response) async throws -> Response {
         let claims: TokenClaims
         do {
-            claims = try authority.verify(authorization: request.headers[.authorization], nowSeconds: wallClockNanoseconds() / 1_000_000_000)
+            claims = try await authority.verify(authorization: request.headers[.authorization], nowSeconds: wallClockNanoseconds() / 1_000_000_000)
         } catch {
             // Refusals are rate limited per peer address, as clients are: guessing tokens or
             // flooding the verifier costs the same budget as using the API.

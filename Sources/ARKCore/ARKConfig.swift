@@ -82,6 +82,9 @@ public struct ARKConfig: Sendable, Equatable {
     public var jwtIssuer: String = "ark"
     /// Longest lifetime (exp - iat) a token may have; longer ones are refused.
     public var jwtMaxTTLSeconds: Int = 86_400
+    /// A JWKS file of RS256/EdDSA public keys whose tokens are accepted beside HS256 ones
+    /// (an identity provider's); empty: HS256 with JWT_SECRET only.
+    public var jwtJWKSFile: String = ""
     /// Token buckets per client (the token's `sub`): requests per minute and per hour.
     public var apiRateLimitPerMinute: Int = 60
     public var apiRateLimitPerHour: Int = 1_000
@@ -232,6 +235,7 @@ public struct ARKConfig: Sendable, Equatable {
         c.apiEnabled = reader.bool("API_ENABLED", c.apiEnabled)
         c.jwtIssuer = reader.string("JWT_ISSUER", c.jwtIssuer)
         c.jwtMaxTTLSeconds = reader.int("JWT_MAX_TTL_SECONDS", c.jwtMaxTTLSeconds, 60...31_536_000)
+        c.jwtJWKSFile = reader.string("JWT_JWKS_FILE", c.jwtJWKSFile)
         c.apiRateLimitPerMinute = reader.int("API_RATE_LIMIT_PER_MINUTE", c.apiRateLimitPerMinute, 1...100_000_000)
         c.apiRateLimitPerHour = reader.int("API_RATE_LIMIT_PER_HOUR", c.apiRateLimitPerHour, 1...1_000_000_000)
         if let origins = reader.value("API_CORS_ORIGINS") {

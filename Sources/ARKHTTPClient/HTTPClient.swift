@@ -35,7 +35,10 @@ public enum HTTPClient {
             throw HTTPClientError("'\(url)' is not an http:// URL with a host")
         }
         let port = parsed.port ?? 80
-        var target = parsed.path.isEmpty ? "/" : parsed.path
+        // The path as written, percent-encoding kept: a decoded "%20" would put a space in
+        // the request line.
+        let encodedPath = URLComponents(url: parsed, resolvingAgainstBaseURL: false)?.percentEncodedPath ?? parsed.path
+        var target = encodedPath.isEmpty ? "/" : encodedPath
         if let query = parsed.query { target += "?" + query }
         let path = target
         return try await withThrowingTaskGroup(of: HTTPClientResponse.self) { group in

@@ -1,3 +1,4 @@
+import ARKAuth
 import ARKCore
 import ARKSLO
 import Foundation
@@ -7,7 +8,8 @@ import NIOCore
 import ServiceLifecycle
 
 /// The metrics HTTP server (DESIGN §5): `/metrics` (Prometheus text for every ARK
-/// process), `/metrics/json`, `/slos`, `/healthz`, `/readyz`. Every error reaches the client
+/// process), `/metrics/json`, `/slos`, `/healthz`, `/readyz`, and the operator console at
+/// `/` (DESIGN §10, `ConsoleRoutes`). Every error reaches the client
 /// as a JSON object with the right status, never a stack trace.
 public struct MetricsServer: Service {
     let backend: MonitoringBackend
@@ -26,8 +28,22 @@ public struct MetricsServer: Service {
         if host == "0.0.0.0" || host == "::" {
             logger.warning("metrics server bound to all interfaces: anyone who can reach this port can read pipeline volumes, verdict counts and health details. Bind to 127.0.0.1 (METRICS_BIND) and put a proxy with authentication in front, or firewall the port")
         }
+        // The console's actions take the API's tokens; without JWT_SECRET it is read-only.
+        let config = backend.config
+        var authority: JWTAuthority?
+        if !config.jwtSecret.isEmpty {
+            do {
+                let a = try JWTAuthority(config: config)
+                try await a.ready()
+                authority = a
+            } catch {
+                throw MetricsServerError("the console cannot check tokens: \(error). Fix: JWT_JWKS_FILE")
+            }
+        } else {
+            logger.notice("JWT_SECRET is not set: the console at / is read-only (no traces, dead letters, release, promote or abort)")
+        }
         let app = Application(
-            router: Self.router(backend),
+            router: Self.router(backend, access: ConsoleRoutes.Access(authority: authority)),
             configuration: .init(address: .hostname(host, port: port), serverName: "ark-metrics"),
             onServerRunning: { [logger, host, port] _ in logger.info("metrics server listening", metadata: ["address": .string("\(host):\(port)")]) },
             logger: logger)
@@ -38,7 +54,7 @@ public struct MetricsServer: Service {
         }
     }
 
-    static func router(_ backend: MonitoringBackend) -> Router<BasicRequestContext> {
+    static func router(_ backend: MonitoringBackend, access: ConsoleRoutes.Access) -> Router<BasicRequestContext> {
         let router = Router()
         router.add(middleware: JSONErrorMiddleware())
         router.get("metrics") { _, _ -> Response in
@@ -70,6 +86,7 @@ public struct MetricsServer: Service {
             let (ready, detail) = await backend.ready()
             return try json(ready ? .ok : .serviceUnavailable, ["ready": ready, "detail": detail])
         }
+        ConsoleRoutes.add(to: router, backend: backend, access: access)
         return router
     }
 }
@@ -93,9 +110,11 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return try await next(request, context)
         } catch let error as HTTPError {
             let message = error.body ?? (error.status == .notFound
-                ? "no such endpoint: \(request.method) \(request.uri.path); this server answers GET /metrics, /metrics/json, /slos, /healthz and /readyz"
+                ? "no such endpoint: \(request.method) \(request.uri.path); this server answers GET /metrics, /metrics/json, /slos, /healthz and /readyz, and the console at / (its JSON under /console/)"
                 : error.status.reasonPhrase)
-            return try json(error.status, ["error": message, "status": Int(error.status.code)])
+            var response = try json(error.status, ["error": message, "status": Int(error.status.code)])
+            for field in error.headers { response.headers.append(field) }
+            return response
         } catch {
             context.logger.error("request failed", metadata: ["path": .string(request.uri.path), "error": .string("\(error)")])
             return try json(.internalServerError, ["error": "\(error)", "status": 500])

@@ -20,9 +20,12 @@ public actor MonitoringBackend {
     let engine: SLOEngine
     let registry: PrometheusCollectorRegistry?
     let logger: Logger
-    private let connection: RedisConnection
-    private var store: StateStore?
+    let connection: RedisConnection
+    var store: StateStore?
     private var redisDown = false
+    /// Per instance, its newest heartbeat sample and the one before it a second or more
+    /// earlier: the console's rates.
+    var rateSamples: [String: (newest: (processed: Int, tsNs: Int64), older: (processed: Int, tsNs: Int64)?)] = [:]
 
     public init(config: ARKConfig, registry: PrometheusCollectorRegistry?, logger: Logger = Logger(label: "ark.metrics")) throws {
         self.config = config
@@ -37,7 +40,7 @@ public actor MonitoringBackend {
 
     // MARK: sources
 
-    private func probe() -> PipelineProbe? {
+    func probe() -> PipelineProbe? {
         if !connection.isConnected {
             do {
                 try connection.connect(timeout: .seconds(1))
@@ -54,7 +57,7 @@ public actor MonitoringBackend {
 
     /// Runs a Redis question; a connection error closes the connection (reopened next time)
     /// and gives nil.
-    private func ask<T>(_ body: (PipelineProbe) throws(RedisError) -> T) -> Result<T, RedisError>? {
+    func ask<T>(_ body: (PipelineProbe) throws(RedisError) -> T) -> Result<T, RedisError>? {
         guard let p = probe() else { return nil }
         do {
             return .success(try body(p))
@@ -68,7 +71,7 @@ public actor MonitoringBackend {
         }
     }
 
-    private func openStore() throws -> StateStore {
+    func openStore() throws -> StateStore {
         if let store { return store }
         let s = try StateStore(path: config.stateDB)
         store = s

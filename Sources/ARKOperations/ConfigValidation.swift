@@ -121,8 +121,11 @@ public struct ConfigValidation: Sendable {
             let severity: ValidationCheck.Status = production ? .problem : .warning
             if Self.isPlaceholder(value) {
                 out.append(ValidationCheck(name, severity, "is a placeholder", fix: "set a real value (for a signing secret: openssl rand -hex 32)"))
-            } else if Self.signingSecrets.contains(name) && value.count < Self.minimumSecretLength {
-                out.append(ValidationCheck(name, severity, "is \(value.count) characters, fewer than \(Self.minimumSecretLength)", fix: "use openssl rand -hex 32"))
+            } else if Self.signingSecrets.contains(name) && value.utf8.count < Self.minimumSecretLength {
+                // The API and the console refuse a short JWT_SECRET anywhere (RFC 7518 §3.2).
+                out.append(ValidationCheck(name, name == "JWT_SECRET" ? .problem : severity,
+                                           "is \(value.utf8.count) bytes, fewer than \(Self.minimumSecretLength)\(name == "JWT_SECRET" ? ": the API and the console refuse it (HS256 needs a key as long as its hash)" : "")",
+                                           fix: "use openssl rand -hex 32"))
             } else {
                 // Never the value itself: checks are printed and logged.
                 out.append(ValidationCheck(name, .ok, "set (\(value.count) characters)"))

@@ -41,6 +41,21 @@ public struct CanaryRunRecord: Sendable, Equatable {
     public var isFinished: Bool { endedNs != nil }
 }
 
+extension CanaryRunRecord {
+    /// The run with its plan, report and checks as `ark canary status --json` and the console
+    /// show it.
+    public func statusObject(checks: [CanaryCheckRecord]) -> [String: Any] {
+        func parsed(_ text: String) -> Any { (try? JSONSerialization.jsonObject(with: Data(text.utf8))) ?? NSNull() }
+        return [
+            "run_id": runID, "status": status, "release": release, "baseline_release": baselineRelease, "percent": percent,
+            "started_ns": startedNs, "updated_ns": updatedNs, "ended_ns": endedNs ?? NSNull(), "tripwire": tripwire ?? NSNull(),
+            "requested": requested ?? NSNull(), "controller_pid": controllerPID,
+            "plan": parsed(plan), "report": parsed(report),
+            "checks": checks.map { ["step": $0.step, "percent": $0.percent, "verdict": $0.verdict, "ts_ns": $0.tsNs, "figures": parsed($0.figures)] },
+        ]
+    }
+}
+
 /// One judgement of a canary run: the figures of both tracks over the same interval.
 public struct CanaryCheckRecord: Sendable, Equatable {
     public var runID: String

@@ -31,6 +31,19 @@ public struct RollupHistograms: Sendable, Equatable {
     public init() {}
 }
 
+/// One bucket of a rollup series.
+public struct RollupBucket: Sendable, Equatable {
+    public var startSecond: Int64
+    public var passes = 0
+    /// Passes that count against availability.
+    public var failed = 0
+    public var timed = 0
+    public var overLatencySLO = 0
+    public var latency = LogHistogram()
+
+    public init(startSecond: Int64) { self.startSecond = startSecond }
+}
+
 extension StateStore {
     /// Totals for each window start. The windows all end now, so they nest: each second is
     /// read once, in disjoint segments between consecutive starts, and the totals are the
@@ -77,6 +90,29 @@ extension StateStore {
                 out.latency.merge(LogHistogram(encoded: [UInt8](row[0] as Data)))
                 out.hrm.merge(LogHistogram(encoded: [UInt8](row[1] as Data)))
                 if stages { out.stages.merge(StageHistograms(encoded: [UInt8](row[2] as Data))) }
+            }
+            return out
+        }
+    }
+
+    /// The rollups since `fromSecond` in buckets of `bucketSeconds` (each keyed by its first
+    /// second, oldest first, empty buckets left out): the console's charts of the last hour.
+    public func rollupSeries(since fromSecond: Int64, bucketSeconds: Int64) throws -> [RollupBucket] {
+        precondition(bucketSeconds > 0)
+        return try pool.read { db in
+            var out: [RollupBucket] = []
+            let rows = try Row.fetchCursor(db, sql: """
+                SELECT second, passes, failed, timed, over_latency_slo, latency_hist FROM rollup_1s WHERE second >= ? ORDER BY second
+                """, arguments: [fromSecond])
+            while let row = try rows.next() {
+                let second: Int64 = row[0]
+                let start = fromSecond + (second - fromSecond) / bucketSeconds * bucketSeconds
+                if out.last?.startSecond != start { out.append(RollupBucket(startSecond: start)) }
+                out[out.count - 1].passes += row[1] as Int
+                out[out.count - 1].failed += row[2] as Int
+                out[out.count - 1].timed += row[3] as Int
+                out[out.count - 1].overLatencySLO += row[4] as Int
+                out[out.count - 1].latency.merge(LogHistogram(encoded: [UInt8](row[5] as Data)))
             }
             return out
         }

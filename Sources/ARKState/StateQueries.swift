@@ -17,6 +17,27 @@ public struct StoredPass: Sendable, Equatable {
     public var hash: String
 }
 
+extension StoredPass {
+    static let signalFields = ["id", "symbol", "price", "volume", "ts", "source", "action", "position_size_pct", "leverage", "stop_loss", "risk_reward_ratio", "intent", "injected_violation"]
+
+    /// The whole pass as the API's `GET /v1/traces/{id}` and the console show it: verdict and
+    /// reasons, the signal as Kyle passed it on, every hop, HRM's decision (violations,
+    /// policy_hash), Kenny's execution, latency, audit hash.
+    public var traceObject: [String: Any] {
+        let record = (try? JSONSerialization.jsonObject(with: Data(record.utf8))) as? [String: Any] ?? [:]
+        let event = record["event"] as? [String: Any] ?? [:]
+        var signal: [String: Any] = [:]
+        for k in Self.signalFields { if let v = event[k] { signal[k] = v } }
+        return [
+            "trace_id": traceID, "seq": seq, "verdict": verdict.rawValue, "reasons": reasons,
+            "latency_ms": (latencyMs * 1000).rounded() / 1000, "continuity_ok": continuityOK,
+            "t0_ns": record["t0_ns"] ?? NSNull(), "recorded_ns": doneNs, "order_id": orderID ?? NSNull(),
+            "audit_hash": hash, "signal": signal, "hops": event["hops"] ?? [],
+            "decision": event["decision"] ?? NSNull(), "execution": event["execution"] ?? NSNull(), "rejection": event["rejection"] ?? NSNull(),
+        ]
+    }
+}
+
 extension StateStore {
     public func pass(traceID: String) throws -> StoredPass? {
         try pool.read { db in
@@ -58,12 +79,22 @@ extension StateStore {
 
     public func deadLetters() throws -> [DeadLetterRecord] {
         try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM dead_letters ORDER BY id").map { row in
-                DeadLetterRecord(deadLetterID: row["deadletter_id"], stream: row["stream"], entryID: row["entry_id"],
-                                 group: row["consumer_group"], consumer: row["consumer"], reason: row["reason"],
-                                 payload: [UInt8](row["payload"] as Data), deliveries: row["deliveries"],
-                                 traceID: row["trace_id"], tsNs: row["ts_ns"])
-            }
+            try Row.fetchAll(db, sql: "SELECT * FROM dead_letters ORDER BY id").map(Self.deadLetter)
+        }
+    }
+
+    static func deadLetter(_ row: Row) -> DeadLetterRecord {
+        DeadLetterRecord(deadLetterID: row["deadletter_id"], stream: row["stream"], entryID: row["entry_id"],
+                         group: row["consumer_group"], consumer: row["consumer"], reason: row["reason"],
+                         payload: [UInt8](row["payload"] as Data), deliveries: row["deliveries"],
+                         traceID: row["trace_id"], tsNs: row["ts_ns"])
+    }
+
+    /// The newest `limit` dead letters, newest first, and how many are recorded in all.
+    public func recentDeadLetters(limit: Int) throws -> (letters: [DeadLetterRecord], total: Int) {
+        try pool.read { db in
+            let letters = try Row.fetchAll(db, sql: "SELECT * FROM dead_letters ORDER BY id DESC LIMIT ?", arguments: [limit]).map(Self.deadLetter)
+            return (letters, try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM dead_letters") ?? 0)
         }
     }
 

@@ -118,7 +118,7 @@ public actor Watchdog: Service {
             WatchdogEventRecord(instance: i, stage: stage.rawValue, action: "withheld", reason: m, figures: t.figures, by: "watchdog", tsNs: nowNs)
         case .release(let i, let stage, let by, _):
             WatchdogEventRecord(instance: i, stage: stage.rawValue, action: "release", reason: "released by \(by)", figures: "{}",
-                                by: by == "operator" ? "operator" : "watchdog", tsNs: nowNs)
+                                by: by == "back-off" ? "watchdog" : by, tsNs: nowNs)
         case .forget(let i, let stage, let why):
             WatchdogEventRecord(instance: i, stage: stage.rawValue, action: "forget", reason: why, figures: "{}", by: "watchdog", tsNs: nowNs)
         case .warn, .probationPassed:
@@ -192,13 +192,13 @@ public actor Watchdog: Service {
     /// `ark watchdog release`: releases the quarantined instances `selector` names (an
     /// instance, or a stage for all of its instances) onto probation, in the store and in
     /// Redis at once, whether or not a watchdog is running.
-    public static func release(selector: String, settings: WatchdogSettings, store: StateStore, connection: RedisConnection) throws -> [WatchdogAction] {
+    public static func release(selector: String, by: String = "operator", settings: WatchdogSettings, store: StateStore, connection: RedisConnection) throws -> [WatchdogAction] {
         let policy = WatchdogPolicy(settings: settings)
         let now = wallClockNanoseconds()
         let actions: [WatchdogAction] = try store.updateWatchdog { records in
             var states = merge(records: records, into: [:])
             let before = states.mapValues(\.record)
-            let actions = policy.release(&states, selector: selector, nowNs: now)
+            let actions = policy.release(&states, selector: selector, by: by, nowNs: now)
             return (changes(before: before, after: states, actions: actions, nowNs: now), actions)
         }
         for case .release(let i, _, _, _) in actions {

@@ -249,15 +249,16 @@ public struct WatchdogPolicy: Sendable {
     }
 
     /// An operator's release: `selector` is an instance name or a stage name (every
-    /// quarantined instance of it). Returns the actions (empty: nothing matched).
-    public func release(_ states: inout [String: InstanceState], selector: String, nowNs: Int64) -> [WatchdogAction] {
+    /// quarantined instance of it); `by` names who asked (`operator`, `console:alice`).
+    /// Returns the actions (empty: nothing matched).
+    public func release(_ states: inout [String: InstanceState], selector: String, by: String = "operator", nowNs: Int64) -> [WatchdogAction] {
         let stage = Stage(name: selector)
         var actions: [WatchdogAction] = []
         for name in states.keys.sorted() {
             var s = states[name]!
             guard s.status == .quarantined, name == selector || s.stage == stage else { continue }
-            release(&s, by: "operator", nowNs: nowNs)
-            actions.append(.release(instance: name, stage: s.stage, by: "operator", probationUntilNs: s.probationUntilNs))
+            release(&s, by: by, nowNs: nowNs)
+            actions.append(.release(instance: name, stage: s.stage, by: by, probationUntilNs: s.probationUntilNs))
             states[name] = s
         }
         return actions

@@ -1,4 +1,5 @@
 import ARKAPI
+import ARKAuth
 import ARKCore
 import ARKMonitoring
 import ARKProcess
@@ -44,7 +45,7 @@ struct APICommand: AsyncParsableCommand {
 struct TokenCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "token",
-        abstract: "Mint a bearer token (JWT, HS256 with JWT_SECRET) for the API.",
+        abstract: "Mint a bearer token (JWT, HS256 with JWT_SECRET) for the API and the console's actions.",
         discussion: """
             The subject names the client: rate limits and request logs are per subject. The
             token is printed alone on standard output.
@@ -71,6 +72,6 @@ struct TokenCommand: AsyncParsableCommand {
             throw fail("--ttl \(ttl): a token may live 1 to \(config.jwtMaxTTLSeconds) s (JWT_MAX_TTL_SECONDS)", code: 64)
         }
         guard !subject.isEmpty, subject.utf8.count <= 128 else { throw fail("--subject must be 1 to 128 characters", code: 64) }
-        print(try JWTAuthority(secret: config.jwtSecret, issuer: config.jwtIssuer, maxTTLSeconds: config.jwtMaxTTLSeconds).mint(subject: subject, ttlSeconds: ttl))
+        print(try await JWTAuthority(secret: config.jwtSecret, issuer: config.jwtIssuer, maxTTLSeconds: config.jwtMaxTTLSeconds).mint(subject: subject, ttlSeconds: ttl))
     }
 }

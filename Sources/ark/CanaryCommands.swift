@@ -179,14 +179,7 @@ struct CanaryStatusCommand: ParsableCommand {
         let report = r.report.data(using: .utf8).flatMap { try? JSONDecoder().decode(CanaryReport.self, from: $0) }
         if json {
             let checks = try StateStore(path: config.stateDB, readOnly: true).canaryChecks(runID: r.runID)
-            let object: [String: Any] = [
-                "run_id": r.runID, "status": r.status, "release": r.release, "baseline_release": r.baselineRelease, "percent": r.percent,
-                "started_ns": r.startedNs, "ended_ns": r.endedNs as Any, "tripwire": r.tripwire as Any,
-                "plan": (try? JSONSerialization.jsonObject(with: Data(r.plan.utf8))) as Any,
-                "report": (try? JSONSerialization.jsonObject(with: Data(r.report.utf8))) as Any,
-                "checks": checks.map { ["step": $0.step, "percent": $0.percent, "verdict": $0.verdict, "ts_ns": $0.tsNs,
-                                        "figures": (try? JSONSerialization.jsonObject(with: Data($0.figures.utf8))) as Any] },
-            ]
+            let object = r.statusObject(checks: checks)
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
             print(String(decoding: data, as: UTF8.self))
         } else {

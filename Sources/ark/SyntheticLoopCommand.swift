@@ -1,4 +1,5 @@
 import ARKAPI
+import ARKAuth
 import ARKCore
 import ARKSynthetic
 import ArgumentParser
@@ -66,7 +67,7 @@ struct SyntheticLoopCommand: AsyncParsableCommand {
             guard apiURL.hasPrefix("http://") else { throw fail("--api-url \(apiURL): use http://host:port (TLS is terminated by a proxy in front of the API)", code: 64) }
             var bearer = token ?? ProcessInfo.processInfo.environment["ARK_API_TOKEN"]
             if bearer == nil && !config.jwtSecret.isEmpty {
-                bearer = try JWTAuthority(secret: config.jwtSecret, issuer: config.jwtIssuer, maxTTLSeconds: config.jwtMaxTTLSeconds)
+                bearer = try await JWTAuthority(secret: config.jwtSecret, issuer: config.jwtIssuer, maxTTLSeconds: config.jwtMaxTTLSeconds)
                     .mint(subject: "synthetic-loop", ttlSeconds: min(config.jwtMaxTTLSeconds, Int(duration) + 3600))
             }
             guard let bearer else { throw fail("--api-url needs a token: --token, ARK_API_TOKEN, or JWT_SECRET to mint one", code: 64) }

@@ -1,64 +1,156 @@
 @testable import ARKAPI
+@testable import ARKAuth
 import ARKCore
 import ARKIntake
+import ARKTestSupport
+import Foundation
+import JWTKit
 import Testing
 
 @Suite struct JWTTests {
-    let authority = JWTAuthority(secret: "0123456789abcdef0123456789abcdef", issuer: "ark", maxTTLSeconds: 3600)
+    let authority = try! JWTAuthority(secret: "0123456789abcdef0123456789abcdef", issuer: "ark", maxTTLSeconds: 3600)
     let now: Int64 = 1_795_000_000
 
-    @Test func mintedTokenVerifies() throws {
-        let token = try authority.mint(subject: "desk-1", ttlSeconds: 600, nowSeconds: now)
-        let claims = try authority.verify(authorization: "Bearer \(token)", nowSeconds: now + 10)
+    func refusal(_ header: String?, at time: Int64? = nil, by authority: JWTAuthority? = nil) async -> AuthFailure? {
+        do {
+            _ = try await (authority ?? self.authority).verify(authorization: header, nowSeconds: time ?? now)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    static func b64url(_ bytes: some Sequence<UInt8>) -> String {
+        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+
+    @Test func mintedTokenVerifies() async throws {
+        let token = try await authority.mint(subject: "desk-1", ttlSeconds: 600, nowSeconds: now)
+        let claims = try await authority.verify(authorization: "Bearer \(token)", nowSeconds: now + 10)
         #expect(claims.subject == "desk-1")
         #expect(claims.expires == now + 600)
         #expect(claims.issuer == "ark")
+        #expect(claims.tokenID?.count == 24)
+        // The header jwt-kit writes: HS256, a JWT.
+        let header = try #require(Data(base64Encoded: String(token.split(separator: ".")[0]) + "=="))
+        #expect(String(decoding: header, as: UTF8.self).contains("\"alg\":\"HS256\""))
     }
 
-    @Test func hmacMatchesRFC4231() throws {
-        // RFC 4231 test case 2.
-        let mac = try HMACSHA256.mac(key: Array("Jefe".utf8), message: Array("what do ya want for nothing?".utf8))
-        #expect(SHA256.hex(mac) == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
-    }
-
-    @Test func base64URLRoundTripsAndRefusesJunk() {
-        for n in 0..<40 {
-            let bytes = (0..<n).map { UInt8(($0 * 37 + n) & 0xFF) }
-            #expect(Base64URL.decode(Substring(Base64URL.encode(bytes))) == bytes)
-        }
-        #expect(Base64URL.decode("ab+c") == nil)
-        #expect(Base64URL.decode("abc=") == nil)
-        #expect(Base64URL.decode("a") == nil)
-    }
-
-    @Test func everyBadTokenIsRefusedWithItsReason() throws {
-        func refusal(_ header: String?, at time: Int64? = nil) -> AuthFailure? {
-            do {
-                _ = try authority.verify(authorization: header, nowSeconds: time ?? now)
-                return nil
-            } catch {
-                return error
-            }
-        }
-        let good = try authority.mint(subject: "desk-1", ttlSeconds: 600, nowSeconds: now)
-        #expect(refusal(nil) == .missing)
-        #expect(refusal("Basic dXNlcjpwYXNz") == .notBearer)
-        #expect(refusal("Bearer abc.def")?.code == "token_malformed")
-        #expect(refusal("Bearer !!!.???.***")?.code == "token_malformed")
-        #expect(refusal("Bearer \(good)", at: now + 3600) == .expired(secondsAgo: 3000))
-        let other = JWTAuthority(secret: "another-secret-another-secret-another", issuer: "ark", maxTTLSeconds: 3600)
-        #expect(refusal("Bearer \(try other.mint(subject: "x", ttlSeconds: 60, nowSeconds: now))") == .badSignature)
+    @Test func everyBadTokenIsRefusedWithItsReason() async throws {
+        let good = try await authority.mint(subject: "desk-1", ttlSeconds: 600, nowSeconds: now)
+        #expect(await refusal(nil) == .missing)
+        #expect(await refusal("Basic dXNlcjpwYXNz") == .notBearer)
+        #expect(await refusal("Bearer abc.def")?.code == "token_malformed")
+        #expect(await refusal("Bearer !!!.???.***")?.code == "token_malformed")
+        #expect(await refusal("Bearer " + String(repeating: "a", count: 5000)) == .malformed("longer than 4096 bytes"))
+        #expect(await refusal("Bearer \(good)", at: now + 3600) == .expired(secondsAgo: 3000))
+        // Within the 30 s leeway: still good.
+        #expect(await refusal("Bearer \(good)", at: now + 620) == nil)
+        let other = try JWTAuthority(secret: "another-secret-another-secret-another", issuer: "ark", maxTTLSeconds: 3600)
+        #expect(await refusal("Bearer \(try await other.mint(subject: "x", ttlSeconds: 60, nowSeconds: now))") == .badSignature)
         // A claims segment swapped for another subject's breaks the signature.
         let parts = good.split(separator: ".")
-        let forged = try authority.mint(subject: "admin", ttlSeconds: 600, nowSeconds: now).split(separator: ".")
-        #expect(refusal("Bearer \(parts[0]).\(forged[1]).\(parts[2])") == .badSignature)
-        // alg none is refused whatever it claims.
-        let none = Base64URL.encode(Array(#"{"alg":"none","typ":"JWT"}"#.utf8)) + "." + parts[1] + "."
-        #expect(refusal("Bearer \(none)") == .unsupportedAlgorithm("none"))
-        let wrongIssuer = JWTAuthority(secret: "0123456789abcdef0123456789abcdef", issuer: "elsewhere", maxTTLSeconds: 3600)
-        #expect(refusal("Bearer \(try wrongIssuer.mint(subject: "x", ttlSeconds: 60, nowSeconds: now))") == .wrongIssuer("elsewhere"))
-        #expect(refusal("Bearer \(try authority.mint(subject: "x", ttlSeconds: 7200, nowSeconds: now))") == .lifetimeTooLong(seconds: 7200, max: 3600))
-        #expect(refusal("Bearer \(try authority.mint(subject: "x", ttlSeconds: 60, nowSeconds: now + 600))") == .notYetValid)
+        let forged = try await authority.mint(subject: "admin", ttlSeconds: 600, nowSeconds: now).split(separator: ".")
+        #expect(await refusal("Bearer \(parts[0]).\(forged[1]).\(parts[2])") == .badSignature)
+        // alg none is refused whatever it claims, and so is every algorithm but the three.
+        for alg in ["none", "HS384", "RS512", "ES256", "PS256"] {
+            let header = Self.b64url(Array(#"{"alg":"\#(alg)","typ":"JWT"}"#.utf8)) + "." + parts[1] + "."
+            #expect(await refusal("Bearer \(header)") == .unsupportedAlgorithm(alg), "\(alg)")
+        }
+        #expect(await refusal("Bearer \(Self.b64url(Array(#"{"typ":"JWT"}"#.utf8))).\(parts[1]).\(parts[2])") == .malformed("the header has no 'alg'"))
+        let wrongIssuer = try JWTAuthority(secret: "0123456789abcdef0123456789abcdef", issuer: "elsewhere", maxTTLSeconds: 3600)
+        #expect(await refusal("Bearer \(try await wrongIssuer.mint(subject: "x", ttlSeconds: 60, nowSeconds: now))") == .wrongIssuer("elsewhere"))
+        #expect(await refusal("Bearer \(try await authority.mint(subject: "x", ttlSeconds: 7200, nowSeconds: now))") == .lifetimeTooLong(seconds: 7200, max: 3600))
+        #expect(await refusal("Bearer \(try await authority.mint(subject: "x", ttlSeconds: 60, nowSeconds: now + 600))") == .notYetValid)
+    }
+
+    /// Claims signed with the right key but missing, mistyped or too long: each named.
+    @Test func signedButIncompleteClaimsAreNamed() async throws {
+        let keys = JWTKeyCollection()
+        await keys.add(hmac: HMACKey(from: "0123456789abcdef0123456789abcdef"), digestAlgorithm: .sha256)
+        struct Loose: JWTPayload {
+            var fields: [String: JWTHeaderField]
+            func encode(to encoder: any Encoder) throws { try fields.encode(to: encoder) }
+            init(_ fields: [String: JWTHeaderField]) { self.fields = fields }
+            init(from decoder: any Decoder) throws { fields = try [String: JWTHeaderField](from: decoder) }
+            func verify(using algorithm: some JWTAlgorithm) async throws {}
+        }
+        let full: [String: JWTHeaderField] = ["iss": .string("ark"), "sub": .string("x"), "iat": .int(Int(now)), "exp": .int(Int(now + 60))]
+        func signed(_ change: (inout [String: JWTHeaderField]) -> Void) async throws -> String {
+            var f = full
+            change(&f)
+            return "Bearer " + (try await keys.sign(Loose(f)))
+        }
+        #expect(await refusal(try await signed { _ in }) == nil)
+        #expect(await refusal(try await signed { $0["iss"] = nil }) == .missingClaim("iss"))
+        #expect(await refusal(try await signed { $0["sub"] = .string("") }) == .missingClaim("sub"))
+        #expect(await refusal(try await signed { $0["sub"] = .string(String(repeating: "s", count: 129)) }) == .missingClaim("sub"))
+        #expect(await refusal(try await signed { $0["exp"] = nil }) == .missingClaim("exp"))
+        // A boolean or a string is never a date.
+        #expect(await refusal(try await signed { $0["exp"] = .bool(true) }) == .missingClaim("exp"))
+        #expect(await refusal(try await signed { $0["iat"] = .string("\(now)") }) == .missingClaim("iat"))
+        #expect(await refusal(try await signed { $0["nbf"] = .int(Int(now + 600)) }) == .notYetValid)
+    }
+
+    /// Tokens from an identity provider: RS256 and EdDSA with the keys of a JWKS file.
+    @Test func rs256AndEdDSATokensVerifyWithTheirJWKSKeysOnly() async throws {
+        let ed = try EdDSA.PrivateKey()
+        let rsaPEM = try rsaPrivateKeyPEM()
+        let rsa = try Insecure.RSA.PrivateKey(pem: rsaPEM)
+        let (n, e) = try rsa.publicKey.getKeyPrimitives()
+        let jwks = """
+            {"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "idp-ed", "x": "\(Self.b64url(ed.publicKey.rawRepresentation))"},
+                      {"kty": "RSA", "kid": "idp-rsa", "alg": "RS256", "n": "\(Self.b64url(n))", "e": "\(Self.b64url(e))"}]}
+            """
+        let server = try JWTAuthority(secret: "0123456789abcdef0123456789abcdef", issuer: "https://idp.example", maxTTLSeconds: 3600, jwks: jwks)
+        try await server.ready()
+        let idp = JWTKeyCollection()
+        await idp.add(eddsa: ed, kid: "idp-ed")
+        await idp.add(rsa: rsa, digestAlgorithm: .sha256, kid: "idp-rsa")
+        let claims = JWTAuthority.Claims(iss: "https://idp.example", sub: "alice@idp", iat: now, exp: now + 600, jti: "j1")
+        for kid in ["idp-ed", "idp-rsa"] {
+            let token = try await idp.sign(claims, kid: JWKIdentifier(string: kid))
+            #expect(try await server.verify(authorization: "Bearer " + token, nowSeconds: now).subject == "alice@idp", "\(kid)")
+            #expect(await refusal("Bearer " + token, at: now + 3600, by: server) == .expired(secondsAgo: 3000))
+        }
+        // Another EdDSA key under the same kid: the signature fails.
+        let impostor = JWTKeyCollection()
+        await impostor.add(eddsa: try EdDSA.PrivateKey(), kid: "idp-ed")
+        #expect(await refusal("Bearer " + (try await impostor.sign(claims, kid: "idp-ed")), by: server) == .badSignature)
+        // An unknown kid is not checked against the secret; a known kid is used only for its
+        // own algorithm (HS256 signed with the RSA key's public modulus as a secret: refused).
+        let unknown = JWTKeyCollection()
+        await unknown.add(eddsa: try EdDSA.PrivateKey(), kid: "elsewhere")
+        #expect(await refusal("Bearer " + (try await unknown.sign(claims, kid: "elsewhere")), by: server) == .unknownKey("elsewhere"))
+        let confused = JWTKeyCollection()
+        await confused.add(hmac: HMACKey(from: Data(n)), digestAlgorithm: .sha256, kid: "idp-rsa")
+        #expect(await refusal("Bearer " + (try await confused.sign(claims, kid: "idp-rsa")), by: server) == .unknownKey("idp-rsa"))
+        // HS256 still works beside them.
+        #expect(await refusal("Bearer " + (try await server.mint(subject: "ops", ttlSeconds: 60, nowSeconds: now)), by: server) == nil)
+    }
+
+    @Test func aBadKeySetStopsTheServerAtStart() throws {
+        func problem(_ jwks: String) -> String? {
+            do { _ = try JWTAuthority(secret: String(repeating: "s", count: 32), issuer: "ark", maxTTLSeconds: 60, jwks: jwks); return nil } catch { return error.description }
+        }
+        #expect(problem("not json")?.contains("is not a JWKS document") == true)
+        #expect(problem(#"{"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#)?.contains("has no 'kid'") == true)
+        #expect(problem(#"{"keys": [{"kty": "EC", "crv": "P-256", "kid": "a", "x": "a", "y": "b"}]}"#)?.contains("only RSA (RS256) and OKP (EdDSA)") == true)
+        #expect(problem(#"{"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "a", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", "d": "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A"}]}"#)?.contains("holds a private key") == true)
+        #expect(problem(#"{"keys": []}"#) == nil)
+    }
+
+    /// A 2048-bit RSA key from Python's `cryptography` (which scripts/test.sh installs for the
+    /// audit proof's hand check): swift-crypto's RSA generation is not a product ARK links.
+    func rsaPrivateKeyPEM() throws -> String {
+        let r = try runCommand("/usr/bin/env", ["python3", "-c", """
+            from cryptography.hazmat.primitives.asymmetric import rsa
+            from cryptography.hazmat.primitives import serialization as s
+            k = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            print(k.private_bytes(s.Encoding.PEM, s.PrivateFormat.PKCS8, s.NoEncryption()).decode(), end="")
+            """])
+        guard r.code == 0, r.output.contains("BEGIN PRIVATE KEY") else { throw TestSetupError("python3 cryptography: \(r.output)") }
+        return r.output
     }
 }
 
@@ -130,21 +222,22 @@ import Testing
         #expect(r[2].reasons.first?.hasPrefix("price:") == true)
     }
 
-    @Test func inProductionTheAPIRefusesASigningSecretUnder32Bytes() throws {
-        var config = ARKConfig()
-        config.environment = "production"
-        config.jwtSecret = String(repeating: "k", count: 31)
-        do {
-            _ = try APISettings(config: config)
-            Issue.record("a 31-byte JWT_SECRET was taken in production")
-        } catch {
-            #expect(error.problems.map(\.variable) == ["JWT_SECRET"] && error.description.contains("31 bytes"), "\(error)")
+    /// RFC 7518 §3.2: an HS256 key as long as the hash, in every environment (jwt-kit
+    /// enforces it too).
+    @Test func theAPIRefusesASigningSecretUnder32Bytes() throws {
+        for environment in ["production", "local"] {
+            var config = ARKConfig()
+            config.environment = environment
+            config.jwtSecret = String(repeating: "k", count: 31)
+            do {
+                _ = try APISettings(config: config)
+                Issue.record("a 31-byte JWT_SECRET was taken in \(environment)")
+            } catch {
+                #expect(error.problems.map(\.variable) == ["JWT_SECRET"] && error.description.contains("31 bytes"), "\(error)")
+            }
+            config.jwtSecret = String(repeating: "k", count: 32)
+            #expect(throws: Never.self) { _ = try APISettings(config: config) }
         }
-        config.jwtSecret = String(repeating: "k", count: 32)
-        #expect(throws: Never.self) { _ = try APISettings(config: config) }
-        // Outside production a short secret is a warning of `ark config validate`, not a refusal.
-        config.environment = "local"
-        config.jwtSecret = "short"
-        #expect(throws: Never.self) { _ = try APISettings(config: config) }
+        #expect(throws: JWTAuthority.KeySetProblem.self) { try JWTAuthority(secret: "short", issuer: "ark", maxTTLSeconds: 60) }
     }
 }

@@ -1,4 +1,5 @@
 import ARKAPI
+import ARKAuth
 import ARKCore
 import ARKHTTPClient
 import ARKTestSupport
@@ -51,9 +52,9 @@ final class APIFixture: @unchecked Sendable {
         dir.remove()
     }
 
-    func token(_ subject: String, ttl: Int = 600, issuedAt: Int64? = nil, secret: String = APIFixture.secret, issuer: String = "ark") -> String {
-        // HMAC fails only when OpenSSL does; a test cannot go on without a token.
-        try! JWTAuthority(secret: secret, issuer: issuer, maxTTLSeconds: 86_400)
+    func token(_ subject: String, ttl: Int = 600, issuedAt: Int64? = nil, secret: String = APIFixture.secret, issuer: String = "ark") async -> String {
+        // Signing fails only when the crypto library does; a test cannot go on without a token.
+        try! await JWTAuthority(secret: secret, issuer: issuer, maxTTLSeconds: 86_400)
             .mint(subject: subject, ttlSeconds: ttl, nowSeconds: issuedAt ?? wallClockNanoseconds() / 1_000_000_000)
     }
 

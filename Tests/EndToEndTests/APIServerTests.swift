@@ -13,7 +13,7 @@ extension EndToEnd { @Suite struct APIServerTests {
     @Test func signalsGoInAndTheirPassesComeOut() async throws {
         let api = try await APIFixture()
         defer { api.shutdown() }
-        let token = api.token("desk-1")
+        let token = await api.token("desk-1")
 
         // One signal: 202 with the producer's trace id.
         let one = try await api.call("POST", "/v1/signals", token: token, body: Array(api.signal("api-one").utf8))
@@ -96,7 +96,7 @@ extension EndToEnd { @Suite struct APIServerTests {
         // The body that killed the API (and then every Kyle) by overflowing t0_ns arithmetic:
         // a 422 with its reason, recorded as a rejected pass, and both processes live on.
         // (Another client: this one has spent its 20 requests a minute.)
-        let other = api.token("desk-2")
+        let other = await api.token("desk-2")
         let overflow = try await api.call("POST", "/v1/signals", token: other,
                                           body: Array(#"{"symbol":"AAPL","price":101.5,"volume":100,"t0_ns":-9000000000000000000}"#.utf8))
         #expect(overflow.status == 422 && overflow.text.contains("t0_ns: must be an integer number of nanoseconds"), "\(overflow.text)")
@@ -124,9 +124,9 @@ extension EndToEnd { @Suite struct APIServerTests {
         #expect(missing.header("WWW-Authenticate")?.hasPrefix("Bearer") == true)
         let cases: [(String, String)] = [
             ("not-a-jwt", "token_malformed"),
-            (api.token("x", ttl: 60, issuedAt: wallClockNanoseconds() / 1_000_000_000 - 3600), "token_expired"),
-            (api.token("x", secret: "some-other-secret-some-other-secret-000"), "token_signature"),
-            (api.token("x", issuer: "elsewhere"), "token_issuer"),
+            (await api.token("x", ttl: 60, issuedAt: wallClockNanoseconds() / 1_000_000_000 - 3600), "token_expired"),
+            (await api.token("x", secret: "some-other-secret-some-other-secret-000"), "token_signature"),
+            (await api.token("x", issuer: "elsewhere"), "token_issuer"),
         ]
         for (token, expected) in cases {
             let r = try await api.call("POST", "/v1/signals", token: token, body: body)
@@ -136,7 +136,7 @@ extension EndToEnd { @Suite struct APIServerTests {
         #expect(basic.status == 401 && code(basic) == "token_malformed")
         #expect(try await api.call("GET", "/healthz").status == 200)
 
-        let token = api.token("limits")
+        let token = await api.token("limits")
         // 415, 413 (bytes and batch size), 400 (not JSON, empty, not a signal), 405, 404.
         let xml = try await api.call("POST", "/v1/signals", token: token, body: Array("<signal/>".utf8), headers: [("Content-Type", "application/xml")])
         #expect(xml.status == 415)
@@ -169,7 +169,7 @@ extension EndToEnd { @Suite struct APIServerTests {
 
         // 429 after 20 requests in a minute (API_RATE_LIMIT_PER_MINUTE=20), with Retry-After;
         // another client is not affected.
-        let flood = api.token("flood")
+        let flood = await api.token("flood")
         var statuses: [Int] = []
         var limited: HTTPClientResponse?
         for _ in 0..<22 {
@@ -180,7 +180,7 @@ extension EndToEnd { @Suite struct APIServerTests {
         #expect(statuses.prefix(20).allSatisfy { $0 == 200 } && statuses.suffix(2) == [429, 429], "\(statuses)")
         #expect(limited.flatMap { Int($0.header("Retry-After") ?? "") }.map { (1...3).contains($0) } == true)
         #expect(limited?.header("X-RateLimit-Remaining") == "0")
-        #expect(try await api.call("GET", "/v1/decisions?limit=1", token: api.token("someone-else")).status == 200)
+        #expect(try await api.call("GET", "/v1/decisions?limit=1", token: await api.token("someone-else")).status == 200)
 
         // Requests without a valid token are limited by address too (6 were refused above):
         // the 21st refusal in the minute is a 429, and a valid token still gets through.
@@ -189,7 +189,7 @@ extension EndToEnd { @Suite struct APIServerTests {
         let firstLimited = refusals.firstIndex(of: 429) ?? refusals.count
         #expect(firstLimited >= 14 && firstLimited < 20 && refusals[..<firstLimited].allSatisfy { $0 == 401 }
                 && refusals[firstLimited...].allSatisfy { $0 == 429 }, "\(refusals)")
-        #expect(try await api.call("GET", "/v1/decisions?limit=1", token: api.token("someone-else")).status == 200)
+        #expect(try await api.call("GET", "/v1/decisions?limit=1", token: await api.token("someone-else")).status == 200)
     }
 
     @Test func corsOriginsFromConfiguration() async throws {
@@ -199,16 +199,16 @@ extension EndToEnd { @Suite struct APIServerTests {
         #expect(preflight.status == 204)
         #expect(preflight.header("Access-Control-Allow-Origin") == "https://desk.example.com")
         #expect(preflight.header("Access-Control-Allow-Headers")?.contains("Authorization") == true)
-        let get = try await api.call("GET", "/v1/decisions", token: api.token("browser"), headers: [("Origin", "https://desk.example.com")])
+        let get = try await api.call("GET", "/v1/decisions", token: await api.token("browser"), headers: [("Origin", "https://desk.example.com")])
         #expect(get.status == 200 && get.header("Access-Control-Allow-Origin") == "https://desk.example.com")
-        let denied = try await api.call("GET", "/v1/decisions", token: api.token("browser"), headers: [("Origin", "https://other.example.com")])
+        let denied = try await api.call("GET", "/v1/decisions", token: await api.token("browser"), headers: [("Origin", "https://other.example.com")])
         #expect(denied.header("Access-Control-Allow-Origin") == nil)
     }
 
     @Test func redisDownOrHungIs503AndNothingIsLost() async throws {
         let api = try await APIFixture(["API_REQUEST_TIMEOUT_MS": "1500"])
         defer { api.shutdown() }
-        let token = api.token("outage")
+        let token = await api.token("outage")
         #expect(try await api.call("POST", "/v1/signals", token: token, body: Array(api.signal("before").utf8)).status == 202)
 
         // Hung: Redis stopped with SIGSTOP. The request answers 503 at the timeout, not never.
@@ -252,7 +252,7 @@ extension EndToEnd { @Suite struct APIServerTests {
         let options = SyntheticOptions(
             duration: 4, rate: 10, redisURL: api.redis.url, statePath: api.statePath, graveyardDir: Repo.graveyard,
             passTimeoutMs: 30_000, sloP95LatencyMs: 60_000, seed: 7, violationEvery: 8,
-            api: APITarget(baseURL: api.base, token: api.token("synthetic-loop")))
+            api: APITarget(baseURL: api.base, token: await api.token("synthetic-loop")))
         let report = try await SyntheticLoop(options: options).run { _ in }
         #expect(report.passed, "\(report.summary)")
         #expect(report.sent == 40 && report.completed == 40 && report.violationsDenied == report.violationsInjected && report.violationsInjected == 5)

@@ -19,7 +19,7 @@ extension EndToEnd { @Suite struct AuditProofTests {
         #expect(refused.code != 0 && refused.output.contains("exists"))
         let api = try await APIFixture(["ARK_AUDIT_KEY": keyPath, "ARK_AUDIT_CHECKPOINTS": keys.path + "/checkpoints.jsonl", "ARK_AUDIT_CHECKPOINT_MS": "200"])
         defer { api.shutdown() }
-        let token = api.token("auditor")
+        let token = await api.token("auditor")
         var batch = "["
         for i in 0..<20 { batch += (i > 0 ? "," : "") + api.signal("proof-\(i)", price: 100 + Double(i)) }
         batch += "]"

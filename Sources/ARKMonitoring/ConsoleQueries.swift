@@ -1,0 +1,208 @@
+import ARKBus
+import ARKCore
+import ARKState
+import ARKWatchdog
+import Foundation
+
+/// What the operator console (`/` of the metrics server) reads and does, as JSON objects:
+/// the pipeline's instances with their standing, the rollup series behind its charts, the
+/// watchdog's events and releases, the newest canary run and its requests, traces with
+/// their proofs, and dead letters.
+extension MonitoringBackend {
+    /// Instances silent for longer than this are gone (a restart has a new pid): counted,
+    /// not listed, as in `ark status`.
+    static let goneAfterSeconds = 60.0
+
+    /// Every stage with its instances (standing, rate, pending, p95, the watchdog's view),
+    /// its groups' pending and lag, the health checks and the SLO report: one poll's worth.
+    public func consoleState() throws -> Data {
+        let nowNs = wallClockNanoseconds()
+        let health = health()
+        let beats = heartbeats()
+        let standings: [String: WatchdogInstanceRecord] = (try? openStore().watchdogInstances()).map {
+            Dictionary($0.map { ($0.instance, $0) }, uniquingKeysWith: { a, _ in a })
+        } ?? [:]
+        let groups: [GroupState] = if case .success(let g)? = ask({ p throws(RedisError) in try p.groups() }) { g } else { [] }
+        var gone = 0
+        var stages: [[String: Any]] = []
+        for stage in Stage.allCases {
+            var instances: [[String: Any]] = []
+            for b in beats ?? [] where b.stage == stage.rawValue {
+                let age = b.ageSeconds(nowNs: nowNs)
+                guard age <= Self.goneAfterSeconds else { gone += 1; continue }
+                let watchdog = standings[b.instance]
+                instances.append(instanceObject(b, watchdog: watchdog, ageSeconds: age, nowNs: nowNs))
+            }
+            let stageGroups = groups.filter { $0.stage == stage }
+            stages.append([
+                "stage": stage.rawValue,
+                "instances": instances,
+                "live": instances.filter { $0["standing"] as? String == "live" || $0["standing"] as? String == "probation" }.count,
+                "pending": stageGroups.reduce(0) { $0 + $1.pending },
+                "lag": stageGroups.contains { $0.lag == nil } ? NSNull() : stageGroups.reduce(0) { $0 + ($1.lag ?? 0) } as Any,
+            ])
+        }
+        var out: [String: Any] = [
+            "generated_at": iso8601(nowNs),
+            "health": healthJSON(health),
+            "stages": stages,
+            "gone_instances": gone,
+            "redis_reachable": beats != nil,
+            "shards": config.shardLayout.shards.map(\.description),
+        ]
+        if let report = try? sloReport() { out["slos"] = sloJSON(report) }
+        let seen = Set((beats ?? []).map(\.instance))
+        rateSamples = rateSamples.filter { seen.contains($0.key) }
+        return try jsonData(out)
+    }
+
+    private func instanceObject(_ b: HeartbeatRecord, watchdog: WatchdogInstanceRecord?, ageSeconds age: Double, nowNs: Int64) -> [String: Any] {
+        // The watchdog's table is the authority on quarantine and probation; the heartbeat's
+        // flag is the instance's own copy of it.
+        let standing = b.quarantined || watchdog?.status == "quarantined" ? "quarantined"
+            : age > config.heartbeatStaleSeconds ? "silent"
+            : watchdog?.status == "probation" ? "probation" : "live"
+        var o: [String: Any] = [
+            "instance": b.instance, "host": b.host, "pid": b.pid, "shard": Shard(instance: b.instance).description,
+            "standing": standing, "processed": b.processed, "failed": b.failed, "pending": b.pending,
+            "p50_ms": (b.p50Ms * 1000).rounded() / 1000, "p95_ms": (b.p95Ms * 1000).rounded() / 1000,
+            "heartbeat_age_s": (age * 10).rounded() / 10, "rate_per_s": rate(of: b).map { $0 as Any } ?? NSNull(),
+            "backpressure": b.backpressure ?? NSNull(),
+        ]
+        if let w = watchdog {
+            o["watchdog"] = [
+                "status": w.status, "offences": w.offences, "reason": w.reason, "since_ns": w.sinceNs,
+                "release_in_s": w.status == "quarantined" ? max(0, (w.releaseAtNs - nowNs) / 1_000_000_000) : NSNull(),
+                "probation_left_s": w.status == "probation" ? max(0, (w.probationUntilNs - nowNs) / 1_000_000_000) : NSNull(),
+            ] as [String: Any]
+        }
+        return o
+    }
+
+    /// Signals a second over the instance's last two heartbeats at least a second apart (the
+    /// server keeps the earlier one, so any number of pages polling share one figure).
+    private func rate(of b: HeartbeatRecord) -> Double? {
+        let previous = rateSamples[b.instance]
+        if previous == nil || b.tsNs - previous!.newest.tsNs >= 1_000_000_000 {
+            rateSamples[b.instance] = (newest: (b.processed, b.tsNs), older: previous?.newest)
+        }
+        guard let sample = rateSamples[b.instance], let older = sample.older, sample.newest.tsNs > older.tsNs else { return nil }
+        let r = Double(sample.newest.processed - older.processed) / (Double(sample.newest.tsNs - older.tsNs) / 1e9)
+        return (max(0, r) * 10).rounded() / 10
+    }
+
+    /// The last `minutes` of rollups a minute at a time: throughput, availability and p95
+    /// latency with their SLO targets.
+    public func consoleHistory(minutes: Int) throws -> Data {
+        let store = try openStore()
+        let nowS = wallClockNanoseconds() / 1_000_000_000
+        let bucket: Int64 = 60
+        let from = nowS - Int64(minutes) * bucket + 1
+        let points: [[String: Any]] = try store.rollupSeries(since: from, bucketSeconds: bucket).map { b in
+            [
+                "t": b.startSecond, "passes": b.passes, "failed": b.failed,
+                "throughput_per_s": (Double(b.passes) / Double(bucket) * 100).rounded() / 100,
+                "availability": b.passes == 0 ? NSNull() : (Double(b.passes - b.failed) / Double(b.passes) * 1e6).rounded() / 1e6 as Any,
+                "p95_ms": b.latency.quantile(0.95).map { ($0 / 1000 * 1000).rounded() / 1000 as Any } ?? NSNull(),
+            ]
+        }
+        return try jsonData([
+            "from": from, "to": nowS, "bucket_seconds": bucket, "points": points,
+            "targets": ["availability": engine.settings.availabilityTarget, "p95_ms": engine.settings.p95LatencyMs],
+        ])
+    }
+
+    /// The watchdog's latest events, newest first.
+    public func consoleWatchdogEvents(limit: Int) throws -> Data {
+        let events = try openStore().watchdogEvents(limit: limit)
+        return try jsonData(["events": events.map { e in
+            ["ts": iso8601(e.tsNs), "ts_ns": e.tsNs, "instance": e.instance, "stage": e.stage, "action": e.action,
+             "reason": e.reason, "by": e.by, "figures": (try? JSONSerialization.jsonObject(with: Data(e.figures.utf8))) ?? NSNull()]
+        }])
+    }
+
+    /// Releases the quarantined instances `selector` names onto probation, as
+    /// `ark watchdog release` does; nil when none matches.
+    public func consoleRelease(selector: String, by: String) throws -> Data? {
+        guard let p = probe() else { throw ConsoleRefusal.unavailable("Redis is unreachable: the release cannot tell the instance to take work again; retry when /healthz shows redis ok") }
+        let actions = try Watchdog.release(selector: selector, by: by, settings: WatchdogSettings(config: config), store: try openStore(), connection: p.connection)
+        let released: [[String: Any]] = actions.compactMap {
+            guard case .release(let instance, _, _, let until) = $0 else { return nil }
+            return ["instance": instance, "probation_until": iso8601(until)]
+        }
+        return released.isEmpty ? nil : try jsonData(["released": released])
+    }
+
+    /// `{"run": …}`: the newest canary run with its checks, or null when none is recorded.
+    public func consoleCanary() throws -> Data {
+        let store = try openStore()
+        guard let run = try store.canaryRun() else { return try jsonData(["run": NSNull()]) }
+        var o = run.statusObject(checks: try store.canaryChecks(runID: run.runID))
+        o["controller_alive"] = run.isFinished ? NSNull() : !processHasExited(pid_t(run.controllerPID)) as Any
+        return try jsonData(["run": o])
+    }
+
+    /// Asks the newest run's controller to promote or abort. The controller acts on it within
+    /// a second; the page watches the run's status.
+    public func consoleCanaryRequest(_ action: String) throws -> Data {
+        let store = try openStore()
+        guard let run = try store.canaryRun(), !run.isFinished else { throw ConsoleRefusal.conflict("no canary run is in progress") }
+        guard !processHasExited(pid_t(run.controllerPID)) else {
+            throw ConsoleRefusal.conflict("the controller of \(run.runID) (pid \(run.controllerPID)) is gone, so nothing here can act on the request. Fix: run 'ark canary abort' on the host: it rolls the canary back without its controller")
+        }
+        guard try store.requestCanary(action, runID: run.runID) else { throw ConsoleRefusal.conflict("\(run.runID) ended meanwhile") }
+        return try jsonData(["run_id": run.runID, "requested": action])
+    }
+
+    /// A recorded pass, as the API's `GET /v1/traces/{id}` gives it.
+    public func consoleTrace(_ traceID: String) async throws -> Data? {
+        try await openStore().readPass(traceID: traceID).map { try jsonData($0.traceObject) }
+    }
+
+    /// A recorded pass's audit proof, as the API's `GET /v1/traces/{id}/proof` gives it.
+    public func consoleProof(_ traceID: String) async throws -> [UInt8]? {
+        do {
+            return try await openStore().readAuditProof(traceID: traceID)?.json
+        } catch let e as AuditReader.Problem {
+            throw ConsoleRefusal.conflict("the audit log cannot prove \(traceID): \(e.description); run ark verify-audit")
+        }
+    }
+
+    /// The audit's public key (PEM), which the page checks checkpoints' signatures with.
+    public func auditPublicKeyPEM() -> String? {
+        let path = config.auditPublicKeyPath
+        guard !path.isEmpty else { return nil }
+        return try? String(contentsOfFile: path, encoding: .utf8)
+    }
+
+    /// The newest dead letters with a preview of each payload.
+    public func consoleDeadLetters(limit: Int) throws -> Data {
+        let (letters, total) = try openStore().recentDeadLetters(limit: limit)
+        return try jsonData(["total": total, "dead_letters": letters.map { d in
+            [
+                "id": d.deadLetterID, "stream": d.stream, "entry_id": d.entryID, "group": d.group, "consumer": d.consumer,
+                "reason": d.reason, "deliveries": d.deliveries, "trace_id": d.traceID ?? NSNull(), "ts": iso8601(d.tsNs),
+                "payload_bytes": d.payload.count, "payload_preview": Self.preview(d.payload),
+            ] as [String: Any]
+        }])
+    }
+
+    /// The first 240 bytes of a payload as text, invalid UTF-8 shown as U+FFFD: the page
+    /// writes it as text, never as markup.
+    static func preview(_ payload: [UInt8]) -> String {
+        let cut = payload.count > 240
+        return String(decoding: payload.prefix(240), as: UTF8.self) + (cut ? "…" : "")
+    }
+}
+
+/// A console request ARK refuses, with the status it answers.
+public enum ConsoleRefusal: Error, CustomStringConvertible {
+    case conflict(String)
+    case unavailable(String)
+
+    public var description: String {
+        switch self {
+        case .conflict(let m), .unavailable(let m): m
+        }
+    }
+}
