@@ -1,4 +1,6 @@
+import ARKAuth
 import ARKCore
+import ARKHTTPClient
 import ARKState
 import ARKSynthetic
 import ARKTestSupport
@@ -163,8 +165,14 @@ extension EndToEnd { @Suite final class CanaryTests {
         try expectNothingLost(traffic)
     }
 
-    @Test("too little traffic is inconclusive: the step is extended, then the run holds; abort rolls back and a schema the canary changed is restored with every row kept")
+    @Test("too little traffic is inconclusive: the step is extended, then the run holds; abort from the console rolls back and a schema the canary changed is restored with every row kept")
     func lowTrafficHoldsAndAbortRestoresSchema() async throws {
+        // The operator aborts from the console of `ark metrics-server`.
+        let port = try freeTCPPort()
+        let secret = String(repeating: "c0", count: 20)
+        try f.startProcess(["metrics-server"], name: "metrics", environment: ["METRICS_PORT": String(port), "JWT_SECRET": secret])
+        let console = "http://127.0.0.1:\(port)/console/canary"
+        let token = try await JWTAuthority(secret: secret, issuer: "ark", maxTTLSeconds: 3600).mint(subject: "rollout-desk", ttlSeconds: 600)
         let next = try startBaseline(canaryEnv: [])
         let canary = try startCanary(next, ["--percent", "10", "--step-seconds", "2", "--max-extensions", "1"])
         let pipeline = f
@@ -187,11 +195,16 @@ extension EndToEnd { @Suite final class CanaryTests {
         #expect(try store.schema() != before)
         let report0 = try await traffic.value
         let passesBefore = try store.passCount()
-        let abort = try runCommand(Repo.arkBinary, ["canary", "abort"], environment: f.environment, timeout: 120)
-        #expect(abort.code == 0, "\(abort.output)")
+        let shown = try await HTTPClient.request("GET", console).json?["run"] as? [String: Any]
+        #expect(shown?["status"] as? String == "holding" && shown?["controller_alive"] as? Bool == true && ((shown?["checks"] as? [Any])?.count ?? 0) >= checks.count, "\(String(describing: shown))")
+        #expect(try await HTTPClient.request("POST", console + "/abort").status == 401)
+        let abort = try await HTTPClient.request("POST", console + "/abort", headers: [("Authorization", "Bearer " + token)])
+        #expect(abort.status == 202 && abort.json?["requested"] as? String == "abort", "\(abort.text)")
         let run = try finished(canary)
         #expect(run.status == "rolled_back")
         #expect(run.tripwire == "operator_abort")
+        #expect(try await HTTPClient.request("GET", console).json?["run"].flatMap { ($0 as? [String: Any])?["status"] as? String } == "rolled_back")
+        #expect(try await HTTPClient.request("POST", console + "/promote", headers: [("Authorization", "Bearer " + token)]).json?["error"] as? String == "no canary run is in progress")
         #expect(try store.schema() == before)
         #expect(try store.passCount() >= passesBefore)
         #expect(try store.verifyAudit().ok)
