@@ -17,6 +17,9 @@ extension MonitoringBackend {
     /// its groups' pending and lag, the health checks and the SLO report: one poll's worth.
     public func consoleState() throws -> Data {
         let nowNs = wallClockNanoseconds()
+        // Every open page polls every two seconds; the health check behind it takes the
+        // store's write lock for a moment, so pages polling together share one answer.
+        if let cached = lastConsoleState, nowNs - cached.atNs < 1_000_000_000 { return cached.data }
         let health = health()
         let beats = heartbeats()
         let standings: [String: WatchdogInstanceRecord] = (try? openStore().watchdogInstances()).map {
@@ -53,7 +56,9 @@ extension MonitoringBackend {
         if let report = try? sloReport() { out["slos"] = sloJSON(report) }
         let seen = Set((beats ?? []).map(\.instance))
         rateSamples = rateSamples.filter { seen.contains($0.key) }
-        return try jsonData(out)
+        let data = try jsonData(out)
+        lastConsoleState = (data, nowNs)
+        return data
     }
 
     private func instanceObject(_ b: HeartbeatRecord, watchdog: WatchdogInstanceRecord?, ageSeconds age: Double, nowNs: Int64) -> [String: Any] {
@@ -168,11 +173,13 @@ extension MonitoringBackend {
         }
     }
 
-    /// The audit's public key (PEM), which the page checks checkpoints' signatures with.
+    /// The audit's public key (PEM), which the page checks checkpoints' signatures with:
+    /// parsed as an Ed25519 public key and written out again, so a setting that names the
+    /// private key (or any other file) never sends its bytes.
     public func auditPublicKeyPEM() -> String? {
         let path = config.auditPublicKeyPath
-        guard !path.isEmpty else { return nil }
-        return try? String(contentsOfFile: path, encoding: .utf8)
+        guard !path.isEmpty, let bytes = try? readFileBytes(path), let key = try? Ed25519.PublicKey(pem: bytes) else { return nil }
+        return String(decoding: key.pem, as: UTF8.self)
     }
 
     /// The newest dead letters with a preview of each payload.

@@ -26,6 +26,8 @@ public actor MonitoringBackend {
     /// Per instance, its newest heartbeat sample and the one before it a second or more
     /// earlier: the console's rates.
     var rateSamples: [String: (newest: (processed: Int, tsNs: Int64), older: (processed: Int, tsNs: Int64)?)] = [:]
+    /// The console's last state answer and when it was made.
+    var lastConsoleState: (data: Data, atNs: Int64)?
 
     public init(config: ARKConfig, registry: PrometheusCollectorRegistry?, logger: Logger = Logger(label: "ark.metrics")) throws {
         self.config = config

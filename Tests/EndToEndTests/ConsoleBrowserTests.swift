@@ -185,6 +185,11 @@ extension EndToEnd { @Suite final class ConsoleBrowserTests {
         #expect(try await request("GET", "/console/traces/nope", token: bearer).status == 404)
         #expect(try get("/console/history?minutes=0").status == 400)
         #expect(try get("/console/history?minutes=60").status == 200)
+        // A public-key setting that names the private key sends nothing of it.
+        #expect(try get("/console/audit-key").status == 404)
+        try FileManager.default.copyItem(atPath: f.auditKeyPath, toPath: f.auditKeyPath + ".pub")
+        let leaked = try get("/console/audit-key")
+        #expect(leaked.status == 404 && !leaked.body.contains("PRIVATE"), "\(leaked.body)")
     }
 
     func request(_ method: String, _ path: String, body: String? = nil, token: String? = nil) async throws -> HTTPClientResponse {
