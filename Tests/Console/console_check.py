@@ -136,6 +136,7 @@ def main():
             wait(d, f"the proof of {trace} checked", lambda: (lambda e: e and e.get_attribute("data-status") != "running")(
                 (d.find_elements(By.ID, "proof-result") or [None])[0]) and trace in (text(d, "#trace-summary") or ""))
             report[key] = {"summary": text(d, "#trace-summary"), "hops": len(d.find_elements(By.CSS_SELECTOR, "#trace-hops tbody tr")),
+                           "hop_cells": js(d, "return Array.from(document.querySelectorAll('#trace-hops tbody tr'), (r) => Array.from(r.cells, (c) => c.textContent))"),
                            "proof": text(d, "#proof-result"), "proof_status": d.find_element(By.ID, "proof-result").get_attribute("data-status")}
             if key == "trace":
                 d.execute_script("document.getElementById('trace').scrollIntoView()")

@@ -132,7 +132,11 @@ extension EndToEnd { @Suite final class ConsoleBrowserTests {
         let trace = try #require(page["trace"] as? [String: Any])
         #expect(trace["proof_status"] as? String == "ok", "\(trace)")
         #expect((trace["proof"] as? String)?.hasPrefix("proof verified in this page: leaf ") == true, "\(trace)")
-        #expect((trace["summary"] as? String)?.contains("approved") == true && (trace["hops"] as? Int ?? 0) >= 4, "\(trace)")
+        #expect((trace["summary"] as? String)?.contains("approved") == true && (trace["hops"] as? Int ?? 0) == 5, "\(trace)")
+        // Each hop: its stage, the instance, when it came in and how long the stage took.
+        let hops = try #require(trace["hop_cells"] as? [[String]])
+        #expect(hops.map { $0.first ?? "" } == Stage.allCases.map(\.rawValue), "\(hops)")
+        #expect(hops.allSatisfy { $0.count == 4 && $0[1].hasPrefix($0[0] + "-") && $0[2].count == 12 && Double($0[3]) != nil }, "\(hops)")
         let tampered = try #require(page["tampered"] as? [String: Any])
         #expect(tampered["proof_status"] as? String == "failed", "\(tampered)")
         #expect((tampered["proof"] as? String)?.hasPrefix("proof NOT verified") == true, "\(tampered)")

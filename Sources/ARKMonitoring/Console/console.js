@@ -372,9 +372,10 @@ async function lookUpTrace(id) {
     return;
   }
   const d = t.decision || {}, x = t.execution || {};
-  const hops = (t.hops || []).map((h) => el("tr", {}, el("td", {}, h.stage || h.agent || "?"),
-    el("td", { class: "num" }, h.ts_ns ? new Date(h.ts_ns / 1e6).toISOString().slice(11, 23) : "–"),
-    el("td", { class: "num" }, h.duration_ms !== undefined ? fmt(h.duration_ms) : h.ms !== undefined ? fmt(h.ms) : "–")));
+  // A hop's times are nanoseconds past 2^53: exact enough for milliseconds.
+  const hops = (t.hops || []).map((h) => el("tr", {}, el("td", {}, h.stage), el("td", { class: "name" }, h.instance),
+    el("td", { class: "num" }, new Date(h.in_ns / 1e6).toISOString().slice(11, 23)),
+    el("td", { class: "num" }, fmt(Math.max(0, h.out_ns - h.in_ns) / 1e6))));
   const proofBox = el("div", { id: "proof-result", class: "proof", data_status: "running" }, "checking the audit proof…");
   box.replaceChildren(
     el("dl", { class: "kv", id: "trace-summary" },
@@ -387,7 +388,7 @@ async function lookUpTrace(id) {
       el("dt", {}, "Order"), el("dd", {}, t.order_id || "none", x.status ? ` (${x.status}${x.fill_price !== undefined ? " at " + x.fill_price : ""})` : ""),
       el("dt", {}, "Latency"), el("dd", {}, fmt(t.latency_ms) + " ms"),
       el("dt", {}, "Audit hash"), el("dd", {}, t.audit_hash)),
-    el("div", { class: "scroll" }, el("table", { id: "trace-hops" }, el("thead", {}, el("tr", {}, el("th", {}, "Hop"), el("th", {}, "At (UTC)"), el("th", {}, "ms"))), el("tbody", {}, hops))),
+    el("div", { class: "scroll" }, el("table", { id: "trace-hops" }, el("thead", {}, el("tr", {}, el("th", {}, "Hop"), el("th", {}, "Instance"), el("th", { class: "num" }, "In at (UTC)"), el("th", { class: "num" }, "ms in stage"))), el("tbody", {}, hops))),
     proofBox);
   try {
     const [proof, key] = await Promise.all([
