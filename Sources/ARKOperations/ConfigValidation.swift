@@ -1,4 +1,5 @@
 import ARKBus
+import ARKAuth
 import ARKCore
 import ARKState
 import Foundation
@@ -92,11 +93,25 @@ public struct ConfigValidation: Sendable {
             checks.append(ValidationCheck("API_BIND", .warning, "0.0.0.0 serves the API to the whole network without TLS",
                                           fix: "bind 127.0.0.1 and put a TLS-terminating proxy in front, or firewall port \(config.apiPort)"))
         }
+        if !config.jwtJWKSFile.isEmpty { checks.append(Self.jwksCheck(config)) }
         if config.apiEnabled && !production && config.jwtSecret.isEmpty {
             checks.append(ValidationCheck("JWT_SECRET", .warning, "not set: the API refuses to start without it",
                                           fix: "set JWT_SECRET (openssl rand -hex 32), use --local (which makes one), or API_ENABLED=false"))
         }
         return checks
+    }
+
+    /// JWT_JWKS_FILE read and checked as the API and the metrics server will at start (the
+    /// secret's own length is checked with the secrets).
+    static func jwksCheck(_ config: ARKConfig) -> ValidationCheck {
+        var probe = config
+        if probe.jwtSecret.utf8.count < JWTAuthority.minimumSecretBytes { probe.jwtSecret = String(repeating: "x", count: JWTAuthority.minimumSecretBytes) }
+        do {
+            _ = try JWTAuthority(config: probe)
+            return ValidationCheck("JWT_JWKS_FILE", .ok, "a key set of RS256/EdDSA public keys, each with its kid")
+        } catch {
+            return ValidationCheck("JWT_JWKS_FILE", .problem, error.description, fix: "give a JWKS document of RS256 or EdDSA public keys, each with a kid, or unset JWT_JWKS_FILE")
+        }
     }
 
     /// The last line: the verdict.

@@ -77,6 +77,10 @@ import Testing
         only(["SESSION_SECRET": "change_me_to_a_long_random_string_please"], "SESSION_SECRET", "placeholder")
         only(["JWT_SECRET": "short-but-real-9f8e7d"], "JWT_SECRET", "fewer than 32")
         only(["ALPACA_API_KEY": "<your alpaca key>"], "ALPACA_API_KEY", "placeholder")
+        only(["JWT_JWKS_FILE": dir.path + "/no-such-jwks.json"], "JWT_JWKS_FILE", "cannot read JWT_JWKS_FILE")
+        let jwks = dir.path + "/jwks.json"
+        try #"{"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#.write(toFile: jwks, atomically: true, encoding: .utf8)
+        only(["JWT_JWKS_FILE": jwks], "JWT_JWKS_FILE", "has no 'kid'")
         only(["ARK_LOG_DIR": dir.path + "/missing"], "ARK_LOG_DIR", "does not exist")
         let file = dir.path + "/state/plain-file"
         #expect(FileManager.default.createFile(atPath: file, contents: Data()))
