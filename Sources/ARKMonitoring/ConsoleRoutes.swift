@@ -11,14 +11,15 @@ import NIOCore
 /// `/metrics` is; what shows signals' contents (traces, proofs, dead letters) and every
 /// action (release, promote, abort) need a bearer token, as the API's routes do.
 enum ConsoleRoutes {
-    /// Who may act, or nil when JWT_SECRET is not set (the console is then read-only).
+    /// Who may act, or nil when JWT_SECRET is not set or cannot be used (the console is then
+    /// read-only).
     struct Access: Sendable {
         let authority: JWTAuthority?
 
         /// The token's subject, or the refusal as a 401 (503 when no secret is set).
         func subject(_ request: Request) async throws -> String {
             guard let authority else {
-                throw HTTPError(.serviceUnavailable, message: "this metrics server has no JWT_SECRET, so it cannot check tokens: traces, dead letters and actions are off. Fix: start ark metrics-server with the API's JWT_SECRET")
+                throw HTTPError(.serviceUnavailable, message: "this metrics server cannot check tokens (JWT_SECRET is not set, or its log says why it cannot be used): traces, dead letters and actions are off. Fix: start ark metrics-server with the API's JWT_SECRET")
             }
             do {
                 return try await authority.verify(authorization: request.headers[.authorization], nowSeconds: wallClockNanoseconds() / 1_000_000_000).subject

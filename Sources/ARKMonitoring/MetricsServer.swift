@@ -29,6 +29,8 @@ public struct MetricsServer: Service {
             logger.warning("metrics server bound to all interfaces: anyone who can reach this port can read pipeline volumes, verdict counts and health details. Bind to 127.0.0.1 (METRICS_BIND) and put a proxy with authentication in front, or firewall the port")
         }
         // The console's actions take the API's tokens; without JWT_SECRET it is read-only.
+        // A token setting the console cannot use makes it read-only too, loudly: monitoring
+        // must not stop for the console's sake.
         let config = backend.config
         var authority: JWTAuthority?
         if !config.jwtSecret.isEmpty {
@@ -37,7 +39,9 @@ public struct MetricsServer: Service {
                 try await a.ready()
                 authority = a
             } catch {
-                throw MetricsServerError("the console cannot check tokens: \(error). Fix: JWT_JWKS_FILE")
+                logger.error("the console cannot check tokens, so it is read-only (no traces, dead letters, release, promote or abort)", metadata: [
+                    "error": .string("\(error)"), "fix": "set JWT_SECRET to openssl rand -hex 32, and JWT_JWKS_FILE to a key set of public RS256/EdDSA keys or nothing",
+                ])
             }
         } else {
             logger.notice("JWT_SECRET is not set: the console at / is read-only (no traces, dead letters, release, promote or abort)")

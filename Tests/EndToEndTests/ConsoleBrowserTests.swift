@@ -196,6 +196,18 @@ extension EndToEnd { @Suite final class ConsoleBrowserTests {
         #expect(leaked.status == 404 && !leaked.body.contains("PRIVATE"), "\(leaked.body)")
     }
 
+    /// A JWT_SECRET the console cannot use leaves /metrics and the console's reads serving,
+    /// its actions refused with the reason.
+    @Test func aTokenSettingTheConsoleCannotUseLeavesMonitoringUp() async throws {
+        f.extraEnvironment["JWT_SECRET"] = "short"
+        try f.startProcess(["metrics-server"], name: "metrics")
+        #expect(try waitFor(timeout: 30, interval: 0.2) { try get("/metrics").status == 200 }, "\(f.logs())")
+        #expect(try get("/console/state").status == 200)
+        let r = try await request("POST", "/console/watchdog/release", body: "{\"selector\": \"Kenny\"}", token: "x.y.z")
+        #expect(r.status == 503 && (r.json?["error"] as? String)?.contains("cannot check tokens") == true, "\(r.text)")
+        #expect(f.logs().contains("the console cannot check tokens, so it is read-only"), "\(f.logs())")
+    }
+
     func request(_ method: String, _ path: String, body: String? = nil, token: String? = nil) async throws -> HTTPClientResponse {
         var headers: [(String, String)] = []
         if let token { headers.append(("Authorization", "Bearer " + token)) }
