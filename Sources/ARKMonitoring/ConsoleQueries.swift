@@ -20,8 +20,7 @@ extension MonitoringBackend {
         // Every open page polls every two seconds; the health check behind it takes the
         // store's write lock for a moment, so pages polling together share one answer.
         if let cached = lastConsoleState, nowNs - cached.atNs < 1_000_000_000 { return cached.data }
-        let health = health()
-        let beats = heartbeats()
+        let (health, beats, slo) = healthReading()
         let standings: [String: WatchdogInstanceRecord] = (try? openStore().watchdogInstances()).map {
             Dictionary($0.map { ($0.instance, $0) }, uniquingKeysWith: { a, _ in a })
         } ?? [:]
@@ -53,7 +52,7 @@ extension MonitoringBackend {
             "redis_reachable": beats != nil,
             "shards": config.shardLayout.shards.map(\.description),
         ]
-        if let report = try? sloReport() { out["slos"] = sloJSON(report) }
+        if let slo { out["slos"] = sloJSON(slo) }
         let seen = Set((beats ?? []).map(\.instance))
         rateSamples = rateSamples.filter { seen.contains($0.key) }
         let data = try jsonData(out)

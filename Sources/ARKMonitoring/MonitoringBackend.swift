@@ -104,7 +104,11 @@ public actor MonitoringBackend {
         return try engine.report(from: store, nowNs: nowNs, inFlightOverdue: overdue, ethicsDrift: !integrity.isIntact, driftProblem: integrity.problem)
     }
 
-    public func health() -> HealthReport {
+    public func health() -> HealthReport { healthReading().report }
+
+    /// The health report with the heartbeats and the SLO report it was judged from (nil when
+    /// Redis or the store did not answer), so the console reads each once a poll.
+    func healthReading() -> (report: HealthReport, beats: [HeartbeatRecord]?, slo: SLOReport?) {
         let nowNs = wallClockNanoseconds()
         var redisProblem: String?
         var beats: [HeartbeatRecord]?
@@ -134,7 +138,7 @@ public actor MonitoringBackend {
                                   heartbeats: beats, graveyardProblem: Graveyard.check(directory: config.graveyardDir).problem,
                                   slo: slo, nowNs: nowNs, staleAfterSeconds: config.heartbeatStaleSeconds)
         inputs.shardProblems = shardProblems
-        return evaluateHealth(inputs)
+        return (evaluateHealth(inputs), beats, slo)
     }
 
     /// Ready to serve: the store opens and Redis answers.
