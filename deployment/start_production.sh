@@ -319,6 +319,7 @@ cat <<INFO
   metrics       curl -s $METRICS_URL/metrics
   API           $API_URL (token: $ARK token --subject NAME$([ "$LOCAL" = 1 ] && echo " --local"); document: curl -s $API_URL/openapi.json)
   dashboard     $ARK status$([ "$LOCAL" = 1 ] && echo " --local")
+  console       $METRICS_URL/ in a browser (actions take a token: $ARK token --subject NAME$([ "$LOCAL" = 1 ] && echo " --local"))
   watchdog      $ARK watchdog status$([ "$LOCAL" = 1 ] && echo " --local")   (release: $ARK watchdog release Kenny$([ "$LOCAL" = 1 ] && echo " --local"))
   one pass      $ARK trace <trace_id>$([ "$LOCAL" = 1 ] && echo " --local")
   audit log     $ARK verify-audit$([ "$LOCAL" = 1 ] && echo " --local")   (one decision's proof: $ARK verify-audit --trace <trace_id>$([ "$LOCAL" = 1 ] && echo " --local"))
