@@ -114,7 +114,7 @@ public final class CanaryController {
         try plan.validate()
         let (store, connection) = try open(config)
         if let open = try store.canaryRun(), !open.isFinished {
-            if kill(Int32(open.controllerPID), 0) == 0 {
+            if open.controllerIsAlive {
                 throw Failure("canary run \(open.runID) is still \(open.status) (controller pid \(open.controllerPID)). Fix: wait for it, or ark canary abort")
             }
             throw Failure("canary run \(open.runID) was left \(open.status) by a controller that is gone. Fix: ark canary abort (rolls it back), then start again")

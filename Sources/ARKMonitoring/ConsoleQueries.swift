@@ -11,7 +11,7 @@ import Foundation
 extension MonitoringBackend {
     /// Instances silent for longer than this are gone (a restart has a new pid): counted,
     /// not listed, as in `ark status`.
-    static let goneAfterSeconds = 60.0
+    public static let goneAfterSeconds = 60.0
 
     /// Every stage with its instances (standing, rate, pending, p95, the watchdog's view),
     /// its groups' pending and lag, the health checks and the SLO report: one poll's worth.
@@ -142,7 +142,7 @@ extension MonitoringBackend {
         let store = try openStore()
         guard let run = try store.canaryRun() else { return try jsonData(["run": NSNull()]) }
         var o = run.statusObject(checks: try store.canaryChecks(runID: run.runID))
-        o["controller_alive"] = run.isFinished ? NSNull() : !processHasExited(pid_t(run.controllerPID)) as Any
+        o["controller_alive"] = run.isFinished ? NSNull() : run.controllerIsAlive as Any
         return try jsonData(["run": o])
     }
 
@@ -151,7 +151,7 @@ extension MonitoringBackend {
     public func consoleCanaryRequest(_ action: String) throws -> Data {
         let store = try openStore()
         guard let run = try store.canaryRun(), !run.isFinished else { throw ConsoleRefusal.conflict("no canary run is in progress") }
-        guard !processHasExited(pid_t(run.controllerPID)) else {
+        guard run.controllerIsAlive else {
             throw ConsoleRefusal.conflict("the controller of \(run.runID) (pid \(run.controllerPID)) is gone, so nothing here can act on the request. Fix: run 'ark canary abort' on the host: it rolls the canary back without its controller")
         }
         guard try store.requestCanary(action, runID: run.runID) else { throw ConsoleRefusal.conflict("\(run.runID) ended meanwhile") }

@@ -39,6 +39,9 @@ public struct CanaryRunRecord: Sendable, Equatable {
     }
 
     public var isFinished: Bool { endedNs != nil }
+
+    /// Whether the run's controller process is still there (on this host; a zombie is gone).
+    public var controllerIsAlive: Bool { !processHasExited(pid_t(controllerPID)) }
 }
 
 extension CanaryRunRecord {

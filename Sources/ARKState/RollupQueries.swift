@@ -37,8 +37,6 @@ public struct RollupBucket: Sendable, Equatable {
     public var passes = 0
     /// Passes that count against availability.
     public var failed = 0
-    public var timed = 0
-    public var overLatencySLO = 0
     public var latency = LogHistogram()
 
     public init(startSecond: Int64) { self.startSecond = startSecond }
@@ -102,7 +100,7 @@ extension StateStore {
         return try pool.read { db in
             var out: [RollupBucket] = []
             let rows = try Row.fetchCursor(db, sql: """
-                SELECT second, passes, failed, timed, over_latency_slo, latency_hist FROM rollup_1s WHERE second >= ? ORDER BY second
+                SELECT second, passes, failed, latency_hist FROM rollup_1s WHERE second >= ? ORDER BY second
                 """, arguments: [fromSecond])
             while let row = try rows.next() {
                 let second: Int64 = row[0]
@@ -110,9 +108,7 @@ extension StateStore {
                 if out.last?.startSecond != start { out.append(RollupBucket(startSecond: start)) }
                 out[out.count - 1].passes += row[1] as Int
                 out[out.count - 1].failed += row[2] as Int
-                out[out.count - 1].timed += row[3] as Int
-                out[out.count - 1].overLatencySLO += row[4] as Int
-                out[out.count - 1].latency.merge(LogHistogram(encoded: [UInt8](row[5] as Data)))
+                out[out.count - 1].latency.merge(LogHistogram(encoded: [UInt8](row[3] as Data)))
             }
             return out
         }

@@ -184,7 +184,7 @@ struct CanaryStatusCommand: ParsableCommand {
             print(String(decoding: data, as: UTF8.self))
         } else {
             print(CanaryController.describe(r, report: report))
-            if !r.isFinished && kill(Int32(r.controllerPID), 0) != 0 {
+            if !r.isFinished && !r.controllerIsAlive {
                 print("  WARNING      its controller (pid \(r.controllerPID)) is gone: ark canary abort rolls it back")
             }
         }
@@ -197,7 +197,7 @@ func requestCanary(_ action: String, layout: CanaryLayout) throws {
     guard FileManager.default.fileExists(atPath: config.stateDB), let r = try layout.latestRun(config), !r.isFinished else {
         throw fail("ark canary \(action): no canary run in progress", code: 1)
     }
-    if kill(Int32(r.controllerPID), 0) != 0 {
+    if !r.controllerIsAlive {
         guard action == "abort" else {
             throw fail("ark canary promote: the controller of \(r.runID) (pid \(r.controllerPID)) is gone. Fix: ark canary abort, then start a new run", code: 1)
         }

@@ -133,8 +133,8 @@ enum StatusFrame {
         out += "STAGE     INSTANCE                              STATE        PROCESSED     RATE/s  PENDING  P95 ms\n"
         if let beats {
             // Instances silent for over a minute are gone (a restart has a new pid): counted, not listed.
-            let gone = beats.filter { $0.ageSeconds(nowNs: now) > 60 }
-            for b in beats where b.ageSeconds(nowNs: now) <= 60 {
+            let gone = beats.filter { $0.ageSeconds(nowNs: now) > MonitoringBackend.goneAfterSeconds }
+            for b in beats where b.ageSeconds(nowNs: now) <= MonitoringBackend.goneAfterSeconds {
                 let age = b.ageSeconds(nowNs: now)
                 let state = b.quarantined ? "QUARANTINED" : age > config.heartbeatStaleSeconds ? "silent \(Int(age))s" : "live"
                 var rate = "-"
