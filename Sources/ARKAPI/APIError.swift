@@ -1,3 +1,4 @@
+import ARKState
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -41,7 +42,7 @@ extension HTTPField.Name {
 
 /// Compact JSON with sorted keys.
 func jsonResponse(_ status: HTTPResponse.Status, _ object: Any) -> Response {
-    let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+    let data = (try? JSONDocument.data(object)) ?? Data("{}".utf8)
     return bytesResponse(status, data)
 }
 

@@ -37,7 +37,7 @@ public struct PipelineBenchPlan: Sendable {
 }
 
 /// CPU and memory of one process over the measured run.
-public struct BenchProcessFigures: Sendable, Codable, Equatable {
+public struct BenchProcessFigures: Sendable, Equatable {
     public var name: String
     public var pid: Int32
     public var cpuSeconds: Double
@@ -52,7 +52,7 @@ public struct BenchProcessFigures: Sendable, Codable, Equatable {
     public var rssWarmKB: Int
 }
 
-public struct PipelineBenchResult: Sendable, Codable, Equatable {
+public struct PipelineBenchResult: Sendable, Equatable {
     public var rate: String
     public var instances: Int
     public var sent: Int
@@ -71,6 +71,23 @@ public struct PipelineBenchResult: Sendable, Codable, Equatable {
     public var limitBreaches: [String]
     public var verdicts: [String: Int]
     public var processes: [BenchProcessFigures]
+}
+
+extension BenchProcessFigures {
+    public var json: [String: Any] {
+        ["name": name, "pid": pid, "cpu_seconds": cpuSeconds, "cpu_micros_per_signal": cpuMicrosPerSignal, "rss_kb": rssKB, "anon_kb": anonKB,
+         "peak_rss_kb": peakRSSKB, "rss_warm_kb": rssWarmKB]
+    }
+}
+
+extension PipelineBenchResult {
+    /// What `ark bench --json` writes.
+    public var json: [String: Any] {
+        ["rate": rate, "instances": instances, "sent": sent, "recorded": recorded, "lost": lost, "signals_per_second": signalsPerSecond,
+         "seconds": seconds, "latency_ms": latencyMs, "violations_injected": violationsInjected, "violations_denied": violationsDenied,
+         "limit_denials": limitDenials, "false_denials": falseDenials, "limit_breaches": limitBreaches, "verdicts": verdicts,
+         "processes": processes.map(\.json)]
+    }
 }
 
 public struct PipelineBenchError: Error, CustomStringConvertible {

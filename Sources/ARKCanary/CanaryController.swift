@@ -7,8 +7,8 @@ import Logging
 
 /// What a canary run did, step by step and at its end; kept as JSON in `canary_runs.report`
 /// and printed by `ark canary status`.
-public struct CanaryReport: Codable, Sendable, Equatable {
-    public struct Step: Codable, Sendable, Equatable {
+public struct CanaryReport: Sendable, Equatable {
+    public struct Step: Sendable, Equatable {
         public var percent: Double
         public var startedNs: Int64
         public var endedNs: Int64?
@@ -144,7 +144,7 @@ public final class CanaryController {
         say("  \(snapshot.path) (\(snapshot.passes) passes)")
 
         let now = wallClockNanoseconds()
-        let planJSON = String(decoding: (try? JSONEncoder().encode(plan)) ?? Data("{}".utf8), as: UTF8.self)
+        let planJSON = try JSONDocument.text(plan.json)
         let run = CanaryRunRecord(runID: "canary-" + compactTime(now), release: release.path, baselineRelease: baselineRelease, plan: planJSON,
                                   status: "starting", percent: 0, startedNs: now, updatedNs: now, controllerPID: Int(getpid()))
         let c = CanaryController(plan: plan, config: config, release: release, runDir: runDir, say: say, store: store, connection: connection, run: run,
@@ -325,7 +325,7 @@ public final class CanaryController {
         let result = judge.check(input)
         report.checks += 1
         if result.verdict == .inconclusive { report.inconclusiveChecks += 1 }
-        let figures = String(decoding: (try? JSONEncoder().encode(result)) ?? Data(), as: UTF8.self)
+        let figures = try JSONDocument.text(result.json)
         try store.addCanaryCheck(CanaryCheckRecord(runID: run.runID, step: step + 1, percent: plan.steps[step], verdict: result.verdict.rawValue, figures: figures, tsNs: now))
         let d = result.denials
         say(String(format: "  check %d: %@ | canary %d decided, %.1f%% denied | baseline %d decided, %.1f%% denied | canary p95 %@ | %@",
@@ -525,7 +525,7 @@ public final class CanaryController {
 
     func save() throws {
         run.updatedNs = wallClockNanoseconds()
-        run.report = String(decoding: (try? JSONEncoder().encode(report)) ?? Data("{}".utf8), as: UTF8.self)
+        run.report = try JSONDocument.text(report.json)
         try store.saveCanaryRun(run)
     }
 
@@ -534,10 +534,14 @@ public final class CanaryController {
     /// Rolls back a run whose controller is gone (`ark canary abort` finds it so): stops the
     /// canary agents it recorded and does everything a rollback does.
     public static func recover(_ record: CanaryRunRecord, config: ARKConfig, runDir: String, say: @escaping (String) -> Void) throws -> CanaryRunRecord {
-        guard let data = record.report.data(using: .utf8), let report = try? JSONDecoder().decode(CanaryReport.self, from: data) else {
-            throw Failure("canary run \(record.runID) has no readable report; stop its agents by hand (log dir \(config.logDir)/canary_*.log)")
+        let report: CanaryReport
+        let plan: CanaryPlan
+        do {
+            report = try CanaryReport(text: record.report)
+            plan = try CanaryPlan(json: JSONFields(text: record.plan, "canary plan"))
+        } catch {
+            throw Failure("canary run \(record.runID) cannot be rolled back by ark: \(error); stop its agents by hand (log dir \(config.logDir)/canary_*.log)")
         }
-        let plan = (record.plan.data(using: .utf8)).flatMap { try? JSONDecoder().decode(CanaryPlan.self, from: $0) } ?? CanaryPlan()
         var run = record
         run.controllerPID = Int(getpid())
         let (store, connection) = try open(config)

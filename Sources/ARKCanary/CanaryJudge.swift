@@ -3,7 +3,7 @@ import ARKState
 import Foundation
 
 /// Why a canary is rolled back.
-public enum Tripwire: String, Sendable, Codable, CaseIterable {
+public enum Tripwire: String, Sendable, CaseIterable {
     /// HRM denied the canary's proposals at a rate more than `sigmas` above the baseline's.
     case denialSpike = "denial_spike"
     /// The watchdog quarantined a canary instance.
@@ -19,7 +19,7 @@ public enum Tripwire: String, Sendable, Codable, CaseIterable {
 }
 
 /// One rate compared across the tracks: canary hits of n against baseline hits of n.
-public struct RateComparison: Sendable, Codable, Equatable {
+public struct RateComparison: Sendable, Equatable {
     public var canaryHits: Int
     public var canaryN: Int
     public var baselineHits: Int
@@ -79,8 +79,8 @@ public struct CheckInput: Sendable {
 }
 
 /// What one check found, as stored in `canary_checks.figures`.
-public struct CheckResult: Sendable, Codable, Equatable {
-    public enum Verdict: String, Sendable, Codable { case pass, inconclusive, tripwire }
+public struct CheckResult: Sendable, Equatable {
+    public enum Verdict: String, Sendable, CaseIterable { case pass, inconclusive, tripwire }
 
     public var verdict: Verdict
     public var tripwire: Tripwire?

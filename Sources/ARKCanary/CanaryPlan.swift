@@ -2,7 +2,7 @@ import ARKCore
 
 /// How a canary rollout proceeds and what trips it. The defaults are the original
 /// system's: one step of 10 % for 10 minutes, checked every 30 s.
-public struct CanaryPlan: Codable, Sendable, Equatable {
+public struct CanaryPlan: Sendable, Equatable {
     /// Shares of traffic for the canary, one per step, in order; promotion follows the last.
     public var steps: [Double] = [10]
     public var stepSeconds: Double = 600

@@ -7,7 +7,7 @@ import Glibc
 
 /// A process the canary controller starts: in its own session (so a signal to the
 /// controller's terminal does not reach it), output appended to a log file.
-public struct ChildProcess: Sendable, Equatable, Codable {
+public struct ChildProcess: Sendable, Equatable {
     public var name: String
     public var pid: Int32
 

@@ -3,7 +3,7 @@ import Foundation
 /// A release: a directory with the `ark` binary, its `graveyard/` and its `.env.production`.
 /// Releases live under ARK_RELEASES_DIR, where `current` links to the one in service and
 /// `previous` to the one before it.
-public struct Release: Sendable, Equatable, Codable {
+public struct Release: Sendable, Equatable {
     public let path: String
 
     public struct Invalid: Error, CustomStringConvertible {

@@ -1,6 +1,6 @@
 /// The five pipeline stages, in trace order. The raw value is the name operators see
 /// (logs, `ark agent <name>`, hops, consumer groups).
-public enum Stage: String, Sendable, CaseIterable, Codable, Comparable {
+public enum Stage: String, Sendable, CaseIterable, Comparable {
     case kyle = "Kyle"
     case joey = "Joey"
     case hrm = "HRM"

@@ -1,7 +1,7 @@
 /// Which deployment a process or a trace belongs to during a canary rollout. The baseline is
 /// the release in service; the canary is the release on trial, with its own agents and its
 /// own streams, so a trace routed to it stays on it from Kyle to Aletheia.
-public enum Track: String, Sendable, CaseIterable, Codable {
+public enum Track: String, Sendable, CaseIterable {
     case baseline
     case canary
 

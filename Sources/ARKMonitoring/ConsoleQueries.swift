@@ -121,7 +121,7 @@ extension MonitoringBackend {
         let events = try openStore().watchdogEvents(limit: limit)
         return try jsonData(["events": events.map { e in
             ["ts": iso8601(e.tsNs), "ts_ns": e.tsNs, "instance": e.instance, "stage": e.stage, "action": e.action,
-             "reason": e.reason, "by": e.by, "figures": (try? JSONSerialization.jsonObject(with: Data(e.figures.utf8))) ?? NSNull()]
+             "reason": e.reason, "by": e.by, "figures": JSONDocument.parse(e.figures) ?? NSNull()]
         }])
     }
 

@@ -1,6 +1,7 @@
 import ARKAuth
 import ARKCore
 import ARKIntake
+import ARKState
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -140,7 +141,7 @@ enum ConsoleRoutes {
         } catch {
             throw HTTPError(.contentTooLarge, message: "the body is over 4096 bytes: send {\"selector\": \"<stage or instance>\"}")
         }
-        guard let object = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any],
+        guard let object = JSONDocument.parse(body.readableBytesView) as? [String: Any],
               let selector = object["selector"] as? String else {
             throw HTTPError(.badRequest, message: "the body must be a JSON object {\"selector\": \"<stage or instance>\"}")
         }

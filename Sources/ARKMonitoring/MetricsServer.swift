@@ -1,6 +1,7 @@
 import ARKAuth
 import ARKCore
 import ARKSLO
+import ARKState
 import Foundation
 import Hummingbird
 import Logging
@@ -127,11 +128,7 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
 }
 
 /// JSON as operators read it: sorted keys, indented, a final newline.
-public func jsonData(_ object: Any) throws -> Data {
-    var data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
-    data.append(0x0A)
-    return data
-}
+public func jsonData(_ object: Any) throws -> Data { try JSONDocument.data(object, .pretty) }
 
 func json(_ status: HTTPResponse.Status, _ object: Any) throws -> Response {
     response(status, try jsonData(object))

@@ -1,3 +1,4 @@
+import ARKState
 import Foundation
 
 /// `ark logs --trace`: one trace's lines from every process's log, in time order.
@@ -19,7 +20,7 @@ public enum LogSearch {
             guard let data = FileManager.default.contents(atPath: directory + "/" + file) else { continue }
             for raw in String(decoding: data, as: UTF8.self).split(separator: "\n") where raw.contains(traceID) {
                 let text = String(raw)
-                if let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] {
+                if let object = JSONDocument.object(text) {
                     guard object["trace_id"] as? String == traceID || (object["msg"] as? String)?.contains(traceID) == true else { continue }
                     out.append(Line(ts: object["ts"] as? String ?? "", file: file, text: render(object)))
                 } else {

@@ -59,7 +59,7 @@ extension StateStore {
                 return DecisionSummary(
                     seq: row["seq"], traceID: row["trace_id"], signalID: row["signal_id"], symbol: row["symbol"], source: row["source"],
                     verdict: Verdict(rawValue: row["verdict"]) ?? .error,
-                    reasons: (try? JSONSerialization.jsonObject(with: Data(reasonsText.utf8))) as? [String] ?? [],
+                    reasons: JSONDocument.parse(reasonsText) as? [String] ?? [],
                     policyHash: row["policy_hash"], complianceScore: row["compliance_score"], latencyMs: row["latency_ms"],
                     doneNs: row["done_ns"], orderID: row["order_id"])
             }

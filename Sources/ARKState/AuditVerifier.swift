@@ -252,7 +252,7 @@ private struct AuditWalk {
         if SHA256.hex(leafHash) != (row["hash"] as String) {
             return "the record does not hash to its stored hash (expected \(SHA256.hex(leafHash)), stored \(row["hash"] as String)): the record was edited"
         }
-        guard let object = try? JSONSerialization.jsonObject(with: Data(record.utf8)) as? [String: Any] else {
+        guard let object = JSONDocument.object(record) else {
             return "the audited record is not a JSON object"
         }
         if let column = AuditedColumns.firstDifference(row, record: object) {
@@ -332,7 +332,7 @@ enum AuditedColumns {
         func integer(_ v: Any?) -> Int64? { (v as? NSNumber)?.int64Value }
         if (row["trace_id"] as String) != string(record["trace_id"]) { return "trace_id" }
         if (row["verdict"] as String) != verdict { return "verdict" }
-        let reasons = (try? JSONSerialization.jsonObject(with: Data((row["reasons"] as String).utf8))) as? [String]
+        let reasons = JSONDocument.parse(row["reasons"] as String) as? [String]
         if reasons != (record["reasons"] as? [String] ?? []) { return "reasons" }
         if (row["t0_ns"] as Int64) != integer(record["t0_ns"]) { return "t0_ns" }
         if (row["done_ns"] as Int64) != integer(record["done_ns"]) { return "done_ns" }

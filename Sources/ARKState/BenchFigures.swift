@@ -57,7 +57,7 @@ extension StateStore {
                     f.violations += 1
                     if verdict == "denied" { f.violationsDenied += 1 }
                 } else if verdict == "denied" {
-                    let reasons = (try? JSONSerialization.jsonObject(with: Data((row[4] as String).utf8))) as? [String] ?? []
+                    let reasons = JSONDocument.parse(row[4] as String) as? [String] ?? []
                     let rules = StoredPass.ruleIDs(in: reasons)
                     if !rules.isEmpty && rules.allSatisfy(portfolioRules.contains) { f.limitDenials += 1 } else { f.falseDenials += 1 }
                 }

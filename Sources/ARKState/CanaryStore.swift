@@ -48,7 +48,7 @@ extension CanaryRunRecord {
     /// The run with its plan, report and checks as `ark canary status --json` and the console
     /// show it.
     public func statusObject(checks: [CanaryCheckRecord]) -> [String: Any] {
-        func parsed(_ text: String) -> Any { (try? JSONSerialization.jsonObject(with: Data(text.utf8))) ?? NSNull() }
+        func parsed(_ text: String) -> Any { JSONDocument.parse(text) ?? NSNull() }
         return [
             "run_id": runID, "status": status, "release": release, "baseline_release": baselineRelease, "percent": percent,
             "started_ns": startedNs, "updated_ns": updatedNs, "ended_ns": endedNs ?? NSNull(), "tripwire": tripwire ?? NSNull(),
@@ -80,7 +80,7 @@ public struct CanaryCheckRecord: Sendable, Equatable {
 }
 
 /// What one track's passes say over an interval.
-public struct TrackFigures: Sendable, Equatable, Codable {
+public struct TrackFigures: Sendable, Equatable {
     /// Passes recorded.
     public var passes: Int = 0
     /// Passes HRM decided (approved + denied).

@@ -24,7 +24,7 @@ extension StoredPass {
     /// reasons, the signal as Kyle passed it on, every hop, HRM's decision (violations,
     /// policy_hash), Kenny's execution, latency, audit hash.
     public var traceObject: [String: Any] {
-        let record = (try? JSONSerialization.jsonObject(with: Data(record.utf8))) as? [String: Any] ?? [:]
+        let record = JSONDocument.object(record) ?? [:]
         let event = record["event"] as? [String: Any] ?? [:]
         var signal: [String: Any] = [:]
         for k in Self.signalFields { if let v = event[k] { signal[k] = v } }
@@ -47,7 +47,7 @@ extension StateStore {
 
     static func storedPass(_ row: Row) -> StoredPass {
         let reasonsText: String = row["reasons"]
-        let reasons = (try? JSONSerialization.jsonObject(with: Data(reasonsText.utf8))) as? [String] ?? []
+        let reasons = JSONDocument.parse(reasonsText) as? [String] ?? []
         return StoredPass(
             seq: row["seq"], traceID: row["trace_id"], verdict: Verdict(rawValue: row["verdict"]) ?? .error,
             reasons: reasons, latencyMs: row["latency_ms"], doneNs: row["done_ns"], continuityOK: (row["continuity_ok"] as Int) == 1,

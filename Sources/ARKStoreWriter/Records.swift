@@ -1,7 +1,7 @@
 import ARKCore
 
 /// How a pass ended.
-public enum Verdict: String, Sendable, CaseIterable, Codable {
+public enum Verdict: String, Sendable, CaseIterable {
     /// HRM approved; Kenny filled (or held).
     case approved
     /// HRM denied.

@@ -83,10 +83,7 @@ struct PipelineBenchCommand: ParsableCommand {
                            Double(p.anonKB) / 1024, Double(p.peakRSSKB) / 1024, Double(p.rssKB - p.rssWarmKB) / 1024))
         }
         if let json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            encoder.keyEncodingStrategy = .convertToSnakeCase
-            try encoder.encode(r).write(to: URL(fileURLWithPath: json))
+            try JSONDocument.data(r.json, .pretty).write(to: URL(fileURLWithPath: json))
             print("Result written to \(json)")
         }
         if r.lost > 0 || r.violationsDenied != r.violationsInjected || r.falseDenials > 0 || !r.limitBreaches.isEmpty { throw ExitCode(1) }

@@ -176,14 +176,19 @@ struct CanaryStatusCommand: ParsableCommand {
             print("No canary run recorded in \(config.stateDB)")
             return
         }
-        let report = r.report.data(using: .utf8).flatMap { try? JSONDecoder().decode(CanaryReport.self, from: $0) }
+        // "{}" until the controller has started the run's agents.
+        var report: CanaryReport?
+        var unreadable: String?
+        if r.report != "{}" {
+            do { report = try CanaryReport(text: r.report) } catch { unreadable = "\(error)" }
+        }
         if json {
             let checks = try StateStore(path: config.stateDB, readOnly: true).canaryChecks(runID: r.runID)
             let object = r.statusObject(checks: checks)
-            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
-            print(String(decoding: data, as: UTF8.self))
+            print(try JSONDocument.text(object, .pretty), terminator: "")
         } else {
             print(CanaryController.describe(r, report: report))
+            if let unreadable { print("  WARNING      its report cannot be read: \(unreadable)") }
             if !r.isFinished && !r.controllerIsAlive {
                 print("  WARNING      its controller (pid \(r.controllerPID)) is gone: ark canary abort rolls it back")
             }

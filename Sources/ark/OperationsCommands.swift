@@ -197,7 +197,7 @@ struct AuditCommand: ParsableCommand {
                 "counts": Dictionary(uniqueKeysWithValues: counts.map { ($0.0.rawValue, $0.1) }),
                 "findings": findings.map { ["check": $0.check, "severity": $0.severity.rawValue, "message": $0.message, "fix": $0.fix] },
             ]
-            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
+            let data = try JSONDocument.data(object, .pretty)
             print(String(decoding: data, as: UTF8.self))
         } else {
             print("ARK security audit (\(config.environment))")

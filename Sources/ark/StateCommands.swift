@@ -33,7 +33,7 @@ struct TraceCommand: AsyncParsableCommand {
         }
         print("trace \(pass.traceID)  #\(pass.seq)  \(pass.verdict.rawValue.uppercased())  \(String(format: "%.3f", pass.latencyMs)) ms  continuity \(pass.continuityOK ? "ok" : "BROKEN")")
         for r in pass.reasons { print("  reason: \(r)") }
-        guard let record = try? JSONSerialization.jsonObject(with: Data(pass.record.utf8)) as? [String: Any],
+        guard let record = JSONDocument.object(pass.record),
               let event = record["event"] as? [String: Any] else { return }
         let t0 = (event["t0_ns"] as? NSNumber)?.int64Value ?? 0
         print("  signal: \(event["symbol"] ?? "-") price \(event["price"] ?? "-") action \(event["action"] ?? "-") size \(event["position_size_pct"] ?? "-") leverage \(event["leverage"] ?? "-") stop \(event["stop_loss"] ?? "-")")

@@ -30,7 +30,10 @@ extension EndToEnd { @Suite struct PipelineBenchTests {
             let rss = p["rss_kb"] as? Int ?? 0, anon = p["anon_kb"] as? Int ?? 0
             #expect((p["cpu_seconds"] as? Double ?? 0) > 0 && rss > 0 && (p["rss_warm_kb"] as? Int ?? 0) > 0, "\(p)")
             #expect(anon > 0 && anon < rss, "\(p)")
+            #expect((p["peak_rss_kb"] as? Int ?? 0) >= rss && (p["cpu_micros_per_signal"] as? Double ?? 0) > 0 && p["pid"] is Int, "\(p)")
         }
+        #expect(Set(result.keys) == ["rate", "instances", "sent", "recorded", "lost", "signals_per_second", "seconds", "latency_ms", "violations_injected",
+                                     "violations_denied", "limit_denials", "false_denials", "limit_breaches", "verdicts", "processes"], "\(result.keys)")
         for text in ["s  sent ", "Throughput", "Lost         0", "Latency ms   p50", "Aletheia-1"] { #expect(r.output.contains(text), "\(r.output)") }
     }
 
