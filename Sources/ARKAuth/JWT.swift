@@ -1,6 +1,7 @@
 import ARKCore
 import Foundation
 import JWTKit
+import Synchronization
 
 /// Why a bearer token was refused; each reaches the client as a 401 with this text.
 public enum AuthFailure: Error, Sendable, Equatable, CustomStringConvertible {
@@ -72,6 +73,8 @@ public struct JWTAuthority: Sendable {
     let keys: JWTKeyCollection
     /// The keys of the JWKS file, registered on first use (the collection is an actor).
     private let registered: Task<Void, any Error>
+    /// Tokens this authority has verified, by their exact text.
+    let verified = VerifiedTokens()
     public let issuer: String
     public let maxTTLSeconds: Int
     /// Clock skew tolerated between the minting host and this one.
@@ -157,6 +160,12 @@ public struct JWTAuthority: Sendable {
 
     public func verify(token: String, nowSeconds: Int64) async throws(AuthFailure) -> TokenClaims {
         guard token.utf8.count <= Self.maxTokenBytes else { throw .malformed("longer than \(Self.maxTokenBytes) bytes") }
+        // A token verified before (the same text: signature, issuer, subject and lifetime
+        // checked) only has its times checked again.
+        if let known = verified[token] {
+            try Self.checkTimes(exp: known.claims.expires, iat: known.claims.issuedAt, nbf: known.notBefore, nowSeconds: nowSeconds)
+            return known.claims
+        }
         let segments = token.split(separator: ".", omittingEmptySubsequences: false)
         guard segments.count == 3 else { throw .malformed("a JWT has three dot-separated parts, this has \(segments.count)") }
         // The header decides which key checks the signature; nothing else of it is trusted.
@@ -197,11 +206,18 @@ public struct JWTAuthority: Sendable {
         guard let sub = claims.sub, !sub.isEmpty, sub.utf8.count <= 128 else { throw .missingClaim("sub") }
         guard let exp = claims.exp else { throw .missingClaim("exp") }
         guard let iat = claims.iat else { throw .missingClaim("iat") }
-        if exp + Self.leewaySeconds < nowSeconds { throw .expired(secondsAgo: nowSeconds - exp) }
-        if iat - Self.leewaySeconds > nowSeconds { throw .notYetValid }
-        if let nbf = claims.nbf, nbf - Self.leewaySeconds > nowSeconds { throw .notYetValid }
+        try Self.checkTimes(exp: exp, iat: iat, nbf: claims.nbf, nowSeconds: nowSeconds)
         if exp - iat > Int64(maxTTLSeconds) { throw .lifetimeTooLong(seconds: exp - iat, max: maxTTLSeconds) }
-        return TokenClaims(subject: sub, issuer: iss, issuedAt: iat, expires: exp, tokenID: claims.jti)
+        let verifiedClaims = TokenClaims(subject: sub, issuer: iss, issuedAt: iat, expires: exp, tokenID: claims.jti)
+        verified.remember(token, VerifiedTokens.Entry(claims: verifiedClaims, notBefore: claims.nbf))
+        return verifiedClaims
+    }
+
+    /// The checks that depend on the clock, with the leeway.
+    static func checkTimes(exp: Int64, iat: Int64, nbf: Int64?, nowSeconds: Int64) throws(AuthFailure) {
+        if exp + leewaySeconds < nowSeconds { throw .expired(secondsAgo: nowSeconds - exp) }
+        if iat - leewaySeconds > nowSeconds { throw .notYetValid }
+        if let nbf, nbf - leewaySeconds > nowSeconds { throw .notYetValid }
     }
 
     /// The claims ARK reads. Each is optional and of its one type (a NumericDate is a
@@ -217,12 +233,13 @@ public struct JWTAuthority: Sendable {
 
         enum CodingKeys: String, CodingKey { case iss, sub, iat, exp, nbf, jti }
 
-        init(iss: String, sub: String, iat: Int64, exp: Int64, jti: String) {
+        init(iss: String, sub: String, iat: Int64, exp: Int64, jti: String, nbf: Int64? = nil) {
             self.iss = iss
             self.sub = sub
             self.iat = iat
             self.exp = exp
             self.jti = jti
+            self.nbf = nbf
         }
 
         init(from decoder: any Decoder) throws {
@@ -250,5 +267,40 @@ public struct JWTAuthority: Sendable {
         init(from decoder: any Decoder) throws {}
         func encode(to encoder: any Encoder) throws {}
         func verify(using algorithm: some JWTAlgorithm) async throws {}
+    }
+}
+
+/// The tokens one `JWTAuthority` has verified, by their exact text. A client sends the same
+/// token with every request; checking it again costs jwt-kit's JSON decoding of its header
+/// and claims twice and two hops onto its key collection's actor (7 % of `ark run`'s CPU
+/// under `Benchmarks/api_load.sh`). Only tokens whose signature, issuer, subject and
+/// lifetime passed are kept, so nobody without a signing key can fill it; any other text
+/// (one byte of the signature changed) is verified in full. Keys never change while the
+/// process runs (a new JWT_SECRET or JWT_JWKS_FILE takes a restart), so an entry stays true
+/// until its token expires; expired entries are dropped when the table is full.
+final class VerifiedTokens: Sendable {
+    struct Entry: Sendable {
+        var claims: TokenClaims
+        var notBefore: Int64?
+    }
+
+    /// Enough for every client of a deployment: at most 4 MB (tokens of the 4,096-byte limit),
+    /// about 300 KB of the tokens `ark token` mints.
+    static let capacity = 1024
+    private let entries = Mutex<[String: Entry]>([:])
+
+    subscript(token: String) -> Entry? { entries.withLock { $0[token] } }
+
+    var count: Int { entries.withLock { $0.count } }
+
+    func remember(_ token: String, _ entry: Entry) {
+        entries.withLock { table in
+            if table.count >= Self.capacity {
+                let now = Int64(wallClockNanoseconds() / 1_000_000_000)
+                table = table.filter { $0.value.claims.expires + JWTAuthority.leewaySeconds >= now }
+                if table.count >= Self.capacity { table.removeAll(keepingCapacity: true) }
+            }
+            table[token] = entry
+        }
     }
 }

@@ -64,6 +64,47 @@ import Testing
         #expect(await refusal("Bearer \(try await authority.mint(subject: "x", ttlSeconds: 60, nowSeconds: now + 600))") == .notYetValid)
     }
 
+    /// A token verified once is remembered by its text: asked again, only its times are
+    /// checked; any other text, one byte of its signature changed, is verified in full.
+    @Test func aVerifiedTokenIsRememberedAndOnlyItsTimesAreCheckedAgain() async throws {
+        let authority = try JWTAuthority(secret: "0123456789abcdef0123456789abcdef", issuer: "ark", maxTTLSeconds: 3600)
+        let token = try await authority.mint(subject: "desk-1", ttlSeconds: 600, nowSeconds: now)
+        #expect(authority.verified.count == 0)
+        let first = try await authority.verify(token: token, nowSeconds: now)
+        #expect(authority.verified.count == 1 && authority.verified[token]?.claims == first)
+        #expect(try await authority.verify(token: token, nowSeconds: now + 5) == first)
+        // Its times, against the clock of each request.
+        #expect(await refusal("Bearer \(token)", at: now + 631, by: authority) == .expired(secondsAgo: 31))
+        #expect(await refusal("Bearer \(token)", at: now - 31, by: authority) == .notYetValid)
+        #expect(await refusal("Bearer \(token)", at: now + 630, by: authority) == nil)
+        // The remembered text only: an altered signature, or the token under another key.
+        var altered = Array(token.utf8)
+        altered[altered.count - 2] = altered[altered.count - 2] == UInt8(ascii: "A") ? UInt8(ascii: "B") : UInt8(ascii: "A")
+        #expect(await refusal("Bearer \(String(decoding: altered, as: UTF8.self))", by: authority) == .badSignature)
+        let other = try JWTAuthority(secret: "another-secret-another-secret-another", issuer: "ark", maxTTLSeconds: 3600)
+        #expect(await refusal("Bearer \(token)", by: other) == .badSignature)
+        // Refusals are never remembered.
+        #expect(authority.verified.count == 1 && other.verified.count == 0)
+        // A not-before in the claims is kept with them.
+        let keys = JWTKeyCollection()
+        await keys.add(hmac: HMACKey(from: "0123456789abcdef0123456789abcdef"), digestAlgorithm: .sha256)
+        let later = try await keys.sign(JWTAuthority.Claims(iss: "ark", sub: "x", iat: now, exp: now + 600, jti: "j", nbf: now + 100))
+        #expect(await refusal("Bearer \(later)", at: now + 100, by: authority) == nil)
+        #expect(await refusal("Bearer \(later)", at: now + 60, by: authority) == .notYetValid)
+    }
+
+    /// The table of verified tokens stays bounded however many good tokens arrive.
+    @Test func theRememberedTokensAreBounded() async throws {
+        let authority = try JWTAuthority(secret: "0123456789abcdef0123456789abcdef", issuer: "ark", maxTTLSeconds: 3600)
+        let wall = Int64(wallClockNanoseconds() / 1_000_000_000)
+        for i in 0..<(VerifiedTokens.capacity + 10) {
+            let token = try await authority.mint(subject: "client-\(i)", ttlSeconds: 600, nowSeconds: wall)
+            _ = try await authority.verify(token: token, nowSeconds: wall)
+            #expect(authority.verified.count <= VerifiedTokens.capacity)
+        }
+        #expect(authority.verified.count >= 10)
+    }
+
     /// Claims signed with the right key but missing, mistyped or too long: each named.
     @Test func signedButIncompleteClaimsAreNamed() async throws {
         let keys = JWTKeyCollection()
