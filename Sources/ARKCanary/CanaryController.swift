@@ -534,13 +534,20 @@ public final class CanaryController {
     /// Rolls back a run whose controller is gone (`ark canary abort` finds it so): stops the
     /// canary agents it recorded and does everything a rollback does.
     public static func recover(_ record: CanaryRunRecord, config: ARKConfig, runDir: String, say: @escaping (String) -> Void) throws -> CanaryRunRecord {
+        // The report names the canary's processes: without it there is nothing sure to stop.
         let report: CanaryReport
-        let plan: CanaryPlan
         do {
             report = try CanaryReport(text: record.report)
-            plan = try CanaryPlan(json: JSONFields(text: record.plan, "canary plan"))
         } catch {
             throw Failure("canary run \(record.runID) cannot be rolled back by ark: \(error); stop its agents by hand (log dir \(config.logDir)/canary_*.log)")
+        }
+        // The plan only sets how the baseline is proven afterwards: a damaged one does not
+        // keep the canary running.
+        var plan = CanaryPlan()
+        do {
+            plan = try CanaryPlan(json: JSONFields(text: record.plan, "canary plan"))
+        } catch {
+            say("WARNING: \(error); the baseline is proven with the default plan's loop (\(plan.verifySeconds) s at \(plan.verifyRate)/s)")
         }
         var run = record
         run.controllerPID = Int(getpid())

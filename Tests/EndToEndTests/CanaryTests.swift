@@ -227,7 +227,7 @@ extension EndToEnd { @Suite final class CanaryTests {
         #expect(try f.store().canaryRun()?.isFinished == true)
     }
 
-    @Test("abort rolls back from another shell even when the controller was killed")
+    @Test("abort rolls back from another shell even when the controller was killed, and with its plan damaged in the store")
     func abortWithoutController() async throws {
         let next = try startBaseline(canaryEnv: [])
         let canary = try startCanary(next, ["--percent", "50", "--step-seconds", "60"])
@@ -236,8 +236,12 @@ extension EndToEnd { @Suite final class CanaryTests {
         let traffic = Task { try await pipeline.synthetic(count: 200, rate: 40) }
         try await Task.sleep(for: .seconds(2))
         canary.kill9()
+        // The plan only sets how the baseline is proven: damaged, it does not stop the rollback.
+        let damage = try runCommand("/usr/bin/sqlite3", [f.statePath, #"UPDATE canary_runs SET plan = '{"steps":"ten"}'"#])
+        #expect(damage.code == 0, "\(damage.output)")
         let abort = try runCommand(Repo.arkBinary, ["canary", "abort"], environment: f.environment, timeout: 120)
         #expect(abort.code == 0 && abort.output.contains("is gone: rolling back from here"), "\(abort.output)")
+        #expect(abort.output.contains("WARNING: canary plan.steps: expected list of number, found string; the baseline is proven with the default plan's loop"), "\(abort.output)")
         let run = try #require(try f.store().canaryRun())
         #expect(run.status == "rolled_back")
         try expectNothingLost(try await traffic.value)
