@@ -55,7 +55,7 @@ extension MonitoringBackend {
         if let slo { out["slos"] = sloJSON(slo) }
         let seen = Set((beats ?? []).map(\.instance))
         rateSamples = rateSamples.filter { seen.contains($0.key) }
-        let data = try jsonData(out)
+        let data = try JSONDocument.data(out, .pretty)
         lastConsoleState = (data, nowNs)
         return data
     }
@@ -110,19 +110,19 @@ extension MonitoringBackend {
                 "p95_ms": b.latency.quantile(0.95).map { ($0 / 1000 * 1000).rounded() / 1000 as Any } ?? NSNull(),
             ]
         }
-        return try jsonData([
+        return try JSONDocument.data([
             "from": from, "to": nowS, "bucket_seconds": bucket, "points": points,
             "targets": ["availability": engine.settings.availabilityTarget, "p95_ms": engine.settings.p95LatencyMs],
-        ])
+        ], .pretty)
     }
 
     /// The watchdog's latest events, newest first.
     public func consoleWatchdogEvents(limit: Int) throws -> Data {
         let events = try openStore().watchdogEvents(limit: limit)
-        return try jsonData(["events": events.map { e in
+        return try JSONDocument.data(["events": events.map { e in
             ["ts": iso8601(e.tsNs), "ts_ns": e.tsNs, "instance": e.instance, "stage": e.stage, "action": e.action,
              "reason": e.reason, "by": e.by, "figures": JSONDocument.parse(e.figures) ?? NSNull()]
-        }])
+        }], .pretty)
     }
 
     /// Releases the quarantined instances `selector` names onto probation, as
@@ -134,16 +134,16 @@ extension MonitoringBackend {
             guard case .release(let instance, _, _, let until) = $0 else { return nil }
             return ["instance": instance, "probation_until": iso8601(until)]
         }
-        return released.isEmpty ? nil : try jsonData(["released": released])
+        return released.isEmpty ? nil : try JSONDocument.data(["released": released], .pretty)
     }
 
     /// `{"run": …}`: the newest canary run with its checks, or null when none is recorded.
     public func consoleCanary() throws -> Data {
         let store = try openStore()
-        guard let run = try store.canaryRun() else { return try jsonData(["run": NSNull()]) }
+        guard let run = try store.canaryRun() else { return try JSONDocument.data(["run": NSNull()], .pretty) }
         var o = run.statusObject(checks: try store.canaryChecks(runID: run.runID))
         o["controller_alive"] = run.isFinished ? NSNull() : run.controllerIsAlive as Any
-        return try jsonData(["run": o])
+        return try JSONDocument.data(["run": o], .pretty)
     }
 
     /// Asks the newest run's controller to promote or abort. The controller acts on it within
@@ -155,12 +155,12 @@ extension MonitoringBackend {
             throw ConsoleRefusal.conflict("the controller of \(run.runID) (pid \(run.controllerPID)) is gone, so nothing here can act on the request. Fix: run 'ark canary abort' on the host: it rolls the canary back without its controller")
         }
         guard try store.requestCanary(action, runID: run.runID) else { throw ConsoleRefusal.conflict("\(run.runID) ended meanwhile") }
-        return try jsonData(["run_id": run.runID, "requested": action])
+        return try JSONDocument.data(["run_id": run.runID, "requested": action], .pretty)
     }
 
     /// A recorded pass, as the API's `GET /v1/traces/{id}` gives it.
     public func consoleTrace(_ traceID: String) async throws -> Data? {
-        try await openStore().readPass(traceID: traceID).map { try jsonData($0.traceObject) }
+        try await openStore().readPass(traceID: traceID).map { try JSONDocument.data($0.traceObject, .pretty) }
     }
 
     /// A recorded pass's audit proof, as the API's `GET /v1/traces/{id}/proof` gives it.
@@ -184,13 +184,13 @@ extension MonitoringBackend {
     /// The newest dead letters with a preview of each payload.
     public func consoleDeadLetters(limit: Int) throws -> Data {
         let (letters, total) = try openStore().recentDeadLetters(limit: limit)
-        return try jsonData(["total": total, "dead_letters": letters.map { d in
+        return try JSONDocument.data(["total": total, "dead_letters": letters.map { d in
             [
                 "id": d.deadLetterID, "stream": d.stream, "entry_id": d.entryID, "group": d.group, "consumer": d.consumer,
                 "reason": d.reason, "deliveries": d.deliveries, "trace_id": d.traceID ?? NSNull(), "ts": iso8601(d.tsNs),
                 "payload_bytes": d.payload.count, "payload_preview": Self.preview(d.payload),
             ] as [String: Any]
-        }])
+        }], .pretty)
     }
 
     /// The first 240 bytes of a payload as text, invalid UTF-8 shown as U+FFFD: the page

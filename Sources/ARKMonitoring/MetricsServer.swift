@@ -127,11 +127,9 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
-/// JSON as operators read it: sorted keys, indented, a final newline.
-public func jsonData(_ object: Any) throws -> Data { try JSONDocument.data(object, .pretty) }
-
+/// A JSON answer as operators read it (sorted keys, indented, a final newline).
 func json(_ status: HTTPResponse.Status, _ object: Any) throws -> Response {
-    response(status, try jsonData(object))
+    response(status, try JSONDocument.data(object, .pretty))
 }
 
 func response(_ status: HTTPResponse.Status, _ data: Data) -> Response {

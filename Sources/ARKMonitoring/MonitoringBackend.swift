@@ -233,7 +233,7 @@ public actor MonitoringBackend {
     /// `/metrics/json`: the windowed histograms (ms) from the rollups, counters over the
     /// window, and the stage gauges.
     public func metricsJSON() throws -> Data {
-        try jsonData(metricsObject())
+        try JSONDocument.data(metricsObject(), .pretty)
     }
 
     func metricsObject() throws -> [String: Any] {

@@ -2,6 +2,7 @@ import ARKCore
 import ARKMonitoring
 import ARKProcess
 import ARKSLO
+import ARKState
 import ArgumentParser
 import Foundation
 import Logging
@@ -64,7 +65,7 @@ struct HealthCommand: AsyncParsableCommand {
         let backend = try MonitoringBackend(config: config, registry: nil, logger: Logger(label: "ark.health", factory: { _ in SwiftLogNoOpLogHandler() }))
         let report = await backend.health()
         if json {
-            FileHandle.standardOutput.write(try jsonData(healthJSON(report)))
+            FileHandle.standardOutput.write(try JSONDocument.data(healthJSON(report), .pretty))
         } else {
             print("ARK is \(report.status.rawValue.uppercased())")
             for c in report.checks {
