@@ -70,30 +70,42 @@ public final class RedisCluster: @unchecked Sendable {
     public init(primaries: Int = 3, host: String = "127.0.0.1") throws {
         dir = try TempDir("ark-cluster")
         password = host == "127.0.0.1" ? nil : "pw-" + String(UInt64.random(in: 0..<UInt64.max), radix: 36)
-        var ports: Set<Int> = []
-        while ports.count < primaries * 2 {
-            let p = try freeTCPPort()
-            // The cluster bus listens on port + 10000: keep it below the ephemeral range too,
-            // and free.
-            if p + 10_000 < 32_768 && claimTCPPort(p + 10_000) { ports.insert(p) }
-        }
         var made: [Node] = []
-        for (i, port) in ports.sorted().enumerated() {
+        for i in 0..<(primaries * 2) {
             let d = dir.path + "/node\(i)"
-            try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-            made.append(Node(host: host, port: port, dir: d, password: password))
-        }
-        nodes = made
-        for n in nodes { try n.start() }
-        for n in nodes {
-            guard waitFor(timeout: 10, { (try? n.ask(["PING"])) == .status("PONG") }) else {
-                throw TestSetupError("cluster node \(n.port) did not start; see \(n.dir)/redis.log")
+            var attempt = 1
+            while true {
+                try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+                let n = Node(host: host, port: try Self.freeNodePort(), dir: d, password: password)
+                try n.start()
+                // Its own log says whether it listens: a PING could reach whoever else holds the port.
+                func log() -> String { (try? String(contentsOfFile: d + "/redis.log", encoding: .utf8)) ?? "" }
+                _ = waitFor(timeout: 10) { !n.isRunning || log().contains("Ready to accept connections") }
+                if n.isRunning && waitFor(timeout: 10, { (try? n.ask(["PING"])) == .status("PONG") }) { made.append(n); break }
+                n.kill9()
+                // A port free when chosen can be bound by another process before the node
+                // binds it (CI saw it once, right after the other suites' processes): another port.
+                guard log().contains("Address already in use"), attempt < 5 else {
+                    throw TestSetupError("cluster node \(n.port) did not start; see \(d)/redis.log")
+                }
+                attempt += 1
+                try? FileManager.default.removeItem(atPath: d)
             }
         }
+        nodes = made
         let create = try runCommand("/usr/bin/redis-cli", (password.map { ["-a", $0, "--no-auth-warning"] } ?? []) + ["--cluster", "create"] + nodes.map { "\($0.host):\($0.port)" } + ["--cluster-replicas", "1", "--cluster-yes"], timeout: 60)
         guard create.code == 0 else { throw TestSetupError("redis-cli --cluster create failed: \(create.output)") }
         guard waitFor(timeout: 30, interval: 0.2, { self.isHealthy }) else {
             throw TestSetupError("the cluster did not become healthy: \(info(on: nodes[0]))")
+        }
+    }
+
+    /// A free port whose cluster bus port (port + 10000) is free too and below Linux's
+    /// ephemeral range, both claimed for this test process.
+    static func freeNodePort() throws -> Int {
+        while true {
+            let p = try freeTCPPort()
+            if p + 10_000 < 32_768 && claimTCPPort(p + 10_000) { return p }
         }
     }
 
