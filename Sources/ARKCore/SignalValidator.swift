@@ -10,9 +10,14 @@ import Foundation
 /// `size:` for payloads that are not a readable signal at all.
 public struct SignalValidator: Sendable {
     public var maxPayloadBytes: Int
-    public static let maxSymbolLength = 16
+    public static let maxSymbolLength = InstrumentSymbol.maxLength
+    /// A symbol as sent may carry a venue, separators and look-alike characters around its
+    /// canonical 16; past this it is refused before it is read.
+    public static let maxRawSymbolBytes = 64
     public static let maxIDLength = 128
     public static let maxTextLength = 256
+    /// As the shards route it (`ShardLayout.account(ofSignal:)`).
+    public static let maxAccountLength = 128
     /// Payloads up to this many times the size limit are parsed for a more specific reason.
     static let parseBudgetFactor = 8
 
@@ -61,12 +66,12 @@ public struct SignalValidator: Sendable {
 
     static let knownFields: [String] = [
         "trace_id", "id", "symbol", "price", "volume", "ts", "source", "t0_ns", "action",
-        "position_size_pct", "leverage", "stop_loss", "risk_reward_ratio", "intent", "injected_violation",
+        "position_size_pct", "leverage", "stop_loss", "risk_reward_ratio", "intent", "injected_violation", "account",
     ]
     /// The same names, matched against the payload's key bytes without making Strings.
     static let knownKeys: [StaticString] = [
         "trace_id", "id", "symbol", "price", "volume", "ts", "source", "t0_ns", "action",
-        "position_size_pct", "leverage", "stop_loss", "risk_reward_ratio", "intent", "injected_violation",
+        "position_size_pct", "leverage", "stop_loss", "risk_reward_ratio", "intent", "injected_violation", "account",
     ]
 
     static let slotOf = Dictionary(uniqueKeysWithValues: knownFields.enumerated().map { ($1, $0) })
@@ -159,14 +164,16 @@ public struct SignalValidator: Sendable {
         switch fields["symbol"] {
         case nil: reasons.append("symbol: missing")
         case .string(let s)?:
-            let trimmed = s.trimmed()
-            if Self.hasControl(s) { reasons.append("symbol: contains a control character") }
-            else if trimmed.isEmpty { reasons.append("symbol: empty after trimming whitespace") }
-            else if trimmed.utf8.count > Self.maxSymbolLength {
-                reasons.append("symbol: \(trimmed.utf8.count) characters, the limit is \(Self.maxSymbolLength)")
-            } else if !trimmed.unicodeScalars.allSatisfy(Self.isSymbolScalar) {
-                reasons.append("symbol: only letters, digits and . - / _ : ^ = are allowed")
-            } else { event.symbol = trimmed.uppercased() }
+            // The canonical instrument (see InstrumentSymbol): what every rule and the book see.
+            if s.utf8.count > Self.maxRawSymbolBytes {
+                reasons.append("symbol: \(s.utf8.count) bytes as sent, the limit is \(Self.maxRawSymbolBytes)")
+            } else {
+                do throws(InstrumentSymbol.Problem) {
+                    event.symbol = try InstrumentSymbol(s).text
+                } catch {
+                    reasons.append("symbol: \(error.description)")
+                }
+            }
         case let f?: reasons.append("symbol: expected a string, got \(f.kindName)")
         }
 
@@ -215,6 +222,14 @@ public struct SignalValidator: Sendable {
                 else { event[keyPath: keyPath] = name == "action" ? s.lowercased() : s }
             case let f?: reasons.append("\(name): expected a string, got \(f.kindName)")
             }
+        }
+
+        // account: optional; the book a trade is for, so a token with nothing to look alike.
+        switch fields["account"] {
+        case nil, .other(.null)?: break
+        case .string(let s)?:
+            if let problem = Self.tokenProblem(s, max: Self.maxAccountLength) { reasons.append("account: \(problem)") } else { event.account = s }
+        case let f?: reasons.append("account: expected a string, got \(f.kindName)")
         }
 
         if !reasons.isEmpty {
@@ -271,7 +286,7 @@ public struct SignalValidator: Sendable {
         return nil
     }
 
-    static func tokenProblem(_ s: String, max: Int) -> String? {
+    public static func tokenProblem(_ s: String, max: Int) -> String? {
         if s.isEmpty { return "empty" }
         if s.utf8.count > max { return "longer than \(max) bytes" }
         let ok = s.utf8.allSatisfy { b in
@@ -279,13 +294,6 @@ public struct SignalValidator: Sendable {
                 || b == UInt8(ascii: "-") || b == UInt8(ascii: "_") || b == UInt8(ascii: ".") || b == UInt8(ascii: ":")
         }
         return ok ? nil : "only letters, digits and - _ . : are allowed"
-    }
-
-    static func isSymbolScalar(_ u: Unicode.Scalar) -> Bool {
-        switch u {
-        case "A"..."Z", "a"..."z", "0"..."9", ".", "-", "/", "_", ":", "^", "=": true
-        default: false
-        }
     }
 
     /// The rejection record for a payload: reasons, and the payload itself (cut to

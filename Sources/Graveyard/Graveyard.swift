@@ -4,7 +4,7 @@ import ARKCore
 /// is a code change; a file on disk that no longer matches makes HRM deny everything.
 public enum Graveyard {
     /// SHA-256 of `graveyard/ethics_rules.json`. Keep equal to `graveyard/ethics_rules.json.sha256`.
-    public static let pinnedSHA256 = "d95bf4b9111e1f13695bf479e254eedccb798a9ab7ef6124581c0435ca1aabed"
+    public static let pinnedSHA256 = "2382f728fdcaffd5e9ce07a32c091f8efbf56ae42a3b93ad4c0a5787f28e2b01"
     public static let ruleFileName = "ethics_rules.json"
 
     public enum Integrity: Sendable, Equatable {
@@ -14,6 +14,12 @@ public enum Graveyard {
         case drifted(actual: String, pinned: String)
         /// The file cannot be read or parsed.
         case unreadable(String)
+
+        /// The rules, when the file is intact.
+        public var ruleSet: RuleSet? {
+            if case .intact(let r) = self { return r }
+            return nil
+        }
 
         public var isIntact: Bool {
             if case .intact = self { return true }
@@ -74,6 +80,10 @@ public struct RuleSpec: Sendable, Equatable {
     public var limit: Double?
     public var values: [String]?
     public var message: String
+    /// `trades`: the rule judges buys and sells only.
+    public var appliesTo: String?
+    /// `price_band`: how many consistent quotes outside the band move it.
+    public var confirmations: Int?
 }
 
 /// The rule file: `{"name", "version", "rules": [RuleSpec]}`; other keys (`notice`) are
@@ -131,14 +141,14 @@ struct RuleFile {
 
     private static func spec(_ r: inout JSONReader, index: Int) throws -> RuleSpec {
         var strings: [String: String] = [:]
-        var limit: Double?, values: [String]?
+        var limit: Double?, values: [String]?, confirmations: Int?
         try r.beginObject()
         var first = true
         while let k = try r.nextKey(first: first) {
             first = false
             let key = try r.string(k)
             switch key {
-            case "id", "category", "severity", "effect", "check", "field", "message":
+            case "id", "category", "severity", "effect", "check", "field", "message", "applies_to":
                 guard try r.peekKind() == .string else { throw RuleSetError(description: "rules[\(index)]: '\(key)' must be a string") }
                 strings[key] = try r.readString()
             case "limit":
@@ -146,6 +156,11 @@ struct RuleFile {
                     guard try r.peekKind() == .number else { throw RuleSetError(description: "rules[\(index)]: 'limit' must be a number") }
                     limit = try r.readNumber().value
                 }
+            case "confirmations":
+                guard try r.peekKind() == .number, let n = try r.readNumber().integer else {
+                    throw RuleSetError(description: "rules[\(index)]: 'confirmations' must be an integer")
+                }
+                confirmations = Int(n)
             case "values":
                 if !r.readNullIfPresent() {
                     guard try r.peekKind() == .array else { throw RuleSetError(description: "rules[\(index)]: 'values' must be an array of strings") }
@@ -167,7 +182,8 @@ struct RuleFile {
         }
         return RuleSpec(id: try required("id"), category: try required("category"), severity: try required("severity"),
                         effect: try required("effect"), check: try required("check"), field: try required("field"),
-                        limit: limit, values: values, message: try required("message"))
+                        limit: limit, values: values, message: try required("message"), appliesTo: strings["applies_to"],
+                        confirmations: confirmations)
     }
 }
 

@@ -31,27 +31,33 @@ public struct Proposal: Sendable, Equatable {
 public struct PortfolioSnapshot: Sendable, Equatable {
     public var equity: Double
     public var dailyPnl: Double
-    /// Signed notional per symbol with an open position (long > 0, short < 0).
+    /// Signed value at the last trusted price per symbol with an open position (long > 0,
+    /// short < 0).
     public var exposure: [String: Double]
+    /// Each position's share of equity right after the last fill that opened or added to it.
+    public var fillShares: [String: Double]
 
     public var openPositions: Int { exposure.count }
 
-    public init(equity: Double, dailyPnl: Double = 0, exposure: [String: Double] = [:]) {
+    public init(equity: Double, dailyPnl: Double = 0, exposure: [String: Double] = [:], fillShares: [String: Double] = [:]) {
         self.equity = equity
         self.dailyPnl = dailyPnl
         self.exposure = exposure
+        self.fillShares = fillShares
     }
 
     /// The book from the fields Kenny publishes in `ark:portfolio` (`equity`, `daily_pnl`,
-    /// `pos:<symbol>`); nil with the first unreadable figure named in `problem`.
+    /// `pos:<symbol>`, `share:<symbol>`); nil with the first unreadable figure named in `problem`.
     public init?(published fields: [(String, String)], defaultEquity: Double, problem: inout String) {
         self.init(equity: defaultEquity)
-        for (key, value) in fields where key == "equity" || key == "daily_pnl" || key.hasPrefix("pos:") {
+        for (key, value) in fields where key == "equity" || key == "daily_pnl" || key.hasPrefix("pos:") || key.hasPrefix("share:") {
             guard let v = Double(value), v.isFinite else {
                 problem = "\(key) is '\(value)'"
                 return nil
             }
-            if key == "equity" { equity = v } else if key == "daily_pnl" { dailyPnl = v } else { exposure[String(key.dropFirst(4))] = v }
+            if key == "equity" { equity = v } else if key == "daily_pnl" { dailyPnl = v }
+            else if key.hasPrefix("pos:") { exposure[String(key.dropFirst(4))] = v }
+            else { fillShares[String(key.dropFirst(6))] = v }
         }
     }
 }
@@ -81,6 +87,12 @@ public struct RuleSet: Sendable, Equatable {
         case maxDailyLoss(Double)
         case maxOpenPositions(Int)
         case maxSymbolExposure(Double)
+        /// The notional of a trade that opens or adds, at least this much (dust cannot fill
+        /// the position limit).
+        case minNotional(Double)
+        /// Kenny's check of a fill's price against the instrument's last trusted price
+        /// (`PriceBand`); HRM has no reference and leaves it to Kenny.
+        case priceBand(PriceBand)
 
         var isPortfolio: Bool {
             switch self {
@@ -88,12 +100,21 @@ public struct RuleSet: Sendable, Equatable {
             default: false
             }
         }
+
+        /// Judged only for a trade that opens or adds to a position: one that reduces a
+        /// position only lowers risk.
+        var appliesOnlyToAdds: Bool {
+            if case .minNotional = self { return true }
+            return isPortfolio
+        }
     }
 
     struct CompiledRule: Equatable, Sendable {
         let id: String
         let severity: Severity
         let warnOnly: Bool
+        /// Judged for buys and sells only (a hold trades nothing).
+        let tradesOnly: Bool
         let field: String
         let message: String
         let check: Check
@@ -116,8 +137,11 @@ public struct RuleSet: Sendable, Equatable {
             guard spec.effect == "deny" || spec.effect == "warn" else {
                 throw RuleSetError(description: "rule \(spec.id): effect must be deny or warn")
             }
-            compiled.append(CompiledRule(id: spec.id, severity: severity, warnOnly: spec.effect == "warn", field: spec.field,
-                                         message: spec.message, check: try Self.compile(spec)))
+            guard spec.appliesTo == nil || spec.appliesTo == "trades" else {
+                throw RuleSetError(description: "rule \(spec.id): applies_to must be \"trades\" or absent")
+            }
+            compiled.append(CompiledRule(id: spec.id, severity: severity, warnOnly: spec.effect == "warn", tradesOnly: spec.appliesTo == "trades",
+                                         field: spec.field, message: spec.message, check: try Self.compile(spec)))
         }
         self.hash = hash
         self.specs = file.rules
@@ -127,10 +151,11 @@ public struct RuleSet: Sendable, Equatable {
     /// A proposal's number a rule bounds. A plain switch: reading through a key path went
     /// through the runtime's generic projection on every rule of every proposal.
     enum NumericField: Equatable, Sendable {
-        case positionSizePct, leverage, stopLoss, riskRewardRatio
+        case price, positionSizePct, leverage, stopLoss, riskRewardRatio
 
         init?(_ name: String) {
             switch name {
+            case "price": self = .price
             case "position_size_pct": self = .positionSizePct
             case "leverage": self = .leverage
             case "stop_loss": self = .stopLoss
@@ -141,6 +166,7 @@ public struct RuleSet: Sendable, Equatable {
 
         func value(in p: Proposal) -> Double? {
             switch self {
+            case .price: p.price
             case .positionSizePct: p.positionSizePct
             case .leverage: p.leverage
             case .stopLoss: p.stopLoss
@@ -164,7 +190,14 @@ public struct RuleSet: Sendable, Equatable {
             return spec.check == "max" ? .max(path, try limit()) : .min(path, try limit())
         case "stop_loss": return .stopLoss
         case "one_of": return .actionOneOf(try values())
-        case "none_of": return .symbolNoneOf(try values().map { $0.uppercased() })
+        case "none_of":
+            return .symbolNoneOf(try values().map { name in
+                do throws(InstrumentSymbol.Problem) {
+                    return try InstrumentSymbol(name).text
+                } catch {
+                    throw RuleSetError(description: "rule \(spec.id): '\(name)' is not an instrument symbol: \(error.description)")
+                }
+            })
         case "intent_none_of": return .intentNoneOf(try values().map(Pattern.init))
         case "target_none_of": return .targetNoneOf(try values().map(Pattern.init))
         case "max_daily_loss": return .maxDailyLoss(try limit())
@@ -172,6 +205,15 @@ public struct RuleSet: Sendable, Equatable {
             guard let n = Int(exactly: try limit()), n >= 0 else { throw RuleSetError(description: "rule \(spec.id): max_open_positions needs a whole number >= 0") }
             return .maxOpenPositions(n)
         case "max_symbol_exposure": return .maxSymbolExposure(try limit())
+        case "min_notional":
+            let l = try limit()
+            guard l >= 0 else { throw RuleSetError(description: "rule \(spec.id): min_notional needs a limit >= 0") }
+            return .minNotional(l)
+        case "price_band":
+            let l = try limit()
+            guard l > 0 && l < 1 else { throw RuleSetError(description: "rule \(spec.id): price_band needs a limit between 0 and 1 (a fraction of the reference)") }
+            guard let n = spec.confirmations, n >= 2 else { throw RuleSetError(description: "rule \(spec.id): price_band needs confirmations >= 2") }
+            return .priceBand(PriceBand(fraction: l, confirmations: n))
         default: throw RuleSetError(description: "rule \(spec.id): unknown check \(spec.check)")
         }
     }
@@ -191,8 +233,11 @@ public struct RuleSet: Sendable, Equatable {
         let notional = (p.positionSizePct ?? 0) * book.equity
         let opensNew = adds && held == 0 && !batch.newPositions.contains(p.symbol)
 
+        let trades = action == "buy" || action == "sell"
         for rule in rules {
-            if rule.check.isPortfolio && !adds { continue }
+            if rule.check.appliesOnlyToAdds && !adds { continue }
+            if rule.tradesOnly && !trades { continue }
+            if case .priceBand = rule.check { continue }
             checked += 1
             guard let failure = Self.failure(of: rule, p, book: book, batch: batch, held: held, notional: notional, opensNew: opensNew) else {
                 continue
@@ -220,15 +265,17 @@ public struct RuleSet: Sendable, Equatable {
         guard adds else { return [] }
         let notional = (p.positionSizePct ?? 0) * book.equity
         let empty = BatchApprovals()
-        return rules.filter { $0.check.isPortfolio && !$0.warnOnly }.compactMap {
+        return rules.filter { $0.check.appliesOnlyToAdds && !$0.warnOnly }.compactMap {
             Self.failure(of: $0, p, book: book, batch: empty, held: held, notional: notional, opensNew: held == 0)
         }
     }
 
     /// The portfolio limits `book` breaks now (the invariant every test and the synthetic
-    /// loop check): per-symbol exposure over its cap, more open positions than allowed.
-    /// Daily loss is a gate on new risk, not a state the book can be held to (a price move
-    /// can deepen a loss), so it is checked on fills, not here.
+    /// loop check): more open positions than allowed, or a position that a fill took over its
+    /// exposure cap (its share of equity right after the fill that last opened or added to it).
+    /// A position that later marks or losses elsewhere put over the cap is no breach: the
+    /// market moved, and the symbol is REDUCING (only orders that reduce it are taken). Daily
+    /// loss is a gate on new risk too, checked on fills, not here.
     public func breaches(of book: PortfolioSnapshot) -> [String] {
         var out: [String] = []
         for rule in rules where rule.check.isPortfolio && !rule.warnOnly {
@@ -236,8 +283,8 @@ public struct RuleSet: Sendable, Equatable {
             case .maxOpenPositions(let limit) where book.openPositions > limit:
                 out.append("\(rule.id): \(book.openPositions) positions open, the limit is \(limit)")
             case .maxSymbolExposure(let limit):
-                for (symbol, notional) in book.exposure.sorted(by: { $0.key < $1.key }) where abs(notional) > limit * book.equity * (1 + 1e-9) {
-                    out.append("\(rule.id): \(symbol) exposure \(abs(notional)) is \(Self.percent(abs(notional) / book.equity)) of equity \(book.equity), the limit is \(Self.percent(limit))")
+                for (symbol, share) in book.fillShares.sorted(by: { $0.key < $1.key }) where share > limit * (1 + 1e-9) {
+                    out.append("\(rule.id): a fill took \(symbol) to \(Self.percent(share)) of equity, the limit is \(Self.percent(limit))")
                 }
             default: continue
             }
@@ -269,13 +316,31 @@ public struct RuleSet: Sendable, Equatable {
             guard let a = p.action else { return fail("no action") }
             return allowed.contains(a) ? nil : fail("action '\(a)' is not one of \(allowed.joined(separator: ", "))")
         case .symbolNoneOf(let blocked):
-            return blocked.contains(p.symbol) ? fail("\(p.symbol) is blocked") : nil
+            // Kyle sends the canonical symbol; read again here so a proposal from anywhere
+            // else is held to the same form (one that cannot be read is refused).
+            let symbol: InstrumentSymbol
+            do throws(InstrumentSymbol.Problem) {
+                symbol = try InstrumentSymbol(p.symbol)
+            } catch {
+                return fail("symbol '\(p.symbol)' is not an instrument: \(error.description) (fail closed)")
+            }
+            guard let hit = blocked.first(where: symbol.matches) else { return nil }
+            return fail(symbol.text == hit ? "\(hit) is blocked" : "\(p.symbol) is the blocked instrument \(hit)")
         case .intentNoneOf(let patterns):
-            guard let intent = p.intent, let hit = Pattern.firstMatch(patterns, in: intent) else { return nil }
-            return fail("intent '\(intent)' matches '\(hit.text)'")
+            guard let intent = Phrase(p.intent) else { return nil }
+            if let scripts = intent.mixedScripts {
+                return fail("intent '\(p.intent ?? "")' mixes scripts (\(scripts.map(\.rawValue).joined(separator: ", "))): refused, fail closed")
+            }
+            guard let hit = Pattern.firstMatch(patterns, inSkeleton: intent.skeleton) else { return nil }
+            return fail("intent '\(p.intent ?? "")' matches '\(hit.text)'")
         case .targetNoneOf(let patterns):
-            guard let hit = Pattern.firstMatch(patterns, in: p.action) ?? Pattern.firstMatch(patterns, in: p.intent) else { return nil }
-            return fail("the proposal targets '\(hit.text)'")
+            // Text mixing scripts is the intent rule's to refuse (and an action must be one of
+            // a few plain words); here only what the skeletons say.
+            for text in [p.action, p.intent] {
+                guard let phrase = Phrase(text) else { continue }
+                if let hit = Pattern.firstMatch(patterns, inSkeleton: phrase.skeleton) { return fail("the proposal targets '\(hit.text)'") }
+            }
+            return nil
         case .maxDailyLoss(let limit):
             guard book.equity > 0 else { return fail("equity is \(book.equity) (fail closed)") }
             let loss = -book.dailyPnl / book.equity
@@ -293,31 +358,43 @@ public struct RuleSet: Sendable, Equatable {
             let existing = abs(held) + (batch.addedNotional[p.symbol] ?? 0)
             let after = existing + notional
             let cap = limit * book.equity
+            if abs(held) > cap * (1 + 1e-9) {
+                // Over the limit already (equity fell or the price moved): the symbol is
+                // REDUCING until it is back under, and only orders that reduce it are taken.
+                return fail("book: \(p.symbol) is REDUCING: its exposure \(abs(held)) at the last trusted price is \(Self.percent(abs(held) / book.equity)) of equity \(book.equity), over the limit of \(Self.percent(limit)); only orders that reduce it are taken", value: abs(held) / book.equity, limit: limit)
+            }
             return after > cap * (1 + 1e-9)
                 ? fail("book: \(p.symbol) exposure would be \(after) (\(Self.percent(after / book.equity)) of equity \(book.equity)), the limit is \(Self.percent(limit))", value: after / book.equity, limit: limit)
                 : nil
+        case .minNotional(let limit):
+            guard notional.isFinite, notional >= limit else {
+                return fail("the trade's notional \(notional) (\(p.positionSizePct ?? 0) of equity \(book.equity)) is under the minimum \(limit)", value: notional, limit: limit)
+            }
+            return nil
+        case .priceBand:
+            return nil  // judged by Kenny against the trusted reference (`PriceBand.judge`)
         }
     }
 
-    /// A lower-case phrase searched for, case-insensitively, in free text: a byte search over
-    /// UTF-8, so the hot path needs no Foundation.
+    /// A listed phrase, searched for by its skeleton (`Canonical.skeleton`) in the skeleton of
+    /// free text: separators, case, look-alike letters, accents, full-width and zero-width
+    /// characters cannot hide it. A byte search over UTF-8, so the hot path needs no Foundation.
     struct Pattern: Equatable, Sendable {
         let text: String
         let bytes: [UInt8]
 
         init(_ text: String) {
             self.text = text.lowercased()
-            self.bytes = Array(self.text.utf8)
+            self.bytes = Canonical.skeleton(text)
         }
 
-        static func firstMatch(_ patterns: [Pattern], in text: String?) -> Pattern? {
-            guard let text, !text.isEmpty else { return nil }
-            let hay = Array(text.lowercased().utf8)
+        static func firstMatch(_ patterns: [Pattern], inSkeleton hay: [UInt8]) -> Pattern? {
+            guard !hay.isEmpty else { return nil }
             return patterns.first { $0.occurs(in: hay) }
         }
 
         func occurs(in hay: [UInt8]) -> Bool {
-            guard !bytes.isEmpty, hay.count >= bytes.count else { return bytes.isEmpty }
+            guard !bytes.isEmpty, hay.count >= bytes.count else { return false }
             let first = bytes[0]
             var i = 0
             let last = hay.count - bytes.count
@@ -330,6 +407,21 @@ public struct RuleSet: Sendable, Equatable {
                 i += 1
             }
             return false
+        }
+    }
+
+    /// Free text as the phrase rules read it: its skeleton, and the scripts its letters mix
+    /// (more than one is refused: fail closed, a look-alike letter is how a phrase hides).
+    struct Phrase {
+        let skeleton: [UInt8]
+        let mixedScripts: [Canonical.Script]?
+
+        init?(_ text: String?) {
+            guard let text, !text.isEmpty else { return nil }
+            let folded = Canonical.folded(text)
+            let scripts = Canonical.scripts(folded)
+            mixedScripts = scripts.count > 1 ? scripts : nil
+            skeleton = Canonical.skeleton(folded: folded)
         }
     }
 

@@ -113,7 +113,9 @@ func evaluate(_ p: Proposal, book: PortfolioSnapshot = PortfolioSnapshot(equity:
     @Test func aCompliantProposalIsApprovedWithItsPolicyHash() throws {
         let d = try evaluate(proposal())
         #expect(d.approved && d.violations.isEmpty && d.warnings.isEmpty)
-        #expect(d.policyHash == Graveyard.pinnedSHA256 && d.complianceScore == 1 && d.rulesChecked == 11)
+        #expect(d.policyHash == Graveyard.pinnedSHA256 && d.complianceScore == 1 && d.rulesChecked == 18)
+        // The price band is Kenny's to judge (it holds the trusted prices): HRM leaves it out.
+        #expect(try rules().specs.count == 19 && rules().priceBand?.band == PriceBand(fraction: 0.10, confirmations: 3))
     }
 
     @Test(arguments: [(0.09, true), (0.10, true), (0.1000001, false), (0.25, false)])
@@ -150,9 +152,9 @@ func evaluate(_ p: Proposal, book: PortfolioSnapshot = PortfolioSnapshot(equity:
     }
 
     @Test func missingOrNonFiniteFieldsFailClosed() throws {
-        #expect(try evaluate(proposal(size: nil)).violations.map(\.rule) == ["max_position_size"])
-        #expect(try evaluate(proposal(leverage: nil)).violations.map(\.rule) == ["max_leverage"])
-        #expect(try evaluate(proposal(leverage: .nan)).violations.map(\.rule) == ["max_leverage"])
+        #expect(try evaluate(proposal(size: nil)).violations.map(\.rule) == ["max_position_size", "min_position_size", "min_position_notional"])
+        #expect(try evaluate(proposal(leverage: nil)).violations.map(\.rule) == ["max_leverage", "min_leverage"])
+        #expect(try evaluate(proposal(leverage: .nan)).violations.map(\.rule) == ["max_leverage", "min_leverage"])
         #expect(try evaluate(proposal(size: .infinity)).violations.map(\.rule).contains("max_position_size"))
         #expect(try evaluate(proposal(stop: .nan)).violations.map(\.rule) == ["stop_loss_required"])
         #expect(try evaluate(proposal(action: nil)).violations.map(\.rule).contains("known_action"))
@@ -167,6 +169,67 @@ func evaluate(_ p: Proposal, book: PortfolioSnapshot = PortfolioSnapshot(equity:
         let g = try evaluate(proposal(action: "modify_graveyard"))
         #expect(g.violations.contains { $0.rule == "graveyard_immutable" && $0.severity == .critical })
         #expect(try evaluate(proposal(intent: "please disable HRM for this one")).violations.map(\.rule) == ["graveyard_immutable"])
+    }
+
+    /// The inputs the issue found approved: each is a rule of its own now.
+    @Test func boundedInputsAreRules() throws {
+        #expect(try evaluate(proposal(leverage: -100)).violations.map(\.rule) == ["min_leverage"])
+        #expect(try evaluate(proposal(leverage: 0)).violations.map(\.rule) == ["min_leverage"])
+        #expect(try evaluate(proposal(leverage: 1)).approved)
+        // Dust: a size of 1e-300 of equity is under the minimum size and notional.
+        #expect(try evaluate(proposal(size: 1e-300)).violations.map(\.rule) == ["min_position_size", "min_position_notional"])
+        #expect(try evaluate(proposal(size: 0.0005)).violations.map(\.rule) == ["min_position_notional"])  // 50 of 100,000
+        #expect(try evaluate(proposal(size: 0.001)).approved)  // 100
+        #expect(try evaluate(proposal(rr: 1e308)).violations.map(\.rule) == ["max_risk_reward"])
+        #expect(try evaluate(proposal(rr: -2)).violations.map(\.rule) == ["risk_reward_floor"])
+        #expect(try evaluate(proposal(rr: 100)).approved)
+        #expect(try evaluate(proposal(price: 1e308, stop: 1)).violations.map(\.rule) == ["max_price"])
+        #expect(try evaluate(proposal(action: "sell", price: .leastNonzeroMagnitude, stop: 1)).violations.map(\.rule) == ["min_price"])
+        // A hold trades nothing: the trade sizing rules leave it alone.
+        #expect(try evaluate(proposal(action: "hold", size: 0, leverage: 0, stop: 98)).approved)
+        // The minimum notional is of the equity at hand: with less equity, a larger share.
+        #expect(try evaluate(proposal(size: 0.001), book: PortfolioSnapshot(equity: 50_000)).violations.map(\.rule) == ["min_position_notional"])
+    }
+
+    /// The issue's variants of a blocked symbol and of listed intents, all caught.
+    @Test func blockedInstrumentsMatchTheirCanonicalRoot() throws {
+        for symbol in ["BLOCKED", "BLOCKED.US", "HALTED:NYSE", "NYSE:HALTED", "blocked", "B.L.O.C.K.E.D", "BLOCKED/USD", "SANCTIONED-A",
+                       "_BLOCKED_", "BLOCKED^", "=HALTED", "BLOCKED.XNYS", "H-A-L-T-E-D", "ＢＬＯＣＫＥＤ", "BLO\u{200B}CKED"] {
+            #expect(try evaluate(proposal(symbol: symbol)).violations.map(\.rule) == ["blocked_symbols"], "\(symbol)")
+        }
+        // A symbol in another script cannot be an instrument: refused by the same rule.
+        let cyrillic = try evaluate(proposal(symbol: "BLOCKЕD"))
+        #expect(cyrillic.violations.map(\.rule) == ["blocked_symbols"] && cyrillic.violations[0].message.contains("CYRILLIC CAPITAL LETTER IE"), "\(cyrillic.violations)")
+        for symbol in ["AAPL", "BLOCKEDCO", "UNBLOCKED", "BRK.B"] {
+            #expect(try evaluate(proposal(symbol: symbol)).approved, "\(symbol)")
+        }
+    }
+
+    @Test func listedIntentsMatchInEveryVariant() throws {
+        for intent in ["spoof", "pump-and-dump", "Pump And Dump", "wash-trade", "WASH_TRADE", "washtrade", "sp\u{200D}oof", "ѕрооf",
+                       "ｓｐｏｏｆ", "s p o o f", "s.p.o.o.f", "𝐬𝐩𝐨𝐨𝐟", "spóof", "SPOOF!!", "front-running the order", "p-u-m-p a-n-d d-u-m-p",
+                       "layer\u{00AD}ing", "ⓢⓟⓞⓞⓕ", "corner-the-market", "marking the close? no: mark the close"] {
+            let d = try evaluate(proposal(intent: intent))
+            #expect(d.violations.map(\.rule) == ["manipulative_intent"], "\(intent): \(d.violations)")
+        }
+        // Text that mixes scripts is refused whatever it says (a look-alike letter hides a phrase).
+        let mixed = try evaluate(proposal(intent: "hedge еarnings"))  // Cyrillic е
+        #expect(mixed.violations.map(\.rule) == ["manipulative_intent"] && mixed.violations[0].message.contains("mixes scripts (Latin, Cyrillic)"), "\(mixed.violations)")
+        for intent in ["hedge earnings risk", "rebalance", "Ребалансировка портфеля", "決算前のヘッジ"] {
+            #expect(try evaluate(proposal(intent: intent)).approved, "\(intent)")
+        }
+        // The Graveyard's own targets the same way, in the action or the intent.
+        for intent in ["Disable-HRM now", "by\u{200B}pass_hrm", "ｍｏｄｉｆｙ ｇｒａｖｅｙａｒｄ"] {
+            #expect(try evaluate(proposal(intent: intent)).violations.map(\.rule) == ["graveyard_immutable"], "\(intent)")
+        }
+    }
+
+    @Test func anExposureTheMarketPutOverTheLimitIsReducing() throws {
+        // Equity fell to 60,000 and AAPL is valued at 9,000 (15 %): no add, any reduction.
+        let book = PortfolioSnapshot(equity: 60_000, exposure: ["AAPL": 9_000])
+        let add = try evaluate(proposal(size: 0.01), book: book)
+        #expect(add.violations.map(\.rule) == ["max_symbol_exposure"] && add.violations[0].message.contains("AAPL is REDUCING"), "\(add.violations)")
+        #expect(try evaluate(proposal(action: "sell", size: 0.01, stop: 102), book: book).approved)
     }
 
     @Test func dailyLossLimitAtUnderAndOver() throws {
