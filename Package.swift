@@ -84,6 +84,14 @@ let package = Package(
             dependencies: ["ARKCore"],
             swiftSettings: strictSettings
         ),
+        // The risk engine's state, pure: the paper book (bounded arithmetic, marks at trusted
+        // prices), trading states and throttles. Kenny and HRM keep it in Redis; the synthetic
+        // loop, the bench, the CLI and the monitoring read it.
+        .target(
+            name: "ARKRisk",
+            dependencies: ["ARKCore", "Graveyard", "ARKBus"],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "ARKBus",
             dependencies: [
@@ -120,7 +128,7 @@ let package = Package(
         .target(
             name: "ARKAgents",
             dependencies: [
-                "ARKCore", "Graveyard", "ARKBus", "ARKStoreWriter",
+                "ARKCore", "Graveyard", "ARKRisk", "ARKBus", "ARKStoreWriter",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -273,8 +281,9 @@ let package = Package(
         ),
         .testTarget(name: "ARKCoreTests", dependencies: ["ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "GraveyardTests", dependencies: ["Graveyard", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "ARKRiskTests", dependencies: ["ARKRisk", "Graveyard", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKBusTests", dependencies: ["ARKBus", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
-        .testTarget(name: "ARKAgentsTests", dependencies: ["ARKAgents", "Graveyard", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "ARKAgentsTests", dependencies: ["ARKAgents", "ARKRisk", "Graveyard", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKStateTests", dependencies: ["ARKState", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKWatchdogTests", dependencies: ["ARKWatchdog", "ARKBus", "ARKState", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKOperationsTests", dependencies: ["ARKOperations", "ARKProcess", "ARKState", "ARKCore", "ARKBus", .product(name: "Logging", package: "swift-log"), "ARKTestSupport"], swiftSettings: strictSettings),

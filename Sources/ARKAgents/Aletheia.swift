@@ -1,5 +1,6 @@
 import ARKBus
 import ARKCore
+import ARKRisk
 import ARKStoreWriter
 import Metrics
 import Synchronization
@@ -61,6 +62,7 @@ public final class Aletheia: StageProcessor {
         passes.reserveCapacity(batch.count)
         var orders: [OrderRecord] = []
         var deadRecords: [DeadLetterRecord] = []
+        var tradingStates: [TradingStateRecord] = []
         var toDeadLetter: [DeadLetter] = []
         var failed = 0
         for entry in batch {
@@ -69,6 +71,18 @@ public final class Aletheia: StageProcessor {
                 deadRecords.append(record)
                 if let pass { passes.append(pass) }
                 failed += 1
+                continue
+            }
+            if entry.payload == nil, let control = entry.otherFields[TradingStateStore.controlField] {
+                // A trading state change, set beside this entry in the same transaction.
+                do throws(TradingControl.Unreadable) {
+                    let c = try TradingControl(json: Array(control.utf8))
+                    tradingStates.append(TradingStateRecord(
+                        controlID: entry.stream + "/" + entry.id, shard: shard.description, scope: c.scope.field, mode: c.mode.rawValue,
+                        from: c.from.rawValue, reason: c.reason, by: c.by, atNs: c.atNs))
+                } catch {
+                    toDeadLetter.append(DeadLetter(entry: entry, reason: "cannot read the trading state change: \(error.description)"))
+                }
                 continue
             }
             var e: Event
@@ -123,7 +137,7 @@ public final class Aletheia: StageProcessor {
             passes.append(pass)
         }
         do {
-            _ = try shared.withWriter { try $0.record(passes: passes, orders: orders, deadLetters: deadRecords, thresholds: thresholds) }
+            _ = try shared.withWriter { try $0.record(passes: passes, orders: orders, deadLetters: deadRecords, tradingStates: tradingStates, thresholds: thresholds) }
         } catch {
             throw StoreUnavailable(error) ?? error
         }
@@ -134,7 +148,7 @@ public final class Aletheia: StageProcessor {
         }
         for (v, n) in byVerdict { verdictCounters[v]?.increment(by: n) }
         try context.bus.commit(outputs: [], deadLetters: toDeadLetter, acks: batch)
-        return BatchResult(processed: batch.count - failed - toDeadLetter.count, failed: failed + toDeadLetter.count)
+        return BatchResult(processed: batch.count - failed - toDeadLetter.count - tradingStates.count, failed: failed + toDeadLetter.count)
     }
 
     /// The record of a dead letter entry and, when its trace can be identified, a pass that

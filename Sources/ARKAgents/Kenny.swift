@@ -1,6 +1,7 @@
 import ARKBus
 import ARKCore
 import Graveyard
+import ARKRisk
 import Metrics
 
 /// Kenny: paper execution. Approved buys and sells become simulated fills at the signal's
@@ -24,6 +25,8 @@ public final class Kenny: StageProcessor {
     /// Wall clock for the UTC day and the idempotency window (a test moves it).
     let clock: @Sendable () -> Int64
     let limitedCounter = Counter(label: MetricName.executionLimited)
+    /// 1 while the book cannot be read and fills are halted.
+    let unreadableGauge = Gauge(label: MetricName.bookUnreadable)
     /// Orders are kept by trace id in one hash per UTC day of the trace's `t0_ns`
     /// (`ark:orders:<day>`), each living 48 h after its last write. A redelivered entry
     /// carries the same t0, so it finds its order wherever it waited, for 48 h after the fill
@@ -91,38 +94,75 @@ public final class Kenny: StageProcessor {
         }
         // Usually just today and yesterday: the hashes an order of this batch may be in.
         let days = Array(Set(t0Days + [today, yesterday])).sorted()
+        // The instruments whose trusted prices (`ark:marks`) this batch may judge and move.
+        let symbols = Array(Set(events.map(\.event.symbol))).sorted()
+        let band = rules.integrity.ruleSet?.priceBand
         // A throw between WATCH and EXEC would leave the connection watching the book.
         var committed = false
         defer { if !committed { _ = try? bus.connection.command(["UNWATCH"]) } }
+        // Set when the book Kenny computed did not read back: the batch is redone with every
+        // fill refused, so no entry is lost and nothing unreadable is ever written.
+        var unwritable: String?
         for _ in 0..<Self.maxWatchRetries {
             let replies = try bus.connection.pipeline([
-                ["WATCH", .text(shard.portfolio)],
+                ["WATCH", .text(shard.portfolio), .text(shard.marks)],
                 ["HGET", .text(shard.portfolio), "book"],
+                ["HMGET", .text(shard.marks)] + symbols.map { .text($0) },
             ] + days.map { ["HMGET", .text(orderKey(day: $0))] + traceArgs })
             for r in replies { if case .error(let e) = r { throw RedisError.server(e) } }
-            var book = try Self.decodeBook(replies[1], startingEquity: startingEquity, day: today, key: shard.portfolio)
+            // An unreadable book halts fills (each approved signal is refused, naming why) and
+            // is never overwritten: it stays as found for an operator (RUNBOOK).
+            var halted = unwritable
+            var book = PaperBook(equity: startingEquity, day: today)
+            switch Self.decodeBook(replies[1], startingEquity: startingEquity, day: today, key: shard.portfolio) {
+            case .success(let b): book = b
+            case .failure(let problem): halted = problem.description
+            }
             book.roll(to: today)
+            var references: [String: PriceBand.Reference?] = [:]
+            var unreadableReferences: [String: String] = [:]
+            for (symbol, value) in zip(symbols, replies[2].array ?? []) {
+                guard case .bulk(let bytes) = value else { references[symbol] = .some(nil); continue }
+                let text = String(decoding: bytes, as: UTF8.self)
+                if let r = PriceBand.Reference(stored: text) { references[symbol] = r } else { unreadableReferences[symbol] = text }
+            }
             var recorded: [String: [RedisValue]] = [:]
-            for (day, reply) in zip(days, replies.dropFirst(2)) { recorded[day] = reply.array ?? [] }
+            for (day, reply) in zip(days, replies.dropFirst(3)) { recorded[day] = reply.array ?? [] }
 
             var outputs: [(stream: String, payload: [UInt8])] = []
             outputs.reserveCapacity(events.count)
             var newOrders: [String: [RedisArg]] = [:]
+            var changedReferences: Set<String> = []
             var seen: [String: Execution] = [:]
             var limited = 0
             for (i, (var e, layout, payload)) in events.enumerated() {
                 let prior = seen[e.traceID] ?? [t0Days[i], today, yesterday].lazy.compactMap { Self.existingOrder(recorded[$0] ?? [], i) }.first
+                let approved = e.decision?.approved == true
                 if let prior {
                     var x = prior
                     x.status = .duplicate
                     e.execution = x
-                } else if e.decision?.approved == true, elapsedNanoseconds(from: e.t0Ns, to: now) > Self.idempotencyWindowNs {
+                } else if approved, elapsedNanoseconds(from: e.t0Ns, to: now) > Self.idempotencyWindowNs {
                     e.execution = Execution(status: .limited, side: e.action, violations: [Violation(
                         rule: "idempotency_window", severity: .high,
                         message: "the signal is \(elapsedNanoseconds(from: e.t0Ns, to: now) / 3_600_000_000_000) h old, past the 47 h its order record is kept: refused, so it can never fill twice")])
                     limited += 1
+                } else if approved, let halted {
+                    e.execution = Execution(status: .limited, side: e.action, violations: [Violation(
+                        rule: "book_unreadable", severity: .critical, message: "fills are halted: \(halted)")])
+                    limited += 1
+                } else if approved, let text = unreadableReferences[e.symbol] {
+                    e.execution = Execution(status: .limited, side: e.action, violations: [Violation(
+                        rule: "price_band", severity: .critical,
+                        message: "the trusted price of \(e.symbol) in \(shard.marks) is unreadable ('\(text.prefix(64))'): its fills are refused until an operator removes it (RUNBOOK)")])
+                    limited += 1
                 } else {
-                    let x = book.execute(e, orderID: "ord-" + e.traceID) { self.limitViolations(e, $0) }
+                    var reference = references[e.symbol] ?? nil
+                    let x = book.execute(e, orderID: "ord-" + e.traceID, band: band?.band, reference: &reference) { self.limitViolations(e, $0) }
+                    if approved && reference != (references[e.symbol] ?? nil) {
+                        references[e.symbol] = .some(reference)
+                        changedReferences.insert(e.symbol)
+                    }
                     e.execution = x
                     if x.status == .limited { limited += 1 }
                     if x.status == .filled {
@@ -135,17 +175,36 @@ public final class Kenny: StageProcessor {
                 outputs.append((shard.stream(.aletheia, on: track), layout.splice(payload, setting: execution, appending: hop)))
             }
             var extra: [[RedisArg]] = []
-            for (day, fields) in newOrders.sorted(by: { $0.key < $1.key }) {
-                let key = RedisArg.text(orderKey(day: day))
-                extra.append(["HSET", key] + fields)
-                extra.append(["EXPIRE", key, .int(Self.orderKeyTTLSeconds)])
+            if halted == nil {
+                // What is written must read back: a book that would not is never stored.
+                let encoded = book.encoded()
+                guard let back = try? PaperBook(json: encoded), back == book else {
+                    unwritable = "the book computed from this batch does not read back (\(book.boundsProblem() ?? "encoding")): nothing was written"
+                    context.logger.critical("Kenny's book does not read back: refusing this batch's fills", metadata: ["shard": .string(shard.description)])
+                    _ = try bus.connection.command(["UNWATCH"])
+                    continue
+                }
+                for (day, fields) in newOrders.sorted(by: { $0.key < $1.key }) {
+                    let key = RedisArg.text(orderKey(day: day))
+                    extra.append(["HSET", key] + fields)
+                    extra.append(["EXPIRE", key, .int(Self.orderKeyTTLSeconds)])
+                }
+                extra.append(["DEL", .text(shard.portfolio)])
+                var fields: [RedisArg] = ["HSET", .text(shard.portfolio), "book", .bytes(encoded)]
+                for (k, v) in book.publishedFields { fields += [.text(k), .text(v)] }
+                extra.append(fields)
+                if !changedReferences.isEmpty {
+                    var set: [RedisArg] = ["HSET", .text(shard.marks)]
+                    for symbol in changedReferences.sorted() { set += [.text(symbol), .text((references[symbol] ?? nil)?.stored ?? "")] }
+                    extra.append(set)
+                }
+            } else {
+                unreadableGauge.record(1)
+                context.logger.critical("fills halted: Kenny's book cannot be read", metadata: ["problem": .string(halted ?? ""), "shard": .string(shard.description)])
             }
-            extra.append(["DEL", .text(shard.portfolio)])
-            var fields: [RedisArg] = ["HSET", .text(shard.portfolio), "book", .bytes(book.encoded())]
-            for (k, v) in book.publishedFields { fields += [.text(k), .text(v)] }
-            extra.append(fields)
             if try bus.commit(outputs: outputs, deadLetters: dead, acks: batch, extra: extra) {
                 committed = true
+                if halted == nil { unreadableGauge.record(0) }
                 if limited > 0 { limitedCounter.increment(by: limited) }
                 return BatchResult(processed: events.count, failed: dead.count)
             }
@@ -159,12 +218,14 @@ public final class Kenny: StageProcessor {
         return try? EventCodec.decodeExecution(bytes)
     }
 
-    static func decodeBook(_ reply: RedisValue, startingEquity: Double, day: String, key: String) throws -> PaperBook {
-        guard case .bulk(let bytes) = reply else { return PaperBook(equity: startingEquity, day: day) }
+    /// The book in `reply` (a new one at the starting equity when there is none yet), or why
+    /// it cannot be read.
+    static func decodeBook(_ reply: RedisValue, startingEquity: Double, day: String, key: String) -> Result<PaperBook, PaperBook.UnreadableBook> {
+        guard case .bulk(let bytes) = reply else { return .success(PaperBook(equity: startingEquity, day: day)) }
         do {
-            return try PaperBook(json: bytes)
+            return .success(try PaperBook(json: bytes))
         } catch {
-            throw RedisError.unexpectedReply("the paper book in \(key) is unreadable: \(error)")
+            return .failure(PaperBook.UnreadableBook(description: "the paper book in \(key) is unreadable: \(error.description)"))
         }
     }
 }

@@ -160,6 +160,8 @@ public struct Event: Sendable, Equatable {
     public var intent: String?
     /// Synthetic traffic only: the rule this signal was built to break.
     public var injectedViolation: String?
+    /// The account whose book the trade is for (`default` when the producer named none).
+    public var account: String = ShardLayout.defaultAccount
     /// The track Kyle routed the trace to; it stays there to the end (see CanaryRoute).
     public var track: Track = .baseline
     public var hops: [Hop]

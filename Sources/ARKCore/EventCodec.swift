@@ -38,6 +38,9 @@ public enum EventCodec {
         if let v = e.riskRewardRatio { w.key("risk_reward_ratio"); w.double(v) }
         if let v = e.intent { w.key("intent"); w.string(v) }
         if let v = e.injectedViolation { w.key("injected_violation"); w.string(v) }
+        // Only a signal of a named account says so: the default account's messages stay as
+        // DESIGN §2 has them.
+        if e.account != ShardLayout.defaultAccount { w.key("account"); w.string(e.account) }
         // Only a canary trace says so: the baseline's messages stay as DESIGN §2 has them.
         if e.track == .canary { w.key("track"); w.string(Track.canary.rawValue) }
         w.key("hops")
@@ -229,6 +232,7 @@ public enum EventCodec {
                 layout.rejected = rejection != nil
                 e.rejection = parts.contains(.rejection) ? rejection : nil
             }
+            else if r.matches(k, "account") { try seen.mark(20, "account"); e.account = try string(&r, "account") }
             else if r.matches(k, "track") {
                 try seen.mark(19, "track")
                 let name = try string(&r, "track")

@@ -16,7 +16,7 @@ public struct EventParts: OptionSet, Sendable {
 public enum EventKey: Int, CaseIterable, Sendable {
     // Raw values are the decoder's key numbers (its duplicate check), not the order.
     case traceID = 0, id, symbol, price, volume, ts, source, t0Ns, action, positionSizePct, leverage, stopLoss,
-        riskRewardRatio, intent, injectedViolation, hops, decision, execution, rejection, track
+        riskRewardRatio, intent, injectedViolation, hops, decision, execution, rejection, track, account
 
     public var name: StaticString {
         switch self {
@@ -40,19 +40,22 @@ public enum EventKey: Int, CaseIterable, Sendable {
         case .execution: "execution"
         case .rejection: "rejection"
         case .track: "track"
+        case .account: "account"
         }
     }
 
-    /// Position in the canonical form (`EventCodec.encode`): `track` sits before `hops`.
+    /// Position in the canonical form (`EventCodec.encode`): `account` and `track` sit before
+    /// `hops`.
     var rank: Int {
         switch self {
-        case .track: 15
-        case .hops, .decision, .execution, .rejection: rawValue + 1
+        case .account: 15
+        case .track: 16
+        case .hops, .decision, .execution, .rejection: rawValue + 2
         default: rawValue
         }
     }
 
-    static let count = 20
+    static let count = 21
 }
 
 /// Where a message's top-level values are, as the decoder found them, so a stage can change
@@ -61,8 +64,8 @@ public enum EventKey: Int, CaseIterable, Sendable {
 /// in. On a message in canonical form the result is byte for byte what encoding the changed
 /// event would give (`EventLayoutTests`); on any other form it decodes to the same event.
 public struct EventLayout {
-    var starts = InlineArray<20, Int>(repeating: -1)
-    var ends = InlineArray<20, Int>(repeating: -1)
+    var starts = InlineArray<21, Int>(repeating: -1)
+    var ends = InlineArray<21, Int>(repeating: -1)
     /// Where the `hops` array's closing bracket is; nil without a `hops` key.
     public internal(set) var hopsClose: Int?
     /// How many hops the message has (also when they were not kept).

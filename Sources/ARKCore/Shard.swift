@@ -32,6 +32,12 @@ public struct Shard: Sendable, Hashable, Comparable, CustomStringConvertible {
     public var deadLetter: String { keyPrefix + "deadletter" }
     /// Kenny's paper book, read by HRM for the portfolio rules.
     public var portfolio: String { keyPrefix + "portfolio" }
+    /// Trading states (ACTIVE, REDUCING, HALTED): `global` (written to every shard) and
+    /// `account:<name>`, each the JSON of a `TradingControl`. HRM and Kenny read it every batch.
+    public var trading: String { keyPrefix + "trading" }
+    /// Each instrument's last trusted price and the quotes counted towards moving its band
+    /// (`PriceBand.Reference.stored`), kept by Kenny.
+    public var marks: String { keyPrefix + "marks" }
     /// Kenny's orders by trace id (a hash per day): the idempotency record.
     public var orders: String { keyPrefix + "orders" }
     public func inFlight(group: String) -> String { keyPrefix + "inflight:" + group }

@@ -157,12 +157,13 @@ private struct AuditWalk {
             SELECT deadletter_id, stream, entry_id, consumer_group, consumer, reason, payload, deliveries, trace_id, ts_ns, leaf, leaf_hash
             FROM dead_letters ORDER BY id
             """)
-        var pass = try passes.next(), order = try orders.next(), letter = try dead.next()
+        let states = try Row.fetchCursor(db, sql: "SELECT control_id, shard, scope, mode, from_mode, reason, by, at_ns, leaf, leaf_hash FROM trading_states ORDER BY id")
+        var pass = try passes.next(), order = try orders.next(), letter = try dead.next(), state = try states.next()
         var prevHash = OutcomeWriter.genesisHash
         func leaf(_ row: Row?) -> Int? { row.flatMap { $0["leaf"] as Int? } }
-        while pass != nil || order != nil || letter != nil {
+        while pass != nil || order != nil || letter != nil || state != nil {
             let next = size
-            for (row, what) in [(pass, "pass"), (order, "order"), (letter, "dead letter")] {
+            for (row, what) in [(pass, "pass"), (order, "order"), (letter, "dead letter"), (state, "trading state")] {
                 if let row, leaf(row) == nil {
                     return (what == "pass" ? row["seq"] : -1, row["trace_id"] ?? "", "the \(what) \(name(row, what)) has no leaf in the audit log: it was inserted outside ARK")
                 }
@@ -177,6 +178,9 @@ private struct AuditWalk {
             } else if let d = letter, leaf(d) == next {
                 if let problem = checkDeadLetter(d) { return (-1, d["trace_id"] ?? "", problem) }
                 letter = try dead.next()
+            } else if let t = state, leaf(t) == next {
+                if let problem = checkTradingState(t) { return (-1, "", problem) }
+                state = try states.next()
             } else {
                 // The leaf is not the next row of any table: deleted, or rows reordered. When
                 // the passes' links show none missing here, and an audited fill's order is not
@@ -185,7 +189,7 @@ private struct AuditWalk {
                 if passesLinked, let (traceID, orderID) = expectedOrders.first, order.map({ ($0["trace_id"] as String) != traceID }) ?? true {
                     return (-1, traceID, "leaf \(next) of the audit log is missing: order \(orderID) of an audited filled execution is missing from the orders table")
                 }
-                let heads = [(pass, "pass"), (order, "order"), (letter, "dead letter")].compactMap { r, w in r.map { ($0, w) } }
+                let heads = [(pass, "pass"), (order, "order"), (letter, "dead letter"), (state, "trading state")].compactMap { r, w in r.map { ($0, w) } }
                 let following = heads.map { "\($0.1) \(name($0.0, $0.1)) is leaf \(leaf($0.0)!)" }.joined(separator: "; ")
                 let (seq, traceID): (Int64, String) = pass.map { ($0["seq"], $0["trace_id"]) } ?? (-1, heads.first?.0["trace_id"] ?? "")
                 return (seq, traceID, "leaf \(next) of the audit log is missing: a record was deleted, or the rows were reordered (next: \(following))")
@@ -211,6 +215,7 @@ private struct AuditWalk {
         switch what {
         case "pass": return "#\(row["seq"] as Int64) (trace \(row["trace_id"] as String))"
         case "order": return "\(row["order_id"] as String) (trace \(row["trace_id"] as String))"
+        case "trading state": return "\(row["control_id"] as String) (\(row["scope"] as String) \(row["mode"] as String))"
         default: return "\(row["deadletter_id"] as String)" + ((row["trace_id"] as String?).map { " (trace \($0))" } ?? "")
         }
     }
@@ -291,6 +296,18 @@ private struct AuditWalk {
         }
         pendingLeaf = h
         pendingName = name(o, "order")
+        return nil
+    }
+
+    mutating func checkTradingState(_ t: Row) -> String? {
+        let record = TradingStateRecord(controlID: t["control_id"], shard: t["shard"], scope: t["scope"], mode: t["mode"], from: t["from_mode"],
+                                        reason: t["reason"], by: t["by"], atNs: t["at_ns"])
+        let h = Merkle.leafHash(AuditLeaf.data(of: record))
+        if SHA256.hex(h) != (t["leaf_hash"] as String? ?? "") {
+            return "trading state change \(name(t, "trading state"))'s columns do not hash to its leaf hash: it was edited"
+        }
+        pendingLeaf = h
+        pendingName = name(t, "trading state")
         return nil
     }
 

@@ -6,9 +6,10 @@ import Darwin
 #endif
 
 /// What the audit log's leaves are (the data each leaf hashes, RFC 9162 `H(0x00 || data)`):
-/// a pass's audited record as stored in `passes.record`; an order's and a dead letter's
-/// canonical JSON, built from their columns here. Leaves are numbered in the order Aletheia
-/// committed them: within a batch its passes, then its orders, then its dead letters.
+/// a pass's audited record as stored in `passes.record`; an order's, a dead letter's and a
+/// trading state change's canonical JSON, built from their columns here. Leaves are numbered
+/// in the order Aletheia committed them: within a batch its passes, then its orders, then its
+/// dead letters, then its trading state changes.
 public enum AuditLeaf {
     /// Subtrees of 2^8 leaves and more are stored (`audit_nodes`), so a proof reads at most
     /// 255 leaves and O(log n) nodes; smaller ones are hashed again from their rows.
@@ -47,6 +48,22 @@ public enum AuditLeaf {
         w.key("trace_id")
         if let t = d.traceID { w.string(t) } else { w.null() }
         w.key("ts_ns"); w.int(d.tsNs)
+        w.endObject()
+        return w.bytes
+    }
+
+    public static func data(of t: TradingStateRecord) -> [UInt8] {
+        var w = JSONWriter(capacity: 256 + t.reason.utf8.count)
+        w.beginObject()
+        w.key("leaf"); w.string("trading_state")
+        w.key("control_id"); w.string(t.controlID)
+        w.key("shard"); w.string(t.shard)
+        w.key("scope"); w.string(t.scope)
+        w.key("mode"); w.string(t.mode)
+        w.key("from"); w.string(t.from)
+        w.key("reason"); w.string(t.reason)
+        w.key("by"); w.string(t.by)
+        w.key("at_ns"); w.int(t.atNs)
         w.endObject()
         return w.bytes
     }

@@ -111,8 +111,12 @@ public final class AuditReader {
         dead.bind(lo)
         dead.bind(hi)
         while try dead.step() { place(dead.int64(0), Merkle.leafHash(AuditLeaf.data(of: AuditTreeStore.deadLetter(dead, from: 1)))) }
+        let states = try db.prepare("SELECT leaf, control_id, shard, scope, mode, from_mode, reason, by, at_ns FROM trading_states WHERE leaf >= ? AND leaf < ?")
+        states.bind(lo)
+        states.bind(hi)
+        while try states.step() { place(states.int64(0), Merkle.leafHash(AuditLeaf.data(of: AuditTreeStore.tradingState(states, from: 1)))) }
         return try out.enumerated().map { i, h in
-            guard let h else { throw Problem(description: "leaf \(lo + i) of the audit log has no row in passes, orders or dead_letters") }
+            guard let h else { throw Problem(description: "leaf \(lo + i) of the audit log has no row in passes, orders, dead_letters or trading_states") }
             return h
         }
     }

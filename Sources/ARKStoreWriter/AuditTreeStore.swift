@@ -129,6 +129,13 @@ enum AuditTreeStore {
                     realizedPnl: s.double(first + 7), tsNs: s.int64(first + 8))
     }
 
+    /// A trading state change from columns `first`…: control_id, shard, scope, mode,
+    /// from_mode, reason, by, at_ns.
+    static func tradingState(_ s: SQLiteStatement, from first: Int32) -> TradingStateRecord {
+        TradingStateRecord(controlID: s.text(first), shard: s.text(first + 1), scope: s.text(first + 2), mode: s.text(first + 3),
+                           from: s.text(first + 4), reason: s.text(first + 5), by: s.text(first + 6), atNs: s.int64(first + 7))
+    }
+
     /// A dead letter from columns `first`…: deadletter_id, stream, entry_id, consumer_group,
     /// consumer, reason, payload, deliveries, trace_id, ts_ns.
     static func deadLetter(_ s: SQLiteStatement, from first: Int32) -> DeadLetterRecord {

@@ -146,7 +146,7 @@ public final class OutcomeWriter: @unchecked Sendable {
     /// The statements of the write path, prepared once with the connection (a lookup by SQL
     /// text per batch would hash a few kilobytes per signal at 1 kHz).
     private struct Statements {
-        let lastHash, insertPass, insertOrder, insertDeadLetter, rollupPasses, rollupHistograms, upsertRollup, upsertHeartbeat: SQLiteStatement
+        let lastHash, insertPass, insertOrder, insertDeadLetter, insertTradingState, rollupPasses, rollupHistograms, upsertRollup, upsertHeartbeat: SQLiteStatement
         let loadTree, saveTree, insertNode, insertCheckpoint, newestCheckpoint: SQLiteStatement
 
         init(_ db: SQLiteConnection) throws {
@@ -164,6 +164,10 @@ public final class OutcomeWriter: @unchecked Sendable {
             insertDeadLetter = try db.prepare("""
                 INSERT INTO dead_letters (deadletter_id, stream, entry_id, consumer_group, consumer, reason, payload, deliveries, trace_id, ts_ns, leaf, leaf_hash)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
+                """)
+            insertTradingState = try db.prepare("""
+                INSERT INTO trading_states (control_id, shard, scope, mode, from_mode, reason, by, at_ns, leaf, leaf_hash)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
                 """)
             loadTree = try db.prepare("SELECT size, frontier FROM audit_tree WHERE id = 1")
             saveTree = try db.prepare("INSERT INTO audit_tree (id, size, frontier) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET size = excluded.size, frontier = excluded.frontier")
@@ -205,6 +209,7 @@ public final class OutcomeWriter: @unchecked Sendable {
         public var passesAlreadyPresent = 0
         public var ordersInserted = 0
         public var deadLettersInserted = 0
+        public var tradingStatesInserted = 0
     }
 
     /// Writes a batch in one transaction: passes, orders and dead letters (each a new leaf of
@@ -214,7 +219,8 @@ public final class OutcomeWriter: @unchecked Sendable {
     /// so a redelivered batch changes nothing. `thresholds` decide which passes the rollups
     /// count as failed (too late) or over an SLO.
     @discardableResult
-    public func record(passes: [PassRecord], orders: [OrderRecord] = [], deadLetters: [DeadLetterRecord] = [], thresholds: RollupThresholds = RollupThresholds()) throws -> WriteSummary {
+    public func record(passes: [PassRecord], orders: [OrderRecord] = [], deadLetters: [DeadLetterRecord] = [], tradingStates: [TradingStateRecord] = [],
+                       thresholds: RollupThresholds = RollupThresholds()) throws -> WriteSummary {
         let started = monotonicNanoseconds()
         defer { writeTimer.recordNanoseconds(monotonicNanoseconds() - started) }
         lock.lock()
@@ -296,6 +302,25 @@ public final class OutcomeWriter: @unchecked Sendable {
                 if d.traceID == nil {
                     rollups[d.tsNs / 1_000_000_000, default: Rollup()].addUntracedDeadLetter()
                 }
+            }
+            let insertState = statements.insertTradingState
+            for t in tradingStates {
+                let leafHash = Merkle.leafHash(AuditLeaf.data(of: t))
+                insertState.reset()
+                insertState.bind(t.controlID)
+                insertState.bind(t.shard)
+                insertState.bind(t.scope)
+                insertState.bind(t.mode)
+                insertState.bind(t.from)
+                insertState.bind(t.reason)
+                insertState.bind(t.by)
+                insertState.bind(t.atNs)
+                insertState.bind(tree.size)
+                insertState.bind(SHA256.hex(leafHash))
+                try insertState.run()
+                guard db.changes == 1 else { continue }
+                try append(leafHash, to: &tree)
+                summary.tradingStatesInserted += 1
             }
             try saveTree(tree)
             signed = try signIfDue(tree, nowNs: wallClockNanoseconds())

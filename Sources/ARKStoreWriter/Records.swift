@@ -240,6 +240,32 @@ public struct DeadLetterRecord: Sendable, Equatable {
     }
 }
 
+/// A change of trading state (ACTIVE, REDUCING, HALTED) as set in a shard's trading hash and
+/// sent to Aletheia beside it: who, when, why, from what state. A leaf of the audit log.
+public struct TradingStateRecord: Sendable, Equatable {
+    /// The stream and id of the entry that brought it (unique: recording it twice is a no-op).
+    public var controlID: String
+    public var shard: String
+    /// `global` or `account:<name>`.
+    public var scope: String
+    public var mode: String
+    public var from: String
+    public var reason: String
+    public var by: String
+    public var atNs: Int64
+
+    public init(controlID: String, shard: String, scope: String, mode: String, from: String, reason: String, by: String, atNs: Int64) {
+        self.controlID = controlID
+        self.shard = shard
+        self.scope = scope
+        self.mode = mode
+        self.from = from
+        self.reason = reason
+        self.by = by
+        self.atNs = atNs
+    }
+}
+
 /// An instance's last heartbeat, as published in `ark:heartbeats` (JSON) and copied into
 /// the state store.
 public struct HeartbeatRecord: Sendable, Equatable {

@@ -173,6 +173,25 @@ enum StoreSchema {
         Migration(identifier: "v6_audit_tree") { db in
             try AuditTreeStore.adoptExistingRows(db)
         },
+        // Trading states (the kill switch, the breakers): each change a leaf of the audit.
+        Migration(identifier: "v7_trading_states") { db in
+            try db.execute("""
+                CREATE TABLE trading_states (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    control_id TEXT NOT NULL UNIQUE,
+                    shard TEXT NOT NULL,
+                    scope TEXT NOT NULL,
+                    mode TEXT NOT NULL,
+                    from_mode TEXT NOT NULL,
+                    reason TEXT NOT NULL,
+                    by TEXT NOT NULL,
+                    at_ns INTEGER NOT NULL,
+                    leaf INTEGER NOT NULL UNIQUE,
+                    leaf_hash TEXT NOT NULL
+                );
+                CREATE INDEX trading_states_at ON trading_states(at_ns);
+                """)
+        },
     ]
 
     /// Applies the migrations `db` lacks, up to and including `last` (all when nil), in one

@@ -1,4 +1,4 @@
-@testable import ARKAgents
+import ARKRisk
 import ARKCore
 import ARKTestSupport
 import Graveyard
@@ -79,15 +79,22 @@ import Testing
                 var working = book
                 var filled: [String] = []
                 for e in pending.batch where !orders.contains(e.traceID) && !filled.contains(e.traceID) {
+                    // Exposure at the trusted price before the fill: marks move it, fills may not
+                    // take it past the cap (a fill that reduces an exposure the market put over
+                    // the cap is what REDUCING allows).
+                    var marked = working
+                    _ = try? marked.mark(e.symbol, price: e.price)
+                    let before = abs(marked.snapshot.exposure[e.symbol] ?? 0)
                     let x = working.execute(e, orderID: "o-" + e.traceID, limits: limits(e))
                     guard x.status == .filled else { continue }
                     filled.append(e.traceID)
                     let snap = working.snapshot
                     if snap.openPositions > maxOpen { return "seed \(seed): \(snap.openPositions) positions open after \(e.traceID), the limit is \(maxOpen)" }
                     let exposure = abs(snap.exposure[e.symbol] ?? 0)
-                    if exposure > cap * snap.equity * (1 + 1e-9) {
+                    if exposure > before * (1 + 1e-9) && exposure > cap * snap.equity * (1 + 1e-9) {
                         return "seed \(seed): \(e.symbol) at \(exposure / snap.equity * 100)% of equity after \(e.traceID), the limit is 10%"
                     }
+                    if !rules.breaches(of: snap).isEmpty { return "seed \(seed): \(rules.breaches(of: snap)) after \(e.traceID)" }
                 }
                 book = working
                 version += 1
