@@ -237,13 +237,13 @@ let package = Package(
         ),
         .target(
             name: "ARKBench",
-            dependencies: ["ARKCore", "ARKBus", "ARKState", "ARKCanary", "Graveyard"],
+            dependencies: ["ARKCore", "ARKBus", "ARKState", "ARKCanary", "Graveyard", "ARKRisk"],
             swiftSettings: strictSettings
         ),
         .target(
             name: "ARKSynthetic",
             dependencies: [
-                "ARKCore", "ARKBus", "ARKState", "Graveyard", "ARKHTTPClient",
+                "ARKCore", "ARKBus", "ARKState", "Graveyard", "ARKRisk", "ARKHTTPClient",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings

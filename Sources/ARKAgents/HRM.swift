@@ -6,6 +6,7 @@ import Glibc
 import Darwin
 #endif
 import Graveyard
+import ARKRisk
 import Logging
 import Metrics
 
@@ -55,11 +56,22 @@ public final class HRM: StageProcessor {
 
     public func handle(_ batch: [StreamEntry], context: BatchContext) throws -> BatchResult {
         refreshIntegrity(logger: context.logger)
-        // The book Redis read right after this batch arrived; entries recovered or taken over
-        // come without it, and read it now.
-        let bookReply = try context.readAlong?.first ?? context.bus.connection.command(readBookCommand)
-        let book = Self.book(from: bookReply, defaultEquity: defaultEquity)
-        var approvals = BatchApprovals()
+        // The default account's book and the trading states, as Redis read them right after
+        // this batch arrived; entries recovered or taken over come without them, and read
+        // them now. Other accounts' books are read in one more round trip, when there are any.
+        let along = try context.readAlong ?? context.bus.connection.pipeline(readAlong)
+        let trading = TradingStates(entries: Kenny.hashEntries(along[1]))
+        var books: [String: Result<PortfolioSnapshot, BookProblem>] = [ShardLayout.defaultAccount: Self.book(from: along[0], defaultEquity: defaultEquity)]
+        // Only a message of a named account has the key (the encoder leaves out `default`).
+        let others = Array(Set(batch.lazy.compactMap { entry in
+            entry.payload.flatMap { Self.namesAccount($0) ? ShardLayout.account(ofSignal: $0) : nil }
+        }).subtracting([ShardLayout.defaultAccount])).sorted()
+        if !others.isEmpty {
+            let reply = try context.bus.connection.command(["HMGET", .text(shard.portfolio)] + others.map { .text(PortfolioHash.field(for: $0)) })
+            if case .error(let e) = reply { throw RedisError.server(e) }
+            for (account, value) in zip(others, reply.array ?? []) { books[account] = Self.book(from: value, defaultEquity: defaultEquity) }
+        }
+        var approvals: [String: BatchApprovals] = [:]
         var approved = 0, denied = 0, limited = 0
         defer {
             approvedCounter.increment(by: approved)
@@ -75,24 +87,36 @@ public final class HRM: StageProcessor {
                     evaluationTimer.recordNanoseconds(d.evalNs)
                 }
             }
-            decide(&e, rules: integrity, book: book, approvals: &approvals)
+            let book = books[e.account] ?? .success(PortfolioSnapshot(equity: defaultEquity))
+            decide(&e, rules: integrity, book: book, trading: trading, approvals: &approvals[e.account, default: BatchApprovals()])
             return e.decision.map { [(.decision, EventCodec.json($0))] } ?? []
         }
     }
 
-    /// Sets `e.decision`: the rules' verdict on the proposal, or a denial naming why the rules
-    /// or the book cannot be trusted.
-    func decide(_ e: inout Event, rules integrity: Graveyard.Integrity, book: Result<PortfolioSnapshot, BookProblem>, approvals: inout BatchApprovals) {
+    /// Sets `e.decision`: the rules' verdict on the proposal, or a denial naming why the rules,
+    /// the book or the trading state forbid it.
+    func decide(_ e: inout Event, rules integrity: Graveyard.Integrity, book: Result<PortfolioSnapshot, BookProblem>,
+                trading: TradingStates = TradingStates(), approvals: inout BatchApprovals) {
         switch (integrity, book) {
         case (.intact(let rules), .success(let snapshot)):
-            if let evaluationStall {
-                let started = monotonicNanoseconds()
-                sleepThread(seconds: evaluationStall)
-                var d = rules.evaluate(Proposal(e), book: snapshot, batch: &approvals)
+            let started = monotonicNanoseconds()
+            if let evaluationStall { sleepThread(seconds: evaluationStall) }
+            let held = snapshot.exposure[e.symbol] ?? 0
+            let trades = e.action == "buy" || e.action == "sell"
+            let adds = (e.action == "buy" && held >= 0) || (e.action == "sell" && held <= 0)
+            if let stopped = trading.violation(account: e.account, trades: trades, adds: adds) {
+                // Judged in full all the same, so the record lists every rule it broke, but
+                // nothing is counted against this batch's limits.
+                var scratch = BatchApprovals()
+                var d = rules.evaluate(Proposal(e), book: snapshot, batch: &scratch)
+                d.violations.insert(stopped, at: 0)
+                d.approved = false
                 d.evalNs = monotonicNanoseconds() - started
                 e.decision = d
             } else {
-                e.decision = rules.evaluate(Proposal(e), book: snapshot, batch: &approvals)
+                var d = rules.evaluate(Proposal(e), book: snapshot, batch: &approvals)
+                if evaluationStall != nil { d.evalNs = monotonicNanoseconds() - started }
+                e.decision = d
             }
         case (.intact(let rules), .failure(let problem)):
             e.decision = Graveyard.failClosed("portfolio unreadable: \(problem.description)", policyHash: rules.hash)
@@ -107,20 +131,42 @@ public final class HRM: StageProcessor {
         public var description: String
     }
 
-    public var readAlong: [[RedisArg]] { [readBookCommand] }
+    static let accountKey = Array(#""account""#.utf8)
 
-    private var readBookCommand: [RedisArg] { ["HGETALL", .text(shard.portfolio)] }
-
-    /// Kenny's published book from its HGETALL reply. A malformed book is returned as a
-    /// problem, which makes the batch fail closed.
-    static func book(from reply: RedisValue, defaultEquity: Double) -> Result<PortfolioSnapshot, BookProblem> {
-        if case .error(let e) = reply { return .failure(BookProblem(description: e)) }
-        guard let items = reply.array else { return .failure(BookProblem(description: "not a hash")) }
-        let fields = stride(from: 0, to: items.count - 1, by: 2).map { (items[$0].string ?? "", items[$0 + 1].string ?? "") }
-        var problem = ""
-        guard let snapshot = PortfolioSnapshot(published: fields, defaultEquity: defaultEquity, problem: &problem) else {
-            return .failure(BookProblem(description: problem))
+    /// Whether a message's bytes hold an `"account"` key at all (a byte search, before any
+    /// parse: the default account's messages never do).
+    static func namesAccount(_ payload: [UInt8]) -> Bool {
+        let key = accountKey
+        guard payload.count >= key.count else { return false }
+        var i = 0
+        let last = payload.count - key.count
+        while i <= last {
+            if payload[i] == 0x22 && payload[i + 1] == 0x61 {
+                var k = 2
+                while k < key.count && payload[i + k] == key[k] { k += 1 }
+                if k == key.count { return true }
+            }
+            i += 1
         }
-        return .success(snapshot)
+        return false
+    }
+
+    /// The default account's book and the trading states, read along with each batch.
+    public var readAlong: [[RedisArg]] { [["HGET", .text(shard.portfolio), .text(PortfolioHash.defaultField)], ["HGETALL", .text(shard.trading)]] }
+
+    /// An account's book (Kenny's, `PaperBook` JSON) as the portfolio rules read it; none yet:
+    /// the starting equity. A book that cannot be read is a problem, and the account's
+    /// proposals are denied (fail closed).
+    static func book(from reply: RedisValue, defaultEquity: Double) -> Result<PortfolioSnapshot, BookProblem> {
+        switch reply {
+        case .error(let e): return .failure(BookProblem(description: e))
+        case .bulk(let bytes):
+            do {
+                return .success(try PaperBook(json: bytes).snapshot)
+            } catch {
+                return .failure(BookProblem(description: error.description))
+            }
+        default: return .success(PortfolioSnapshot(equity: defaultEquity))
+        }
     }
 }

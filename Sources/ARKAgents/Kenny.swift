@@ -21,6 +21,7 @@ public final class Kenny: StageProcessor {
     public let track: Track
     public let shard: Shard
     let startingEquity: Double
+    let throttles: Throttles
     private var rules: GraveyardWatch
     /// Wall clock for the UTC day and the idempotency window (a test moves it).
     let clock: @Sendable () -> Int64
@@ -43,6 +44,7 @@ public final class Kenny: StageProcessor {
         self.clock = clock
         track = config.track
         startingEquity = config.paperEquity
+        throttles = config.throttles
         rules = GraveyardWatch(directory: config.graveyardDir, checkSeconds: config.graveyardCheckSeconds)
     }
 
@@ -94,31 +96,36 @@ public final class Kenny: StageProcessor {
         }
         // Usually just today and yesterday: the hashes an order of this batch may be in.
         let days = Array(Set(t0Days + [today, yesterday])).sorted()
-        // The instruments whose trusted prices (`ark:marks`) this batch may judge and move.
+        // The accounts whose books, and the instruments whose trusted prices, the batch reads.
+        let accounts = Array(Set(events.map(\.event.account))).sorted()
         let symbols = Array(Set(events.map(\.event.symbol))).sorted()
-        let band = rules.integrity.ruleSet?.priceBand
+        let ruleSet = rules.integrity.ruleSet
+        let settings = ExecutionDesk.Settings(startingEquity: startingEquity, band: ruleSet?.priceBand?.band, throttles: throttles,
+                                              dailyLossLimit: ruleSet?.dailyLossLimit)
         // A throw between WATCH and EXEC would leave the connection watching the book.
         var committed = false
         defer { if !committed { _ = try? bus.connection.command(["UNWATCH"]) } }
-        // Set when the book Kenny computed did not read back: the batch is redone with every
-        // fill refused, so no entry is lost and nothing unreadable is ever written.
-        var unwritable: String?
+        // Books computed from this batch that would not read back: redone as unreadable, so
+        // their fills are refused, no entry is lost and nothing unreadable is ever written.
+        var unwritable: [String: String] = [:]
         for _ in 0..<Self.maxWatchRetries {
             let replies = try bus.connection.pipeline([
-                ["WATCH", .text(shard.portfolio), .text(shard.marks)],
-                ["HGET", .text(shard.portfolio), "book"],
+                ["WATCH", .text(shard.portfolio), .text(shard.marks), .text(shard.trading)],
+                ["HMGET", .text(shard.portfolio)] + accounts.map { .text(PortfolioHash.field(for: $0)) },
                 ["HMGET", .text(shard.marks)] + symbols.map { .text($0) },
+                ["HGETALL", .text(shard.trading)],
             ] + days.map { ["HMGET", .text(orderKey(day: $0))] + traceArgs })
             for r in replies { if case .error(let e) = r { throw RedisError.server(e) } }
-            // An unreadable book halts fills (each approved signal is refused, naming why) and
-            // is never overwritten: it stays as found for an operator (RUNBOOK).
-            var halted = unwritable
-            var book = PaperBook(equity: startingEquity, day: today)
-            switch Self.decodeBook(replies[1], startingEquity: startingEquity, day: today, key: shard.portfolio) {
-            case .success(let b): book = b
-            case .failure(let problem): halted = problem.description
+            var books: [String: Result<PaperBook, PaperBook.UnreadableBook>?] = [:]
+            for (account, value) in zip(accounts, replies[1].array ?? []) {
+                if let problem = unwritable[account] {
+                    books[account] = .failure(PaperBook.UnreadableBook(description: problem))
+                } else if case .bulk(let bytes) = value {
+                    do { books[account] = .success(try PaperBook(json: bytes)) } catch { books[account] = .failure(error) }
+                } else {
+                    books[account] = .some(nil)
+                }
             }
-            book.roll(to: today)
             var references: [String: PriceBand.Reference?] = [:]
             var unreadableReferences: [String: String] = [:]
             for (symbol, value) in zip(symbols, replies[2].array ?? []) {
@@ -126,43 +133,30 @@ public final class Kenny: StageProcessor {
                 let text = String(decoding: bytes, as: UTF8.self)
                 if let r = PriceBand.Reference(stored: text) { references[symbol] = r } else { unreadableReferences[symbol] = text }
             }
+            let trading = TradingStates(entries: Self.hashEntries(replies[3]))
+            var desk = ExecutionDesk(settings: settings, today: today, nowNs: now, books: books, references: references,
+                                     unreadableReferences: unreadableReferences, trading: trading)
             var recorded: [String: [RedisValue]] = [:]
-            for (day, reply) in zip(days, replies.dropFirst(3)) { recorded[day] = reply.array ?? [] }
+            for (day, reply) in zip(days, replies.dropFirst(4)) { recorded[day] = reply.array ?? [] }
 
             var outputs: [(stream: String, payload: [UInt8])] = []
             outputs.reserveCapacity(events.count)
             var newOrders: [String: [RedisArg]] = [:]
-            var changedReferences: Set<String> = []
             var seen: [String: Execution] = [:]
             var limited = 0
             for (i, (var e, layout, payload)) in events.enumerated() {
                 let prior = seen[e.traceID] ?? [t0Days[i], today, yesterday].lazy.compactMap { Self.existingOrder(recorded[$0] ?? [], i) }.first
-                let approved = e.decision?.approved == true
                 if let prior {
                     var x = prior
                     x.status = .duplicate
                     e.execution = x
-                } else if approved, elapsedNanoseconds(from: e.t0Ns, to: now) > Self.idempotencyWindowNs {
+                } else if e.decision?.approved == true, elapsedNanoseconds(from: e.t0Ns, to: now) > Self.idempotencyWindowNs {
                     e.execution = Execution(status: .limited, side: e.action, violations: [Violation(
                         rule: "idempotency_window", severity: .high,
                         message: "the signal is \(elapsedNanoseconds(from: e.t0Ns, to: now) / 3_600_000_000_000) h old, past the 47 h its order record is kept: refused, so it can never fill twice")])
                     limited += 1
-                } else if approved, let halted {
-                    e.execution = Execution(status: .limited, side: e.action, violations: [Violation(
-                        rule: "book_unreadable", severity: .critical, message: "fills are halted: \(halted)")])
-                    limited += 1
-                } else if approved, let text = unreadableReferences[e.symbol] {
-                    e.execution = Execution(status: .limited, side: e.action, violations: [Violation(
-                        rule: "price_band", severity: .critical,
-                        message: "the trusted price of \(e.symbol) in \(shard.marks) is unreadable ('\(text.prefix(64))'): its fills are refused until an operator removes it (RUNBOOK)")])
-                    limited += 1
                 } else {
-                    var reference = references[e.symbol] ?? nil
-                    let x = book.execute(e, orderID: "ord-" + e.traceID, band: band?.band, reference: &reference) { self.limitViolations(e, $0) }
-                    if approved && reference != (references[e.symbol] ?? nil) {
-                        references[e.symbol] = .some(reference)
-                        changedReferences.insert(e.symbol)
-                    }
+                    let x = desk.execute(e, orderID: "ord-" + e.traceID) { self.limitViolations(e, $0) }
                     e.execution = x
                     if x.status == .limited { limited += 1 }
                     if x.status == .filled {
@@ -174,37 +168,48 @@ public final class Kenny: StageProcessor {
                 let execution = e.execution.map { [(key: EventKey.execution, json: EventCodec.encode($0))] } ?? []
                 outputs.append((shard.stream(.aletheia, on: track), layout.splice(payload, setting: execution, appending: hop)))
             }
-            var extra: [[RedisArg]] = []
-            if halted == nil {
-                // What is written must read back: a book that would not is never stored.
+            // What is written must read back: a book that would not is never stored.
+            var bookFields: [RedisArg] = []
+            var redo = false
+            for account in desk.changedBooks.sorted() {
+                guard let book = desk.books[account] else { continue }
                 let encoded = book.encoded()
                 guard let back = try? PaperBook(json: encoded), back == book else {
-                    unwritable = "the book computed from this batch does not read back (\(book.boundsProblem() ?? "encoding")): nothing was written"
-                    context.logger.critical("Kenny's book does not read back: refusing this batch's fills", metadata: ["shard": .string(shard.description)])
-                    _ = try bus.connection.command(["UNWATCH"])
-                    continue
+                    unwritable[account] = "the book computed for account \(account) does not read back (\(book.boundsProblem() ?? "encoding")): nothing of it was written"
+                    context.logger.critical("Kenny's book does not read back: refusing the account's fills", metadata: ["account": .string(account), "shard": .string(shard.description)])
+                    redo = true
+                    break
                 }
-                for (day, fields) in newOrders.sorted(by: { $0.key < $1.key }) {
-                    let key = RedisArg.text(orderKey(day: day))
-                    extra.append(["HSET", key] + fields)
-                    extra.append(["EXPIRE", key, .int(Self.orderKeyTTLSeconds)])
-                }
-                extra.append(["DEL", .text(shard.portfolio)])
-                var fields: [RedisArg] = ["HSET", .text(shard.portfolio), "book", .bytes(encoded)]
-                for (k, v) in book.publishedFields { fields += [.text(k), .text(v)] }
-                extra.append(fields)
-                if !changedReferences.isEmpty {
-                    var set: [RedisArg] = ["HSET", .text(shard.marks)]
-                    for symbol in changedReferences.sorted() { set += [.text(symbol), .text((references[symbol] ?? nil)?.stored ?? "")] }
-                    extra.append(set)
-                }
-            } else {
-                unreadableGauge.record(1)
-                context.logger.critical("fills halted: Kenny's book cannot be read", metadata: ["problem": .string(halted ?? ""), "shard": .string(shard.description)])
+                bookFields += [.text(PortfolioHash.field(for: account)), .bytes(encoded)]
             }
+            if redo {
+                _ = try bus.connection.command(["UNWATCH"])
+                continue
+            }
+            var extra: [[RedisArg]] = []
+            for (day, fields) in newOrders.sorted(by: { $0.key < $1.key }) {
+                let key = RedisArg.text(orderKey(day: day))
+                extra.append(["HSET", key] + fields)
+                extra.append(["EXPIRE", key, .int(Self.orderKeyTTLSeconds)])
+            }
+            if !bookFields.isEmpty { extra.append(["HSET", .text(shard.portfolio)] + bookFields) }
+            if !desk.changedReferences.isEmpty {
+                var set: [RedisArg] = ["HSET", .text(shard.marks)]
+                for symbol in desk.changedReferences.sorted() { set += [.text(symbol), .text((desk.references[symbol] ?? nil)?.stored ?? "")] }
+                extra.append(set)
+            }
+            for control in desk.breakers { extra += TradingStateStore.commands(control, shard: shard) }
             if try bus.commit(outputs: outputs, deadLetters: dead, acks: batch, extra: extra) {
                 committed = true
-                if halted == nil { unreadableGauge.record(0) }
+                unreadableGauge.record(desk.unreadableBooks.isEmpty ? 0 : 1)
+                for (account, problem) in desk.unreadableBooks.sorted(by: { $0.key < $1.key }) {
+                    context.logger.critical("fills halted: Kenny's book cannot be read", metadata: ["account": .string(account), "problem": .string(problem), "shard": .string(shard.description)])
+                }
+                for c in desk.breakers {
+                    context.logger.critical("trading state set by a breaker", metadata: [
+                        "scope": .string(c.scope.field), "mode": .string(c.mode.rawValue), "by": .string(c.by), "reason": .string(c.reason), "shard": .string(shard.description),
+                    ])
+                }
                 if limited > 0 { limitedCounter.increment(by: limited) }
                 return BatchResult(processed: events.count, failed: dead.count)
             }
@@ -213,19 +218,21 @@ public final class Kenny: StageProcessor {
         throw RedisError.server("the book kept changing under WATCH for \(Self.maxWatchRetries) tries")
     }
 
+    /// The field/value pairs of an HGETALL reply.
+    static func hashEntries(_ reply: RedisValue) -> [(field: String, value: [UInt8])] {
+        guard let items = reply.array else { return [] }
+        var out: [(field: String, value: [UInt8])] = []
+        var i = 0
+        while i + 1 < items.count {
+            if let f = items[i].string, case .bulk(let v) = items[i + 1] { out.append((f, v)) }
+            i += 2
+        }
+        return out
+    }
+
     static func existingOrder(_ replies: [RedisValue], _ i: Int) -> Execution? {
         guard i < replies.count, case .bulk(let bytes) = replies[i] else { return nil }
         return try? EventCodec.decodeExecution(bytes)
     }
 
-    /// The book in `reply` (a new one at the starting equity when there is none yet), or why
-    /// it cannot be read.
-    static func decodeBook(_ reply: RedisValue, startingEquity: Double, day: String, key: String) -> Result<PaperBook, PaperBook.UnreadableBook> {
-        guard case .bulk(let bytes) = reply else { return .success(PaperBook(equity: startingEquity, day: day)) }
-        do {
-            return .success(try PaperBook(json: bytes))
-        } catch {
-            return .failure(PaperBook.UnreadableBook(description: "the paper book in \(key) is unreadable: \(error.description)"))
-        }
-    }
 }

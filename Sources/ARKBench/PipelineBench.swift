@@ -3,6 +3,7 @@ import ARKCanary
 import ARKCore
 import ARKState
 import Graveyard
+import ARKRisk
 import Foundation
 
 /// What `ark bench` runs: the five stages as separate processes (`instances` of each) over a
@@ -135,13 +136,10 @@ public final class PipelineBench {
         guard case .intact(let rules) = Graveyard.check(directory: plan.graveyardDir) else {
             throw PipelineBenchError("the Graveyard in \(plan.graveyardDir) is not intact: the passes cannot be judged")
         }
-        let f = try store.benchFigures(traceIDPrefix: "bench-", portfolioRules: Graveyard.Integrity.intact(rules).portfolioRuleIDs)
+        let f = try store.benchFigures(traceIDPrefix: "bench-", portfolioRules: RiskLimits.limitRules(.intact(rules)))
         var breaches: [String] = []
         for shard in layout.shards {
-            let bookFields = try connection.hashEntries(shard.portfolio).map { ($0.field, String(decoding: $0.value, as: UTF8.self)) }
-            var problem = ""
-            breaches += bookFields.isEmpty ? [] : PortfolioSnapshot(published: bookFields, defaultEquity: 0, problem: &problem).map(rules.breaches(of:))
-                ?? ["the book of shard \(shard) is unreadable: \(problem)"]
+            breaches += PortfolioHash.breaches(try connection.hashEntries(shard.portfolio), rules: rules).map { layout.isTagged ? "shard \(shard): " + $0 : $0 }
         }
         let seconds = Double(f.lastDoneNs - f.firstT0Ns) / 1e9
         var latency: [String: Double] = [:]

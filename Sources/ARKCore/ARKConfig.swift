@@ -132,6 +132,11 @@ public struct ARKConfig: Sendable, Equatable {
     public var paperEquity: Double = 100_000
     /// How often HRM re-hashes the Graveyard rule file.
     public var graveyardCheckSeconds: Double = 5
+    /// Throttles on filled orders (ARK_MAX_ORDERS_PER_SECOND per account,
+    /// ARK_MAX_SYMBOL_ORDERS_PER_SECOND per account and symbol; 0: off) and the window in which
+    /// an order like an earlier one (account, symbol, side, size) is refused as duplicative
+    /// (ARK_DUPLICATE_WINDOW_MS; 0: off).
+    public var throttles = Throttles()
     /// A pass not finished this long after t0 counts as failed.
     public var passTimeoutMs: Double = 5_000
 
@@ -267,6 +272,9 @@ public struct ARKConfig: Sendable, Equatable {
         c.maxSignalBytes = reader.int("ARK_MAX_SIGNAL_BYTES", c.maxSignalBytes, 256...16_777_216)
         c.paperEquity = reader.double("ARK_PAPER_EQUITY", c.paperEquity, 1...1e15)
         c.graveyardCheckSeconds = reader.double("ARK_GRAVEYARD_CHECK_SECONDS", c.graveyardCheckSeconds, 0.1...3600)
+        c.throttles.ordersPerSecond = reader.int("ARK_MAX_ORDERS_PER_SECOND", c.throttles.ordersPerSecond, 0...100_000)
+        c.throttles.symbolOrdersPerSecond = reader.int("ARK_MAX_SYMBOL_ORDERS_PER_SECOND", c.throttles.symbolOrdersPerSecond, 0...100_000)
+        c.throttles.duplicateWindowMs = reader.int("ARK_DUPLICATE_WINDOW_MS", c.throttles.duplicateWindowMs, 0...60_000)
         c.passTimeoutMs = reader.double("ARK_PASS_TIMEOUT_MS", c.passTimeoutMs, 10...3_600_000)
         c.auditKey = reader.string("ARK_AUDIT_KEY", c.auditKey)
         if c.auditKey.isEmpty && c.auditKeyBesideStateDB {
@@ -355,4 +363,27 @@ struct EnvReader {
             return fallback
         }
     }
+}
+
+/// Order throttles, as a pre-trade risk gate has them (FIA: order throttles; SEC 15c3-5:
+/// duplicative orders). Counted on filled orders, in the account's book, by Kenny at the fill.
+public struct Throttles: Sendable, Equatable {
+    /// Filled orders a second, per account (0: no limit).
+    public var ordersPerSecond = 100
+    /// Filled orders a second, per account and symbol (0: no limit).
+    public var symbolOrdersPerSecond = 20
+    /// An order with the account, symbol, side and size of one filled this recently is
+    /// refused as duplicative (0: never).
+    public var duplicateWindowMs = 1_000
+
+    public init(ordersPerSecond: Int = 100, symbolOrdersPerSecond: Int = 20, duplicateWindowMs: Int = 1_000) {
+        self.ordersPerSecond = ordersPerSecond
+        self.symbolOrdersPerSecond = symbolOrdersPerSecond
+        self.duplicateWindowMs = duplicateWindowMs
+    }
+
+    public static let off = Throttles(ordersPerSecond: 0, symbolOrdersPerSecond: 0, duplicateWindowMs: 0)
+
+    /// How far back the fills they count go.
+    public var windowNs: Int64 { max(1_000_000_000, Int64(duplicateWindowMs) * 1_000_000) }
 }

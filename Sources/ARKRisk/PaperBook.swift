@@ -49,6 +49,27 @@ public struct PaperBook: Sendable, Equatable {
         static let quantityText = "±1e12"
     }
 
+    /// A filled order, kept for as long as the throttles count it (`Throttles.windowNs`).
+    public struct RecentFill: Sendable, Equatable {
+        public var atNs: Int64
+        public var traceID: String
+        public var symbol: String
+        public var side: String
+        public var size: Double
+
+        public init(atNs: Int64, traceID: String, symbol: String, side: String, size: Double) {
+            self.atNs = atNs
+            self.traceID = traceID
+            self.symbol = symbol
+            self.side = side
+            self.size = size
+        }
+    }
+
+    /// The fills the throttles count, oldest first; at most `maxRecentFills`.
+    public var recentFills: [RecentFill] = []
+    public static let maxRecentFills = 10_000
+
     /// Realised equity: the starting equity plus every realised P&L (stored as `equity`).
     public var balance: Double
     /// Equity at market when the trading day began (the daily loss is measured from it).
@@ -239,18 +260,51 @@ public struct PaperBook: Sendable, Equatable {
                          notional: notional, positionAfter: positions[e.symbol]?.quantity ?? 0, realizedPnl: realized)
     }
 
-    /// The figures HRM reads: equity at market, today's P&L at market, the open positions,
-    /// and each position's signed value at its mark and its share at its last fill.
-    public var publishedFields: [(String, String)] {
-        var out: [(String, String)] = [
-            ("equity", equity.description), ("daily_pnl", dailyPnl.description),
-            ("open_positions", String(positions.count)), ("day", day),
-        ]
-        for (symbol, p) in positions.sorted(by: { $0.key < $1.key }) {
-            out.append(("pos:" + symbol, p.exposure.description))
-            out.append(("share:" + symbol, p.fillShare.description))
+    /// Why `throttles` refuse a fill of `e` at `nowNs`, or nil: too many fills in the last
+    /// second for the account or for the symbol, or one like it (symbol, side, size) within
+    /// the duplicate window.
+    public func throttleViolation(_ e: Event, throttles: Throttles, nowNs: Int64) -> Violation? {
+        guard let side = e.action, side == "buy" || side == "sell" else { return nil }
+        let second = nowNs - 1_000_000_000
+        let dupSince = nowNs - Int64(throttles.duplicateWindowMs) * 1_000_000
+        var account = 0, symbol = 0
+        for f in recentFills.reversed() {
+            if throttles.duplicateWindowMs > 0, f.atNs > dupSince, f.symbol == e.symbol, f.side == side, f.size == e.positionSizePct {
+                return Violation(rule: "duplicate_order", severity: .high,
+                                 message: "duplicative: \(f.traceID) filled the same order (\(side) \(f.symbol), size \(f.size)) \((nowNs - f.atNs) / 1_000_000) ms ago, inside the \(throttles.duplicateWindowMs) ms window (ARK_DUPLICATE_WINDOW_MS)")
+            }
+            guard f.atNs > second else { continue }
+            account += 1
+            if f.symbol == e.symbol { symbol += 1 }
         }
-        return out
+        if throttles.ordersPerSecond > 0, account >= throttles.ordersPerSecond {
+            return Violation(rule: "max_orders_per_second", severity: .high,
+                             message: "throttle: \(account) orders filled for the account in the last second, the limit is \(throttles.ordersPerSecond) (ARK_MAX_ORDERS_PER_SECOND)",
+                             value: Double(account), limit: Double(throttles.ordersPerSecond))
+        }
+        if throttles.symbolOrdersPerSecond > 0, symbol >= throttles.symbolOrdersPerSecond {
+            return Violation(rule: "max_symbol_orders_per_second", severity: .high,
+                             message: "throttle: \(symbol) orders filled in \(e.symbol) in the last second, the limit is \(throttles.symbolOrdersPerSecond) (ARK_MAX_SYMBOL_ORDERS_PER_SECOND)",
+                             value: Double(symbol), limit: Double(throttles.symbolOrdersPerSecond))
+        }
+        return nil
+    }
+
+    /// Forgets fills the throttles no longer count.
+    public mutating func pruneRecentFills(nowNs: Int64, throttles: Throttles) {
+        let since = nowNs - throttles.windowNs
+        if let keep = recentFills.firstIndex(where: { $0.atNs > since }) {
+            if keep > 0 { recentFills.removeFirst(keep) }
+        } else if !recentFills.isEmpty {
+            recentFills.removeAll()
+        }
+    }
+
+    /// Counts a fill for the throttles.
+    public mutating func noteFill(_ e: Event, nowNs: Int64) {
+        guard let side = e.action else { return }
+        recentFills.append(RecentFill(atNs: nowNs, traceID: e.traceID, symbol: e.symbol, side: side, size: e.positionSizePct ?? 0))
+        if recentFills.count > Self.maxRecentFills { recentFills.removeFirst(recentFills.count - Self.maxRecentFills) }
     }
 }
 
@@ -279,6 +333,16 @@ extension PaperBook {
             w.endObject()
         }
         w.endObject()
+        if !recentFills.isEmpty {
+            w.key("recentFills")
+            w.beginArray()
+            for f in recentFills {
+                w.beginArray()
+                w.int(f.atNs); w.string(f.traceID); w.string(f.symbol); w.string(f.side); w.double(f.size)
+                w.endArray()
+            }
+            w.endArray()
+        }
         w.endObject()
         return w.bytes
     }
@@ -298,6 +362,7 @@ extension PaperBook {
                 var r = JSONReader(buf)
                 var equity: Double?, dailyPnl: Double?, day: String?, dayStart: Double?
                 var positions: [String: Position]?
+                var recent: [RecentFill] = []
                 try r.beginObject()
                 var first = true
                 while let k = try r.nextKey(first: first) {
@@ -307,6 +372,7 @@ extension PaperBook {
                     else if r.matches(k, "day") { day = try r.readString() }
                     else if r.matches(k, "dayStartEquity") { dayStart = try Self.finite(&r, "dayStartEquity") }
                     else if r.matches(k, "positions") { positions = try Self.positions(&r) }
+                    else if r.matches(k, "recentFills") { recent = try Self.recentFills(&r) }
                     else { try r.skipValue() }
                 }
                 try r.end()
@@ -315,6 +381,7 @@ extension PaperBook {
                 }
                 var book = PaperBook(equity: equity, day: day)
                 book.positions = positions
+                book.recentFills = recent
                 // Before marks, dailyPnl was realised only and equity had no unrealised part.
                 book.dayStartEquity = dayStart ?? (equity - dailyPnl)
                 if let problem = book.boundsProblem() { throw UnreadableBook(description: problem) }
@@ -351,6 +418,27 @@ extension PaperBook {
                 throw UnreadableBook(description: "position \(symbol): quantity, averagePrice, stopLoss and takeProfit are required")
             }
             out[symbol] = Position(quantity: q, averagePrice: avg, stopLoss: stop, takeProfit: take, mark: mark ?? avg, fillShare: share ?? 0)
+        }
+        return out
+    }
+
+    private static func recentFills(_ r: inout JSONReader) throws -> [RecentFill] {
+        var out: [RecentFill] = []
+        try r.beginArray()
+        while try r.nextElement(first: out.isEmpty) {
+            try r.beginArray()
+            guard try r.nextElement(first: true), let at = try r.readNumber().integer,
+                  try r.nextElement(first: false) else { throw UnreadableBook(description: "recentFills[\(out.count)] is not [ns, trace, symbol, side, size]") }
+            let trace = try r.readString()
+            guard try r.nextElement(first: false) else { throw UnreadableBook(description: "recentFills[\(out.count)] is short") }
+            let symbol = try r.readString()
+            guard try r.nextElement(first: false) else { throw UnreadableBook(description: "recentFills[\(out.count)] is short") }
+            let side = try r.readString()
+            guard try r.nextElement(first: false) else { throw UnreadableBook(description: "recentFills[\(out.count)] is short") }
+            let size = try finite(&r, "recentFills size")
+            guard try !r.nextElement(first: false) else { throw UnreadableBook(description: "recentFills[\(out.count)] is long") }
+            out.append(RecentFill(atNs: at, traceID: trace, symbol: symbol, side: side, size: size))
+            guard out.count <= maxRecentFills else { throw UnreadableBook(description: "recentFills holds more than \(maxRecentFills)") }
         }
         return out
     }

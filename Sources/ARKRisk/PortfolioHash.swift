@@ -1,4 +1,5 @@
 import ARKCore
+import Graveyard
 
 /// Where the accounts' books live: one Redis hash a shard (`Shard.portfolio`), one field an
 /// account. The default account's book keeps the field it always had (`book`); another
@@ -32,5 +33,32 @@ public enum PortfolioHash {
             }
         }
         return out
+    }
+}
+
+extension PortfolioHash {
+    /// The limits the books of one shard's hash break now (`RuleSet.breaches`), each named by
+    /// its account when it is not the default; a book that cannot be read is one too.
+    public static func breaches(_ entries: [(field: String, value: [UInt8])], rules: RuleSet) -> [String] {
+        var out: [String] = []
+        for (account, read) in books(entries).sorted(by: { $0.key < $1.key }) {
+            let prefix = account == ShardLayout.defaultAccount ? "" : "account \(account): "
+            switch read {
+            case .success(let book): out += rules.breaches(of: book.snapshot).map { prefix + $0 }
+            case .failure(let problem): out.append(prefix + "the book is unreadable: \(problem.description)")
+            }
+        }
+        return out
+    }
+}
+
+/// The rules whose denial of a compliant signal is a limit reached, not a false denial: the
+/// portfolio limits (HRM's and Kenny's at the fill) and the throttles. The synthetic loop and
+/// the bench count them apart.
+public enum RiskLimits {
+    public static let throttleRules: Set<String> = ["max_orders_per_second", "max_symbol_orders_per_second", "duplicate_order"]
+
+    public static func limitRules(_ integrity: Graveyard.Integrity) -> Set<String> {
+        integrity.portfolioRuleIDs.union(throttleRules)
     }
 }

@@ -4,6 +4,7 @@ import ARKHTTPClient
 import ARKState
 import Foundation
 import Graveyard
+import ARKRisk
 
 public struct SyntheticOptions: Sendable {
     public var duration: Double
@@ -172,7 +173,7 @@ public actor SyntheticLoop {
         switch Graveyard.check(directory: options.graveyardDir) {
         case .intact(let r):
             rules = r
-            portfolioRules = Set(r.specs.filter { $0.category == "portfolio" }.map(\.id))
+            portfolioRules = RiskLimits.limitRules(.intact(r))
         case let other: throw SyntheticFailure("cannot judge passes: the Graveyard is not intact: \(other.problem ?? "")")
         }
         let queue = SignalQueue(url: options.redisURL, size: 1, backlogBound: .max, layout: options.layout, replicas: options.intakeReplicas)
@@ -284,22 +285,16 @@ public actor SyntheticLoop {
             var breaches: [String] = []
             var unread = 0
             for shard in layout.shards {
-                let fields: [(String, String)]
+                let fields: [(field: String, value: [UInt8])]
                 do {
-                    fields = try connection.hashEntries(shard.portfolio).map { ($0.field, String(decoding: $0.value, as: UTF8.self)) }
+                    fields = try connection.hashEntries(shard.portfolio)
                 } catch {
                     guard layout.shards.count > 1 else { throw error }
                     unread += 1
                     breaches.append("the book of shard \(shard) was not checked: \(error)")
                     continue
                 }
-                guard !fields.isEmpty else { continue }
-                var problem = ""
-                guard let book = PortfolioSnapshot(published: fields, defaultEquity: 0, problem: &problem) else {
-                    breaches.append("the book of shard \(shard) is unreadable: \(problem)")
-                    continue
-                }
-                breaches += rules.breaches(of: book).map { layout.shards.count > 1 ? "shard \(shard): " + $0 : $0 }
+                breaches += PortfolioHash.breaches(fields, rules: rules).map { layout.shards.count > 1 ? "shard \(shard): " + $0 : $0 }
             }
             return unread == layout.shards.count ? nil : breaches
         } catch {

@@ -45,21 +45,6 @@ public struct PortfolioSnapshot: Sendable, Equatable {
         self.exposure = exposure
         self.fillShares = fillShares
     }
-
-    /// The book from the fields Kenny publishes in `ark:portfolio` (`equity`, `daily_pnl`,
-    /// `pos:<symbol>`, `share:<symbol>`); nil with the first unreadable figure named in `problem`.
-    public init?(published fields: [(String, String)], defaultEquity: Double, problem: inout String) {
-        self.init(equity: defaultEquity)
-        for (key, value) in fields where key == "equity" || key == "daily_pnl" || key.hasPrefix("pos:") || key.hasPrefix("share:") {
-            guard let v = Double(value), v.isFinite else {
-                problem = "\(key) is '\(value)'"
-                return nil
-            }
-            if key == "equity" { equity = v } else if key == "daily_pnl" { dailyPnl = v }
-            else if key.hasPrefix("pos:") { exposure[String(key.dropFirst(4))] = v }
-            else { fillShares[String(key.dropFirst(6))] = v }
-        }
-    }
 }
 
 /// Approvals made earlier in the same batch, so a burst cannot slip past a portfolio limit
@@ -270,6 +255,14 @@ public struct RuleSet: Sendable, Equatable {
         }
     }
 
+    /// The daily loss limit (`max_daily_loss`) as a fraction of equity, nil when there is none.
+    public var dailyLossLimit: Double? {
+        for r in rules {
+            if case .maxDailyLoss(let l) = r.check, !r.warnOnly { return l }
+        }
+        return nil
+    }
+
     /// The portfolio limits `book` breaks now (the invariant every test and the synthetic
     /// loop check): more open positions than allowed, or a position that a fill took over its
     /// exposure cap (its share of equity right after the fill that last opened or added to it).
@@ -425,7 +418,7 @@ public struct RuleSet: Sendable, Equatable {
         }
     }
 
-    static func percent(_ x: Double) -> String {
+    public static func percent(_ x: Double) -> String {
         let p = (x * 10_000).rounded() / 100
         return "\(p)%"
     }

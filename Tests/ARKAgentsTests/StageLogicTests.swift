@@ -2,6 +2,7 @@
 import ARKBus
 import ARKCore
 import Graveyard
+import ARKRisk
 import ARKTestSupport
 import Testing
 
@@ -62,26 +63,25 @@ import Testing
     }
 }
 
-/// HRM reads Kenny's published book from an HGETALL reply (read along with its batch); what
-/// it cannot read makes the batch fail closed.
+/// HRM reads an account's book (Kenny's JSON, read along with its batch); what it cannot read
+/// makes the account's proposals fail closed.
 @Suite struct HRMBookTests {
-    func reply(_ pairs: [(String, String)]) -> RedisValue {
-        .array(pairs.flatMap { [RedisValue.bulk(Array($0.0.utf8)), .bulk(Array($0.1.utf8))] })
-    }
-
-    @Test func thePublishedFiguresAreRead() throws {
-        let r = reply([("book", "{}"), ("equity", "99000.5"), ("daily_pnl", "-12.25"), ("open_positions", "1"), ("pos:AAPL", "-5000")])
-        #expect(try HRM.book(from: r, defaultEquity: 1).get() == PortfolioSnapshot(equity: 99_000.5, dailyPnl: -12.25, exposure: ["AAPL": -5_000]))
+    @Test func theBookIsReadAtMarket() throws {
+        var book = PaperBook(equity: 100_000, day: "2026-11-23")
+        _ = book.execute(event(price: 100, action: "sell", size: 0.05), orderID: "o")
+        _ = try book.mark("AAPL", price: 101)
+        let r = RedisValue.bulk(book.encoded())
+        #expect(try HRM.book(from: r, defaultEquity: 1).get() == PortfolioSnapshot(equity: 99_950, dailyPnl: -50, exposure: ["AAPL": -5_050], fillShares: ["AAPL": 0.05]))
         // No book yet: Kenny has not filled anything, the starting equity stands.
-        #expect(try HRM.book(from: .array([]), defaultEquity: 100_000).get() == PortfolioSnapshot(equity: 100_000))
+        #expect(try HRM.book(from: .null, defaultEquity: 100_000).get() == PortfolioSnapshot(equity: 100_000))
     }
 
     @Test func anUnreadableBookIsAProblem() {
         for (r, why) in [
-            (reply([("equity", "abc")]), "equity is 'abc'"),
-            (reply([("pos:MSFT", "inf")]), "pos:MSFT is 'inf'"),
+            (RedisValue.bulk(Array(#"{"dailyPnl":0,"day":"d","equity":"abc","positions":{}}"#.utf8)), "expected a number"),
+            (RedisValue.bulk(Array(#"{"dailyPnl":0,"day":"d","equity":1e300,"positions":{}}"#.utf8)), "balance 1e+300 is outside ±1e15"),
             (RedisValue.error("WRONGTYPE Operation against a key holding the wrong kind of value"), "WRONGTYPE"),
-            (RedisValue.bulk(Array("x".utf8)), "not a hash"),
+            (RedisValue.bulk(Array("x".utf8)), "expected '{'"),
         ] {
             guard case .failure(let problem) = HRM.book(from: r, defaultEquity: 1) else {
                 Issue.record("read \(r) as a book")
@@ -89,5 +89,14 @@ import Testing
             }
             #expect(problem.description.contains(why), "\(problem.description)")
         }
+    }
+
+    @Test func onlyANamedAccountsMessageIsScannedForIt() throws {
+        var e = event(price: 1, action: "buy")
+        #expect(!HRM.namesAccount(EventCodec.encode(e)))
+        e.account = "acct-7"
+        let bytes = EventCodec.encode(e)
+        #expect(HRM.namesAccount(bytes) && ShardLayout.account(ofSignal: bytes) == "acct-7")
+        #expect(try EventCodec.decode(bytes).account == "acct-7")
     }
 }

@@ -44,7 +44,7 @@ import Testing
         _ = book.execute(event(price: 102, action: "buy", size: 10 * 102 / 100_020), orderID: "o2")
         let p = book.positions["AAPL"]!
         #expect(abs(p.quantity - 20) < 1e-9 && abs(p.averagePrice - 101) < 1e-9)
-        #expect(book.publishedFields.contains { $0.0 == "pos:AAPL" })
+        #expect(abs(book.snapshot.exposure["AAPL"]! - 20 * 102) < 1e-9)
     }
 
     @Test func dailyPnlResetsOnANewDay() {

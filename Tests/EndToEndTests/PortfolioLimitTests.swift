@@ -4,6 +4,7 @@ import ARKState
 import ARKTestSupport
 import Foundation
 import Graveyard
+import ARKRisk
 import Testing
 
 /// The portfolio invariant with the processes operators run: two HRM and two Kenny
@@ -29,9 +30,8 @@ extension EndToEnd { @Suite struct PortfolioLimitTests {
     }
 
     func book(_ f: PipelineFixture) throws -> PortfolioSnapshot {
-        let fields = try f.redis.client().hashEntries(Streams.portfolio).map { ($0.field, String(decoding: $0.value, as: UTF8.self)) }
-        var problem = ""
-        return try #require(PortfolioSnapshot(published: fields, defaultEquity: 0, problem: &problem), "\(problem)")
+        let books = PortfolioHash.books(try f.redis.client().hashEntries(Streams.portfolio))
+        return try #require(books[ShardLayout.defaultAccount]).get().snapshot
     }
 
     /// Net notional per symbol from the recorded orders.
