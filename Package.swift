@@ -160,7 +160,7 @@ let package = Package(
         .target(
             name: "ARKMonitoring",
             dependencies: [
-                "ARKCore", "ARKAuth", "ARKIntake", "Graveyard", "ARKBus", "ARKState", "ARKSLO", "ARKProcess", "ARKWatchdog",
+                "ARKCore", "ARKAuth", "ARKIntake", "Graveyard", "ARKRisk", "ARKBus", "ARKState", "ARKSLO", "ARKProcess", "ARKWatchdog",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -193,7 +193,7 @@ let package = Package(
         .target(
             name: "ARKAPI",
             dependencies: [
-                "ARKCore", "ARKAuth", "ARKBus", "ARKState", "ARKIntake",
+                "ARKCore", "ARKAuth", "ARKBus", "ARKState", "ARKIntake", "ARKRisk",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -251,7 +251,7 @@ let package = Package(
         .executableTarget(
             name: "ark",
             dependencies: [
-                "ARKCore", "ARKAuth", "Graveyard", "ARKBus", "ARKState", "ARKAgents", "ARKSynthetic", "ARKMonitoring", "ARKProcess", "ARKWatchdog", "ARKOperations", "ARKAPI", "ARKCanary", "ARKBench", "ARKSLO",
+                "ARKCore", "ARKAuth", "Graveyard", "ARKRisk", "ARKBus", "ARKState", "ARKAgents", "ARKSynthetic", "ARKMonitoring", "ARKProcess", "ARKWatchdog", "ARKOperations", "ARKAPI", "ARKCanary", "ARKBench", "ARKSLO",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

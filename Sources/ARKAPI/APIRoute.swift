@@ -12,11 +12,15 @@ public struct APIRoute: Sendable, Equatable {
     public static let trace = APIRoute(method: .get, path: "/v1/traces/{trace_id}", authenticated: true)
     public static let traceProof = APIRoute(method: .get, path: "/v1/traces/{trace_id}/proof", authenticated: true)
     public static let decisions = APIRoute(method: .get, path: "/v1/decisions", authenticated: true)
+    public static let tradingStates = APIRoute(method: .get, path: "/v1/trading", authenticated: true)
+    public static let tradingHalt = APIRoute(method: .post, path: "/v1/trading/halt", authenticated: true)
+    public static let tradingReduce = APIRoute(method: .post, path: "/v1/trading/reduce", authenticated: true)
+    public static let tradingResume = APIRoute(method: .post, path: "/v1/trading/resume", authenticated: true)
     public static let healthz = APIRoute(method: .get, path: "/healthz", authenticated: false)
     public static let readyz = APIRoute(method: .get, path: "/readyz", authenticated: false)
     public static let openAPI = APIRoute(method: .get, path: "/openapi.json", authenticated: false)
 
-    public static let all = [submitSignals, trace, traceProof, decisions, healthz, readyz, openAPI]
+    public static let all = [submitSignals, trace, traceProof, decisions, tradingStates, tradingHalt, tradingReduce, tradingResume, healthz, readyz, openAPI]
 
     /// Hummingbird's form: `:name` for a parameter, no leading slash.
     var routerPath: String {

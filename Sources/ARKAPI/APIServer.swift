@@ -2,6 +2,7 @@ import ARKBus
 import ARKAuth
 import ARKCore
 import ARKIntake
+import ARKRisk
 import ARKState
 import Foundation
 import HTTPTypes
@@ -147,6 +148,10 @@ struct APIHandlers: Sendable {
         v1.on(RouterPath(APIRoute.trace.routerPath), method: .get) { _, context in try await trace(context) }
         v1.on(RouterPath(APIRoute.traceProof.routerPath), method: .get) { _, context in try await traceProof(context) }
         v1.on(RouterPath(APIRoute.decisions.routerPath), method: .get) { request, _ in try await decisions(request) }
+        v1.on(RouterPath(APIRoute.tradingStates.routerPath), method: .get) { _, _ in try await tradingStates() }
+        for (route, mode) in [(APIRoute.tradingHalt, TradingMode.halted), (.tradingReduce, .reducing), (.tradingResume, .active)] {
+            v1.on(RouterPath(route.routerPath), method: .post) { request, context in try await changeTrading(mode, request, context) }
+        }
         return router
     }
 
@@ -329,6 +334,66 @@ struct APIHandlers: Sendable {
         return jsonResponse(.ok, ["decisions": items, "next_since": next, "has_more": page.hasMore])
     }
 
+
+    // MARK: /v1/trading
+
+    func tradingStates() async throws -> Response {
+        let (url, layout) = (settings.redisURL, settings.shardLayout)
+        let read = try await withDeadline(settings.requestTimeout, onTimeout: .unavailable("Redis did not answer within \(settings.requestTimeout)")) {
+            do {
+                return try TradingStateStore.readAll(layout: layout, url: url)
+            } catch {
+                throw APIError.unavailable("the trading states cannot be read: Redis is unreachable or refused; retry later", retryAfter: 2)
+            }
+        }
+        var states: [[String: Any]] = []
+        for (shard, t) in read {
+            for (_, c) in t.controls.sorted(by: { $0.key.field < $1.key.field }) {
+                var o = Dictionary(uniqueKeysWithValues: c.fields.map { ($0.0, $0.1 as Any) })
+                if layout.isTagged { o["shard"] = shard.description }
+                states.append(o)
+            }
+            for (scope, problem) in t.unreadable.sorted(by: { $0.key.field < $1.key.field }) {
+                states.append(["scope": scope.field, "mode": "HALTED", "from": "HALTED", "reason": "unreadable: \(problem)", "by": "breaker:unreadable",
+                               "at": iso8601(0)] as [String: Any])
+            }
+        }
+        return jsonResponse(.ok, ["states": states])
+    }
+
+    func changeTrading(_ mode: TradingMode, _ request: Request, _ context: APIContext) async throws -> Response {
+        if let type = request.headers[.contentType], !type.lowercased().contains("json") {
+            throw APIError(.unsupportedMediaType, "unsupported_media_type", "Content-Type '\(type)' is not JSON: send application/json")
+        }
+        var request = request
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.collectBody(upTo: TradingChangeRequest.maxBytes)
+        } catch is NIOTooManyBytesError {
+            throw APIError(.contentTooLarge, "body_too_large", "the body is over \(TradingChangeRequest.maxBytes) bytes: send {\"reason\": \"why\", \"account\": \"name\"}")
+        }
+        let change: TradingChangeRequest
+        do {
+            change = try TradingChangeRequest.parse(Array(buffer.readableBytesView))
+        } catch {
+            throw APIError(.badRequest, "invalid_request", error.description)
+        }
+        let (url, layout) = (settings.redisURL, settings.shardLayout)
+        let by = "api:" + (context.client.subject ?? "unknown")
+        let set = try await withDeadline(settings.requestTimeout, onTimeout: .unavailable("Redis did not answer within \(settings.requestTimeout): whether the state changed is unknown; GET /v1/trading says")) {
+            do {
+                return try TradingStateStore.set(mode, scope: change.account.map { .account($0) } ?? .global, reason: change.reason, by: by, layout: layout, url: url)
+            } catch let e as TradingStateStore.Problem {
+                throw APIError(.badRequest, "invalid_request", e.description)
+            } catch {
+                throw APIError.unavailable("the trading state cannot be set: Redis is unreachable or refused; nothing changed. Retry later", retryAfter: 2)
+            }
+        }
+        context.logger.notice("trading state set", metadata: [
+            "mode": .string(mode.rawValue), "scope": .string(set.first?.scope.field ?? ""), "by": .string(by), "reason": .string(change.reason),
+        ])
+        return jsonResponse(.ok, ["changes": set.map { c -> [String: Any] in Dictionary(uniqueKeysWithValues: c.fields.map { ($0.0, $0.1 as Any) }) }])
+    }
 
     // MARK: health
 

@@ -26,8 +26,6 @@ public final class Kenny: StageProcessor {
     /// Wall clock for the UTC day and the idempotency window (a test moves it).
     let clock: @Sendable () -> Int64
     let limitedCounter = Counter(label: MetricName.executionLimited)
-    /// 1 while the book cannot be read and fills are halted.
-    let unreadableGauge = Gauge(label: MetricName.bookUnreadable)
     /// Orders are kept by trace id in one hash per UTC day of the trace's `t0_ns`
     /// (`ark:orders:<day>`), each living 48 h after its last write. A redelivered entry
     /// carries the same t0, so it finds its order wherever it waited, for 48 h after the fill
@@ -201,7 +199,6 @@ public final class Kenny: StageProcessor {
             for control in desk.breakers { extra += TradingStateStore.commands(control, shard: shard) }
             if try bus.commit(outputs: outputs, deadLetters: dead, acks: batch, extra: extra) {
                 committed = true
-                unreadableGauge.record(desk.unreadableBooks.isEmpty ? 0 : 1)
                 for (account, problem) in desk.unreadableBooks.sorted(by: { $0.key < $1.key }) {
                     context.logger.critical("fills halted: Kenny's book cannot be read", metadata: ["account": .string(account), "problem": .string(problem), "shard": .string(shard.description)])
                 }

@@ -34,6 +34,7 @@ public enum MetricName {
     public static let stageBackpressure = "ark_stage_backpressure"
     public static let executionLimited = "ark_execution_limit_denials_total"
     public static let bookUnreadable = "ark_book_unreadable"
+    public static let tradingState = "ark_trading_state"
     public static let stateDiskFree = "ark_state_disk_free_bytes"
     public static let stateDiskSize = "ark_state_disk_size_bytes"
     public static let backupLastSuccess = "ark_backup_last_success_timestamp_seconds"
@@ -72,7 +73,8 @@ public enum MetricName {
         inFlightOverdue: "Signals still in the pipeline longer than the pass timeout (counted as failed).",
         stageLiveInstances: "Instances of a stage with a fresh heartbeat that are not quarantined (label stage).",
         executionLimited: "Approved orders Kenny refused at execution because the fill would break a portfolio limit of the book as it was then.",
-        bookUnreadable: "1 while Kenny cannot read its paper book and refuses every fill (the book is left as found for an operator; RUNBOOK).",
+        bookUnreadable: "1 while a book of the shard cannot be read: Kenny refuses that account's fills and leaves the book as found for an operator (RUNBOOK: book unreadable).",
+        tradingState: "Trading state per scope (label scope: global or account:<name>): 0 ACTIVE, 1 REDUCING, 2 HALTED.",
         stageBackpressure: "Live instances of a stage taking no input because an output stream's unread backlog is over ARK_STREAM_MAXLEN (label stage).",
         stateDiskFree: "Bytes free on the file system holding the state store.",
         stateDiskSize: "Size in bytes of the file system holding the state store.",

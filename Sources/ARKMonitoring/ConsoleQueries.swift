@@ -1,13 +1,14 @@
 import ARKBus
 import ARKCore
+import ARKRisk
 import ARKState
 import ARKWatchdog
 import Foundation
 
 /// What the operator console (`/` of the metrics server) reads and does, as JSON objects:
 /// the pipeline's instances with their standing, the rollup series behind its charts, the
-/// watchdog's events and releases, the newest canary run and its requests, traces with
-/// their proofs, and dead letters.
+/// watchdog's events and releases, the newest canary run and its requests, the trading states
+/// and their kill switch, traces with their proofs, and dead letters.
 extension MonitoringBackend {
     /// Instances silent for longer than this are gone (a restart has a new pid): counted,
     /// not listed, as in `ark status`.
@@ -20,7 +21,7 @@ extension MonitoringBackend {
         // Every open page polls every two seconds; the health check behind it takes the
         // store's write lock for a moment, so pages polling together share one answer.
         if let cached = lastConsoleState, nowNs - cached.atNs < 1_000_000_000 { return cached.data }
-        let (health, beats, slo) = healthReading()
+        let (health, beats, slo, risk) = healthReading()
         let standings: [String: WatchdogInstanceRecord] = (try? openStore().watchdogInstances()).map {
             Dictionary($0.map { ($0.instance, $0) }, uniquingKeysWith: { a, _ in a })
         } ?? [:]
@@ -53,6 +54,7 @@ extension MonitoringBackend {
             "shards": config.shardLayout.shards.map(\.description),
         ]
         if let slo { out["slos"] = sloJSON(slo) }
+        if let risk { out["trading"] = tradingJSON(risk) }
         let seen = Set((beats ?? []).map(\.instance))
         rateSamples = rateSamples.filter { seen.contains($0.key) }
         let data = try JSONDocument.data(out, .pretty)
@@ -137,6 +139,40 @@ extension MonitoringBackend {
         return released.isEmpty ? nil : try JSONDocument.data(["released": released], .pretty)
     }
 
+    /// The trading states set on every shard (the global one once) and the unreadable books.
+    func tradingJSON(_ risk: [ShardRiskState]) -> [String: Any] {
+        var states: [[String: Any]] = []
+        var globalSeen = false
+        for s in risk {
+            for (scope, c) in s.trading.controls.sorted(by: { $0.key.field < $1.key.field }) {
+                if scope == .global { if globalSeen { continue }; globalSeen = true }
+                var o = Dictionary(uniqueKeysWithValues: c.fields.map { ($0.0, $0.1 as Any) })
+                o["shard"] = s.shard.description
+                o["breaker"] = c.byBreaker
+                states.append(o)
+            }
+            for (scope, problem) in s.trading.unreadable { states.append(["scope": scope.field, "mode": "HALTED", "reason": "unreadable: " + problem, "shard": s.shard.description]) }
+        }
+        let unreadable = risk.flatMap { s in s.unreadableBooks.map { ["shard": s.shard.description, "account": $0.account, "problem": $0.problem] } }
+        return ["states": states, "unreadable_books": unreadable]
+    }
+
+    /// Sets a trading state from the console, as `ark trading` does.
+    public func consoleTrading(_ mode: TradingMode, change: TradingChangeRequest, by: String) throws -> Data {
+        let url = try RedisURL(parsing: config.redisURL)
+        let set: [TradingControl]
+        do {
+            set = try TradingStateStore.set(mode, scope: change.account.map { .account($0) } ?? .global, reason: change.reason, by: by, layout: config.shardLayout, url: url)
+        } catch let e as TradingStateStore.Problem {
+            throw ConsoleRefusal.invalid(e.description)
+        } catch {
+            throw ConsoleRefusal.unavailable("the trading state cannot be set: Redis is unreachable or refused (\(error)); nothing changed")
+        }
+        lastConsoleState = nil
+        logger.notice("trading state set from the console", metadata: ["mode": .string(mode.rawValue), "by": .string(by), "reason": .string(change.reason)])
+        return try JSONDocument.data(["changes": set.map { c in Dictionary(uniqueKeysWithValues: c.fields.map { ($0.0, $0.1 as Any) }) }], .pretty)
+    }
+
     /// `{"run": …}`: the newest canary run with its checks, or null when none is recorded.
     public func consoleCanary() throws -> Data {
         let store = try openStore()
@@ -203,12 +239,13 @@ extension MonitoringBackend {
 
 /// A console request ARK refuses, with the status it answers.
 public enum ConsoleRefusal: Error, CustomStringConvertible {
+    case invalid(String)
     case conflict(String)
     case unavailable(String)
 
     public var description: String {
         switch self {
-        case .conflict(let m), .unavailable(let m): m
+        case .invalid(let m), .conflict(let m), .unavailable(let m): m
         }
     }
 }

@@ -1,6 +1,7 @@
 import ARKAuth
 import ARKCore
 import ARKIntake
+import ARKRisk
 import ARKState
 import Foundation
 import HTTPTypes
@@ -10,7 +11,8 @@ import NIOCore
 /// The operator console's routes on the metrics server: the page and its two files at `/`,
 /// and the JSON it reads and posts under `/console/`. The pipeline's figures are open as
 /// `/metrics` is; what shows signals' contents (traces, proofs, dead letters) and every
-/// action (release, promote, abort) need a bearer token, as the API's routes do.
+/// action (release, promote, abort, halt, reduce, resume) need a bearer token, as the API's
+/// routes do.
 enum ConsoleRoutes {
     /// Who may act, or nil when JWT_SECRET is not set or cannot be used (the console is then
     /// read-only).
@@ -94,6 +96,29 @@ enum ConsoleRoutes {
                 throw httpError(refusal)
             }
         }
+        for (action, mode) in [("halt", TradingMode.halted), ("reduce", .reducing), ("resume", .active)] {
+            console.post("trading/\(action)") { request, _ in
+                let subject = try await access.subject(request)
+                var request = request
+                let body: ByteBuffer
+                do {
+                    body = try await request.collectBody(upTo: TradingChangeRequest.maxBytes)
+                } catch {
+                    throw HTTPError(.contentTooLarge, message: "the body is over \(TradingChangeRequest.maxBytes) bytes: send {\"reason\": \"why\", \"account\": \"name\"}")
+                }
+                let change: TradingChangeRequest
+                do throws(TradingStateStore.Problem) {
+                    change = try TradingChangeRequest.parse(Array(body.readableBytesView))
+                } catch {
+                    throw HTTPError(.badRequest, message: error.description)
+                }
+                do {
+                    return response(.ok, try await backend.consoleTrading(mode, change: change, by: "console:" + subject))
+                } catch let refusal as ConsoleRefusal {
+                    throw httpError(refusal)
+                }
+            }
+        }
         for action in ["promote", "abort"] {
             console.post("canary/\(action)") { request, _ in
                 _ = try await access.subject(request)
@@ -154,6 +179,7 @@ enum ConsoleRoutes {
 
     static func httpError(_ refusal: ConsoleRefusal) -> HTTPError {
         switch refusal {
+        case .invalid(let m): HTTPError(.badRequest, message: m)
         case .conflict(let m): HTTPError(.conflict, message: m)
         case .unavailable(let m): HTTPError(.serviceUnavailable, message: m)
         }

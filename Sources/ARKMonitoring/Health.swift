@@ -1,4 +1,5 @@
 import ARKCore
+import ARKRisk
 import ARKSLO
 import ARKState
 
@@ -55,6 +56,8 @@ public struct HealthInputs: Sendable {
     /// nil when they could not be read (Redis down).
     public var heartbeats: [HeartbeatRecord]?
     public var graveyardProblem: String?
+    /// Trading states and unreadable books per shard; nil when Redis could not be asked.
+    public var risk: [ShardRiskState]?
     public var slo: SLOReport?
     public var nowNs: Int64
     /// A heartbeat older than this is stale (the instance is hung, stopped or cut off).
@@ -81,6 +84,34 @@ public struct HealthInputs: Sendable {
 public let storeFullBelowBytes: Int64 = 4 << 20
 /// Below this share of the file system free, health is degraded: time to make room.
 public let storeLowFraction = 0.05
+
+/// The trading states and books: unhealthy when a book cannot be read (Kenny refuses its
+/// fills) or a breaker halted trading (an operator must look); degraded when an operator
+/// halted trading or set it to reduce only; healthy when everything is ACTIVE.
+func tradingCheck(_ risk: [ShardRiskState], tagged: Bool) -> HealthCheck {
+    var unhealthy: [String] = [], degraded: [String] = []
+    var globalSeen = false
+    for s in risk {
+        let on = tagged ? " on shard \(s.shard)" : ""
+        for (account, problem) in s.unreadableBooks {
+            unhealthy.append("the book of account \(account)\(on) is unreadable (\(problem)): its fills are refused (RUNBOOK: book unreadable)")
+        }
+        for (scope, problem) in s.trading.unreadable.sorted(by: { $0.key.field < $1.key.field }) {
+            unhealthy.append("\(scope)\(on): trading state \(problem), read as HALTED")
+        }
+        for (scope, c) in s.trading.controls.sorted(by: { $0.key.field < $1.key.field }) where c.mode != .active {
+            if scope == .global {
+                if globalSeen { continue }
+                globalSeen = true
+            }
+            let text = "\(scope)\(scope == .global ? "" : on) is \(c.mode.rawValue) by \(c.by) since \(iso8601(c.atNs)): \(c.reason)"
+            if c.byBreaker && c.mode == .halted { unhealthy.append(text) } else { degraded.append(text) }
+        }
+    }
+    if !unhealthy.isEmpty { return HealthCheck(name: "trading", status: .unhealthy, detail: (unhealthy + degraded).joined(separator: "; ")) }
+    if !degraded.isEmpty { return HealthCheck(name: "trading", status: .degraded, detail: degraded.joined(separator: "; ")) }
+    return HealthCheck(name: "trading", status: .healthy, detail: "ACTIVE: every account may trade")
+}
 
 /// Judges health (pure). Unhealthy: Redis or the store unreachable, the store not in WAL
 /// mode, locked by another writer or on a full disk, Graveyard drift, or a stage with no
@@ -140,6 +171,7 @@ public func evaluateHealth(_ input: HealthInputs) -> HealthReport {
     }
     checks.append(input.graveyardProblem.map { HealthCheck(name: "graveyard", status: .unhealthy, detail: "\($0); HRM denies every proposal") }
                   ?? HealthCheck(name: "graveyard", status: .healthy, detail: "rule file matches its pinned SHA-256"))
+    if let risk = input.risk { checks.append(tradingCheck(risk, tagged: risk.contains { $0.shard.tagged })) }
     if let slo = input.slo {
         let nonDrift = slo.violations.filter { !$0.hasPrefix("ethics_drift") }
         if nonDrift.isEmpty {

@@ -108,15 +108,17 @@ public actor MonitoringBackend {
 
     /// The health report with the heartbeats and the SLO report it was judged from (nil when
     /// Redis or the store did not answer), so the console reads each once a poll.
-    func healthReading() -> (report: HealthReport, beats: [HeartbeatRecord]?, slo: SLOReport?) {
+    func healthReading() -> (report: HealthReport, beats: [HeartbeatRecord]?, slo: SLOReport?, risk: [ShardRiskState]?) {
         let nowNs = wallClockNanoseconds()
         var redisProblem: String?
         var beats: [HeartbeatRecord]?
         var shardProblems: [(shard: String, problem: String)] = []
-        switch ask({ p throws(RedisError) in try p.ping(); return (try p.heartbeats(), p.shardProblems()) }) {
-        case .success(let (b, s))?:
+        var risk: [ShardRiskState]?
+        switch ask({ p throws(RedisError) in try p.ping(); return (try p.heartbeats(), p.shardProblems(), try p.riskStates()) }) {
+        case .success(let (b, s, r))?:
             beats = b
             shardProblems = s
+            risk = r
         case .failure(let e)?: redisProblem = e.description
         case nil: redisProblem = "cannot connect to \(config.redisURL)"
         }
@@ -138,7 +140,8 @@ public actor MonitoringBackend {
                                   heartbeats: beats, graveyardProblem: Graveyard.check(directory: config.graveyardDir).problem,
                                   slo: slo, nowNs: nowNs, staleAfterSeconds: config.heartbeatStaleSeconds)
         inputs.shardProblems = shardProblems
-        return (evaluateHealth(inputs), beats, slo)
+        inputs.risk = risk
+        return (evaluateHealth(inputs), beats, slo, risk)
     }
 
     /// Ready to serve: the store opens and Redis answers.
@@ -218,6 +221,19 @@ public actor MonitoringBackend {
         if let newest = BackupFiles.newestTimestamp(in: config.backupDir) {
             family(MetricName.backupLastSuccess, [("", newest)])
         }
+        if case .success(let risk)? = ask({ p throws(RedisError) in try p.riskStates() }) {
+            let tagged = risk.contains { $0.shard.tagged }
+            func shardLabel(_ s: ShardRiskState) -> String { tagged ? ",shard=\"\(s.shard)\"" : "" }
+            // Every account with a state set, and the global one (ACTIVE when never set).
+            family(MetricName.tradingState, risk.flatMap { s in
+                var scopes = Set(s.trading.controls.keys).union(s.trading.unreadable.keys)
+                scopes.insert(.global)
+                return scopes.sorted { $0.field < $1.field }.map { scope in
+                    ("scope=\"\(prometheusLabel(scope.field))\"\(shardLabel(s))", Double(s.trading.mode(of: scope).gaugeValue))
+                }
+            })
+            family(MetricName.bookUnreadable, risk.map { s in ("\(tagged ? "shard=\"\(s.shard)\"" : "")", Double(s.unreadableBooks.isEmpty ? 0 : 1)) })
+        }
         if let beats = heartbeats() {
             let now = wallClockNanoseconds()
             family(MetricName.stageLiveInstances, Stage.allCases.map { stage in
@@ -281,6 +297,20 @@ func histogramJSON(_ h: LogHistogram) -> [String: Any] {
     func ms(_ q: Double) -> Any { h.quantile(q).map { ($0 / 1000 * 1000).rounded() / 1000 } ?? NSNull() }
     return ["count": h.total, "p50": ms(0.5), "p95": ms(0.95), "p99": ms(0.99),
             "max": h.total == 0 ? NSNull() : (h.maxMicros / 1000 * 1000).rounded() / 1000]
+}
+
+/// A label value as the text format wants it: backslash, quote and newline escaped.
+func prometheusLabel(_ v: String) -> String {
+    var out = ""
+    for c in v {
+        switch c {
+        case "\\": out += "\\\\"
+        case "\"": out += "\\\""
+        case "\n": out += "\\n"
+        default: out.append(c)
+        }
+    }
+    return out
 }
 
 func prometheusNumber(_ v: Double) -> String {

@@ -1,5 +1,6 @@
 import ARKBus
 import ARKCore
+import ARKRisk
 import ARKState
 import Foundation
 
@@ -101,6 +102,25 @@ public struct PipelineProbe {
         return total
     }
 
+    /// Each shard's trading states (`global` appears in every shard) and the accounts whose
+    /// book cannot be read, with why; a shard that does not answer is left out.
+    public func riskStates() throws(RedisError) -> [ShardRiskState] {
+        var out: [ShardRiskState] = []
+        for shard in layout.shards {
+            do {
+                let trading = try TradingStateStore.read(connection, shard: shard)
+                var unreadable: [(account: String, problem: String)] = []
+                for (account, read) in PortfolioHash.books(try connection.hashEntries(shard.portfolio)).sorted(by: { $0.key < $1.key }) {
+                    if case .failure(let p) = read { unreadable.append((account, p.description)) }
+                }
+                out.append(ShardRiskState(shard: shard, trading: trading, unreadableBooks: unreadable))
+            } catch {
+                if layout.shards.count == 1 { throw error }
+            }
+        }
+        return out
+    }
+
     /// Every instance's last heartbeat, in pipeline order.
     public func heartbeats() throws(RedisError) -> [HeartbeatRecord] {
         let out: [(Int, HeartbeatRecord)] = try connection.hashEntries(Streams.heartbeats).compactMap {
@@ -110,4 +130,11 @@ public struct PipelineProbe {
         return out.sorted { ($0.0, $0.1.instance) < ($1.0, $1.1.instance) }.map(\.1)
     }
 
+}
+
+/// What health, metrics, the console and `ark status` say of one shard's risk engine.
+public struct ShardRiskState: Sendable {
+    public var shard: Shard
+    public var trading: TradingStates
+    public var unreadableBooks: [(account: String, problem: String)]
 }

@@ -23,6 +23,18 @@ public enum TradingStateStore {
         TradingStates(entries: try connection.hashEntries(shard.trading))
     }
 
+    /// Every shard's trading states, each read on the node that serves it.
+    public static func readAll(layout: ShardLayout, url: RedisURL) throws -> [(shard: Shard, states: TradingStates)] {
+        var out: [(shard: Shard, states: TradingStates)] = []
+        for shard in layout.shards {
+            let connection = RedisConnection(url: url, commandTimeout: .seconds(5), slotKey: shard.tagged ? shard.slotKey : nil)
+            defer { connection.close() }
+            try connection.connect()
+            out.append((shard, try read(connection, shard: shard)))
+        }
+        return out
+    }
+
     public struct Problem: Error, Sendable, CustomStringConvertible {
         public var description: String
     }
@@ -66,5 +78,55 @@ public enum TradingStateStore {
             done.append(set)
         }
         return done
+    }
+}
+
+/// What an operator sends to change a trading state through the API or the console:
+/// `{"reason": "…", "account": "…"}` (no account: every account). Anything else is refused,
+/// naming what is wrong.
+public struct TradingChangeRequest: Sendable, Equatable {
+    public var account: String?
+    public var reason: String
+
+    public static let maxBytes = 4096
+
+    public static func parse(_ body: [UInt8]) throws(TradingStateStore.Problem) -> TradingChangeRequest {
+        guard body.count <= maxBytes else { throw TradingStateStore.Problem(description: "the body is over \(maxBytes) bytes") }
+        let shape = "send a JSON object {\"reason\": \"why\", \"account\": \"name\"} (account optional: without it, every account)"
+        do {
+            return try body.withUnsafeBufferPointer { buf in
+                var r = JSONReader(buf)
+                guard try r.peekKind() == .object else { throw TradingStateStore.Problem(description: "the body is not a JSON object: \(shape)") }
+                var account: String?, reason: String?
+                try r.beginObject()
+                var first = true
+                while let k = try r.nextKey(first: first) {
+                    first = false
+                    let key = try r.string(k)
+                    switch key {
+                    case "reason", "account":
+                        if r.readNullIfPresent() { continue }
+                        guard try r.peekKind() == .string else { throw TradingStateStore.Problem(description: "\(key) must be a string: \(shape)") }
+                        if key == "reason" { reason = try r.readString() } else { account = try r.readString() }
+                    default:
+                        throw TradingStateStore.Problem(description: "unknown key '\(key.prefix(64))': \(shape)")
+                    }
+                }
+                try r.end()
+                guard let reason, !reason.trimmed().isEmpty else { throw TradingStateStore.Problem(description: "reason is required (it is audited with the change): \(shape)") }
+                return TradingChangeRequest(account: account, reason: reason)
+            }
+        } catch let e as TradingStateStore.Problem {
+            throw e
+        } catch {
+            throw TradingStateStore.Problem(description: "the body is not JSON (\(error)): \(shape)")
+        }
+    }
+}
+
+extension TradingControl {
+    /// How the API and the console show a state.
+    public var fields: [(String, String)] {
+        [("scope", scope.field), ("mode", mode.rawValue), ("from", from.rawValue), ("reason", reason), ("by", by), ("at", iso8601(atNs))]
     }
 }

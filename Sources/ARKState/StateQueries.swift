@@ -98,6 +98,16 @@ extension StateStore {
         }
     }
 
+    /// The newest `limit` audited trading state changes, newest first.
+    public func tradingStateChanges(limit: Int) throws -> [TradingStateRecord] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM trading_states ORDER BY id DESC LIMIT ?", arguments: [limit]).map { row in
+                TradingStateRecord(controlID: row["control_id"], shard: row["shard"], scope: row["scope"], mode: row["mode"], from: row["from_mode"],
+                                   reason: row["reason"], by: row["by"], atNs: row["at_ns"])
+            }
+        }
+    }
+
     /// Reasons of rejected passes, by trace id.
     public func rejections() throws -> [String: [String]] {
         try pool.read { db in

@@ -163,9 +163,12 @@ enum StatusFrame {
         } else {
             out += "  (state store unavailable)\n"
         }
+        if let trading = health.checks.first(where: { $0.name == "trading" }) {
+            out += "\nTRADING: " + (trading.status == .healthy ? "ACTIVE" : trading.detail) + "\n"
+        }
         let quarantined = beats?.filter(\.quarantined) ?? []
         out += "\nQUARANTINES: " + (quarantined.isEmpty ? "none" : quarantined.map(\.instance).joined(separator: ", ")) + "\n"
-        for c in health.checks where c.status != .healthy { out += "  \(mark(c.status)) \(c.name): \(c.detail)\n" }
+        for c in health.checks where c.status != .healthy && c.name != "trading" { out += "  \(mark(c.status)) \(c.name): \(c.detail)\n" }
         return out
     }
 

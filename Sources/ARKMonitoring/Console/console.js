@@ -187,11 +187,51 @@ async function refreshState() {
     renderStages(state);
     renderSLOs(state.slos);
     renderQuarantined(state);
+    renderTrading(state.trading);
     document.body.dataset.updated = state.generated_at;
   } catch (e) {
     $("overall").dataset.status = "unhealthy";
     $("overall").textContent = "metrics server unreachable";
   }
+}
+
+// ---- trading states (the kill switch) -----------------------------------------------------
+
+function renderTrading(trading) {
+  const summary = $("trading-summary");
+  if (!trading) { summary.dataset.status = "unknown"; summary.textContent = "unknown: Redis unreachable"; return; }
+  const set = trading.states.filter((s) => s.mode !== "ACTIVE");
+  const worst = set.some((s) => s.mode === "HALTED") ? "HALTED" : set.length ? "REDUCING" : "ACTIVE";
+  summary.dataset.status = worst === "ACTIVE" ? "healthy" : (worst === "HALTED" ? "unhealthy" : "degraded");
+  summary.textContent = worst === "ACTIVE" ? "ACTIVE: every account may trade" : `${set.length} scope${set.length === 1 ? "" : "s"} not active`;
+  const rows = set.map((s) => el("tr", { data_scope: s.scope },
+    el("td", { class: "name" }, s.scope), el("td", {}, badge(s.mode === "HALTED" ? "failed" : "silent", s.mode)),
+    el("td", {}, s.by || "–"), el("td", {}, s.at || "–"), el("td", {}, s.reason || "")));
+  const books = trading.unreadable_books.map((b) => el("p", { class: "problem" }, badge("failed", "book unreadable"), ` account ${b.account} (shard ${b.shard}): ${b.problem}`));
+  $("trading-states").replaceChildren(...books, set.length === 0 ? el("p", { class: "muted" }, "No halt and no reduce-only state is set.") :
+    el("div", { class: "scroll" }, el("table", { id: "trading-table" },
+      el("thead", {}, el("tr", {}, el("th", {}, "Scope"), el("th", {}, "State"), el("th", {}, "By"), el("th", {}, "Since"), el("th", {}, "Why"))),
+      el("tbody", {}, rows))));
+  for (const id of ["trading-halt", "trading-reduce", "trading-resume"]) {
+    $(id).disabled = !token;
+    $(id).title = token ? "" : "a token is needed";
+  }
+}
+
+async function changeTrading(action, button) {
+  const account = $("trading-account").value.trim(), reason = $("trading-reason").value.trim();
+  if (!reason) { notice("error", "a reason is required: it is audited with the change"); return; }
+  const what = account ? "account " + account : "every account";
+  if (action === "halt" && !confirm("Halt trading for " + what + "?")) return;
+  button.disabled = true;
+  try {
+    const r = await api("/console/trading/" + action, { method: "POST", body: account ? { account, reason } : { reason } });
+    notice("ok", r.changes.map((c) => `${c.scope}: ${c.from} → ${c.mode}`).join("; "));
+  } catch (e) {
+    notice("error", action + " refused: " + e.message);
+  }
+  button.disabled = false;
+  refreshState();
 }
 
 // ---- watchdog -----------------------------------------------------------------------------
@@ -434,6 +474,9 @@ async function refreshDeadLetters() {
 function refreshSlow() { refreshHistory(); refreshWatchdog(); refreshCanary(); refreshDeadLetters(); }
 
 async function start() {
+  for (const action of ["halt", "reduce", "resume"]) {
+    $("trading-" + action).addEventListener("click", (e) => changeTrading(action, e.target));
+  }
   await checkToken();
   refreshState();
   refreshSlow();
