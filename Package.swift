@@ -44,6 +44,7 @@ let package = Package(
         // measures.
         .library(name: "ARKCore", targets: ["ARKCore"]),
         .library(name: "Graveyard", targets: ["Graveyard"]),
+        .library(name: "ARKRisk", targets: ["ARKRisk"]),
         .library(name: "ARKBus", targets: ["ARKBus"]),
         .library(name: "ARKState", targets: ["ARKState"]),
         .library(name: "ARKSLO", targets: ["ARKSLO"]),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing (libFuzzer, with AddressSanitizer) of what ARK parses from outside:
-# the event codec, JSONReader, Kyle's SignalValidator on the real clock, and the API's intake
-# and query parsing (the Fuzz/ package). Each target runs SECONDS (default 30) from its
+# the event codec, JSONReader, Kyle's SignalValidator on the real clock, the API's intake and
+# query parsing, and the paper book's arithmetic (the Fuzz/ package). Each target runs SECONDS (default 30) from its
 # committed corpus (Fuzz/Corpus/<target>) and a scratch copy, so the committed corpus changes
 # only when you ask:
 #
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-30}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(FuzzEventCodec FuzzJSONReader FuzzSignalValidator FuzzAPIIntake)
+[ ${#targets[@]} -gt 0 ] || targets=(FuzzEventCodec FuzzJSONReader FuzzSignalValidator FuzzAPIIntake FuzzPaperBook)
 echo "Building the fuzz targets (release, -sanitize=fuzzer,address)"
 mkdir -p .ark/fuzz
 swift build --package-path Fuzz -c release -Xswiftc -sanitize=fuzzer,address >.ark/fuzz/build.log 2>&1 || { tail -40 .ark/fuzz/build.log; exit 1; }

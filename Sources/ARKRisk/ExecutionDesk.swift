@@ -114,7 +114,15 @@ public struct ExecutionDesk {
             changedBooks.insert(account)
             openDay(account)
         }
-        guard approved else { return books[account]!.execute(e, orderID: orderID) }  // .none: a denied proposal changes nothing
+        guard approved else {
+            // A denied proposal changes no book; inside the band its price keeps the reference
+            // up with the market.
+            if let band = settings.band, let r = references[e.symbol] ?? nil, band.follows(e.price, reference: r), r.price != e.price || r.candidate != nil {
+                references[e.symbol] = .some(PriceBand.Reference(price: e.price))
+                changedReferences.insert(e.symbol)
+            }
+            return books[account]!.execute(e, orderID: orderID)
+        }
         if let text = unreadableReferences[e.symbol] {
             return refuse("price_band", .critical, "the trusted price of \(e.symbol) is unreadable ('\(text.prefix(64))'): its fills are refused until an operator removes it (RUNBOOK: book unreadable)")
         }

@@ -204,6 +204,9 @@ private struct AuditWalk {
         if let row = try Row.fetchOne(db, sql: "SELECT size, frontier FROM audit_tree WHERE id = 1") {
             let storedSize: Int = row["size"]
             let frontier = [UInt8](row["frontier"] as Data)
+            if storedSize > size {
+                return (-1, "", "audit_tree says \(storedSize) leaves, but the rows give \(size): the newest \(storedSize - size) records were deleted (or audit_tree was edited)")
+            }
             if storedSize != size || frontier != tree.nodes.flatMap({ $0 }) {
                 return (-1, "", "audit_tree says \(storedSize) leaves with a right edge that the \(size) leaves do not give: it was edited (Aletheia would extend a wrong tree)")
             }

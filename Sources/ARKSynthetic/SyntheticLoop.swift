@@ -185,7 +185,8 @@ public actor SyntheticLoop {
         report.rate = options.rate
         report.sloP95LatencyMs = options.sloP95LatencyMs
         let runID = String(UInt64(wallClockNanoseconds()) % 1_000_000_000, radix: 36)
-        var signals = SyntheticSignals(runID: runID, seed: options.seed, violationEvery: options.violationEvery)
+        var signals = SyntheticSignals(runID: runID, seed: options.seed, violationEvery: options.violationEvery,
+                                       prices: Self.trustedPrices(connection: connection, layout: options.layout))
         let total = max(1, Int((options.duration * options.rate).rounded()))
         var outstanding: [String: (Expectation, Int64)] = [:]
         let start = monotonicNanoseconds()
@@ -275,6 +276,22 @@ public actor SyntheticLoop {
         w.string(account)
         // The event's members follow the account's, in the same object.
         return w.bytes + [UInt8(ascii: ",")] + encoded.dropFirst()
+    }
+
+    /// The last trusted price of each synthetic symbol (`ark:marks`, the first shard that has
+    /// one); none when Redis cannot be asked (the walk then starts at its own prices).
+    static func trustedPrices(connection: RedisConnection, layout: ShardLayout) -> [String: Double] {
+        var out: [String: Double] = [:]
+        do {
+            if !connection.isConnected { try connection.connect() }
+            for shard in layout.shards {
+                let reply = try connection.command(["HMGET", .text(shard.marks)] + SyntheticSignals.symbols.map { .text($0) })
+                for (symbol, value) in zip(SyntheticSignals.symbols, reply.array ?? []) where out[symbol] == nil {
+                    if let text = value.string, let r = PriceBand.Reference(stored: text) { out[symbol] = r.price }
+                }
+            }
+        } catch {}
+        return out
     }
 
     /// The portfolio limits the books Kenny published (one per shard) break now; nil when

@@ -30,7 +30,11 @@ public struct SyntheticSignals: Sendable {
     var sides: [String: Int] = [:]
     var violationsMade = 0
 
-    public init(runID: String, seed: UInt64, violationEvery: Int = 60) {
+    /// `prices`: where each symbol's walk starts (the pipeline's trusted prices, so a new run
+    /// continues the market the last one left instead of gapping past the price band); a
+    /// symbol without one starts at 100, 150, 200 or 250.
+    public init(runID: String, seed: UInt64, violationEvery: Int = 60, prices: [String: Double] = [:]) {
+        self.prices = prices
         self.runID = runID
         self.rng = SplitMix64(seed: seed)
         self.violationEvery = violationEvery

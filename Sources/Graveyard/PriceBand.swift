@@ -14,6 +14,8 @@ import ARKCore
 ///   other (each within the band of the first), the last of them is trusted and the band
 ///   moves to it. So a genuine move (a gap on news) trades from its third quote on, while a
 ///   single fat-fingered or hostile price never marks the book.
+/// - A denied proposal's price never marks the book, but inside the band it moves the
+///   reference (`follows`), so the band keeps up with a market the account is not trading.
 public struct PriceBand: Sendable, Equatable {
     /// The band's half-width as a fraction of the reference (0.10: ±10 %).
     public var fraction: Double
@@ -93,6 +95,14 @@ public struct PriceBand: Sendable, Equatable {
         return .erroneous(
             reason: "the price \(price) is outside the ±\(RuleSet.percent(fraction)) band \(low)…\(high) around the last trusted price \(reference.price): an erroneous price (\(next.count) of \(confirmations) consistent quotes that would move the band)",
             reference: next)
+    }
+
+    /// Whether a price the book does not take (a denied proposal's) still moves the reference:
+    /// only inside the band of an existing one. The market goes on while an account is at its
+    /// limits, and a reference left behind would make the next approved price look erroneous;
+    /// but such a price never sets a first reference nor counts towards moving the band.
+    public func follows(_ price: Double, reference: Reference) -> Bool {
+        price.isFinite && Self.saneRange.contains(price) && within(price, of: reference.price)
     }
 
     func within(_ price: Double, of reference: Double) -> Bool {

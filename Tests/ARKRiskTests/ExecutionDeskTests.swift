@@ -104,6 +104,25 @@ import Testing
         #expect(desk(books: ["default": .success(book)], trading: states(operatorHalt), today: "2026-12-02").breakers.isEmpty)
     }
 
+    /// A denied proposal never marks the book, but inside the band the reference follows the
+    /// market it quotes (else the next approved price would look erroneous); outside the band,
+    /// or with no reference yet, it moves nothing.
+    @Test func deniedPricesKeepTheReferenceUpWithTheMarketButNeverMarkTheBook() {
+        var book = PaperBook(equity: 100_000, day: "2026-12-01")
+        _ = book.execute(order(0, "buy"), orderID: "o0")
+        var d = ExecutionDesk(settings: Self.settings, today: "2026-12-01", nowNs: Self.now, books: ["default": .success(book)],
+                              references: ["AAPL": PriceBand.Reference(price: 100), "MSFT": nil], trading: TradingStates())
+        for (i, p) in [108.0, 116, 125, 134].enumerated() {
+            #expect(d.execute(order(i + 1, "buy", price: p, approved: false), orderID: "d") { _ in [] }.status == .none)
+        }
+        #expect(d.references["AAPL"] == .some(PriceBand.Reference(price: 134)) && d.books["default"] == book)
+        _ = d.execute(order(9, "sell", price: 1e6, approved: false), orderID: "d") { _ in [] }
+        _ = d.execute(order(10, "buy", price: 50, symbol: "MSFT", approved: false), orderID: "d") { _ in [] }
+        #expect(d.references["AAPL"] == .some(PriceBand.Reference(price: 134)) && d.references["MSFT"] == .some(nil))
+        // The approved price that follows is trusted: the band kept up.
+        #expect(d.execute(order(11, "sell", price: 135, size: 0.01), orderID: "o") { _ in [] }.status == .filled)
+    }
+
     @Test func throttlesAndDuplicativeOrders() {
         var settings = Self.settings
         settings.throttles = Throttles(ordersPerSecond: 3, symbolOrdersPerSecond: 2, duplicateWindowMs: 500)

@@ -32,6 +32,8 @@ final class APIFixture: @unchecked Sendable {
             "REDIS_URL": redis.urlString, "ARK_STATE_DB": statePath, "ARK_GRAVEYARD_DIR": Repo.graveyard, "ARK_ENV": "test",
             "API_PORT": String(apiPort), "METRICS_PORT": String(metricsPort), "JWT_SECRET": Self.secret, "ARK_LOG_FORMAT": "json",
             "API_RATE_LIMIT_PER_MINUTE": "20", "ARK_BLOCK_MS": "50", "WATCHDOG_ENABLED": "false",
+            // The same order is sent again and again on purpose: no duplicate or throttle refusals.
+            "ARK_DUPLICATE_WINDOW_MS": "0", "ARK_MAX_ORDERS_PER_SECOND": "0", "ARK_MAX_SYMBOL_ORDERS_PER_SECOND": "0",
         ].merging(extra) { $1 }
         process = try ArkProcess(["run"], environment: env, logPath: logPath)
         let deadline = monotonicNanoseconds() + 60_000_000_000

@@ -23,6 +23,10 @@ final class PipelineFixture: @unchecked Sendable {
             "REDIS_URL": redis.urlString, "ARK_STATE_DB": statePath, "ARK_GRAVEYARD_DIR": Repo.graveyard,
             "ARK_CLAIM_IDLE_MS": "1000", "ARK_BLOCK_MS": "50", "ARK_LOG_LEVEL": "info", "ARK_ENV": "test",
             "ARK_AUDIT_KEY": auditKeyPath, "ARK_LOG_DIR": dir.path,
+            // The suites send the same order again and again on purpose (bursts, redeliveries,
+            // exact counts of fills): the throttles are off unless a test sets them
+            // (RiskEngineEndToEndTests does, with the defaults).
+            "ARK_DUPLICATE_WINDOW_MS": "0", "ARK_MAX_ORDERS_PER_SECOND": "0", "ARK_MAX_SYMBOL_ORDERS_PER_SECOND": "0",
         ].merging(extraEnvironment) { $1 }
     }
 
