@@ -62,12 +62,7 @@ struct TradingChangeCommand<M: TradingModeName>: ParsableCommand {
 
     func run() throws {
         let config = try common.config()
-        let url: RedisURL
-        do {
-            url = try RedisURL(parsing: config.redisURL)
-        } catch {
-            throw fail("REDIS_URL: \(error). Fix: use redis://[:password@]host:port/db or unix:///path/redis.sock", code: 78)
-        }
+        let url = try redisURL(config)
         let user = ProcessInfo.processInfo.environment["SUDO_USER"] ?? ProcessInfo.processInfo.environment["USER"] ?? "unknown"
         let scope: TradingScope = account.map { .account($0) } ?? .global
         do {
@@ -95,22 +90,20 @@ struct TradingStatusCommand: ParsableCommand {
 
     func run() throws {
         let config = try common.config()
-        let url = try RedisURL(parsing: config.redisURL)
+        let url = try redisURL(config)
+        let read: [(shard: Shard, states: TradingStates)]
+        do {
+            read = try TradingStateStore.readAll(layout: config.shardLayout, url: url)
+        } catch {
+            throw fail("cannot read the trading states: \(error). Fix: start Redis or set REDIS_URL", code: 69)
+        }
         var states: [[String: Any]] = []
-        for shard in config.shardLayout.shards {
-            let connection = RedisConnection(url: url, commandTimeout: .seconds(5), slotKey: shard.tagged ? shard.slotKey : nil)
-            defer { connection.close() }
-            do {
-                try connection.connect()
-                let t = try TradingStateStore.read(connection, shard: shard)
-                for (scope, c) in t.controls.sorted(by: { $0.key.field < $1.key.field }) {
-                    states.append(["shard": shard.description, "scope": scope.field, "mode": c.mode.rawValue, "from": c.from.rawValue,
-                                   "by": c.by, "at": iso8601(c.atNs), "reason": c.reason])
-                }
-                for (scope, problem) in t.unreadable { states.append(["shard": shard.description, "scope": scope.field, "mode": "HALTED", "unreadable": problem]) }
-            } catch {
-                throw fail("cannot read the trading states of shard \(shard): \(error). Fix: start Redis or set REDIS_URL", code: 69)
+        for (shard, t) in read {
+            for (scope, c) in t.controls.sorted(by: { $0.key.field < $1.key.field }) {
+                states.append(["shard": shard.description, "scope": scope.field, "mode": c.mode.rawValue, "from": c.from.rawValue,
+                               "by": c.by, "at": iso8601(c.atNs), "reason": c.reason])
             }
+            for (scope, problem) in t.unreadable { states.append(["shard": shard.description, "scope": scope.field, "mode": "HALTED", "unreadable": problem]) }
         }
         let recent = (try? StateStore(path: config.stateDB).tradingStateChanges(limit: changes)) ?? []
         if json {

@@ -273,6 +273,16 @@ final class Rehearsal: @unchecked Sendable {
             _ = try r.shell("chmod 644 \"$ARK_GRAVEYARD_DIR/ethics_rules.json\" && echo ' ' >>\"$ARK_GRAVEYARD_DIR/ethics_rules.json\"")
             return RehearsalContext()
         },
+        "ARKTradingHalted": { r in
+            _ = try r.shell("ark trading halt --reason 'rehearsal: kill switch'")
+            return RehearsalContext()
+        },
+        "ARKBookUnreadable": { r in
+            // A hand edit no release writes, then traffic for Kenny to find it.
+            _ = try r.shell("redis-cli -s \"${REDIS_URL#unix://}\" HSET ark:portfolio book '{\"equity\":\"lots\"}'")
+            try r.traffic(seconds: 2)
+            return RehearsalContext()
+        },
         "Redis down": { r in
             // Redis removes its socket as it exits.
             _ = try r.shell("kill $(cat \"$ARK_RUN_DIR/redis.pid\"); while [ -S \"${REDIS_URL#unix://}\" ]; do sleep 0.1; done", timeout: 30)
