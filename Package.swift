@@ -228,7 +228,7 @@ let package = Package(
         ),
         .target(
             name: "ARKOperations",
-            dependencies: ["ARKCore", "ARKAuth", "ARKBus", "ARKState", "Graveyard", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["ARKCore", "ARKAuth", "ARKBus", "ARKState", "Graveyard", "ARKRisk", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSettings
         ),
         .target(

@@ -17,6 +17,8 @@ public final class HRM: StageProcessor {
     public let track: Track
     public let shard: Shard
     let defaultEquity: Double
+    /// ARK_INSTRUMENTS_FILE, read at start: the instruments that may trade.
+    let instruments: InstrumentPolicy
     /// A rehearsed slow evaluation (`ARK_FAULT=hrm:evaluation=150ms`), in seconds.
     let evaluationStall: Double?
     private var rules: GraveyardWatch
@@ -32,6 +34,7 @@ public final class HRM: StageProcessor {
         self.shard = shard
         track = config.track
         defaultEquity = config.paperEquity
+        instruments = InstrumentPolicy(file: config.instrumentsFile)
         evaluationStall = config.fault.flatMap { $0.stage == .hrm && $0.evaluationStallMs > 0 ? Double($0.evaluationStallMs) / 1000 : nil }
         rules = GraveyardWatch(directory: config.graveyardDir, checkSeconds: config.graveyardCheckSeconds)
         driftGauge.record(integrity.isIntact ? 0 : 1)
@@ -104,12 +107,17 @@ public final class HRM: StageProcessor {
             let held = snapshot.exposure[e.symbol] ?? 0
             let trades = e.action == "buy" || e.action == "sell"
             let adds = (e.action == "buy" && held >= 0) || (e.action == "sell" && held <= 0)
-            if let stopped = trading.violation(account: e.account, trades: trades, adds: adds) {
+            // What the trading state and the instrument list refuse, before the rules.
+            var stopped: [Violation] = []
+            if let v = trading.violation(account: e.account, trades: trades, adds: adds) { stopped.append(v) }
+            if trades, let v = instruments.violation(symbol: e.symbol) { stopped.append(v) }
+            if trades && adds, let v = instruments.minNotionalViolation(symbol: e.symbol, notional: (e.positionSizePct ?? 0) * snapshot.equity) { stopped.append(v) }
+            if !stopped.isEmpty {
                 // Judged in full all the same, so the record lists every rule it broke, but
                 // nothing is counted against this batch's limits.
                 var scratch = BatchApprovals()
                 var d = rules.evaluate(Proposal(e), book: snapshot, batch: &scratch)
-                d.violations.insert(stopped, at: 0)
+                d.violations.insert(contentsOf: stopped, at: 0)
                 d.approved = false
                 d.evalNs = monotonicNanoseconds() - started
                 e.decision = d

@@ -22,6 +22,8 @@ public final class Kenny: StageProcessor {
     public let shard: Shard
     let startingEquity: Double
     let throttles: Throttles
+    /// ARK_INSTRUMENTS_FILE, read at start.
+    let instruments: InstrumentPolicy
     private var rules: GraveyardWatch
     /// Wall clock for the UTC day and the idempotency window (a test moves it).
     let clock: @Sendable () -> Int64
@@ -43,6 +45,7 @@ public final class Kenny: StageProcessor {
         track = config.track
         startingEquity = config.paperEquity
         throttles = config.throttles
+        instruments = InstrumentPolicy(file: config.instrumentsFile)
         rules = GraveyardWatch(directory: config.graveyardDir, checkSeconds: config.graveyardCheckSeconds)
     }
 
@@ -99,7 +102,7 @@ public final class Kenny: StageProcessor {
         let symbols = Array(Set(events.map(\.event.symbol))).sorted()
         let ruleSet = rules.integrity.ruleSet
         let settings = ExecutionDesk.Settings(startingEquity: startingEquity, band: ruleSet?.priceBand?.band, throttles: throttles,
-                                              dailyLossLimit: ruleSet?.dailyLossLimit)
+                                              dailyLossLimit: ruleSet?.dailyLossLimit, instruments: instruments)
         // A throw between WATCH and EXEC would leave the connection watching the book.
         var committed = false
         defer { if !committed { _ = try? bus.connection.command(["UNWATCH"]) } }

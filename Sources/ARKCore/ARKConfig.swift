@@ -137,6 +137,9 @@ public struct ARKConfig: Sendable, Equatable {
     /// an order like an earlier one (account, symbol, side, size) is refused as duplicative
     /// (ARK_DUPLICATE_WINDOW_MS; 0: off).
     public var throttles = Throttles()
+    /// ARK_INSTRUMENTS_FILE: the allow-list of instruments (`InstrumentList`); empty: every
+    /// canonical symbol may trade.
+    public var instrumentsFile: String = ""
     /// A pass not finished this long after t0 counts as failed.
     public var passTimeoutMs: Double = 5_000
 
@@ -275,6 +278,7 @@ public struct ARKConfig: Sendable, Equatable {
         c.throttles.ordersPerSecond = reader.int("ARK_MAX_ORDERS_PER_SECOND", c.throttles.ordersPerSecond, 0...100_000)
         c.throttles.symbolOrdersPerSecond = reader.int("ARK_MAX_SYMBOL_ORDERS_PER_SECOND", c.throttles.symbolOrdersPerSecond, 0...100_000)
         c.throttles.duplicateWindowMs = reader.int("ARK_DUPLICATE_WINDOW_MS", c.throttles.duplicateWindowMs, 0...60_000)
+        c.instrumentsFile = reader.string("ARK_INSTRUMENTS_FILE", c.instrumentsFile)
         c.passTimeoutMs = reader.double("ARK_PASS_TIMEOUT_MS", c.passTimeoutMs, 10...3_600_000)
         c.auditKey = reader.string("ARK_AUDIT_KEY", c.auditKey)
         if c.auditKey.isEmpty && c.auditKeyBesideStateDB {

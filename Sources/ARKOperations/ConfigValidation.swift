@@ -4,6 +4,7 @@ import ARKCore
 import ARKState
 import Foundation
 import Graveyard
+import ARKRisk
 
 /// One line of `ark config validate`.
 public struct ValidationCheck: Sendable, Equatable {
@@ -94,6 +95,17 @@ public struct ConfigValidation: Sendable {
                                           fix: "bind 127.0.0.1 and put a TLS-terminating proxy in front, or firewall port \(config.apiPort)"))
         }
         if !config.jwtJWKSFile.isEmpty { checks.append(Self.jwksCheck(config)) }
+        if !config.instrumentsFile.isEmpty {
+            // Read as HRM and Kenny will at start: a file they cannot read refuses every trade.
+            switch InstrumentPolicy(file: config.instrumentsFile) {
+            case .listed(let l):
+                checks.append(ValidationCheck("ARK_INSTRUMENTS_FILE", .ok, "\(l.instruments.count) instrument\(l.instruments.count == 1 ? "" : "s") listed: only they trade"))
+            case .unreadable(let why):
+                checks.append(ValidationCheck("ARK_INSTRUMENTS_FILE", .problem, why + ": every trade would be refused",
+                                              fix: "give {\"instruments\": [{\"symbol\": \"AAPL\", \"class\": \"equity\", \"band\": 0.05, \"min_notional\": 500, \"reference\": 190}]} or unset ARK_INSTRUMENTS_FILE"))
+            case .open: break
+            }
+        }
         if config.apiEnabled && !production && config.jwtSecret.isEmpty {
             checks.append(ValidationCheck("JWT_SECRET", .warning, "not set: the API refuses to start without it",
                                           fix: "set JWT_SECRET (openssl rand -hex 32), use --local (which makes one), or API_ENABLED=false"))

@@ -21,12 +21,16 @@ public struct ExecutionDesk {
         /// The daily loss limit as a fraction of the day's starting equity (the rule file's
         /// `max_daily_loss`); nil: no daily loss breaker.
         public var dailyLossLimit: Double?
+        /// ARK_INSTRUMENTS_FILE: which instruments trade, with their own bands, minimums and
+        /// first references.
+        public var instruments: InstrumentPolicy
 
-        public init(startingEquity: Double, band: PriceBand?, throttles: Throttles, dailyLossLimit: Double?) {
+        public init(startingEquity: Double, band: PriceBand?, throttles: Throttles, dailyLossLimit: Double?, instruments: InstrumentPolicy = .open) {
             self.startingEquity = startingEquity
             self.band = band
             self.throttles = throttles
             self.dailyLossLimit = dailyLossLimit
+            self.instruments = instruments
         }
     }
 
@@ -126,16 +130,23 @@ public struct ExecutionDesk {
         if let text = unreadableReferences[e.symbol] {
             return refuse("price_band", .critical, "the trusted price of \(e.symbol) is unreadable ('\(text.prefix(64))'): its fills are refused until an operator removes it (RUNBOOK: book unreadable)")
         }
+        if trades, let v = settings.instruments.violation(symbol: e.symbol) {
+            return refuse(v.rule, v.severity, v.message)
+        }
         let throttled = trades ? books[account]!.throttleViolation(e, throttles: settings.throttles, nowNs: nowNs) : nil
         let equityBefore = books[account]!.equity, lossBefore = -books[account]!.dailyPnl
         let trading = self.trading
+        let instruments = settings.instruments
         var reference = references[e.symbol] ?? nil
         let before = reference
-        let x = books[account]!.execute(e, orderID: orderID, band: settings.band, reference: &reference) { snapshot in
+        if reference == nil { reference = instruments.firstReference(for: e.symbol) }
+        let band = instruments.band(for: e.symbol, default: settings.band)
+        let x = books[account]!.execute(e, orderID: orderID, band: band, reference: &reference) { snapshot in
             let held = snapshot.exposure[e.symbol] ?? 0
             let adds = (e.action == "buy" && held >= 0) || (e.action == "sell" && held <= 0)
             if let v = trading.violation(account: account, trades: trades, adds: adds) { return [v] }
             if let throttled { return [throttled] }
+            if trades && adds, let v = instruments.minNotionalViolation(symbol: e.symbol, notional: (e.positionSizePct ?? 0) * snapshot.equity) { return [v] }
             return limits(snapshot)
         }
         if reference != before {

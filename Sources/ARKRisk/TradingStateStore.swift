@@ -45,8 +45,10 @@ public enum TradingStateStore {
     public static func set(_ mode: TradingMode, scope: TradingScope, reason: String, by: String, layout: ShardLayout,
                            url: RedisURL, nowNs: Int64 = wallClockNanoseconds()) throws -> [TradingControl] {
         let reason = reason.trimmed()
-        guard !reason.isEmpty else { throw Problem(description: "a reason is required: it is audited with the change") }
-        guard reason.utf8.count <= 512 else { throw Problem(description: "the reason is \(reason.utf8.count) bytes, the limit is 512") }
+        guard reason.unicodeScalars.contains(where: { !$0.properties.isWhitespace && !(0x1C...0x1F).contains($0.value) }) else {
+            throw Problem(description: "a reason is required: it is audited with the change")
+        }
+        guard reason.unicodeScalars.count <= 512 else { throw Problem(description: "the reason is \(reason.unicodeScalars.count) characters, the limit is 512") }
         if case .account(let a) = scope, SignalValidator.tokenProblem(a, max: SignalValidator.maxAccountLength) != nil || a.isEmpty {
             throw Problem(description: "'\(a)' is not an account name (letters, digits and - _ . : up to \(SignalValidator.maxAccountLength) bytes)")
         }
@@ -105,7 +107,6 @@ public struct TradingChangeRequest: Sendable, Equatable {
                     let key = try r.string(k)
                     switch key {
                     case "reason", "account":
-                        if r.readNullIfPresent() { continue }
                         guard try r.peekKind() == .string else { throw TradingStateStore.Problem(description: "\(key) must be a string: \(shape)") }
                         if key == "reason" { reason = try r.readString() } else { account = try r.readString() }
                     default:
@@ -113,7 +114,8 @@ public struct TradingChangeRequest: Sendable, Equatable {
                     }
                 }
                 try r.end()
-                guard let reason, !reason.trimmed().isEmpty else { throw TradingStateStore.Problem(description: "reason is required (it is audited with the change): \(shape)") }
+                // Blank as JSON Schema's `\S` sees it: Unicode white space and the separators U+1C…U+1F.
+                guard let reason, reason.unicodeScalars.contains(where: { !$0.properties.isWhitespace && !(0x1C...0x1F).contains($0.value) }) else { throw TradingStateStore.Problem(description: "reason is required (it is audited with the change): \(shape)") }
                 return TradingChangeRequest(account: account, reason: reason)
             }
         } catch let e as TradingStateStore.Problem {

@@ -265,6 +265,28 @@ extension EndToEnd { @Suite struct RiskEngineEndToEndTests {
         try Self.expectSound(f)
     }
 
+    /// With an allow-list of instruments only they trade, each with its own minimum and band;
+    /// `ark config validate` names what is wrong with a bad list.
+    @Test func anAllowListOfInstrumentsIsHeldByHRMAndKenny() throws {
+        let f = try PipelineFixture()
+        defer { f.shutdown() }
+        let file = f.dir.path + "/instruments.json"
+        try #"{"instruments": [{"symbol": "AAPL.US", "class": "equity", "band": 0.05, "min_notional": 500, "reference": 190}]}"#.write(toFile: file, atomically: true, encoding: .utf8)
+        f.extraEnvironment = ["ARK_INSTRUMENTS_FILE": file]
+        try f.startAll()
+        try Self.send(f, [Self.trade("listed", "aapl", price: 191), Self.trade("unlisted", "MSFT", price: 400),
+                          Self.trade("small", "AAPL", price: 191, size: 0.004), Self.trade("gap", "AAPL", price: 205, size: 0.011)])
+        let got = try Self.passes(f, ["listed", "unlisted", "small", "gap"])
+        #expect(got["listed"]?.verdict == .approved, "\(got["listed"]?.reasons ?? [])")
+        #expect(got["unlisted"]?.violatedRules.first == "instrument_not_listed", "\(got["unlisted"]?.reasons ?? [])")
+        #expect(got["small"]?.violatedRules.first == "min_position_notional", "\(got["small"]?.reasons ?? [])")
+        #expect(got["gap"]?.violatedRules == ["price_band"] && got["gap"]?.reasons.first?.contains("±5.0% band") == true, "\(got["gap"]?.reasons ?? [])")
+        try #"{"instruments": [{"symbol": "AAPL", "band": 2}]}"#.write(toFile: file, atomically: true, encoding: .utf8)
+        let check = try runCommand(Repo.arkBinary, ["config", "validate"], environment: f.environment)
+        #expect(check.output.contains("ARK_INSTRUMENTS_FILE") && check.output.contains("band 2.0 must be between 0 and 1"), "\(check.output)")
+        try Self.expectSound(f)
+    }
+
     /// The kill switch with two HRM and two Kenny instances under steady traffic: no order
     /// fills after `ark trading halt` returns, every later approval is refused naming the
     /// state, and both changes verify in the audit.
