@@ -157,10 +157,15 @@ struct APIHandlers: Sendable {
 
     // MARK: POST /v1/signals
 
-    func submit(_ request: Request, _ context: APIContext) async throws -> Response {
+    /// A body must be JSON when it says what it is (415 otherwise).
+    static func requireJSON(_ request: Request) throws {
         if let type = request.headers[.contentType], !type.lowercased().contains("json") {
             throw APIError(.unsupportedMediaType, "unsupported_media_type", "Content-Type '\(type)' is not JSON: send application/json")
         }
+    }
+
+    func submit(_ request: Request, _ context: APIContext) async throws -> Response {
+        try Self.requireJSON(request)
         if let length = request.headers[.contentLength].flatMap(Int.init), length > settings.maxBodyBytes {
             throw APIError(.contentTooLarge, "body_too_large", "the body is \(length) bytes; the limit is \(settings.maxBodyBytes) (API_MAX_BODY_BYTES): split the batch")
         }
@@ -362,9 +367,7 @@ struct APIHandlers: Sendable {
     }
 
     func changeTrading(_ mode: TradingMode, _ request: Request, _ context: APIContext) async throws -> Response {
-        if let type = request.headers[.contentType], !type.lowercased().contains("json") {
-            throw APIError(.unsupportedMediaType, "unsupported_media_type", "Content-Type '\(type)' is not JSON: send application/json")
-        }
+        try Self.requireJSON(request)
         var request = request
         let buffer: ByteBuffer
         do {

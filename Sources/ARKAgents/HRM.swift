@@ -63,7 +63,7 @@ public final class HRM: StageProcessor {
         // this batch arrived; entries recovered or taken over come without them, and read
         // them now. Other accounts' books are read in one more round trip, when there are any.
         let along = try context.readAlong ?? context.bus.connection.pipeline(readAlong)
-        let trading = TradingStates(entries: Kenny.hashEntries(along[1]))
+        let trading = TradingStates(entries: along[1].hashEntries)
         var books: [String: Result<PortfolioSnapshot, BookProblem>] = [ShardLayout.defaultAccount: Self.book(from: along[0], defaultEquity: defaultEquity)]
         // Only a message of a named account has the key (the encoder leaves out `default`).
         let others = Array(Set(batch.lazy.compactMap { entry in

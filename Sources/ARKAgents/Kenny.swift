@@ -5,10 +5,12 @@ import ARKRisk
 import Metrics
 
 /// Kenny: paper execution. Approved buys and sells become simulated fills at the signal's
-/// price in a book kept in Redis; every batch reads the book under WATCH and writes the new
-/// book, the orders, its outputs and the acknowledgements in one MULTI/EXEC, so a crash or
-/// a concurrent instance can never apply a batch twice. Orders are also keyed by trace id:
-/// a redelivered signal gets its original order back, never a second one.
+/// price in each account's book, kept in Redis; every batch reads the books of its accounts,
+/// its instruments' trusted prices and the trading states under WATCH, decides every
+/// execution with the pure `ExecutionDesk`, and writes the new books, prices, orders, breaker
+/// states, its outputs and the acknowledgements in one MULTI/EXEC, so a crash or a
+/// concurrent instance can never apply a batch twice. Orders are also keyed by trace id: a
+/// redelivered signal gets its original order back, never a second one.
 ///
 /// Kenny is also where the portfolio limits are made to hold: before each fill it asks the
 /// Graveyard's portfolio rules about the book as it is at that moment, inside the same
@@ -134,7 +136,7 @@ public final class Kenny: StageProcessor {
                 let text = String(decoding: bytes, as: UTF8.self)
                 if let r = PriceBand.Reference(stored: text) { references[symbol] = r } else { unreadableReferences[symbol] = text }
             }
-            let trading = TradingStates(entries: Self.hashEntries(replies[3]))
+            let trading = TradingStates(entries: replies[3].hashEntries)
             var desk = ExecutionDesk(settings: settings, today: today, nowNs: now, books: books, references: references,
                                      unreadableReferences: unreadableReferences, trading: trading)
             var recorded: [String: [RedisValue]] = [:]
@@ -216,18 +218,6 @@ public final class Kenny: StageProcessor {
             // Another Kenny instance changed the book first: read it again and redo the batch.
         }
         throw RedisError.server("the book kept changing under WATCH for \(Self.maxWatchRetries) tries")
-    }
-
-    /// The field/value pairs of an HGETALL reply.
-    static func hashEntries(_ reply: RedisValue) -> [(field: String, value: [UInt8])] {
-        guard let items = reply.array else { return [] }
-        var out: [(field: String, value: [UInt8])] = []
-        var i = 0
-        while i + 1 < items.count {
-            if let f = items[i].string, case .bulk(let v) = items[i + 1] { out.append((f, v)) }
-            i += 2
-        }
-        return out
     }
 
     static func existingOrder(_ replies: [RedisValue], _ i: Int) -> Execution? {

@@ -24,6 +24,19 @@ public enum RedisValue: Sendable, Equatable {
         }
     }
 
+    /// The field/value pairs of an HGETALL reply (empty for anything else).
+    public var hashEntries: [(field: String, value: [UInt8])] {
+        let items = array ?? []
+        var out: [(field: String, value: [UInt8])] = []
+        out.reserveCapacity(items.count / 2)
+        var i = 0
+        while i + 1 < items.count {
+            if let field = items[i].string, case .bulk(let value) = items[i + 1] { out.append((field, value)) }
+            i += 2
+        }
+        return out
+    }
+
     public var array: [RedisValue]? {
         if case .array(let a) = self { return a }
         return nil
@@ -353,14 +366,7 @@ public final class RedisConnection {
     public func hashEntries(_ key: String) throws(RedisError) -> [(field: String, value: [UInt8])] {
         let reply = try command(["HGETALL", .text(key)])
         if case .error(let e) = reply { throw .server(e) }
-        let items = reply.array ?? []
-        var out: [(field: String, value: [UInt8])] = []
-        var i = 0
-        while i + 1 < items.count {
-            if let field = items[i].string, case .bulk(let value) = items[i + 1] { out.append((field, value)) }
-            i += 2
-        }
-        return out
+        return reply.hashEntries
     }
 
     /// Sends every command in one write and reads every reply: one round trip.

@@ -229,7 +229,7 @@ public actor MonitoringBackend {
                 var scopes = Set(s.trading.controls.keys).union(s.trading.unreadable.keys)
                 scopes.insert(.global)
                 return scopes.sorted { $0.field < $1.field }.map { scope in
-                    ("scope=\"\(prometheusLabel(scope.field))\"\(shardLabel(s))", Double(s.trading.mode(of: scope).gaugeValue))
+                    ("scope=\"\(PrometheusExposition.escapeLabelValue(scope.field))\"\(shardLabel(s))", Double(s.trading.mode(of: scope).gaugeValue))
                 }
             })
             family(MetricName.bookUnreadable, risk.map { s in ("\(tagged ? "shard=\"\(s.shard)\"" : "")", Double(s.unreadableBooks.isEmpty ? 0 : 1)) })
@@ -297,20 +297,6 @@ func histogramJSON(_ h: LogHistogram) -> [String: Any] {
     func ms(_ q: Double) -> Any { h.quantile(q).map { ($0 / 1000 * 1000).rounded() / 1000 } ?? NSNull() }
     return ["count": h.total, "p50": ms(0.5), "p95": ms(0.95), "p99": ms(0.99),
             "max": h.total == 0 ? NSNull() : (h.maxMicros / 1000 * 1000).rounded() / 1000]
-}
-
-/// A label value as the text format wants it: backslash, quote and newline escaped.
-func prometheusLabel(_ v: String) -> String {
-    var out = ""
-    for c in v {
-        switch c {
-        case "\\": out += "\\\\"
-        case "\"": out += "\\\""
-        case "\n": out += "\\n"
-        default: out.append(c)
-        }
-    }
-    return out
 }
 
 func prometheusNumber(_ v: Double) -> String {

@@ -186,7 +186,7 @@ public actor SyntheticLoop {
         report.sloP95LatencyMs = options.sloP95LatencyMs
         let runID = String(UInt64(wallClockNanoseconds()) % 1_000_000_000, radix: 36)
         var signals = SyntheticSignals(runID: runID, seed: options.seed, violationEvery: options.violationEvery,
-                                       prices: Self.trustedPrices(connection: connection, layout: options.layout))
+                                       prices: Self.trustedPrices(url: options.redisURL, layout: options.layout))
         let total = max(1, Int((options.duration * options.rate).rounded()))
         var outstanding: [String: (Expectation, Int64)] = [:]
         let start = monotonicNanoseconds()
@@ -279,18 +279,18 @@ public actor SyntheticLoop {
     }
 
     /// The last trusted price of each synthetic symbol (`ark:marks`, the first shard that has
-    /// one); none when Redis cannot be asked (the walk then starts at its own prices).
-    static func trustedPrices(connection: RedisConnection, layout: ShardLayout) -> [String: Double] {
+    /// one, each read on its own node); none when Redis cannot be asked (the walk then starts
+    /// at its own prices).
+    static func trustedPrices(url: RedisURL, layout: ShardLayout) -> [String: Double] {
         var out: [String: Double] = [:]
-        do {
-            if !connection.isConnected { try connection.connect() }
-            for shard in layout.shards {
-                let reply = try connection.command(["HMGET", .text(shard.marks)] + SyntheticSignals.symbols.map { .text($0) })
-                for (symbol, value) in zip(SyntheticSignals.symbols, reply.array ?? []) where out[symbol] == nil {
-                    if let text = value.string, let r = PriceBand.Reference(stored: text) { out[symbol] = r.price }
-                }
+        for shard in layout.shards {
+            let c = RedisConnection(url: url, commandTimeout: .seconds(5), slotKey: shard.tagged ? shard.slotKey : nil)
+            defer { c.close() }
+            guard (try? c.connect()) != nil, let reply = try? c.command(["HMGET", .text(shard.marks)] + SyntheticSignals.symbols.map { .text($0) }) else { continue }
+            for (symbol, value) in zip(SyntheticSignals.symbols, reply.array ?? []) where out[symbol] == nil {
+                if let text = value.string, let r = PriceBand.Reference(stored: text) { out[symbol] = r.price }
             }
-        } catch {}
+        }
         return out
     }
 

@@ -121,6 +121,26 @@ def main():
         report["standing_after_release"] = wait(d, "the instance out of quarantine", lambda: (lambda s: s if s and s != "quarantined" else None)(
             stage_view(d).get("Kenny", {}).get(args.release)), timeout=20)
 
+        # The kill switch from the page: halt one account, see it listed, resume it.
+        report["trading_before"] = text(d, "#trading-summary")
+        d.execute_script("window.confirm = () => true")
+        for field, value in [("trading-account", "acct-9"), ("trading-reason", "console drill")]:
+            box = d.find_element(By.ID, field)
+            box.clear()
+            box.send_keys(value)
+        wait(d, "the halt button enabled", lambda: js(d, "return !document.getElementById('trading-halt').disabled"))
+        d.find_element(By.ID, "trading-halt").click()
+        wait(d, "the halt confirmed", lambda: "HALTED" in (text(d, "#notice") or ""))
+        report["trading_halt_notice"] = text(d, "#notice")
+        report["trading_row"] = wait(d, "the halted account listed", lambda: js(d, """const r = document.querySelector("#trading-table tr[data-scope='account:acct-9']");
+            return r ? Array.from(r.cells, (c) => c.textContent) : null;"""))
+        report["trading_during"] = text(d, "#trading-summary")
+        d.find_element(By.ID, "trading-resume").click()
+        wait(d, "the resume confirmed", lambda: "HALTED → ACTIVE" in (text(d, "#notice") or ""))
+        report["trading_resume_notice"] = text(d, "#notice")
+        wait(d, "the account no longer listed", lambda: not d.find_elements(By.CSS_SELECTOR, "#trading-table tr[data-scope='account:acct-9']"))
+        report["trading_after"] = text(d, "#trading-summary")
+
         # Trace lookup with its proof checked in the page, then a tampered one.
         for key, trace in [("trace", args.trace), ("tampered", args.tampered_trace)]:
             if key == "tampered":

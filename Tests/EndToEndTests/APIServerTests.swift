@@ -112,6 +112,44 @@ extension EndToEnd { @Suite struct APIServerTests {
         #expect(logged.contains { $0["request_id"] as? String == one.header("X-Request-ID") && $0["status"] as? String == "202" && $0["client"] as? String == "desk-1" })
     }
 
+    /// The issue's risk/reward of 1e308 through the API, and the kill switch: GET and POST
+    /// /v1/trading, each refusal with its status, audited as `api:<subject>`.
+    @Test func theKillSwitchAndTheRiskRulesThroughTheAPI() async throws {
+        let api = try await APIFixture()
+        defer { api.shutdown() }
+        let token = await api.token("desk-2")
+        let reader = await api.token("desk-2-reader")  // polls traces without spending desk-2's rate limit
+        let rr = #"{"trace_id":"api-rr","symbol":"AAPL","price":101.5,"volume":100,"action":"buy","position_size_pct":0.01,"leverage":1.0,"stop_loss":99.0,"risk_reward_ratio":1e308}"#
+        #expect(try await api.call("POST", "/v1/signals", token: token, body: Array(rr.utf8)).status == 202)
+        let denied = try #require(try await api.recordedTrace("api-rr", token: reader))
+        #expect(denied["verdict"] as? String == "denied" && (denied["reasons"] as? [String])?.first?.hasPrefix("max_risk_reward") == true, "\(denied)")
+
+        let empty = try await api.call("GET", "/v1/trading", token: token)
+        #expect(empty.status == 200 && (empty.json?["states"] as? [Any])?.isEmpty == true, "\(empty.text)")
+        let halt = try await api.call("POST", "/v1/trading/halt", token: token, body: Array(#"{"reason":"api drill"}"#.utf8))
+        #expect(halt.status == 200, "\(halt.text)")
+        let change = (halt.json?["changes"] as? [[String: Any]])?.first
+        #expect(change?["mode"] as? String == "HALTED" && change?["from"] as? String == "ACTIVE" && change?["by"] as? String == "api:desk-2"
+                && change?["scope"] as? String == "global" && change?["reason"] as? String == "api drill", "\(halt.text)")
+        #expect(try await api.call("POST", "/v1/signals", token: token, body: Array(api.signal("api-halted").utf8)).status == 202)
+        let halted = try #require(try await api.recordedTrace("api-halted", token: reader))
+        #expect((halted["reasons"] as? [String])?.first?.hasPrefix("trading_state [CRITICAL]: trading is HALTED (global)") == true, "\(halted)")
+
+        for body in [#"{}"#, #"{"reason":"x","account":null}"#, #"{"reason":"x","extra":1}"#, #"{"reason":"x","account":"a b"}"#, #"{"reason":"   "}"#, "not json"] {
+            let r = try await api.call("POST", "/v1/trading/resume", token: token, body: Array(body.utf8))
+            #expect(r.status == 400 && (r.json?["error"] as? [String: Any])?["code"] as? String == "invalid_request", "\(body): \(r.status) \(r.text)")
+        }
+        #expect(try await api.call("POST", "/v1/trading/resume", body: Array(#"{"reason":"x"}"#.utf8)).status == 401)
+        #expect(try await api.call("POST", "/v1/trading/resume", token: token, body: Array(repeating: UInt8(ascii: " "), count: 5000)).status == 413)
+
+        let resume = try await api.call("POST", "/v1/trading/resume", token: token, body: Array(#"{"reason":"drill over"}"#.utf8))
+        #expect(resume.status == 200 && (resume.json?["changes"] as? [[String: Any]])?.first?["from"] as? String == "HALTED", "\(resume.text)")
+        #expect(try await api.call("POST", "/v1/signals", token: token, body: Array(api.signal("api-after").utf8)).status == 202)
+        #expect(try await api.recordedTrace("api-after", token: reader)?["verdict"] as? String == "approved")
+        let states = try await api.call("GET", "/v1/trading", token: token)
+        #expect((states.json?["states"] as? [[String: Any]])?.first?["mode"] as? String == "ACTIVE", "\(states.text)")
+    }
+
     @Test func tokensLimitsAndBadRequestsGetTheirOwnStatus() async throws {
         let api = try await APIFixture()
         defer { api.shutdown() }

@@ -128,6 +128,15 @@ extension EndToEnd { @Suite final class ConsoleBrowserTests {
         #expect(["probation", "live"].contains(page["standing_after_release"] as? String ?? ""), "\(page)")
         #expect(try c.command(["HEXISTS", .text(Streams.quarantine), .text(stopped)]).integer == 0)
 
+        // The kill switch from the page: set and lifted, each change in the audit by the console's subject.
+        #expect((page["trading_before"] as? String)?.hasPrefix("ACTIVE") == true, "\(page)")
+        #expect((page["trading_halt_notice"] as? String)?.contains("account:acct-9: ACTIVE → HALTED") == true, "\(page)")
+        #expect((page["trading_row"] as? [String])?.prefix(3) == ["account:acct-9", "HALTED", "console:console-test"], "\(page)")
+        #expect((page["trading_after"] as? String)?.hasPrefix("ACTIVE") == true, "\(page)")
+        var changes: [TradingStateRecord] = []
+        #expect(waitFor(timeout: 20) { changes = (try? store.tradingStateChanges(limit: 10)) ?? []; return changes.count == 2 })
+        #expect(changes.map(\.mode) == ["ACTIVE", "HALTED"] && changes.allSatisfy { $0.by == "console:console-test" && $0.scope == "account:acct-9" }, "\(changes)")
+
         // The proof checked in the page; the altered record caught.
         let trace = try #require(page["trace"] as? [String: Any])
         #expect(trace["proof_status"] as? String == "ok", "\(trace)")
