@@ -260,11 +260,12 @@ public final class PipelineBench {
             commands.removeAll(keepingCapacity: true)
             let t0 = wallClockNanoseconds()
             for i in sent..<(sent + n) {
-                // Up and down a triangle of 97 steps of 0.37 (about 0.3 %), one step every 64
-                // signals: a symbol crosses its 2 % stops every few hundred signals, so
-                // positions close and reopen, and batches that several Kenny instances take
-                // out of order still quote within the price band of each other.
-                let step = (i / 64) % 194
+                // Up and down a triangle of 97 steps of 0.37 (about 0.3 %), one step every 32
+                // signals (four of the symbol's own): a symbol crosses its 2 % stops every few
+                // hundred signals, so positions close and reopen, and batches that several
+                // Kenny instances take out of order still quote within the price band of each
+                // other.
+                let step = (i / 32) % 194
                 let price = 100.0 + Double(step < 97 ? step : 194 - step) * 0.37
                 let buy = (i / symbols.count) % 2 == 0
                 let violating = i % plan.violationEvery == 0

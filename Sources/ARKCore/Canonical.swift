@@ -180,6 +180,20 @@ public enum Canonical {
         skeleton(folded: folded(text))
     }
 
+    /// The skeleton of ASCII text: its letters in lower case and its digits.
+    public static func skeleton(ascii utf8: String.UTF8View) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(utf8.count)
+        for b in utf8 {
+            switch b {
+            case 0x30...0x39, 0x61...0x7A: out.append(b)
+            case 0x41...0x5A: out.append(b + 0x20)
+            default: continue
+            }
+        }
+        return out
+    }
+
     public static func skeleton(folded scalars: [Unicode.Scalar]) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(scalars.count)

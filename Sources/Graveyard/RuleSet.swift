@@ -66,7 +66,7 @@ public struct RuleSet: Sendable, Equatable {
         case min(NumericField, Double)
         case stopLoss
         case actionOneOf([String])
-        case symbolNoneOf([String])
+        case symbolNoneOf([BlockedName])
         case intentNoneOf([Pattern])
         case targetNoneOf([Pattern])
         case maxDailyLoss(Double)
@@ -178,7 +178,7 @@ public struct RuleSet: Sendable, Equatable {
         case "none_of":
             return .symbolNoneOf(try values().map { name in
                 do throws(InstrumentSymbol.Problem) {
-                    return try InstrumentSymbol(name).text
+                    return BlockedName(try InstrumentSymbol(name).text)
                 } catch {
                     throw RuleSetError(description: "rule \(spec.id): '\(name)' is not an instrument symbol: \(error.description)")
                 }
@@ -309,16 +309,21 @@ public struct RuleSet: Sendable, Equatable {
             guard let a = p.action else { return fail("no action") }
             return allowed.contains(a) ? nil : fail("action '\(a)' is not one of \(allowed.joined(separator: ", "))")
         case .symbolNoneOf(let blocked):
-            // Kyle sends the canonical symbol; read again here so a proposal from anywhere
-            // else is held to the same form (one that cannot be read is refused).
+            // Kyle sends the canonical symbol, matched as it is; anything else is read again
+            // first, so a proposal from anywhere is held to the same form (one that cannot be
+            // read is refused).
+            if BlockedName.isCanonical(p.symbol) {
+                guard let hit = blocked.first(where: { $0.matches(canonical: p.symbol) }) else { return nil }
+                return fail(p.symbol == hit.text ? "\(hit.text) is blocked" : "\(p.symbol) is the blocked instrument \(hit.text)")
+            }
             let symbol: InstrumentSymbol
             do throws(InstrumentSymbol.Problem) {
                 symbol = try InstrumentSymbol(p.symbol)
             } catch {
                 return fail("symbol '\(p.symbol)' is not an instrument: \(error.description) (fail closed)")
             }
-            guard let hit = blocked.first(where: symbol.matches) else { return nil }
-            return fail(symbol.text == hit ? "\(hit) is blocked" : "\(p.symbol) is the blocked instrument \(hit)")
+            guard let hit = blocked.first(where: { $0.matches(canonical: symbol.text) }) else { return nil }
+            return fail("\(p.symbol) is the blocked instrument \(hit.text)")
         case .intentNoneOf(let patterns):
             guard let intent = Phrase(p.intent) else { return nil }
             if let scripts = intent.mixedScripts {
@@ -403,6 +408,48 @@ public struct RuleSet: Sendable, Equatable {
         }
     }
 
+    /// A blocked instrument, matched without allocating against a canonical symbol: the whole
+    /// symbol with its separators removed, or any of its parts (`InstrumentSymbol.matches`).
+    struct BlockedName: Equatable, Sendable {
+        let text: String
+        let bare: [UInt8]
+
+        init(_ canonical: String) {
+            text = canonical
+            bare = canonical.utf8.filter { $0 != UInt8(ascii: ".") }
+        }
+
+        /// Whether `s` is already in canonical form: parts of A-Z and 0-9 joined by single dots.
+        static func isCanonical(_ s: String) -> Bool {
+            var previousDot = true
+            var n = 0
+            for b in s.utf8 {
+                n += 1
+                switch b {
+                case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): previousDot = false
+                case UInt8(ascii: "."):
+                    if previousDot { return false }
+                    previousDot = true
+                default: return false
+                }
+            }
+            return n > 0 && n <= InstrumentSymbol.maxLength && !previousDot
+        }
+
+        func matches(canonical symbol: String) -> Bool {
+            // The whole symbol without its dots.
+            var i = 0, whole = true
+            for b in symbol.utf8 where b != UInt8(ascii: ".") {
+                if i >= bare.count || bare[i] != b { whole = false; break }
+                i += 1
+            }
+            if whole && i == bare.count { return true }
+            // Any part.
+            for part in symbol.utf8.split(separator: UInt8(ascii: ".")) where part.elementsEqual(bare) { return true }
+            return false
+        }
+    }
+
     /// Free text as the phrase rules read it: its skeleton, and the scripts its letters mix
     /// (more than one is refused: fail closed, a look-alike letter is how a phrase hides).
     struct Phrase {
@@ -411,6 +458,12 @@ public struct RuleSet: Sendable, Equatable {
 
         init?(_ text: String?) {
             guard let text, !text.isEmpty else { return nil }
+            // Plain ASCII (an action, most intents): one script at most, nothing to fold.
+            if text.utf8.allSatisfy({ $0 < 0x80 }) {
+                mixedScripts = nil
+                skeleton = Canonical.skeleton(ascii: text.utf8)
+                return
+            }
             let folded = Canonical.folded(text)
             let scripts = Canonical.scripts(folded)
             mixedScripts = scripts.count > 1 ? scripts : nil
