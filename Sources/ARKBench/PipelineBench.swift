@@ -260,12 +260,13 @@ public final class PipelineBench {
             commands.removeAll(keepingCapacity: true)
             let t0 = wallClockNanoseconds()
             for i in sent..<(sent + n) {
-                // Up and down a triangle of 97 steps of 0.37 (about 0.3 %), one step every 32
-                // signals (four of the symbol's own): a symbol crosses its 2 % stops every few
-                // hundred signals, so positions close and reopen, and batches that several
-                // Kenny instances take out of order still quote within the price band of each
-                // other.
-                let step = (i / 32) % 194
+                // Up and down a triangle of 97 steps of 0.37 (about 0.3 %), one step every 128
+                // signals: a symbol crosses its 2 % stops every thousand signals or so, so
+                // positions close and reopen, and batches that several Kenny instances take out
+                // of order (a step every 32 signals let two instances of each stage see 54 of
+                // 56,000 compliant signals quote outside the band of a batch taken earlier)
+                // still quote within the price band of each other.
+                let step = (i / 128) % 194
                 let price = 100.0 + Double(step < 97 ? step : 194 - step) * 0.37
                 let buy = (i / symbols.count) % 2 == 0
                 let violating = i % plan.violationEvery == 0
