@@ -359,7 +359,8 @@ struct APIHandlers: Sendable {
                 states.append(o)
             }
             for (scope, problem) in t.unreadable.sorted(by: { $0.key.field < $1.key.field }) {
-                states.append(["scope": scope.field, "mode": "HALTED", "from": "HALTED", "reason": "unreadable: \(problem)", "by": "breaker:unreadable",
+                // Read as HALTED (fail closed); when and by whom cannot be read.
+                states.append(["scope": scope.field, "mode": "HALTED", "from": "HALTED", "reason": "its state cannot be read: \(problem)", "by": "unknown",
                                "at": iso8601(0)] as [String: Any])
             }
         }

@@ -56,6 +56,20 @@ final class PipelineFixture: @unchecked Sendable {
         for s in Stage.allCases { try start(s) }
     }
 
+    /// Every stage, with a second HRM and a second Kenny sharing their groups; returns once all
+    /// seven send heartbeats.
+    func startAllWithTwoHRMsAndTwoKennys() throws {
+        try startAll()
+        for stage in [Stage.hrm, .kenny] {
+            others.append(try ArkProcess([stage.rawValue], executable: Repo.arkAgentBinary, environment: environment,
+                                         logPath: dir.path + "/\(stage.rawValue.lowercased())-2.log"))
+        }
+        let c = try redis.client()
+        guard waitFor(timeout: 30, { ((try? c.command(["HLEN", .text(Streams.heartbeats)]))?.integer ?? 0) == 7 }) else {
+            throw TestSetupError("seven agents did not all send heartbeats within 30 s\n\(logs())")
+        }
+    }
+
     /// Starts another `ark` process (a metrics server, a second instance), stopped with the agents.
     @discardableResult
     func startProcess(_ arguments: [String], name: String, environment extra: [String: String] = [:]) throws -> ArkProcess {

@@ -48,13 +48,7 @@ extension EndToEnd { @Suite struct PortfolioLimitTests {
     @Test func twoHRMsAndTwoKennysHoldEveryLimitUnderBurstsOnOneSymbolAndOnHundreds() async throws {
         let f = try PipelineFixture()
         defer { f.shutdown() }
-        try f.startAll()
-        for stage in [Stage.hrm, .kenny] {
-            f.others.append(try ArkProcess([stage.rawValue], executable: Repo.arkAgentBinary, environment: f.environment,
-                                           logPath: f.dir.path + "/\(stage.rawValue.lowercased())-2.log"))
-        }
-        let c = try f.redis.client()
-        #expect(waitFor(timeout: 30) { ((try? c.command(["HLEN", .text(Streams.heartbeats)]))?.integer ?? 0) == 7 })
+        try f.startAllWithTwoHRMsAndTwoKennys()
         func recorded() -> Int { (try? f.store().passCount()) ?? 0 }
 
         // 3,000 buys of one symbol at 1 % each: 10 fit under the 10 % exposure limit.

@@ -293,13 +293,7 @@ extension EndToEnd { @Suite struct RiskEngineEndToEndTests {
     @Test func theKillSwitchStopsEveryOpeningWithinOneBatch() async throws {
         let f = try PipelineFixture()
         defer { f.shutdown() }
-        try f.startAll()
-        for stage in [Stage.hrm, .kenny] {
-            f.others.append(try ArkProcess([stage.rawValue], executable: Repo.arkAgentBinary, environment: f.environment,
-                                           logPath: f.dir.path + "/\(stage.rawValue.lowercased())-2.log"))
-        }
-        let c = try f.redis.client()
-        #expect(waitFor(timeout: 30) { ((try? c.command(["HLEN", .text(Streams.heartbeats)]))?.integer ?? 0) == 7 })
+        try f.startAllWithTwoHRMsAndTwoKennys()
         // Buys and sells in turn on two symbols, tiny sizes: the limits never stop them.
         func flow(_ prefix: String, _ n: Int) async throws {
             for i in 0..<n {
