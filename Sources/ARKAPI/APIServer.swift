@@ -164,18 +164,23 @@ struct APIHandlers: Sendable {
         }
     }
 
+    /// The request's body, at most `limit` bytes (413 with `tooLarge` beyond).
+    static func body(of request: Request, upTo limit: Int, tooLarge: String) async throws -> ByteBuffer {
+        var request = request
+        do {
+            return try await request.collectBody(upTo: limit)
+        } catch is NIOTooManyBytesError {
+            throw APIError(.contentTooLarge, "body_too_large", tooLarge)
+        }
+    }
+
     func submit(_ request: Request, _ context: APIContext) async throws -> Response {
         try Self.requireJSON(request)
         if let length = request.headers[.contentLength].flatMap(Int.init), length > settings.maxBodyBytes {
             throw APIError(.contentTooLarge, "body_too_large", "the body is \(length) bytes; the limit is \(settings.maxBodyBytes) (API_MAX_BODY_BYTES): split the batch")
         }
-        var request = request
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.collectBody(upTo: settings.maxBodyBytes)
-        } catch is NIOTooManyBytesError {
-            throw APIError(.contentTooLarge, "body_too_large", "the body is larger than \(settings.maxBodyBytes) bytes (API_MAX_BODY_BYTES): split the batch")
-        }
+        let buffer = try await Self.body(of: request, upTo: settings.maxBodyBytes,
+                                         tooLarge: "the body is larger than \(settings.maxBodyBytes) bytes (API_MAX_BODY_BYTES): split the batch")
         let body = Array(buffer.readableBytesView)
         let items: [[UInt8]]
         do {
@@ -369,13 +374,8 @@ struct APIHandlers: Sendable {
 
     func changeTrading(_ mode: TradingMode, _ request: Request, _ context: APIContext) async throws -> Response {
         try Self.requireJSON(request)
-        var request = request
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.collectBody(upTo: TradingChangeRequest.maxBytes)
-        } catch is NIOTooManyBytesError {
-            throw APIError(.contentTooLarge, "body_too_large", "the body is over \(TradingChangeRequest.maxBytes) bytes: send {\"reason\": \"why\", \"account\": \"name\"}")
-        }
+        let buffer = try await Self.body(of: request, upTo: TradingChangeRequest.maxBytes,
+                                         tooLarge: "the body is over \(TradingChangeRequest.maxBytes) bytes: send {\"reason\": \"why\", \"account\": \"name\"}")
         let change: TradingChangeRequest
         do {
             change = try TradingChangeRequest.parse(Array(buffer.readableBytesView))
