@@ -132,7 +132,7 @@ public struct AgentSettings: Sendable {
 /// `@s<N>` after it for a tagged shard (a process serves each of its shards with an agent of
 /// its own, and each is an instance to the watchdog).
 public func instanceName(for stage: Stage, shard: Shard = .untagged) -> String {
-    "\(stage.rawValue)-\(ProcessInfo.processInfo.hostName)-\(getpid())" + shard.instanceSuffix
+    shard.instanceName(stage: stage, host: ProcessInfo.processInfo.hostName, pid: getpid())
 }
 
 /// One pipeline stage instance: an actor running on its own thread, so its blocking Redis

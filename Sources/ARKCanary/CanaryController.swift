@@ -291,6 +291,12 @@ public final class CanaryController {
         try save()
     }
 
+    /// Every stage instance the canary processes run: on a sharded pipeline one per shard,
+    /// named with the shard's suffix, as the watchdog quarantines them.
+    static func instanceNames(pids: [Int32], host: String, shards: [Shard]) -> [String] {
+        pids.flatMap { pid in shards.flatMap { shard in Stage.allCases.map { shard.instanceName(stage: $0, host: host, pid: pid) } } }
+    }
+
     func check(stepStart: Int64, windowStart: Int64, now: Int64, exited: [String], step: Int) throws -> CheckResult {
         let beats = try heartbeats()
         let canaryPIDs = Set(canary.map(\.pid))
@@ -308,7 +314,7 @@ public final class CanaryController {
             }
         }
         let host = ProcessInfo.processInfo.hostName
-        let canaryInstances = canary.flatMap { c in Stage.allCases.map { "\($0.rawValue)-\(host)-\(c.pid)" } }
+        let canaryInstances = Self.instanceNames(pids: canary.map(\.pid), host: host, shards: config.shardLayout.shards)
         // At 100 % the baseline gets nothing new: it is then judged by all its passes since
         // the run began, the nearest interval that has them.
         var baselineStep = try store.trackFigures(.baseline, fromNs: stepStart, toNs: now + 1)

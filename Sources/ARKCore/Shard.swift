@@ -58,6 +58,13 @@ public struct Shard: Sendable, Hashable, Comparable, CustomStringConvertible {
     /// What an instance name of this shard ends with: `@s3` (nothing for the untagged shard).
     public var instanceSuffix: String { tagged ? "@s\(index)" : "" }
 
+    /// The name of the instance of `stage` that process `pid` on `host` runs for this shard:
+    /// `kenny-host-1234@s2`. The one place such names are built: the watchdog's quarantines,
+    /// the heartbeats and the canary's tripwire all compare them.
+    public func instanceName(stage: Stage, host: String, pid: Int32) -> String {
+        "\(stage.rawValue)-\(host)-\(pid)" + instanceSuffix
+    }
+
     /// The shard an instance serves, from its name.
     public init(instance: String) {
         if let at = instance.lastIndex(of: "@"), instance[instance.index(after: at)...].hasPrefix("s"),

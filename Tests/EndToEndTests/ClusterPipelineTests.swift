@@ -307,25 +307,31 @@ struct ClusterPipelineTests {
     /// A canary rollout on a sharded pipeline: the baseline Kyle of every shard routes a share
     /// of its traces to that shard's canary streams, the good release is promoted, and the
     /// canary streams of every shard end empty with nothing lost.
-    @Test func aCanaryRolloutOverFourShards() async throws {
-        let f = try ClusterPipelineFixture()
-        defer { f.shutdown() }
+    /// Starts a sharded pipeline from a release and a canary of another release with `steps`.
+    func startShardedCanary(_ f: ClusterPipelineFixture, steps: [String]) throws -> ArkProcess {
         let releases = f.dir.path + "/releases"
         f.extraEnvironment = ["ARK_RELEASES_DIR": releases, "ARK_RUN_DIR": f.dir.path + "/run", "ARK_BACKUP_DIR": f.dir.path + "/backups"]
         for d in ["releases", "run", "backups"] { try FileManager.default.createDirectory(atPath: f.dir.path + "/" + d, withIntermediateDirectories: true) }
-        func makeRelease(_ name: String) throws -> String { try makeTestRelease(in: releases, name) }
-        try FileManager.default.createSymbolicLink(atPath: releases + "/current", withDestinationPath: try makeRelease("base"))
+        try FileManager.default.createSymbolicLink(atPath: releases + "/current", withDestinationPath: try makeTestRelease(in: releases, "base"))
         try f.startAll()
         for (stage, p) in f.agents { try "\(p.pid)\n".write(toFile: f.dir.path + "/run/\(stage.rawValue.lowercased()).pid", atomically: true, encoding: .utf8) }
-        let next = try makeRelease("next")
-        let canary = try ArkProcess(["canary", "start", "--release", next, "--check-seconds", "1", "--min-samples", "20", "--verify-seconds", "3",
-                                     "--steps", "30,100", "--step-seconds", "5"], environment: f.environment, logPath: f.dir.path + "/canary.log")
-        defer {
-            canary.terminate()
-            for name in ["kyle", "joey", "hrm", "kenny", "aletheia"] {
-                if let t = try? String(contentsOfFile: f.dir.path + "/run/\(name).pid", encoding: .utf8), let pid = pid_t(t.trimmingCharacters(in: .whitespacesAndNewlines)) { kill(pid, SIGTERM) }
-            }
+        let next = try makeTestRelease(in: releases, "next")
+        return try ArkProcess(["canary", "start", "--release", next, "--check-seconds", "1", "--min-samples", "20", "--verify-seconds", "3"] + steps,
+                              environment: f.environment, logPath: f.dir.path + "/canary.log")
+    }
+
+    func stopShardedCanary(_ f: ClusterPipelineFixture, _ canary: ArkProcess) {
+        canary.terminate()
+        for name in ["kyle", "joey", "hrm", "kenny", "aletheia"] {
+            if let t = try? String(contentsOfFile: f.dir.path + "/run/\(name).pid", encoding: .utf8), let pid = pid_t(t.trimmingCharacters(in: .whitespacesAndNewlines)) { kill(pid, SIGTERM) }
         }
+    }
+
+    @Test func aCanaryRolloutOverFourShards() async throws {
+        let f = try ClusterPipelineFixture()
+        defer { f.shutdown() }
+        let canary = try startShardedCanary(f, steps: ["--steps", "30,100", "--step-seconds", "5"])
+        defer { stopShardedCanary(f, canary) }
         let traffic = try await f.synthetic(count: 800, rate: 40)
         #expect(waitFor(timeout: 90, interval: 0.2) { !canary.isRunning }, "\(canary.output.suffix(3000))")
         let run = try #require(try StateStore(path: f.statePath).canaryRun())
@@ -340,5 +346,30 @@ struct ClusterPipelineTests {
                 #expect(try c.command(["XLEN", .text(stream)]).integer ?? 0 == 0, "\(stream) still holds entries")
             }
         }
+    }
+
+    /// The tripwire sees a quarantined canary instance by its sharded name (`kenny-host-pid@s2`):
+    /// the watchdog names instances with their shard, and a tripwire that left the suffix off
+    /// never saw one.
+    @Test func aQuarantinedCanaryInstanceOnAShardRollsTheRunBack() async throws {
+        let f = try ClusterPipelineFixture()
+        defer { f.shutdown() }
+        let canary = try startShardedCanary(f, steps: ["--steps", "30,100", "--step-seconds", "60"])
+        defer { stopShardedCanary(f, canary) }
+        let store = try StateStore(path: f.statePath)
+        var pid: Int32?
+        #expect(waitFor(timeout: 60, interval: 0.2) {
+            pid = (try? store.canaryRun()).flatMap { $0?.status == "running" ? $0 : nil }.flatMap { try? JSONSerialization.jsonObject(with: Data($0.report.utf8)) as? [String: Any] }
+                .flatMap { ($0["canaryPIDs"] as? [[String: Any]])?.first { ($0["name"] as? String)?.hasSuffix("Kenny") == true }?["pid"] as? Int }.map(Int32.init)
+            return pid != nil
+        }, "\(canary.output.suffix(3000))")
+        let instance = Shard.tagged(2).instanceName(stage: .kenny, host: ProcessInfo.processInfo.hostName, pid: try #require(pid))
+        try store.updateWatchdog { _ in
+            (WatchdogChanges(events: [WatchdogEventRecord(instance: instance, stage: "Kenny", action: "quarantine", reason: "test: quarantined as the watchdog would",
+                                                          figures: "{}", by: "watchdog", tsNs: wallClockNanoseconds())]), ())
+        }
+        #expect(waitFor(timeout: 90, interval: 0.2) { !canary.isRunning }, "\(canary.output.suffix(3000))")
+        let run = try #require(try store.canaryRun())
+        #expect(run.status == "rolled_back" && run.tripwire == "quarantine", "\(run.status) \(run.tripwire ?? "-"): \(canary.output.suffix(3000))")
     }
 }
