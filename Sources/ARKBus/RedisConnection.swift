@@ -320,6 +320,15 @@ public final class RedisConnection {
         return keys
     }
 
+    /// This node, or on a cluster each primary serving slots (a connection of its own for each
+    /// other one), named as `host:port` or the socket path.
+    public func everyPrimary() throws(RedisError) -> [(node: String, connection: RedisConnection)] {
+        guard let primaries = cluster?.primaries else { return [(node.map(\.description) ?? url.description, self)] }
+        var out: [(node: String, connection: RedisConnection)] = []
+        for endpoint in primaries { out.append((endpoint.description, endpoint == node ? self : try side(endpoint))) }
+        return out
+    }
+
     private func keys(on target: RedisConnection, matching pattern: String) throws(RedisError) -> [String] {
         var keys: [String] = []
         var cursor = "0"

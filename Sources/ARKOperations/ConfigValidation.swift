@@ -232,25 +232,24 @@ public struct ConfigValidation: Sendable {
                 return ValidationCheck("Redis", .problem, "\(url) answers but is version \(version)",
                                        fix: "use Redis \(minimumRedis.0).\(minimumRedis.1) or newer (XAUTOCLAIM)")
             }
-            // An evicting Redis drops stream entries no group has read when it fills: a
-            // signal lost without a trace. Read from INFO, which a managed Redis that hides
-            // CONFIG still answers.
-            let memory = try c.command(["INFO", "memory"]).string ?? ""
-            let policy = memory.split(whereSeparator: \.isNewline).first { $0.hasPrefix("maxmemory_policy:") }
-                .map { String($0.dropFirst("maxmemory_policy:".count)).trimmed() } ?? "unknown"
-            guard policy == "noeviction" else {
-                return ValidationCheck("Redis", .problem, "\(url) has maxmemory-policy \(policy): when it fills it would evict signals no stage has read",
-                                       fix: "set maxmemory-policy noeviction (redis.conf, or CONFIG SET maxmemory-policy noeviction): a full Redis then refuses writes, which ARK reports and retries")
+            // An evicting Redis drops stream entries no group has read when it fills, and one
+            // without an append-only file comes back empty after a crash: either loses signals
+            // ARK answered 202 for. Read from INFO, which a managed Redis that hides CONFIG
+            // still answers.
+            let nodes = try RedisDurability.inspectAll(c)
+            if let weak = nodes.first(where: { $0.problem != nil }), let p = weak.problem {
+                return ValidationCheck("Redis", .problem, p.message, fix: p.fix)
             }
+            let promise = nodes.first?.promise ?? "unknown"
             if c.isCluster {
                 guard let shards else {
                     return ValidationCheck("Redis", .problem, "\(url) is a Redis Cluster and ARK_SHARDS is not set: a shard's transactions need its keys in one slot",
                                            fix: "set ARK_SHARDS (for instance 4 per primary) in every ARK process's environment")
                 }
                 let primaries = c.cluster?.primaries.count ?? 0
-                return ValidationCheck("Redis", .ok, "\(url) answers: a Redis Cluster of \(primaries) primaries, version \(version) (the node asked), \(shards) shards, maxmemory-policy noeviction")
+                return ValidationCheck("Redis", .ok, "\(url) answers: a Redis Cluster of \(primaries) primaries, version \(version) (the node asked), \(shards) shards, maxmemory-policy noeviction; a crash of a node's host loses \(promise)")
             }
-            return ValidationCheck("Redis", .ok, "\(url) answers, version \(version), maxmemory-policy noeviction")
+            return ValidationCheck("Redis", .ok, "\(url) answers, version \(version), maxmemory-policy noeviction; a crash of its host loses \(promise)")
         } catch {
             return ValidationCheck("Redis", .problem, "\(text) is unreachable: \(error)", fix: "start Redis or correct REDIS_URL")
         }

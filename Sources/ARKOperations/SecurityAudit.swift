@@ -67,6 +67,7 @@ public struct SecurityAudit: Sendable {
         record("secrets_in_logs", secretsInLogs())
         record("network_binds", binds())
         record("redis_open", redis())
+        record("redis_durability", redisDurability())
         record("token_lifetime", tokenLifetime())
         record("root_processes", rootProcesses())
         return (findings.sorted { $0.severity > $1.severity }, passed)
@@ -235,6 +236,15 @@ public struct SecurityAudit: Sendable {
                                     fix: "protected-mode yes, bind 127.0.0.1 (or a unix socket), and requirepass"))
         }
         return out
+    }
+
+    /// A Redis that would lose accepted signals in a crash breaks the promise a 202 makes.
+    func redisDurability() -> [AuditFinding] {
+        guard let url = try? RedisURL(parsing: config.redisURL) else { return [] }
+        let connection = RedisConnection(url: url, commandTimeout: .seconds(3))
+        defer { connection.close() }
+        guard (try? connection.connect(timeout: .seconds(2))) != nil, let nodes = try? RedisDurability.inspectAll(connection) else { return [] }
+        return nodes.compactMap { n in n.problem.map { AuditFinding("redis_durability", .high, $0.message, fix: $0.fix) } }
     }
 
     func tokenLifetime() -> [AuditFinding] {

@@ -1,3 +1,4 @@
+import ARKBus
 import ARKCore
 import ARKTestSupport
 import Foundation
@@ -62,6 +63,45 @@ import Testing
         #expect(found.count == 1 && found[0].detail.contains("maxmemory-policy allkeys-lru") && found[0].fix.contains("noeviction"), "\(found.map(\.line))")
         _ = try redis.client().command(["CONFIG", "SET", "maxmemory-policy", "noeviction"])
         #expect(problems(good).isEmpty)
+    }
+
+    /// A Redis without an append-only file comes back empty after a crash of its host: every
+    /// signal answered 202 since the last snapshot, the books and the idempotency records gone.
+    /// Validation refuses it, and says what each durable setting can lose.
+    @Test func aRedisThatWouldLoseAcceptedSignalsIsAProblem() throws {
+        let c = try redis.client()
+        #expect(problems(good).isEmpty)
+        #expect(ConfigValidation(environment: good).run().contains { $0.name == "Redis" && $0.detail.hasSuffix("loses no accepted signal (appendfsync always)") })
+        _ = try c.command(["CONFIG", "SET", "appendfsync", "everysec"])
+        #expect(ConfigValidation(environment: good).run().contains { $0.name == "Redis" && $0.detail.hasSuffix("loses up to about a second of accepted signals (appendfsync everysec)") })
+        _ = try c.command(["CONFIG", "SET", "appendfsync", "no"])
+        var found = problems(good).filter { $0.name == "Redis" }
+        #expect(found.count == 1 && found[0].detail.contains("appendfsync no") && found[0].fix.contains("everysec"), "\(found.map(\.line))")
+        _ = try c.command(["CONFIG", "SET", "appendfsync", "always"])
+        _ = try c.command(["CONFIG", "SET", "appendonly", "no"])
+        found = problems(good).filter { $0.name == "Redis" }
+        #expect(found.count == 1 && found[0].detail.contains("no append-only file") && found[0].fix.contains("appendonly yes"), "\(found.map(\.line))")
+        let audit = SecurityAudit(config: try ARKConfig.load(environment: good), envFile: nil, runDir: nil).run()
+        #expect(audit.findings.contains { $0.check == "redis_durability" && $0.severity == .high && $0.message.contains("no append-only file") }, "\(audit.findings.map(\.line))")
+        _ = try c.command(["CONFIG", "SET", "appendonly", "yes"])
+        #expect(waitFor(timeout: 10) { self.problems(self.good).isEmpty })
+        #expect(SecurityAudit(config: try ARKConfig.load(environment: good), envFile: nil, runDir: nil).run().passed.contains("redis_durability"))
+    }
+
+    /// The configuration the deployment ships for the system's redis-server passes the check:
+    /// a real redis-server started from it, as `include` in redis.conf would load it.
+    @Test func theShippedRedisConfigurationIsDurable() throws {
+        let conf = Repo.root + "/deployment/redis/ark-durable.conf"
+        let socket = dir.path + "/durable.sock"
+        let server = try ChildProcess(RedisServer.serverPath(), [conf, "--port", "0", "--unixsocket", socket, "--dir", dir.path],
+                                      environment: [:], logPath: dir.path + "/durable.log")
+        defer { server.terminate(grace: 5) }
+        let c = RedisConnection(url: RedisURL(endpoint: .unix(path: socket)))
+        #expect(waitFor(timeout: 10) { (try? c.connect()) != nil })
+        defer { c.close() }
+        let nodes = try RedisDurability.inspectAll(c)
+        #expect(nodes.count == 1 && nodes[0].problem == nil && nodes[0].appendfsync == "everysec", "\(nodes.map { $0.problem?.message ?? "ok" })")
+        #expect(nodes.first?.promise == "up to about a second of accepted signals (appendfsync everysec)")
     }
 
     @Test func eachKindOfBadSettingGivesItsOwnMessage() throws {

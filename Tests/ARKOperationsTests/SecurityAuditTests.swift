@@ -60,7 +60,7 @@ import Testing
         var expected: [String: AuditFinding.Severity] = [
             "state_db_mode": .high, "backup_mode": .high, "graveyard_pin": .high, "graveyard_mode": .high, "env_file_mode": .high,
             "secret_placeholder": .high, "secret_short": .high, "secret_logged": .high, "metrics_bind": .medium, "api_bind": .medium,
-            "redis_protected_mode": .high, "token_lifetime": .medium, "audit_key": .high,
+            "redis_protected_mode": .high, "redis_durability": .high, "token_lifetime": .medium, "audit_key": .high,
         ]
         if getuid() == 0 { expected["root_processes"] = .low }
         let found = Dictionary(findings.map { ($0.check, $0.severity) }) { a, _ in a }
@@ -84,6 +84,6 @@ import Testing
             "SESSION_SECRET": String(repeating: "s", count: 40), "JWT_SECRET": String(repeating: "j", count: 40), "ARK_AUDIT_KEY": key,
         ])
         let after = SecurityAudit(config: fixed, envFile: envFile, runDir: nil).run().findings.map(\.check)
-        #expect(after == ["redis_protected_mode"], "\(after)")
+        #expect(after == ["redis_protected_mode", "redis_durability"], "\(after)")
     }
 }
