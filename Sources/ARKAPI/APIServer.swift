@@ -126,6 +126,7 @@ struct APIHandlers: Sendable {
     let acceptedCounter = Counter(label: MetricName.apiSignals, dimensions: [("result", "accepted")])
     let rejectedCounter = Counter(label: MetricName.apiSignals, dimensions: [("result", "rejected")])
     let backlogRefusedCounter = Counter(label: MetricName.apiSignals, dimensions: [("result", "backlog_full")])
+    let conflictCounter = Counter(label: MetricName.apiSignals, dimensions: [("result", "trace_conflict")])
 
     init(settings: APISettings, queue: SignalQueue) {
         self.settings = settings
@@ -189,11 +190,13 @@ struct APIHandlers: Sendable {
             throw APIError(HTTPResponse.Status(code: error.status), error.code, error.message)
         }
         let queue = self.queue
-        let fallbackTraceIDs: [String]
+        let checked = intake.check(items, nowNs: wallClockNanoseconds())
+        let claims = checked.map { c in c.claim.map { TraceClaim(traceID: $0.traceID, digest: $0.digest) } }
+        let enqueued: [Enqueued]
         do {
-            fallbackTraceIDs = try await withDeadline(settings.requestTimeout, onTimeout: .unavailable(
+            enqueued = try await withDeadline(settings.requestTimeout, onTimeout: .unavailable(
                 "the signal queue did not answer within \(settings.requestTimeout): whether the signals were enqueued is unknown; resubmit them with their trace_id set, which keeps a retry idempotent")) {
-                try await queue.enqueue(items)
+                try await queue.enqueue(items, claims: claims)
             }
         } catch let error as EnqueueError {
             switch error {
@@ -217,15 +220,33 @@ struct APIHandlers: Sendable {
                     : "the signal queue refused the signals; nothing was enqueued. Retry later", retryAfter: 2)
             }
         }
-        let results = intake.results(for: items, fallbackTraceIDs: fallbackTraceIDs, nowNs: wallClockNanoseconds())
-        let rejected = results.filter { !$0.accepted }
+        var conflicts: [Int: String] = [:]
+        for (i, e) in enqueued.enumerated() {
+            if case .conflict(let traceID) = e { conflicts[i] = await conflictReason(traceID) }
+        }
+        let results = intake.results(checked, queuedTraceIDs: enqueued.map(\.traceID), conflicts: conflicts)
+        if !conflicts.isEmpty {
+            conflictCounter.increment(by: conflicts.count)
+            for i in conflicts.keys.sorted().prefix(20) {
+                context.logger.notice("signal refused: its trace id is held with other content", metadata: ["trace_id": .string(results[i].traceID)])
+            }
+            if !results.contains(where: \.accepted) {
+                let first = results[conflicts.keys.min()!]
+                let message = results.count == 1
+                    ? first.reasons[0]
+                    : "none of the \(results.count) signals was queued: \(conflicts.count) name a trace_id already held with other content (the first: \(first.reasons[0]))"
+                return APIError(.conflict, "trace_conflict", message)
+                    .response(requestID: context.requestID, extra: ["accepted": 0, "rejected": results.count - conflicts.count, "conflicts": conflicts.count, "signals": results.map(Self.itemJSON)])
+            }
+        }
+        let rejected = results.filter { $0.status == .rejected }
         if !rejected.isEmpty {
             rejectedCounter.increment(by: rejected.count)
             for r in rejected.prefix(20) {
                 context.logger.notice("signal rejected", metadata: ["trace_id": .string(r.traceID), "reasons": .string(r.reasons.joined(separator: "; "))])
             }
         }
-        acceptedCounter.increment(by: results.count - rejected.count)
+        acceptedCounter.increment(by: results.count - rejected.count - conflicts.count)
         if rejected.count == results.count {
             let first = rejected[0]
             let message = results.count == 1
@@ -237,8 +258,21 @@ struct APIHandlers: Sendable {
         return bytesResponse(.accepted, Self.submitResponse(results))
     }
 
+    /// Why a signal whose trace id the intake holds with other content was not queued, naming
+    /// the trace's first outcome as the audit has it (or that it is still in the pipeline).
+    func conflictReason(_ traceID: String) async -> String {
+        let head = "trace_id \(traceID) is already held with other content: a trace is decided once, by its first signal, so this one was not queued"
+        guard let store = try? self.store.get(),
+              let pass = try? await withDeadline(settings.requestTimeout, onTimeout: .unavailable("the state store did not answer"), { try await store.readPass(traceID: traceID) })
+        else { return head + "; its first outcome is not recorded yet (GET /v1/traces/\(traceID) shows it once it is). Send new content under a new trace_id" }
+        var outcome = pass.verdict.rawValue
+        if let reason = pass.reasons.first { outcome += " (\(reason))" }
+        if let order = pass.orderID { outcome += ", order \(order)" }
+        return head + "; its first outcome: \(outcome) (GET /v1/traces/\(traceID)). Send new content under a new trace_id"
+    }
+
     static func itemJSON(_ r: IntakeItem) -> [String: Any] {
-        var o: [String: Any] = ["index": r.index, "trace_id": r.traceID, "status": r.accepted ? "accepted" : "rejected"]
+        var o: [String: Any] = ["index": r.index, "trace_id": r.traceID, "status": r.status.rawValue]
         if !r.accepted { o["reasons"] = r.reasons }
         return o
     }
@@ -246,17 +280,19 @@ struct APIHandlers: Sendable {
     /// Built with ARK's own writer: this is the answer a busy producer waits for.
     static func submitResponse(_ results: [IntakeItem]) -> [UInt8] {
         var w = JSONWriter(capacity: 64 + results.count * 80)
-        let rejected = results.reduce(0) { $0 + ($1.accepted ? 0 : 1) }
+        let rejected = results.reduce(0) { $0 + ($1.status == .rejected ? 1 : 0) }
+        let conflicts = results.reduce(0) { $0 + ($1.status == .conflict ? 1 : 0) }
         w.beginObject()
-        w.key("accepted"); w.int(Int64(results.count - rejected))
+        w.key("accepted"); w.int(Int64(results.count - rejected - conflicts))
         w.key("rejected"); w.int(Int64(rejected))
+        if conflicts > 0 { w.key("conflicts"); w.int(Int64(conflicts)) }
         w.key("signals")
         w.beginArray()
         for r in results {
             w.beginObject()
             w.key("index"); w.int(Int64(r.index))
             w.key("trace_id"); w.string(r.traceID)
-            w.key("status"); w.string(r.accepted ? "accepted" : "rejected")
+            w.key("status"); w.string(r.status.rawValue)
             if !r.accepted {
                 w.key("reasons")
                 w.beginArray()

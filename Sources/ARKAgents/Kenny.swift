@@ -9,8 +9,9 @@ import Metrics
 /// its instruments' trusted prices and the trading states under WATCH, decides every
 /// execution with the pure `ExecutionDesk`, and writes the new books, prices, orders, breaker
 /// states, its outputs and the acknowledgements in one MULTI/EXEC, so a crash or a
-/// concurrent instance can never apply a batch twice. Orders are also keyed by trace id: a
-/// redelivered signal gets its original order back, never a second one.
+/// concurrent instance can never apply a batch twice. Every outcome (filled, limited, or the
+/// denial HRM passed on) is also kept by trace id: a trace that comes back, redelivered or
+/// resubmitted with other content, gets its first outcome again and is never decided twice.
 ///
 /// Kenny is also where the portfolio limits are made to hold: before each fill it asks the
 /// Graveyard's portfolio rules about the book as it is at that moment, inside the same
@@ -30,7 +31,7 @@ public final class Kenny: StageProcessor {
     /// Wall clock for the UTC day and the idempotency window (a test moves it).
     let clock: @Sendable () -> Int64
     let limitedCounter = Counter(label: MetricName.executionLimited)
-    /// Orders are kept by trace id in one hash per UTC day of the trace's `t0_ns`
+    /// Outcomes are kept by trace id in one hash per UTC day of the trace's `t0_ns`
     /// (`ark:orders:<day>`), each living 48 h after its last write. A redelivered entry
     /// carries the same t0, so it finds its order wherever it waited, for 48 h after the fill
     /// at least; an approved signal older than `idempotencyWindowNs` (47 h, an hour inside
@@ -113,7 +114,8 @@ public final class Kenny: StageProcessor {
         var unwritable: [String: String] = [:]
         for _ in 0..<Self.maxWatchRetries {
             let replies = try bus.connection.pipeline([
-                ["WATCH", .text(shard.portfolio), .text(shard.marks), .text(shard.trading)],
+                // The outcome records too: a trace recorded by a concurrent batch must be seen.
+                ["WATCH", .text(shard.portfolio), .text(shard.marks), .text(shard.trading)] + days.map { .text(orderKey(day: $0)) },
                 ["HMGET", .text(shard.portfolio)] + accounts.map { .text(PortfolioHash.field(for: $0)) },
                 ["HMGET", .text(shard.marks)] + symbols.map { .text($0) },
                 ["HGETALL", .text(shard.trading)],
@@ -154,18 +156,22 @@ public final class Kenny: StageProcessor {
                     x.status = .duplicate
                     e.execution = x
                 } else if e.decision?.approved == true, elapsedNanoseconds(from: e.t0Ns, to: now) > Self.idempotencyWindowNs {
-                    e.execution = Execution(status: .limited, side: e.action, violations: [Violation(
+                    let x = Execution(status: .limited, side: e.action, violations: [Violation(
                         rule: "idempotency_window", severity: .high,
                         message: "the signal is \(elapsedNanoseconds(from: e.t0Ns, to: now) / 3_600_000_000_000) h old, past the 47 h its order record is kept: refused, so it can never fill twice")])
+                    e.execution = x
                     limited += 1
+                    newOrders[t0Days[i], default: []] += [.text(e.traceID), .bytes(EventCodec.encode(x))]
+                    seen[e.traceID] = x
                 } else {
                     let x = desk.execute(e, orderID: "ord-" + e.traceID) { self.limitViolations(e, $0) }
                     e.execution = x
                     if x.status == .limited { limited += 1 }
-                    if x.status == .filled {
-                        newOrders[t0Days[i], default: []] += [.text(e.traceID), .bytes(EventCodec.encode(x))]
-                        seen[e.traceID] = x
-                    }
+                    // Every outcome is the trace's, for good: a trace denied or limited once
+                    // that comes back (approved this time, or once there is room) gets its
+                    // first outcome again, never a fill.
+                    newOrders[t0Days[i], default: []] += [.text(e.traceID), .bytes(EventCodec.encode(x))]
+                    seen[e.traceID] = x
                 }
                 let hop = Hop(stage: .kenny, instance: context.instance, inNs: context.readNs, outNs: wallClockNanoseconds())
                 let execution = e.execution.map { [(key: EventKey.execution, json: EventCodec.encode($0))] } ?? []

@@ -33,7 +33,18 @@ public final class SignalQueue: Sendable {
     /// its bound. A connection error is not retried here: whether EXEC ran is unknown, and only
     /// the client can tell a retry from a duplicate (by trace_id).
     public func enqueue(_ payloads: [[UInt8]]) async throws(EnqueueError) -> [String] {
-        try await connection().xadd(payloads)
+        try await connection().xadd(payloads, claims: nil).map(\.traceID)
+    }
+
+    /// `enqueue`, with the producer's trace ids claimed: a payload whose `claims` entry names a
+    /// trace id this shard's intake already holds with another content digest is not queued
+    /// (`.conflict`); the same digest is queued again (an idempotent retry: Kenny answers it with
+    /// the trace's first outcome). Claims are kept in one hash per UTC day (`<shard>intake:<day>`),
+    /// checked against today's and yesterday's, each living 48 h after its last write; the check
+    /// and the XADDs are one Lua script, so two requests racing with one trace id cannot both
+    /// be queued with different content.
+    public func enqueue(_ payloads: [[UInt8]], claims: [TraceClaim?]) async throws(EnqueueError) -> [Enqueued] {
+        try await connection().xadd(payloads, claims: claims)
     }
 
     /// PING on one connection: is the queue reachable now?
@@ -43,6 +54,30 @@ public final class SignalQueue: Sendable {
 
     public func shutdown() async {
         for c in connections { await c.close() }
+    }
+}
+
+/// A producer's trace id and the digest of the signal's content (`ContentDigest`).
+public struct TraceClaim: Sendable, Equatable {
+    public var traceID: String
+    public var digest: String
+    public init(traceID: String, digest: String) {
+        self.traceID = traceID
+        self.digest = digest
+    }
+}
+
+/// What became of one payload given to `enqueue(_:claims:)`.
+public enum Enqueued: Sendable, Equatable {
+    /// Queued; the trace id Kyle gives it when it names none.
+    case queued(traceID: String)
+    /// Not queued: the intake already holds its trace id with other content.
+    case conflict(traceID: String)
+
+    public var traceID: String {
+        switch self {
+        case .queued(let t), .conflict(let t): t
+        }
     }
 }
 
@@ -88,16 +123,47 @@ actor QueueConnection {
         return c
     }
 
-    func xadd(_ payloads: [[UInt8]]) throws(EnqueueError) -> [String] {
-        var ids = [String](repeating: "", count: payloads.count)
+    func xadd(_ payloads: [[UInt8]], claims: [TraceClaim?]?) throws(EnqueueError) -> [Enqueued] {
+        var out = [Enqueued](repeating: .queued(traceID: ""), count: payloads.count)
         for (shard, indices) in layout.route(payloads) {
-            let got = try xadd(indices.map { payloads[$0] }, shard: shard)
-            for (i, id) in zip(indices, got) { ids[i] = id }
+            let got = try xadd(indices.map { payloads[$0] }, claims: claims.map { c in indices.map { c[$0] } }, shard: shard)
+            for (i, r) in zip(indices, got) { out[i] = r }
         }
-        return ids
+        return out
     }
 
-    private func xadd(_ payloads: [[UInt8]], shard: Shard) throws(EnqueueError) -> [String] {
+    /// Checks each claimed trace id against the intake's hashes of today and yesterday
+    /// (KEYS[2], KEYS[3]), queues what does not conflict and records the new claims in today's.
+    /// ARGV: count, TTL, then per payload: payload, claimed trace id (or ""), digest, the trace
+    /// id to send along (tagged shards, or ""). Returns per payload its entry id, or 0.
+    static let claimAndAdd = """
+        local n = tonumber(ARGV[1])
+        local out = {}
+        for i = 0, n - 1 do
+          local b = 3 + i * 4
+          local trace, digest, assigned = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
+          local held = false
+          if trace ~= '' then
+            held = redis.call('HGET', KEYS[2], trace)
+            if not held then held = redis.call('HGET', KEYS[3], trace) end
+          end
+          if held and held ~= digest then
+            out[#out + 1] = 0
+          else
+            if assigned ~= '' then
+              out[#out + 1] = redis.call('XADD', KEYS[1], '*', 'event', ARGV[b], 'trace_id', assigned)
+            else
+              out[#out + 1] = redis.call('XADD', KEYS[1], '*', 'event', ARGV[b])
+            end
+            if trace ~= '' and not held then redis.call('HSET', KEYS[2], trace, digest) end
+          end
+        end
+        if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('EXPIRE', KEYS[2], ARGV[2]) end
+        return out
+        """
+    static let claimTTLSeconds = 172_800
+
+    private func xadd(_ payloads: [[UInt8]], claims: [TraceClaim?]?, shard: Shard) throws(EnqueueError) -> [Enqueued] {
         let stream = shard.stream(.kyle)
         do {
             let redis = try connection(shard)
@@ -111,27 +177,53 @@ actor QueueConnection {
             }
             backlog[shard] = measured
             if measured.entries > backlogBound { throw EnqueueError.backlogFull(backlog: measured.entries, bound: backlogBound) }
-            var commands: [[RedisArg]] = [["MULTI"]]
             let assigned = shard.tagged ? payloads.map { _ in Self.randomTraceID() } : []
-            for (i, p) in payloads.enumerated() {
-                var add: [RedisArg] = ["XADD", .text(stream), "*", "event", .bytes(p)]
-                if shard.tagged { add += ["trace_id", .text(assigned[i])] }
-                commands.append(add)
+            var commands: [[RedisArg]] = []
+            let claimed = claims?.contains { $0 != nil } == true
+            if claimed, let claims {
+                let day = String(iso8601(now).prefix(10)), yesterday = String(iso8601(now - 86_400_000_000_000).prefix(10))
+                var eval: [RedisArg] = ["EVAL", .text(Self.claimAndAdd), "3", .text(stream), .text(shard.intake(day: day)), .text(shard.intake(day: yesterday)),
+                                        .int(payloads.count), .int(Self.claimTTLSeconds)]
+                for (i, p) in payloads.enumerated() {
+                    eval += [.bytes(p), .text(claims[i]?.traceID ?? ""), .text(claims[i]?.digest ?? ""), .text(shard.tagged ? assigned[i] : "")]
+                }
+                commands.append(eval)
+            } else {
+                commands.append(["MULTI"])
+                for (i, p) in payloads.enumerated() {
+                    var add: [RedisArg] = ["XADD", .text(stream), "*", "event", .bytes(p)]
+                    if shard.tagged { add += ["trace_id", .text(assigned[i])] }
+                    commands.append(add)
+                }
+                commands.append(["EXEC"])
             }
-            commands.append(["EXEC"])
             let wanted = replicas ?? (redis.isCluster ? 1 : 0)
             if wanted > 0 { commands.append(["WAIT", .int(wanted), .int(replicaTimeoutMs)]) }
             let replies = try redis.pipeline(commands)
-            let exec = replies[payloads.count + 1]
-            guard try StreamBus.checkTransaction(Array(replies[..<(payloads.count + 2)])), case .array(let ids) = exec, ids.count == payloads.count else {
-                throw RedisError.unexpectedReply("EXEC of the XADDs")
+            let ids: [RedisValue]
+            if claimed {
+                if case .error(let e) = replies[0] { throw RedisError.server(e) }
+                guard case .array(let got) = replies[0], got.count == payloads.count else { throw RedisError.unexpectedReply("the intake script's reply") }
+                ids = got
+            } else {
+                let exec = replies[payloads.count + 1]
+                guard try StreamBus.checkTransaction(Array(replies[..<(payloads.count + 2)])), case .array(let got) = exec, got.count == payloads.count else {
+                    throw RedisError.unexpectedReply("EXEC of the XADDs")
+                }
+                ids = got
             }
-            backlog[shard]?.entries += payloads.count
-            if wanted > 0 {
+            // The script answers 0 for a payload it did not queue, an entry id for one it did.
+            func isEntry(_ v: RedisValue) -> Bool { if case .integer = v { false } else { v.string != nil } }
+            let queued = ids.reduce(0) { $0 + (isEntry($1) ? 1 : 0) }
+            backlog[shard]?.entries += queued
+            if wanted > 0 && queued > 0 {
                 let acked = replies.last?.integer ?? 0
                 if acked < wanted { throw EnqueueError.notReplicated(replicas: Int(acked), wanted: wanted, shard: shard.description) }
             }
-            return shard.tagged ? assigned : ids.map { SignalValidator.derivedTraceID(entryID: $0.string ?? "") }
+            return ids.enumerated().map { i, id in
+                guard isEntry(id), let entry = id.string else { return .conflict(traceID: claims?[i]?.traceID ?? "") }
+                return .queued(traceID: shard.tagged ? assigned[i] : SignalValidator.derivedTraceID(entryID: entry))
+            }
         } catch let e as EnqueueError {
             throw e
         } catch let e as RedisError {

@@ -40,6 +40,9 @@ public struct Shard: Sendable, Hashable, Comparable, CustomStringConvertible {
     public var marks: String { keyPrefix + "marks" }
     /// Kenny's orders by trace id (a hash per day): the idempotency record.
     public var orders: String { keyPrefix + "orders" }
+    /// The producers' trace ids the API's intake holds, with their content digests: one hash per
+    /// UTC day (yyyy-MM-dd), so `POST /v1/signals` can tell a retry from other content.
+    public func intake(day: String) -> String { keyPrefix + "intake:" + day }
     public func inFlight(group: String) -> String { keyPrefix + "inflight:" + group }
     public func deaths(group: String) -> String { keyPrefix + "deaths:" + group }
 

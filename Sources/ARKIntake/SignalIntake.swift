@@ -2,13 +2,46 @@ import ARKCore
 
 /// What became of one item of a `POST /v1/signals` body.
 public struct IntakeItem: Sendable, Equatable {
+    public enum Status: String, Sendable, Equatable {
+        /// Queued for Kyle.
+        case accepted
+        /// Invalid: queued all the same, Kyle records it as a rejected pass with the reasons.
+        case rejected
+        /// Not queued: its trace id is already held with other content.
+        case conflict
+    }
+
     public var index: Int
     /// The trace the item's pass is recorded under: the producer's `trace_id`, or
     /// `ark-<entry id>` as Kyle assigns it.
     public var traceID: String
-    public var accepted: Bool
-    /// Why it was rejected (Kyle records the same reasons in its rejected pass).
+    public var status: Status
+    /// Why it was rejected (Kyle records the same reasons in its rejected pass), or why it
+    /// conflicts.
     public var reasons: [String]
+
+    public var accepted: Bool { status == .accepted }
+
+    public init(index: Int, traceID: String, status: Status, reasons: [String]) {
+        self.index = index
+        self.traceID = traceID
+        self.status = status
+        self.reasons = reasons
+    }
+}
+
+/// One item as Kyle's validator sees it, before it is queued.
+public struct CheckedItem: Sendable, Equatable {
+    /// Why Kyle will reject it (empty: valid).
+    public var reasons: [String]
+    /// The producer's trace id of a valid item that names one (TRACE_ID_ENABLED), and the
+    /// digest of its content (`ContentDigest`): what the intake claims, so the same trace id
+    /// with other content is refused.
+    public var claim: (traceID: String, digest: String)?
+
+    public static func == (a: CheckedItem, b: CheckedItem) -> Bool {
+        a.reasons == b.reasons && a.claim?.traceID == b.claim?.traceID && a.claim?.digest == b.claim?.digest
+    }
 }
 
 /// Why a body is not a signal or a batch of signals at all (nothing is enqueued).
@@ -88,17 +121,31 @@ public struct SignalIntake: Sendable {
         }
     }
 
-    /// Checks each item as Kyle will; `fallbackTraceIDs` are the trace ids Kyle gives the
-    /// items that name none (`SignalQueue.enqueue`), in order.
-    public func results(for items: [[UInt8]], fallbackTraceIDs: [String], nowNs: Int64) -> [IntakeItem] {
-        zip(items, fallbackTraceIDs).enumerated().map { index, pair in
-            let derived = pair.1
-            switch validator.validate(pair.0, fallbackTraceID: derived, nowNs: nowNs) {
+    /// Checks each item as Kyle will, before it is queued.
+    public func check(_ items: [[UInt8]], nowNs: Int64) -> [CheckedItem] {
+        items.map { item in
+            // A fallback no producer trace id can equal (a space is not a trace id character).
+            switch validator.validate(item, fallbackTraceID: " ", nowNs: nowNs) {
             case .accepted(let event):
-                return IntakeItem(index: index, traceID: producerTraceIDs ? event.traceID : derived, accepted: true, reasons: [])
+                guard producerTraceIDs, event.traceID != " ", let digest = ContentDigest.of(item) else { return CheckedItem(reasons: [], claim: nil) }
+                return CheckedItem(reasons: [], claim: (event.traceID, digest))
             case .rejected(let reasons):
-                return IntakeItem(index: index, traceID: derived, accepted: false, reasons: reasons)
+                return CheckedItem(reasons: reasons, claim: nil)
             }
+        }
+    }
+
+    /// What became of each item: `queuedTraceIDs` are the trace ids Kyle gives the items that
+    /// name none (`SignalQueue.enqueue`), in order; `conflicts` the items not queued because
+    /// their trace id is held with other content, with what to say about each.
+    public func results(_ checked: [CheckedItem], queuedTraceIDs: [String], conflicts: [Int: String] = [:]) -> [IntakeItem] {
+        zip(checked, queuedTraceIDs).enumerated().map { index, pair in
+            let (c, derived) = pair
+            if let why = conflicts[index] {
+                return IntakeItem(index: index, traceID: c.claim?.traceID ?? derived, status: .conflict, reasons: [why])
+            }
+            guard c.reasons.isEmpty else { return IntakeItem(index: index, traceID: derived, status: .rejected, reasons: c.reasons) }
+            return IntakeItem(index: index, traceID: c.claim?.traceID ?? derived, status: .accepted, reasons: [])
         }
     }
 }

@@ -257,7 +257,7 @@ import Testing
         let items = [Array(#"{"trace_id":"t-1","symbol":"AAPL","price":10,"volume":1}"#.utf8),
                      Array(#"{"symbol":"AAPL","price":10,"volume":1}"#.utf8),
                      Array(#"{"trace_id":"t-3","symbol":"AAPL","price":-1,"volume":1}"#.utf8)]
-        let r = intake.results(for: items, fallbackTraceIDs: ["ark-1-0", "ark-1-1", "ark-1-2"], nowNs: 0)
+        let r = intake.results(intake.check(items, nowNs: 0), queuedTraceIDs: ["ark-1-0", "ark-1-1", "ark-1-2"])
         #expect(r.map(\.traceID) == ["t-1", "ark-1-1", "ark-1-2"])
         #expect(r.map(\.accepted) == [true, true, false])
         #expect(r[2].reasons.first?.hasPrefix("price:") == true)

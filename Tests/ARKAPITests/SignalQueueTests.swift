@@ -49,4 +49,35 @@ import Testing
         _ = try c.command(["CONFIG", "SET", "maxmemory", "0"])
         #expect(try c.command(["XLEN", .text(Stage.kyle.inputStream)]) == .integer(2))
     }
+
+    /// A claimed trace id is queued once per content: the same digest again is queued (a
+    /// retry), another digest is a conflict and writes nothing, and of many requests racing
+    /// with one trace id and different contents exactly one is queued.
+    @Test func aClaimedTraceIDIsQueuedOncePerContent() async throws {
+        let redis = try RedisServer()
+        defer { redis.shutdown() }
+        let c = try redis.client()
+        let queue = SignalQueue(url: redis.url, size: 4, backlogBound: 1_000_000)
+        defer { Task { await queue.shutdown() } }
+        let p = payloads(3)
+        let first = try await queue.enqueue([p[0], p[1]], claims: [TraceClaim(traceID: "q-0", digest: "d0"), nil])
+        #expect(first.allSatisfy { if case .queued = $0 { true } else { false } })
+        #expect(try await queue.enqueue([p[0]], claims: [TraceClaim(traceID: "q-0", digest: "d0")]).count == 1)
+        let other = try await queue.enqueue([p[2], p[1]], claims: [TraceClaim(traceID: "q-0", digest: "other"), nil])
+        #expect(other[0] == .conflict(traceID: "q-0"))
+        if case .queued = other[1] {} else { Issue.record("the unclaimed payload was not queued: \(other)") }
+        #expect(try c.command(["XLEN", .text(Stage.kyle.inputStream)]) == .integer(4))
+        let day = String(iso8601(wallClockNanoseconds()).prefix(10))
+        #expect(try c.command(["HGET", .text(Shard.untagged.intake(day: day)), "q-0"]).string == "d0")
+        #expect((try c.command(["TTL", .text(Shard.untagged.intake(day: day))]).integer ?? 0) > 86_400)
+
+        let results = try await withThrowingTaskGroup(of: Enqueued.self) { group in
+            for i in 0..<20 {
+                group.addTask { try await queue.enqueue([p[1]], claims: [TraceClaim(traceID: "race", digest: "d\(i)")])[0] }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(results.filter { if case .queued = $0 { true } else { false } }.count == 1, "\(results)")
+        #expect(try c.command(["XLEN", .text(Stage.kyle.inputStream)]) == .integer(5))
+    }
 }
