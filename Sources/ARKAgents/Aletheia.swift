@@ -50,11 +50,19 @@ public final class Aletheia: StageProcessor {
     let passLatency = Metrics.Timer(label: MetricName.passLatency)
     let verdictCounters = Dictionary(uniqueKeysWithValues: Verdict.allCases.map { ($0, Counter(label: MetricName.passes, dimensions: [("verdict", $0.rawValue)])) })
 
+    /// For restoring the books from the audit (`LedgerRecovery`).
+    let storePath: String
+    let startingEquity: Double
+    let layout: ShardLayout
+
     public init(store: SharedOutcomeWriter, config: ARKConfig, shard: Shard = .untagged) {
         self.shared = store
         self.shard = shard
         self.track = config.track
         self.thresholds = RollupThresholds(config: config)
+        storePath = config.stateDB
+        startingEquity = config.paperEquity
+        layout = config.shardLayout
     }
 
     public func handle(_ batch: [StreamEntry], context: BatchContext) throws -> BatchResult {
@@ -217,6 +225,14 @@ public final class Aletheia: StageProcessor {
     /// signs the audit tree's head if it grew and no batch signed it in the last second, and
     /// copies the newest checkpoint to Redis.
     public func tick(context: BatchContext) throws {
+        // A shard whose Redis lost its books (its marker is gone) gets them back from the
+        // audit, which only this stage is sure to have at hand; on a fresh start this writes
+        // the marker. Kenny fills nothing on the shard meanwhile.
+        if track == .baseline, let written = try LedgerRecovery.restoreIfLost(context.bus.connection, shard: shard, layout: layout, storePath: storePath,
+                                                                               startingEquity: startingEquity, by: "aletheia " + context.instance) {
+            context.logger.notice("books restored from the audit: the shard's marker was gone", metadata: [
+                "accounts": .string(written.joined(separator: ",")), "shard": .string(shard.description)])
+        }
         // The heartbeats are the whole system's: the first shard's agent copies them.
         let beats = shard.index == 0 ? try context.bus.connection.hashEntries(Streams.heartbeats).compactMap { HeartbeatRecord(json: $0.value) } : nil
         let signed = try shared.withWriter { store in

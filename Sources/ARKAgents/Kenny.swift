@@ -3,6 +3,9 @@ import ARKCore
 import Graveyard
 import ARKRisk
 import Metrics
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Kenny: paper execution. Approved buys and sells become simulated fills at the signal's
 /// price in each account's book, kept in Redis; every batch reads the books of its accounts,
@@ -24,10 +27,15 @@ public final class Kenny: StageProcessor {
     public let track: Track
     public let shard: Shard
     let startingEquity: Double
+    /// The state store, when it is on this host: the books are restored from its audit.
+    let storePath: String
+    let layout: ShardLayout
     let throttles: Throttles
     /// ARK_INSTRUMENTS_FILE, read at start.
     let instruments: InstrumentPolicy
     private var rules: GraveyardWatch
+    /// Kenny waited for the shard's marker since it was last seen (it waits once).
+    private var waitedForLedger = false
     /// Wall clock for the UTC day and the idempotency window (a test moves it).
     let clock: @Sendable () -> Int64
     let limitedCounter = Counter(label: MetricName.executionLimited)
@@ -47,6 +55,8 @@ public final class Kenny: StageProcessor {
         self.clock = clock
         track = config.track
         startingEquity = config.paperEquity
+        storePath = config.stateDB
+        layout = config.shardLayout
         throttles = config.throttles
         instruments = InstrumentPolicy(file: config.instrumentsFile)
         rules = GraveyardWatch(directory: config.graveyardDir, checkSeconds: config.graveyardCheckSeconds)
@@ -112,15 +122,45 @@ public final class Kenny: StageProcessor {
         // Books computed from this batch that would not read back: redone as unreadable, so
         // their fills are refused, no entry is lost and nothing unreadable is ever written.
         var unwritable: [String: String] = [:]
+        var triedRestore = false
         for _ in 0..<Self.maxWatchRetries {
             let replies = try bus.connection.pipeline([
                 // The outcome records too: a trace recorded by a concurrent batch must be seen.
-                ["WATCH", .text(shard.portfolio), .text(shard.marks), .text(shard.trading)] + days.map { .text(orderKey(day: $0)) },
+                ["WATCH", .text(shard.portfolio), .text(shard.marks), .text(shard.trading), .text(shard.ledger)] + days.map { .text(orderKey(day: $0)) },
                 ["HMGET", .text(shard.portfolio)] + accounts.map { .text(PortfolioHash.field(for: $0)) },
                 ["HMGET", .text(shard.marks)] + symbols.map { .text($0) },
                 ["HGETALL", .text(shard.trading)],
+                ["EXISTS", .text(shard.ledger)],
             ] + days.map { ["HMGET", .text(orderKey(day: $0))] + traceArgs })
             for r in replies { if case .error(let e) = r { throw RedisError.server(e) } }
+            // The shard's marker is gone: Redis lost the books (restarted empty, flushed).
+            // They are restored from the audit before anything fills: here when the store is
+            // on this host, else by Aletheia within a second; until then approvals are refused.
+            let proven = replies[4].integer == 1
+            if !proven && !triedRestore && LedgerRecovery.storeIsHere(storePath) {
+                triedRestore = true
+                _ = try bus.connection.command(["UNWATCH"])
+                do {
+                    let written = try LedgerRecovery.restoreIfLost(bus.connection, shard: shard, layout: layout, storePath: storePath,
+                                                                   startingEquity: startingEquity, by: "kenny " + context.instance)
+                    context.logger.notice("books restored from the audit: the shard's Redis had lost them", metadata: [
+                        "accounts": .string(written?.joined(separator: ",") ?? ""), "shard": .string(shard.description)])
+                } catch {
+                    context.logger.error("the books could not be restored from the audit: approvals are refused until they are", metadata: [
+                        "error": .string("\(error)"), "shard": .string(shard.description)])
+                }
+                continue
+            }
+            if !proven && !waitedForLedger {
+                // Aletheia restores the books (and on a fresh start writes the marker) within
+                // a second: wait for it once, rather than refuse what comes meanwhile.
+                waitedForLedger = true
+                _ = try bus.connection.command(["UNWATCH"])
+                let deadline = monotonicNanoseconds() + 3_000_000_000
+                while monotonicNanoseconds() < deadline, try !LedgerBooks.isProven(bus.connection, shard: shard) { usleep(50_000) }
+                continue
+            }
+            if proven { waitedForLedger = false }
             var books: [String: Result<PaperBook, PaperBook.UnreadableBook>?] = [:]
             for (account, value) in zip(accounts, replies[1].array ?? []) {
                 if let problem = unwritable[account] {
@@ -142,7 +182,7 @@ public final class Kenny: StageProcessor {
             var desk = ExecutionDesk(settings: settings, today: today, nowNs: now, books: books, references: references,
                                      unreadableReferences: unreadableReferences, trading: trading)
             var recorded: [String: [RedisValue]] = [:]
-            for (day, reply) in zip(days, replies.dropFirst(4)) { recorded[day] = reply.array ?? [] }
+            for (day, reply) in zip(days, replies.dropFirst(5)) { recorded[day] = reply.array ?? [] }
 
             var outputs: [(stream: String, payload: [UInt8])] = []
             outputs.reserveCapacity(events.count)
@@ -154,11 +194,21 @@ public final class Kenny: StageProcessor {
                 if let prior {
                     var x = prior
                     x.status = .duplicate
+                    // A duplicate changes no book: only the first outcome carries the sequence.
+                    x.seq = nil
                     e.execution = x
                 } else if e.decision?.approved == true, elapsedNanoseconds(from: e.t0Ns, to: now) > Self.idempotencyWindowNs {
                     let x = Execution(status: .limited, side: e.action, violations: [Violation(
                         rule: "idempotency_window", severity: .high,
                         message: "the signal is \(elapsedNanoseconds(from: e.t0Ns, to: now) / 3_600_000_000_000) h old, past the 47 h its order record is kept: refused, so it can never fill twice")])
+                    e.execution = x
+                    limited += 1
+                    newOrders[t0Days[i], default: []] += [.text(e.traceID), .bytes(EventCodec.encode(x))]
+                    seen[e.traceID] = x
+                } else if !proven && e.decision?.approved == true {
+                    let x = Execution(status: .limited, side: e.action, positionAfter: 0, violations: [Violation(
+                        rule: "ledger_unproven", severity: .critical,
+                        message: "the books of shard \(shard) are not proven against the audit (its Redis lost them): nothing fills until they are restored (Aletheia does within a second; else ark book rebuild)")])
                     e.execution = x
                     limited += 1
                     newOrders[t0Days[i], default: []] += [.text(e.traceID), .bytes(EventCodec.encode(x))]

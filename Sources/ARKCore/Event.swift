@@ -109,6 +109,11 @@ public struct Execution: Sendable, Equatable {
     public var realizedPnl: Double
     /// Why a `limited` execution was refused: the portfolio rules the fill would have broken.
     public var violations: [Violation] = []
+    /// The account book's sequence number after this execution, present when the execution
+    /// changed the book (a fill, or an approved price that marked it): the audit's record of
+    /// the book's history, 1, 2, 3 … per account, which `ark reconcile` and `ark book
+    /// rebuild` fold in order.
+    public var seq: Int64?
 
     public init(status: Status, orderID: String? = nil, side: String? = nil, quantity: Double = 0, price: Double = 0, notional: Double = 0, positionAfter: Double = 0, realizedPnl: Double = 0, violations: [Violation] = []) {
         self.violations = violations

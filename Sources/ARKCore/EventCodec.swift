@@ -87,6 +87,7 @@ public enum EventCodec {
         w.key("position_after"); w.double(x.positionAfter)
         w.key("realized_pnl"); w.double(x.realizedPnl)
         if !x.violations.isEmpty { w.key("violations"); encode(x.violations, into: &w) }
+        if let v = x.seq { w.key("seq"); w.int(v) }
         w.endObject()
     }
 
@@ -360,6 +361,10 @@ public enum EventCodec {
             else if r.matches(k, "position_after") { x.positionAfter = try finite(&r, "execution.position_after") }
             else if r.matches(k, "realized_pnl") { x.realizedPnl = try finite(&r, "execution.realized_pnl") }
             else if r.matches(k, "violations") { x.violations = try decodeViolations(&r, "execution.violations", keep: keep) }
+            else if r.matches(k, "seq") {
+                guard let v = try r.readNumber().integer, v > 0 else { throw EventDecodingError("execution.seq: not a whole number ≥ 1") }
+                x.seq = v
+            }
             else { try r.skipValue() }
         }
         return x

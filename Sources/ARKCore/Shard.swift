@@ -38,6 +38,9 @@ public struct Shard: Sendable, Hashable, Comparable, CustomStringConvertible {
     /// Each instrument's last trusted price and the quotes counted towards moving its band
     /// (`PriceBand.Reference.stored`), kept by Kenny.
     public var marks: String { keyPrefix + "marks" }
+    /// The marker that the shard's books are the audit's (`LedgerBooks`): gone with a Redis
+    /// that lost its data, and Kenny fills nothing until the books are restored.
+    public var ledger: String { keyPrefix + "ledger" }
     /// Kenny's orders by trace id (a hash per day): the idempotency record.
     public var orders: String { keyPrefix + "orders" }
     /// The producers' trace ids the API's intake holds, with their content digests: one hash per

@@ -70,6 +70,10 @@ public struct PaperBook: Sendable, Equatable {
     public var recentFills: [RecentFill] = []
     public static let maxRecentFills = 10_000
 
+    /// How many executions have changed the book (fills, and approved prices that marked it):
+    /// the sequence number the last one carries in its audited record (`Execution.seq`).
+    public var seq: Int64 = 0
+
     /// Realised equity: the starting equity plus every realised P&L (stored as `equity`).
     public var balance: Double
     /// Equity at market when the trading day began (the daily loss is measured from it).
@@ -198,6 +202,20 @@ public struct PaperBook: Sendable, Equatable {
             return refused(error.description)
         }
         reference = trusted
+        // The price marked the book: whatever follows, this execution is one of its history.
+        seq += 1
+        var x = fill(e, orderID: orderID, trades: trades, realized: realized, limits: limits)
+        x.seq = seq
+        return x
+    }
+
+    /// The rest of `execute`, once the trusted price has marked the book.
+    private mutating func fill(_ e: Event, orderID: String, trades: Bool, realized: Double, limits: (PortfolioSnapshot) -> [Violation]) -> Execution {
+        var realized = realized
+        func refused(_ why: String, realized: Double = 0) -> Execution {
+            Execution(status: .limited, side: trades ? e.action : nil, positionAfter: positions[e.symbol]?.quantity ?? 0, realizedPnl: realized,
+                      violations: [Violation(rule: "bounded_arithmetic", severity: .critical, message: "refused before anything was written: \(why)")])
+        }
         let markedPosition = positions[e.symbol]?.quantity ?? 0
         guard trades, let action = e.action, let pct = e.positionSizePct, let stop = e.stopLoss else {
             return Execution(status: .none, positionAfter: markedPosition, realizedPnl: realized)
@@ -319,6 +337,7 @@ extension PaperBook {
         w.key("day"); w.string(day)
         w.key("dayStartEquity"); w.double(dayStartEquity)
         w.key("equity"); w.double(balance)
+        if seq > 0 { w.key("seq"); w.int(seq) }
         w.key("positions")
         w.beginObject()
         for (symbol, p) in positions.sorted(by: { $0.key < $1.key }) {
@@ -363,6 +382,7 @@ extension PaperBook {
                 var equity: Double?, dailyPnl: Double?, day: String?, dayStart: Double?
                 var positions: [String: Position]?
                 var recent: [RecentFill] = []
+                var seq: Int64 = 0
                 try r.beginObject()
                 var first = true
                 while let k = try r.nextKey(first: first) {
@@ -373,6 +393,10 @@ extension PaperBook {
                     else if r.matches(k, "dayStartEquity") { dayStart = try Self.finite(&r, "dayStartEquity") }
                     else if r.matches(k, "positions") { positions = try Self.positions(&r) }
                     else if r.matches(k, "recentFills") { recent = try Self.recentFills(&r) }
+                    else if r.matches(k, "seq") {
+                        guard let v = try r.readNumber().integer, v >= 0 else { throw UnreadableBook(description: "seq is not a whole number ≥ 0") }
+                        seq = v
+                    }
                     else { try r.skipValue() }
                 }
                 try r.end()
@@ -382,6 +406,7 @@ extension PaperBook {
                 var book = PaperBook(equity: equity, day: day)
                 book.positions = positions
                 book.recentFills = recent
+                book.seq = seq
                 // Before marks, dailyPnl was realised only and equity had no unrealised part.
                 book.dayStartEquity = dayStart ?? (equity - dailyPnl)
                 if let problem = book.boundsProblem() { throw UnreadableBook(description: problem) }

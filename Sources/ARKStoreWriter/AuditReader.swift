@@ -176,6 +176,48 @@ public final class AuditReader {
         return out
     }
 
+    /// The events of the passes from leaf `fromLeaf` on whose execution changed an account's
+    /// book (it carries the book's sequence number, `Execution.seq`), in leaf order, each with
+    /// its leaf: what `LedgerFold` replays. Returns the leaf after the last pass read.
+    @discardableResult
+    public func sequencedEvents(fromLeaf: Int = 0, _ body: (Int, Event) throws -> Void) throws -> Int {
+        // Only a sequenced execution writes `"seq":` unescaped into a record (in a string a
+        // quote is escaped), so the rest are never decoded.
+        let s = try db.prepare("SELECT leaf, record FROM passes WHERE leaf >= ? AND instr(record, '\"seq\":') > 0 ORDER BY leaf")
+        s.bind(fromLeaf)
+        var next = fromLeaf
+        while try s.step() {
+            let leaf = Int(s.int64(0))
+            next = leaf + 1
+            let record = s.textBytes(1)
+            guard let event = Self.event(ofRecord: record) else {
+                throw Problem(description: "the audited record of leaf \(leaf) does not hold a readable event")
+            }
+            try body(leaf, event)
+        }
+        return next
+    }
+
+    /// The event an audited pass record embeds (`PassRecord.auditRecord`).
+    static func event(ofRecord record: [UInt8]) -> Event? {
+        record.withUnsafeBufferPointer { buf -> Event? in
+            var r = JSONReader(buf)
+            do {
+                try r.beginObject()
+                var first = true
+                while let k = try r.nextKey(first: first) {
+                    first = false
+                    guard r.matches(k, "event") else { try r.skipValue(); continue }
+                    r.skipWhitespace()
+                    let start = r.offset
+                    try r.skipValue()
+                    return try EventCodec.decode(Array(buf[start..<r.offset]))
+                }
+            } catch {}
+            return nil
+        }
+    }
+
     /// The proof of the pass of `traceID` up to the newest checkpoint that covers it (nil:
     /// no such pass).
     public func proof(traceID: String) throws -> AuditProof? {

@@ -1,20 +1,22 @@
+import ARKAgents
 import ARKBus
 import ARKCore
 import ARKRisk
+import ARKState
 import ArgumentParser
 import Foundation
 
 struct BookCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "book",
-        abstract: "Kenny's paper books: show them (at the trusted prices), or reset one that cannot be read.",
+        abstract: "Kenny's paper books: show them (at the trusted prices), or rebuild them from the audit.",
         discussion: """
             Examples:
               ark book show                               every account's book
               ark book show --account acct-7 --json
-              ark book reset --account default --reason "hand-edited book"   saved, removed, account HALTED (audited)
+              ark book rebuild                            every book from the verified audit (ark reconcile compares them)
             """,
-        subcommands: [BookShowCommand.self, BookResetCommand.self],
+        subcommands: [BookShowCommand.self, BookRebuildCommand.self],
         defaultSubcommand: BookShowCommand.self)
 }
 
@@ -104,51 +106,56 @@ struct BookShowCommand: ParsableCommand {
     }
 }
 
-struct BookResetCommand: ParsableCommand {
+struct BookRebuildCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "reset",
-        abstract: "Remove an account's book (saved to ARK_LOG_DIR first) and halt the account, audited; it starts again at ARK_PAPER_EQUITY once resumed.")
+        commandName: "rebuild",
+        abstract: "Rebuild every account's book from the verified audit (the source of truth): for a Redis that lost the books, a book left behind by a failover, or one that cannot be read.")
 
-    @Option(help: "The account whose book to remove.")
-    var account: String
-
-    @Option(help: "Why: recorded in the audit log with the account's HALTED state. Required.")
-    var reason: String
+    @Flag(help: "Rebuild even books ahead of the audit (executions still in flight to Aletheia are dropped from them).")
+    var force = false
 
     @OptionGroup var common: CommonOptions
 
     func run() throws {
         let config = try common.config()
+        let fold = try verifiedFold(config)
         let url = try redisURL(config)
-        let shard = config.shardLayout.shard(forAccount: account)
-        let field = PortfolioHash.field(for: account)
-        let user = ProcessInfo.processInfo.environment["SUDO_USER"] ?? ProcessInfo.processInfo.environment["USER"] ?? "unknown"
-        guard !reason.trimmed().isEmpty else { throw fail("a reason is required: it is audited with the change", code: 64) }
-        let c = try connect(url, shard)
-        defer { c.close() }
-        for _ in 0..<20 {
-            let replies = try c.pipeline([["WATCH", .text(shard.portfolio), .text(shard.trading)], ["HGET", .text(shard.portfolio), .text(field)],
-                                          ["HGET", .text(shard.trading), .text(TradingScope.account(account).field)]])
-            guard case .bulk(let bytes) = replies[1] else {
-                _ = try c.command(["UNWATCH"])
-                throw fail("account \(account) has no book on shard \(shard): nothing to reset", code: 1)
-            }
-            try FileManager.default.createDirectory(atPath: config.logDir, withIntermediateDirectories: true)
-            let saved = config.logDir + "/book-\(account)-\(wallClockNanoseconds() / 1_000_000_000).json"
-            guard FileManager.default.createFile(atPath: saved, contents: Data(bytes), attributes: [.posixPermissions: 0o600]) else {
-                _ = try c.command(["UNWATCH"])
-                throw fail("cannot save the book to \(saved): nothing was removed. Fix: make ARK_LOG_DIR writable", code: 73)
-            }
-            var from = TradingMode.active
-            if case .bulk(let state) = replies[2] { from = (try? TradingControl(json: state))?.mode ?? .halted }
-            let halt = TradingControl(scope: .account(account), mode: .halted, from: from,
-                                      reason: "book reset (the old book saved to \(saved)): \(reason)", by: "operator:" + user, atNs: wallClockNanoseconds())
-            let exec = try c.pipeline([["MULTI"], ["HDEL", .text(shard.portfolio), .text(field)]] + TradingStateStore.commands(halt, shard: shard) + [["EXEC"]])
-            if exec.last?.array != nil {
-                print("account \(account): book removed (saved to \(saved)); HALTED by \(halt.by). It starts again at \(config.paperEquity) once resumed: ark trading resume --account \(account) --reason …")
-                return
+        var written: [String] = []
+        for shard in config.shardLayout.shards {
+            let c = try connect(url, shard)
+            defer { c.close() }
+            do {
+                written += try LedgerBooks.restore(c, shard: shard, layout: config.shardLayout, fold: fold, mode: .all(force: force),
+                                                   by: "operator:" + operatorName(), nowNs: wallClockNanoseconds())
+            } catch let refused as LedgerBooks.RestoreRefused {
+                throw fail(refused.description, code: 1)
             }
         }
-        throw fail("the book of account \(account) kept changing under WATCH: retry", code: 75)
+        print("rebuilt \(written.count) book(s) from \(fold.count) audited executions: \(written.joined(separator: ", "))")
+        print("an account halted by a breaker stays halted: ark trading status, then ark trading resume --account … --reason …")
+    }
+}
+
+func operatorName() -> String {
+    ProcessInfo.processInfo.environment["SUDO_USER"] ?? ProcessInfo.processInfo.environment["USER"] ?? "unknown"
+}
+
+/// The audit verified (leaves, signed checkpoints), then its sequenced executions folded:
+/// the books as the audit has them.
+func verifiedFold(_ config: ARKConfig) throws -> LedgerFold {
+    let store = try openStoreReadOnly(config)
+    let key = try auditPublicKey(config, explicit: nil)
+    var outside: [CheckpointSource] = []
+    if let read = AuditSigner.read(file: config.auditCheckpointsPath) {
+        outside.append(CheckpointSource(name: "the checkpoint file \(config.auditCheckpointsPath)", checkpoints: read.checkpoints, badLines: read.badLines))
+    }
+    let report = try store.verifyAudit(publicKey: key, outside: outside)
+    if let broken = report.firstBroken {
+        throw fail("the audit log is BROKEN at \(broken.traceID.isEmpty ? "the log" : "trace \(broken.traceID)") after \(report.checked) good leaves (\(broken.problem)): it cannot be the source of the books. ark verify-audit says more", code: 1)
+    }
+    do {
+        return try LedgerRecovery.fold(storePath: config.stateDB, startingEquity: config.paperEquity)
+    } catch {
+        throw fail("cannot fold the audit of \(config.stateDB): \(error)", code: 1)
     }
 }

@@ -141,16 +141,21 @@ public final class RedisServer: @unchecked Sendable {
     public var urlString: String { "unix://" + socket }
     public var pid: pid_t { child?.pid ?? 0 }
 
-    public init() throws {
+    /// Without persistence (`persistent: false`, the stock Debian redis-server's effect): a
+    /// restart after `kill9` comes back empty.
+    public let persistent: Bool
+
+    public init(persistent: Bool = true) throws {
         dir = try TempDir("ark-redis")
         socket = dir.path + "/redis.sock"
+        self.persistent = persistent
         try start()
     }
 
     public func start() throws {
         child = try ChildProcess(Self.serverPath(), [
             "--port", "0", "--unixsocket", socket, "--unixsocketperm", "700", "--dir", dir.path,
-            "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no", "--maxmemory-policy", "noeviction",
+            "--appendonly", persistent ? "yes" : "no", "--appendfsync", "always", "--save", "", "--daemonize", "no", "--maxmemory-policy", "noeviction",
         ], environment: [:], logPath: dir.path + "/redis.log")
         try waitUntilReady()
     }
@@ -176,6 +181,12 @@ public final class RedisServer: @unchecked Sendable {
     /// Stops the server by its pid (SIGTERM: it flushes its append-only file) and waits.
     public func stop() {
         child?.terminate(grace: 10)
+        child = nil
+    }
+
+    /// Kills the server with SIGKILL (nothing flushed) and waits for it to be gone.
+    public func kill9() {
+        child?.kill9()
         child = nil
     }
 

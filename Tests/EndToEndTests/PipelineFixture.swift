@@ -35,8 +35,8 @@ final class PipelineFixture: @unchecked Sendable {
     var checkpointFile: String { environment["ARK_AUDIT_CHECKPOINTS"] ?? ((environment["ARK_LOG_DIR"] ?? dir.path) + "/audit_checkpoints.jsonl") }
     let auditKey: Ed25519.PrivateKey
 
-    init() throws {
-        redis = try RedisServer()
+    init(persistentRedis: Bool = true) throws {
+        redis = try RedisServer(persistent: persistentRedis)
         dir = try TempDir("ark-e2e")
         auditKey = try Ed25519.PrivateKey.generate()
         guard FileManager.default.createFile(atPath: dir.path + "/audit_ed25519.pem", contents: Data(auditKey.pem), attributes: [.posixPermissions: 0o600]) else {
