@@ -132,6 +132,8 @@ public struct ARKConfig: Sendable, Equatable {
     public var paperEquity: Double = 100_000
     /// How often HRM re-hashes the Graveyard rule file.
     public var graveyardCheckSeconds: Double = 5
+    /// How often the metrics server reconciles the books with the audit (ARK_RECONCILE_SECONDS).
+    public var reconcileSeconds: Double = 10
     /// Throttles on filled orders (ARK_MAX_ORDERS_PER_SECOND per account,
     /// ARK_MAX_SYMBOL_ORDERS_PER_SECOND per account and symbol; 0: off) and the window in which
     /// an order like an earlier one (account, symbol, side, size) is refused as duplicative
@@ -275,6 +277,7 @@ public struct ARKConfig: Sendable, Equatable {
         c.maxSignalBytes = reader.int("ARK_MAX_SIGNAL_BYTES", c.maxSignalBytes, 256...16_777_216)
         c.paperEquity = reader.double("ARK_PAPER_EQUITY", c.paperEquity, 1...1e15)
         c.graveyardCheckSeconds = reader.double("ARK_GRAVEYARD_CHECK_SECONDS", c.graveyardCheckSeconds, 0.1...3600)
+        c.reconcileSeconds = reader.double("ARK_RECONCILE_SECONDS", c.reconcileSeconds, 0.1...86_400)
         c.throttles.ordersPerSecond = reader.int("ARK_MAX_ORDERS_PER_SECOND", c.throttles.ordersPerSecond, 0...100_000)
         c.throttles.symbolOrdersPerSecond = reader.int("ARK_MAX_SYMBOL_ORDERS_PER_SECOND", c.throttles.symbolOrdersPerSecond, 0...100_000)
         c.throttles.duplicateWindowMs = reader.int("ARK_DUPLICATE_WINDOW_MS", c.throttles.duplicateWindowMs, 0...60_000)

@@ -34,6 +34,8 @@ public enum MetricName {
     public static let stageBackpressure = "ark_stage_backpressure"
     public static let executionLimited = "ark_execution_limit_denials_total"
     public static let bookUnreadable = "ark_book_unreadable"
+    public static let bookReconciled = "ark_book_reconciled"
+    public static let bookDifferences = "ark_book_differences"
     public static let tradingState = "ark_trading_state"
     public static let stateDiskFree = "ark_state_disk_free_bytes"
     public static let stateDiskSize = "ark_state_disk_size_bytes"
@@ -73,6 +75,8 @@ public enum MetricName {
         inFlightOverdue: "Signals still in the pipeline longer than the pass timeout (counted as failed).",
         stageLiveInstances: "Instances of a stage with a fresh heartbeat that are not quarantined (label stage).",
         executionLimited: "Approved orders Kenny refused at execution because the fill would break a portfolio limit of the book as it was then.",
+        bookReconciled: "1 while every book equals the audit's fold (the metrics server reconciles every ARK_RECONCILE_SECONDS), 0 while one differs or a shard's books are lost (RUNBOOK: ARKBookNotReconciled).",
+        bookDifferences: "Books that differ from the audit, and shards whose books are lost, at the last reconciliation.",
         bookUnreadable: "1 while a book of the shard cannot be read: Kenny refuses that account's fills and leaves the book as found for an operator (RUNBOOK: book unreadable).",
         tradingState: "Trading state per scope (label scope: global or account:<name>): 0 ACTIVE, 1 REDUCING, 2 HALTED.",
         stageBackpressure: "Live instances of a stage taking no input because an output stream's unread backlog is over ARK_STREAM_MAXLEN (label stage).",

@@ -54,7 +54,12 @@ extension MonitoringBackend {
             "shards": config.shardLayout.shards.map(\.description),
         ]
         if let slo { out["slos"] = sloJSON(slo) }
-        if let risk { out["trading"] = tradingJSON(risk) }
+        if let risk {
+            var trading = tradingJSON(risk)
+            // The last reconciliation of the books with the audit (what /healthz's `ledger` says).
+            if let check = ledger.healthCheck { trading["ledger"] = ["status": check.status.rawValue, "detail": check.detail] }
+            out["trading"] = trading
+        }
         let seen = Set((beats ?? []).map(\.instance))
         rateSamples = rateSamples.filter { seen.contains($0.key) }
         let data = try JSONDocument.data(out, .pretty)

@@ -58,6 +58,8 @@ public struct HealthInputs: Sendable {
     public var graveyardProblem: String?
     /// Trading states and unreadable books per shard; nil when Redis could not be asked.
     public var risk: [ShardRiskState]?
+    /// The books reconciled with the audit (`LedgerWatch`); nil when not checked.
+    public var ledger: HealthCheck?
     public var slo: SLOReport?
     public var nowNs: Int64
     /// A heartbeat older than this is stale (the instance is hung, stopped or cut off).
@@ -172,6 +174,7 @@ public func evaluateHealth(_ input: HealthInputs) -> HealthReport {
     checks.append(input.graveyardProblem.map { HealthCheck(name: "graveyard", status: .unhealthy, detail: "\($0); HRM denies every proposal") }
                   ?? HealthCheck(name: "graveyard", status: .healthy, detail: "rule file matches its pinned SHA-256"))
     if let risk = input.risk { checks.append(tradingCheck(risk, tagged: risk.contains { $0.shard.tagged })) }
+    if let ledger = input.ledger { checks.append(ledger) }
     if let slo = input.slo {
         let nonDrift = slo.violations.filter { !$0.hasPrefix("ethics_drift") }
         if nonDrift.isEmpty {

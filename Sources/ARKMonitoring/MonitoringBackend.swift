@@ -28,6 +28,8 @@ public actor MonitoringBackend {
     var rateSamples: [String: (newest: (processed: Int, tsNs: Int64), older: (processed: Int, tsNs: Int64)?)] = [:]
     /// The console's last state answer and when it was made.
     var lastConsoleState: (data: Data, atNs: Int64)?
+    /// The periodic reconciliation of the books with the audit.
+    var ledger: LedgerWatch
 
     public init(config: ARKConfig, registry: PrometheusCollectorRegistry?, logger: Logger = Logger(label: "ark.metrics")) throws {
         self.config = config
@@ -36,6 +38,29 @@ public actor MonitoringBackend {
         self.logger = logger
         self.executor = ThreadExecutor(name: "ark-metrics")
         self.connection = RedisConnection(url: try RedisURL(parsing: config.redisURL), commandTimeout: .seconds(2))
+        var ledger = LedgerWatch(startingEquity: config.paperEquity)
+        ledger.intervalNs = Int64(config.reconcileSeconds * 1e9)
+        self.ledger = ledger
+    }
+
+    /// The books reconciled with the audit, checked again when the last check is older than
+    /// ARK_RECONCILE_SECONDS (nil: not checked yet, or Redis is unreachable).
+    func ledgerCheck() -> HealthCheck? {
+        let now = wallClockNanoseconds()
+        if ledger.isDue(nowNs: now), probe() != nil {
+            let before = ledger.verdict?.reconciled
+            ledger.check(storePath: config.stateDB, connection: connection, layout: config.shardLayout, nowNs: now)
+            if let v = ledger.verdict, v.reconciled != before, before != nil || !v.reconciled {
+                if v.reconciled {
+                    logger.notice("the books equal the audit again", metadata: ["accounts": .stringConvertible(v.accounts)])
+                } else {
+                    logger.critical("the books differ from the audit", metadata: [
+                        "differences": .string(v.differences.map { "\($0.account): \($0.what.joined(separator: "; "))" }.joined(separator: " | ")),
+                        "unproven_shards": .string(v.unproven.map(\.description).joined(separator: ","))])
+                }
+            }
+        }
+        return ledger.healthCheck
     }
 
     deinit { executor.shutdown() }
@@ -141,6 +166,7 @@ public actor MonitoringBackend {
                                   slo: slo, nowNs: nowNs, staleAfterSeconds: config.heartbeatStaleSeconds)
         inputs.shardProblems = shardProblems
         inputs.risk = risk
+        inputs.ledger = storeProblem == nil && redisProblem == nil ? ledgerCheck() : nil
         return (evaluateHealth(inputs), beats, slo, risk)
     }
 
@@ -233,6 +259,11 @@ public actor MonitoringBackend {
                 }
             })
             family(MetricName.bookUnreadable, risk.map { s in ("\(tagged ? "shard=\"\(s.shard)\"" : "")", Double(s.unreadableBooks.isEmpty ? 0 : 1)) })
+        }
+        _ = ledgerCheck()
+        if let v = ledger.verdict {
+            family(MetricName.bookReconciled, [("", v.reconciled ? 1 : 0)])
+            family(MetricName.bookDifferences, [("", Double(v.differences.count + v.unproven.count))])
         }
         if let beats = heartbeats() {
             let now = wallClockNanoseconds()

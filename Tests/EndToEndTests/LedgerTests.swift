@@ -37,6 +37,96 @@ extension EndToEnd { @Suite struct LedgerTests {
         let q = try #require(book.positions["AAPL"]?.quantity)
         #expect(abs(q - 25) < 0.01, "\(q)")
         #expect(try f.tracesFilledTwice().isEmpty)
+        try Self.expectReconciled(f)
+    }
+
+    /// `ark reconcile` exits 0: every book equals the audit's fold.
+    static func expectReconciled(_ f: PipelineFixture, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let r = try runCommand(Repo.arkBinary, ["reconcile"], environment: f.environment)
+        #expect(r.code == 0 && r.output.contains("0 differences"), "\(r.output)", sourceLocation: sourceLocation)
+    }
+
+    /// Compliant trades on two accounts and three symbols, alternating sides.
+    static func trades(_ prefix: String, _ n: Int, from: Int = 0) -> [String] {
+        (from..<(from + n)).map { i in
+            let symbol = ["AAPL", "MSFT", "NVDA"][i % 3]
+            let price = [190.0, 410.0, 120.0][i % 3] * (1 + Double(i % 7) / 1000)
+            let account = i % 2 == 0 ? [] : [("account", "\"acct-2\"")]
+            return R.trade("\(prefix)-\(i)", symbol, price: price, action: i % 5 == 4 ? "sell" : "buy", size: 0.01 + Double(i) / 10_000, extra: account)
+        }
+    }
+
+    /// The stock Debian redis-server (no append-only file) killed with -9 mid-stream and
+    /// started again empty: the books come back from the audit before anything fills (Kenny
+    /// restores them, or Aletheia within a second), equal to the books before the kill, and
+    /// the trading after it reconciles with 0 differences.
+    @Test func aRedisWithoutPersistenceKilledMidStreamGetsItsBooksBackFromTheAudit() throws {
+        let f = try PipelineFixture(persistentRedis: false)
+        defer { f.shutdown() }
+        try f.startAll()
+        let first = Self.trades("a", 60)
+        try R.send(f, Array(first.prefix(30)))
+        _ = try R.passes(f, (0..<30).map { "a-\($0)" })
+        try R.send(f, Array(first.suffix(30)))
+        usleep(30_000)
+        f.redis.kill9()
+        // What was audited before the kill is what the books must come back as.
+        let audited = try f.store().passes(traceIDs: (0..<60).map { "a-\($0)" }).count
+        try f.redis.start()
+        // The pipeline's groups went with Redis: the agents make them again.
+        #expect(waitFor(timeout: 30, interval: 0.1) { (try? f.redis.client().command(["EXISTS", .text(Shard.untagged.ledger)]).integer) == 1 }, "\(f.logs())")
+        try Self.expectReconciled(f)
+        let books = PortfolioHash.books(try f.redis.client().hashEntries(Streams.portfolio))
+        #expect(try books["default"]?.get().seq ?? 0 > 5 && books["acct-2"]?.get().seq ?? 0 > 5, "\(books.keys.sorted()) after \(audited) audited passes")
+        // Trading goes on from the restored books.
+        try R.send(f, Self.trades("b", 20))
+        let after = try R.passes(f, (0..<20).map { "b-\($0)" })
+        // The restored books hold their positions: some of these meet the exposure limit,
+        // which an empty book would not; none is refused for want of a proven book.
+        #expect(after.values.filter { $0.orderID != nil }.count >= 10, "\(after.values.map(\.reasons))")
+        #expect(after.values.allSatisfy { $0.orderID != nil || $0.violatedRules == ["max_symbol_exposure"] }, "\(after.values.map(\.reasons))")
+        try Self.expectReconciled(f)
+    }
+
+    /// A book changed by hand, one left behind the audit, and one lost: `ark reconcile` names
+    /// each difference and exits 1; `ark book rebuild` makes them the audit's again.
+    @Test func reconcileNamesEachDifferenceAndRebuildRepairsThem() throws {
+        let f = try PipelineFixture()
+        defer { f.shutdown() }
+        try f.startAll()
+        try R.send(f, Self.trades("r", 30))
+        _ = try R.passes(f, (0..<30).map { "r-\($0)" })
+        try Self.expectReconciled(f)
+        let c = try f.redis.client()
+        var books = PortfolioHash.books(try c.hashEntries(Streams.portfolio))
+        var changed = try #require(try books["default"]?.get())
+        let symbol = try #require(changed.positions.keys.sorted().first)
+        changed.positions[symbol]!.quantity *= 2
+        var behind = try #require(try books["acct-2"]?.get())
+        behind.seq -= 1
+        _ = try c.command(["HSET", .text(Streams.portfolio), "book", .bytes(changed.encoded()), "book:acct-2", .bytes(behind.encoded())])
+        var r = try runCommand(Repo.arkBinary, ["reconcile", "--wait", "1"], environment: f.environment)
+        #expect(r.code == 1 && r.output.contains("\(symbol) quantity: the book says") && r.output.contains("the book is behind the audit"), "\(r.output)")
+        r = try runCommand(Repo.arkBinary, ["reconcile", "--account", "acct-2", "--json", "--wait", "1"], environment: f.environment)
+        let doc = try #require(try JSONSerialization.jsonObject(with: Data(r.output.utf8)) as? [String: Any])
+        #expect((doc["accounts"] as? [[String: Any]])?.map { $0["account"] as? String } == ["acct-2"] && doc["differences"] as? Int == 1, "\(r.output)")
+        // The metrics server's periodic reconciliation says the same (ark health computes it).
+        var health = try runCommand(Repo.arkBinary, ["health"], environment: f.environment)
+        #expect(health.code == 1 && health.output.contains("2 book(s) differ from the audit") && health.output.contains("ark book rebuild"), "\(health.output)")
+        _ = try c.command(["HDEL", .text(Streams.portfolio), "book:acct-2"])
+        r = try runCommand(Repo.arkBinary, ["reconcile", "--wait", "1"], environment: f.environment)
+        #expect(r.code == 1 && r.output.contains("no book in Redis"), "\(r.output)")
+        r = try runCommand(Repo.arkBinary, ["book", "rebuild"], environment: f.environment)
+        #expect(r.code == 0 && r.output.contains("rebuilt 2 book(s)"), "\(r.output)")
+        try Self.expectReconciled(f)
+        health = try runCommand(Repo.arkBinary, ["health"], environment: f.environment)
+        #expect(health.output.contains("✓ ledger") && health.output.contains("every book equals the audit (2 accounts"), "\(health.output)")
+        books = PortfolioHash.books(try c.hashEntries(Streams.portfolio))
+        #expect(try books["default"]?.get().positions[symbol]?.quantity == changed.positions[symbol]!.quantity / 2)
+        // Trading goes on from the rebuilt books, and still reconciles.
+        try R.send(f, Self.trades("s", 10))
+        _ = try R.passes(f, (0..<10).map { "s-\($0)" })
+        try Self.expectReconciled(f)
     }
 
     /// Through the API: the same trace id with other content is 409 naming the first outcome;

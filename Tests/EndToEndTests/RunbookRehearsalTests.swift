@@ -283,6 +283,12 @@ final class Rehearsal: @unchecked Sendable {
             try r.traffic(seconds: 2)
             return RehearsalContext()
         },
+        "ARKBookNotReconciled": { r in
+            // Trades, then a readable book that the audit does not explain: 1,000 more realised.
+            try r.traffic(seconds: 2)
+            _ = try r.shell("S=\"${REDIS_URL#unix://}\"; B=$(redis-cli -s \"$S\" HGET ark:portfolio book) && redis-cli -s \"$S\" HSET ark:portfolio book \"$(echo \"$B\" | jq -c '.equity += 1000')\"")
+            return RehearsalContext()
+        },
         "Redis down": { r in
             // Redis removes its socket as it exits.
             _ = try r.shell("kill $(cat \"$ARK_RUN_DIR/redis.pid\"); while [ -S \"${REDIS_URL#unix://}\" ]; do sleep 0.1; done", timeout: 30)

@@ -208,7 +208,10 @@ function renderTrading(trading) {
     el("td", { class: "name" }, s.scope), el("td", {}, badge(s.mode === "HALTED" ? "failed" : "silent", s.mode)),
     el("td", {}, s.by || "–"), el("td", {}, s.at || "–"), el("td", {}, s.reason || "")));
   const books = trading.unreadable_books.map((b) => el("p", { class: "problem" }, badge("failed", "book unreadable"), ` account ${b.account} (shard ${b.shard}): ${b.problem}`));
-  $("trading-states").replaceChildren(...books, set.length === 0 ? el("p", { class: "muted" }, "No halt and no reduce-only state is set.") :
+  const ledger = trading.ledger ? [el("p", { id: "ledger-status", class: trading.ledger.status === "healthy" ? "muted" : "problem" },
+    badge(trading.ledger.status === "healthy" ? "ok" : "failed", trading.ledger.status === "healthy" ? "reconciled" : "not reconciled"),
+    " Books against the audit: " + trading.ledger.detail)] : [];
+  $("trading-states").replaceChildren(...ledger, ...books, set.length === 0 ? el("p", { class: "muted" }, "No halt and no reduce-only state is set.") :
     el("div", { class: "scroll" }, el("table", { id: "trading-table" },
       el("thead", {}, el("tr", {}, el("th", {}, "Scope"), el("th", {}, "State"), el("th", {}, "By"), el("th", {}, "Since"), el("th", {}, "Why"))),
       el("tbody", {}, rows))));
