@@ -57,7 +57,11 @@ public enum ContentDigest {
             }
             w.endArray()
         case .number:
-            w.double(try r.readNumber().value)
+            r.skipWhitespace()
+            let start = r.offset
+            let v = try r.readNumber().value
+            // NaN, Infinity and overflows as written: the writer would make them all null.
+            if v.isFinite { w.double(v) } else { w.raw(Array(buf[start..<r.offset])) }
         case .string, .bool, .null:
             r.skipWhitespace()
             let start = r.offset

@@ -337,7 +337,6 @@ extension PaperBook {
         w.key("day"); w.string(day)
         w.key("dayStartEquity"); w.double(dayStartEquity)
         w.key("equity"); w.double(balance)
-        if seq > 0 { w.key("seq"); w.int(seq) }
         w.key("positions")
         w.beginObject()
         for (symbol, p) in positions.sorted(by: { $0.key < $1.key }) {
@@ -362,6 +361,7 @@ extension PaperBook {
             }
             w.endArray()
         }
+        if seq > 0 { w.key("seq"); w.int(seq) }
         w.endObject()
         return w.bytes
     }

@@ -27,6 +27,8 @@ public struct SyntheticSignals: Sendable {
     public var violationEvery: Int
     var rng: SplitMix64
     var prices: [String: Double] = [:]
+    /// Where each symbol's walk began: it stays near it.
+    var anchors: [String: Double] = [:]
     var sides: [String: Int] = [:]
     var violationsMade = 0
 
@@ -44,11 +46,19 @@ public struct SyntheticSignals: Sendable {
     public mutating func make(_ index: Int, nowNs: Int64) -> (event: Event, expectation: Expectation) {
         let symbol = Self.symbols[index % Self.symbols.count]
         var price = prices[symbol] ?? Double(100 + 50 * (index % Self.symbols.count))
+        let anchor = anchors[symbol] ?? price
+        anchors[symbol] = anchor
         price *= 1 + Double.random(in: -0.002...0.002, using: &rng)
         // One move in twenty is a 3 % jump, past the 2 % stops: positions close at their stop
         // or target, so a long run's book lives (opens, adds, reduces, closes) instead of
-        // filling up and denying everything.
-        if Double.random(in: 0..<1, using: &rng) < 0.05 { price *= Bool.random(using: &rng) ? 1.03 : 0.97 }
+        // filling up and denying everything. Jumps head back towards where the walk began and
+        // the walk stays within ±4.5 % of it, so any two of its quotes are inside the ±10 %
+        // price band: a quote held up seconds behind a hung instance is still a true one.
+        if Double.random(in: 0..<1, using: &rng) < 0.05 {
+            let up = price == anchor ? Bool.random(using: &rng) : price < anchor
+            price *= up ? 1.03 : 0.97
+        }
+        price = min(max(price, anchor * 0.955), anchor * 1.045)
         price = (price * 100).rounded() / 100
         prices[symbol] = price
         let side = sides[symbol, default: 0]

@@ -38,6 +38,8 @@ import Testing
         let bus = StreamBus(connection: connection, group: Stage.kenny.group, consumer: "Kenny-test-1")
         try bus.ensureGroups([Stage.kenny.inputStream])
         let payload = approvedBuy("trace-1", t0: Self.lateEvening)
+        // The shard's books are proven against the audit (Aletheia's marker, as on a running ARK).
+        _ = try connection.command(["HSET", .text(Shard.untagged.ledger), "restored_ns", "0"])
 
         /// Queues the trace again (as a redelivery would bring it), runs Kenny's batch, and
         /// says what Kenny made of it.
@@ -66,6 +68,10 @@ import Testing
         clock.now.store(Self.lateEvening + 47 * Self.hour + 1_000_000_000, ordering: .relaxed)
         let late = try deliver()
         #expect(late.status == .limited && late.violations.map(\.rule) == ["idempotency_window"], "\(late)")
-        #expect(try connection.command(["HLEN", "ark:orders:2026-12-02"]) == .integer(0))
+        // The refusal is the trace's outcome now: it comes back as it, never as a fill.
+        let kept = try connection.command(["HGET", "ark:orders:2026-12-02", "trace-1"])
+        guard case .bulk(let bytes) = kept else { Issue.record("the refusal was not recorded: \(kept)"); return }
+        #expect(try EventCodec.decodeExecution(bytes).violations.map(\.rule) == ["idempotency_window"])
+        #expect(try deliver().status == .duplicate)
     }
 }

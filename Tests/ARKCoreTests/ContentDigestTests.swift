@@ -15,9 +15,13 @@ import Testing
 
     @Test func anyChangeOfAValueIsOtherContent() {
         let base = ContentDigest.of(Array(#"{"price":1.5,"leverage":1}"#.utf8))
-        for other in [#"{"price":1.5,"leverage":50}"#, #"{"price":1.6,"leverage":1}"#, #"{"price":1.5,"leverage":1,"x":null}"#, #"{"price":"1.5","leverage":1}"#] {
+        for other in [#"{"price":1.5,"leverage":50}"#, #"{"price":1.6,"leverage":1}"#, #"{"price":1.5,"leverage":1,"x":null}"#, #"{"price":"1.5","leverage":1}"#, #"{"price":NaN,"leverage":1}"#] {
             #expect(ContentDigest.of(Array(other.utf8)) != base, "\(other)")
         }
+    }
+
+    @Test func nonFiniteNumbersStayApartFromNull() {
+        #expect(canonical(#"{"a":NaN,"b":null,"c":Infinity}"#) == #"{"a":NaN,"b":null,"c":Infinity}"#)
     }
 
     @Test func whatIsNotOneJSONValueHasNoDigest() {

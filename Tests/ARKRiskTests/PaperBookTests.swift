@@ -69,7 +69,7 @@ import Testing
         #expect(try PaperBook(json: bytes) == book)
         // Keys sorted, as Foundation's JSONEncoder wrote them.
         let text = String(decoding: bytes, as: UTF8.self)
-        #expect(text.hasPrefix(#"{"dailyPnl":"#) && text.contains(#","day":"2026-11-23","dayStartEquity":100000.40000000001,"equity":100000.1,"positions":{"AAPL":{"averagePrice":"#), "\(text)")
+        #expect(text.hasPrefix(#"{"dailyPnl":"#) && text.contains(#","day":"2026-11-23","dayStartEquity":100000.40000000001,"equity":100000.1,"positions":{"AAPL":{"averagePrice":"#) && text.hasSuffix(#","seq":4}"#), "\(text)")
     }
 
     /// A book stored before ARK coded it itself (Foundation's JSONEncoder, `.sortedKeys`).

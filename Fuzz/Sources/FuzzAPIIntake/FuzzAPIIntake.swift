@@ -3,7 +3,8 @@ import ARKCore
 import ARKIntake
 
 /// The API's reading of what clients send, on the real clock: a `POST /v1/signals` body
-/// (split into items, each judged as Kyle will and routed by its account), and the same bytes as the trace id of a
+/// (split into items, each judged as Kyle will, its content digested and routed by its
+/// account), and the same bytes as the trace id of a
 /// path and as the `limit`/`since` of the decisions query.
 @_cdecl("FuzzAPIIntake_main")
 func main(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
@@ -15,8 +16,18 @@ func fuzzAPIIntake(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     let intake = SignalIntake(maxSignalBytes: 4096, maxBatch: 50)
     if let (items, _) = try? intake.split(bytes) {
         precondition(!items.isEmpty && items.count <= 50, "a split gave \(items.count) items")
-        let results = intake.results(for: items, fallbackTraceIDs: items.indices.map { "ark-1-\($0)" }, nowNs: wallClockNanoseconds())
+        let checked = intake.check(items, nowNs: wallClockNanoseconds())
+        let results = intake.results(checked, queuedTraceIDs: items.indices.map { "ark-1-\($0)" })
         precondition(results.count == items.count && results.allSatisfy { $0.accepted == $0.reasons.isEmpty }, "results do not match the items")
+        // A claimed trace's content digest: the canonical form is a fixed point, so a
+        // producer's retry of the canonical bytes is the same content.
+        for (item, c) in zip(items, checked) {
+            guard let canonical = ContentDigest.canonical(item) else {
+                precondition(c.claim == nil, "a claim without a digest")
+                continue
+            }
+            precondition(ContentDigest.canonical(canonical) == canonical, "the canonical form of an item is not canonical")
+        }
         // The account each item is routed by, and its shard.
         let layout = ShardLayout(count: 7)
         for item in items {
