@@ -15,7 +15,7 @@ import Testing
     /// price, limits that refuse after the mark, denials. Returns the audited events and the
     /// desk's books.
     func trade(seed: UInt64) -> (events: [Event], books: [String: PaperBook]) {
-        var rng = SplitMix(seed: seed)
+        var rng = SplitMix64(seed: seed)
         var desk = ExecutionDesk(settings: Self.settings, today: "2026-12-06", nowNs: 1_796_000_000_000_000_000, books: [:], references: [:], trading: TradingStates())
         var prices = ["AAPL": 190.0, "MSFT": 410.0, "NVDA": 120.0]
         var events: [Event] = []
@@ -44,7 +44,7 @@ import Testing
         #expect(events.contains { $0.execution?.status == .limited && $0.execution?.seq == nil }, "a refusal before the mark")
         // Through the wire form, as Aletheia records them.
         let audited = try events.map { try EventCodec.decode(EventCodec.encode($0)) }
-        var rng = SplitMix(seed: seed &+ 99)
+        var rng = SplitMix64(seed: seed &+ 99)
         var shuffled = audited
         for i in stride(from: shuffled.count - 1, to: 0, by: -1) { shuffled.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
         for order in [audited, shuffled] {
@@ -97,18 +97,5 @@ import Testing
         again.traceID = "written-over"
         fold.add(again)
         #expect(fold.problems[again.account]?.first?.contains("two audited executions carry sequence number") == true)
-    }
-}
-
-/// A small deterministic generator (the tests replay the same day for a seed).
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
