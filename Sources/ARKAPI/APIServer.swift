@@ -199,32 +199,22 @@ struct APIHandlers: Sendable {
                 try await queue.enqueue(items, claims: claims)
             }
         } catch let error as EnqueueError {
-            switch error {
-            case .backlogFull(let backlog, let bound):
-                backlogRefusedCounter.increment(by: items.count)
-                context.logger.warning("signals refused: Kyle's backlog is over its bound", metadata: [
-                    "backlog": .stringConvertible(backlog), "bound": .stringConvertible(bound), "signals": .stringConvertible(items.count),
-                ])
-                throw APIError.unavailable("ARK is behind: \(backlog) signals wait for Kyle, over the bound of \(bound) (ARK_STREAM_MAXLEN); nothing was enqueued. Retry after the Retry-After seconds", retryAfter: 1)
-            case .notReplicated(let got, let wanted, let shard):
-                context.logger.error("signals not confirmed: too few replicas have them", metadata: [
-                    "replicas": .stringConvertible(got), "wanted": .stringConvertible(wanted), "shard": .string(shard), "signals": .stringConvertible(items.count),
-                ])
-                throw APIError.unavailable("the signals reached shard \(shard)'s primary but only \(got) of the \(wanted) replicas ARK_INTAKE_REPLICAS asks for confirmed them, so a failover could lose them: not confirmed. They will most likely still be processed; resubmit them with their trace_id set, which keeps the retry idempotent", retryAfter: 1)
-            case .redis(let error):
-                context.logger.error("enqueue failed", metadata: ["error": .string(error.description), "signals": .stringConvertible(items.count)])
-                throw APIError.unavailable(error.isConnectionError
-                    ? "the signal queue (Redis) is unreachable; nothing was confirmed. Retry later; set trace_id on each signal so a retry cannot duplicate one"
-                    : error.isServerUnavailable
-                    ? "the signal queue (Redis) cannot take writes now (out of memory, or loading); nothing was enqueued. Retry later"
-                    : "the signal queue refused the signals; nothing was enqueued. Retry later", retryAfter: 2)
-            }
+            throw refusal(error, signals: items.count, context)
+        }
+        var unavailable: [Int: String] = [:]
+        for (i, e) in enqueued.enumerated() {
+            if case .unavailable(_, let error) = e { unavailable[i] = refusal(error, signals: 1, context, log: false).message }
+        }
+        if let first = enqueued.lazy.compactMap({ e -> EnqueueError? in if case .unavailable(_, let err) = e { err } else { nil } }).first {
+            let refused = refusal(first, signals: unavailable.count, context)
+            // Nothing of the request was queued: the 503 it is (another shard's items conflicted).
+            if !enqueued.contains(where: { if case .queued = $0 { true } else { false } }) { throw refused }
         }
         var conflicts: [Int: String] = [:]
         for (i, e) in enqueued.enumerated() {
             if case .conflict(let traceID) = e { conflicts[i] = await conflictReason(traceID) }
         }
-        let results = intake.results(checked, queuedTraceIDs: enqueued.map(\.traceID), conflicts: conflicts)
+        let results = intake.results(checked, queuedTraceIDs: enqueued.map(\.traceID), conflicts: conflicts, unavailable: unavailable)
         if !conflicts.isEmpty {
             conflictCounter.increment(by: conflicts.count)
             for i in conflicts.keys.sorted().prefix(20) {
@@ -246,7 +236,7 @@ struct APIHandlers: Sendable {
                 context.logger.notice("signal rejected", metadata: ["trace_id": .string(r.traceID), "reasons": .string(r.reasons.joined(separator: "; "))])
             }
         }
-        acceptedCounter.increment(by: results.count - rejected.count - conflicts.count)
+        acceptedCounter.increment(by: results.count - rejected.count - conflicts.count - unavailable.count)
         if rejected.count == results.count {
             let first = rejected[0]
             let message = results.count == 1
@@ -256,6 +246,34 @@ struct APIHandlers: Sendable {
                 .response(requestID: context.requestID, extra: ["accepted": 0, "rejected": results.count, "signals": results.map(Self.itemJSON)])
         }
         return bytesResponse(.accepted, Self.submitResponse(results))
+    }
+
+    /// The 503 for signals the queue did not take, logged (and counted) as it says.
+    func refusal(_ error: EnqueueError, signals: Int, _ context: APIContext, log: Bool = true) -> APIError {
+        switch error {
+        case .backlogFull(let backlog, let bound):
+            if log {
+                backlogRefusedCounter.increment(by: signals)
+                context.logger.warning("signals refused: Kyle's backlog is over its bound", metadata: [
+                    "backlog": .stringConvertible(backlog), "bound": .stringConvertible(bound), "signals": .stringConvertible(signals),
+                ])
+            }
+            return APIError.unavailable("ARK is behind: \(backlog) signals wait for Kyle, over the bound of \(bound) (ARK_STREAM_MAXLEN); nothing was enqueued. Retry after the Retry-After seconds", retryAfter: 1)
+        case .notReplicated(let got, let wanted, let shard):
+            if log {
+                context.logger.error("signals not confirmed: too few replicas have them", metadata: [
+                    "replicas": .stringConvertible(got), "wanted": .stringConvertible(wanted), "shard": .string(shard), "signals": .stringConvertible(signals),
+                ])
+            }
+            return APIError.unavailable("the signals reached shard \(shard)'s primary but only \(got) of the \(wanted) replicas ARK_INTAKE_REPLICAS asks for confirmed them, so a failover could lose them: not confirmed. They will most likely still be processed; resubmit them with their trace_id set, which keeps the retry idempotent", retryAfter: 1)
+        case .redis(let error):
+            if log { context.logger.error("enqueue failed", metadata: ["error": .string(error.description), "signals": .stringConvertible(signals)]) }
+            return APIError.unavailable(error.isConnectionError
+                ? "the signal queue (Redis) is unreachable; nothing was confirmed. Retry later; set trace_id on each signal so a retry cannot duplicate one"
+                : error.isServerUnavailable
+                ? "the signal queue (Redis) cannot take writes now (out of memory, or loading); nothing was enqueued. Retry later"
+                : "the signal queue refused the signals; nothing was enqueued. Retry later", retryAfter: 2)
+        }
     }
 
     /// Why a signal whose trace id the intake holds with other content was not queued, naming
@@ -282,10 +300,12 @@ struct APIHandlers: Sendable {
         var w = JSONWriter(capacity: 64 + results.count * 80)
         let rejected = results.reduce(0) { $0 + ($1.status == .rejected ? 1 : 0) }
         let conflicts = results.reduce(0) { $0 + ($1.status == .conflict ? 1 : 0) }
+        let unavailable = results.reduce(0) { $0 + ($1.status == .unavailable ? 1 : 0) }
         w.beginObject()
-        w.key("accepted"); w.int(Int64(results.count - rejected - conflicts))
+        w.key("accepted"); w.int(Int64(results.count - rejected - conflicts - unavailable))
         w.key("rejected"); w.int(Int64(rejected))
         if conflicts > 0 { w.key("conflicts"); w.int(Int64(conflicts)) }
+        if unavailable > 0 { w.key("unavailable"); w.int(Int64(unavailable)) }
         w.key("signals")
         w.beginArray()
         for r in results {

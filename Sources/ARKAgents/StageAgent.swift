@@ -222,7 +222,9 @@ public actor StageAgent {
     public func run() async {
         logger.info("starting", metadata: ["redis": .string(settings.redisURL.description), "streams": .string(processor.inputStreams.joined(separator: ",")),
                                            "shard": .string(processor.shard.description)])
-        var backoff = Backoff()
+        // At most a second between tries: a cluster's failover takes a few, and an agent
+        // asleep for 5 s after it ends would stall its shard that much longer.
+        var backoff = Backoff(cap: .seconds(1))
         var connected = false
         var recoverOwn = true
         var lostSinceNs: Int64 = 0

@@ -9,14 +9,20 @@ import Synchronization
 public final class SignalQueue: Sendable {
     let connections: [QueueConnection]
     private let next = Atomic<Int>(0)
+    /// Bumped when a connection fails: every pool member then drops the connections it holds
+    /// (to a primary that died, or one a failover demoted), instead of each failing a request
+    /// on its own stale socket in turn while producers back off.
+    let resets: QueueResets
 
     /// `backlogBound`: ARK_STREAM_MAXLEN, the unread backlog of a Kyle stream past which
     /// signals are refused (503) instead of queued. `replicas`: nil for 1 on a cluster, 0 on a
     /// single node.
     public init(url: RedisURL, size: Int, backlogBound: Int, layout: ShardLayout = .single,
                 replicas: Int? = nil, replicaTimeoutMs: Int = 1_000) {
+        let resets = QueueResets()
+        self.resets = resets
         connections = (0..<max(1, size)).map {
-            QueueConnection(url: url, index: $0, backlogBound: backlogBound, layout: layout, replicas: replicas, replicaTimeoutMs: replicaTimeoutMs)
+            QueueConnection(url: url, index: $0, backlogBound: backlogBound, layout: layout, replicas: replicas, replicaTimeoutMs: replicaTimeoutMs, resets: resets)
         }
     }
 
@@ -73,10 +79,13 @@ public enum Enqueued: Sendable, Equatable {
     case queued(traceID: String)
     /// Not queued: the intake already holds its trace id with other content.
     case conflict(traceID: String)
+    /// Not queued: its shard could not confirm it (a primary lost, no replica to confirm);
+    /// the other shards' signals of the request were queued. Send it again.
+    case unavailable(traceID: String, EnqueueError)
 
     public var traceID: String {
         switch self {
-        case .queued(let t), .conflict(let t): t
+        case .queued(let t), .conflict(let t), .unavailable(let t, _): t
         }
     }
 }
@@ -90,6 +99,11 @@ public enum EnqueueError: Error, Sendable, Equatable {
     /// Written to the primary, but fewer replicas than ARK_INTAKE_REPLICAS have them: a
     /// failover now could lose them, so they are not confirmed.
     case notReplicated(replicas: Int, wanted: Int, shard: String)
+}
+
+/// The pool's count of connection failures (see `SignalQueue.resets`).
+final class QueueResets: Sendable {
+    let count = Atomic<Int>(0)
 }
 
 actor QueueConnection {
@@ -107,7 +121,11 @@ actor QueueConnection {
     private var backlog: [Shard: (entries: Int, measuredNs: Int64)] = [:]
     static let backlogMeasureIntervalNs: Int64 = 100_000_000
 
-    init(url: RedisURL, index: Int, backlogBound: Int, layout: ShardLayout, replicas: Int?, replicaTimeoutMs: Int) {
+    private let resets: QueueResets
+    private var resetsSeen = 0
+
+    init(url: RedisURL, index: Int, backlogBound: Int, layout: ShardLayout, replicas: Int?, replicaTimeoutMs: Int, resets: QueueResets) {
+        self.resets = resets
         executor = ThreadExecutor(name: "ark-api-redis-\(index)")
         self.url = url
         self.layout = layout
@@ -117,18 +135,37 @@ actor QueueConnection {
     }
 
     private func connection(_ shard: Shard) throws(RedisError) -> RedisConnection {
+        let failures = resets.count.load(ordering: .relaxed)
+        if failures != resetsSeen {
+            resetsSeen = failures
+            for c in redis.values { c.close() }
+            redis = [:]
+        }
         let c = redis[shard] ?? RedisConnection(url: url, commandTimeout: .seconds(5), slotKey: shard.tagged ? shard.slotKey : nil)
         redis[shard] = c
         if !c.isConnected { try c.connect(timeout: .seconds(2)) }
         return c
     }
 
+    /// Each shard's signals on their own: a shard that cannot take them (its primary lost, too
+    /// few replicas, its backlog full) fails only its own (`.unavailable`); when every shard
+    /// of the request failed, its first error is thrown. Without `claims`, any failure is thrown.
     func xadd(_ payloads: [[UInt8]], claims: [TraceClaim?]?) throws(EnqueueError) -> [Enqueued] {
         var out = [Enqueued](repeating: .queued(traceID: ""), count: payloads.count)
+        var firstError: EnqueueError?
+        var queuedAny = false
         for (shard, indices) in layout.route(payloads) {
-            let got = try xadd(indices.map { payloads[$0] }, claims: claims.map { c in indices.map { c[$0] } }, shard: shard)
-            for (i, r) in zip(indices, got) { out[i] = r }
+            do {
+                let got = try xadd(indices.map { payloads[$0] }, claims: claims.map { c in indices.map { c[$0] } }, shard: shard)
+                for (i, r) in zip(indices, got) { out[i] = r }
+                queuedAny = true
+            } catch {
+                guard claims != nil else { throw error }
+                firstError = firstError ?? error
+                for i in indices { out[i] = .unavailable(traceID: claims?[i]?.traceID ?? "", error) }
+            }
         }
+        if let firstError, !queuedAny { throw firstError }
         return out
     }
 
@@ -227,6 +264,11 @@ actor QueueConnection {
         } catch let e as EnqueueError {
             throw e
         } catch let e as RedisError {
+            if e.isConnectionError {
+                redis[shard]?.close()
+                redis[shard] = nil
+                resets.count.add(1, ordering: .relaxed)
+            }
             throw .redis(e)
         } catch {
             throw .redis(.unexpectedReply("\(error)"))

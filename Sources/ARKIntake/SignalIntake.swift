@@ -9,6 +9,9 @@ public struct IntakeItem: Sendable, Equatable {
         case rejected
         /// Not queued: its trace id is already held with other content.
         case conflict
+        /// Not queued: its shard cannot take signals now (the others of the request were
+        /// queued). Send it again after the Retry-After.
+        case unavailable
     }
 
     public var index: Int
@@ -138,11 +141,14 @@ public struct SignalIntake: Sendable {
     /// What became of each item: `queuedTraceIDs` are the trace ids Kyle gives the items that
     /// name none (`SignalQueue.enqueue`), in order; `conflicts` the items not queued because
     /// their trace id is held with other content, with what to say about each.
-    public func results(_ checked: [CheckedItem], queuedTraceIDs: [String], conflicts: [Int: String] = [:]) -> [IntakeItem] {
+    public func results(_ checked: [CheckedItem], queuedTraceIDs: [String], conflicts: [Int: String] = [:], unavailable: [Int: String] = [:]) -> [IntakeItem] {
         zip(checked, queuedTraceIDs).enumerated().map { index, pair in
             let (c, derived) = pair
             if let why = conflicts[index] {
                 return IntakeItem(index: index, traceID: c.claim?.traceID ?? derived, status: .conflict, reasons: [why])
+            }
+            if let why = unavailable[index] {
+                return IntakeItem(index: index, traceID: c.claim?.traceID ?? "", status: .unavailable, reasons: [why])
             }
             guard c.reasons.isEmpty else { return IntakeItem(index: index, traceID: derived, status: .rejected, reasons: c.reasons) }
             return IntakeItem(index: index, traceID: c.claim?.traceID ?? derived, status: .accepted, reasons: [])

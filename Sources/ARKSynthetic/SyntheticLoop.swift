@@ -198,14 +198,20 @@ public actor SyntheticLoop {
         var lastProgress: Int64 = 0
         // After the last send, passes still unrecorded past the pass timeout are lost.
         var drainDeadline: Int64?
+        // Signals the API could not queue because their shard could not take them, and since when.
+        var resend: [[UInt8]] = []
+        var resendSince: Int64?
 
         while true {
             let now = monotonicNanoseconds()
-            if report.sent < total && now - lastSend >= sendInterval {
+            if (report.sent < total || !resend.isEmpty) && now - lastSend >= sendInterval {
                 let due = min(total, Int(Double(now - start) / 1e9 * options.rate) + 1)
-                if due > report.sent {
+                if due > report.sent || !resend.isEmpty {
                     lastSend = now
-                    var payloads: [[UInt8]] = []
+                    // Signals a shard could not take go again with the next batch, so the other
+                    // shards' signals do not wait for it.
+                    var payloads: [[UInt8]] = resend
+                    resend = []
                     while report.sent < due && payloads.count < 1000 {
                         report.sent += 1
                         let wall = wallClockNanoseconds()
@@ -216,11 +222,18 @@ public actor SyntheticLoop {
                         if options.debug { progress("sent \(event.traceID) \(event.symbol) \(event.action ?? "") \(event.price)\(event.injectedViolation.map { " injected=\($0)" } ?? "")") }
                     }
                     if let api = options.api {
-                        try await post(payloads, to: api, progress: progress)
+                        resend = try await post(payloads, to: api, progress: progress)
+                        if resend.isEmpty {
+                            resendSince = nil
+                        } else if let since = resendSince, now - since > 60_000_000_000 {
+                            throw SyntheticFailure("for a minute the API answered that the shard of \(resend.count) signals cannot take them")
+                        } else if resendSince == nil {
+                            resendSince = now
+                        }
                     } else {
                         try await send(payloads, through: queue, progress: progress)
                     }
-                    if report.sent == total {
+                    if report.sent == total && resend.isEmpty && drainDeadline == nil {
                         let end = monotonicNanoseconds()
                         report.sendSeconds = Double(end - start) / 1e9
                         drainDeadline = end + Int64(options.passTimeoutMs * 1e6) + 2_000_000_000
@@ -323,7 +336,9 @@ public actor SyntheticLoop {
     /// and sends the same batch again, so later signals travel in bigger batches and none is
     /// lost; an unreachable or unavailable API is retried with back-off for a minute. The
     /// signals carry their trace ids, so a batch sent twice stays one pass per signal.
-    private func post(_ payloads: [[UInt8]], to api: APITarget, progress: @Sendable (String) -> Void) async throws {
+    /// Returns the items a shard could not take (`unavailable`: the others were queued), for
+    /// the next batch.
+    private func post(_ payloads: [[UInt8]], to api: APITarget, progress: @Sendable (String) -> Void) async throws -> [[UInt8]] {
         var body: [UInt8] = [UInt8(ascii: "[")]
         for (i, p) in payloads.enumerated() {
             if i > 0 { body.append(UInt8(ascii: ",")) }
@@ -348,14 +363,20 @@ public actor SyntheticLoop {
                 if let rejected = response.json?["rejected"] as? Int, rejected > 0 {
                     throw SyntheticFailure("the API rejected \(rejected) synthetic signals: \(response.text.prefix(500))")
                 }
-                return
+                // Items whose shard could not take them: sent again with the next batch.
+                let items = response.json?["signals"] as? [[String: Any]] ?? []
+                let again = items.enumerated().compactMap { i, item in item["status"] as? String == "unavailable" && i < payloads.count ? payloads[i] : nil }
+                if !again.isEmpty && options.debug { progress("\(again.count) signals' shard cannot take them now; sending them again with the next batch") }
+                return again
             case 429:
                 let wait = Int(response.header("Retry-After") ?? "") ?? 1
                 if options.debug { progress("rate limited by the API; sending again in \(wait) s") }
                 try await Task.sleep(for: .seconds(wait))
             case 503 where monotonicNanoseconds() < deadline:
                 if backoff.attempt == 0 { progress("API unavailable (\(response.text.prefix(200))); retrying") }
-                try await Task.sleep(for: backoff.next())
+                // As a producer should: no longer than the API's Retry-After between tries.
+                let retryAfter = Duration.seconds(Int(response.header("Retry-After") ?? "") ?? 2)
+                try await Task.sleep(for: min(backoff.next(), retryAfter))
             default:
                 throw SyntheticFailure("POST \(api.baseURL)/v1/signals answered \(response.status): \(response.text.prefix(500))")
             }

@@ -186,13 +186,3 @@ final class ClusterConnectionTests {
         await queue.shutdown()
     }
 }
-
-/// Polls an async condition until it holds or `timeout` passes.
-func waitForAsync(timeout: Double, _ condition: () async -> Bool) async -> Bool {
-    let deadline = Date().addingTimeInterval(timeout)
-    while Date() < deadline {
-        if await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(200))
-    }
-    return await condition()
-}

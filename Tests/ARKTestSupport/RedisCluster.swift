@@ -67,11 +67,14 @@ public final class RedisCluster: @unchecked Sendable {
 
     /// `host`: the address every node binds and is known by (loopback by default; a veth
     /// address for agents in other network namespaces).
-    public init(primaries: Int = 3, host: String = "127.0.0.1") throws {
+    /// `replicas` per primary: with 2, losing a primary leaves its promoted replica a replica
+    /// of its own, so the shard's intake (confirmed by WAIT 1) stays open (README: Ledger and
+    /// reconciliation, the topology to run).
+    public init(primaries: Int = 3, replicas: Int = 1, host: String = "127.0.0.1") throws {
         dir = try TempDir("ark-cluster")
         password = host == "127.0.0.1" ? nil : "pw-" + String(UInt64.random(in: 0..<UInt64.max), radix: 36)
         var made: [Node] = []
-        for i in 0..<(primaries * 2) {
+        for i in 0..<(primaries * (1 + replicas)) {
             let d = dir.path + "/node\(i)"
             var attempt = 1
             while true {
@@ -93,7 +96,7 @@ public final class RedisCluster: @unchecked Sendable {
             }
         }
         nodes = made
-        let create = try runCommand("/usr/bin/redis-cli", (password.map { ["-a", $0, "--no-auth-warning"] } ?? []) + ["--cluster", "create"] + nodes.map { "\($0.host):\($0.port)" } + ["--cluster-replicas", "1", "--cluster-yes"], timeout: 60)
+        let create = try runCommand("/usr/bin/redis-cli", (password.map { ["-a", $0, "--no-auth-warning"] } ?? []) + ["--cluster", "create"] + nodes.map { "\($0.host):\($0.port)" } + ["--cluster-replicas", String(replicas), "--cluster-yes"], timeout: 60)
         guard create.code == 0 else { throw TestSetupError("redis-cli --cluster create failed: \(create.output)") }
         guard waitFor(timeout: 30, interval: 0.2, { self.isHealthy }) else {
             throw TestSetupError("the cluster did not become healthy: \(info(on: nodes[0]))")

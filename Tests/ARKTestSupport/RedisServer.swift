@@ -234,6 +234,16 @@ public final class ArkProcess: @unchecked Sendable {
     public var output: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 }
 
+/// Polls an async condition until it holds or `timeout` passes.
+public func waitForAsync(timeout: Double, _ condition: () async -> Bool) async -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(200))
+    }
+    return await condition()
+}
+
 /// Polls `condition` until it holds or `timeout` passes; returns whether it held.
 public func waitFor(timeout: Double, interval: Double = 0.05, _ condition: () throws -> Bool) rethrows -> Bool {
     let deadline = Date().addingTimeInterval(timeout)
