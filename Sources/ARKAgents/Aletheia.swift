@@ -50,6 +50,15 @@ public final class Aletheia: StageProcessor {
     let passLatency = Metrics.Timer(label: MetricName.passLatency)
     let verdictCounters = Dictionary(uniqueKeysWithValues: Verdict.allCases.map { ($0, Counter(label: MetricName.passes, dimensions: [("verdict", $0.rawValue)])) })
 
+    /// The audit's newest execution sequence number of each account of this shard: what
+    /// Kenny's books must have reached. Loaded from the store at the first tick, kept with
+    /// every batch, and published every tick (`Shard.ledger`, `head:<account>`), so after a
+    /// failover that lost a window of book writes Kenny finds its book behind the audit and
+    /// has it restored before it fills again.
+    private var heads: [String: Int64]?
+    private var headsPublished: [String: Int64] = [:]
+    private var headsPublishedNs: Int64 = 0
+
     /// For restoring the books from the audit (`LedgerRecovery`).
     let storePath: String
     let startingEquity: Double
@@ -72,6 +81,7 @@ public final class Aletheia: StageProcessor {
         var deadRecords: [DeadLetterRecord] = []
         var tradingStates: [TradingStateRecord] = []
         var toDeadLetter: [DeadLetter] = []
+        var sequenced: [(account: String, seq: Int64)] = []
         var failed = 0
         for entry in batch {
             if entry.stream == shard.deadLetter {
@@ -143,6 +153,7 @@ public final class Aletheia: StageProcessor {
             pass.stageTimes = e.hops.map { StageTime(stage: $0.stage, micros: Double(elapsedNanoseconds(from: $0.inNs, to: $0.outNs)) / 1000) }
             pass.track = e.track
             passes.append(pass)
+            if let seq = e.execution?.seq, e.execution?.status != .duplicate, problems.isEmpty { sequenced.append((e.account, seq)) }
         }
         do {
             _ = try shared.withWriter { try $0.record(passes: passes, orders: orders, deadLetters: deadRecords, tradingStates: tradingStates, thresholds: thresholds) }
@@ -155,6 +166,9 @@ public final class Aletheia: StageProcessor {
             if p.verdict != .deadlettered { passLatency.recordNanoseconds(elapsedNanoseconds(from: p.t0Ns, to: p.doneNs)) }
         }
         for (v, n) in byVerdict { verdictCounters[v]?.increment(by: n) }
+        if heads != nil {
+            for (account, seq) in sequenced where seq > heads![account] ?? 0 { heads![account] = seq }
+        }
         try context.bus.commit(outputs: [], deadLetters: toDeadLetter, acks: batch)
         return BatchResult(processed: batch.count - failed - toDeadLetter.count - tradingStates.count, failed: failed + toDeadLetter.count)
     }
@@ -209,6 +223,42 @@ public final class Aletheia: StageProcessor {
         return (record, pass)
     }
 
+    /// Publishes the audit's heads of this shard's accounts: the changed ones every tick, all
+    /// of them every 5 s (a failover can lose what was published last); restores the books
+    /// of accounts Kenny cannot restore itself (the store is not on its host) when they are
+    /// behind the audit.
+    func publishHeads(_ context: BatchContext) throws {
+        if heads == nil {
+            var loaded: [String: Int64] = [:]
+            try AuditReader(path: storePath).sequencedEvents { _, e in
+                if layout.shard(forAccount: e.account) == shard, let seq = e.execution?.seq, seq > loaded[e.account] ?? 0 { loaded[e.account] = seq }
+            }
+            heads = loaded
+        }
+        let now = wallClockNanoseconds()
+        let all = now - headsPublishedNs >= 5_000_000_000
+        let publish = (heads ?? [:]).filter { all || headsPublished[$0.key] != $0.value }
+        guard !publish.isEmpty else { return }
+        let c = context.bus.connection
+        _ = try c.command(["HSET", .text(shard.ledger)] + publish.sorted { $0.key < $1.key }.flatMap { [RedisArg.text(LedgerBooks.headField($0.key)), .int(Int($0.value))] })
+        headsPublished.merge(publish) { $1 }
+        if all { headsPublishedNs = now }
+        // A book behind the audit (Kenny writes a book before Aletheia can audit what changed
+        // it, so behind means lost): restored here, for a Kenny without the store at hand.
+        let accounts = publish.keys.sorted()
+        let books = try c.command(["HMGET", .text(shard.portfolio)] + accounts.map { .text(PortfolioHash.field(for: $0)) }).array ?? []
+        let behind = zip(accounts, books).filter { account, value in
+            guard case .bulk(let bytes) = value else { return true }
+            guard let book = try? PaperBook(json: bytes) else { return false }
+            return book.seq < publish[account]!
+        }
+        if !behind.isEmpty {
+            let fold = try LedgerRecovery.fold(storePath: storePath, startingEquity: startingEquity)
+            let written = try LedgerBooks.restore(c, shard: shard, layout: layout, fold: fold, mode: .behind, by: "aletheia " + context.instance, nowNs: now)
+            context.logger.notice("books behind the audit restored from it", metadata: ["accounts": .string(written.joined(separator: ",")), "shard": .string(shard.description)])
+        }
+    }
+
     /// At shutdown: the newest records under a signed checkpoint, due or not, so a store
     /// left while Aletheia is down has no unsigned tail to edit.
     public func finish(context: BatchContext) throws {
@@ -233,6 +283,7 @@ public final class Aletheia: StageProcessor {
             context.logger.notice("books restored from the audit: the shard's marker was gone", metadata: [
                 "accounts": .string(written.joined(separator: ",")), "shard": .string(shard.description)])
         }
+        if track == .baseline { try publishHeads(context) }
         // The heartbeats are the whole system's: the first shard's agent copies them.
         let beats = shard.index == 0 ? try context.bus.connection.hashEntries(Streams.heartbeats).compactMap { HeartbeatRecord(json: $0.value) } : nil
         let signed = try shared.withWriter { store in

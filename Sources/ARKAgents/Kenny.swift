@@ -131,6 +131,7 @@ public final class Kenny: StageProcessor {
                 ["HMGET", .text(shard.marks)] + symbols.map { .text($0) },
                 ["HGETALL", .text(shard.trading)],
                 ["EXISTS", .text(shard.ledger)],
+                ["HMGET", .text(shard.ledger)] + accounts.map { .text(LedgerBooks.headField($0)) },
             ] + days.map { ["HMGET", .text(orderKey(day: $0))] + traceArgs })
             for r in replies { if case .error(let e) = r { throw RedisError.server(e) } }
             // The shard's marker is gone: Redis lost the books (restarted empty, flushed).
@@ -171,6 +172,33 @@ public final class Kenny: StageProcessor {
                     books[account] = .some(nil)
                 }
             }
+            // A book behind the audit's head (Aletheia's, published every second) lost
+            // executions the audit holds (a failover lost a window of book writes): restored
+            // from the audit before it fills, here when the store is on this host, else its
+            // approvals are refused until Aletheia restores it.
+            var behind: [String: String] = [:]
+            for (account, value) in zip(accounts, replies[5].array ?? []) {
+                guard let head = value.string.flatMap({ Int64($0) }) else { continue }
+                let kept: Int64
+                switch books[account] {
+                case .success(let b)??: kept = b.seq
+                case .some(.none), nil: kept = 0
+                case .failure??: continue
+                }
+                if kept < head { behind[account] = "the book of account \(account) holds executions 1…\(kept), the audit 1…\(head)" }
+            }
+            if !behind.isEmpty && !triedRestore && LedgerRecovery.storeIsHere(storePath) {
+                triedRestore = true
+                _ = try bus.connection.command(["UNWATCH"])
+                do {
+                    let fold = try LedgerRecovery.fold(storePath: storePath, startingEquity: startingEquity)
+                    let written = try LedgerBooks.restore(bus.connection, shard: shard, layout: layout, fold: fold, mode: .behind, by: "kenny " + context.instance, nowNs: now)
+                    context.logger.notice("books behind the audit restored from it", metadata: ["accounts": .string(written.joined(separator: ",")), "shard": .string(shard.description)])
+                } catch {
+                    context.logger.error("books behind the audit could not be restored: their approvals are refused until they are", metadata: ["error": .string("\(error)")])
+                }
+                continue
+            }
             var references: [String: PriceBand.Reference?] = [:]
             var unreadableReferences: [String: String] = [:]
             for (symbol, value) in zip(symbols, replies[2].array ?? []) {
@@ -182,7 +210,7 @@ public final class Kenny: StageProcessor {
             var desk = ExecutionDesk(settings: settings, today: today, nowNs: now, books: books, references: references,
                                      unreadableReferences: unreadableReferences, trading: trading)
             var recorded: [String: [RedisValue]] = [:]
-            for (day, reply) in zip(days, replies.dropFirst(5)) { recorded[day] = reply.array ?? [] }
+            for (day, reply) in zip(days, replies.dropFirst(6)) { recorded[day] = reply.array ?? [] }
 
             var outputs: [(stream: String, payload: [UInt8])] = []
             outputs.reserveCapacity(events.count)
@@ -205,10 +233,11 @@ public final class Kenny: StageProcessor {
                     limited += 1
                     newOrders[t0Days[i], default: []] += [.text(e.traceID), .bytes(EventCodec.encode(x))]
                     seen[e.traceID] = x
-                } else if !proven && e.decision?.approved == true {
+                } else if (!proven || behind[e.account] != nil) && e.decision?.approved == true {
+                    let why = behind[e.account].map { "\($0): it lost executions the audit holds" } ?? "the books of shard \(shard) are not proven against the audit (its Redis lost them)"
                     let x = Execution(status: .limited, side: e.action, positionAfter: 0, violations: [Violation(
                         rule: "ledger_unproven", severity: .critical,
-                        message: "the books of shard \(shard) are not proven against the audit (its Redis lost them): nothing fills until they are restored (Aletheia does within a second; else ark book rebuild)")])
+                        message: "\(why): nothing fills until they are restored (Aletheia does within a second; else ark book rebuild)")])
                     e.execution = x
                     limited += 1
                     newOrders[t0Days[i], default: []] += [.text(e.traceID), .bytes(EventCodec.encode(x))]

@@ -115,6 +115,10 @@ public enum LedgerBooks {
         throw RestoreRefused(description: "shard \(shard): the books kept changing under WATCH")
     }
 
+    /// The field of `Shard.ledger` holding the audit's newest execution sequence number of an
+    /// account (Aletheia publishes them; Kenny compares its books with them every batch).
+    public static func headField(_ account: String) -> String { "head:" + account }
+
     /// Whether the shard's books are known to be the audit's (its marker exists).
     public static func isProven(_ c: RedisConnection, shard: Shard) throws(RedisError) -> Bool {
         try c.command(["EXISTS", .text(shard.ledger)]).integer == 1
