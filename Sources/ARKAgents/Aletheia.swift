@@ -223,10 +223,9 @@ public final class Aletheia: StageProcessor {
         return (record, pass)
     }
 
-    /// Publishes the audit's heads of this shard's accounts: the changed ones every tick, all
-    /// of them every 5 s (a failover can lose what was published last); restores the books
-    /// of accounts Kenny cannot restore itself (the store is not on its host) when they are
-    /// behind the audit.
+    /// Publishes the audit's heads of this shard's accounts every tick, and restores the books
+    /// behind them (for a Kenny without the store on its host): those whose head moved, and
+    /// all of them every 5 s.
     func publishHeads(_ context: BatchContext) throws {
         if heads == nil {
             var loaded: [String: Int64] = [:]
@@ -236,13 +235,16 @@ public final class Aletheia: StageProcessor {
             heads = loaded
         }
         let now = wallClockNanoseconds()
-        let all = now - headsPublishedNs >= 5_000_000_000
-        let publish = (heads ?? [:]).filter { all || headsPublished[$0.key] != $0.value }
-        guard !publish.isEmpty else { return }
+        guard let heads, !heads.isEmpty else { return }
+        // Every head every second: a failover can lose what was published last.
         let c = context.bus.connection
-        _ = try c.command(["HSET", .text(shard.ledger)] + publish.sorted { $0.key < $1.key }.flatMap { [RedisArg.text(LedgerBooks.headField($0.key)), .int(Int($0.value))] })
-        headsPublished.merge(publish) { $1 }
+        _ = try c.command(["HSET", .text(shard.ledger)] + heads.sorted { $0.key < $1.key }.flatMap { [RedisArg.text(LedgerBooks.headField($0.key)), .int(Int($0.value))] })
+        // The books of the accounts whose head moved, and of all every 5 s, are checked.
+        let all = now - headsPublishedNs >= 5_000_000_000
+        let publish = heads.filter { all || headsPublished[$0.key] != $0.value }
+        headsPublished = heads
         if all { headsPublishedNs = now }
+        guard !publish.isEmpty else { return }
         // A book behind the audit (Kenny writes a book before Aletheia can audit what changed
         // it, so behind means lost): restored here, for a Kenny without the store at hand.
         let accounts = publish.keys.sorted()

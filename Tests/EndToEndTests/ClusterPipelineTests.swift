@@ -126,7 +126,12 @@ final class ClusterPipelineFixture: @unchecked Sendable {
         let audit = try store.verifyAudit(publicKey: auditKey.publicKey, outside: file.map { [CheckpointSource(name: "file", checkpoints: $0.checkpoints, badLines: $0.badLines)] } ?? [])
         let broken = audit.ok ? "" : ((try? rows(of: audit.firstBroken?.traceID)) ?? "")
         #expect(audit.ok, "\(audit)\n\(broken)", sourceLocation: sourceLocation)
-        if down.isEmpty { #expect(try entriesPerShard().allSatisfy { $0 > 0 }, sourceLocation: sourceLocation) }
+        if down.isEmpty {
+            #expect(try entriesPerShard().allSatisfy { $0 > 0 }, sourceLocation: sourceLocation)
+            // The books on every shard are the audit's, whatever the sequence did.
+            let reconcile = try runCommand(Repo.arkBinary, ["reconcile"], environment: environment)
+            #expect(reconcile.code == 0 && reconcile.output.contains("0 differences"), "\(reconcile.output)", sourceLocation: sourceLocation)
+        }
     }
 
     /// A `max_symbol_exposure` breach of at most 0.5 % of the limit: the equity fell (a stop

@@ -132,6 +132,10 @@ final class PipelineFixture: @unchecked Sendable {
         let filled = try store.orderCount()
         #expect(filled > 0, sourceLocation: sourceLocation)
         #expect(try store.verdictCounts()[.error] == nil, sourceLocation: sourceLocation)
+        // Whatever the sequence did (stages killed, Redis restarted, traces resent), the books
+        // are the audit's.
+        let reconcile = try runCommand(Repo.arkBinary, ["reconcile"], environment: environment)
+        #expect(reconcile.code == 0 && reconcile.output.contains("0 differences"), "\(reconcile.output)", sourceLocation: sourceLocation)
     }
 
     /// The audit verified as `ark verify-audit` does: with the public key, against the
