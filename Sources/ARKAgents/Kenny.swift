@@ -135,24 +135,8 @@ public final class Kenny: StageProcessor {
             ] + days.map { ["HMGET", .text(orderKey(day: $0))] + traceArgs })
             for r in replies { if case .error(let e) = r { throw RedisError.server(e) } }
             // The shard's marker is gone: Redis lost the books (restarted empty, flushed).
-            // They are restored from the audit before anything fills: here when the store is
-            // on this host, else by Aletheia within a second; until then approvals are refused.
             let proven = replies[4].integer == 1
-            if !proven && !triedRestore && LedgerRecovery.storeIsHere(storePath) {
-                triedRestore = true
-                _ = try bus.connection.command(["UNWATCH"])
-                do {
-                    let written = try LedgerRecovery.restoreIfLost(bus.connection, shard: shard, layout: layout, storePath: storePath,
-                                                                   startingEquity: startingEquity, by: "kenny " + context.instance)
-                    context.logger.notice("books restored from the audit: the shard's Redis had lost them", metadata: [
-                        "accounts": .string(written?.joined(separator: ",") ?? ""), "shard": .string(shard.description)])
-                } catch {
-                    context.logger.error("the books could not be restored from the audit: approvals are refused until they are", metadata: [
-                        "error": .string("\(error)"), "shard": .string(shard.description)])
-                }
-                continue
-            }
-            if !proven && !waitedForLedger {
+            if !proven && !waitedForLedger && !LedgerRecovery.storeIsHere(storePath) {
                 // Aletheia restores the books (and on a fresh start writes the marker) within
                 // a second: wait for it once, rather than refuse what comes meanwhile.
                 waitedForLedger = true
@@ -173,9 +157,7 @@ public final class Kenny: StageProcessor {
                 }
             }
             // A book behind the audit's head (Aletheia's, published every second) lost
-            // executions the audit holds (a failover lost a window of book writes): restored
-            // from the audit before it fills, here when the store is on this host, else its
-            // approvals are refused until Aletheia restores it.
+            // executions the audit holds (a failover lost a window of book writes).
             var behind: [String: String] = [:]
             for (account, value) in zip(accounts, replies[5].array ?? []) {
                 guard let head = value.string.flatMap({ Int64($0) }) else { continue }
@@ -187,15 +169,20 @@ public final class Kenny: StageProcessor {
                 }
                 if kept < head { behind[account] = "the book of account \(account) holds executions 1…\(kept), the audit 1…\(head)" }
             }
-            if !behind.isEmpty && !triedRestore && LedgerRecovery.storeIsHere(storePath) {
+            // Books lost or behind are restored from the audit before anything fills: here
+            // when the store is on this host, else by Aletheia within a second, and until then
+            // their approvals are refused.
+            if (!proven || !behind.isEmpty) && !triedRestore && LedgerRecovery.storeIsHere(storePath) {
                 triedRestore = true
                 _ = try bus.connection.command(["UNWATCH"])
                 do {
                     let fold = try LedgerRecovery.fold(storePath: storePath, startingEquity: startingEquity)
                     let written = try LedgerBooks.restore(bus.connection, shard: shard, layout: layout, fold: fold, mode: .behind, by: "kenny " + context.instance, nowNs: now)
-                    context.logger.notice("books behind the audit restored from it", metadata: ["accounts": .string(written.joined(separator: ",")), "shard": .string(shard.description)])
+                    context.logger.notice("books restored from the audit", metadata: [
+                        "accounts": .string(written.joined(separator: ",")), "shard": .string(shard.description), "marker_was_gone": .stringConvertible(!proven)])
                 } catch {
-                    context.logger.error("books behind the audit could not be restored: their approvals are refused until they are", metadata: ["error": .string("\(error)")])
+                    context.logger.error("the books could not be restored from the audit: approvals are refused until they are", metadata: [
+                        "error": .string("\(error)"), "shard": .string(shard.description)])
                 }
                 continue
             }
@@ -216,6 +203,11 @@ public final class Kenny: StageProcessor {
             outputs.reserveCapacity(events.count)
             var newOrders: [String: [RedisArg]] = [:]
             var seen: [String: Execution] = [:]
+            /// The trace's outcome, kept for good (in its t0 day's hash) and for the batch.
+            func keep(_ x: Execution, _ i: Int, _ traceID: String) {
+                newOrders[t0Days[i], default: []] += [.text(traceID), .bytes(EventCodec.encode(x))]
+                seen[traceID] = x
+            }
             var limited = 0
             for (i, (var e, layout, payload)) in events.enumerated() {
                 let prior = seen[e.traceID] ?? [t0Days[i], today, yesterday].lazy.compactMap { Self.existingOrder(recorded[$0] ?? [], i) }.first
@@ -231,8 +223,7 @@ public final class Kenny: StageProcessor {
                         message: "the signal is \(elapsedNanoseconds(from: e.t0Ns, to: now) / 3_600_000_000_000) h old, past the 47 h its order record is kept: refused, so it can never fill twice")])
                     e.execution = x
                     limited += 1
-                    newOrders[t0Days[i], default: []] += [.text(e.traceID), .bytes(EventCodec.encode(x))]
-                    seen[e.traceID] = x
+                    keep(x, i, e.traceID)
                 } else if (!proven || behind[e.account] != nil) && e.decision?.approved == true {
                     let why = behind[e.account].map { "\($0): it lost executions the audit holds" } ?? "the books of shard \(shard) are not proven against the audit (its Redis lost them)"
                     let x = Execution(status: .limited, side: e.action, positionAfter: 0, violations: [Violation(
@@ -240,8 +231,7 @@ public final class Kenny: StageProcessor {
                         message: "\(why): nothing fills until they are restored (Aletheia does within a second; else ark book rebuild)")])
                     e.execution = x
                     limited += 1
-                    newOrders[t0Days[i], default: []] += [.text(e.traceID), .bytes(EventCodec.encode(x))]
-                    seen[e.traceID] = x
+                    keep(x, i, e.traceID)
                 } else {
                     let x = desk.execute(e, orderID: "ord-" + e.traceID) { self.limitViolations(e, $0) }
                     e.execution = x
@@ -249,8 +239,7 @@ public final class Kenny: StageProcessor {
                     // Every outcome is the trace's, for good: a trace denied or limited once
                     // that comes back (approved this time, or once there is room) gets its
                     // first outcome again, never a fill.
-                    newOrders[t0Days[i], default: []] += [.text(e.traceID), .bytes(EventCodec.encode(x))]
-                    seen[e.traceID] = x
+                    keep(x, i, e.traceID)
                 }
                 let hop = Hop(stage: .kenny, instance: context.instance, inNs: context.readNs, outNs: wallClockNanoseconds())
                 let execution = e.execution.map { [(key: EventKey.execution, json: EventCodec.encode($0))] } ?? []
