@@ -47,12 +47,14 @@ struct LedgerWatch {
         do {
             let reader = try AuditReader(path: storePath)
             // A store rolled back (a restore) has fewer leaves than were folded: start over.
-            if try reader.treeSize() < nextLeaf {
+            // The size is read before the scan: a leaf written during it is folded next time,
+            // never skipped.
+            let size = try reader.treeSize()
+            if size < nextLeaf {
                 fold = LedgerFold(startingEquity: startingEquity)
                 nextLeaf = 0
             }
-            nextLeaf = try reader.sequencedEvents(fromLeaf: nextLeaf) { _, e in fold.add(e) }
-            nextLeaf = max(nextLeaf, try reader.treeSize())
+            nextLeaf = max(try reader.sequencedEvents(fromLeaf: nextLeaf) { _, e in fold.add(e) }, size)
             let books = try LedgerBooks.read(connection, layout: layout)
             var unproven: [Shard] = []
             for shard in layout.shards where try !LedgerBooks.isProven(connection, shard: shard) { unproven.append(shard) }
