@@ -41,8 +41,12 @@ public func makeProcessor(_ stage: Stage, config: ARKConfig, shard: Shard = .unt
 }
 
 /// Aletheia's state store, opened as its one writer, with the signed log checked.
-public func makeAletheiaStore(_ config: ARKConfig) throws -> SharedOutcomeWriter {
+public func makeAletheiaStore(_ config: ARKConfig, logger: Logger = Logger(label: "ark.aletheia")) throws -> SharedOutcomeWriter {
     let signer = try auditSigner(config)
+    if let cut = try signer?.cutTornTail() {
+        logger.warning("the checkpoint file ended in a torn line (a crash while it was written): cut off before appending", metadata: [
+            "file": .string(config.auditCheckpointsPath), "bytes": .stringConvertible(cut)])
+    }
     let store = try OutcomeWriter.aletheia(path: config.stateDB, checkpointInterval: .seconds(config.dbCheckpointIntervalSeconds), signer: signer)
     if let signer {
         // The newest head signed by this key, in the checkpoint file, the store's table or Redis.
@@ -102,7 +106,7 @@ public func makeStageServices(_ stages: [Stage], config: ARKConfig, logger: Logg
             throw StageStartError(description: "ARK_AGENT_SHARDS=\(config.agentShards?.map(String.init).joined(separator: ",") ?? ""): Aletheia is the state store's one writer and serves every shard. Fix: unset ARK_AGENT_SHARDS for the Aletheia process")
         }
         do {
-            let store = stage == .aletheia ? try makeAletheiaStore(config) : nil
+            let store = stage == .aletheia ? try makeAletheiaStore(config, logger: logger) : nil
             let agents = try config.servedShards.map {
                 StageAgent(processor: try makeProcessor(stage, config: config, shard: $0, store: store), settings: settings)
             }

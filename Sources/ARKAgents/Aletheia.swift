@@ -273,9 +273,8 @@ public final class Aletheia: StageProcessor {
         }
     }
 
-    /// Once a second: copies every instance's heartbeat from Redis into the state store;
-    /// signs the audit tree's head if it grew and no batch signed it in the last second, and
-    /// copies the newest checkpoint to Redis.
+    /// Once a second: restores lost books, publishes the accounts' heads, copies every
+    /// instance's heartbeat from Redis into the state store, and signs a due head.
     public func tick(context: BatchContext) throws {
         // A shard whose Redis lost its books (its marker is gone) gets them back from the
         // audit, which only this stage is sure to have at hand; on a fresh start this writes
@@ -287,9 +286,17 @@ public final class Aletheia: StageProcessor {
         }
         if track == .baseline { try publishHeads(context) }
         // The heartbeats are the whole system's: the first shard's agent copies them.
-        let beats = shard.index == 0 ? try context.bus.connection.hashEntries(Streams.heartbeats).compactMap { HeartbeatRecord(json: $0.value) } : nil
+        if shard.index == 0 {
+            let beats = try context.bus.connection.hashEntries(Streams.heartbeats).compactMap { HeartbeatRecord(json: $0.value) }
+            try shared.withWriter { try $0.upsertHeartbeats(beats) }
+        }
+        try afterRead(context: context)
+    }
+
+    /// After every read: signs the audit tree's head when its oldest unsigned leaf is due,
+    /// and copies the newest checkpoint to Redis.
+    public func afterRead(context: BatchContext) throws {
         let signed = try shared.withWriter { store in
-            if let beats { try store.upsertHeartbeats(beats) }
             try store.checkpointIfDue()
             return store.takeSigned()
         }
@@ -302,6 +309,9 @@ public final class Aletheia: StageProcessor {
             }
         }
     }
+
+    /// A quarter of the checkpoint interval, so an idle log's grown head is signed within it.
+    public var maxBlockMs: Int? { shared.checkpointLookMs }
 }
 
 /// Whether a dead letter came from a Kyle input stream (any shard, either track).
@@ -318,8 +328,12 @@ public final class SharedOutcomeWriter: @unchecked Sendable {
     private let writer: OutcomeWriter
     private let lock = Mutex(())
 
+    /// How often Aletheia must look whether a checkpoint is due (nil: no signer).
+    public let checkpointLookMs: Int?
+
     public init(_ writer: OutcomeWriter) {
         self.writer = writer
+        checkpointLookMs = writer.signerIntervalNs.map { max(1, Int($0 / 4_000_000)) }
     }
 
     public func withWriter<T>(_ body: (OutcomeWriter) throws -> T) rethrows -> T {

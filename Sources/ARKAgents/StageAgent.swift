@@ -32,6 +32,11 @@ public protocol StageProcessor: AnyObject {
     var readAlong: [[RedisArg]] { get }
     /// Called about once a second, after the heartbeat; for periodic work.
     func tick(context: BatchContext) throws
+    /// Called after every read, at least every `maxBlockMs` when idle: for work that must not
+    /// wait for the next tick (Aletheia's signature of a grown head). Cheap when nothing is due.
+    func afterRead(context: BatchContext) throws
+    /// The longest a blocking read may wait for this stage (nil: ARK_BLOCK_MS).
+    var maxBlockMs: Int? { get }
     /// Called once on graceful shutdown, after the last batch committed.
     func finish(context: BatchContext) throws
     /// The stages this one writes to: while the unread backlog of one's input (in its own
@@ -43,6 +48,8 @@ extension StageProcessor {
     public var inputStreams: [String] { [shard.stream(stage, on: track)] }
     public var readAlong: [[RedisArg]] { [] }
     public func tick(context: BatchContext) throws {}
+    public func afterRead(context: BatchContext) throws {}
+    public var maxBlockMs: Int? { nil }
     public func finish(context: BatchContext) throws {}
     public var downstream: [Stage] {
         switch stage {
@@ -338,7 +345,8 @@ public actor StageAgent {
         }
         var readAlong: [RedisValue]?
         if entries.isEmpty {
-            (entries, readAlong) = try bus.read(processor.inputStreams, count: settings.batchSize, blockMs: settings.blockMs, along: processor.readAlong)
+            (entries, readAlong) = try bus.read(processor.inputStreams, count: settings.batchSize, blockMs: min(settings.blockMs, processor.maxBlockMs ?? .max),
+                                                along: processor.readAlong)
         }
         stats.handledSinceMeasure += entries.count
         if takenOver {
@@ -346,6 +354,7 @@ public actor StageAgent {
         } else if !entries.isEmpty {
             try process(entries, readAlong: readAlong)
         }
+        try processor.afterRead(context: BatchContext(bus: bus, instance: instance, readNs: now, logger: logger))
         try tickIfDue()
         return !entries.isEmpty
     }

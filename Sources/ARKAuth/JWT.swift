@@ -10,7 +10,8 @@ public enum AuthFailure: Error, Sendable, Equatable, CustomStringConvertible {
     case malformed(String)
     case unsupportedAlgorithm(String)
     case badSignature
-    /// The header names a key (`kid`) this server does not hold, or one of another algorithm.
+    /// The header names a key (`kid`) this server does not hold (for any algorithm: the
+    /// secret has no kid), or one of another algorithm.
     case unknownKey(String)
     case expired(secondsAgo: Int64)
     case notYetValid
@@ -71,6 +72,9 @@ public struct TokenClaims: Sendable, Equatable {
 /// (`none` among them) is refused outright, whatever the token claims.
 public struct JWTAuthority: Sendable {
     let keys: JWTKeyCollection
+    /// The `kid`s of the JWKS file: a token naming any other key is refused, whatever its
+    /// algorithm (jwt-kit would check an unknown kid against the default key, the secret).
+    let keyIDs: Set<String>
     /// The keys of the JWKS file, registered on first use (the collection is an actor).
     private let registered: Task<Void, any Error>
     /// Tokens this authority has verified, by their exact text.
@@ -122,6 +126,7 @@ public struct JWTAuthority: Sendable {
             if let set { _ = try await keys.add(jwks: set) }
         }
         self.keys = keys
+        keyIDs = Set((set?.keys ?? []).compactMap { $0.keyIdentifier?.string })
         self.issuer = issuer
         self.maxTTLSeconds = maxTTLSeconds
     }
@@ -177,6 +182,7 @@ public struct JWTAuthority: Sendable {
         }
         guard let alg = header.alg else { throw .malformed("the header has no 'alg'") }
         guard Self.algorithms.contains(alg) else { throw .unsupportedAlgorithm(alg) }
+        if let named = header.kid, !keyIDs.contains(named) { throw .unknownKey(named) }
         let kid = header.kid.flatMap { JWKIdentifier(string: $0) }
         do { try await registered.value } catch { throw .unverifiable }
         // A key is used only for its own algorithm: an HS256 header naming an RSA key, or one

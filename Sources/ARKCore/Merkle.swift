@@ -88,6 +88,78 @@ public enum Merkle {
         return sn == 0 ? r : nil
     }
 
+    /// The consistency proof of the tree of `first` leaves with the tree of `second`
+    /// (RFC 9162 §2.1.4.1, PROOF(m, D[n])): the hashes that, with the first root, give the
+    /// second, so the second tree is the first with leaves appended. Empty when the sizes are
+    /// equal or `first` is 0. `subtree(a, b)` as for `inclusionPath`.
+    public static func consistencyProof(first: Int, second: Int, subtree: (Int, Int) throws -> Digest) rethrows -> [Digest] {
+        precondition(first >= 0 && first <= second)
+        guard first > 0, first < second else { return [] }
+        var proof: [Digest] = []
+        // SUBPROOF(m, D[lo:hi], b), appending in the RFC's order (the deepest first).
+        func subproof(_ m: Int, _ lo: Int, _ hi: Int, _ whole: Bool) throws {
+            let n = hi - lo
+            if m == n {
+                if !whole { proof.append(try subtree(lo, hi)) }
+                return
+            }
+            let k = split(n)
+            if m <= k {
+                try subproof(m, lo, lo + k, whole)
+                proof.append(try subtree(lo + k, hi))
+            } else {
+                try subproof(m - k, lo + k, hi, false)
+                proof.append(try subtree(lo, lo + k))
+            }
+        }
+        try subproof(first, 0, second, true)
+        return proof
+    }
+
+    /// Whether `proof` shows the tree of `second` leaves with root `secondRoot` extends the
+    /// tree of `first` leaves with root `firstRoot` (RFC 9162 §2.1.4.2). Equal sizes need
+    /// equal roots and an empty proof; an empty first tree is extended by any tree.
+    public static func verifyConsistency(first: Int, second: Int, firstRoot: Digest, secondRoot: Digest, proof: [Digest]) -> Bool {
+        guard first >= 0, first <= second else { return false }
+        if first == second { return proof.isEmpty && firstRoot == secondRoot }
+        if first == 0 { return proof.isEmpty }
+        guard !proof.isEmpty else { return false }
+        var path = proof[...]
+        var fn = first - 1
+        var sn = second - 1
+        var fr: Digest
+        var sr: Digest
+        if first.nonzeroBitCount == 1 {
+            // The first tree is a complete subtree: its root is the path's first node.
+            fr = firstRoot
+        } else {
+            fr = path.removeFirst()
+        }
+        sr = fr
+        while fn & 1 == 1 {
+            fn >>= 1
+            sn >>= 1
+        }
+        for c in path {
+            if sn == 0 { return false }
+            if fn & 1 == 1 || fn == sn {
+                fr = nodeHash(c, fr)
+                sr = nodeHash(c, sr)
+                if fn & 1 == 0 {
+                    while fn & 1 == 0 && fn != 0 {
+                        fn >>= 1
+                        sn >>= 1
+                    }
+                }
+            } else {
+                sr = nodeHash(sr, c)
+            }
+            fn >>= 1
+            sn >>= 1
+        }
+        return fr == firstRoot && sr == secondRoot && sn == 0
+    }
+
     /// The tree's right edge: the roots of the complete subtrees that `size` leaves make,
     /// largest first (one per set bit of `size`). Enough to append a leaf and to give the
     /// root, in O(log n) hashes, without holding the leaves.

@@ -7,14 +7,22 @@ import GRDB
 public struct CheckpointSource: Sendable {
     public var name: String
     public var checkpoints: [AuditCheckpoint]
-    /// Lines of a file that are not checkpoints (a truncated last line after a crash, or
-    /// an edit).
+    /// Lines of a file that are not checkpoints: the last may be torn by a crash; any other
+    /// was garbled, a failure (it may have hidden a checkpoint of a history since rewritten).
     public var badLines: [Int]
+    /// The number of the file's last line (0: not a file).
+    public var lastLine: Int
 
-    public init(name: String, checkpoints: [AuditCheckpoint], badLines: [Int] = []) {
+    public init(name: String, checkpoints: [AuditCheckpoint], badLines: [Int] = [], lastLine: Int = 0) {
         self.name = name
         self.checkpoints = checkpoints
         self.badLines = badLines
+        self.lastLine = lastLine
+    }
+
+    /// The checkpoint file at `path`; nil when there is none.
+    public static func file(_ path: String) -> CheckpointSource? {
+        AuditSigner.read(file: path).map { CheckpointSource(name: "the checkpoint file \(path)", checkpoints: $0.checkpoints, badLines: $0.badLines, lastLine: $0.lastLine) }
     }
 }
 
@@ -51,8 +59,14 @@ extension StateStore {
         var report = AuditReport(checked: 0)
         let stored = try AuditReader(path: path).checkpoints()
         var sources = [CheckpointSource(name: "the store's audit_checkpoints", checkpoints: stored)] + outside
-        for s in sources where !s.badLines.isEmpty {
-            report.notes.append("\(s.name): line\(s.badLines.count == 1 ? "" : "s") \(s.badLines.map(String.init).joined(separator: ", ")) \(s.badLines.count == 1 ? "is" : "are") not a checkpoint")
+        for s in sources {
+            if let garbled = s.badLines.first(where: { $0 != s.lastLine }) {
+                report.firstBroken = (-1, "", "line \(garbled) of \(s.name) is not a checkpoint, and it is not the last line (which a crash can tear): it was garbled or edited, and a signed head may have been hidden there")
+                return report
+            }
+            if let torn = s.badLines.first {
+                report.notes.append("\(s.name): the last line (\(torn)) is not a checkpoint: torn by a crash, or edited")
+            }
         }
         // Signatures first: a checkpoint that does not verify is no evidence, and is named.
         if let publicKey {

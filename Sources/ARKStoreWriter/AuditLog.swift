@@ -84,7 +84,10 @@ public final class AuditSigner: Sendable {
     public let key: Ed25519.PrivateKey
     public let keyID: String
     public let checkpointFile: String
+    /// ARK_AUDIT_CHECKPOINT_MS: no leaf waits longer for a signature.
     public let intervalNs: Int64
+    /// A checkpoint is signed once the oldest unsigned leaf is this old (OutcomeWriter.due).
+    public var dueAfterNs: Int64 { intervalNs / 2 }
 
     public init(key: Ed25519.PrivateKey, checkpointFile: String, intervalNs: Int64 = 1_000_000_000) {
         self.key = key
@@ -156,14 +159,49 @@ public final class AuditSigner: Sendable {
         return tail.split(separator: UInt8(ascii: "\n")).compactMap { AuditCheckpoint(json: Array($0)) }
     }
 
+    /// The checkpoints of a checkpoint file, with the numbers of the lines that are not one.
+    public struct FileContents: Sendable {
+        public var checkpoints: [AuditCheckpoint]
+        public var badLines: [Int]
+        /// The number of the file's last line: only that one may be torn (a crash mid-write).
+        public var lastLine: Int
+    }
+
     /// The checkpoints in a checkpoint file, with the numbers of lines that are not one.
-    public static func read(file path: String) -> (checkpoints: [AuditCheckpoint], badLines: [Int])? {
+    public static func read(file path: String) -> FileContents? {
         guard let bytes = try? readFileBytes(path) else { return nil }
         var out: [AuditCheckpoint] = []
         var bad: [Int] = []
+        var last = 0
         for (i, line) in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() where !line.isEmpty {
+            last = i + 1
             if let c = AuditCheckpoint(json: Array(line)) { out.append(c) } else { bad.append(i + 1) }
         }
-        return (out, bad)
+        return FileContents(checkpoints: out, badLines: bad, lastLine: last)
+    }
+
+    /// Cuts a torn last line (no newline: a crash in the middle of its write) off the
+    /// checkpoint file before the next line is appended to it, which would make it a garbled
+    /// line in the middle, a failure of `ark verify-audit`. The bytes cut, or nil.
+    public func cutTornTail() throws(StateStoreError) -> Int? {
+        let fd = open(checkpointFile, O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, st.st_size > 0 else { return nil }
+        let size = Int(st.st_size)
+        var offset = size
+        var byte: UInt8 = 0
+        // Back to the last newline, 1 byte at a time: a torn line is shorter than one checkpoint.
+        while offset > 0 {
+            guard pread(fd, &byte, 1, off_t(offset - 1)) == 1 else { throw StateStoreError("cannot read the checkpoint file \(checkpointFile): \(String(cString: strerror(errno)))") }
+            if byte == UInt8(ascii: "\n") { break }
+            offset -= 1
+        }
+        guard offset < size else { return nil }
+        guard ftruncate(fd, off_t(offset)) == 0, fsync(fd) == 0 else {
+            throw StateStoreError("cannot cut the torn last line of the checkpoint file \(checkpointFile): \(String(cString: strerror(errno)))")
+        }
+        return size - offset
     }
 }

@@ -30,9 +30,14 @@ public final class OutcomeWriter: @unchecked Sendable {
     private let writerLock: StoreWriterLock
     /// Signs the audit tree's checkpoints (Aletheia's writer); nil: the tree grows unsigned.
     private let signer: AuditSigner?
-    private var lastSignedNs: Int64 = 0
+    /// When the oldest leaf this writer committed and no checkpoint covers yet was written;
+    /// nil when none waits. At opening: now, for a tail left unsigned before this writer.
+    private var oldestUnsignedNs: Int64? = wallClockNanoseconds()
     private var unpublished: AuditCheckpoint?
     private let checkpointFailures = Counter(label: MetricName.auditCheckpointFailures)
+
+    /// The checkpoint interval of this writer's signer (nil: it signs nothing).
+    public var signerIntervalNs: Int64? { signer?.intervalNs }
 
     /// The first pass's `prev_hash` (and the genesis link of the old hash chain).
     public static let genesisHash = String(repeating: "0", count: 64)
@@ -210,6 +215,8 @@ public final class OutcomeWriter: @unchecked Sendable {
         public var ordersInserted = 0
         public var deadLettersInserted = 0
         public var tradingStatesInserted = 0
+
+        public var leavesAdded: Int { passesInserted + ordersInserted + deadLettersInserted + tradingStatesInserted }
     }
 
     /// Writes a batch in one transaction: passes, orders and dead letters (each a new leaf of
@@ -323,7 +330,9 @@ public final class OutcomeWriter: @unchecked Sendable {
                 summary.tradingStatesInserted += 1
             }
             try saveTree(tree)
-            signed = try signIfDue(tree, nowNs: wallClockNanoseconds())
+            let now = wallClockNanoseconds()
+            if oldestUnsignedNs == nil, summary.leavesAdded > 0 { oldestUnsignedNs = now }
+            signed = try signIfDue(tree, nowNs: now)
             for (second, r) in rollups.sorted(by: { $0.key < $1.key }) { try Self.mergeRollup(statements, second: second, r, cached: &cached) }
             return summary
         }
@@ -407,13 +416,24 @@ public final class OutcomeWriter: @unchecked Sendable {
 
     // MARK: checkpoints
 
-    /// Signs the head `tree` when a signer is set, the tree has grown since the newest
-    /// checkpoint, and the last one this writer signed is `signer.intervalNs` old; the row
-    /// goes into this transaction.
+    /// Whether the oldest unsigned leaf has waited `signer.dueAfterNs`, half the checkpoint
+    /// interval: with Aletheia looking at least every quarter interval, no leaf waits longer
+    /// than the interval for its signature, busy or idle, and a busy log is signed twice an
+    /// interval.
+    private func due(nowNs: Int64) -> Bool {
+        guard let signer, let oldest = oldestUnsignedNs else { return false }
+        return nowNs - oldest >= signer.dueAfterNs
+    }
+
+    /// Signs the head `tree` when a signer is set, a checkpoint is `due`, and the tree has
+    /// grown since the newest checkpoint; the row goes into this transaction.
     private func signIfDue(_ tree: Merkle.Frontier, nowNs: Int64) throws -> AuditCheckpoint? {
-        guard let signer, nowNs - lastSignedNs >= signer.intervalNs else { return nil }
+        guard let signer, due(nowNs: nowNs) else { return nil }
         let newest = try statements.newestCheckpoint.firstRow { Int($0.int64(0)) }
-        guard newest != tree.size, tree.size > 0 else { return nil }
+        guard newest != tree.size, tree.size > 0 else {
+            oldestUnsignedNs = nil
+            return nil
+        }
         let c: AuditCheckpoint
         do {
             c = try signer.sign(size: tree.size, root: tree.root, timeNs: nowNs)
@@ -422,7 +442,7 @@ public final class OutcomeWriter: @unchecked Sendable {
             return nil
         }
         try insert(c)
-        lastSignedNs = nowNs
+        oldestUnsignedNs = nil
         return c
     }
 
@@ -467,14 +487,15 @@ public final class OutcomeWriter: @unchecked Sendable {
         try s.run()
     }
 
-    /// Signs a checkpoint now if one is due and the tree grew (Aletheia calls it once a
-    /// second, so the newest records are signed within a second even when no batch follows).
-    /// `force`: whatever the interval (at shutdown).
+    /// Signs a checkpoint now if one is due and the tree grew (Aletheia asks after every read,
+    /// so the newest records are signed within the interval even when no batch follows): a
+    /// look at the clock when nothing waits. `force`: whatever the interval (at shutdown).
     public func checkpointIfDue(force: Bool = false) throws {
         guard signer != nil else { return }
         lock.lock()
         defer { lock.unlock() }
-        if force { lastSignedNs = 0 }
+        if force { oldestUnsignedNs = 0 }
+        guard due(nowNs: wallClockNanoseconds()) else { return }
         let signed = try connection.inImmediateTransaction { try signIfDue(try loadTree(), nowNs: wallClockNanoseconds()) }
         if let signed { publish(signed) }
     }

@@ -48,8 +48,8 @@ struct VerifyAuditCommand: AsyncParsableCommand {
         var outside: [CheckpointSource] = []
         var notes: [String] = []
         let file = checkpoints ?? config.auditCheckpointsPath
-        if let read = AuditSigner.read(file: file) {
-            outside.append(CheckpointSource(name: "the checkpoint file \(file)", checkpoints: read.checkpoints, badLines: read.badLines))
+        if let read = CheckpointSource.file(file) {
+            outside.append(read)
         } else {
             notes.append("no checkpoint file at \(file)")
         }

@@ -146,8 +146,8 @@ func verifiedFold(_ config: ARKConfig) throws -> LedgerFold {
     let store = try openStoreReadOnly(config)
     let key = try auditPublicKey(config, explicit: nil)
     var outside: [CheckpointSource] = []
-    if let read = AuditSigner.read(file: config.auditCheckpointsPath) {
-        outside.append(CheckpointSource(name: "the checkpoint file \(config.auditCheckpointsPath)", checkpoints: read.checkpoints, badLines: read.badLines))
+    if let read = CheckpointSource.file(config.auditCheckpointsPath) {
+        outside.append(read)
     }
     let report = try store.verifyAudit(publicKey: key, outside: outside)
     if let broken = report.firstBroken {

@@ -166,6 +166,13 @@ import Testing
         let confused = JWTKeyCollection()
         await confused.add(hmac: HMACKey(from: Data(n)), digestAlgorithm: .sha256, kid: "idp-rsa")
         #expect(await refusal("Bearer " + (try await confused.sign(claims, kid: "idp-rsa")), by: server) == .unknownKey("idp-rsa"))
+        // HS256 signed with the secret itself but naming a kid the server does not hold: refused
+        // (the secret has no kid; jwt-kit alone would fall back to it).
+        let withSecret = JWTKeyCollection()
+        await withSecret.add(hmac: HMACKey(from: "0123456789abcdef0123456789abcdef"), digestAlgorithm: .sha256, kid: "rotated-away")
+        #expect(await refusal("Bearer " + (try await withSecret.sign(claims, kid: "rotated-away")), by: server) == .unknownKey("rotated-away"))
+        let noJWKS = try JWTAuthority(secret: "0123456789abcdef0123456789abcdef", issuer: "https://idp.example", maxTTLSeconds: 3600)
+        #expect(await refusal("Bearer " + (try await withSecret.sign(claims, kid: "rotated-away")), by: noJWKS) == .unknownKey("rotated-away"))
         // HS256 still works beside them.
         #expect(await refusal("Bearer " + (try await server.mint(subject: "ops", ttlSeconds: 60, nowSeconds: now)), by: server) == nil)
     }

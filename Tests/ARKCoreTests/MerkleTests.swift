@@ -74,6 +74,102 @@ import Testing
         #expect(Merkle.Frontier(size: 70, nodes: frontier.nodes) == frontier)
         #expect(Merkle.Frontier(size: 71, nodes: frontier.nodes) == nil)
     }
+
+    /// Consistency proofs (RFC 9162 §2.1.4) of the 8-leaf reference tree, as the Go and C++
+    /// Certificate Transparency tests give them.
+    @Test func consistencyProofsMatchTheReference() {
+        let hashes = Self.leaves.map(Merkle.leafHash)
+        func proof(_ m: Int, _ n: Int) -> [String] {
+            Merkle.consistencyProof(first: m, second: n) { Merkle.root(hashes[$0..<$1]) }.map(SHA256.hex)
+        }
+        #expect(proof(1, 1) == [])
+        #expect(proof(1, 8) == ["96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+                                "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+                                "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4"])
+        #expect(proof(6, 8) == ["0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
+                                "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
+                                "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"])
+        #expect(proof(2, 5) == ["5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+                                "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b"])
+    }
+
+    /// SUBPROOF of RFC 9162 §2.1.4.1 written out on arrays of leaf hashes, as the RFC states
+    /// it: the reference the stored-node implementation is held to.
+    static func naiveProof(_ m: Int, _ d: ArraySlice<Merkle.Digest>) -> [Merkle.Digest] {
+        func subproof(_ m: Int, _ d: ArraySlice<Merkle.Digest>, _ b: Bool) -> [Merkle.Digest] {
+            if m == d.count { return b ? [] : [Merkle.root(d)] }
+            let k = Merkle.split(d.count)
+            if m <= k { return subproof(m, d.prefix(k), b) + [Merkle.root(d.dropFirst(k))] }
+            return subproof(m - k, d.dropFirst(k), false) + [Merkle.root(d.prefix(k))]
+        }
+        return m == 0 ? [] : subproof(m, d, true)
+    }
+
+    /// Every pair of sizes up to 70: the proof is the RFC's, it verifies, and no altered one
+    /// does (a hash changed, one dropped or added, the first size or a root not the proof's, the
+    /// second tree forked from the first).
+    @Test func everyConsistencyProofUpTo70VerifiesAndNoAlteredOneDoes() {
+        let hashes = (0..<70).map { Merkle.leafHash([UInt8($0), 0xC0]) }
+        let forked = hashes.enumerated().map { i, h in i == 33 ? Merkle.leafHash([0xFF]) : h }
+        for n in 1...70 {
+            let secondRoot = Merkle.root(hashes.prefix(n))
+            for m in 0...n {
+                let firstRoot = Merkle.root(hashes.prefix(m))
+                let proof = Merkle.consistencyProof(first: m, second: n) { Merkle.root(hashes[$0..<$1]) }
+                #expect(proof == Self.naiveProof(m, hashes.prefix(n)), "\(m) → \(n)")
+                #expect(Merkle.verifyConsistency(first: m, second: n, firstRoot: firstRoot, secondRoot: secondRoot, proof: proof), "\(m) → \(n)")
+                guard m > 0 && m < n else { continue }
+                for i in proof.indices {
+                    var bad = proof
+                    bad[i][5] ^= 1
+                    #expect(!Merkle.verifyConsistency(first: m, second: n, firstRoot: firstRoot, secondRoot: secondRoot, proof: bad), "\(m) → \(n), hash \(i)")
+                }
+                #expect(!Merkle.verifyConsistency(first: m, second: n, firstRoot: firstRoot, secondRoot: secondRoot, proof: Array(proof.dropLast())))
+                #expect(!Merkle.verifyConsistency(first: m, second: n, firstRoot: firstRoot, secondRoot: secondRoot, proof: proof + [secondRoot]))
+                #expect(!Merkle.verifyConsistency(first: m, second: n, firstRoot: secondRoot, secondRoot: secondRoot, proof: proof))
+                #expect(!Merkle.verifyConsistency(first: m, second: n, firstRoot: firstRoot, secondRoot: firstRoot, proof: proof))
+                if m + 1 < n {
+                    #expect(!Merkle.verifyConsistency(first: m + 1, second: n, firstRoot: firstRoot, secondRoot: secondRoot, proof: proof))
+                }
+                // (The second size is bound by its signed head, not by the proof: RFC 9162's
+                // verification accepts sizes whose trees have the same right edge, 69 and 70.)
+                // A second tree that changed leaf 33 of a first tree holding it is no extension.
+                if m > 33 {
+                    let fork = Merkle.root(forked.prefix(n))
+                    let forkProof = Merkle.consistencyProof(first: m, second: n) { Merkle.root(forked[$0..<$1]) }
+                    #expect(!Merkle.verifyConsistency(first: m, second: n, firstRoot: firstRoot, secondRoot: fork, proof: forkProof))
+                }
+            }
+            // The same size: only the same root, with nothing to prove.
+            #expect(!Merkle.verifyConsistency(first: n, second: n, firstRoot: secondRoot, secondRoot: Merkle.leafHash([1]), proof: []))
+        }
+        #expect(!Merkle.verifyConsistency(first: 5, second: 4, firstRoot: Merkle.emptyRoot, secondRoot: Merkle.emptyRoot, proof: []))
+    }
+
+    /// Random pairs in trees of up to 5,000 leaves: the proof is the RFC's and verifies.
+    @Test func randomLargeConsistencyProofsMatchTheRFC() {
+        var rng = SplitMix64(seed: 9162)
+        let hashes = (0..<5_000).map { i -> Merkle.Digest in
+            Merkle.leafHash(withUnsafeBytes(of: UInt64(i).littleEndian) { Array($0) })
+        }
+        // Subtrees by their ranges, computed once.
+        var memo: [Int: Merkle.Digest] = [:]
+        func subtree(_ a: Int, _ b: Int) -> Merkle.Digest {
+            if let h = memo[a * 10_007 + b] { return h }
+            let h = b - a == 1 ? hashes[a] : Merkle.nodeHash(subtree(a, a + Merkle.split(b - a)), subtree(a + Merkle.split(b - a), b))
+            memo[a * 10_007 + b] = h
+            return h
+        }
+        for _ in 0..<40 {
+            let n = Int(rng.next() % 5_000) + 1
+            let m = Int(rng.next() % UInt64(n + 1))
+            let proof = Merkle.consistencyProof(first: m, second: n, subtree: subtree)
+            let naive = Self.naiveProof(m, hashes.prefix(n))
+            #expect(proof == naive, "\(m) → \(n)")
+            #expect(Merkle.verifyConsistency(first: m, second: n, firstRoot: m == 0 ? Merkle.emptyRoot : subtree(0, m), secondRoot: subtree(0, n), proof: proof))
+            #expect(proof.count <= 2 * (Int.bitWidth - n.leadingZeroBitCount))
+        }
+    }
 }
 
 @Suite struct Ed25519Tests {

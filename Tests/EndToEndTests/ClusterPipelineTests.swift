@@ -122,8 +122,8 @@ final class ClusterPipelineFixture: @unchecked Sendable {
         let store = try StateStore(path: statePath)
         #expect(try store.passCount() == report.sent, sourceLocation: sourceLocation)
         #expect(try store.verdictCounts()[.error] == nil, sourceLocation: sourceLocation)
-        let file = AuditSigner.read(file: dir.path + "/audit_checkpoints.jsonl")
-        let audit = try store.verifyAudit(publicKey: auditKey.publicKey, outside: file.map { [CheckpointSource(name: "file", checkpoints: $0.checkpoints, badLines: $0.badLines)] } ?? [])
+        let file = CheckpointSource.file(dir.path + "/audit_checkpoints.jsonl")
+        let audit = try store.verifyAudit(publicKey: auditKey.publicKey, outside: file.map { [$0] } ?? [])
         let broken = audit.ok ? "" : ((try? rows(of: audit.firstBroken?.traceID)) ?? "")
         #expect(audit.ok, "\(audit)\n\(broken)", sourceLocation: sourceLocation)
         if down.isEmpty {

@@ -141,8 +141,8 @@ final class PipelineFixture: @unchecked Sendable {
     /// The audit verified as `ark verify-audit` does: with the public key, against the
     /// checkpoint file too.
     func verifyAudit(_ store: StateStore) throws -> AuditReport {
-        let file = AuditSigner.read(file: checkpointFile)
-        return try store.verifyAudit(publicKey: auditKey.publicKey, outside: file.map { [CheckpointSource(name: "file", checkpoints: $0.checkpoints, badLines: $0.badLines)] } ?? [])
+        let file = CheckpointSource.file(checkpointFile)
+        return try store.verifyAudit(publicKey: auditKey.publicKey, outside: file.map { [$0] } ?? [])
     }
 
     func logs() -> String {
