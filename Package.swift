@@ -216,6 +216,17 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // `ark witness`: on another host, cosigns the audit log's heads it proved consistent.
+        .target(
+            name: "ARKWitness",
+            dependencies: [
+                "ARKCore", "ARKHTTPClient",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "ARKWatchdog",
             dependencies: [
@@ -252,7 +263,7 @@ let package = Package(
         .executableTarget(
             name: "ark",
             dependencies: [
-                "ARKCore", "ARKAuth", "Graveyard", "ARKRisk", "ARKBus", "ARKState", "ARKAgents", "ARKSynthetic", "ARKMonitoring", "ARKProcess", "ARKWatchdog", "ARKOperations", "ARKAPI", "ARKCanary", "ARKBench", "ARKSLO",
+                "ARKCore", "ARKAuth", "Graveyard", "ARKRisk", "ARKBus", "ARKState", "ARKAgents", "ARKSynthetic", "ARKMonitoring", "ARKProcess", "ARKWatchdog", "ARKOperations", "ARKAPI", "ARKCanary", "ARKBench", "ARKSLO", "ARKWitness",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -289,6 +300,7 @@ let package = Package(
         .testTarget(name: "ARKWatchdogTests", dependencies: ["ARKWatchdog", "ARKBus", "ARKState", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKOperationsTests", dependencies: ["ARKOperations", "ARKProcess", "ARKState", "ARKCore", "ARKBus", .product(name: "Logging", package: "swift-log"), "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKMonitoringTests", dependencies: ["ARKMonitoring", "ARKSLO", "ARKState", "ARKCore", "Graveyard", "ARKTestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "ARKWitnessTests", dependencies: ["ARKWitness", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKCanaryTests", dependencies: ["ARKCanary", "ARKState", "ARKCore"], swiftSettings: strictSettings),
         .testTarget(
             name: "ARKAPITests",

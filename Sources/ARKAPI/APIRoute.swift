@@ -16,11 +16,14 @@ public struct APIRoute: Sendable, Equatable {
     public static let tradingHalt = APIRoute(method: .post, path: "/v1/trading/halt", authenticated: true)
     public static let tradingReduce = APIRoute(method: .post, path: "/v1/trading/reduce", authenticated: true)
     public static let tradingResume = APIRoute(method: .post, path: "/v1/trading/resume", authenticated: true)
+    public static let auditHead = APIRoute(method: .get, path: "/v1/audit/checkpoint", authenticated: true)
+    public static let auditConsistency = APIRoute(method: .get, path: "/v1/audit/consistency", authenticated: true)
+    public static let auditCosign = APIRoute(method: .post, path: "/v1/audit/cosignatures", authenticated: true)
     public static let healthz = APIRoute(method: .get, path: "/healthz", authenticated: false)
     public static let readyz = APIRoute(method: .get, path: "/readyz", authenticated: false)
     public static let openAPI = APIRoute(method: .get, path: "/openapi.json", authenticated: false)
 
-    public static let all = [submitSignals, trace, traceProof, decisions, tradingStates, tradingHalt, tradingReduce, tradingResume, healthz, readyz, openAPI]
+    public static let all = [submitSignals, trace, traceProof, decisions, tradingStates, tradingHalt, tradingReduce, tradingResume, auditHead, auditConsistency, auditCosign, healthz, readyz, openAPI]
 
     /// Hummingbird's form: `:name` for a parameter, no leading slash.
     var routerPath: String {

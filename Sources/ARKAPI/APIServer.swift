@@ -32,6 +32,8 @@ public struct APISettings: Sendable {
     public var authority: JWTAuthority
     public var ratePerMinute: Int
     public var ratePerHour: Int
+    /// The witnesses whose cosignatures `POST /v1/audit/cosignatures` takes (ARK_WITNESS_KEYS).
+    public var witnessKeys: [Ed25519.PublicKey]
 
     public init(config: ARKConfig) throws(ConfigError) {
         var problems: [ConfigProblem] = []
@@ -54,7 +56,12 @@ public struct APISettings: Sendable {
         if problems.isEmpty { do { authority = try JWTAuthority(config: config) } catch {
             problems.append(ConfigProblem(variable: "JWT_JWKS_FILE", message: error.description, fix: "give a JWKS document of RS256 or EdDSA public keys, each with a kid, or unset JWT_JWKS_FILE"))
         } }
+        var witnesses: [Ed25519.PublicKey] = []
+        do { witnesses = try WitnessKeys.load(config.witnessKeys) } catch {
+            problems.append(ConfigProblem(variable: "ARK_WITNESS_KEYS", message: error.description, fix: "give the witnesses' public keys (PEM), comma-separated, or unset it"))
+        }
         if !problems.isEmpty { throw ConfigError(problems: problems) }
+        witnessKeys = witnesses
         self.authority = authority!
         host = config.apiBind
         port = config.apiPort
@@ -147,9 +154,12 @@ struct APIHandlers: Sendable {
         let v1 = router.group().add(middleware: AccessMiddleware(authority: settings.authority, limiter: limiter))
         v1.on(RouterPath(APIRoute.submitSignals.routerPath), method: .post) { request, context in try await submit(request, context) }
         v1.on(RouterPath(APIRoute.trace.routerPath), method: .get) { _, context in try await trace(context) }
-        v1.on(RouterPath(APIRoute.traceProof.routerPath), method: .get) { _, context in try await traceProof(context) }
+        v1.on(RouterPath(APIRoute.traceProof.routerPath), method: .get) { request, context in try await traceProof(request, context) }
         v1.on(RouterPath(APIRoute.decisions.routerPath), method: .get) { request, _ in try await decisions(request) }
         v1.on(RouterPath(APIRoute.tradingStates.routerPath), method: .get) { _, _ in try await tradingStates() }
+        v1.on(RouterPath(APIRoute.auditHead.routerPath), method: .get) { _, _ in try await auditHead() }
+        v1.on(RouterPath(APIRoute.auditConsistency.routerPath), method: .get) { request, _ in try await auditConsistency(request) }
+        v1.on(RouterPath(APIRoute.auditCosign.routerPath), method: .post) { request, context in try await cosign(request, context) }
         for (route, mode) in [(APIRoute.tradingHalt, TradingMode.halted), (.tradingReduce, .reducing), (.tradingResume, .active)] {
             v1.on(RouterPath(route.routerPath), method: .post) { request, context in try await changeTrading(mode, request, context) }
         }
@@ -345,24 +355,146 @@ struct APIHandlers: Sendable {
     // MARK: GET /v1/traces/{trace_id}/proof
 
     /// The pass's audited record, its leaf and the Merkle audit path to the newest signed
-    /// checkpoint that covers it (README, Audit, shows how to check it by hand).
-    func traceProof(_ context: APIContext) async throws -> Response {
+    /// checkpoint that covers it (README, Audit, shows how to check it by hand); with
+    /// `?cosigned=true`, to the newest head a witness cosigned, with the cosignatures.
+    func traceProof(_ request: Request, _ context: APIContext) async throws -> Response {
         guard let traceID = APIQuery.traceID(context.parameters.get("trace_id") ?? "") else {
             throw APIError(.badRequest, "invalid_trace_id", "a trace_id is 1 to \(SignalValidator.maxIDLength) letters, digits and - _ . :")
         }
+        let cosigned: Bool
+        switch request.uri.queryParameters["cosigned"].map(String.init) {
+        case nil, "false": cosigned = false
+        case "true": cosigned = true
+        case let other?: throw APIError(.badRequest, "invalid_query", "cosigned is true or false, not '\(other.prefix(40))'")
+        }
+        var cosignatures: [AuditCosignature] = []
+        if cosigned {
+            cosignatures = try await newestCosigned()
+            guard !cosignatures.isEmpty else {
+                throw APIError(.notFound, "not_cosigned", "no witness has cosigned a head of the log yet (ARK_WITNESS_KEYS, ark witness)")
+            }
+        }
+        let head = cosignatures.first?.checkpoint
         let store = try self.store.get()
-        let proof: AuditProof?
+        var proof: AuditProof?
         do {
             proof = try await withDeadline(settings.requestTimeout, onTimeout: .unavailable("the state store did not answer within \(settings.requestTimeout)")) {
-                try await store.readAuditProof(traceID: traceID)
+                try await store.readAuditProof(traceID: traceID, to: head)
             }
         } catch let e as AuditReader.Problem {
             throw APIError(.conflict, "audit_inconsistent", "the audit log cannot prove \(traceID): \(e.description); run ark verify-audit")
         }
-        guard let proof else {
+        guard proof != nil else {
             throw APIError(.notFound, "trace_not_found", "trace \(traceID) is not recorded: it is unknown, or still in the pipeline (a pass is recorded within milliseconds; retry shortly)")
         }
-        return bytesResponse(.ok, proof.json)
+        proof!.cosignatures = cosignatures
+        return bytesResponse(.ok, proof!.json)
+    }
+
+    // MARK: /v1/audit
+
+    /// The witnesses' cosignatures of the largest head any of them cosigned (each witness's
+    /// newest, those of that head only), from Redis.
+    func newestCosigned() async throws -> [AuditCosignature] {
+        let url = settings.redisURL
+        let all = try await withDeadline(settings.requestTimeout, onTimeout: .unavailable("Redis did not answer within \(settings.requestTimeout)")) {
+            do {
+                return try AuditCheckpointKey.briefly(url) { try AuditCosignatureKey.read(on: $0) }
+            } catch {
+                throw APIError.unavailable("the cosignatures cannot be read: Redis is unreachable or refused; retry later", retryAfter: 2)
+            }
+        }
+        let known = Set(settings.witnessKeys.map(\.keyID))
+        let valid = all.filter { c in known.contains(c.witnessKeyID) && settings.witnessKeys.contains { c.verify(with: $0) } }
+        guard let top = valid.max(by: { $0.checkpoint.size < $1.checkpoint.size }) else { return [] }
+        return valid.filter { $0.checkpoint == top.checkpoint }
+    }
+
+    /// The log's newest signed head, its rotation records and the witnesses' newest
+    /// cosignatures: what a witness fetches each round.
+    func auditHead() async throws -> Response {
+        let store = try self.store.get()
+        let head = try await withDeadline(settings.requestTimeout, onTimeout: .unavailable("the state store did not answer within \(settings.requestTimeout)")) {
+            try await store.readAuditHead()
+        }
+        guard let newest = head.newest else {
+            throw APIError(.notFound, "no_checkpoint", "the audit log has no signed head yet (Aletheia signs one within ARK_AUDIT_CHECKPOINT_MS of the first record, with ARK_AUDIT_KEY set)")
+        }
+        var w = JSONWriter(capacity: 2048)
+        w.beginObject()
+        w.key("checkpoint"); newest.write(to: &w)
+        w.key("rotations")
+        w.beginArray()
+        for r in head.rotations { r.write(to: &w) }
+        w.endArray()
+        w.endObject()
+        return bytesResponse(.ok, w.bytes)
+    }
+
+    /// RFC 9162 §2.1.4: the proof that the tree of `to` leaves extends the tree of `from`.
+    func auditConsistency(_ request: Request) async throws -> Response {
+        let query = request.uri.queryParameters
+        func size(_ name: String) throws -> Int {
+            guard let text = query[Substring(name)].map(String.init) else { throw APIError(.badRequest, "invalid_range", "\(name) is required: a tree size, 0 or more") }
+            guard text.utf8.count <= 16, let n = Int(text), n >= 0 else { throw APIError(.badRequest, "invalid_range", "\(name) is a tree size (a whole number, 0 or more), not '\(text.prefix(40))'") }
+            return n
+        }
+        let (from, to) = (try size("from"), try size("to"))
+        guard from <= to else {
+            throw APIError(.badRequest, "invalid_range", "from (\(from)) is larger than to (\(to)): a log only grows; a head smaller than one seen before is a rollback")
+        }
+        let store = try self.store.get()
+        let proved = try await withDeadline(settings.requestTimeout, onTimeout: .unavailable("the state store did not answer within \(settings.requestTimeout)")) {
+            try await store.readConsistency(from: from, to: to)
+        }
+        guard let proved else {
+            throw APIError(.notFound, "beyond_log", "the log has fewer than \(to) leaves: no head of that size was signed here")
+        }
+        var w = JSONWriter(capacity: 256 + proved.proof.count * 70)
+        w.beginObject()
+        w.key("from"); w.int(Int64(from))
+        w.key("to"); w.int(Int64(to))
+        w.key("from_root"); w.string(SHA256.hex(proved.fromRoot))
+        w.key("to_root"); w.string(SHA256.hex(proved.toRoot))
+        w.key("proof")
+        w.beginArray()
+        for h in proved.proof { w.string(SHA256.hex(h)) }
+        w.endArray()
+        w.endObject()
+        return bytesResponse(.ok, w.bytes)
+    }
+
+    /// A witness's cosignature of a head this log signed: kept in Redis for `/healthz`,
+    /// Aletheia's hold and proofs to cosigned heads.
+    func cosign(_ request: Request, _ context: APIContext) async throws -> Response {
+        try Self.requireJSON(request)
+        let buffer = try await Self.body(of: request, upTo: 4096, tooLarge: "a cosignature is under 4,096 bytes")
+        guard let c = AuditCosignature(json: Array(buffer.readableBytesView)) else {
+            throw APIError(.badRequest, "invalid_cosignature", "the body is not a cosignature: the checkpoint's fields (kind, size, root, time_ns, key_id, note, signature) and witness_key_id, cosigned_ns, cosignature")
+        }
+        guard let key = settings.witnessKeys.first(where: { $0.keyID == c.witnessKeyID }) else {
+            throw APIError(.forbidden, "unknown_witness", "witness \(c.witnessKeyID) is not one this log accepts (ARK_WITNESS_KEYS)")
+        }
+        guard c.verify(with: key) else {
+            throw APIError(.unprocessableContent, "invalid_cosignature", "the cosignature does not verify with witness \(c.witnessKeyID)'s key")
+        }
+        let store = try self.store.get()
+        let signedHere = try await withDeadline(settings.requestTimeout, onTimeout: .unavailable("the state store did not answer within \(settings.requestTimeout)")) {
+            try await store.hasCheckpoint(c.checkpoint)
+        }
+        guard signedHere else {
+            throw APIError(.conflict, "unknown_checkpoint", "this log's store holds no checkpoint of size \(c.checkpoint.size) with that root and signature")
+        }
+        let url = settings.redisURL
+        try await withDeadline(settings.requestTimeout, onTimeout: .unavailable("Redis did not answer within \(settings.requestTimeout)")) {
+            do {
+                try AuditCheckpointKey.briefly(url) { try AuditCosignatureKey.publish(c, on: $0) }
+            } catch {
+                throw APIError.unavailable("the cosignature cannot be kept: Redis is unreachable or refused; retry later", retryAfter: 2)
+            }
+        }
+        context.logger.info("head cosigned", metadata: ["witness": .string(c.witnessKeyID), "size": .stringConvertible(c.checkpoint.size)])
+        return jsonResponse(.ok, ["accepted": true, "witness_key_id": c.witnessKeyID, "size": c.checkpoint.size])
     }
 
     // MARK: GET /v1/decisions

@@ -49,14 +49,24 @@ public func makeAletheiaStore(_ config: ARKConfig, logger: Logger = Logger(label
     }
     let store = try OutcomeWriter.aletheia(path: config.stateDB, checkpointInterval: .seconds(config.dbCheckpointIntervalSeconds), signer: signer)
     if let signer {
-        // The newest head signed by this key, in the checkpoint file, the store's table or Redis.
-        let key = signer.key.publicKey
+        // The keys the log may be signed with: from the pinned one (or, unpinned, this key)
+        // through the rotation records it signed.
+        let reader = try AuditReader(path: config.stateDB)
+        let root: AuditTrust?
+        do { root = try AuditTrust.root(config) } catch { throw StageStartError(description: error.description) }
+        var chain = AuditKeyChain(pinned: root?.key ?? signer.key.publicKey)
+        _ = chain.admit(try reader.head().rotations)
+        guard chain.key(signer.keyID) != nil else {
+            throw StageStartError(description: "ARK_AUDIT_KEY (key id \(signer.keyID)) is neither the pinned key \(root?.key.keyID ?? "?") (ARK_AUDIT_PUBLIC_KEY) nor named by a rotation record it signed: every checkpoint it signed would fail verification. Fix: rotate to it with `ark audit-key rotate --new \(config.auditKey)` under the old key, or point ARK_AUDIT_KEY back at the old key")
+        }
+        // The newest head the chain signed, in the checkpoint file, the store's table or Redis.
         let fromFile = AuditSigner.newest(inFile: signer.checkpointFile).map { ($0, "the checkpoint file \(signer.checkpointFile)") }
-        let fromStore = try AuditReader(path: config.stateDB).newestCheckpoints(256).map { ($0, "the store's audit_checkpoints") }
+        let fromStore = try reader.newestCheckpoints(256).map { ($0, "the store's audit_checkpoints") }
         // Best effort: a Redis that is down now is waited for by the agent itself later.
         let fromRedis = ((try? AuditCheckpointKey.briefly(config.redisURL) { try AuditCheckpointKey.read(on: $0) }) ?? nil)
             .map { [($0, "Redis \(Streams.auditCheckpoint)")] } ?? []
-        if let (newest, source) = (fromFile + fromStore + fromRedis).filter({ $0.0.verify(with: key) }).max(by: { $0.0.timeNs < $1.0.timeNs }) {
+        let trusted = (fromFile + fromStore + fromRedis).filter { c, _ in chain.key(c.keyID).map { c.verify(with: $0) } ?? false }
+        if let (newest, source) = trusted.max(by: { $0.0.timeNs < $1.0.timeNs }) {
             try store.checkHead(against: newest, source: source)
         }
     }

@@ -29,9 +29,36 @@ public enum AuditCheckpointKey {
     /// Runs `body` on a short-lived connection to `redisURL` (the commands that touch the key
     /// once: verify-audit, restore, Aletheia's start-up check).
     public static func briefly<T>(_ redisURL: String, _ body: (RedisConnection) throws -> T) throws -> T {
-        let connection = RedisConnection(url: try RedisURL(parsing: redisURL), commandTimeout: .seconds(3))
+        try briefly(try RedisURL(parsing: redisURL), body)
+    }
+
+    public static func briefly<T>(_ redisURL: RedisURL, _ body: (RedisConnection) throws -> T) throws -> T {
+        let connection = RedisConnection(url: redisURL, commandTimeout: .seconds(3))
         try connection.connect(timeout: .seconds(2))
         defer { connection.close() }
         return try body(connection)
+    }
+}
+
+/// The newest cosigned head of each witness (`ark:audit:cosignatures`, by witness key id).
+public enum AuditCosignatureKey {
+    /// Sets a witness's field unless it holds a larger head.
+    static let setIfNewer = """
+        local cur = redis.call('HGET', KEYS[1], ARGV[1])
+        if cur then
+            local size = tonumber(string.match(cur, '"size":(%d+)'))
+            if size and size > tonumber(ARGV[3]) then return 0 end
+        end
+        redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+        return 1
+        """
+
+    public static func publish(_ c: AuditCosignature, on connection: RedisConnection) throws(RedisError) {
+        _ = try connection.command(["EVAL", .text(setIfNewer), "1", .text(Streams.auditCosignatures), .text(c.witnessKeyID), .bytes(c.json), .int(c.checkpoint.size)])
+    }
+
+    /// Every witness's newest cosigned head; unreadable fields are left out.
+    public static func read(on connection: RedisConnection) throws(RedisError) -> [AuditCosignature] {
+        try connection.hashEntries(Streams.auditCosignatures).compactMap { AuditCosignature(json: $0.value) }
     }
 }

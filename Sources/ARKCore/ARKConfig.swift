@@ -148,20 +148,28 @@ public struct ARKConfig: Sendable, Equatable {
     /// Aletheia's Ed25519 key for the audit's checkpoints (PEM, mode 600); empty: the audit
     /// tree grows unsigned (refused in production).
     public var auditKey: String = ""
-    /// The public key `ark verify-audit` checks signatures with; empty: `<auditKey>.pub`.
+    /// The pinned public key the log is verified from (`AuditTrust`); empty: outside
+    /// production, `<auditKey>.pub`.
     public var auditPublicKey: String = ""
     /// The append-only checkpoint file; empty: `audit_checkpoints.jsonl` in the log directory.
     public var auditCheckpointsFile: String = ""
-    /// How often Aletheia signs a checkpoint while the log grows.
+    /// The longest a new leaf waits for a signed checkpoint.
     public var auditCheckpointMs: Int = 1_000
+    /// The public keys (PEM files) of the witnesses whose cosignatures ARK accepts (`ark
+    /// witness`); empty: no witness.
+    public var witnessKeys: [String] = []
+    /// With witnesses: `/healthz` is degraded when a signed head waits longer than this for a
+    /// cosignature.
+    public var witnessMaxLagSeconds: Int = 60
+    /// With witnesses: Aletheia takes no new input while a head waits longer than
+    /// `witnessMaxLagSeconds` (the pipeline holds rather than extend an unwitnessed log).
+    public var witnessHold = false
     /// `--local`: without ARK_AUDIT_KEY the key is `audit_ed25519.pem` beside the state store,
     /// where start_production.sh --local makes it, or else in `<root>/.ark/` (a command run
     /// on a backup elsewhere still finds the layout's key).
     public var auditKeyBesideStateDB = false
     var localRoot = ""
 
-    /// Where the public key is read from.
-    public var auditPublicKeyPath: String { auditPublicKey.isEmpty && !auditKey.isEmpty ? auditKey + ".pub" : auditPublicKey }
     /// Where checkpoints are appended and read from.
     public var auditCheckpointsPath: String { auditCheckpointsFile.isEmpty ? logDir + "/audit_checkpoints.jsonl" : auditCheckpointsFile }
 
@@ -292,6 +300,9 @@ public struct ARKConfig: Sendable, Equatable {
         c.auditPublicKey = reader.string("ARK_AUDIT_PUBLIC_KEY", c.auditPublicKey)
         c.auditCheckpointsFile = reader.string("ARK_AUDIT_CHECKPOINTS", c.auditCheckpointsFile)
         c.auditCheckpointMs = reader.int("ARK_AUDIT_CHECKPOINT_MS", c.auditCheckpointMs, 100...60_000)
+        c.witnessKeys = reader.string("ARK_WITNESS_KEYS", c.witnessKeys.joined(separator: ",")).split(separator: ",").map { String($0.filter { $0 != " " }) }.filter { !$0.isEmpty }
+        c.witnessMaxLagSeconds = reader.int("ARK_WITNESS_MAX_LAG_SECONDS", c.witnessMaxLagSeconds, 1...86_400)
+        c.witnessHold = reader.bool("ARK_WITNESS_HOLD", c.witnessHold)
         c.sessionSecret = reader.string("SESSION_SECRET", c.sessionSecret)
         c.jwtSecret = reader.string("JWT_SECRET", c.jwtSecret)
         c.alpacaAPIKey = reader.string("ALPACA_API_KEY", c.alpacaAPIKey)

@@ -1,9 +1,12 @@
 /// A signed statement of the log's head: its size and root at a time, signed with the audit
 /// key (Ed25519). What is signed is `signedText`, plain lines, so OpenSSL alone can check it.
 /// A `restore` checkpoint is the one `ark restore` signs: the log starts again from the
-/// restored copy, and the checkpoints before it that are larger were discarded with it.
+/// restored copy, and the checkpoints before it that are larger were discarded with it. A
+/// `rotation` checkpoint is signed by the key being retired and names its successor in its
+/// note (`key <hex of the 32 bytes>`): from it on, checkpoints signed by the successor are the
+/// log's (`AuditKeyChain`).
 public struct AuditCheckpoint: Sendable, Equatable {
-    public enum Kind: String, Sendable { case checkpoint, restore }
+    public enum Kind: String, Sendable { case checkpoint, restore, rotation }
 
     public var kind: Kind
     public var size: Int
@@ -42,6 +45,31 @@ public struct AuditCheckpoint: Sendable, Equatable {
         keyID == key.keyID && key.verify(signature: signature, message: signedText)
     }
 
+    /// The note of a rotation to `key`.
+    public static func rotationNote(to key: Ed25519.PublicKey) -> String { "key " + SHA256.hex(key.raw) }
+
+    /// The successor a rotation checkpoint names; nil for any other kind, or a note that
+    /// names no key.
+    public var successor: Ed25519.PublicKey? {
+        guard kind == .rotation, note.hasPrefix("key "), let raw = bytes(fromHex: String(note.dropFirst(4))) else { return nil }
+        return try? Ed25519.PublicKey(raw: raw)
+    }
+
+    /// The checkpoint as an object with its signed text, for a client that checks it
+    /// (proofs, `GET /v1/audit/checkpoint`).
+    public func write(to w: inout JSONWriter) {
+        w.beginObject()
+        w.key("kind"); w.string(kind.rawValue)
+        w.key("size"); w.int(Int64(size))
+        w.key("root"); w.string(SHA256.hex(root))
+        w.key("time_ns"); w.int(timeNs)
+        w.key("key_id"); w.string(keyID)
+        w.key("note"); w.string(note)
+        w.key("signature"); w.string(SHA256.hex(signature))
+        w.key("signed_text"); w.string(String(decoding: signedText, as: UTF8.self))
+        w.endObject()
+    }
+
     /// One line of the checkpoint file (and the Redis key's value).
     public var json: [UInt8] {
         var w = JSONWriter(capacity: 400)
@@ -64,5 +92,102 @@ public struct AuditCheckpoint: Sendable, Equatable {
               let timeNs = o.int64("time_ns"), let keyID = o.string("key_id"),
               let signature = o.string("signature").flatMap(bytes(fromHex:)) else { return nil }
         self.init(kind: kind, size: Int(size), root: root, timeNs: timeNs, keyID: keyID, note: o.string("note") ?? "", signature: signature)
+    }
+}
+
+/// The keys a log's checkpoints may be signed with: the pinned key (ARK_AUDIT_PUBLIC_KEY, the
+/// trust root, never taken from beside the private key) and each successor a rotation
+/// checkpoint, signed by a key already trusted, names. Trust only moves forward: a rotation
+/// signed by an unknown key proves nothing.
+public struct AuditKeyChain: Sendable {
+    public private(set) var keys: [String: Ed25519.PublicKey]
+
+    public init(pinned: Ed25519.PublicKey) {
+        keys = [pinned.keyID: pinned]
+    }
+
+    /// Why `checkpoints` (in any order; read oldest first) are not all signed by this chain,
+    /// extending it with each valid rotation; nil when they are.
+    public mutating func admit(_ checkpoints: [AuditCheckpoint]) -> (AuditCheckpoint, String)? {
+        for c in checkpoints.sorted(by: { $0.timeNs < $1.timeNs }) {
+            guard let key = keys[c.keyID] else {
+                return (c, "was signed by key \(c.keyID), which is neither the pinned key nor one a trusted rotation record names (pinned: \(keys.keys.sorted().joined(separator: ", ")))")
+            }
+            guard c.verify(with: key) else { return (c, "has a signature that does not verify with key \(c.keyID): it was replaced or forged") }
+            if c.kind == .rotation {
+                guard let next = c.successor else { return (c, "is a rotation record that names no key") }
+                keys[next.keyID] = next
+            }
+        }
+        return nil
+    }
+
+    /// The trusted key of `keyID`.
+    public func key(_ keyID: String) -> Ed25519.PublicKey? { keys[keyID] }
+}
+
+/// A witness's cosignature of a log checkpoint: the witness, on a host of its own, checked
+/// the checkpoint's signature and that its tree extends every head it cosigned before
+/// (RFC 9162 consistency), and signed this. It signs `signedText`: its own lines, then the
+/// checkpoint's signed text, so the cosignature binds the whole head.
+public struct AuditCosignature: Sendable, Equatable {
+    public var checkpoint: AuditCheckpoint
+    public var witnessKeyID: String
+    public var timeNs: Int64
+    public var signature: [UInt8]
+
+    public init(checkpoint: AuditCheckpoint, witnessKeyID: String, timeNs: Int64, signature: [UInt8] = []) {
+        self.checkpoint = checkpoint
+        self.witnessKeyID = witnessKeyID
+        self.timeNs = timeNs
+        self.signature = signature
+    }
+
+    public var signedText: [UInt8] {
+        Array("ark-audit-cosignature/v1\nwitness \(witnessKeyID)\ntime_ns \(timeNs)\n".utf8) + checkpoint.signedText
+    }
+
+    public static func sign(_ checkpoint: AuditCheckpoint, with key: Ed25519.PrivateKey, timeNs: Int64) throws(Ed25519.Failure) -> AuditCosignature {
+        var c = AuditCosignature(checkpoint: checkpoint, witnessKeyID: key.publicKey.keyID, timeNs: timeNs)
+        c.signature = try key.sign(c.signedText)
+        return c
+    }
+
+    public func verify(with key: Ed25519.PublicKey) -> Bool {
+        witnessKeyID == key.keyID && key.verify(signature: signature, message: signedText)
+    }
+
+    /// One line: the checkpoint's fields and the cosignature's, flat.
+    public var json: [UInt8] {
+        var w = JSONWriter(capacity: 600)
+        w.beginObject()
+        w.key("witness_key_id"); w.string(witnessKeyID)
+        w.key("cosigned_ns"); w.int(timeNs)
+        w.key("cosignature"); w.string(SHA256.hex(signature))
+        w.key("kind"); w.string(checkpoint.kind.rawValue)
+        w.key("size"); w.int(Int64(checkpoint.size))
+        w.key("root"); w.string(SHA256.hex(checkpoint.root))
+        w.key("time_ns"); w.int(checkpoint.timeNs)
+        w.key("key_id"); w.string(checkpoint.keyID)
+        w.key("note"); w.string(checkpoint.note)
+        w.key("signature"); w.string(SHA256.hex(checkpoint.signature))
+        w.endObject()
+        return w.bytes
+    }
+
+    /// The cosignature's own fields, for a client that checks it against its checkpoint.
+    public func write(to w: inout JSONWriter) {
+        w.beginObject()
+        w.key("witness_key_id"); w.string(witnessKeyID)
+        w.key("cosigned_ns"); w.int(timeNs)
+        w.key("cosignature"); w.string(SHA256.hex(signature))
+        w.key("signed_text"); w.string(String(decoding: signedText, as: UTF8.self))
+        w.endObject()
+    }
+
+    public init?(json bytes: [UInt8]) {
+        guard let checkpoint = AuditCheckpoint(json: bytes), let o = JSONScalars(bytes), let witness = o.string("witness_key_id"),
+              let timeNs = o.int64("cosigned_ns"), let signature = o.string("cosignature").flatMap(bytes(fromHex:)) else { return nil }
+        self.init(checkpoint: checkpoint, witnessKeyID: witness, timeNs: timeNs, signature: signature)
     }
 }

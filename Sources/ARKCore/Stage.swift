@@ -71,4 +71,7 @@ public enum Streams {
     /// The newest signed audit checkpoint (JSON), a copy outside the state store that
     /// `ark verify-audit` holds the store to.
     public static let auditCheckpoint = "ark:audit:checkpoint"
+    /// The newest head each witness cosigned (a hash, by witness key id): what `/healthz`
+    /// and Aletheia's hold (ARK_WITNESS_HOLD) read; written by the API for `ark witness`.
+    public static let auditCosignatures = "ark:audit:cosignatures"
 }

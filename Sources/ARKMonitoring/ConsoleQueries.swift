@@ -217,9 +217,8 @@ extension MonitoringBackend {
     /// parsed as an Ed25519 public key and written out again, so a setting that names the
     /// private key (or any other file) never sends its bytes.
     public func auditPublicKeyPEM() -> String? {
-        let path = config.auditPublicKeyPath
-        guard !path.isEmpty, let bytes = try? readFileBytes(path), let key = try? Ed25519.PublicKey(pem: bytes) else { return nil }
-        return String(decoding: key.pem, as: UTF8.self)
+        guard let trust = try? AuditTrust.root(config) else { return nil }
+        return String(decoding: trust.key.pem, as: UTF8.self)
     }
 
     /// The newest dead letters with a preview of each payload.

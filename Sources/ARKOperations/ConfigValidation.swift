@@ -86,6 +86,8 @@ public struct ConfigValidation: Sendable {
         }
         checks += Self.graveyardChecks(directory: config.graveyardDir, production: production)
         checks.append(Self.auditKeyCheck(config, production: production))
+        checks.append(Self.auditPinCheck(config))
+        if !config.witnessKeys.isEmpty { checks.append(Self.witnessKeysCheck(config)) }
         if config.metricsBind == "0.0.0.0" {
             checks.append(ValidationCheck("METRICS_BIND", .warning, "0.0.0.0 serves /metrics, /slos and /healthz to the whole network",
                                           fix: "bind 127.0.0.1 behind a proxy, or firewall port \(config.metricsPort)"))
@@ -191,6 +193,31 @@ public struct ConfigValidation: Sendable {
             return ValidationCheck("ARK_AUDIT_KEY", .ok, "\(config.auditKey): Ed25519, mode 600, key id \(key.publicKey.keyID); checkpoints to \(config.auditCheckpointsPath)")
         } catch {
             return ValidationCheck("ARK_AUDIT_KEY", .problem, error.description, fix: "see the message; verifiers need only \(config.auditKey).pub")
+        }
+    }
+
+    /// The pinned public key the log is verified from: required in production, where a .pub
+    /// beside the private key is not trusted on its own.
+    static func auditPinCheck(_ config: ARKConfig) -> ValidationCheck {
+        do {
+            guard let trust = try AuditTrust.root(config) else {
+                return ValidationCheck("ARK_AUDIT_PUBLIC_KEY", .ok, "not set (no audit key either)")
+            }
+            if let note = trust.note {
+                return ValidationCheck("ARK_AUDIT_PUBLIC_KEY", .warning, note, fix: "copy \(trust.source) where the ARK user cannot write and set ARK_AUDIT_PUBLIC_KEY to the copy")
+            }
+            return ValidationCheck("ARK_AUDIT_PUBLIC_KEY", .ok, "\(trust.source): pinned key id \(trust.key.keyID)")
+        } catch {
+            return ValidationCheck("ARK_AUDIT_PUBLIC_KEY", .problem, error.description, fix: "set ARK_AUDIT_PUBLIC_KEY to a copy of the log's first public key the ARK user cannot write")
+        }
+    }
+
+    static func witnessKeysCheck(_ config: ARKConfig) -> ValidationCheck {
+        do {
+            let keys = try WitnessKeys.load(config.witnessKeys)
+            return ValidationCheck("ARK_WITNESS_KEYS", .ok, "\(keys.count) witness key(s): \(keys.map(\.keyID).joined(separator: ", ")); a head waits at most \(config.witnessMaxLagSeconds) s for a cosignature\(config.witnessHold ? ", Aletheia holds beyond" : "")")
+        } catch {
+            return ValidationCheck("ARK_WITNESS_KEYS", .problem, error.description, fix: "give the witnesses' public keys (ark witness key on their hosts prints them), comma-separated")
         }
     }
 

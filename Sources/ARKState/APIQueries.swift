@@ -35,9 +35,29 @@ extension StateStore {
     }
 
     /// The audit proof of a trace's pass (nil: no such pass), read on the pool's queue.
-    public func readAuditProof(traceID: String) async throws -> AuditProof? {
+    public func readAuditProof(traceID: String, to head: AuditCheckpoint? = nil) async throws -> AuditProof? {
         let path = self.path
-        return try await pool.read { _ in try AuditReader(path: path).proof(traceID: traceID) }
+        return try await pool.read { _ in try AuditReader(path: path).proof(traceID: traceID, to: head) }
+    }
+
+    /// The log's newest signed head and its rotation records.
+    public func readAuditHead() async throws -> (newest: AuditCheckpoint?, rotations: [AuditCheckpoint]) {
+        let path = self.path
+        return try await pool.read { _ in try AuditReader(path: path).head() }
+    }
+
+    /// Whether the store holds `c`, signature and all: a witness cosigned a head signed here.
+    public func hasCheckpoint(_ c: AuditCheckpoint) async throws -> Bool {
+        try await pool.read { db in
+            try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM audit_checkpoints WHERE size = ? AND root = ? AND signature = ?)",
+                              arguments: [c.size, SHA256.hex(c.root), SHA256.hex(c.signature)]) ?? false
+        }
+    }
+
+    /// The consistency proof from `from` leaves to `to` (nil: `to` is beyond the tree).
+    public func readConsistency(from: Int, to: Int) async throws -> (proof: [Merkle.Digest], fromRoot: Merkle.Digest, toRoot: Merkle.Digest)? {
+        let path = self.path
+        return try await pool.read { _ in try AuditReader(path: path).consistency(from: from, to: to) }
     }
 
     /// Up to `limit` outcomes in recording order, and whether more follow.

@@ -69,14 +69,17 @@ extension StateStore {
             }
         }
         // Signatures first: a checkpoint that does not verify is no evidence, and is named.
+        // From the root key on, each rotation record it (or a successor) signed names the next.
         if let publicKey {
-            for s in sources {
-                for (i, c) in s.checkpoints.enumerated() where !c.verify(with: publicKey) {
-                    report.firstBroken = (-1, "", "checkpoint \(i + 1) of \(s.name) (\(c.kind.rawValue), size \(c.size), time_ns \(c.timeNs)) "
-                        + (c.keyID == publicKey.keyID ? "has a signature that does not verify: it was replaced or forged" : "was signed by key \(c.keyID), not by \(publicKey.keyID)"))
-                    return report
-                }
+            var chain = AuditKeyChain(pinned: publicKey)
+            if let (c, problem) = chain.admit(sources.flatMap(\.checkpoints)) {
+                let s = sources.first { $0.checkpoints.contains(c) }!
+                let i = s.checkpoints.firstIndex(of: c)!
+                report.firstBroken = (-1, "", "checkpoint \(i + 1) of \(s.name) (\(c.kind.rawValue), size \(c.size), time_ns \(c.timeNs)) \(problem)")
+                return report
             }
+            let rotations = Set(sources.flatMap { $0.checkpoints.filter { $0.kind == .rotation } }.compactMap(\.successor?.keyID))
+            if !rotations.isEmpty { report.notes.append("the log's key was rotated to \(rotations.sorted().joined(separator: ", ")) by record(s) the trusted key signed") }
         } else if sources.contains(where: { !$0.checkpoints.isEmpty }) {
             report.notes.append("checkpoint signatures were not checked: no public key (--public-key, ARK_AUDIT_PUBLIC_KEY or ARK_AUDIT_KEY)")
         }

@@ -18,6 +18,21 @@ public struct AuditProof: Sendable, Equatable {
     /// against an attacker who can write the store).
     public var checkpoint: AuditCheckpoint?
     public var unsignedRoot: Merkle.Digest?
+    /// Witnesses' cosignatures of `checkpoint` (a proof to a cosigned head).
+    public var cosignatures: [AuditCosignature] = []
+
+    /// nil when the proof holds against `key` and, for each of `witnesses`, a cosignature
+    /// of its checkpoint by that witness; else why not.
+    public func problem(with key: Ed25519.PublicKey?, witnesses: [Ed25519.PublicKey] = []) -> String? {
+        if let problem = problem(with: key) { return problem }
+        for w in witnesses {
+            guard let c = cosignatures.first(where: { $0.witnessKeyID == w.keyID }) else {
+                return "the checkpoint carries no cosignature of witness \(w.keyID)"
+            }
+            guard c.checkpoint == checkpoint, c.verify(with: w) else { return "the cosignature of witness \(w.keyID) does not verify over this checkpoint" }
+        }
+        return nil
+    }
 
     /// nil when the proof holds against `key`, else why not.
     public func problem(with key: Ed25519.PublicKey?) -> String? {
@@ -50,21 +65,14 @@ public struct AuditProof: Sendable, Equatable {
         for p in path { w.string(SHA256.hex(p)) }
         w.endArray()
         w.key("checkpoint")
-        if let c = checkpoint {
-            w.beginObject()
-            w.key("kind"); w.string(c.kind.rawValue)
-            w.key("size"); w.int(Int64(c.size))
-            w.key("root"); w.string(SHA256.hex(c.root))
-            w.key("time_ns"); w.int(c.timeNs)
-            w.key("key_id"); w.string(c.keyID)
-            w.key("note"); w.string(c.note)
-            w.key("signature"); w.string(SHA256.hex(c.signature))
-            w.key("signed_text"); w.string(String(decoding: c.signedText, as: UTF8.self))
-            w.endObject()
-        } else {
-            w.null()
-        }
+        if let c = checkpoint { c.write(to: &w) } else { w.null() }
         if let r = unsignedRoot { w.key("unsigned_root"); w.string(SHA256.hex(r)) }
+        if !cosignatures.isEmpty {
+            w.key("cosignatures")
+            w.beginArray()
+            for c in cosignatures { c.write(to: &w) }
+            w.endArray()
+        }
         w.endObject()
         return w.bytes
     }
@@ -218,14 +226,34 @@ public final class AuditReader {
         }
     }
 
-    /// The proof of the pass of `traceID` up to the newest checkpoint that covers it (nil:
-    /// no such pass).
-    public func proof(traceID: String) throws -> AuditProof? {
+    /// The consistency proof (RFC 9162 §2.1.4) from the tree of `from` leaves to the tree of
+    /// `to`, with both roots as this store gives them; nil when `to` is beyond the tree.
+    public func consistency(from: Int, to: Int) throws -> (proof: [Merkle.Digest], fromRoot: Merkle.Digest, toRoot: Merkle.Digest)? {
+        precondition(from >= 0 && from <= to)
+        guard to <= (try treeSize()) else { return nil }
+        return (try Merkle.consistencyProof(first: from, second: to, subtree: subtreeHash), try root(size: from), try root(size: to))
+    }
+
+    /// The newest checkpoint (the log's signed head), and every rotation record, oldest first:
+    /// what a witness needs to check the head's signature from its pinned key on.
+    public func head() throws -> (newest: AuditCheckpoint?, rotations: [AuditCheckpoint]) {
+        (try newestCheckpoints(1).first, try read(try db.prepare("\(Self.columns) WHERE kind = 'rotation' ORDER BY id")))
+    }
+
+    /// The proof of the pass of `traceID` up to the newest checkpoint that covers it, or to
+    /// `head` when given (a cosigned head, which must cover it) (nil: no such pass).
+    public func proof(traceID: String, to head: AuditCheckpoint? = nil) throws -> AuditProof? {
         let select = try db.prepare("SELECT leaf, record FROM passes WHERE trace_id = ?")
         select.bind(traceID)
         guard let (leaf, record) = try select.firstRow({ ($0.isNull(0) ? -1 : Int($0.int64(0)), $0.textBytes(1)) }) else { return nil }
         guard leaf >= 0 else { throw Problem(description: "the pass of \(traceID) has no leaf in the audit log") }
-        let cover = try newestCheckpoint(covering: leaf)
+        if let head, leaf >= head.size {
+            throw Problem(description: "the pass of \(traceID) is leaf \(leaf), not yet under the cosigned head of \(head.size) leaves; retry when the witness cosigned a newer one")
+        }
+        if let head, head.size > (try treeSize()) {
+            throw Problem(description: "the cosigned head has \(head.size) leaves, the store's log only \(try treeSize()): records were deleted")
+        }
+        let cover = try head ?? newestCheckpoint(covering: leaf)
         let size = try cover?.size ?? treeSize()
         guard leaf < size else { throw Problem(description: "the pass of \(traceID) is leaf \(leaf), beyond the tree's \(size) leaves") }
         let path = try Merkle.inclusionPath(index: leaf, size: size, subtree: subtreeHash)

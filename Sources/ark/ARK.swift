@@ -27,7 +27,7 @@ struct ARK: AsyncParsableCommand {
               ark token --subject desk-1            mint a bearer token for the API
             """,
         subcommands: [RunCommand.self, AgentCommand.self, ConfigCommand.self, AuditCommand.self, BackupCommand.self, RestoreCommand.self, LogsCommand.self, MetricsServerCommand.self, HealthCommand.self, StatusCommand.self, BenchCommand.self,
-                      WatchdogCommand.self, CanaryCommand.self, APICommand.self, TokenCommand.self, SyntheticLoopCommand.self, TraceCommand.self, VerifyAuditCommand.self, AuditKeyCommand.self, TradingCommand.self, BookCommand.self, ReconcileCommand.self]
+                      WatchdogCommand.self, CanaryCommand.self, APICommand.self, TokenCommand.self, SyntheticLoopCommand.self, TraceCommand.self, VerifyAuditCommand.self, AuditKeyCommand.self, TradingCommand.self, BookCommand.self, ReconcileCommand.self, WitnessCommand.self]
     )
 }
 

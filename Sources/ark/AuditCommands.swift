@@ -108,19 +108,13 @@ struct VerifyAuditCommand: AsyncParsableCommand {
     struct RedisCheckpointProblem: Error, CustomStringConvertible { var description: String }
 }
 
-/// The public key to verify with: `explicit`, else ARK_AUDIT_PUBLIC_KEY or <ARK_AUDIT_KEY>.pub,
-/// else the public half of ARK_AUDIT_KEY when readable; nil when none is configured.
+/// The root public key to verify with (`AuditTrust.root`), its note said when it was not
+/// pinned; nil when none is configured.
 func auditPublicKey(_ config: ARKConfig, explicit: String?) throws -> Ed25519.PublicKey? {
-    let path = explicit ?? config.auditPublicKeyPath
-    if !path.isEmpty, explicit != nil || FileManager.default.fileExists(atPath: path) {
-        do {
-            return try Ed25519.PublicKey(pem: try readFileBytes(path))
-        } catch {
-            throw fail("the audit public key \(path) is unusable: \(error)", code: 78)
-        }
-    }
-    if !config.auditKey.isEmpty, let key = try? AuditSigner.loadKey(path: config.auditKey) { return key.publicKey }
-    return nil
+    let trust: AuditTrust?
+    do { trust = try AuditTrust.root(config, explicit: explicit) } catch { throw fail(error.description, code: 78) }
+    if let note = trust?.note { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
+    return trust?.key
 }
 
 /// Writes a new Ed25519 key to `path` (mode 600) and its public half to `path.pub` (644).
