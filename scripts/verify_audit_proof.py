@@ -4,15 +4,19 @@
     curl -s -H "Authorization: Bearer $TOKEN" $API/v1/traces/$TRACE/proof > proof.json
     python3 scripts/verify_audit_proof.py proof.json audit_ed25519.pem.pub
 
+    curl -s -H "Authorization: Bearer $TOKEN" "$API/v1/traces/$TRACE/proof?cosigned=true" > proof.json
+    python3 scripts/verify_audit_proof.py proof.json audit_ed25519.pem.pub --witness-key witness.pem
+
 Exit 0 and "proof verified" when the record is a leaf of the tree whose head the key
-signed; exit 1 naming the step that fails. Nothing of ARK's code is used.
+signed (and, with --witness-key, repeatable, that each witness cosigned that head); exit 1
+naming the step that fails. Nothing of ARK's code is used.
 """
 import hashlib, json, sys
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 def h(b): return hashlib.sha256(b).digest()
 
-def main(proof_path, key_path):
+def main(proof_path, key_path, witness_paths=()):
     p = json.load(open(proof_path))
     c = p["checkpoint"]
     if c is None: sys.exit("no signed checkpoint covers this leaf yet: ask again in a second")
@@ -36,11 +40,33 @@ def main(proof_path, key_path):
     if f"size {c['size']}\nroot {c['root']}\n".encode() not in text: sys.exit("signed_text does not state this size and root")
     key = load_pem_public_key(open(key_path, "rb").read())
     key.verify(bytes.fromhex(c["signature"]), text)  # raises InvalidSignature
-    print(f"proof verified: {p['trace_id']} is leaf {p['leaf_index']} of {c['size']}, signed at time_ns {c['time_ns']} by key {c['key_id']}")
+    # 4. Each witness cosigned that very head: its text ends with the checkpoint's signed text.
+    witnessed = []
+    for path in witness_paths:
+        wkey = load_pem_public_key(open(path, "rb").read())
+        raw = wkey.public_bytes_raw() if hasattr(wkey, "public_bytes_raw") else None
+        kid = hashlib.sha256(raw).hexdigest()[:16] if raw else None
+        mine = [s for s in p.get("cosignatures", []) if s["witness_key_id"] == kid]
+        if not mine: sys.exit(f"no cosignature of witness {kid} ({path}) over this head")
+        s = mine[0]
+        stext = s["signed_text"].encode()
+        if not stext.startswith(f"ark-audit-cosignature/v1\nwitness {kid}\n".encode()) or not stext.endswith(text):
+            sys.exit(f"the cosignature of witness {kid} is not over this checkpoint")
+        wkey.verify(bytes.fromhex(s["cosignature"]), stext)  # raises InvalidSignature
+        witnessed.append(kid)
+    print(f"proof verified: {p['trace_id']} is leaf {p['leaf_index']} of {c['size']}, signed at time_ns {c['time_ns']} by key {c['key_id']}"
+          + (f", cosigned by witness {', '.join(witnessed)}" if witnessed else ""))
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3: sys.exit(__doc__)
+    args = sys.argv[1:]
+    witnesses = []
+    while "--witness-key" in args:
+        i = args.index("--witness-key")
+        if i + 1 >= len(args): sys.exit(__doc__)
+        witnesses.append(args[i + 1])
+        del args[i:i + 2]
+    if len(args) != 2: sys.exit(__doc__)
     try:
-        main(sys.argv[1], sys.argv[2])
+        main(args[0], args[1], witnesses)
     except Exception as e:  # InvalidSignature and unreadable files alike
         sys.exit(f"proof NOT verified: {type(e).__name__}: {e}")

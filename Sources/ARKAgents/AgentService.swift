@@ -36,7 +36,7 @@ public func makeProcessor(_ stage: Stage, config: ARKConfig, shard: Shard = .unt
     case .joey: Joey(config: config, shard: shard)
     case .hrm: HRM(config: config, shard: shard)
     case .kenny: Kenny(config: config, shard: shard)
-    case .aletheia: Aletheia(store: try store ?? makeAletheiaStore(config), config: config, shard: shard)
+    case .aletheia: try Aletheia(store: try store ?? makeAletheiaStore(config), config: config, shard: shard)
     }
 }
 
@@ -56,6 +56,9 @@ public func makeAletheiaStore(_ config: ARKConfig, logger: Logger = Logger(label
         do { root = try AuditTrust.root(config) } catch { throw StageStartError(description: error.description) }
         var chain = AuditKeyChain(pinned: root?.key ?? signer.key.publicKey)
         _ = chain.admit(try reader.head().rotations)
+        if chain.key(signer.keyID) != nil, !chain.isCurrent(signer.keyID) {
+            throw StageStartError(description: "ARK_AUDIT_KEY (key id \(signer.keyID)) was rotated away by a rotation record: what it signs now would fail verification. Fix: point ARK_AUDIT_KEY at its successor")
+        }
         guard chain.key(signer.keyID) != nil else {
             throw StageStartError(description: "ARK_AUDIT_KEY (key id \(signer.keyID)) is neither the pinned key \(root?.key.keyID ?? "?") (ARK_AUDIT_PUBLIC_KEY) nor named by a rotation record it signed: every checkpoint it signed would fail verification. Fix: rotate to it with `ark audit-key rotate --new \(config.auditKey)` under the old key, or point ARK_AUDIT_KEY back at the old key")
         }

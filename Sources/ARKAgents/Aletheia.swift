@@ -59,12 +59,24 @@ public final class Aletheia: StageProcessor {
     private var headsPublished: [String: Int64] = [:]
     private var headsPublishedNs: Int64 = 0
 
+    /// ARK_WITNESS_HOLD's witnesses and lag, and the last look (nil: no hold).
+    struct WitnessHold {
+        var keys: [Ed25519.PublicKey]
+        var maxLagNs: Int64
+        var lookedNs: Int64 = 0
+        var reason: String?
+    }
+    private var witnessHold: WitnessHold?
+
     /// For restoring the books from the audit (`LedgerRecovery`).
     let storePath: String
     let startingEquity: Double
     let layout: ShardLayout
 
-    public init(store: SharedOutcomeWriter, config: ARKConfig, shard: Shard = .untagged) {
+    public init(store: SharedOutcomeWriter, config: ARKConfig, shard: Shard = .untagged) throws {
+        if config.witnessHold && !config.witnessKeys.isEmpty {
+            witnessHold = WitnessHold(keys: try WitnessKeys.load(config.witnessKeys), maxLagNs: Int64(config.witnessMaxLagSeconds) * 1_000_000_000)
+        }
         self.shared = store
         self.shard = shard
         self.track = config.track
@@ -308,6 +320,20 @@ public final class Aletheia: StageProcessor {
                 throw error
             }
         }
+    }
+
+    /// With ARK_WITNESS_HOLD: no new input while a signed head has waited longer than
+    /// ARK_WITNESS_MAX_LAG_SECONDS for a witness's cosignature (looked at every 250 ms): the
+    /// log does not grow past what no one outside the host has seen.
+    public func holdInput(context: BatchContext) throws -> String? {
+        guard let hold = witnessHold else { return nil }
+        let now = wallClockNanoseconds()
+        if now - hold.lookedNs < 250_000_000 { return hold.reason }
+        let cosignatures = try AuditCosignatureKey.read(on: context.bus.connection)
+        let waiting = try WitnessWait.oldestUnwitnessed(try AuditReader(path: storePath), cosignatures: cosignatures, witnessKeys: hold.keys)
+        witnessHold!.reason = WitnessWait.problem(waiting, nowNs: now, maxLagNs: hold.maxLagNs).map { "ARK_WITNESS_HOLD: " + $0 }
+        witnessHold!.lookedNs = now
+        return witnessHold!.reason
     }
 
     /// A quarter of the checkpoint interval, so an idle log's grown head is signed within it.

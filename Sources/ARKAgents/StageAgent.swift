@@ -37,6 +37,8 @@ public protocol StageProcessor: AnyObject {
     func afterRead(context: BatchContext) throws
     /// The longest a blocking read may wait for this stage (nil: ARK_BLOCK_MS).
     var maxBlockMs: Int? { get }
+    /// Why this stage must take no new input now (nil: it may); asked before every read.
+    func holdInput(context: BatchContext) throws -> String?
     /// Called once on graceful shutdown, after the last batch committed.
     func finish(context: BatchContext) throws
     /// The stages this one writes to: while the unread backlog of one's input (in its own
@@ -50,6 +52,7 @@ extension StageProcessor {
     public func tick(context: BatchContext) throws {}
     public func afterRead(context: BatchContext) throws {}
     public var maxBlockMs: Int? { nil }
+    public func holdInput(context: BatchContext) throws -> String? { nil }
     public func finish(context: BatchContext) throws {}
     public var downstream: [Stage] {
         switch stage {
@@ -192,6 +195,8 @@ public actor StageAgent {
 
     struct Stats {
         var lastTickNs: Int64 = 0
+        /// Why the processor holds its input (`holdInput`), while it does: logged when it changes.
+        var held: String?
         var lastClaimNs: Int64 = 0
         var lastTakeOverNs: Int64 = 0
         var lastTrimWarningNs: Int64 = 0
@@ -333,6 +338,25 @@ public actor StageAgent {
             try tickIfDue()
             sleepThread(seconds: 0.05)
             return false
+        }
+        if entries.isEmpty {
+            let context = BatchContext(bus: bus, instance: instance, readNs: now, logger: logger)
+            let held = try processor.holdInput(context: context)
+            if held != stats.held {
+                if let held {
+                    logger.warning("holding input", metadata: ["reason": .string(held)])
+                } else {
+                    logger.notice("taking input again")
+                }
+                stats.held = held
+            }
+            if held != nil {
+                // Entries wait in Redis (bounded upstream by back-pressure); the periodic work goes on.
+                try processor.afterRead(context: context)
+                try tickIfDue()
+                sleepThread(seconds: 0.05)
+                return false
+            }
         }
         if entries.isEmpty {
             entries = try takeOverFromQuarantinedPeers()

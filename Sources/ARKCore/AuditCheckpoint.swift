@@ -98,9 +98,12 @@ public struct AuditCheckpoint: Sendable, Equatable {
 /// The keys a log's checkpoints may be signed with: the pinned key (ARK_AUDIT_PUBLIC_KEY, the
 /// trust root, never taken from beside the private key) and each successor a rotation
 /// checkpoint, signed by a key already trusted, names. Trust only moves forward: a rotation
-/// signed by an unknown key proves nothing.
+/// signed by an unknown key proves nothing, and a key rotated away signs nothing after its
+/// rotation record.
 public struct AuditKeyChain: Sendable {
     public private(set) var keys: [String: Ed25519.PublicKey]
+    /// When each rotated-away key signed its rotation record: its last valid signature.
+    public private(set) var retiredAt: [String: Int64] = [:]
 
     public init(pinned: Ed25519.PublicKey) {
         keys = [pinned.keyID: pinned]
@@ -114,9 +117,13 @@ public struct AuditKeyChain: Sendable {
                 return (c, "was signed by key \(c.keyID), which is neither the pinned key nor one a trusted rotation record names (pinned: \(keys.keys.sorted().joined(separator: ", ")))")
             }
             guard c.verify(with: key) else { return (c, "has a signature that does not verify with key \(c.keyID): it was replaced or forged") }
+            if let retired = retiredAt[c.keyID], c.timeNs > retired {
+                return (c, "was signed by key \(c.keyID) after its rotation record (time_ns \(retired)): a retired key signs nothing more")
+            }
             if c.kind == .rotation {
                 guard let next = c.successor else { return (c, "is a rotation record that names no key") }
                 keys[next.keyID] = next
+                retiredAt[c.keyID] = min(retiredAt[c.keyID] ?? .max, c.timeNs)
             }
         }
         return nil
@@ -124,6 +131,9 @@ public struct AuditKeyChain: Sendable {
 
     /// The trusted key of `keyID`.
     public func key(_ keyID: String) -> Ed25519.PublicKey? { keys[keyID] }
+
+    /// Whether `keyID` may sign new checkpoints: trusted and not rotated away.
+    public func isCurrent(_ keyID: String) -> Bool { keys[keyID] != nil && retiredAt[keyID] == nil }
 }
 
 /// A witness's cosignature of a log checkpoint: the witness, on a host of its own, checked

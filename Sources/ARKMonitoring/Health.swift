@@ -60,6 +60,8 @@ public struct HealthInputs: Sendable {
     public var risk: [ShardRiskState]?
     /// The books reconciled with the audit (`LedgerWatch`); nil when not checked.
     public var ledger: HealthCheck?
+    /// The witnesses' cosignatures in time (`WitnessWait`); nil without witnesses.
+    public var witness: HealthCheck?
     public var slo: SLOReport?
     public var nowNs: Int64
     /// A heartbeat older than this is stale (the instance is hung, stopped or cut off).
@@ -175,6 +177,7 @@ public func evaluateHealth(_ input: HealthInputs) -> HealthReport {
                   ?? HealthCheck(name: "graveyard", status: .healthy, detail: "rule file matches its pinned SHA-256"))
     if let risk = input.risk { checks.append(tradingCheck(risk, tagged: risk.contains { $0.shard.tagged })) }
     if let ledger = input.ledger { checks.append(ledger) }
+    if let witness = input.witness { checks.append(witness) }
     if let slo = input.slo {
         let nonDrift = slo.violations.filter { !$0.hasPrefix("ethics_drift") }
         if nonDrift.isEmpty {

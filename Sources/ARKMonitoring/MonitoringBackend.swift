@@ -63,6 +63,27 @@ public actor MonitoringBackend {
         return ledger.healthCheck
     }
 
+    /// With witnesses (ARK_WITNESS_KEYS): degraded while a signed head has waited longer
+    /// than ARK_WITNESS_MAX_LAG_SECONDS for a cosignature.
+    func witnessCheck() -> HealthCheck? {
+        guard !config.witnessKeys.isEmpty else { return nil }
+        let keys: [Ed25519.PublicKey]
+        do { keys = try WitnessKeys.load(config.witnessKeys) } catch {
+            return HealthCheck(name: "audit_witness", status: .degraded, detail: error.description)
+        }
+        guard case .success(let cosignatures)? = ask({ p throws(RedisError) in try AuditCosignatureKey.read(on: p.connection) }) else { return nil }
+        do {
+            let waiting = try WitnessWait.oldestUnwitnessed(try AuditReader(path: config.stateDB), cosignatures: cosignatures, witnessKeys: keys)
+            if let problem = WitnessWait.problem(waiting, nowNs: wallClockNanoseconds(), maxLagNs: Int64(config.witnessMaxLagSeconds) * 1_000_000_000) {
+                return HealthCheck(name: "audit_witness", status: .degraded, detail: problem)
+            }
+            let newest = cosignatures.filter { c in keys.contains { c.verify(with: $0) } }.max { $0.checkpoint.size < $1.checkpoint.size }
+            return HealthCheck(name: "audit_witness", status: .healthy, detail: newest.map { "cosigned up to \($0.checkpoint.size) leaves by \($0.witnessKeyID)" } ?? "no head signed yet")
+        } catch {
+            return HealthCheck(name: "audit_witness", status: .degraded, detail: "the audit's heads cannot be read: \(error)")
+        }
+    }
+
     deinit { executor.shutdown() }
 
     // MARK: sources
@@ -167,6 +188,7 @@ public actor MonitoringBackend {
         inputs.shardProblems = shardProblems
         inputs.risk = risk
         inputs.ledger = storeProblem == nil && redisProblem == nil ? ledgerCheck() : nil
+        inputs.witness = storeProblem == nil && redisProblem == nil ? witnessCheck() : nil
         return (evaluateHealth(inputs), beats, slo, risk)
     }
 

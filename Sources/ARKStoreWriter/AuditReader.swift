@@ -172,6 +172,16 @@ public final class AuditReader {
         return try read(s).first
     }
 
+    /// The oldest checkpoint signed since the newest restore whose size is over `size`.
+    public func oldestCheckpoint(largerThan size: Int) throws -> AuditCheckpoint? {
+        let s = try db.prepare("""
+            \(Self.columns) WHERE size > ? AND id >= (SELECT coalesce(max(id), 0) FROM audit_checkpoints WHERE kind = 'restore')
+            ORDER BY id LIMIT 1
+            """)
+        s.bind(size)
+        return try read(s).first
+    }
+
     static let columns = "SELECT kind, size, root, time_ns, key_id, note, signature FROM audit_checkpoints"
 
     private func read(_ s: SQLiteStatement) throws -> [AuditCheckpoint] {

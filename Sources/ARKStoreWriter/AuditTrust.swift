@@ -62,3 +62,19 @@ public enum WitnessKeys {
         return keys
     }
 }
+
+/// How long the log's heads have waited for a witness.
+public enum WitnessWait {
+    /// The oldest head signed since the newest restore that no valid cosignature of
+    /// `witnessKeys` covers (a cosigned head of its size or larger); nil when all are covered.
+    public static func oldestUnwitnessed(_ reader: AuditReader, cosignatures: [AuditCosignature], witnessKeys: [Ed25519.PublicKey]) throws -> AuditCheckpoint? {
+        let covered = cosignatures.filter { c in witnessKeys.contains { c.verify(with: $0) } }.map(\.checkpoint.size).max() ?? 0
+        return try reader.oldestCheckpoint(largerThan: covered)
+    }
+
+    /// The check's words: nil when no head has waited longer than `maxLagNs`.
+    public static func problem(_ waiting: AuditCheckpoint?, nowNs: Int64, maxLagNs: Int64) -> String? {
+        guard let waiting, nowNs - waiting.timeNs > maxLagNs else { return nil }
+        return "the head of \(waiting.size) leaves signed \((nowNs - waiting.timeNs) / 1_000_000_000) s ago has no witness's cosignature (ARK_WITNESS_MAX_LAG_SECONDS=\(maxLagNs / 1_000_000_000)): is `ark witness run` up on its host? `ark witness show` there; an alarmed witness means this log was rolled back or forked"
+    }
+}

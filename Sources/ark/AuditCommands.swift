@@ -1,5 +1,6 @@
 import ARKBus
 import ARKCore
+import ARKOperations
 import ARKState
 import ArgumentParser
 import Foundation
@@ -17,6 +18,8 @@ struct VerifyAuditCommand: AsyncParsableCommand {
               ark verify-audit --local
               ark verify-audit --public-key /etc/ark/audit_ed25519.pem.pub
               ark verify-audit --local --trace syn-4f2a-17
+              ark verify-audit --witness /etc/ark/witnesses/w1.pem --cosigned cosigned.jsonl
+              ark verify-audit --local --consistency 360 720
               ARK_STATE_DB=/var/backups/ark/ark_state_backup_20261123T100000Z.db ark verify-audit --backup
             """)
 
@@ -35,14 +38,30 @@ struct VerifyAuditCommand: AsyncParsableCommand {
     @Flag(help: "The store is a backup: the published log may go on beyond it (its own leaves and every checkpoint up to its size must still hold).")
     var backup = false
 
+    @Option(parsing: .upToNextOption, help: "Print and check the consistency proof (RFC 9162 §2.1.4) from the tree of FROM leaves to the tree of TO leaves: --consistency FROM TO.")
+    var consistency: [Int] = []
+
+    @Option(help: "A witness's public key (PEM), repeatable: its newest cosigned head must verify and the store's log must extend it; with --trace, the proof is to that head.")
+    var witness: [String] = []
+
+    @Option(help: "With --witness: the witness's cosigned heads (its cosigned.jsonl) instead of the copy in Redis.")
+    var cosigned: String?
+
     @OptionGroup var common: CommonOptions
 
     func run() async throws {
         let config = try common.config()
         let store = try openStoreReadOnly(config)
         let key = try auditPublicKey(config, explicit: publicKey)
+        if !consistency.isEmpty {
+            try proveConsistency(store: store)
+            return
+        }
+        let witnessKeys: [Ed25519.PublicKey]
+        do { witnessKeys = try WitnessKeys.load(witness) } catch { throw fail(error.description, code: 78) }
+        let cosignatures = try witnessHeads(witnessKeys, config)
         if let trace {
-            try prove(trace, store: store, key: key)
+            try prove(trace, store: store, key: key, witnesses: witnessKeys, cosignatures: cosignatures)
             return
         }
         var outside: [CheckpointSource] = []
@@ -58,6 +77,11 @@ struct VerifyAuditCommand: AsyncParsableCommand {
         case .success(nil): notes.append("Redis holds no \(Streams.auditCheckpoint)")
         case .failure(let why): notes.append("Redis not consulted: \(why)")
         }
+        // Each witness's newest cosigned head is a checkpoint the ARK host cannot rewrite: the
+        // store's log must reproduce its root (a rollback below it, or a fork, is BROKEN).
+        for c in cosignatures {
+            outside.append(CheckpointSource(name: "witness \(c.witnessKeyID)'s cosigned head", checkpoints: [c.checkpoint]))
+        }
         let report = try store.verifyAudit(publicKey: key, outside: outside, prefixOnly: backup) { n in print("  checked \(n) leaves…") }
         for n in notes + report.notes { print("  note: \(n)") }
         if let broken = report.firstBroken {
@@ -68,17 +92,73 @@ struct VerifyAuditCommand: AsyncParsableCommand {
         print("Audit log intact: \(report.checked) leaves verified, \(report.checkpointsVerified) signed checkpoint(s) reproduced, newest signed size \(report.signedSize) ✓")
     }
 
-    func prove(_ trace: String, store: StateStore, key: Ed25519.PublicKey?) throws {
-        let proof: AuditProof
+    /// The newest head each witness cosigned, its cosignature checked (from --cosigned, or
+    /// Redis); a witness with none is a failure, never a pass.
+    func witnessHeads(_ keys: [Ed25519.PublicKey], _ config: ARKConfig) throws -> [AuditCosignature] {
+        guard !keys.isEmpty else { return [] }
+        let all: [AuditCosignature]
+        if let cosigned {
+            guard let bytes = try? readFileBytes(cosigned) else { throw fail("cannot read \(cosigned)", code: 66) }
+            all = bytes.split(separator: UInt8(ascii: "\n")).compactMap { AuditCosignature(json: Array($0)) }
+        } else {
+            do { all = try AuditCheckpointKey.briefly(config.redisURL) { try AuditCosignatureKey.read(on: $0) } } catch {
+                throw fail("the witnesses' cosignatures cannot be read from Redis (\(error)). Fix: give the witness's cosigned.jsonl with --cosigned", code: 69)
+            }
+        }
+        return try keys.map { key in
+            let mine = all.filter { $0.witnessKeyID == key.keyID }
+            guard let newest = mine.max(by: { $0.checkpoint.size < $1.checkpoint.size }) else {
+                throw fail("Audit log NOT witnessed: no head cosigned by witness \(key.keyID) \(cosigned.map { "in \($0)" } ?? "in Redis \(Streams.auditCosignatures)") (it was deleted, or the witness never ran). Fix: take its cosigned.jsonl from the witness host: --cosigned FILE", code: 1)
+            }
+            guard newest.verify(with: key) else { throw fail("Audit log BROKEN: the newest head cosigned by witness \(key.keyID) does not verify: it was forged", code: 1) }
+            return newest
+        }
+    }
+
+    func proveConsistency(store: StateStore) throws {
+        guard consistency.count == 2, consistency[0] >= 0, consistency[0] <= consistency[1] else {
+            throw fail("--consistency takes two tree sizes, FROM ≤ TO: --consistency 360 720", code: 64)
+        }
+        let (from, to) = (consistency[0], consistency[1])
+        guard let proved = try AuditReader(path: store.path).consistency(from: from, to: to) else {
+            throw fail("the log of \(store.path) has fewer than \(to) leaves", code: 1)
+        }
+        print("consistency \(from) → \(to): \(proved.proof.count) hash(es)")
+        print("  root \(from)  \(SHA256.hex(proved.fromRoot))")
+        print("  root \(to)  \(SHA256.hex(proved.toRoot))")
+        for (i, h) in proved.proof.enumerated() { print("  proof[\(i)] \(SHA256.hex(h))") }
+        guard Merkle.verifyConsistency(first: from, second: to, firstRoot: proved.fromRoot, secondRoot: proved.toRoot, proof: proved.proof) else {
+            throw fail("consistency proof NOT verified: the store's nodes are inconsistent; run ark verify-audit", code: 1)
+        }
+        print("Consistency verified: the tree of \(to) leaves extends the tree of \(from) ✓ (check the roots against signed heads you hold)")
+    }
+
+    func prove(_ trace: String, store: StateStore, key: Ed25519.PublicKey?, witnesses: [Ed25519.PublicKey] = [], cosignatures: [AuditCosignature] = []) throws {
+        var proof: AuditProof
         do {
-            guard let p = try store.auditProof(traceID: trace) else { throw fail("no pass of trace \(trace) in \(store.path)") }
+            // To the smallest head every witness cosigned: all their cosignatures then cover it.
+            let head = cosignatures.min(by: { $0.checkpoint.size < $1.checkpoint.size })?.checkpoint
+            guard let p = try AuditReader(path: store.path).proof(traceID: trace, to: head) else { throw fail("no pass of trace \(trace) in \(store.path)") }
             proof = p
+            proof.cosignatures = cosignatures.filter { $0.checkpoint == head }
         } catch let e as ExitCode {
             throw e
         } catch {
             throw fail("cannot prove \(trace): \(error)")
         }
-        let problem = proof.problem(with: key)
+        // The witnesses that cosigned this head; one whose newest head is larger is checked
+        // with a proof to its own head.
+        let here = witnesses.filter { w in proof.cosignatures.contains { $0.witnessKeyID == w.keyID } }
+        var problem = proof.problem(with: key, witnesses: here)
+        for c in cosignatures where c.checkpoint != proof.checkpoint && problem == nil {
+            do {
+                guard var other = try AuditReader(path: store.path).proof(traceID: trace, to: c.checkpoint) else { continue }
+                other.cosignatures = [c]
+                problem = other.problem(with: key, witnesses: witnesses.filter { $0.keyID == c.witnessKeyID }).map { "to witness \(c.witnessKeyID)'s head: \($0)" }
+            } catch {
+                problem = "to witness \(c.witnessKeyID)'s head: \(error)"
+            }
+        }
         if json {
             print(String(decoding: proof.json, as: UTF8.self))
         } else {
@@ -93,7 +173,10 @@ struct VerifyAuditCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("proof NOT verified: \(problem)\n".utf8))
             throw ExitCode(1)
         }
-        if !json { print("Proof verified: the record is leaf \(proof.leafIndex) of the tree whose head of \(proof.treeSize) leaves key \(proof.checkpoint!.keyID) signed ✓") }
+        if !json {
+            print("Proof verified: the record is leaf \(proof.leafIndex) of the tree whose head of \(proof.treeSize) leaves key \(proof.checkpoint!.keyID) signed"
+                  + (witnesses.isEmpty ? "" : " and witness(es) \(witnesses.map(\.keyID).joined(separator: ", ")) cosigned") + " ✓")
+        }
     }
 
     /// The newest checkpoint in Redis, nil when there is none.
@@ -138,8 +221,9 @@ struct AuditKeyCommand: ParsableCommand {
             Examples:
               ark audit-key generate --out /etc/ark/audit_ed25519.pem
               ark audit-key public --local
+              ark audit-key rotate --new /etc/ark/audit_ed25519.2027.pem
             """,
-        subcommands: [Generate.self, Public.self])
+        subcommands: [Generate.self, Public.self, Rotate.self])
 
     struct Generate: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Write a new key (mode 600) and its public half (<out>.pub).")
@@ -154,6 +238,37 @@ struct AuditKeyCommand: ParsableCommand {
             try writeAuditKey(to: out)
             let key = try AuditSigner.loadKey(path: out)
             print("wrote \(out) (mode 600) and \(out).pub; key id \(key.publicKey.keyID). Set ARK_AUDIT_KEY=\(out) for Aletheia")
+        }
+    }
+
+    struct Rotate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Retire ARK_AUDIT_KEY: it signs a rotation record naming the new key (made at --new unless it exists). ARK must be stopped; start it again with ARK_AUDIT_KEY set to the new key.",
+            discussion: "ARK_AUDIT_PUBLIC_KEY and the witnesses keep the first key pinned: the record, signed by it, hands trust on.")
+
+        @Option(help: "The new private key (PEM, mode 600); made here when it does not exist.")
+        var new: String
+
+        @OptionGroup var common: CommonOptions
+
+        func run() throws {
+            let config = try common.config()
+            guard !config.auditKey.isEmpty else { throw fail("ARK_AUDIT_KEY is not set: it is the key being retired, which signs the record", code: 78) }
+            let old: Ed25519.PrivateKey
+            do { old = try AuditSigner.loadKey(path: config.auditKey) } catch { throw fail("\(error)", code: 78) }
+            if !FileManager.default.fileExists(atPath: new) { try writeAuditKey(to: new) }
+            let successor: Ed25519.PrivateKey
+            do { successor = try AuditSigner.loadKey(path: new) } catch { throw fail("\(error)", code: 78) }
+            let record: AuditCheckpoint
+            do {
+                record = try AuditKeyRotation.rotate(statePath: config.stateDB, from: old, to: successor.publicKey, checkpointFile: config.auditCheckpointsPath)
+            } catch {
+                throw fail("\(error)", code: 1)
+            }
+            // Best effort: Aletheia copies the newest head to Redis again when it starts.
+            try? AuditCheckpointKey.briefly(config.redisURL) { try AuditCheckpointKey.publish(record, on: $0) }
+            print("key \(old.publicKey.keyID) signed the rotation record at size \(record.size) naming key \(successor.publicKey.keyID).")
+            print("Now set ARK_AUDIT_KEY=\(new) and start ARK; keep ARK_AUDIT_PUBLIC_KEY (and the witnesses' log key) pinned to the first key.")
         }
     }
 
