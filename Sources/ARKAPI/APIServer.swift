@@ -27,6 +27,8 @@ public struct APISettings: Sendable {
     public var maxSignalBytes: Int
     public var producerTraceIDs: Bool
     public var maxBodyBytes: Int
+    /// API_BODY_MEMORY_BYTES: see `BodyBudget`.
+    public var bodyMemoryBytes: Int
     public var requestTimeout: Duration
     public var corsOrigins: [String]
     public var authority: JWTAuthority
@@ -60,6 +62,10 @@ public struct APISettings: Sendable {
         do { witnesses = try WitnessKeys.load(config.witnessKeys) } catch {
             problems.append(ConfigProblem(variable: "ARK_WITNESS_KEYS", message: error.description, fix: "give the witnesses' public keys (PEM), comma-separated, or unset it"))
         }
+        if config.apiBodyMemoryBytes < BodyBudget.charge(contentLength: config.apiMaxBodyBytes, maxBodyBytes: config.apiMaxBodyBytes) {
+            problems.append(ConfigProblem(variable: "API_BODY_MEMORY_BYTES", message: "is \(config.apiBodyMemoryBytes) bytes: a body of API_MAX_BODY_BYTES (\(config.apiMaxBodyBytes)) costs twice that while it is handled, so the largest body could never be taken",
+                                          fix: "set API_BODY_MEMORY_BYTES to at least \(2 * config.apiMaxBodyBytes), or lower API_MAX_BODY_BYTES"))
+        }
         if !problems.isEmpty { throw ConfigError(problems: problems) }
         witnessKeys = witnesses
         self.authority = authority!
@@ -75,6 +81,7 @@ public struct APISettings: Sendable {
         maxSignalBytes = config.maxSignalBytes
         producerTraceIDs = config.traceIDEnabled
         maxBodyBytes = config.apiMaxBodyBytes
+        bodyMemoryBytes = config.apiBodyMemoryBytes
         requestTimeout = .milliseconds(config.apiRequestTimeoutMs)
         corsOrigins = config.apiCORSOrigins
         ratePerMinute = config.apiRateLimitPerMinute
@@ -130,10 +137,13 @@ struct APIHandlers: Sendable {
     let intake: SignalIntake
     let store: StoreHandle
     let limiter: RateLimiter
+    let bodies: BodyBudget
     let acceptedCounter = Counter(label: MetricName.apiSignals, dimensions: [("result", "accepted")])
     let rejectedCounter = Counter(label: MetricName.apiSignals, dimensions: [("result", "rejected")])
     let backlogRefusedCounter = Counter(label: MetricName.apiSignals, dimensions: [("result", "backlog_full")])
     let conflictCounter = Counter(label: MetricName.apiSignals, dimensions: [("result", "trace_conflict")])
+    /// Requests refused before their body was read: API_BODY_MEMORY_BYTES was in use.
+    let bodyRefusedCounter = Counter(label: MetricName.apiBodyRefused)
 
     init(settings: APISettings, queue: SignalQueue) {
         self.settings = settings
@@ -141,6 +151,7 @@ struct APIHandlers: Sendable {
         intake = SignalIntake(maxSignalBytes: settings.maxSignalBytes, producerTraceIDs: settings.producerTraceIDs)
         store = StoreHandle(path: settings.stateDB)
         limiter = RateLimiter(perMinute: settings.ratePerMinute, perHour: settings.ratePerHour)
+        bodies = BodyBudget(limit: settings.bodyMemoryBytes)
     }
 
     func router() -> Router<APIContext> {
@@ -185,20 +196,40 @@ struct APIHandlers: Sendable {
         }
     }
 
+    /// A body read into one array of the size it announced (no buffer doubling, no second
+    /// copy), at most `limit` bytes (413 with `tooLarge` beyond).
+    static func readBody(of request: Request, expected: Int?, upTo limit: Int, tooLarge: String) async throws -> [UInt8] {
+        var body: [UInt8] = []
+        body.reserveCapacity(min(expected ?? 65_536, limit))
+        for try await chunk in request.body {
+            guard body.count + chunk.readableBytes <= limit else { throw APIError(.contentTooLarge, "body_too_large", tooLarge) }
+            body.append(contentsOf: chunk.readableBytesView)
+        }
+        return body
+    }
+
     func submit(_ request: Request, _ context: APIContext) async throws -> Response {
         try Self.requireJSON(request)
-        if let length = request.headers[.contentLength].flatMap(Int.init), length > settings.maxBodyBytes {
+        let length = request.headers[.contentLength].flatMap(Int.init)
+        if let length, length > settings.maxBodyBytes {
             throw APIError(.contentTooLarge, "body_too_large", "the body is \(length) bytes; the limit is \(settings.maxBodyBytes) (API_MAX_BODY_BYTES): split the batch")
         }
-        let buffer = try await Self.body(of: request, upTo: settings.maxBodyBytes,
-                                         tooLarge: "the body is larger than \(settings.maxBodyBytes) bytes (API_MAX_BODY_BYTES): split the batch")
-        let body = Array(buffer.readableBytesView)
+        // Before a byte is read: the bodies in flight stay within API_BODY_MEMORY_BYTES.
+        let charge = BodyBudget.charge(contentLength: length, maxBodyBytes: settings.maxBodyBytes)
+        guard bodies.reserve(charge) else {
+            bodyRefusedCounter.increment()
+            throw APIError.unavailable("the API is reading as many request bodies as its memory bound allows (API_BODY_MEMORY_BYTES, \(settings.bodyMemoryBytes) bytes); nothing of this request was read. Retry after the Retry-After seconds", retryAfter: 1)
+        }
+        defer { bodies.release(charge) }
+        var body = try await Self.readBody(of: request, expected: length, upTo: settings.maxBodyBytes,
+                                           tooLarge: "the body is larger than \(settings.maxBodyBytes) bytes (API_MAX_BODY_BYTES): split the batch")
         let items: [[UInt8]]
         do {
             items = try intake.split(body).items
         } catch {
             throw APIError(HTTPResponse.Status(code: error.status), error.code, error.message)
         }
+        body = []  // the items are copies: the body's memory goes back before they are queued
         let queue = self.queue
         let checked = intake.check(items, nowNs: wallClockNanoseconds())
         let claims = checked.map { c in c.claim.map { TraceClaim(traceID: $0.traceID, digest: $0.digest) } }

@@ -94,6 +94,10 @@ public struct ARKConfig: Sendable, Equatable {
     public var apiRequestTimeoutMs: Int = 10_000
     /// Largest request body (413 beyond it).
     public var apiMaxBodyBytes: Int = 16 * 1024 * 1024
+    /// The memory all request bodies in flight may take together (503 with Retry-After for a
+    /// request that does not fit, before its body is read); at least two bodies of the
+    /// largest size.
+    public var apiBodyMemoryBytes: Int = 256 * 1024 * 1024
     /// Signals in one POST /v1/signals.
     public static let apiMaxBatch = 1_000
 
@@ -265,6 +269,7 @@ public struct ARKConfig: Sendable, Equatable {
         }
         c.apiRequestTimeoutMs = reader.int("API_REQUEST_TIMEOUT_MS", c.apiRequestTimeoutMs, 100...600_000)
         c.apiMaxBodyBytes = reader.int("API_MAX_BODY_BYTES", c.apiMaxBodyBytes, 1024...16 * 1024 * 1024)
+        c.apiBodyMemoryBytes = reader.int("API_BODY_MEMORY_BYTES", c.apiBodyMemoryBytes, 64 * 1024...16 * 1024 * 1024 * 1024)
         c.claimIdleMs = reader.int("ARK_CLAIM_IDLE_MS", c.claimIdleMs, 100...86_400_000)
         c.maxDeliveries = reader.int("ARK_MAX_DELIVERIES", c.maxDeliveries, 1...1000)
         c.batchSize = reader.int("ARK_BATCH_SIZE", c.batchSize, 1...10_000)

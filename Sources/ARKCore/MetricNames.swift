@@ -44,6 +44,7 @@ public enum MetricName {
     public static let apiRequests = "ark_api_requests_total"
     public static let apiLatency = "ark_api_request_seconds"
     public static let apiSignals = "ark_api_signals_total"
+    public static let apiBodyRefused = "ark_api_body_refused_total"
     // The watchdog (DESIGN §5 names it without the prefix).
     public static let quarantines = "watchdog_quarantines_total"
     public static let quarantined = "watchdog_quarantined_instances"
@@ -86,6 +87,7 @@ public enum MetricName {
         apiRequests: "API requests answered (labels method, status).",
         apiLatency: "Time the API took to answer a request.",
         apiSignals: "Signals the API enqueued to Kyle (label result: accepted or rejected; a rejected one is recorded by Kyle with its reasons).",
+        apiBodyRefused: "Requests refused with 503 before their body was read: the bodies in flight took API_BODY_MEMORY_BYTES.",
         quarantines: "Quarantines the watchdog imposed (label agent).",
         quarantined: "Instances quarantined now (label agent).",
     ]
