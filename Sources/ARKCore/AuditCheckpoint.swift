@@ -116,7 +116,7 @@ public struct AuditKeyChain: Sendable {
             guard let key = keys[c.keyID] else {
                 return (c, "was signed by key \(c.keyID), which is neither the pinned key nor one a trusted rotation record names (pinned: \(keys.keys.sorted().joined(separator: ", ")))")
             }
-            guard c.verify(with: key) else { return (c, "has a signature that does not verify with key \(c.keyID): it was replaced or forged") }
+            guard c.verify(with: key) else { return (c, "(key \(c.keyID)) has a signature that does not verify: it was replaced or forged") }
             if let retired = retiredAt[c.keyID], c.timeNs > retired {
                 return (c, "was signed by key \(c.keyID) after its rotation record (time_ns \(retired)): a retired key signs nothing more")
             }

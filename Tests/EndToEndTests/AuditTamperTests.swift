@@ -107,6 +107,93 @@ extension EndToEnd { @Suite struct AuditTamperTests {
         #expect(aletheia.child.exitCode == 78 && aletheia.output.contains("were deleted"), "\(aletheia.output.suffix(2000))")
     }
 
+    /// The issue's second attack, by someone holding the ARK host: a denied pass rewritten as
+    /// approved, the tree rebuilt, every checkpoint (store, file, Redis) re-signed with a new
+    /// key whose .pub replaces the one beside the private key. Only a pinned key catches it:
+    /// production refuses to verify without one, and Aletheia refuses to sign with the
+    /// attacker's key; a garbled line in the middle of the checkpoint file is a failure too.
+    @Test func aLogReSignedWithAnotherKeyIsCaughtByThePinnedKey() async throws {
+        let f = try PipelineFixture()
+        defer { f.shutdown() }
+        f.extraEnvironment["ARK_AUDIT_CHECKPOINT_MS"] = "200"
+        let pinned = f.dir.path + "/pinned.pub"
+        _ = FileManager.default.createFile(atPath: pinned, contents: Data(f.auditKey.publicKey.pem))
+        _ = FileManager.default.createFile(atPath: f.auditKeyPath + ".pub", contents: Data(f.auditKey.publicKey.pem))
+        try f.startAll()
+        let report = try await f.synthetic(count: 60, rate: 60, violationEvery: 5)
+        #expect(report.completed == 60, "\(report.summary)")
+        try await Task.sleep(for: .seconds(1))
+        f.stopAll()
+        func verify(_ env: [String: String]) throws -> CommandResult {
+            try runCommand(Repo.arkBinary, ["verify-audit"], environment: f.environment.merging(env) { $1 })
+        }
+        #expect(try verify(["ARK_AUDIT_PUBLIC_KEY": pinned]).code == 0)
+
+        // A garbled line that is not the last: a failure, not a note.
+        let lines = try String(contentsOfFile: f.checkpointFile, encoding: .utf8).split(separator: "\n").map(String.init)
+        #expect(lines.count >= 3)
+        var garbled = lines
+        garbled[lines.count - 2] = String(garbled[lines.count - 2].dropLast(9)) + "#garbled#"
+        let garbledFile = f.dir.path + "/garbled.jsonl"
+        try (garbled.joined(separator: "\n") + "\n").write(toFile: garbledFile, atomically: true, encoding: .utf8)
+        let middle = try verify(["ARK_AUDIT_PUBLIC_KEY": pinned, "ARK_AUDIT_CHECKPOINTS": garbledFile])
+        #expect(middle.code == 1 && middle.output.contains("line \(lines.count - 1) of the checkpoint file") && middle.output.contains("not the last line"), "\(middle.output)")
+        // A torn last line (a crash mid-write) is a note, and Aletheia cuts it before appending.
+        try (lines.joined(separator: "\n") + "\n" + String(lines[0].prefix(40))).write(toFile: garbledFile, atomically: true, encoding: .utf8)
+        let torn = try verify(["ARK_AUDIT_PUBLIC_KEY": pinned, "ARK_AUDIT_CHECKPOINTS": garbledFile])
+        #expect(torn.code == 0 && torn.output.contains("torn by a crash"), "\(torn.output)")
+
+        // The attack.
+        let denied = try sqlite(f.statePath, "SELECT trace_id FROM passes WHERE verdict = 'denied' ORDER BY seq LIMIT 1")
+        _ = try sqlite(f.statePath, try rehashedEdit(of: denied, in: f.statePath))
+        let attacker = try Ed25519.PrivateKey.generate()
+        try reSign(f.statePath, checkpointFile: f.checkpointFile, with: attacker)
+        _ = try f.redis.client().command(["SET", .text(Streams.auditCheckpoint), .bytes(try #require(AuditSigner.read(file: f.checkpointFile)?.checkpoints.last).json)])
+        try FileManager.default.removeItem(atPath: f.auditKeyPath)
+        _ = FileManager.default.createFile(atPath: f.auditKeyPath, contents: Data(attacker.pem), attributes: [.posixPermissions: 0o600])
+        _ = FileManager.default.createFile(atPath: f.auditKeyPath + ".pub", contents: Data(attacker.publicKey.pem))
+
+        // Unpinned, outside production: the .pub beside the key says intact, and the note says why that proves little.
+        let unpinned = try verify([:])
+        #expect(unpinned.code == 0 && unpinned.output.contains("not pinned"), "\(unpinned.output)")
+        // In production the .pub is not trusted on its own.
+        let production = try verify(["ARK_ENV": "production"])
+        #expect(production.code == 78 && production.output.contains("ARK_AUDIT_PUBLIC_KEY is not set"), "\(production.output)")
+        // Pinned: every re-signed checkpoint names the attacker's key.
+        let caught = try verify(["ARK_AUDIT_PUBLIC_KEY": pinned])
+        #expect(caught.code == 1 && caught.output.contains("BROKEN") && caught.output.contains(attacker.publicKey.keyID) && caught.output.contains("neither the pinned key"), "\(caught.output)")
+        // Aletheia will not sign with a key the pin does not lead to.
+        f.extraEnvironment["ARK_AUDIT_PUBLIC_KEY"] = pinned
+        try f.start(.aletheia)
+        let aletheia = try #require(f.agents[.aletheia])
+        #expect(aletheia.child.wait(timeout: 20), "Aletheia started with the attacker's key")
+        #expect(aletheia.child.exitCode == 78 && aletheia.output.contains("neither the pinned key"), "\(aletheia.output.suffix(2000))")
+    }
+
+    /// The attacker's rebuild: every leaf hashed again from the rows, the tree's stored nodes
+    /// and right edge rewritten, every checkpoint re-signed with `key` in the store and the file.
+    func reSign(_ db: String, checkpointFile: String, with key: Ed25519.PrivateKey) throws {
+        let size = Int(try sqlite(db, "SELECT size FROM audit_tree WHERE id = 1"))!
+        let hashes = try AuditReader(path: db).leafHashes(0, size)
+        var tree = Merkle.Frontier()
+        var sql = "BEGIN; DELETE FROM audit_nodes;"
+        for h in hashes {
+            tree.append(h) { height, index, d in
+                if height >= AuditLeaf.storedHeight { sql += "INSERT INTO audit_nodes (height, idx, hash) VALUES (\(height), \(index), X'\(SHA256.hex(d))');" }
+            }
+        }
+        sql += "UPDATE audit_tree SET frontier = X'\(SHA256.hex(tree.nodes.flatMap { $0 }))' WHERE id = 1;"
+        var file = ""
+        for c in try AuditReader(path: db).checkpoints() {
+            var r = AuditCheckpoint(kind: c.kind, size: c.size, root: Merkle.root(hashes.prefix(c.size)), timeNs: c.timeNs, keyID: key.publicKey.keyID, note: c.note)
+            r.signature = try key.sign(r.signedText)
+            sql += "UPDATE audit_checkpoints SET root = '\(SHA256.hex(r.root))', key_id = '\(r.keyID)', signature = '\(SHA256.hex(r.signature))' WHERE time_ns = \(c.timeNs) AND size = \(c.size);"
+            file += String(decoding: r.json, as: UTF8.self) + "\n"
+        }
+        _ = try sqlite(db, sql + "COMMIT;")
+        try file.write(toFile: checkpointFile, atomically: true, encoding: .utf8)
+    }
+
     func sqlite(_ db: String, _ sql: String) throws -> String {
         let r = try runCommand("/usr/bin/sqlite3", [db, sql])
         guard r.code == 0 else { throw TestSetupError("sqlite3 \(sql): \(r.output)") }
