@@ -71,7 +71,7 @@ extension EndToEnd { @Suite struct AuditProofTests {
 
         // The command line gives the same proof, checked.
         api.process?.terminate(grace: 10)
-        let env = ["ARK_STATE_DB": api.statePath, "ARK_AUDIT_KEY": keyPath, "REDIS_URL": api.redis.urlString]
+        let env = ["ARK_STATE_DB": api.statePath, "ARK_AUDIT_KEY": keyPath, "ARK_AUDIT_PUBLIC_KEY": keyPath + ".pub", "REDIS_URL": api.redis.urlString]
         let cli = try runCommand(Repo.arkBinary, ["verify-audit", "--trace", "proof-7"], environment: env)
         #expect(cli.code == 0 && cli.output.contains("Proof verified"), "\(cli.output)")
         let cliJSON = try runCommand(Repo.arkBinary, ["verify-audit", "--trace", "proof-7", "--json"], environment: env)
@@ -80,5 +80,73 @@ extension EndToEnd { @Suite struct AuditProofTests {
         let whole = try runCommand(Repo.arkBinary, ["verify-audit"], environment: env)
         #expect(whole.code == 0 && whole.output.contains("Audit log intact"), "\(whole.output)")
         #expect(try runCommand(Repo.arkBinary, ["verify-audit", "--trace", "no-such-trace"], environment: env).code == 1)
+    }
+
+    /// The audit routes a witness uses: the head, consistency proofs between two heads (checked
+    /// here against the signed roots), and the refusals of the cosignature route.
+    @Test func theHeadAndConsistencyProofsServeAWitnessAndForeignCosignaturesAreRefused() async throws {
+        let keys = try TempDir("ark-consistency")
+        defer { keys.remove() }
+        let keyPath = keys.path + "/audit_ed25519.pem"
+        #expect(try runCommand(Repo.arkBinary, ["audit-key", "generate", "--out", keyPath]).code == 0)
+        let witness = try Ed25519.PrivateKey.generate()
+        _ = FileManager.default.createFile(atPath: keys.path + "/witness.pem", contents: Data(witness.publicKey.pem))
+        let api = try await APIFixture(["ARK_AUDIT_KEY": keyPath, "ARK_AUDIT_CHECKPOINTS": keys.path + "/checkpoints.jsonl", "ARK_AUDIT_CHECKPOINT_MS": "200",
+                                        "ARK_WITNESS_KEYS": keys.path + "/witness.pem", "API_RATE_LIMIT_PER_MINUTE": "1000"])
+        defer { api.shutdown() }
+        let token = await api.token("witness")
+        #expect(try await api.call("GET", "/v1/audit/checkpoint", token: token).status == 404)
+        func head(after size: Int) async throws -> AuditCheckpoint {
+            let deadline = monotonicNanoseconds() + 10_000_000_000
+            while monotonicNanoseconds() < deadline {
+                let r = try await api.call("GET", "/v1/audit/checkpoint", token: token)
+                if r.status == 200, let o = r.json?["checkpoint"] as? [String: Any], let c = Self.checkpoint(o), c.size > size { return c }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            throw TestSetupError("no head past \(size)")
+        }
+        func submit(_ prefix: String, _ n: Int) async throws {
+            let batch = "[" + (0..<n).map { api.signal("\(prefix)-\($0)") }.joined(separator: ",") + "]"
+            #expect(try await api.call("POST", "/v1/signals", token: token, body: Array(batch.utf8)).status == 202)
+        }
+        try await submit("c1", 30)
+        let first = try await head(after: 29)
+        try await submit("c2", 45)
+        let second = try await head(after: first.size + 44)
+        let key = try Ed25519.PublicKey(pem: try readFileBytes(keyPath + ".pub"))
+        #expect(first.verify(with: key) && second.verify(with: key))
+        let r = try await api.call("GET", "/v1/audit/consistency?from=\(first.size)&to=\(second.size)", token: token)
+        #expect(r.status == 200, "\(r.text)")
+        let proof = (r.json?["proof"] as? [String] ?? []).compactMap { bytes(fromHex: $0) }
+        #expect(!proof.isEmpty && Merkle.verifyConsistency(first: first.size, second: second.size, firstRoot: first.root, secondRoot: second.root, proof: proof))
+        #expect(!Merkle.verifyConsistency(first: first.size, second: second.size, firstRoot: Merkle.leafHash([1]), secondRoot: second.root, proof: proof))
+        for (query, status, code) in [("from=\(second.size)&to=\(first.size)", 400, "invalid_range"), ("from=1&to=99999999", 404, "beyond_log"),
+                                      ("from=-1&to=3", 400, "invalid_range"), ("to=3", 400, "invalid_range"), ("from=1.5&to=3", 400, "invalid_range")] {
+            let bad = try await api.call("GET", "/v1/audit/consistency?" + query, token: token)
+            #expect(bad.status == status && (bad.json?["error"] as? [String: Any])?["code"] as? String == code, "\(query): \(bad.text)")
+        }
+        // Cosignatures: a foreign witness, a bad signature, a head this log never signed.
+        let stranger = try Ed25519.PrivateKey.generate()
+        var forged = try AuditCosignature.sign(second, with: witness, timeNs: 1)
+        forged.signature[0] ^= 1
+        var neverSigned = second
+        neverSigned.root = Merkle.leafHash([9])
+        for (body, status) in [(try AuditCosignature.sign(second, with: stranger, timeNs: 1).json, 403), (forged.json, 422),
+                               (try AuditCosignature.sign(neverSigned, with: witness, timeNs: 1).json, 409), (Array("{}".utf8), 400)] {
+            let refused = try await api.call("POST", "/v1/audit/cosignatures", token: token, body: body)
+            #expect(refused.status == status, "\(refused.text)")
+        }
+        #expect(try await api.call("GET", "/v1/traces/c1-3/proof?cosigned=true", token: token).status == 404)
+        let accepted = try await api.call("POST", "/v1/audit/cosignatures", token: token, body: try AuditCosignature.sign(second, with: witness, timeNs: 2).json)
+        #expect(accepted.status == 200, "\(accepted.text)")
+        let cosigned = try await api.call("GET", "/v1/traces/c1-3/proof?cosigned=true", token: token)
+        #expect(cosigned.status == 200 && cosigned.json?["tree_size"] as? Int == second.size && (cosigned.json?["cosignatures"] as? [Any])?.count == 1, "\(cosigned.text)")
+    }
+
+    static func checkpoint(_ o: [String: Any]) -> AuditCheckpoint? {
+        guard let kind = (o["kind"] as? String).flatMap(AuditCheckpoint.Kind.init(rawValue:)), let size = o["size"] as? Int,
+              let root = (o["root"] as? String).flatMap(bytes(fromHex:)), let time = (o["time_ns"] as? NSNumber)?.int64Value,
+              let keyID = o["key_id"] as? String, let signature = (o["signature"] as? String).flatMap(bytes(fromHex:)) else { return nil }
+        return AuditCheckpoint(kind: kind, size: size, root: root, timeNs: time, keyID: keyID, note: o["note"] as? String ?? "", signature: signature)
     }
 } }

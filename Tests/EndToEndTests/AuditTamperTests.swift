@@ -170,6 +170,46 @@ extension EndToEnd { @Suite struct AuditTamperTests {
         #expect(aletheia.child.exitCode == 78 && aletheia.output.contains("neither the pinned key"), "\(aletheia.output.suffix(2000))")
     }
 
+    /// A planned rotation: the old key signs a record naming the new one while ARK is stopped;
+    /// the pinned first key then verifies the whole log, and the retired key may sign nothing
+    /// more (Aletheia refuses it, and a checkpoint it signed later is a failure).
+    @Test func aRotationRecordHandsTrustFromThePinnedKeyToItsSuccessor() async throws {
+        let f = try PipelineFixture()
+        defer { f.shutdown() }
+        let pinned = f.dir.path + "/pinned.pub"
+        _ = FileManager.default.createFile(atPath: pinned, contents: Data(f.auditKey.publicKey.pem))
+        f.extraEnvironment = ["ARK_AUDIT_CHECKPOINT_MS": "200", "ARK_AUDIT_PUBLIC_KEY": pinned]
+        try f.startAll()
+        #expect(try await f.synthetic(count: 40, rate: 80).completed == 40)
+        // Refused while ARK writes the store.
+        let newKey = f.dir.path + "/audit_ed25519.next.pem"
+        let busy = try runCommand(Repo.arkBinary, ["audit-key", "rotate", "--new", newKey], environment: f.environment)
+        #expect(busy.code == 1 && busy.output.contains("stop ARK first"), "\(busy.output)")
+        f.stopAll()
+        let rotated = try runCommand(Repo.arkBinary, ["audit-key", "rotate", "--new", newKey], environment: f.environment)
+        #expect(rotated.code == 0 && rotated.output.contains("signed the rotation record"), "\(rotated.output)")
+        // The retired key may not sign again.
+        try f.start(.aletheia)
+        let refused = try #require(f.agents[.aletheia])
+        #expect(refused.child.wait(timeout: 20) && refused.child.exitCode == 78 && refused.output.contains("rotated away"), "\(refused.output.suffix(1500))")
+        f.stopAll()
+        f.extraEnvironment["ARK_AUDIT_KEY"] = newKey
+        try f.startAll()
+        #expect(try await f.synthetic(count: 40, rate: 80).completed == 40)
+        try await Task.sleep(for: .seconds(1))
+        f.stopAll()
+        let verified = try runCommand(Repo.arkBinary, ["verify-audit"], environment: f.environment)
+        #expect(verified.code == 0 && verified.output.contains("intact") && verified.output.contains("was rotated to"), "\(verified.output)")
+        // A checkpoint the retired key signs after its record: a failure.
+        let size = Int(try sqlite(f.statePath, "SELECT size FROM audit_tree"))!
+        var late = AuditCheckpoint(kind: .checkpoint, size: size, root: try AuditReader(path: f.statePath).root(size: size), timeNs: wallClockNanoseconds(),
+                                   keyID: f.auditKey.publicKey.keyID, note: "")
+        late.signature = try f.auditKey.sign(late.signedText)
+        try AuditSigner.append(late, to: f.checkpointFile)
+        let caught = try runCommand(Repo.arkBinary, ["verify-audit"], environment: f.environment)
+        #expect(caught.code == 1 && caught.output.contains("after its rotation record"), "\(caught.output)")
+    }
+
     /// The attacker's rebuild: every leaf hashed again from the rows, the tree's stored nodes
     /// and right edge rewritten, every checkpoint re-signed with `key` in the store and the file.
     func reSign(_ db: String, checkpointFile: String, with key: Ed25519.PrivateKey) throws {
