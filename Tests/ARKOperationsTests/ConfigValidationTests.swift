@@ -23,7 +23,8 @@ import Testing
             try FileManager.default.setAttributes([.posixPermissions: 0o444], ofItemAtPath: target)
         }
         let key = try Ed25519.PrivateKey.generate()
-        guard FileManager.default.createFile(atPath: dir.path + "/audit_ed25519.pem", contents: Data(key.pem), attributes: [.posixPermissions: 0o600]) else {
+        guard FileManager.default.createFile(atPath: dir.path + "/audit_ed25519.pem", contents: Data(key.pem), attributes: [.posixPermissions: 0o600]),
+              FileManager.default.createFile(atPath: dir.path + "/pinned_audit.pub", contents: Data(key.publicKey.pem)) else {
             throw TestSetupError("cannot write the audit key")
         }
     }
@@ -39,12 +40,26 @@ import Testing
             "ARK_BACKUP_DIR": dir.path + "/backups", "ARK_LOG_DIR": dir.path + "/logs", "ARK_GRAVEYARD_DIR": dir.path + "/graveyard",
             "SESSION_SECRET": String(repeating: "a1", count: 20), "JWT_SECRET": String(repeating: "b2", count: 20),
             "METRICS_PORT": String(try! freeTCPPort()), "API_PORT": String(try! freeTCPPort()),
-            "ARK_AUDIT_KEY": dir.path + "/audit_ed25519.pem",
+            "ARK_AUDIT_KEY": dir.path + "/audit_ed25519.pem", "ARK_AUDIT_PUBLIC_KEY": dir.path + "/pinned_audit.pub",
         ]
     }
 
     func problems(_ env: [String: String], checkPorts: Bool = true) -> [ValidationCheck] {
         ConfigValidation(environment: env, checkPorts: checkPorts).run().filter { $0.status == .problem }
+    }
+
+    /// Production pins the log's key: without ARK_AUDIT_PUBLIC_KEY the .pub beside the
+    /// private key would be trusted on its own; a witness key that is not one is named.
+    @Test func productionNeedsAPinnedAuditKeyAndUsableWitnessKeys() {
+        var env = good
+        env["ARK_AUDIT_PUBLIC_KEY"] = nil
+        #expect(problems(env, checkPorts: false).map(\.name) == ["ARK_AUDIT_PUBLIC_KEY"])
+        env = good
+        env["ARK_WITNESS_KEYS"] = dir.path + "/audit_ed25519.pem"
+        let p = problems(env, checkPorts: false)
+        #expect(p.map(\.name) == ["ARK_WITNESS_KEYS"] && p.first?.detail.contains("unusable") == true, "\(p.map(\.line))")
+        env["ARK_WITNESS_KEYS"] = dir.path + "/pinned_audit.pub"
+        #expect(problems(env, checkPorts: false).isEmpty)
     }
 
     @Test func aGoodProductionConfigurationIsValidAndNamesTheRedisVersion() {
@@ -163,10 +178,12 @@ import Testing
         env["METRICS_BIND"] = "0.0.0.0"
         env["API_BIND"] = "0.0.0.0"
         env["JWT_SECRET"] = nil
+        env["ARK_AUDIT_PUBLIC_KEY"] = nil
         let checks = ConfigValidation(environment: env).run()
         #expect(checks.filter { $0.status == .problem } == [], "\(checks.map(\.line))")
-        // No JWT_SECRET outside production: the API would refuse to start, so it is said.
-        #expect(Set(checks.filter { $0.status == .warning }.map(\.name)) == ["SESSION_SECRET", "METRICS_BIND", "API_BIND", "JWT_SECRET"])
+        // No JWT_SECRET outside production: the API would refuse to start, so it is said; an
+        // unpinned audit key is trusted from beside the private key, and that is said too.
+        #expect(Set(checks.filter { $0.status == .warning }.map(\.name)) == ["SESSION_SECRET", "METRICS_BIND", "API_BIND", "JWT_SECRET", "ARK_AUDIT_PUBLIC_KEY"])
         #expect(ConfigValidation.verdict(checks).valid)
     }
 
@@ -199,7 +216,8 @@ import Testing
         for (k, v) in good where ["REDIS_URL", "ARK_STATE_DB", "ARK_BACKUP_DIR", "ARK_LOG_DIR", "ARK_GRAVEYARD_DIR", "METRICS_PORT", "API_PORT"].contains(k) {
             env[k] = v
         }
-        // The audit key is made per installation too (ark audit-key generate), like the secrets.
-        #expect(problems(env).map(\.name).sorted() == ["ARK_AUDIT_KEY", "JWT_SECRET", "SESSION_SECRET"])
+        // The audit key is made per installation too (ark audit-key generate), like the secrets,
+        // and its pinned copy with it.
+        #expect(problems(env).map(\.name).sorted() == ["ARK_AUDIT_KEY", "ARK_AUDIT_PUBLIC_KEY", "JWT_SECRET", "SESSION_SECRET"])
     }
 }
