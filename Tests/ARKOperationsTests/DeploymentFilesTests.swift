@@ -21,6 +21,12 @@ import Testing
             + ["kyle", "joey", "hrm", "kenny", "aletheia"].map { dir.path + "/ark-agent@\($0).service" }
         let r = try runCommand("/usr/bin/systemd-analyze", ["verify", "--man=no"] + paths)
         #expect(r.code == 0 && r.output.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "\(r.output)")
+        // The witness's unit, for its own host.
+        let witness = try String(contentsOfFile: Repo.root + "/deployment/witness/ark-witness.service", encoding: .utf8)
+            .replacingOccurrences(of: "/opt/ark/.build/release/ark", with: Repo.arkBinary)
+        try witness.write(toFile: dir.path + "/ark-witness.service", atomically: true, encoding: .utf8)
+        let w = try runCommand("/usr/bin/systemd-analyze", ["verify", "--man=no", dir.path + "/ark-witness.service"])
+        #expect(w.code == 0 && w.output.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "\(w.output)")
     }
 }
 
