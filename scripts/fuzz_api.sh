@@ -20,7 +20,15 @@ fi
 ARK=$PWD/.build/$BUILD/ark
 bench_start_redis
 export ARK_STATE_DB=$WORK/ark_state.db ARK_GRAVEYARD_DIR=$PWD/graveyard ARK_LOG_FORMAT=json
+# Signed heads and a witness key, so the audit routes answer more than 404.
+"$ARK" audit-key generate --out "$WORK/audit_ed25519.pem" >/dev/null
+"$ARK" audit-key generate --out "$WORK/witness_ed25519.pem" >/dev/null
+export ARK_AUDIT_KEY=$WORK/audit_ed25519.pem ARK_AUDIT_PUBLIC_KEY=$WORK/audit_ed25519.pem.pub ARK_WITNESS_KEYS=$WORK/witness_ed25519.pem.pub
 bench_start_api_run fuzzer
+# A few signals, so the log has a head before the fuzzing starts.
+curl -fs -X POST "http://127.0.0.1:$API_PORT/v1/signals" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+    -d '{"trace_id":"fuzz-seed-1","symbol":"AAPL","price":100,"volume":1,"action":"buy","position_size_pct":0.001,"leverage":1,"stop_loss":99,"risk_reward_ratio":2}' >/dev/null || true
+sleep 1
 
 echo "Fuzzing http://127.0.0.1:$API_PORT for ${SECONDS_BUDGET}s (report: $WORK/schemathesis.txt)"
 status=0
