@@ -42,19 +42,20 @@ public enum AuditCheckpointKey {
 
 /// The newest cosigned head of each witness (`ark:audit:cosignatures`, by witness key id).
 public enum AuditCosignatureKey {
-    /// Sets a witness's field unless it holds a larger head.
+    /// Sets a witness's field unless it holds a head the log signed later (by the head's
+    /// `time_ns`: after a restore the witness, reset, cosigns smaller heads that are newer).
     static let setIfNewer = """
         local cur = redis.call('HGET', KEYS[1], ARGV[1])
         if cur then
-            local size = tonumber(string.match(cur, '"size":(%d+)'))
-            if size and size > tonumber(ARGV[3]) then return 0 end
+            local t = tonumber(string.match(cur, '"time_ns":(%d+)'))
+            if t and t > tonumber(ARGV[3]) then return 0 end
         end
         redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
         return 1
         """
 
     public static func publish(_ c: AuditCosignature, on connection: RedisConnection) throws(RedisError) {
-        _ = try connection.command(["EVAL", .text(setIfNewer), "1", .text(Streams.auditCosignatures), .text(c.witnessKeyID), .bytes(c.json), .int(c.checkpoint.size)])
+        _ = try connection.command(["EVAL", .text(setIfNewer), "1", .text(Streams.auditCosignatures), .text(c.witnessKeyID), .bytes(c.json), .text(String(c.checkpoint.timeNs))])
     }
 
     /// Every witness's newest cosigned head; unreadable fields are left out.

@@ -172,6 +172,11 @@ public final class AuditReader {
         return try read(s).first
     }
 
+    /// When the newest restore checkpoint was signed; nil when the log was never restored.
+    public func newestRestoreNs() throws -> Int64? {
+        try db.prepare("SELECT time_ns FROM audit_checkpoints WHERE kind = 'restore' ORDER BY id DESC LIMIT 1").firstRow { $0.int64(0) }
+    }
+
     /// The oldest checkpoint signed since the newest restore whose size is over `size`.
     public func oldestCheckpoint(largerThan size: Int) throws -> AuditCheckpoint? {
         let s = try db.prepare("""

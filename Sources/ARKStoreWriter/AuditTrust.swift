@@ -66,9 +66,11 @@ public enum WitnessKeys {
 /// How long the log's heads have waited for a witness.
 public enum WitnessWait {
     /// The oldest head signed since the newest restore that no valid cosignature of
-    /// `witnessKeys` covers (a cosigned head of its size or larger); nil when all are covered.
+    /// `witnessKeys` covers (a cosigned head of its size or larger, signed since that restore
+    /// too); nil when all are covered.
     public static func oldestUnwitnessed(_ reader: AuditReader, cosignatures: [AuditCosignature], witnessKeys: [Ed25519.PublicKey]) throws -> AuditCheckpoint? {
-        let covered = cosignatures.filter { c in witnessKeys.contains { c.verify(with: $0) } }.map(\.checkpoint.size).max() ?? 0
+        let restoredNs = try reader.newestRestoreNs() ?? .min
+        let covered = cosignatures.filter { c in c.checkpoint.timeNs >= restoredNs && witnessKeys.contains { c.verify(with: $0) } }.map(\.checkpoint.size).max() ?? 0
         return try reader.oldestCheckpoint(largerThan: covered)
     }
 
