@@ -23,7 +23,8 @@ export ARK_STATE_DB=$WORK/ark_state.db ARK_GRAVEYARD_DIR=$PWD/graveyard ARK_LOG_
 # Signed heads and a witness key, so the audit routes answer more than 404.
 "$ARK" audit-key generate --out "$WORK/audit_ed25519.pem" >/dev/null
 "$ARK" audit-key generate --out "$WORK/witness_ed25519.pem" >/dev/null
-export ARK_AUDIT_KEY=$WORK/audit_ed25519.pem ARK_AUDIT_PUBLIC_KEY=$WORK/audit_ed25519.pem.pub ARK_WITNESS_KEYS=$WORK/witness_ed25519.pem.pub
+export ARK_AUDIT_KEY=$WORK/audit_ed25519.pem ARK_AUDIT_PUBLIC_KEY=$WORK/audit_ed25519.pem.pub ARK_WITNESS_KEYS=$WORK/witness_ed25519.pem.pub \
+    ARK_AUDIT_CHECKPOINTS=$WORK/audit_checkpoints.jsonl ARK_LOG_DIR=$WORK
 bench_start_api_run fuzzer
 # A few signals, so the log has a head before the fuzzing starts.
 curl -fs -X POST "http://127.0.0.1:$API_PORT/v1/signals" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \

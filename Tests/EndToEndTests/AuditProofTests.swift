@@ -71,7 +71,8 @@ extension EndToEnd { @Suite struct AuditProofTests {
 
         // The command line gives the same proof, checked.
         api.process?.terminate(grace: 10)
-        let env = ["ARK_STATE_DB": api.statePath, "ARK_AUDIT_KEY": keyPath, "ARK_AUDIT_PUBLIC_KEY": keyPath + ".pub", "REDIS_URL": api.redis.urlString]
+        let env = ["ARK_STATE_DB": api.statePath, "ARK_AUDIT_KEY": keyPath, "ARK_AUDIT_PUBLIC_KEY": keyPath + ".pub", "REDIS_URL": api.redis.urlString,
+                   "ARK_AUDIT_CHECKPOINTS": keys.path + "/checkpoints.jsonl"]
         let cli = try runCommand(Repo.arkBinary, ["verify-audit", "--trace", "proof-7"], environment: env)
         #expect(cli.code == 0 && cli.output.contains("Proof verified"), "\(cli.output)")
         let cliJSON = try runCommand(Repo.arkBinary, ["verify-audit", "--trace", "proof-7", "--json"], environment: env)
