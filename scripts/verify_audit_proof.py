@@ -50,8 +50,9 @@ def main(proof_path, key_path, witness_paths=()):
         if not mine: sys.exit(f"no cosignature of witness {kid} ({path}) over this head")
         s = mine[0]
         stext = s["signed_text"].encode()
-        if not stext.startswith(f"ark-audit-cosignature/v1\nwitness {kid}\n".encode()) or not stext.endswith(text):
-            sys.exit(f"the cosignature of witness {kid} is not over this checkpoint")
+        if (not stext.startswith(f"ark-audit-cosignature/v1\nwitness {kid}\n".encode()) or not stext.endswith(text)
+                or f"\nlog_signature {c['signature']}\n".encode() not in stext):
+            sys.exit(f"the cosignature of witness {kid} is not over this checkpoint and its signature")
         wkey.verify(bytes.fromhex(s["cosignature"]), stext)  # raises InvalidSignature
         witnessed.append(kid)
     print(f"proof verified: {p['trace_id']} is leaf {p['leaf_index']} of {c['size']}, signed at time_ns {c['time_ns']} by key {c['key_id']}"

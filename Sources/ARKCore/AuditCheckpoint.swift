@@ -139,7 +139,7 @@ public struct AuditKeyChain: Sendable {
 /// A witness's cosignature of a log checkpoint: the witness, on a host of its own, checked
 /// the checkpoint's signature and that its tree extends every head it cosigned before
 /// (RFC 9162 consistency), and signed this. It signs `signedText`: its own lines, then the
-/// checkpoint's signed text, so the cosignature binds the whole head.
+/// checkpoint's signed text, so the cosignature binds the whole head and its signature.
 public struct AuditCosignature: Sendable, Equatable {
     public var checkpoint: AuditCheckpoint
     public var witnessKeyID: String
@@ -153,8 +153,11 @@ public struct AuditCosignature: Sendable, Equatable {
         self.signature = signature
     }
 
+    /// Its lines (the witness, its time, the log's signature it checked), then the
+    /// checkpoint's signed text: a cosignature binds the head and the log's signature on it.
     public var signedText: [UInt8] {
-        Array("ark-audit-cosignature/v1\nwitness \(witnessKeyID)\ntime_ns \(timeNs)\n".utf8) + checkpoint.signedText
+        Array("ark-audit-cosignature/v1\nwitness \(witnessKeyID)\ntime_ns \(timeNs)\nlog_signature \(SHA256.hex(checkpoint.signature))\n".utf8)
+            + checkpoint.signedText
     }
 
     public static func sign(_ checkpoint: AuditCheckpoint, with key: Ed25519.PrivateKey, timeNs: Int64) throws(Ed25519.Failure) -> AuditCosignature {

@@ -146,4 +146,34 @@ import Testing
             #expect(AuditCheckpoint(json: Array(bad.utf8)) == nil, "\(bad)")
         }
     }
+
+    /// The same for a witness's cosignature line: a mutation that still parses never verifies
+    /// with the witness's key (unless it is the same cosignature re-spaced).
+    @Test func mutatedCosignaturesNeverVerifyAndNeverTrap() throws {
+        let log = try Ed25519.PrivateKey.generate()
+        let witness = try Ed25519.PrivateKey.generate()
+        let head = try AuditSigner(key: log, checkpointFile: "/dev/null").sign(size: 99, root: Merkle.leafHash([7]), timeNs: 1_796_000_000_000_000_000)
+        let c = try AuditCosignature.sign(head, with: witness, timeNs: 1_796_000_000_500_000_000)
+        let line = c.json
+        #expect(AuditCosignature(json: line) == c && c.verify(with: witness.publicKey) && !c.verify(with: log.publicKey))
+        var rng = SplitMix64(seed: 11)
+        let alphabet = Array("0123456789abcdef\"{}:,-e.\\ ".utf8)
+        var parsed = 0
+        for _ in 0..<20_000 {
+            var m = line
+            for _ in 0..<(1 + Int(rng.next() % 3)) {
+                let i = Int(rng.next() % UInt64(m.count))
+                switch rng.next() % 3 {
+                case 0: m[i] = alphabet[Int(rng.next() % UInt64(alphabet.count))]
+                case 1: m.remove(at: i)
+                default: m.insert(alphabet[Int(rng.next() % UInt64(alphabet.count))], at: i)
+                }
+                if m.isEmpty { break }
+            }
+            guard m != line, let read = AuditCosignature(json: m) else { continue }
+            parsed += 1
+            if read != c { #expect(!read.verify(with: witness.publicKey), "\(String(decoding: m, as: UTF8.self))") }
+        }
+        #expect(parsed > 0)
+    }
 }
