@@ -59,6 +59,13 @@ public struct AuditCheckpoint: Sendable, Equatable {
     /// (proofs, `GET /v1/audit/checkpoint`).
     public func write(to w: inout JSONWriter) {
         w.beginObject()
+        writeFields(to: &w)
+        w.key("signed_text"); w.string(String(decoding: signedText, as: UTF8.self))
+        w.endObject()
+    }
+
+    /// Its fields, as members of an object being written.
+    func writeFields(to w: inout JSONWriter) {
         w.key("kind"); w.string(kind.rawValue)
         w.key("size"); w.int(Int64(size))
         w.key("root"); w.string(SHA256.hex(root))
@@ -66,21 +73,13 @@ public struct AuditCheckpoint: Sendable, Equatable {
         w.key("key_id"); w.string(keyID)
         w.key("note"); w.string(note)
         w.key("signature"); w.string(SHA256.hex(signature))
-        w.key("signed_text"); w.string(String(decoding: signedText, as: UTF8.self))
-        w.endObject()
     }
 
     /// One line of the checkpoint file (and the Redis key's value).
     public var json: [UInt8] {
         var w = JSONWriter(capacity: 400)
         w.beginObject()
-        w.key("kind"); w.string(kind.rawValue)
-        w.key("size"); w.int(Int64(size))
-        w.key("root"); w.string(SHA256.hex(root))
-        w.key("time_ns"); w.int(timeNs)
-        w.key("key_id"); w.string(keyID)
-        w.key("note"); w.string(note)
-        w.key("signature"); w.string(SHA256.hex(signature))
+        writeFields(to: &w)
         w.endObject()
         return w.bytes
     }
@@ -170,20 +169,14 @@ public struct AuditCosignature: Sendable, Equatable {
         witnessKeyID == key.keyID && key.verify(signature: signature, message: signedText)
     }
 
-    /// One line: the checkpoint's fields and the cosignature's, flat.
+    /// One line: the cosignature's fields and the checkpoint's, flat.
     public var json: [UInt8] {
         var w = JSONWriter(capacity: 600)
         w.beginObject()
         w.key("witness_key_id"); w.string(witnessKeyID)
         w.key("cosigned_ns"); w.int(timeNs)
         w.key("cosignature"); w.string(SHA256.hex(signature))
-        w.key("kind"); w.string(checkpoint.kind.rawValue)
-        w.key("size"); w.int(Int64(checkpoint.size))
-        w.key("root"); w.string(SHA256.hex(checkpoint.root))
-        w.key("time_ns"); w.int(checkpoint.timeNs)
-        w.key("key_id"); w.string(checkpoint.keyID)
-        w.key("note"); w.string(checkpoint.note)
-        w.key("signature"); w.string(SHA256.hex(checkpoint.signature))
+        checkpoint.writeFields(to: &w)
         w.endObject()
         return w.bytes
     }

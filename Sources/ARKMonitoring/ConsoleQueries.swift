@@ -217,7 +217,9 @@ extension MonitoringBackend {
     /// parsed as an Ed25519 public key and written out again, so a setting that names the
     /// private key (or any other file) never sends its bytes.
     public func auditPublicKeyPEM() -> String? {
-        guard let trust = try? AuditTrust.root(config) else { return nil }
+        // Only a public key file's key: never one the console would derive by reading the
+        // private key file on a page's behalf.
+        guard let trust = try? AuditTrust.root(config), trust.source != config.auditKey else { return nil }
         return String(decoding: trust.key.pem, as: UTF8.self)
     }
 

@@ -191,12 +191,13 @@ struct VerifyAuditCommand: AsyncParsableCommand {
     struct RedisCheckpointProblem: Error, CustomStringConvertible { var description: String }
 }
 
-/// The root public key to verify with (`AuditTrust.root`), its note said when it was not
-/// pinned; nil when none is configured.
-func auditPublicKey(_ config: ARKConfig, explicit: String?) throws -> Ed25519.PublicKey? {
+/// The root public key to verify with (`AuditTrust.root`), its note said on standard error
+/// when it was not pinned (unless `quiet`: a command whose output is the books); nil when
+/// none is configured.
+func auditPublicKey(_ config: ARKConfig, explicit: String?, quiet: Bool = false) throws -> Ed25519.PublicKey? {
     let trust: AuditTrust?
     do { trust = try AuditTrust.root(config, explicit: explicit) } catch { throw fail(error.description, code: 78) }
-    if let note = trust?.note { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
+    if !quiet, let note = trust?.note { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
     return trust?.key
 }
 

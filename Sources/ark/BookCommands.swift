@@ -144,7 +144,7 @@ func operatorName() -> String {
 /// the books as the audit has them.
 func verifiedFold(_ config: ARKConfig) throws -> LedgerFold {
     let store = try openStoreReadOnly(config)
-    let key = try auditPublicKey(config, explicit: nil)
+    let key = try auditPublicKey(config, explicit: nil, quiet: true)
     var outside: [CheckpointSource] = []
     if let read = CheckpointSource.file(config.auditCheckpointsPath) {
         outside.append(read)

@@ -122,20 +122,8 @@ import Testing
         let c = try signer.sign(size: 1234, root: Merkle.leafHash([1, 2, 3]), timeNs: 1_796_000_000_000_000_000)
         let line = c.json
         #expect(AuditCheckpoint(json: line) == c && c.verify(with: key.publicKey))
-        var rng = SplitMix64(seed: 9)
-        let alphabet = Array("0123456789abcdef\"{}:,-e.\\ ".utf8)
         var parsed = 0
-        for _ in 0..<20_000 {
-            var m = line
-            for _ in 0..<(1 + Int(rng.next() % 3)) {
-                let i = Int(rng.next() % UInt64(m.count))
-                switch rng.next() % 3 {
-                case 0: m[i] = alphabet[Int(rng.next() % UInt64(alphabet.count))]
-                case 1: m.remove(at: i)
-                default: m.insert(alphabet[Int(rng.next() % UInt64(alphabet.count))], at: i)
-                }
-                if m.isEmpty { break }
-            }
+        for m in Self.mutations(of: line, seed: 9) {
             guard m != line, let read = AuditCheckpoint(json: m) else { continue }
             parsed += 1
             // A line that still parses to the same checkpoint is the same line re-spaced.
@@ -156,10 +144,21 @@ import Testing
         let c = try AuditCosignature.sign(head, with: witness, timeNs: 1_796_000_000_500_000_000)
         let line = c.json
         #expect(AuditCosignature(json: line) == c && c.verify(with: witness.publicKey) && !c.verify(with: log.publicKey))
-        var rng = SplitMix64(seed: 11)
-        let alphabet = Array("0123456789abcdef\"{}:,-e.\\ ".utf8)
         var parsed = 0
-        for _ in 0..<20_000 {
+        for m in Self.mutations(of: line, seed: 11) {
+            guard m != line, let read = AuditCosignature(json: m) else { continue }
+            parsed += 1
+            if read != c { #expect(!read.verify(with: witness.publicKey), "\(String(decoding: m, as: UTF8.self))") }
+        }
+        #expect(parsed > 0)
+    }
+
+    /// 20,000 copies of `line`, each with one to three bytes replaced, removed or inserted
+    /// from JSON's and hex's alphabet.
+    static func mutations(of line: [UInt8], seed: UInt64) -> [[UInt8]] {
+        var rng = SplitMix64(seed: seed)
+        let alphabet = Array("0123456789abcdef\"{}:,-e.\\ ".utf8)
+        return (0..<20_000).map { _ in
             var m = line
             for _ in 0..<(1 + Int(rng.next() % 3)) {
                 let i = Int(rng.next() % UInt64(m.count))
@@ -170,10 +169,7 @@ import Testing
                 }
                 if m.isEmpty { break }
             }
-            guard m != line, let read = AuditCosignature(json: m) else { continue }
-            parsed += 1
-            if read != c { #expect(!read.verify(with: witness.publicKey), "\(String(decoding: m, as: UTF8.self))") }
+            return m
         }
-        #expect(parsed > 0)
     }
 }
