@@ -186,16 +186,6 @@ struct APIHandlers: Sendable {
         }
     }
 
-    /// The request's body, at most `limit` bytes (413 with `tooLarge` beyond).
-    static func body(of request: Request, upTo limit: Int, tooLarge: String) async throws -> ByteBuffer {
-        var request = request
-        do {
-            return try await request.collectBody(upTo: limit)
-        } catch is NIOTooManyBytesError {
-            throw APIError(.contentTooLarge, "body_too_large", tooLarge)
-        }
-    }
-
     /// A body read into one array of the size it announced (no buffer doubling, no second
     /// copy), at most `limit` bytes (413 with `tooLarge` beyond).
     static func readBody(of request: Request, expected: Int?, upTo limit: Int, tooLarge: String) async throws -> [UInt8] {
@@ -499,8 +489,8 @@ struct APIHandlers: Sendable {
     /// Aletheia's hold and proofs to cosigned heads.
     func cosign(_ request: Request, _ context: APIContext) async throws -> Response {
         try Self.requireJSON(request)
-        let buffer = try await Self.body(of: request, upTo: 4096, tooLarge: "a cosignature is under 4,096 bytes")
-        guard let c = AuditCosignature(json: Array(buffer.readableBytesView)) else {
+        let body = try await Self.readBody(of: request, expected: nil, upTo: 4096, tooLarge: "a cosignature is under 4,096 bytes")
+        guard let c = AuditCosignature(json: body) else {
             throw APIError(.badRequest, "invalid_cosignature", "the body is not a cosignature: the checkpoint's fields (kind, size, root, time_ns, key_id, note, signature) and witness_key_id, cosigned_ns, cosignature")
         }
         guard let key = settings.witnessKeys.first(where: { $0.keyID == c.witnessKeyID }) else {
@@ -593,11 +583,11 @@ struct APIHandlers: Sendable {
 
     func changeTrading(_ mode: TradingMode, _ request: Request, _ context: APIContext) async throws -> Response {
         try Self.requireJSON(request)
-        let buffer = try await Self.body(of: request, upTo: TradingChangeRequest.maxBytes,
-                                         tooLarge: "the body is over \(TradingChangeRequest.maxBytes) bytes: send {\"reason\": \"why\", \"account\": \"name\"}")
+        let body = try await Self.readBody(of: request, expected: nil, upTo: TradingChangeRequest.maxBytes,
+                                           tooLarge: "the body is over \(TradingChangeRequest.maxBytes) bytes: send {\"reason\": \"why\", \"account\": \"name\"}")
         let change: TradingChangeRequest
         do {
-            change = try TradingChangeRequest.parse(Array(buffer.readableBytesView))
+            change = try TradingChangeRequest.parse(body)
         } catch {
             throw APIError(.badRequest, "invalid_request", error.description)
         }

@@ -178,8 +178,8 @@ public final class Witness: Sendable {
         }
     }
 
-    /// A checkpoint as the API writes one (`AuditCheckpoint.write`).
-    static func checkpoint(_ o: [String: Any]) -> AuditCheckpoint? {
+    /// A checkpoint as the API writes one (`AuditCheckpoint.write`), read from its JSON object.
+    public static func checkpoint(_ o: [String: Any]) -> AuditCheckpoint? {
         guard let kind = (o["kind"] as? String).flatMap(AuditCheckpoint.Kind.init(rawValue:)), let size = (o["size"] as? NSNumber)?.intValue, size >= 0,
               let root = (o["root"] as? String).flatMap(bytes(fromHex:)), root.count == 32, let time = (o["time_ns"] as? NSNumber)?.int64Value,
               let keyID = o["key_id"] as? String, let signature = (o["signature"] as? String).flatMap(bytes(fromHex:)) else { return nil }

@@ -1,6 +1,7 @@
 import ARKCore
 import ARKState
 import ARKTestSupport
+import ARKWitness
 import Foundation
 import Testing
 
@@ -101,7 +102,7 @@ extension EndToEnd { @Suite struct AuditProofTests {
             let deadline = monotonicNanoseconds() + 10_000_000_000
             while monotonicNanoseconds() < deadline {
                 let r = try await api.call("GET", "/v1/audit/checkpoint", token: token)
-                if r.status == 200, let o = r.json?["checkpoint"] as? [String: Any], let c = Self.checkpoint(o), c.size > size { return c }
+                if r.status == 200, let o = r.json?["checkpoint"] as? [String: Any], let c = Witness.checkpoint(o), c.size > size { return c }
                 try await Task.sleep(for: .milliseconds(100))
             }
             throw TestSetupError("no head past \(size)")
@@ -142,12 +143,5 @@ extension EndToEnd { @Suite struct AuditProofTests {
         #expect(accepted.status == 200, "\(accepted.text)")
         let cosigned = try await api.call("GET", "/v1/traces/c1-3/proof?cosigned=true", token: token)
         #expect(cosigned.status == 200 && cosigned.json?["tree_size"] as? Int == second.size && (cosigned.json?["cosignatures"] as? [Any])?.count == 1, "\(cosigned.text)")
-    }
-
-    static func checkpoint(_ o: [String: Any]) -> AuditCheckpoint? {
-        guard let kind = (o["kind"] as? String).flatMap(AuditCheckpoint.Kind.init(rawValue:)), let size = o["size"] as? Int,
-              let root = (o["root"] as? String).flatMap(bytes(fromHex:)), let time = (o["time_ns"] as? NSNumber)?.int64Value,
-              let keyID = o["key_id"] as? String, let signature = (o["signature"] as? String).flatMap(bytes(fromHex:)) else { return nil }
-        return AuditCheckpoint(kind: kind, size: size, root: root, timeNs: time, keyID: keyID, note: o["note"] as? String ?? "", signature: signature)
     }
 } }
