@@ -46,6 +46,7 @@ let package = Package(
         .library(name: "Graveyard", targets: ["Graveyard"]),
         .library(name: "ARKRisk", targets: ["ARKRisk"]),
         .library(name: "ARKBus", targets: ["ARKBus"]),
+        .library(name: "ARKStoreWriter", targets: ["ARKStoreWriter"]),
         .library(name: "ARKState", targets: ["ARKState"]),
         .library(name: "ARKSLO", targets: ["ARKSLO"]),
         .library(name: "ARKBench", targets: ["ARKBench"]),
@@ -140,7 +141,7 @@ let package = Package(
         // the store's reads; without the HTTP stack, so the Benchmarks package can time it.
         .target(
             name: "ARKSLO",
-            dependencies: ["ARKCore", "ARKState"],
+            dependencies: ["ARKCore", "ARKState", "ARKStoreWriter"],
             swiftSettings: strictSettings
         ),
         // What every ARK process sets up: its log format, its metrics registry and the
@@ -161,7 +162,7 @@ let package = Package(
         .target(
             name: "ARKMonitoring",
             dependencies: [
-                "ARKCore", "ARKAuth", "ARKIntake", "Graveyard", "ARKRisk", "ARKBus", "ARKState", "ARKSLO", "ARKProcess", "ARKWatchdog",
+                "ARKCore", "ARKAuth", "Graveyard", "ARKRisk", "ARKBus", "ARKState", "ARKStoreWriter", "ARKSLO", "ARKProcess", "ARKWatchdog",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -194,7 +195,7 @@ let package = Package(
         .target(
             name: "ARKAPI",
             dependencies: [
-                "ARKCore", "ARKAuth", "ARKBus", "ARKState", "ARKIntake", "ARKRisk",
+                "ARKCore", "ARKAuth", "ARKBus", "ARKState", "ARKStoreWriter", "ARKIntake", "ARKRisk",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -230,7 +231,7 @@ let package = Package(
         .target(
             name: "ARKWatchdog",
             dependencies: [
-                "ARKCore", "ARKBus", "ARKState",
+                "ARKCore", "ARKBus", "ARKState", "ARKStoreWriter",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -239,17 +240,17 @@ let package = Package(
         ),
         .target(
             name: "ARKOperations",
-            dependencies: ["ARKCore", "ARKAuth", "ARKBus", "ARKState", "Graveyard", "ARKRisk", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["ARKCore", "ARKAuth", "ARKBus", "ARKState", "ARKStoreWriter", "Graveyard", "ARKRisk", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSettings
         ),
         .target(
             name: "ARKCanary",
-            dependencies: ["ARKCore", "ARKBus", "ARKState", "ARKOperations", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["ARKCore", "ARKBus", "ARKState", "ARKStoreWriter", "ARKOperations", "ARKProcess", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSettings
         ),
         .target(
             name: "ARKBench",
-            dependencies: ["ARKCore", "ARKBus", "ARKState", "ARKCanary", "Graveyard", "ARKRisk"],
+            dependencies: ["ARKCore", "ARKBus", "ARKState", "ARKProcess", "Graveyard", "ARKRisk"],
             swiftSettings: strictSettings
         ),
         .target(
@@ -263,7 +264,7 @@ let package = Package(
         .executableTarget(
             name: "ark",
             dependencies: [
-                "ARKCore", "ARKAuth", "Graveyard", "ARKRisk", "ARKBus", "ARKState", "ARKAgents", "ARKSynthetic", "ARKMonitoring", "ARKProcess", "ARKWatchdog", "ARKOperations", "ARKAPI", "ARKCanary", "ARKBench", "ARKSLO", "ARKWitness",
+                "ARKCore", "ARKAuth", "Graveyard", "ARKRisk", "ARKBus", "ARKState", "ARKStoreWriter", "ARKAgents", "ARKSynthetic", "ARKMonitoring", "ARKProcess", "ARKWatchdog", "ARKOperations", "ARKAPI", "ARKCanary", "ARKBench", "ARKSLO", "ARKWitness",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -297,11 +298,11 @@ let package = Package(
         .testTarget(name: "ARKBusTests", dependencies: ["ARKBus", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKAgentsTests", dependencies: ["ARKAgents", "ARKRisk", "Graveyard", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKStateTests", dependencies: ["ARKState", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
-        .testTarget(name: "ARKWatchdogTests", dependencies: ["ARKWatchdog", "ARKBus", "ARKState", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
-        .testTarget(name: "ARKOperationsTests", dependencies: ["ARKOperations", "ARKProcess", "ARKState", "ARKCore", "ARKBus", .product(name: "Logging", package: "swift-log"), "ARKTestSupport"], swiftSettings: strictSettings),
-        .testTarget(name: "ARKMonitoringTests", dependencies: ["ARKMonitoring", "ARKSLO", "ARKState", "ARKCore", "Graveyard", "ARKTestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "ARKWatchdogTests", dependencies: ["ARKWatchdog", "ARKBus", "ARKState", "ARKStoreWriter", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "ARKOperationsTests", dependencies: ["ARKOperations", "ARKProcess", "ARKState", "ARKStoreWriter", "ARKCore", "ARKBus", .product(name: "Logging", package: "swift-log"), "ARKTestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "ARKMonitoringTests", dependencies: ["ARKMonitoring", "ARKSLO", "ARKState", "ARKStoreWriter", "ARKCore", "Graveyard", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKWitnessTests", dependencies: ["ARKWitness", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
-        .testTarget(name: "ARKCanaryTests", dependencies: ["ARKCanary", "ARKState", "ARKCore"], swiftSettings: strictSettings),
+        .testTarget(name: "ARKCanaryTests", dependencies: ["ARKCanary", "ARKProcess", "ARKState", "ARKStoreWriter", "ARKCore"], swiftSettings: strictSettings),
         .testTarget(
             name: "ARKAPITests",
             dependencies: ["ARKAPI", "ARKAuth", "ARKIntake", "ARKCore", "ARKBus", "ARKTestSupport", .product(name: "JWTKit", package: "jwt-kit")],
@@ -309,7 +310,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["ARKCore", "ARKBus", "ARKState", "ARKAgents", "ARKSynthetic", "Graveyard", "ARKAPI", "ARKAuth", "ARKHTTPClient", "ARKWitness", "ARKTestSupport",
+            dependencies: ["ARKCore", "ARKBus", "ARKState", "ARKStoreWriter", "ARKAgents", "ARKSynthetic", "Graveyard", "ARKAPI", "ARKAuth", "ARKHTTPClient", "ARKWitness", "ARKTestSupport",
                            .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strictSettings
         ),

@@ -25,6 +25,7 @@ let package = Package(
                 .product(name: "ARKCore", package: ark),
                 .product(name: "Graveyard", package: ark),
                 .product(name: "ARKBus", package: ark),
+                .product(name: "ARKStoreWriter", package: ark),
                 .product(name: "ARKState", package: ark),
                 .product(name: "ARKSLO", package: ark),
                 .product(name: "ARKBench", package: ark),

@@ -4,6 +4,7 @@ import ARKCore
 import ARKIntake
 import ARKRisk
 import ARKState
+import ARKStoreWriter
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -360,7 +361,7 @@ struct APIHandlers: Sendable {
     // MARK: GET /v1/traces/{trace_id}
 
     func trace(_ context: APIContext) async throws -> Response {
-        guard let traceID = APIQuery.traceID(context.parameters.get("trace_id") ?? "") else {
+        guard let traceID = SignalValidator.traceID(fromPath: context.parameters.get("trace_id") ?? "") else {
             throw APIError(.badRequest, "invalid_trace_id", "a trace_id is 1 to \(SignalValidator.maxIDLength) letters, digits and - _ . :")
         }
         let store = try self.store.get()
@@ -379,7 +380,7 @@ struct APIHandlers: Sendable {
     /// checkpoint that covers it (README, Audit, shows how to check it by hand); with
     /// `?cosigned=true`, to the newest head a witness cosigned, with the cosignatures.
     func traceProof(_ request: Request, _ context: APIContext) async throws -> Response {
-        guard let traceID = APIQuery.traceID(context.parameters.get("trace_id") ?? "") else {
+        guard let traceID = SignalValidator.traceID(fromPath: context.parameters.get("trace_id") ?? "") else {
             throw APIError(.badRequest, "invalid_trace_id", "a trace_id is 1 to \(SignalValidator.maxIDLength) letters, digits and - _ . :")
         }
         let cosigned: Bool

@@ -1,5 +1,5 @@
 import ARKBus
-import ARKCanary
+import ARKProcess
 import ARKCore
 import ARKState
 import Graveyard

@@ -1,4 +1,4 @@
-import ARKCanary
+import ARKProcess
 import Foundation
 
 /// A `redis-server` of a benchmark's own, on a unix socket in `directory`, without

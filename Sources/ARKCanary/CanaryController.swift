@@ -1,7 +1,9 @@
 import ARKBus
 import ARKCore
 import ARKOperations
+import ARKProcess
 import ARKState
+import ARKStoreWriter
 import Foundation
 import Logging
 

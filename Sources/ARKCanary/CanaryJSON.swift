@@ -1,4 +1,5 @@
 import ARKCore
+import ARKProcess
 import ARKState
 import Foundation
 

@@ -286,6 +286,41 @@ public struct SignalValidator: Sendable {
         return nil
     }
 
+    /// A trace id as a request path gives it (percent-encoded), or nil when it is not one: the
+    /// one rule of the API's and the console's trace routes.
+    public static func traceID(fromPath raw: String) -> String? {
+        guard let id = percentDecoded(raw) else { return nil }
+        return tokenProblem(id, max: maxIDLength) == nil ? id : nil
+    }
+
+    /// `%XX` sequences decoded (RFC 3986 §2.1); nil for a broken one or bytes that are not UTF-8.
+    static func percentDecoded(_ s: String) -> String? {
+        let bytes = Array(s.utf8)
+        guard bytes.contains(UInt8(ascii: "%")) else { return s }
+        func hex(_ b: UInt8) -> UInt8? {
+            switch b {
+            case 0x30...0x39: b - 0x30
+            case 0x41...0x46: b - 0x41 + 10
+            case 0x61...0x66: b - 0x61 + 10
+            default: nil
+            }
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var i = 0
+        while i < bytes.count {
+            if bytes[i] == UInt8(ascii: "%") {
+                guard i + 2 < bytes.count, let high = hex(bytes[i + 1]), let low = hex(bytes[i + 2]) else { return nil }
+                out.append(high << 4 | low)
+                i += 3
+            } else {
+                out.append(bytes[i])
+                i += 1
+            }
+        }
+        return String(validating: out, as: UTF8.self)
+    }
+
     public static func tokenProblem(_ s: String, max: Int) -> String? {
         if s.isEmpty { return "empty" }
         if s.utf8.count > max { return "longer than \(max) bytes" }

@@ -12,17 +12,6 @@ public enum APIQuery {
         case fromTimeNs(Int64)
     }
 
-    /// A trace id from the path (percent-decoded), or nil when it is not one.
-    public static func traceID(_ raw: String) -> String? {
-        let id = raw.removingPercentEncoding ?? raw
-        guard (1...SignalValidator.maxIDLength).contains(id.utf8.count), id.utf8.allSatisfy(isTraceIDByte) else { return nil }
-        return id
-    }
-
-    static func isTraceIDByte(_ b: UInt8) -> Bool {
-        (48...57).contains(b) || (65...90).contains(b) || (97...122).contains(b) || b == UInt8(ascii: "-") || b == UInt8(ascii: "_") || b == UInt8(ascii: ".") || b == UInt8(ascii: ":")
-    }
-
     /// `limit` and `since` of `GET /v1/decisions`; a bad one is a 400 with its reason.
     public static func decisionsPage(limit rawLimit: String?, since rawSince: String?) throws(IntakeError) -> (limit: Int, since: Since) {
         var limit = 100

@@ -1,6 +1,5 @@
 import ARKAuth
 import ARKCore
-import ARKIntake
 import ARKRisk
 import ARKState
 import Foundation
@@ -147,7 +146,7 @@ enum ConsoleRoutes {
     }
 
     static func traceID(_ context: BasicRequestContext) throws -> String {
-        guard let id = APIQuery.traceID(context.parameters.get("trace_id") ?? "") else {
+        guard let id = SignalValidator.traceID(fromPath: context.parameters.get("trace_id") ?? "") else {
             throw HTTPError(.badRequest, message: "a trace_id is 1 to \(SignalValidator.maxIDLength) letters, digits and - _ . :")
         }
         return id

@@ -2,6 +2,7 @@ import ARKCore
 import ARKRisk
 import ARKSLO
 import ARKState
+import ARKStoreWriter
 
 public enum HealthStatus: String, Sendable, Comparable {
     case healthy, degraded, unhealthy

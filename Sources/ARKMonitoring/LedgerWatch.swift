@@ -2,6 +2,7 @@ import ARKBus
 import ARKCore
 import ARKRisk
 import ARKState
+import ARKStoreWriter
 
 /// The periodic `ark reconcile` inside the metrics server: folds the audit's new leaves into
 /// its running fold (NautilusTrader reconciles on an interval the same way) and compares the

@@ -3,6 +3,7 @@ import ARKCore
 import ARKProcess
 import ARKSLO
 import ARKState
+import ARKStoreWriter
 import Foundation
 import Graveyard
 import Logging

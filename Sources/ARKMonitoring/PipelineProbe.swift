@@ -2,6 +2,7 @@ import ARKBus
 import ARKCore
 import ARKRisk
 import ARKState
+import ARKStoreWriter
 import Foundation
 
 /// A stage's consumer group on one shard's input stream, as Redis reports it.

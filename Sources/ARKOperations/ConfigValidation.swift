@@ -2,6 +2,7 @@ import ARKBus
 import ARKAuth
 import ARKCore
 import ARKState
+import ARKStoreWriter
 import Foundation
 import Graveyard
 import ARKRisk

@@ -1,5 +1,6 @@
 import ARKCore
 import ARKState
+import ARKStoreWriter
 
 /// What the SLOs are held to (DESIGN §5).
 public struct SLOSettings: Sendable, Equatable {

@@ -1,4 +1,5 @@
 import ARKCore
+import ARKStoreWriter
 import Foundation
 import GRDB
 

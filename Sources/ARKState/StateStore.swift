@@ -1,5 +1,5 @@
-@_exported import ARKStoreWriter
 import ARKCore
+import ARKStoreWriter
 import Foundation
 import GRDB
 

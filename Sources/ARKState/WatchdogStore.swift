@@ -1,3 +1,4 @@
+import ARKStoreWriter
 import GRDB
 
 /// What one watchdog transaction changes.

@@ -1,6 +1,7 @@
 import ARKBus
 import ARKCore
 import ARKState
+import ARKStoreWriter
 import Foundation
 import Logging
 import Metrics

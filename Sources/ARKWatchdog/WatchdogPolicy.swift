@@ -1,5 +1,6 @@
 import ARKCore
 import ARKState
+import ARKStoreWriter
 
 /// The watchdog's thresholds (DESIGN §6), in nanoseconds where they are times.
 public struct WatchdogSettings: Sendable, Equatable {

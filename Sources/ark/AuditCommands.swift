@@ -2,6 +2,7 @@ import ARKBus
 import ARKCore
 import ARKOperations
 import ARKState
+import ARKStoreWriter
 import ArgumentParser
 import Foundation
 

@@ -2,6 +2,7 @@ import ARKBench
 import ARKCanary
 import ARKCore
 import ARKMonitoring
+import ARKProcess
 import ARKSLO
 import ARKState
 import ArgumentParser

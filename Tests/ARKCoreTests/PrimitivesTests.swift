@@ -193,3 +193,16 @@ import Testing
         }
     }
 }
+
+/// A trace id as the API's and the console's routes read it from a path: the one rule.
+@Suite struct TraceIDPathTests {
+    @Test func aTraceIDFromAPathIsPercentDecodedThenChecked() {
+        #expect(SignalValidator.traceID(fromPath: "syn-1.a_b") == "syn-1.a_b")
+        #expect(SignalValidator.traceID(fromPath: "a%3Ab") == "a:b")
+        #expect(SignalValidator.traceID(fromPath: "a%3ab") == "a:b")
+        #expect(SignalValidator.traceID(fromPath: String(repeating: "a", count: 128)) != nil)
+        for bad in ["", "a%20b", "a%2", "a%ZZ", "%FF", "a/b", "é", String(repeating: "a", count: 129), "a%00b"] {
+            #expect(SignalValidator.traceID(fromPath: bad) == nil, "\(bad)")
+        }
+    }
+}

@@ -3,6 +3,7 @@ import ARKCore
 import ARKMonitoring
 import ARKSLO
 import ARKState
+import ARKStoreWriter
 import ARKTestSupport
 import Foundation
 import Testing

@@ -1,5 +1,6 @@
 import ARKCore
 import ARKState
+import ARKStoreWriter
 import ARKTestSupport
 import Foundation
 import Testing

@@ -1,5 +1,6 @@
 import ARKCore
 import ARKState
+import ARKStoreWriter
 import Testing
 
 @testable import ARKWatchdog

@@ -2,6 +2,7 @@ import ARKAuth
 import ARKCore
 import ARKHTTPClient
 import ARKState
+import ARKStoreWriter
 import ARKTestSupport
 import ARKWitness
 import Foundation

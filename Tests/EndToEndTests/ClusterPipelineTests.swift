@@ -3,6 +3,7 @@ import ARKBus
 import ARKCore
 import ARKHTTPClient
 import ARKState
+import ARKStoreWriter
 import ARKSynthetic
 import ARKTestSupport
 import Foundation

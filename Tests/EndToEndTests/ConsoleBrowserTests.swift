@@ -2,6 +2,7 @@ import ARKBus
 import ARKCore
 import ARKHTTPClient
 import ARKState
+import ARKStoreWriter
 import ARKTestSupport
 import Foundation
 import GRDB

@@ -2,6 +2,7 @@ import ARKBus
 import ARKCore
 import ARKRisk
 import ARKState
+import ARKStoreWriter
 import ARKTestSupport
 import Foundation
 import Testing

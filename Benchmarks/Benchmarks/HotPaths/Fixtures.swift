@@ -2,6 +2,7 @@ import ARKBench
 import ARKBus
 import ARKCore
 import ARKState
+import ARKStoreWriter
 import Foundation
 import Graveyard
 

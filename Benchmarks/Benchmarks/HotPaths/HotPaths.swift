@@ -2,6 +2,7 @@ import ARKBus
 import ARKCore
 import ARKSLO
 import ARKState
+import ARKStoreWriter
 import Benchmark
 import Graveyard
 

@@ -37,7 +37,7 @@ func fuzzAPIIntake(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
         }
     }
     let text = String(decoding: bytes, as: UTF8.self)
-    if let id = APIQuery.traceID(text) { precondition(!id.isEmpty && id.utf8.count <= SignalValidator.maxIDLength, "a bad trace id passed") }
+    if let id = SignalValidator.traceID(fromPath: text) { precondition(!id.isEmpty && id.utf8.count <= SignalValidator.maxIDLength, "a bad trace id passed") }
     let parts = text.split(separator: "&", maxSplits: 1, omittingEmptySubsequences: false)
     if let page = try? APIQuery.decisionsPage(limit: parts.first.map(String.init), since: parts.count > 1 ? String(parts[1]) : nil) {
         precondition((1...APIQuery.maxPage).contains(page.limit), "limit \(page.limit) out of range")

@@ -1,15 +1,24 @@
 import ARKCore
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// A process the canary controller starts: in its own session (so a signal to the
+/// A child process (an agent the canary controller or `ark bench` starts, a private Redis): in its own session (so a signal to the
 /// controller's terminal does not reach it), output appended to a log file.
 public struct ChildProcess: Sendable, Equatable {
     public var name: String
     public var pid: Int32
+
+    public init(name: String, pid: Int32) {
+        self.name = name
+        self.pid = pid
+    }
 
     public struct SpawnError: Error, CustomStringConvertible {
         public let description: String
