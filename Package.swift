@@ -300,12 +300,15 @@ let package = Package(
         .testTarget(name: "ARKStateTests", dependencies: ["ARKState", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKWatchdogTests", dependencies: ["ARKWatchdog", "ARKBus", "ARKState", "ARKStoreWriter", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKOperationsTests", dependencies: ["ARKOperations", "ARKProcess", "ARKState", "ARKStoreWriter", "ARKCore", "ARKBus", .product(name: "Logging", package: "swift-log"), "ARKTestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "ARKSLOTests", dependencies: ["ARKSLO", "ARKState", "ARKStoreWriter", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "ARKAuthTests", dependencies: ["ARKAuth", "ARKCore", "ARKTestSupport", .product(name: "JWTKit", package: "jwt-kit")], swiftSettings: strictSettings),
+        .testTarget(name: "ARKIntakeTests", dependencies: ["ARKIntake", "ARKCore"], swiftSettings: strictSettings),
         .testTarget(name: "ARKMonitoringTests", dependencies: ["ARKMonitoring", "ARKSLO", "ARKState", "ARKStoreWriter", "ARKCore", "Graveyard", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKWitnessTests", dependencies: ["ARKWitness", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKCanaryTests", dependencies: ["ARKCanary", "ARKProcess", "ARKState", "ARKStoreWriter", "ARKCore"], swiftSettings: strictSettings),
         .testTarget(
             name: "ARKAPITests",
-            dependencies: ["ARKAPI", "ARKAuth", "ARKIntake", "ARKCore", "ARKBus", "ARKTestSupport", .product(name: "JWTKit", package: "jwt-kit")],
+            dependencies: ["ARKAPI", "ARKAuth", "ARKCore"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -1,7 +1,5 @@
-@testable import ARKAPI
 @testable import ARKAuth
 import ARKCore
-import ARKIntake
 import ARKTestSupport
 import Foundation
 import JWTKit
@@ -199,93 +197,5 @@ import Testing
             """])
         guard r.code == 0, r.output.contains("BEGIN PRIVATE KEY") else { throw TestSetupError("python3 cryptography: \(r.output)") }
         return r.output
-    }
-}
-
-@Suite struct RateLimiterTests {
-    @Test func minuteBucketRefusesThenRefills() {
-        let limiter = RateLimiter(perMinute: 3, perHour: 100)
-        let t0: Int64 = 1_000_000_000_000
-        for _ in 0..<3 { #expect(limiter.check(client: "a", nowNs: t0).allowed) }
-        let refused = limiter.check(client: "a", nowNs: t0)
-        #expect(!refused.allowed)
-        #expect(refused.retryAfterSeconds == 20)  // one token per 20 s
-        #expect(limiter.check(client: "b", nowNs: t0).allowed)  // per client
-        #expect(limiter.check(client: "a", nowNs: t0 + 20_000_000_000).allowed)
-        #expect(!limiter.check(client: "a", nowNs: t0 + 20_000_000_000).allowed)
-    }
-
-    @Test func hourBucketBindsAndRefusalsCostNothing() {
-        let limiter = RateLimiter(perMinute: 100, perHour: 5)
-        let t0: Int64 = 1_000_000_000_000
-        for _ in 0..<5 { #expect(limiter.check(client: "a", nowNs: t0).allowed) }
-        let refused = limiter.check(client: "a", nowNs: t0)
-        #expect(!refused.allowed)
-        #expect(refused.retryAfterSeconds == 720)  // 3600 / 5
-        #expect(refused.limit == 5)
-        // Refused requests took no token: after one refill period exactly one more is allowed.
-        for _ in 0..<10 { _ = limiter.check(client: "a", nowNs: t0 + 1) }
-        #expect(limiter.check(client: "a", nowNs: t0 + 720_000_000_000).allowed)
-        #expect(!limiter.check(client: "a", nowNs: t0 + 720_000_000_000).allowed)
-    }
-}
-
-@Suite struct SignalIntakeTests {
-    let intake = SignalIntake(maxSignalBytes: 65_536, maxBatch: 3)
-
-    @Test func splitsObjectsAndArraysIntoTheirOwnBytes() throws {
-        let single = try intake.split(Array(#"  {"symbol":"AAPL","price":1,"volume":2} "#.utf8))
-        #expect(single.single && single.items == [Array(#"{"symbol":"AAPL","price":1,"volume":2}"#.utf8)])
-        let batch = try intake.split(Array(#"[ {"a":[1,{"b":"]"}]} , 7,"x" ]"#.utf8))
-        #expect(!batch.single)
-        #expect(batch.items.map { String(decoding: $0, as: UTF8.self) } == [#"{"a":[1,{"b":"]"}]}"#, "7", #""x""#])
-    }
-
-    @Test func refusesWhatIsNotASignalBatch() {
-        func code(_ body: String) -> String? {
-            do { _ = try intake.split(Array(body.utf8)); return nil } catch { return error.code }
-        }
-        #expect(code("[]") == "empty_batch")
-        #expect(code("[{},{},{},{}]") == "batch_too_large")
-        #expect(code("42") == "not_a_signal")
-        #expect(code("{\"a\":") == "invalid_json")
-        #expect(code("{} {}") == "invalid_json")
-        #expect(code("") == "invalid_json")
-        let small = SignalIntake(maxSignalBytes: 300, maxBatch: 3)
-        let big = "{\"symbol\":\"AAPL\",\"pad\":\"" + String(repeating: "x", count: 300) + "\"}"
-        for body in [big, "[{}," + big + "]"] {
-            do { _ = try small.split(Array(body.utf8)); Issue.record("an oversized signal was let through") } catch {
-                #expect(error.status == 413 && error.code == "signal_too_large")
-            }
-        }
-    }
-
-    @Test func resultsNameTheTraceKyleWillRecord() {
-        let items = [Array(#"{"trace_id":"t-1","symbol":"AAPL","price":10,"volume":1}"#.utf8),
-                     Array(#"{"symbol":"AAPL","price":10,"volume":1}"#.utf8),
-                     Array(#"{"trace_id":"t-3","symbol":"AAPL","price":-1,"volume":1}"#.utf8)]
-        let r = intake.results(intake.check(items, nowNs: 0), queuedTraceIDs: ["ark-1-0", "ark-1-1", "ark-1-2"])
-        #expect(r.map(\.traceID) == ["t-1", "ark-1-1", "ark-1-2"])
-        #expect(r.map(\.accepted) == [true, true, false])
-        #expect(r[2].reasons.first?.hasPrefix("price:") == true)
-    }
-
-    /// RFC 7518 §3.2: an HS256 key as long as the hash, in every environment (jwt-kit
-    /// enforces it too).
-    @Test func theAPIRefusesASigningSecretUnder32Bytes() throws {
-        for environment in ["production", "local"] {
-            var config = ARKConfig()
-            config.environment = environment
-            config.jwtSecret = String(repeating: "k", count: 31)
-            do {
-                _ = try APISettings(config: config)
-                Issue.record("a 31-byte JWT_SECRET was taken in \(environment)")
-            } catch {
-                #expect(error.problems.map(\.variable) == ["JWT_SECRET"] && error.description.contains("31 bytes"), "\(error)")
-            }
-            config.jwtSecret = String(repeating: "k", count: 32)
-            #expect(throws: Never.self) { _ = try APISettings(config: config) }
-        }
-        #expect(throws: JWTAuthority.KeySetProblem.self) { try JWTAuthority(secret: "short", issuer: "ark", maxTTLSeconds: 60) }
     }
 }

@@ -1,4 +1,3 @@
-import ARKAPI
 import ARKBus
 import ARKCore
 import ARKTestSupport
