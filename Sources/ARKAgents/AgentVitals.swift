@@ -208,26 +208,13 @@ actor HeartbeatPulse {
         let now = wallClockNanoseconds()
         var pending = 0
         for s in streams { pending += try bus.pendingCount(s) }
-        var w = JSONWriter(capacity: 320)
-        w.beginObject()
-        w.key("instance"); w.string(instance)
-        w.key("stage"); w.string(stage.rawValue)
-        w.key("host"); w.string(ProcessInfo.processInfo.hostName)
-        w.key("pid"); w.int(Int64(getpid()))
-        w.key("processed"); w.int(Int64(c.processed))
-        w.key("failed"); w.int(Int64(c.failed))
-        w.key("pending"); w.int(Int64(pending))
-        w.key("p50_ms"); w.double((c.window.quantile(0.5) ?? 0) / 1000)
-        w.key("p95_ms"); w.double((c.window.quantile(0.95) ?? 0) / 1000)
-        w.key("batches_ok"); w.int(Int64(c.batchesOK))
-        w.key("batches_failed"); w.int(Int64(c.batchesFailed))
-        w.key("consecutive_failures"); w.int(Int64(c.consecutiveFailures))
-        w.key("busy_ms"); w.double(c.batchStartNs == 0 ? 0 : Double(now - c.batchStartNs) / 1e6)
-        w.key("quarantined"); w.bool(orders.quarantined)
-        if let stream = vitals.backpressure.withLock({ $0 }) { w.key("backpressure"); w.string(stream) }
-        w.key("ts_ns"); w.int(now)
-        w.endObject()
-        let reply = try connection.command(["HSET", .text(Streams.heartbeats), .text(instance), .bytes(w.bytes)])
+        var beat = HeartbeatRecord(
+            instance: instance, stage: stage.rawValue, host: ProcessInfo.processInfo.hostName, pid: Int(getpid()), processed: c.processed, failed: c.failed,
+            pending: pending, p50Ms: (c.window.quantile(0.5) ?? 0) / 1000, p95Ms: (c.window.quantile(0.95) ?? 0) / 1000, tsNs: now,
+            quarantined: orders.quarantined, batchesOK: c.batchesOK, batchesFailed: c.batchesFailed, consecutiveFailures: c.consecutiveFailures,
+            busyMs: c.batchStartNs == 0 ? 0 : Double(now - c.batchStartNs) / 1e6)
+        beat.backpressure = vitals.backpressure.withLock { $0 }
+        let reply = try connection.command(["HSET", .text(Streams.heartbeats), .text(instance), .bytes(beat.json)])
         if case .error(let e) = reply { throw RedisError.server(e) }
     }
 

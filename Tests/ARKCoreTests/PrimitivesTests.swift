@@ -206,3 +206,18 @@ import Testing
         }
     }
 }
+
+/// The heartbeat's one format: what an agent writes is what every reader reads.
+@Suite struct HeartbeatRecordTests {
+    @Test func aHeartbeatReadsBackAsWrittenAndAnImplausibleOneIsRefused() {
+        var beat = HeartbeatRecord(instance: "Kenny-h-1@s2", stage: "Kenny", host: "h", pid: 1, processed: 10, failed: 2, pending: 3, p50Ms: 0.25, p95Ms: 1.5,
+                                   tsNs: 1_796_000_000_000_000_000, quarantined: true, batchesOK: 4, batchesFailed: 1, consecutiveFailures: 1, busyMs: 12.5)
+        beat.backpressure = "ark:{s2}:aletheia"
+        #expect(HeartbeatRecord(json: beat.json) == beat)
+        beat.backpressure = nil
+        #expect(HeartbeatRecord(json: beat.json) == beat)
+        beat.tsNs = -1
+        #expect(HeartbeatRecord(json: beat.json) == nil)
+        #expect(HeartbeatRecord(json: Array("{\"instance\":\"x\"}".utf8)) == nil)
+    }
+}
