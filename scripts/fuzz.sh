@@ -9,7 +9,7 @@
 #   ARK_FUZZ_MERGE=1 scripts/fuzz.sh 600           # and merge what grew into Fuzz/Corpus
 #
 # A crash (a trap, a broken property, a memory error) stops the run with exit 1 and leaves
-# the input in .ark/fuzz/crashes/<target>/; make it a regression test (README, Reliability).
+# the input in .ark/fuzz/crashes/<target>/; make it a regression test (docs/reliability.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-30}

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# A local Redis Cluster for trying ARK's scale-out (README, Scale-out): three primaries with
+# A local Redis Cluster for trying ARK's scale-out (docs/scale-out.md): three primaries with
 # REPLICAS replicas each (2 by default: nine nodes) on 127.0.0.1, ports BASE.. (7000 by
 # default), each node in its own directory under DIR with append-only persistence; node
 # timeout 2 s; the other shards keep serving while one is down
 # (cluster-require-full-coverage no). With two replicas a primary, losing one leaves its
 # promoted replica with a replica of its own, so its shards' intake (confirmed by WAIT 1)
-# stays open (README: Ledger and reconciliation).
+# stays open (docs/risk.md, Ledger and reconciliation).
 #   scripts/redis_cluster.sh start [DIR] [BASE]   # prints the REDIS_URL to use
 #   scripts/redis_cluster.sh stop  [DIR]
 set -euo pipefail

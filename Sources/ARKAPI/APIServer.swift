@@ -377,7 +377,7 @@ struct APIHandlers: Sendable {
     // MARK: GET /v1/traces/{trace_id}/proof
 
     /// The pass's audited record, its leaf and the Merkle audit path to the newest signed
-    /// checkpoint that covers it (README, Audit, shows how to check it by hand); with
+    /// checkpoint that covers it (docs/audit.md shows how to check it by hand); with
     /// `?cosigned=true`, to the newest head a witness cosigned, with the cosignatures.
     func traceProof(_ request: Request, _ context: APIContext) async throws -> Response {
         guard let traceID = SignalValidator.traceID(fromPath: context.parameters.get("trace_id") ?? "") else {

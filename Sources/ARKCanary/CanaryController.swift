@@ -49,7 +49,7 @@ public struct CanaryReport: Sendable, Equatable {
 /// Runs one canary rollout: starts the release's agents as the canary track, routes a share
 /// of traces to them step by step, judges them against the baseline every check, and
 /// promotes the release after its last step or rolls it back on any tripwire (see
-/// README "Canary rollout").
+/// docs/canary.md).
 public final class CanaryController {
     public struct Failure: Error, CustomStringConvertible {
         public let description: String

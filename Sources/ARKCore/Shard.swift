@@ -105,7 +105,7 @@ public struct ShardLayout: Sendable, Equatable {
 
     /// The shard that owns `account`: a stable hash (FNV-1a, 64 bits), so an account's
     /// signals always meet the same paper book. Changing ARK_SHARDS moves accounts: drain
-    /// first (README, Scale-out).
+    /// first (docs/scale-out.md).
     public func shard(forAccount account: String) -> Shard {
         guard shards.count > 1 else { return shards[0] }
         var h: UInt64 = 0xcbf2_9ce4_8422_2325

@@ -5,7 +5,7 @@ import Foundation
 /// What a crash of a Redis host can lose of the signals ARK answered 202 for, read from the
 /// node itself: its append-only file, how often that file is synced, and its eviction
 /// policy. The streams, the books and the idempotency records all live in that Redis, so a
-/// node without an append-only file comes back empty after a crash (README: Ledger and
+/// node without an append-only file comes back empty after a crash (docs/risk.md: Ledger and
 /// reconciliation, what 202 means).
 public struct RedisDurability: Sendable, Equatable {
     /// The node asked (`host:port` or the socket).

@@ -4,7 +4,7 @@ import GRDBSQLite
 /// One decision proved: its audited record, its leaf, and the Merkle audit path from that
 /// leaf to the root a checkpoint signs (RFC 9162 §2.1.3). Checking it needs the public key
 /// and nothing of ARK's: hash the record as a leaf, fold the path, compare with the signed
-/// root, check the signature over the checkpoint's text (README shows it in a few lines).
+/// root, check the signature over the checkpoint's text (docs/audit.md shows it in a few lines).
 public struct AuditProof: Sendable, Equatable {
     public var traceID: String
     public var leafIndex: Int

@@ -50,7 +50,7 @@ public final class OutcomeWriter: @unchecked Sendable {
     /// 2 MB page cache. A writer's cache only saves re-reading pages the OS already caches:
     /// at 1 kHz a 2 MB cache cost no measurable CPU per pass against 16 MB (305 against
     /// 311 µs, `ark bench --rate 1000 --duration 60`) and took 16 MB off Aletheia's memory;
-    /// 1 MB cost 11-14 % more CPU at `max` (README, Memory).
+    /// 1 MB cost 11-14 % more CPU at `max` (docs/performance.md).
     /// `signer` signs the audit tree's checkpoints.
     public static func aletheia(path: String, checkpointInterval: Duration, signer: AuditSigner? = nil) throws -> OutcomeWriter {
         let c = checkpointInterval.components

@@ -14,7 +14,7 @@ public struct SQLiteError: Error, Sendable, CustomStringConvertible {
 
 /// One connection to an SQLite file, on SQLite's C API. The outcome writer's path runs on it
 /// rather than GRDB: GRDB imports Foundation, which costs every agent process 6.7 MB of
-/// resident memory it otherwise never needs (README, Memory). Not thread-safe: its owner
+/// resident memory it otherwise never needs (docs/performance.md). Not thread-safe: its owner
 /// serialises access.
 final class SQLiteConnection {
     let handle: OpaquePointer

@@ -17,7 +17,7 @@ import ServiceLifecycle
 // One pipeline stage in this process, as `ark agent STAGE` runs it, from a binary that links
 // only what an agent needs: no HTTP stack, no metrics server, no operator commands. The
 // agents' resident memory is mostly the pages of the binary they touch, so this saves about
-// 3.7 MB per agent process (README, Performance). start_production.sh, the canary controller
+// 3.7 MB per agent process (docs/performance.md). start_production.sh, the canary controller
 // and `ark bench` start agents with it when it sits next to `ark`.
 
 let usage = """

@@ -132,7 +132,7 @@ struct LogsCommand: ParsableCommand {
         abstract: "Gather one trace's log lines from every process's log file in ARK_LOG_DIR, in time order.",
         discussion: """
             Reads <process>.log and the newest rotation (<process>.log.1). Lines are JSON (see
-            README, Logs); one whose trace_id is the trace, or that mentions it, is shown.
+            docs/operations.md, Logs); one whose trace_id is the trace, or that mentions it, is shown.
             Examples:
               ark logs --trace syn-4f2a-17 --local
               ARK_LOG_DIR=/var/log/ark ark logs --trace ark-1795438437968-0

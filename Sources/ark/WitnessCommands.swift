@@ -10,7 +10,7 @@ struct WitnessCommand: AsyncParsableCommand {
         abstract: "Witness the audit log from another host: cosign each head proved consistent with the last, alarm on a rollback, a fork or a foreign key.",
         discussion: """
             Run it on a host the ARK host's users cannot write, with its own storage (--state)
-            and key; give ARK its public key (ARK_WITNESS_KEYS). README, Audit, has the setup.
+            and key; give ARK its public key (ARK_WITNESS_KEYS). docs/audit.md, "Witnesses", has the setup.
             Examples:
               ark witness init --state /var/lib/ark-witness --log-key audit_ed25519.pem.pub
               ark witness run --state /var/lib/ark-witness --api http://ark-host:8000 --token-file /etc/ark-witness/token

@@ -201,7 +201,7 @@ import Testing
     }
 
     /// A key made here is what OpenSSL's own tool reads, and a signature made here verifies
-    /// with `openssl pkeyutl` (the README's hand check).
+    /// with `openssl pkeyutl` (docs/audit.md's hand check).
     @Test func keysAndSignaturesInteroperateWithOpenSSL() throws {
         let dir = try TempDir("ark-ed25519")
         defer { dir.remove() }

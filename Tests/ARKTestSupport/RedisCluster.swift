@@ -68,7 +68,7 @@ public final class RedisCluster: @unchecked Sendable {
     /// `host`: the address every node binds and is known by (loopback by default; a veth
     /// address for agents in other network namespaces).
     /// `replicas` per primary: with 2, losing a primary leaves its promoted replica a replica
-    /// of its own, so the shard's intake (confirmed by WAIT 1) stays open (README: Ledger and
+    /// of its own, so the shard's intake (confirmed by WAIT 1) stays open (docs/risk.md: Ledger and
     /// reconciliation, the topology to run).
     public init(primaries: Int = 3, replicas: Int = 1, host: String = "127.0.0.1") throws {
         dir = try TempDir("ark-cluster")

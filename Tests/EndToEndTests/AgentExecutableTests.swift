@@ -50,7 +50,7 @@ extension EndToEnd { @Suite struct AgentExecutableTests {
         #expect(up, "\(f.agents[.aletheia]!.output)")
         let aletheia = try #require(f.agents[.aletheia])
         // Foundation proper, its internationalization and ICU cost each agent 6.7 MB of
-        // resident memory (README, Memory): ark-agent links FoundationEssentials only.
+        // resident memory (docs/performance.md): ark-agent links FoundationEssentials only.
         // Read to the end (procfs reports a size of 0, and Foundation's reader stops early).
         let maps = String(decoding: try readFileBytes("/proc/\(aletheia.child.pid)/maps"), as: UTF8.self)
         #expect(maps.contains("libFoundationEssentials.so"), "the maps of a running ark-agent: \(maps.prefix(200))")

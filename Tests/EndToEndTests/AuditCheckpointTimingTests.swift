@@ -3,7 +3,7 @@ import ARKTestSupport
 import Foundation
 import Testing
 
-/// README promises that a record waits at most ARK_AUDIT_CHECKPOINT_MS for a signed head, busy
+/// docs/audit.md promises that a record waits at most ARK_AUDIT_CHECKPOINT_MS for a signed head, busy
 /// or idle. With a real clock and an idle pipeline: single signals at uneven gaps, each
 /// record's commit (`done_ns`) against the time of the first checkpoint that covers it.
 extension EndToEnd { @Suite struct AuditCheckpointTimingTests {

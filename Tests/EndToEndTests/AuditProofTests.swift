@@ -6,7 +6,7 @@ import Foundation
 import Testing
 
 /// A decision proved to someone who trusts nothing of ARK but its public key: the API's
-/// proof checked by the README's script (Python's standard library and `cryptography`), and
+/// proof checked by the documented script (Python's standard library and `cryptography`), and
 /// the same proof from `ark verify-audit --trace`.
 extension EndToEnd { @Suite struct AuditProofTests {
     @Test func theAPIsProofVerifiesWithTheDocumentedScriptAndAnAlteredOneDoesNot() async throws {

@@ -74,7 +74,7 @@ extension EndToEnd { @Suite final class CanaryTests {
 
     func report(_ run: CanaryRunRecord) throws -> [String: Any] {
         let r = try #require(jsonObject(run.report))
-        // The figure README reports: tripwire to a baseline proven by its synthetic loop.
+        // The figure docs/canary.md reports: tripwire to a baseline proven by its synthetic loop.
         if let t = r["tripwireNs"] as? Int64 ?? (r["tripwireNs"] as? Int).map(Int64.init),
            let h = r["baselineHealthyNs"] as? Int64 ?? (r["baselineHealthyNs"] as? Int).map(Int64.init) {
             print(String(format: "canary %@ (%@): %.1f s from tripwire to a proven baseline", run.runID, run.tripwire ?? "?", Double(h - t) / 1e9))

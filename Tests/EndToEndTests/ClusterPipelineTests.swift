@@ -107,7 +107,7 @@ final class ClusterPipelineFixture: @unchecked Sendable {
     /// Every criterion of the synthetic loop but the send rate (a timing) and one checked more
     /// narrowly: a book may end with a position over `max_symbol_exposure` only because a later
     /// loss on another symbol shrank the equity under it (Kenny checks each fill against the
-    /// equity of its moment; README, Portfolio limits under concurrency).
+    /// equity of its moment; docs/risk.md, Portfolio limits under concurrency).
     func expectConsistent(_ report: SyntheticReport, skipping down: [Shard] = [], sourceLocation: SourceLocation = #_sourceLocation) throws {
         // The send rate is a timing, which the benchmarks measure, not the tests.
         for check in report.checks where !check.name.hasPrefix("Portfolio limits") && !check.name.hasPrefix("Throughput") {
@@ -188,7 +188,7 @@ struct ClusterPipelineTests {
 
     /// kill -9 of a primary under a steady load: its replica takes over, every signal the
     /// intake confirmed (after WAIT) is recorded once, no order is made twice, limits hold.
-    /// The topology README ships (two replicas a primary): the primary serving a shard in use is
+    /// The topology docs/scale-out.md ships (two replicas a primary): the primary serving a shard in use is
     /// killed during traffic through the API and comes back 5 s later, as systemd would bring
     /// it back. Its promoted replica still has a replica, so the shard's intake stays open; the
     /// synthetic loop passes with all its criteria (p95 included), nothing lost, nothing

@@ -13,7 +13,7 @@ import Testing
 /// until the watchdog quarantines it), `ark watchdog`, `ark metrics-server`, a private Redis
 /// and a real store; headless Chromium driven by Selenium (`Tests/Console/console_check.py`)
 /// loads the page, and what it showed is checked against `/slos` and the store. The
-/// screenshots go to ARK_CONSOLE_SCREENSHOTS when set (README's come from there).
+/// screenshots go to ARK_CONSOLE_SCREENSHOTS when set (the docs' come from there).
 extension EndToEnd { @Suite final class ConsoleBrowserTests {
     let f: PipelineFixture
     let port: Int

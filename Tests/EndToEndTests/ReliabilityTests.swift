@@ -6,7 +6,7 @@ import ARKTestSupport
 import Foundation
 import Testing
 
-/// The faults and bad inputs of README's Reliability section, caused for real against
+/// The faults and bad inputs of docs/reliability.md, caused for real against
 /// `ark-agent` processes, a private Redis and a real state store: a poison entry, an entry
 /// that kills its process, a dead letter that kills Aletheia, and a frozen Aletheia with ten
 /// times the backlog bound queued.
@@ -82,7 +82,7 @@ extension EndToEnd { @Suite struct ReliabilityTests {
         }
         let deaths = joey.output.components(separatedBy: "restarting it in 1 s").count - 1
         #expect(deaths == 3, "\(joey.output.suffix(4000))")
-        // The figures README's Reliability section quotes.
+        // The figures docs/reliability.md quotes.
         let isolatedS = Double(dead.tsNs - killedAt) / 1e9
         print("killer entry: \(deaths) deaths, dead-lettered \(String(format: "%.1f", isolatedS)) s after it was queued; "
               + "signals behind it: max latency \(String(format: "%.0f", latencies.max() ?? 0)) ms, median \(String(format: "%.0f", latencies.sorted()[100])) ms")
