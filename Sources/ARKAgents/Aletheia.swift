@@ -67,6 +67,7 @@ public final class Aletheia: StageProcessor {
         var reason: String?
     }
     private var witnessHold: WitnessHold?
+    private var holdReader: AuditReader?
 
     /// For restoring the books from the audit (`LedgerRecovery`).
     let storePath: String
@@ -330,7 +331,9 @@ public final class Aletheia: StageProcessor {
         let now = wallClockNanoseconds()
         if now - hold.lookedNs < 250_000_000 { return hold.reason }
         let cosignatures = try AuditCosignatureKey.read(on: context.bus.connection)
-        let waiting = try WitnessWait.oldestUnwitnessed(try AuditReader(path: storePath), cosignatures: cosignatures, witnessKeys: hold.keys)
+        // One read-only connection for the agent's life, not one per look.
+        if holdReader == nil { holdReader = try AuditReader(path: storePath) }
+        let waiting = try WitnessWait.oldestUnwitnessed(holdReader!, cosignatures: cosignatures, witnessKeys: hold.keys)
         witnessHold!.reason = WitnessWait.problem(waiting, nowNs: now, maxLagNs: hold.maxLagNs).map { "ARK_WITNESS_HOLD: " + $0 }
         witnessHold!.lookedNs = now
         return witnessHold!.reason
