@@ -245,7 +245,11 @@ let package = Package(
         ),
         .target(
             name: "ARKCanary",
-            dependencies: ["ARKCore", "ARKBus", "ARKState", "ARKStoreWriter", "ARKOperations", "ARKProcess", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "ARKCore", "ARKBus", "ARKState", "ARKStoreWriter", "ARKOperations", "ARKProcess",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: strictSettings
         ),
         .target(
@@ -297,6 +301,7 @@ let package = Package(
         .testTarget(name: "ARKRiskTests", dependencies: ["ARKRisk", "Graveyard", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKBusTests", dependencies: ["ARKBus", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKAgentsTests", dependencies: ["ARKAgents", "ARKRisk", "Graveyard", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "ARKStoreWriterTests", dependencies: ["ARKStoreWriter", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKStateTests", dependencies: ["ARKState", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKWatchdogTests", dependencies: ["ARKWatchdog", "ARKBus", "ARKState", "ARKStoreWriter", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKOperationsTests", dependencies: ["ARKOperations", "ARKProcess", "ARKState", "ARKStoreWriter", "ARKCore", "ARKBus", .product(name: "Logging", package: "swift-log"), "ARKTestSupport"], swiftSettings: strictSettings),

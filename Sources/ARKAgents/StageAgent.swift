@@ -170,11 +170,10 @@ public actor StageAgent {
     private let pulse: HeartbeatPulse
     private var fault: FaultInjector?
     private let instruments: Instruments
-    /// Local count of failed attempts per entry, in case Redis's delivery count is not raised
-    /// by re-reads of our own pending entries.
-    private var localAttempts: [String: Int] = [:]
-    /// Deaths counted against entries taken over as suspects (see `SuspectEntry`), by id.
-    private var suspectDeaths: [String: Int] = [:]
+    /// Attempts and suspect deaths per entry: which entries are handled, which dead-lettered.
+    private var ledger: DeliveryLedger
+    /// Whether a later stage's backlog holds this stage's input.
+    private var backpressure: Backpressure
     private let host = ProcessInfo.processInfo.hostName
 
     /// The stage's swift-metrics instruments, made once (the factory lookup is not free).
@@ -200,11 +199,6 @@ public actor StageAgent {
         var lastClaimNs: Int64 = 0
         var lastTakeOverNs: Int64 = 0
         var lastTrimWarningNs: Int64 = 0
-        var lastBackpressureCheckNs: Int64 = 0
-        /// The largest downstream backlog at the last measurement, and the entries this
-        /// instance has handled since (each wrote at most one entry downstream).
-        var measuredBacklog = 0
-        var handledSinceMeasure = 0
     }
 
     public init(processor: any StageProcessor, settings: AgentSettings, instance: String? = nil, logger: Logger? = nil) {
@@ -222,6 +216,8 @@ public actor StageAgent {
         self.connection = RedisConnection(url: settings.redisURL, commandTimeout: .milliseconds(settings.blockMs + 15_000),
                                           slotKey: processor.shard.tagged ? processor.shard.slotKey : nil)
         self.bus = StreamBus(connection: connection, group: processor.stage.group, consumer: name, shard: processor.shard)
+        self.ledger = DeliveryLedger(maxDeliveries: settings.maxDeliveries, deadLetterStream: processor.shard.deadLetter)
+        self.backpressure = Backpressure(bound: settings.streamMaxLen, batchSize: settings.batchSize)
         self.pulse = HeartbeatPulse(stage: processor.stage, instance: name, streams: processor.inputStreams, settings: settings, vitals: vitals, logger: log)
         if let f = settings.fault, f.stage == processor.stage {
             self.fault = FaultInjector(fault: f)
@@ -372,7 +368,7 @@ public actor StageAgent {
             (entries, readAlong) = try bus.read(processor.inputStreams, count: settings.batchSize, blockMs: min(settings.blockMs, processor.maxBlockMs ?? .max),
                                                 along: processor.readAlong)
         }
-        stats.handledSinceMeasure += entries.count
+        backpressure.handled(entries.count)
         if takenOver {
             try processOneByOne(entries)
         } else if !entries.isEmpty {
@@ -383,41 +379,31 @@ public actor StageAgent {
         return !entries.isEmpty
     }
 
-    /// Whether a downstream stage's unread backlog is over ARK_STREAM_MAXLEN (one XINFO per
-    /// downstream stream), measured every 100 ms, and before every batch while one more batch
-    /// could take it past the bound: so an instance writes at most one batch past it. Taking
-    /// input again waits until the backlog is under 90 % of the bound, so the stage does not
-    /// flap at the edge.
+    /// Whether a downstream stage's unread backlog holds this stage's input (`Backpressure`
+    /// decides; one XINFO per downstream stream when it asks for a measurement).
     private func holdingBack(now: Int64) throws -> Bool {
-        let held = vitals.backpressure.withLock { $0 }
-        let nearBound = stats.measuredBacklog + stats.handledSinceMeasure + settings.batchSize > settings.streamMaxLen
-        guard nearBound || now - stats.lastBackpressureCheckNs >= 100_000_000 else { return held != nil }
-        stats.lastBackpressureCheckNs = now
-        stats.handledSinceMeasure = 0
+        guard backpressure.shouldMeasure(nowNs: now) else { return backpressure.holding }
         var worst: (stream: String, backlog: Int)?
         for next in processor.downstream {
             let stream = processor.shard.stream(next, on: processor.track)
             let backlog = try StreamBus.backlog(of: stream, group: next.group, on: connection)
             if backlog > (worst?.backlog ?? -1) { worst = (stream, backlog) }
         }
-        let bound = settings.streamMaxLen
-        guard let worst else { return false }
-        stats.measuredBacklog = worst.backlog
-        if held == nil, worst.backlog > bound {
-            vitals.backpressure.withLock { $0 = worst.stream }
+        switch backpressure.observe(worst: worst, nowNs: now) {
+        case .hold(let stream, let backlog):
+            vitals.backpressure.withLock { $0 = stream }
             logger.warning("taking no input: the unread backlog of an output stream is over ARK_STREAM_MAXLEN; a later stage is stopped or slow, nothing is dropped", metadata: [
-                "stream": .string(worst.stream), "backlog": .stringConvertible(worst.backlog), "bound": .stringConvertible(bound),
+                "stream": .string(stream), "backlog": .stringConvertible(backlog), "bound": .stringConvertible(backpressure.bound),
             ])
-            return true
-        }
-        if held != nil, worst.backlog <= bound / 10 * 9 {
+        case .release(let stream, let backlog):
             vitals.backpressure.withLock { $0 = nil }
             logger.notice("taking input again: the output backlog is back under its bound", metadata: [
-                "stream": .string(worst.stream), "backlog": .stringConvertible(worst.backlog),
+                "stream": .string(stream), "backlog": .stringConvertible(backlog),
             ])
-            return false
+        case nil:
+            break
         }
-        return held != nil
+        return backpressure.holding
     }
 
     /// What other consumers left: first the entries a consumer had in hand alone when it died
@@ -429,7 +415,7 @@ public actor StageAgent {
         let isDead = { [host] (name: String) in isExitedLocalConsumer(name, stage: stageName, host: host) }
         let suspects = try bus.takeOverSuspects(minIdleMs: settings.claimIdleMs, isDead: isDead)
         if !suspects.isEmpty {
-            for s in suspects { suspectDeaths[s.entry.id] = s.deaths }
+            ledger.tookOverSuspects(suspects.map { ($0.entry.id, $0.deaths) })
             logger.warning("took over entries that were in hand when their process died or hung; each is retried alone", metadata: [
                 "entries": .string(suspects.map { "\($0.entry.stream) \($0.entry.id) (deaths \($0.deaths))" }.joined(separator: ", ")),
             ])
@@ -468,7 +454,7 @@ public actor StageAgent {
             do {
                 try process([e], readAlong: nil)
                 try bus.clearInFlight(e, resolved: true)
-                suspectDeaths[e.id] = nil
+                ledger.resolvedAlone(e.id)
             } catch {
                 if Self.isEnvironmental(error) { throw error }
                 try bus.clearInFlight(e, resolved: false)
@@ -542,31 +528,10 @@ public actor StageAgent {
         let context = BatchContext(bus: bus, instance: instance, readNs: readNs, logger: logger, readAlong: readAlong)
         // Entries delivered too often, or gone from the stream, are dead-lettered here, once
         // for every stage; the dead letter stream itself is only ever recorded, never re-lettered.
-        var poison: [DeadLetter] = []
-        var batch: [StreamEntry] = []
-        batch.reserveCapacity(all.count)
-        // Both maps are empty unless a batch failed or entries were taken over: then no
-        // entry's id is hashed.
-        let anyAttempts = !localAttempts.isEmpty, anyDeaths = !suspectDeaths.isEmpty
-        for var e in all {
-            e.deliveries = max(e.deliveries, (anyAttempts ? localAttempts[e.id] ?? 0 : 0) + 1)
-            let deaths = anyDeaths ? suspectDeaths[e.id] ?? 0 : 0
-            let exhausted = e.deliveries > settings.maxDeliveries || deaths >= settings.maxDeliveries
-            if e.stream == bus.shard.deadLetter && exhausted {
-                e.recordRaw = true  // a dead letter is never re-lettered: recorded as it is
-                batch.append(e)
-            } else if exhausted {
-                let died = deaths > 0 ? "; the process handling it alone died or hung \(deaths) times" : ""
-                poison.append(DeadLetter(entry: e, reason: "delivered \(e.deliveries) times (ARK_MAX_DELIVERIES=\(settings.maxDeliveries)) without being processed\(died)"))
-            } else if e.stream != bus.shard.deadLetter && e.payload == nil && e.fieldNames.isEmpty {
-                poison.append(DeadLetter(entry: e, reason: "entry was removed from \(e.stream) before it was processed"))
-            } else {
-                batch.append(e)
-            }
-        }
+        let (batch, poison) = ledger.sort(all)
         if !poison.isEmpty {
             try bus.commit(outputs: [], deadLetters: poison, acks: poison.map(\.entry))
-            for p in poison { localAttempts[p.entry.id] = nil }
+            ledger.settled(poison.map(\.entry.id))
             vitals.entriesDeadLettered(poison.count)
             instruments.failed.increment(by: poison.count)
             logger.error("dead-lettered entries", metadata: ["count": .stringConvertible(poison.count), "reason": .string(poison[0].reason)])
@@ -574,28 +539,32 @@ public actor StageAgent {
         guard !batch.isEmpty else { return }
         vitals.batchStarted(atNs: readNs)
         var result = BatchResult(processed: 0)
-        var failing: [(entry: StreamEntry, error: any Error)] = []
+        let failing: [(item: StreamEntry, error: any Error)]
         do {
             try fault?.beforeBatch()
-            try handleSplittingFailures(batch[...], context: context, into: &result, failing: &failing)
+            // When the processor throws for a reason that may lie in the entries, the batch is
+            // halved down to single entries, so only the entries that fail are left and every
+            // other one commits.
+            failing = try bisect(batch[...], isFatal: Self.isEnvironmental) { part in
+                let r = try handleRetryingEnvironmentFailures(Array(part), context: context)
+                result.processed += r.processed
+                result.failed += r.failed
+            }
         } catch {
             // Failures of the environment (Redis gone, the store locked or full) say nothing
             // about the entries: only the others count towards ARK_MAX_DELIVERIES.
             if Self.isEnvironmental(error) { throw error }
-            for e in batch { localAttempts[e.id, default: 0] += 1 }
-            if localAttempts.count > 100_000 { localAttempts.removeAll() }
+            ledger.failed(batch.lazy.map(\.id))
             throw error
         }
-        if !localAttempts.isEmpty {
-            for e in batch where localAttempts[e.id] != nil { localAttempts[e.id] = nil }
-        }
+        ledger.settled(batch.lazy.map(\.id))
         if let first = failing.first {
             // Only these stay pending, to be retried on their own and dead-lettered after
             // ARK_MAX_DELIVERIES; their batch-mates went through.
-            for f in failing { localAttempts[f.entry.id, default: 0] += 1 }
+            ledger.failed(failing.lazy.map(\.item.id))
             logger.error("entries failed and stay pending; the rest of their batch was committed", metadata: [
                 "failed": .stringConvertible(failing.count), "committed": .stringConvertible(result.processed + result.failed),
-                "entry_id": .string(first.entry.id), "error": .string("\(first.error)"),
+                "entry_id": .string(first.item.id), "error": .string("\(first.error)"),
             ])
             throw first.error
         }
@@ -604,28 +573,6 @@ public actor StageAgent {
         instruments.processed.increment(by: result.processed)
         if result.failed > 0 { instruments.failed.increment(by: result.failed) }
         instruments.batchTime.recordNanoseconds(doneNs - readNs)
-    }
-
-    /// Hands `batch` to the processor; when that throws for a reason that may lie in the
-    /// entries, halves the batch and hands on each half, down to single entries, so only the
-    /// entries that fail are left (in `failing`) and every other one commits. One poison
-    /// entry in a batch of 256 costs about 16 calls of `handle`.
-    private func handleSplittingFailures(_ batch: ArraySlice<StreamEntry>, context: BatchContext, into result: inout BatchResult,
-                                         failing: inout [(entry: StreamEntry, error: any Error)]) throws {
-        do {
-            let r = try handleRetryingEnvironmentFailures(Array(batch), context: context)
-            result.processed += r.processed
-            result.failed += r.failed
-        } catch {
-            if Self.isEnvironmental(error) { throw error }
-            guard batch.count > 1 else {
-                failing.append((batch[batch.startIndex], error))
-                return
-            }
-            let middle = batch.startIndex + batch.count / 2
-            try handleSplittingFailures(batch[..<middle], context: context, into: &result, failing: &failing)
-            try handleSplittingFailures(batch[middle...], context: context, into: &result, failing: &failing)
-        }
     }
 
     /// Hands the batch to the processor, retrying failures of the environment (the store

@@ -6,55 +6,21 @@ import ARKState
 import ARKStoreWriter
 import Foundation
 import Logging
-
-/// What a canary run did, step by step and at its end; kept as JSON in `canary_runs.report`
-/// and printed by `ark canary status`.
-public struct CanaryReport: Sendable, Equatable {
-    public struct Step: Sendable, Equatable {
-        public var percent: Double
-        public var startedNs: Int64
-        public var endedNs: Int64?
-        public var extensions: Int
-        /// passed, inconclusive (held), tripped, or aborted.
-        public var outcome: String?
-    }
-
-    public var release: String
-    public var baselineRelease: String
-    public var snapshot: String
-    public var canaryPIDs: [ChildProcess] = []
-    public var baselinePIDs: [ChildProcess] = []
-    public var steps: [Step] = []
-    public var checks = 0
-    public var inconclusiveChecks = 0
-    public var tripwire: Tripwire?
-    public var tripwireDetail: String?
-    public var tripwireNs: Int64?
-    public var canaryStoppedNs: Int64?
-    public var handedBack: [String: Int] = [:]
-    public var schemaRestored: [String] = []
-    public var releaseRestored: String?
-    public var baselineHealthyNs: Int64?
-    public var verification: String?
-    public var promotedNs: Int64?
-    public var outcome: String?
-
-    /// Seconds from the tripwire to a baseline proven healthy by its synthetic loop.
-    public var secondsToHealthyBaseline: Double? {
-        guard let t = tripwireNs, let h = baselineHealthyNs else { return nil }
-        return Double(h - t) / 1e9
-    }
-}
+import ServiceLifecycle
+import Synchronization
 
 /// Runs one canary rollout: starts the release's agents as the canary track, routes a share
 /// of traces to them step by step, judges them against the baseline every check, and
 /// promotes the release after its last step or rolls it back on any tripwire (see
 /// docs/canary.md).
-public final class CanaryController {
-    public struct Failure: Error, CustomStringConvertible {
+public actor CanaryController {
+    public struct Failure: Error, Sendable, CustomStringConvertible {
         public let description: String
         public init(_ description: String) { self.description = description }
     }
+
+    private nonisolated let executor: ThreadExecutor
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
     let plan: CanaryPlan
     let config: ARKConfig
@@ -63,9 +29,9 @@ public final class CanaryController {
     let store: StateStore
     let connection: RedisConnection
     let links: ReleaseLinks
-    let say: (String) -> Void
+    let say: @Sendable (String) -> Void
     var logger: Logger
-    var run: CanaryRunRecord
+    var record: CanaryRunRecord
     var report: CanaryReport
     var judge: CanaryJudge
     var canary: [ChildProcess] = []
@@ -81,8 +47,9 @@ public final class CanaryController {
     static let selfExecutable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
 
     /// What every controller holds, whether it starts a run or takes over a stranded one.
-    private init(plan: CanaryPlan, config: ARKConfig, release: Release, runDir: String, say: @escaping (String) -> Void,
-                 store: StateStore, connection: RedisConnection, run: CanaryRunRecord, report: CanaryReport) {
+    private init(plan: CanaryPlan, config: ARKConfig, release: Release, runDir: String, say: @escaping @Sendable (String) -> Void,
+                 store: StateStore, connection: RedisConnection, record: CanaryRunRecord, report: CanaryReport) {
+        self.executor = ThreadExecutor(name: "canary")
         self.plan = plan
         self.config = config
         self.release = release
@@ -90,14 +57,19 @@ public final class CanaryController {
         self.say = say
         self.store = store
         self.connection = connection
-        self.run = run
+        self.record = record
         self.report = report
         self.canary = report.canaryPIDs
         self.links = ReleaseLinks(directory: config.releasesDir)
         self.judge = CanaryJudge(plan: plan)
         var logger = Logger(label: "ark.canary")
-        logger[metadataKey: "run_id"] = .string(run.runID)
+        logger[metadataKey: "run_id"] = .string(record.runID)
         self.logger = logger
+    }
+
+    /// Lets the controller's thread end; after the run, when nothing more is asked of it.
+    public nonisolated func close() {
+        executor.shutdown()
     }
 
     static func open(_ config: ARKConfig) throws -> (StateStore, RedisConnection) {
@@ -110,16 +82,18 @@ public final class CanaryController {
     /// Checks everything a run needs and starts it: the baseline's agents running (by their
     /// pid files in `runDir`), no other run in progress, a valid release sharing the
     /// baseline's Redis and state store; then snapshots the store and starts the canary
-    /// agents. A canary agent that dies before its first heartbeat ends the run as rolled
-    /// back (nothing was routed to it yet) and the error says why.
-    public static func start(plan: CanaryPlan, config: ARKConfig, release: Release, runDir: String, say: @escaping (String) -> Void) throws -> CanaryController {
+    /// agents. A canary agent that dies before its first heartbeat, or a graceful shutdown
+    /// before they all beat, ends the run as rolled back (nothing was routed to the canary
+    /// yet) and the error says why.
+    public static func start(plan: CanaryPlan, config: ARKConfig, release: Release, runDir: String,
+                             say: @escaping @Sendable (String) -> Void) async throws -> CanaryController {
         try plan.validate()
         let (store, connection) = try open(config)
         if let open = try store.canaryRun(), !open.isFinished {
             if open.controllerIsAlive {
-                throw Failure("canary run \(open.runID) is still \(open.status) (controller pid \(open.controllerPID)). Fix: wait for it, or ark canary abort")
+                throw Failure("canary run \(open.runID) is still \(open.status.rawValue) (controller pid \(open.controllerPID)). Fix: wait for it, or ark canary abort")
             }
-            throw Failure("canary run \(open.runID) was left \(open.status) by a controller that is gone. Fix: ark canary abort (rolls it back), then start again")
+            throw Failure("canary run \(open.runID) was left \(open.status.rawValue) by a controller that is gone. Fix: ark canary abort (rolls it back), then start again")
         }
         var baseline: [ChildProcess] = []
         for name in stagePIDNames {
@@ -147,30 +121,42 @@ public final class CanaryController {
 
         let now = wallClockNanoseconds()
         let planJSON = try JSONDocument.text(plan.json)
-        let run = CanaryRunRecord(runID: "canary-" + compactTime(now), release: release.path, baselineRelease: baselineRelease, plan: planJSON,
-                                  status: "starting", percent: 0, startedNs: now, updatedNs: now, controllerPID: Int(getpid()))
-        let c = CanaryController(plan: plan, config: config, release: release, runDir: runDir, say: say, store: store, connection: connection, run: run,
+        let record = CanaryRunRecord(runID: "canary-" + compactTime(now), release: release.path, baselineRelease: baselineRelease, plan: planJSON,
+                                     status: .starting, percent: 0, startedNs: now, updatedNs: now, controllerPID: Int(getpid()))
+        let c = CanaryController(plan: plan, config: config, release: release, runDir: runDir, say: say, store: store, connection: connection, record: record,
                                  report: CanaryReport(release: release.path, baselineRelease: baselineRelease, snapshot: snapshot.path, baselinePIDs: baseline))
-        try c.save()
-        for b in try c.heartbeats() { c.baselineBatchesAtStart[b.instance] = (b.batchesOK, b.batchesFailed) }
+        do {
+            try await c.begin(releaseEnv: releaseEnv)
+        } catch {
+            c.close()
+            throw error
+        }
+        return c
+    }
+
+    /// The run recorded, the canary's consumer groups made and its agents started; on a
+    /// failure the run ends rolled back with nothing routed.
+    private func begin(releaseEnv: [String: String]) async throws {
+        try save()
+        for b in try heartbeats() { baselineBatchesAtStart[b.instance] = (b.batchesOK, b.batchesFailed) }
         // The canary's groups exist before any signal is routed, so none is missed.
         for stage in Stage.allCases {
             try StreamBus(connection: connection, group: stage.group, consumer: "canary-controller")
                 .ensureGroups(config.shardLayout.shards.map { $0.stream(stage, on: .canary) })
         }
         do {
-            try c.startCanaryAgents(env: releaseEnv)
+            try await startCanaryAgents(env: releaseEnv)
         } catch {
-            for (p, how) in zip(c.canary, ChildProcess.stopAll(c.canary)) { say("  \(p.name) (pid \(p.pid)): \(how)") }
-            c.run.status = "rolled_back"
-            c.run.tripwire = Tripwire.processExit.rawValue
-            c.report.tripwire = .processExit
-            c.report.tripwireDetail = "\(error)"
-            c.report.outcome = "rolled back at start: nothing was routed to the canary"
-            _ = try c.finish()
+            for (p, how) in zip(canary, ChildProcess.stopAll(canary)) { say("  \(p.name) (pid \(p.pid)): \(how)") }
+            let tripwire: Tripwire = error is Stopped ? .controllerStopped : .processExit
+            record.status = .rolledBack
+            record.tripwire = tripwire.rawValue
+            report.tripwire = tripwire
+            report.tripwireDetail = "\(error)"
+            report.outcome = "rolled back at start: nothing was routed to the canary"
+            _ = try finish()
             throw error
         }
-        return c
     }
 
     static func compactTime(_ ns: Int64) -> String {
@@ -199,7 +185,12 @@ public final class CanaryController {
         return env
     }
 
-    func startCanaryAgents(env releaseEnv: [String: String]) throws {
+    /// A graceful shutdown (SIGINT, SIGTERM) came while the canary agents were starting.
+    struct Stopped: Error, CustomStringConvertible {
+        var description: String { "the controller was stopped (SIGINT or SIGTERM) while the canary agents were starting" }
+    }
+
+    func startCanaryAgents(env releaseEnv: [String: String]) async throws {
         let env = agentEnvironment(releaseEnv, release: release, track: .canary)
         for stage in Stage.allCases {
             let log = config.logDir + "/canary_" + stage.rawValue.lowercased() + ".log"
@@ -212,82 +203,81 @@ public final class CanaryController {
         // Wait for each canary agent's first heartbeat before routing anything to it.
         let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline {
+            if Task.isShuttingDownGracefully { throw Stopped() }
             let pids = Set(try heartbeats().map { Int32($0.pid) })
             if canary.allSatisfy({ pids.contains($0.pid) }) { return }
             if let gone = canary.first(where: { !$0.isRunning }) {
                 throw Failure("\(gone.name) exited at start (\(gone.exitStatus() ?? "?")): see its log in \(config.logDir)")
             }
-            try await_(0.2)
+            try await pause(0.2)
         }
         throw Failure("the canary agents sent no heartbeat within 30 s: see \(config.logDir)/canary_*.log")
     }
 
-    func await_(_ seconds: Double) throws {
-        usleep(useconds_t(seconds * 1_000_000))
+    /// Sleeps without holding the controller's thread.
+    func pause(_ seconds: Double) async throws {
+        try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
     }
 
     // MARK: the run
 
-    /// Runs the steps until the release is promoted or rolled back; returns the final record.
-    public func runToEnd() throws -> CanaryRunRecord {
-        var stepIndex = 0
-        var stepStart = wallClockNanoseconds()
-        var extensions = 0
-        var lastCheck = stepStart
-        try beginStep(0, at: stepStart)
+    /// Runs the steps until the release is promoted or rolled back, and returns the final
+    /// record. A graceful shutdown of the process (SIGINT, SIGTERM) rolls the run back rather
+    /// than leave it stranded.
+    public func runToEnd() async throws -> CanaryRunRecord {
+        var stepper = CanaryStepper(plan: plan, startNs: wallClockNanoseconds())
+        try beginStep(0, at: stepper.stepStartNs)
         while true {
+            if Task.isShuttingDownGracefully {
+                report.steps[stepper.step].outcome = "aborted"
+                return try await rollBack(.controllerStopped, detail: "the controller was stopped (SIGINT or SIGTERM) before the run ended")
+            }
             let now = wallClockNanoseconds()
-            if let requested = try store.canaryRun(id: run.runID)?.requested {
-                if requested == "abort" {
-                    report.steps[stepIndex].outcome = "aborted"
-                    return try rollBack(.operatorAbort, detail: "ark canary abort by an operator")
-                }
-                if requested == "promote" {
-                    report.steps[stepIndex].outcome = "promoted by operator"
-                    return try promote(by: "operator")
-                }
-            }
+            let request = try store.canaryRun(id: record.runID)?.requested.flatMap(CanaryStepper.Request.init(rawValue:))
             let exited = canary.compactMap { c in c.exitStatus().map { "\(c.name) pid \(c.pid): \($0)" } }
-            if now - lastCheck >= Int64(plan.checkSeconds * 1e9) || !exited.isEmpty {
-                let result = try check(stepStart: stepStart, windowStart: lastCheck, now: now, exited: exited, step: stepIndex)
-                lastCheck = now
-                if result.verdict == .tripwire, let t = result.tripwire {
-                    report.steps[stepIndex].outcome = "tripped"
-                    return try rollBack(t, detail: result.detail)
-                }
-                let stepEnd = stepStart + Int64(plan.stepSeconds * Double(1 + extensions) * 1e9)
-                if now >= stepEnd {
-                    if result.stepConclusive {
-                        report.steps[stepIndex].outcome = "passed"
-                        report.steps[stepIndex].endedNs = now
-                        if stepIndex + 1 == plan.steps.count { return try promote(by: "controller") }
-                        stepIndex += 1
-                        stepStart = now
-                        extensions = 0
-                        try beginStep(stepIndex, at: now)
-                    } else if extensions < plan.maxExtensions {
-                        extensions += 1
-                        report.steps[stepIndex].extensions = extensions
-                        say("  step \(stepIndex + 1) inconclusive (\(result.detail)): extended by \(Int(plan.stepSeconds)) s (\(extensions) of \(plan.maxExtensions))")
-                        try save()
-                    } else if run.status != "holding" {
-                        run.status = "holding"
-                        report.steps[stepIndex].outcome = "inconclusive"
-                        say("  HOLDING at \(plan.steps[stepIndex])%: still too little traffic after \(extensions) extension(s) (\(result.detail)). Tripwires stay armed; the run goes on by itself once a step is conclusive, or: ark canary promote | ark canary abort")
-                        logger.warning("canary holding: inconclusive", metadata: ["detail": .string(result.detail)])
-                        try save()
-                    }
-                }
+            var action = stepper.next(nowNs: now, request: request, exited: !exited.isEmpty)
+            if case .check(let step, let stepStart, let windowStart) = action {
+                let result = try check(stepStart: stepStart, windowStart: windowStart, now: now, exited: exited, step: step)
+                action = stepper.next(nowNs: now, check: result, exited: !exited.isEmpty)
             }
-            try await_(min(0.2, plan.checkSeconds / 2))
+            switch action {
+            case .wait, .check:
+                break
+            case .rollBack(let tripwire, let detail):
+                report.steps[stepper.step].outcome = tripwire == .operatorAbort ? "aborted" : "tripped"
+                return try await rollBack(tripwire, detail: detail)
+            case .promote(let by):
+                if by == .operator {
+                    report.steps[stepper.step].outcome = "promoted by operator"
+                } else {
+                    report.steps[stepper.step].outcome = "passed"
+                    report.steps[stepper.step].endedNs = now
+                }
+                return try await promote(by: by.rawValue)
+            case .advance(let passed, let next):
+                report.steps[passed].outcome = "passed"
+                report.steps[passed].endedNs = now
+                try beginStep(next, at: now)
+            case .extend(let step, let extensions, let detail):
+                report.steps[step].extensions = extensions
+                say("  step \(step + 1) inconclusive (\(detail)): extended by \(Int(plan.stepSeconds)) s (\(extensions) of \(plan.maxExtensions))")
+                try save()
+            case .hold(let step, let detail):
+                record.status = .holding
+                report.steps[step].outcome = "inconclusive"
+                say("  HOLDING at \(plan.steps[step])%: still too little traffic after \(plan.maxExtensions) extension(s) (\(detail)). Tripwires stay armed; the run goes on by itself once a step is conclusive, or: ark canary promote | ark canary abort")
+                logger.warning("canary holding: inconclusive", metadata: ["detail": .string(detail)])
+                try save()
+            }
+            try await pause(min(0.2, plan.checkSeconds / 2))
         }
     }
 
     func beginStep(_ index: Int, at now: Int64) throws {
         let percent = plan.steps[index]
         report.steps.append(.init(percent: percent, startedNs: now, endedNs: nil, extensions: 0, outcome: nil))
-        run.status = "running"
-        run.percent = percent
+        record.status = .running
+        record.percent = percent
         try setRoute(percent)
         say("Step \(index + 1) of \(plan.steps.count): \(percent)% of traces to the canary for \(Int(plan.stepSeconds)) s, checked every \(plan.checkSeconds) s")
         try save()
@@ -321,20 +311,20 @@ public final class CanaryController {
         // the run began, the nearest interval that has them.
         var baselineStep = try store.trackFigures(.baseline, fromNs: stepStart, toNs: now + 1)
         if baselineStep.decided < plan.minSamples {
-            baselineStep = try store.trackFigures(.baseline, fromNs: run.startedNs, toNs: now + 1)
+            baselineStep = try store.trackFigures(.baseline, fromNs: record.startedNs, toNs: now + 1)
         }
         let input = CheckInput(
             canaryStep: try store.trackFigures(.canary, fromNs: stepStart, toNs: now + 1),
             baselineStep: baselineStep,
             canaryWindow: try store.trackFigures(.canary, fromNs: windowStart, toNs: now + 1),
             canaryBatches: canaryBatches, baselineBatches: baselineBatches,
-            quarantines: try store.quarantines(of: canaryInstances, sinceNs: run.startedNs),
+            quarantines: try store.quarantines(of: canaryInstances, sinceNs: record.startedNs),
             exited: exited, nowNs: now, windowStartNs: windowStart)
         let result = judge.check(input)
         report.checks += 1
         if result.verdict == .inconclusive { report.inconclusiveChecks += 1 }
         let figures = try JSONDocument.text(result.json)
-        try store.addCanaryCheck(CanaryCheckRecord(runID: run.runID, step: step + 1, percent: plan.steps[step], verdict: result.verdict.rawValue, figures: figures, tsNs: now))
+        try store.addCanaryCheck(CanaryCheckRecord(runID: record.runID, step: step + 1, percent: plan.steps[step], verdict: result.verdict.rawValue, figures: figures, tsNs: now))
         let d = result.denials
         say(String(format: "  check %d: %@ | canary %d decided, %.1f%% denied | baseline %d decided, %.1f%% denied | canary p95 %@ | %@",
                    report.checks, result.verdict.rawValue, d.canaryN, d.canaryRate * 100, d.baselineN, d.baselineRate * 100,
@@ -349,13 +339,13 @@ public final class CanaryController {
         let current = try connection.hashEntries(Streams.canaryRoute)
         let version = current.first { $0.field == "version" }.flatMap { Int64(String(decoding: $0.value, as: UTF8.self)) } ?? 0
         routeVersion = version + 1
-        let route = CanaryRoute(percent: percent, version: routeVersion, runID: run.runID)
+        let route = CanaryRoute(percent: percent, version: routeVersion, runID: record.runID)
         _ = try connection.command(["HSET", .text(Streams.canaryRoute)] + route.fields.flatMap { [RedisArg.text($0.0), .text($0.1)] })
     }
 
     /// Waits until every live routing Kyle has applied the newest route version.
     @discardableResult
-    func awaitRouteApplied(timeout: Double = 10) throws -> Bool {
+    func awaitRouteApplied(timeout: Double = 10) async throws -> Bool {
         let deadline = ContinuousClock.now + .seconds(timeout)
         let canaryPIDs = Set(canary.map(\.pid))
         while ContinuousClock.now < deadline {
@@ -364,7 +354,7 @@ public final class CanaryController {
             var seen: [String: Int64] = [:]
             for f in try connection.hashEntries(Streams.canaryRouteSeen) { seen[f.field] = Int64(String(decoding: f.value, as: UTF8.self)) }
             if kyles.allSatisfy({ (seen[$0.instance] ?? 0) >= routeVersion }) { return true }
-            try await_(0.1)
+            try await pause(0.1)
         }
         logger.warning("not every baseline Kyle confirmed the route within \(timeout) s; handing back twice to be safe")
         return false
@@ -379,23 +369,23 @@ public final class CanaryController {
     /// Routes everything back to the baseline, stops the canary, hands its unfinished work
     /// to the baseline, restores the snapshot's schema if the canary changed it and the
     /// release links, then proves the baseline with health checks and a synthetic loop.
-    func rollBack(_ tripwire: Tripwire, detail: String) throws -> CanaryRunRecord {
+    func rollBack(_ tripwire: Tripwire, detail: String) async throws -> CanaryRunRecord {
         let t0 = wallClockNanoseconds()
         report.tripwire = tripwire
         report.tripwireDetail = detail
         report.tripwireNs = t0
-        run.status = "rolling_back"
-        run.tripwire = tripwire.rawValue
+        record.status = .rollingBack
+        record.tripwire = tripwire.rawValue
         say("TRIPWIRE \(tripwire.rawValue): \(detail)")
         say("Rolling back")
         logger.error("canary tripwire: rolling back", metadata: ["tripwire": .string(tripwire.rawValue), "detail": .string(detail)])
         try save()
         try setRoute(0)
-        let confirmed = try awaitRouteApplied()
+        let confirmed = try await awaitRouteApplied()
         say("  route: 0% to the canary\(confirmed ? ", applied by every baseline Kyle" : " (not confirmed by every Kyle)")")
         for (c, how) in zip(canary, ChildProcess.stopAll(canary)) { say("  \(c.name) (pid \(c.pid)): \(how)") }
         report.canaryStoppedNs = wallClockNanoseconds()
-        try handBack(twice: !confirmed)
+        try await handBack(twice: !confirmed)
         try restoreSchemaIfChanged()
         if let baseline = links.current().map({ $0 }), report.baselineRelease.hasPrefix("/"), baseline != report.baselineRelease {
             try links.set(links.currentPath, to: report.baselineRelease)
@@ -404,17 +394,17 @@ public final class CanaryController {
         } else {
             say("  current release unchanged: \(report.baselineRelease)")
         }
-        try verifyBaseline()
-        run.status = "rolled_back"
+        try await verifyBaseline()
+        record.status = .rolledBack
         report.outcome = "rolled back: \(tripwire.rawValue)"
         return try finish()
     }
 
-    func handBack(twice: Bool) throws {
+    func handBack(twice: Bool) async throws {
         let handback = StreamHandback(connection: connection, layout: config.shardLayout)
         var moved = try handback.run()
         if twice {
-            try await_(2)
+            try await pause(2)
             for (s, n) in try handback.run() { moved[s, default: 0] += n }
         }
         report.handedBack = Dictionary(uniqueKeysWithValues: moved.map { ($0.key.rawValue, $0.value) })
@@ -438,7 +428,7 @@ public final class CanaryController {
 
     /// Health: each stage has a baseline instance with a fresh heartbeat; then a short
     /// synthetic loop through the pipeline must pass.
-    func verifyBaseline() throws {
+    func verifyBaseline() async throws {
         let deadline = ContinuousClock.now + .seconds(30)
         var missing: [String] = Stage.allCases.map(\.rawValue)
         while ContinuousClock.now < deadline {
@@ -446,7 +436,7 @@ public final class CanaryController {
             let live = Set(try heartbeats().filter { $0.tsNs >= fresh && !$0.quarantined }.map(\.stage))
             missing = Stage.allCases.map(\.rawValue).filter { !live.contains($0) }
             if missing.isEmpty { break }
-            try await_(0.2)
+            try await pause(0.2)
         }
         guard missing.isEmpty else {
             report.verification = "baseline unhealthy: no live instance of \(missing.joined(separator: ", "))"
@@ -464,7 +454,7 @@ public final class CanaryController {
                                           environment: env, log: log)
         var status: String?
         while status == nil {
-            try await_(0.2)
+            try await pause(0.2)
             status = loop.exitStatus()
         }
         if status == "exit 0" {
@@ -478,8 +468,8 @@ public final class CanaryController {
 
     /// The release becomes current and the baseline: new baseline agents from it take over,
     /// the canary drains and stops, the old baseline agents stop.
-    func promote(by who: String) throws -> CanaryRunRecord {
-        run.status = "promoting"
+    func promote(by who: String) async throws -> CanaryRunRecord {
+        record.status = .promoting
         say("Promoting \(release.path) (by \(who))")
         try save()
         let env = agentEnvironment(try release.environment(), release: release, track: .baseline)
@@ -496,29 +486,29 @@ public final class CanaryController {
         while ContinuousClock.now < deadline {
             let pids = Set(try heartbeats().map { Int32($0.pid) })
             if fresh.allSatisfy({ pids.contains($0.pid) }) { break }
-            try await_(0.2)
+            try await pause(0.2)
         }
         try setRoute(0)
-        try awaitRouteApplied()
+        try await awaitRouteApplied()
         let drainDeadline = ContinuousClock.now + .seconds(30)
         let handback = StreamHandback(connection: connection, layout: config.shardLayout)
-        while ContinuousClock.now < drainDeadline, !(try handback.unfinished().isEmpty) { try await_(0.2) }
+        while ContinuousClock.now < drainDeadline, !(try handback.unfinished().isEmpty) { try await pause(0.2) }
         for (c, how) in zip(canary, ChildProcess.stopAll(canary)) { say("  \(c.name) (pid \(c.pid)): \(how)") }
-        try handBack(twice: false)
+        try await handBack(twice: false)
         let old = report.baselinePIDs
         for (p, how) in zip(old, ChildProcess.stopAll(old, timeout: .seconds(15))) { say("  old baseline \(p.name) (pid \(p.pid)): \(how)") }
         try links.promote(release.path)
         say("  current → \(release.path)\(links.previous().map { ", previous → \($0)" } ?? "")")
         report.promotedNs = wallClockNanoseconds()
-        run.status = "promoted"
-        run.percent = 100
+        record.status = .promoted
+        record.percent = 100
         report.outcome = "promoted"
         return try finish()
     }
 
     func finish() throws -> CanaryRunRecord {
         let now = wallClockNanoseconds()
-        run.endedNs = now
+        record.endedNs = now
         let unfinished = try StreamHandback(connection: connection, layout: config.shardLayout).unfinished()
         for stage in Stage.allCases where unfinished[stage] == nil {
             for shard in config.shardLayout.shards { _ = try connection.command(["DEL", .text(shard.stream(stage, on: .canary))]) }
@@ -527,21 +517,21 @@ public final class CanaryController {
         _ = try connection.command(["DEL", .text(Streams.canaryRoute)])
         _ = try connection.command(["DEL", .text(Streams.canaryRouteSeen)])
         try save()
-        say(Self.describe(run, report: report))
-        return run
+        say(record.summary(report: report))
+        return record
     }
 
     func save() throws {
-        run.updatedNs = wallClockNanoseconds()
-        run.report = try JSONDocument.text(report.json)
-        try store.saveCanaryRun(run)
+        record.updatedNs = wallClockNanoseconds()
+        record.report = try JSONDocument.text(report.json)
+        try store.saveCanaryRun(record)
     }
 
     // MARK: recovery and status
 
     /// Rolls back a run whose controller is gone (`ark canary abort` finds it so): stops the
     /// canary agents it recorded and does everything a rollback does.
-    public static func recover(_ record: CanaryRunRecord, config: ARKConfig, runDir: String, say: @escaping (String) -> Void) throws -> CanaryRunRecord {
+    public static func recover(_ record: CanaryRunRecord, config: ARKConfig, runDir: String, say: @escaping @Sendable (String) -> Void) async throws -> CanaryRunRecord {
         // The report names the canary's processes: without it there is nothing sure to stop.
         let report: CanaryReport
         do {
@@ -557,43 +547,42 @@ public final class CanaryController {
         } catch {
             say("WARNING: \(error); the baseline is proven with the default plan's loop (\(plan.verifySeconds) s at \(plan.verifyRate)/s)")
         }
-        var run = record
-        run.controllerPID = Int(getpid())
+        var taken = record
+        taken.controllerPID = Int(getpid())
         let (store, connection) = try open(config)
         let c = CanaryController(plan: plan, config: config, release: try Release(validating: record.release), runDir: runDir, say: say,
-                                 store: store, connection: connection, run: run, report: report)
-        return try c.rollBack(.operatorAbort, detail: "ark canary abort, after the controller (pid \(record.controllerPID)) was gone")
+                                 store: store, connection: connection, record: taken, report: report)
+        defer { c.close() }
+        return try await c.rollBack(.operatorAbort, detail: "ark canary abort, after the controller (pid \(record.controllerPID)) was gone")
+    }
+}
+
+/// One canary rollout as a service: starts the run, steps it to its end, and, when the
+/// process is asked to stop (SIGINT, SIGTERM: a graceful shutdown), rolls it back before it
+/// returns, so Ctrl-C never strands a run.
+public final class CanaryRollout: Service, Sendable {
+    let plan: CanaryPlan
+    let config: ARKConfig
+    let release: Release
+    let runDir: String
+    let say: @Sendable (String) -> Void
+    private let outcome = Mutex<CanaryRunRecord?>(nil)
+
+    public init(plan: CanaryPlan, config: ARKConfig, release: Release, runDir: String, say: @escaping @Sendable (String) -> Void) {
+        self.plan = plan
+        self.config = config
+        self.release = release
+        self.runDir = runDir
+        self.say = say
     }
 
-    /// A run, for people: status, steps, checks, tripwire and timings.
-    public static func describe(_ run: CanaryRunRecord, report: CanaryReport?) -> String {
-        var lines = ["Canary \(run.runID): \(run.status.uppercased())"]
-        lines.append("  release      \(run.release)")
-        lines.append("  baseline     \(run.baselineRelease)")
-        // Once the run is over the route is closed (rolled back) or the release is the
-        // baseline (promoted): the share in the record is the last one it ran at.
-        switch run.status {
-        case "rolled_back": lines.append("  share now    0% (was \(run.percent)%)")
-        case "promoted": lines.append("  share now    100% (the baseline)")
-        default: lines.append("  share now    \(run.percent)%")
-        }
-        guard let r = report else { return lines.joined(separator: "\n") }
-        lines.append("  snapshot     \(r.snapshot)")
-        for (i, s) in r.steps.enumerated() {
-            let ext = s.extensions > 0 ? ", extended \(s.extensions)×" : ""
-            lines.append("  step \(i + 1)       \(s.percent)%: \(s.outcome ?? "in progress")\(ext)")
-        }
-        lines.append("  checks       \(r.checks) (\(r.inconclusiveChecks) inconclusive)")
-        if let t = r.tripwire {
-            lines.append("  tripwire     \(t.rawValue): \(r.tripwireDetail ?? "")")
-            let handed = r.handedBack.values.reduce(0, +)
-            lines.append("  handed back  \(handed) unfinished canary entries to the baseline")
-            if !r.schemaRestored.isEmpty { lines.append("  schema       restored from the snapshot: \(r.schemaRestored.joined(separator: "; "))") }
-            if let v = r.verification { lines.append("  verification \(v)") }
-            if let s = r.secondsToHealthyBaseline { lines.append(String(format: "  recovery     %.1f s from tripwire to a baseline proven healthy", s)) }
-        }
-        if r.promotedNs != nil { lines.append("  promoted     the release is current; the old one is previous") }
-        if let o = r.outcome { lines.append("  outcome      \(o)") }
-        return lines.joined(separator: "\n")
+    /// The run's final record, once `run` has returned.
+    public var result: CanaryRunRecord? { outcome.withLock { $0 } }
+
+    public func run() async throws {
+        let controller = try await CanaryController.start(plan: plan, config: config, release: release, runDir: runDir, say: say)
+        defer { controller.close() }
+        let record = try await controller.runToEnd()
+        outcome.withLock { $0 = record }
     }
 }

@@ -17,6 +17,9 @@ public enum Tripwire: String, Sendable, CaseIterable {
     case processExit = "process_exit"
     /// An operator ran `ark canary abort`.
     case operatorAbort = "operator_abort"
+    /// The controller was stopped (SIGINT, SIGTERM) before the run ended: it rolls back
+    /// rather than leave the run stranded.
+    case controllerStopped = "controller_stopped"
 }
 
 /// One rate compared across the tracks: canary hits of n against baseline hits of n.

@@ -177,7 +177,7 @@ private struct AuditWalk {
             """)
         let states = try Row.fetchCursor(db, sql: "SELECT control_id, shard, scope, mode, from_mode, reason, by, at_ns, leaf, leaf_hash FROM trading_states ORDER BY id")
         var pass = try passes.next(), order = try orders.next(), letter = try dead.next(), state = try states.next()
-        var prevHash = OutcomeWriter.genesisHash
+        var prevHash = AuditTreeStore.genesisHash
         func leaf(_ row: Row?) -> Int? { row.flatMap { $0["leaf"] as Int? } }
         while pass != nil || order != nil || letter != nil || state != nil {
             let next = size

@@ -3,6 +3,15 @@ import ARKStoreWriter
 import Foundation
 import GRDB
 
+/// Where a canary run is. A run ends `promoted` or `rolled_back`; every other status is a
+/// run in progress (or stranded by a controller that is gone, which `ark canary abort` ends).
+public enum CanaryStatus: String, Sendable, CaseIterable {
+    case starting, running, holding, promoting
+    case rollingBack = "rolling_back"
+    case promoted
+    case rolledBack = "rolled_back"
+}
+
 /// One canary rollout as the state store keeps it. `plan` and `report` are JSON written by
 /// the controller (`ARKCanary`), so a finished run can be read back without it.
 public struct CanaryRunRecord: Sendable, Equatable {
@@ -10,8 +19,7 @@ public struct CanaryRunRecord: Sendable, Equatable {
     public var release: String
     public var baselineRelease: String
     public var plan: String
-    /// running, holding, promoting, rolling_back, promoted, rolled_back.
-    public var status: String
+    public var status: CanaryStatus
     public var percent: Double
     public var startedNs: Int64
     public var updatedNs: Int64
@@ -22,7 +30,7 @@ public struct CanaryRunRecord: Sendable, Equatable {
     public var requested: String?
     public var controllerPID: Int
 
-    public init(runID: String, release: String, baselineRelease: String, plan: String, status: String, percent: Double, startedNs: Int64,
+    public init(runID: String, release: String, baselineRelease: String, plan: String, status: CanaryStatus, percent: Double, startedNs: Int64,
                 updatedNs: Int64, endedNs: Int64? = nil, tripwire: String? = nil, report: String = "{}", requested: String? = nil, controllerPID: Int) {
         self.runID = runID
         self.release = release
@@ -51,7 +59,7 @@ extension CanaryRunRecord {
     public func statusObject(checks: [CanaryCheckRecord]) -> [String: Any] {
         func parsed(_ text: String) -> Any { JSONDocument.parse(text) ?? NSNull() }
         return [
-            "run_id": runID, "status": status, "release": release, "baseline_release": baselineRelease, "percent": percent,
+            "run_id": runID, "status": status.rawValue, "release": release, "baseline_release": baselineRelease, "percent": percent,
             "started_ns": startedNs, "updated_ns": updatedNs, "ended_ns": endedNs ?? NSNull(), "tripwire": tripwire ?? NSNull(),
             "requested": requested ?? NSNull(), "controller_pid": controllerPID,
             "plan": parsed(plan), "report": parsed(report),
@@ -158,7 +166,7 @@ extension StateStore {
                 ON CONFLICT(run_id) DO UPDATE SET status = excluded.status, percent = excluded.percent, updated_ns = excluded.updated_ns,
                     ended_ns = excluded.ended_ns, tripwire = excluded.tripwire, report = excluded.report, controller_pid = excluded.controller_pid,
                     requested = CASE WHEN excluded.ended_ns IS NOT NULL THEN NULL ELSE canary_runs.requested END
-                """, arguments: [r.runID, r.release, r.baselineRelease, r.plan, r.status, r.percent, r.startedNs, r.updatedNs, r.endedNs, r.tripwire,
+                """, arguments: [r.runID, r.release, r.baselineRelease, r.plan, r.status.rawValue, r.percent, r.startedNs, r.updatedNs, r.endedNs, r.tripwire,
                                  r.report, r.requested, r.controllerPID])
         }
     }
@@ -171,9 +179,13 @@ extension StateStore {
             } else {
                 try Row.fetchOne(db, sql: "SELECT * FROM canary_runs ORDER BY started_ns DESC LIMIT 1")
             }
-            return row.map {
-                CanaryRunRecord(runID: $0["run_id"], release: $0["release"], baselineRelease: $0["baseline_release"], plan: $0["plan"],
-                                status: $0["status"], percent: $0["percent"], startedNs: $0["started_ns"], updatedNs: $0["updated_ns"],
+            return try row.map {
+                let status: String = $0["status"]
+                guard let known = CanaryStatus(rawValue: status) else {
+                    throw StateStoreError("canary run \(String(describing: $0["run_id"] as String?)) has the status \(status), which this version of ark does not know: read it with the version that wrote it")
+                }
+                return CanaryRunRecord(runID: $0["run_id"], release: $0["release"], baselineRelease: $0["baseline_release"], plan: $0["plan"],
+                                status: known, percent: $0["percent"], startedNs: $0["started_ns"], updatedNs: $0["updated_ns"],
                                 endedNs: $0["ended_ns"], tripwire: $0["tripwire"], report: $0["report"], requested: $0["requested"],
                                 controllerPID: $0["controller_pid"])
             }

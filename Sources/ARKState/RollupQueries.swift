@@ -3,35 +3,6 @@ import ARKStoreWriter
 import Foundation
 import GRDB
 
-/// Sums of the per-second rollups over a window: what the SLO engine and `/metrics/json`
-/// read. A window is `[fromSecond, now]` in Unix seconds.
-public struct RollupTotals: Sendable, Equatable {
-    public var passes = 0
-    public var approved = 0
-    public var denied = 0
-    public var rejected = 0
-    public var errors = 0
-    public var deadlettered = 0
-    /// Passes that count against availability: errored, dead-lettered or later than the pass timeout.
-    public var failed = 0
-    /// Passes with a latency (all but dead letters).
-    public var timed = 0
-    public var overLatencySLO = 0
-    public var hrmTimed = 0
-    public var hrmOverSLO = 0
-
-    public init() {}
-}
-
-/// The merged histograms of a window.
-public struct RollupHistograms: Sendable, Equatable {
-    public var latency = LogHistogram()
-    public var hrm = LogHistogram()
-    public var stages = StageHistograms()
-
-    public init() {}
-}
-
 /// One bucket of a rollup series.
 public struct RollupBucket: Sendable, Equatable {
     public var startSecond: Int64
@@ -56,21 +27,24 @@ extension StateStore {
             for start in starts {
                 guard let row = try Row.fetchOne(db, sql: """
                     SELECT TOTAL(passes), TOTAL(approved), TOTAL(denied), TOTAL(rejected), TOTAL(errors),
-                        TOTAL(deadlettered), TOTAL(failed), TOTAL(timed), TOTAL(over_latency_slo), TOTAL(hrm_timed), TOTAL(hrm_over_slo)
+                        TOTAL(deadlettered), TOTAL(failed), TOTAL(timed), TOTAL(over_latency_slo), TOTAL(hrm_timed), TOTAL(hrm_over_slo), TOTAL(slow)
                     FROM rollup_1s WHERE second >= ? AND second < ?
                     """, arguments: [start, upper]) else { continue }
                 func n(_ i: Int) -> Int { Int((row[i] as Double?) ?? 0) }
-                running.passes += n(0)
-                running.approved += n(1)
-                running.denied += n(2)
-                running.rejected += n(3)
-                running.errors += n(4)
-                running.deadlettered += n(5)
-                running.failed += n(6)
-                running.timed += n(7)
-                running.overLatencySLO += n(8)
-                running.hrmTimed += n(9)
-                running.hrmOverSLO += n(10)
+                var segment = RollupTotals()
+                segment.passes = n(0)
+                segment.approved = n(1)
+                segment.denied = n(2)
+                segment.rejected = n(3)
+                segment.errors = n(4)
+                segment.deadlettered = n(5)
+                segment.failed = n(6)
+                segment.timed = n(7)
+                segment.overLatencySLO = n(8)
+                segment.hrmTimed = n(9)
+                segment.hrmOverSLO = n(10)
+                segment.slow = n(11)
+                running += segment
                 byStart[start] = running
                 upper = start
             }
@@ -129,7 +103,7 @@ extension StateStore {
     public func probeWriteLock(timeoutMs: Int = 2000) throws -> String? {
         try pool.writeWithoutTransaction { db in
             try db.execute(sql: "PRAGMA busy_timeout = \(timeoutMs)")
-            defer { try? db.execute(sql: "PRAGMA busy_timeout = \(OutcomeWriter.busyTimeoutMs)") }
+            defer { try? db.execute(sql: "PRAGMA busy_timeout = \(StoreFile.busyTimeoutMs)") }
             do {
                 try db.execute(sql: "BEGIN IMMEDIATE")
                 try db.execute(sql: "ROLLBACK")

@@ -22,7 +22,7 @@ public final class StateStore: Sendable {
         outcomes = readOnly ? nil : try OutcomeWriter(path: path)
         var config = Configuration()
         config.readonly = readOnly
-        config.busyMode = .timeout(Double(OutcomeWriter.busyTimeoutMs) / 1000)
+        config.busyMode = .timeout(Double(StoreFile.busyTimeoutMs) / 1000)
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
             try db.execute(sql: "PRAGMA cache_size = -16000")

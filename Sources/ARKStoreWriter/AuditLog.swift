@@ -130,7 +130,7 @@ public final class AuditSigner: Sendable {
     }
 
     public static func append(_ c: AuditCheckpoint, to path: String) throws(StateStoreError) {
-        if let slash = path.lastIndex(of: "/"), slash != path.startIndex, let failure = OutcomeWriter.makeDirectories(String(path[..<slash])) {
+        if let slash = path.lastIndex(of: "/"), slash != path.startIndex, let failure = StoreFile.makeDirectories(String(path[..<slash])) {
             throw StateStoreError("cannot create the directory of the checkpoint file \(path): \(failure)")
         }
         let fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0o600)

@@ -86,7 +86,7 @@ public final class AuditReader {
 
     public init(path: String) throws {
         db = try SQLiteConnection(path: path, flags: SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX)
-        sqlite3_busy_timeout(db.handle, Int32(OutcomeWriter.busyTimeoutMs))
+        sqlite3_busy_timeout(db.handle, Int32(StoreFile.busyTimeoutMs))
     }
 
     init(connection: SQLiteConnection) { db = connection }

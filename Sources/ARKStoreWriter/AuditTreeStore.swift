@@ -3,7 +3,19 @@ import ARKCore
 /// The audit tree's tables: the right edge every writer extends (`audit_tree`), the stored
 /// subtrees proofs are read from (`audit_nodes`) and the signed checkpoints
 /// (`audit_checkpoints`); and the conversion of a store whose passes were hash-chained only.
-enum AuditTreeStore {
+public enum AuditTreeStore {
+    /// The first pass's `prev_hash` (and the genesis link of the old hash chain).
+    public static let genesisHash = String(repeating: "0", count: 64)
+
+    /// The link of a record in the hash chain of stores written before the audit tree
+    /// (schema v5 and earlier): SHA-256 of the previous hash (hex) followed by the record.
+    /// Only the upgrade of such a store checks it (`AuditTreeStore.adoptExistingRows`).
+    public static func chainHash(prev: String, record: [UInt8]) -> String {
+        var input = Array(prev.utf8)
+        input.append(contentsOf: record)
+        return SHA256.hexDigest(input)
+    }
+
     static let schema = """
         ALTER TABLE passes ADD COLUMN leaf INTEGER;
         ALTER TABLE orders ADD COLUMN leaf INTEGER;
@@ -48,18 +60,16 @@ enum AuditTreeStore {
         var tree = Merkle.Frontier()
         let insertNode = try db.prepare("INSERT OR REPLACE INTO audit_nodes (height, idx, hash) VALUES (?, ?, ?)")
         func append(_ leafHash: Merkle.Digest) throws {
-            var completed: [(Int, Int, Merkle.Digest)] = []
-            tree.append(leafHash) { h, i, d in if h >= AuditLeaf.storedHeight { completed.append((h, i, d)) } }
-            for (h, i, d) in completed { try storeNode(insertNode, height: h, index: i, hash: d) }
+            try Self.append(leafHash, to: &tree, storingWith: insertNode)
         }
 
-        var prev = OutcomeWriter.genesisHash
-        var linkedPrev = OutcomeWriter.genesisHash
+        var prev = genesisHash
+        var linkedPrev = genesisHash
         var passes: [(seq: Int64, prev: String, hash: String)] = []
         let select = try db.prepare("SELECT seq, trace_id, record, prev_hash, hash FROM passes ORDER BY seq")
         while try select.step() {
             let record = select.textBytes(2)
-            guard select.text(3) == prev, OutcomeWriter.chainHash(prev: prev, record: record) == select.text(4) else {
+            guard select.text(3) == prev, chainHash(prev: prev, record: record) == select.text(4) else {
                 throw StateStoreError("""
                     the audit chain of \(db.path) is broken at seq \(select.int64(0)) (trace \(select.text(1))): a record was \
                     changed, removed or inserted outside ARK, so this release will not adopt it into its signed log. Fix: \
@@ -111,6 +121,13 @@ enum AuditTreeStore {
         save.bind(tree.size)
         save.bind(blob: AuditLeaf.encode(tree))
         try save.run()
+    }
+
+    /// Adds a leaf to `tree`, storing each subtree it completes from `AuditLeaf.storedHeight` up.
+    static func append(_ leafHash: Merkle.Digest, to tree: inout Merkle.Frontier, storingWith insertNode: SQLiteStatement) throws {
+        var completed: [(Int, Int, Merkle.Digest)] = []
+        tree.append(leafHash) { h, i, d in if h >= AuditLeaf.storedHeight { completed.append((h, i, d)) } }
+        for (h, i, d) in completed { try storeNode(insertNode, height: h, index: i, hash: d) }
     }
 
     static func storeNode(_ stmt: SQLiteStatement, height: Int, index: Int, hash: Merkle.Digest) throws(SQLiteError) {

@@ -3,8 +3,10 @@ import ARKCore
 import ARKState
 import ArgumentParser
 import Foundation
+import Logging
+import ServiceLifecycle
 
-struct CanaryCommand: ParsableCommand {
+struct CanaryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "canary",
         abstract: "Roll a release out to a share of traffic, judge it against the baseline, promote it or roll it back.",
@@ -52,7 +54,7 @@ struct CanaryLayout: ParsableArguments {
     }
 }
 
-struct CanaryStartCommand: ParsableCommand {
+struct CanaryStartCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "start",
         abstract: "Start a canary of a release and run it to promotion or rollback (stays in the foreground).",
@@ -131,7 +133,7 @@ struct CanaryStartCommand: ParsableCommand {
         return p
     }
 
-    func run() throws {
+    func run() async throws {
         let config = try layout.config()
         let plan = try plan(config)
         let rel: Release
@@ -141,16 +143,20 @@ struct CanaryStartCommand: ParsableCommand {
             throw fail(error.description, code: 78)
         }
         // Unbuffered, so a log file or a pipe shows each line as it happens.
-        let say: (String) -> Void = { line in FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
+        let say: @Sendable (String) -> Void = { line in FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
         say("Canary of \(rel.path): steps \(plan.steps.map { "\($0)%" }.joined(separator: " → ")), \(Int(plan.stepSeconds)) s each")
-        let controller: CanaryController
+        // A service, so SIGINT or SIGTERM rolls the run back before the process ends.
+        let rollout = CanaryRollout(plan: plan, config: config, release: rel, runDir: layout.resolvedRunDir(config), say: say)
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: rollout, successTerminationBehavior: .gracefullyShutdownGroup)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: Logger(label: "ark.canary")))
         do {
-            controller = try CanaryController.start(plan: plan, config: config, release: rel, runDir: layout.resolvedRunDir(config), say: say)
+            try await group.run()
         } catch let e as CanaryController.Failure {
             throw fail("ark canary start: \(e.description)", code: 1)
         }
-        let result = try controller.runToEnd()
-        if result.status != "promoted" { throw ExitCode(3) }
+        if rollout.result?.status != .promoted { throw ExitCode(3) }
     }
 }
 
@@ -187,7 +193,7 @@ struct CanaryStatusCommand: ParsableCommand {
             let object = r.statusObject(checks: checks)
             print(try JSONDocument.text(object, .pretty), terminator: "")
         } else {
-            print(CanaryController.describe(r, report: report))
+            print(r.summary(report: report))
             if let unreadable { print("  WARNING      its report cannot be read: \(unreadable)") }
             if !r.isFinished && !r.controllerIsAlive {
                 print("  WARNING      its controller (pid \(r.controllerPID)) is gone: ark canary abort rolls it back")
@@ -197,7 +203,7 @@ struct CanaryStatusCommand: ParsableCommand {
 }
 
 /// Asks the running controller to act, or (abort only) acts itself when it is gone.
-func requestCanary(_ action: String, layout: CanaryLayout) throws {
+func requestCanary(_ action: String, layout: CanaryLayout) async throws {
     let config = try layout.config()
     guard FileManager.default.fileExists(atPath: config.stateDB), let r = try layout.latestRun(config), !r.isFinished else {
         throw fail("ark canary \(action): no canary run in progress", code: 1)
@@ -207,8 +213,8 @@ func requestCanary(_ action: String, layout: CanaryLayout) throws {
             throw fail("ark canary promote: the controller of \(r.runID) (pid \(r.controllerPID)) is gone. Fix: ark canary abort, then start a new run", code: 1)
         }
         print("The controller of \(r.runID) is gone: rolling back from here")
-        let result = try CanaryController.recover(r, config: config, runDir: layout.resolvedRunDir(config)) { print($0) }
-        if result.status != "rolled_back" { throw ExitCode(1) }
+        let result = try await CanaryController.recover(r, config: config, runDir: layout.resolvedRunDir(config)) { print($0) }
+        if result.status != .rolledBack { throw ExitCode(1) }
         return
     }
     let store = try StateStore(path: config.stateDB)
@@ -217,15 +223,15 @@ func requestCanary(_ action: String, layout: CanaryLayout) throws {
     let deadline = Date().addingTimeInterval(180)
     while Date() < deadline {
         if let now = try store.canaryRun(id: r.runID), now.isFinished {
-            print("\(r.runID): \(now.status)")
+            print("\(r.runID): \(now.status.rawValue)")
             return
         }
-        usleep(200_000)
+        try await Task.sleep(for: .milliseconds(200))
     }
     throw fail("\(r.runID) has not finished within 180 s: see ark canary status", code: 1)
 }
 
-struct CanaryAbortCommand: ParsableCommand {
+struct CanaryAbortCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "abort",
         abstract: "Roll the canary back now (works even when its controller is gone).",
@@ -237,10 +243,10 @@ struct CanaryAbortCommand: ParsableCommand {
 
     @OptionGroup var layout: CanaryLayout
 
-    func run() throws { try requestCanary("abort", layout: layout) }
+    func run() async throws { try await requestCanary("abort", layout: layout) }
 }
 
-struct CanaryPromoteCommand: ParsableCommand {
+struct CanaryPromoteCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "promote",
         abstract: "Promote the canary now, skipping its remaining steps.",
@@ -252,5 +258,5 @@ struct CanaryPromoteCommand: ParsableCommand {
 
     @OptionGroup var layout: CanaryLayout
 
-    func run() throws { try requestCanary("promote", layout: layout) }
+    func run() async throws { try await requestCanary("promote", layout: layout) }
 }

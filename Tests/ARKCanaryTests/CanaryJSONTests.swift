@@ -76,7 +76,7 @@ import Testing
         }
         #expect(problem("{}") == "canary report.release is missing")
         #expect(problem(#"{"release":"a","baselineRelease":"b","snapshot":"c","tripwire":"meteor"}"#)
-            == "canary report.tripwire: expected one of denial_spike, quarantine, latency_breach, errors, process_exit, operator_abort, found string")
+            == "canary report.tripwire: expected one of denial_spike, quarantine, latency_breach, errors, process_exit, operator_abort, controller_stopped, found string")
         #expect(problem(#"{"release":"a","baselineRelease":"b","snapshot":"c","canaryPIDs":[{"name":"Joey","pid":"42"}]}"#)
             == "canary report.canaryPIDs[0].pid: expected 32-bit integer, found string")
         #expect(problem(#"{"release":"a","baselineRelease":"b","snapshot":"c","steps":[{"percent":10}]}"#) == "canary report.steps[0].startedNs is missing")

@@ -24,12 +24,12 @@ import Testing
         }
         let queue = try DatabaseQueue(path: path)
         try queue.write { db in
-            var prev = OutcomeWriter.genesisHash
+            var prev = AuditTreeStore.genesisHash
             for p in passes {
                 let record = p.auditRecord()
-                let hash = OutcomeWriter.chainHash(prev: prev, record: record)
+                let hash = AuditTreeStore.chainHash(prev: prev, record: record)
                 var values: [(any DatabaseValueConvertible)?] = [p.traceID, p.signalID, p.symbol, p.source, p.verdict.rawValue]
-                values += [OutcomeWriter.jsonArray(p.reasons), p.policyHash, p.complianceScore, p.t0Ns, p.doneNs, p.latencyMs, p.hrmEvalUs]
+                values += [OutcomeStatements.jsonArray(p.reasons), p.policyHash, p.complianceScore, p.t0Ns, p.doneNs, p.latencyMs, p.hrmEvalUs]
                 values += [p.continuityOK ? 1 : 0, p.injectedViolation, p.orderID, String(decoding: record, as: UTF8.self), prev, hash]
                 try db.execute(sql: """
                     INSERT INTO passes (trace_id, signal_id, symbol, source, verdict, reasons, policy_hash, compliance_score, t0_ns, done_ns,

@@ -107,7 +107,7 @@ extension EndToEnd { @Suite final class CanaryTests {
         let canary = try startCanary(next, ["--steps", "30,100", "--step-seconds", "5"])
         let traffic = try await f.synthetic(count: 800, rate: 40)
         let run = try finished(canary)
-        #expect(run.status == "promoted", "\(canary.output.suffix(3000))")
+        #expect(run.status == .promoted, "\(canary.output.suffix(3000))")
         #expect(canary.child.exitCode == 0)
         let r = try report(run)
         #expect((r["steps"] as? [[String: Any]])?.map { $0["outcome"] as? String } == ["passed", "passed"])
@@ -128,7 +128,7 @@ extension EndToEnd { @Suite final class CanaryTests {
         let canary = try startCanary(next, ["--steps", "30,100", "--step-seconds", "20"])
         let traffic = try await f.synthetic(count: 600, rate: 40)
         let run = try finished(canary)
-        #expect(run.status == "rolled_back", "\(canary.output.suffix(3000))")
+        #expect(run.status == .rolledBack, "\(canary.output.suffix(3000))")
         #expect(run.tripwire == "denial_spike")
         #expect(canary.child.exitCode == 3)
         let r = try report(run)
@@ -146,7 +146,7 @@ extension EndToEnd { @Suite final class CanaryTests {
         let canary = try startCanary(next, ["--steps", "50,100", "--step-seconds", "30", "--latency-breach-seconds", "3"])
         let traffic = try await f.synthetic(count: 600, rate: 40)
         let run = try finished(canary)
-        #expect(run.status == "rolled_back", "\(canary.output.suffix(3000))")
+        #expect(run.status == .rolledBack, "\(canary.output.suffix(3000))")
         #expect(run.tripwire == "latency_breach", "\(canary.output.suffix(3000))")
         #expect((try report(run)["verification"] as? String)?.hasPrefix("synthetic loop passed") == true)
         try expectNothingLost(traffic)
@@ -158,7 +158,7 @@ extension EndToEnd { @Suite final class CanaryTests {
         let canary = try startCanary(next, ["--steps", "30,100", "--step-seconds", "30"])
         let traffic = try await f.synthetic(count: 400, rate: 40)
         let run = try finished(canary)
-        #expect(run.status == "rolled_back", "\(canary.output.suffix(3000))")
+        #expect(run.status == .rolledBack, "\(canary.output.suffix(3000))")
         #expect(run.tripwire == "process_exit", "\(canary.output.suffix(3000))")
         let handed = (try report(run)["handedBack"] as? [String: Int]) ?? [:]
         #expect((handed["Kenny"] ?? 0) > 0, "nothing was handed back: \(canary.output.suffix(2000))")
@@ -177,7 +177,7 @@ extension EndToEnd { @Suite final class CanaryTests {
         let canary = try startCanary(next, ["--percent", "10", "--step-seconds", "2", "--max-extensions", "1"])
         let pipeline = f
         let traffic = Task { try await pipeline.synthetic(count: 14, rate: 1) }
-        #expect(try waitFor(timeout: 30, interval: 0.2) { try f.store().canaryRun()?.status == "holding" }, "\(canary.output.suffix(3000))")
+        #expect(try waitFor(timeout: 30, interval: 0.2) { try f.store().canaryRun()?.status == .holding }, "\(canary.output.suffix(3000))")
         #expect(canary.isRunning)
         let checks = try f.store().canaryChecks(runID: try #require(try f.store().canaryRun()).runID)
         #expect(!checks.isEmpty && checks.allSatisfy { $0.verdict == "inconclusive" }, "\(checks.map(\.verdict))")
@@ -201,7 +201,7 @@ extension EndToEnd { @Suite final class CanaryTests {
         let abort = try await HTTPClient.request("POST", console + "/abort", headers: [("Authorization", "Bearer " + token)])
         #expect(abort.status == 202 && abort.json?["requested"] as? String == "abort", "\(abort.text)")
         let run = try finished(canary)
-        #expect(run.status == "rolled_back")
+        #expect(run.status == .rolledBack)
         #expect(run.tripwire == "operator_abort")
         #expect(try await HTTPClient.request("GET", console).json?["run"].flatMap { ($0 as? [String: Any])?["status"] as? String } == "rolled_back")
         #expect(try await HTTPClient.request("POST", console + "/promote", headers: [("Authorization", "Bearer " + token)]).json?["error"] as? String == "no canary run is in progress")
@@ -219,7 +219,7 @@ extension EndToEnd { @Suite final class CanaryTests {
         let canary = try startCanary(next, ["--step-seconds", "30"])
         let run = try finished(canary, timeout: 60)
         #expect(canary.child.exitCode == 1, "\(canary.output.suffix(2000))")
-        #expect(run.status == "rolled_back" && run.tripwire == "process_exit", "\(canary.output.suffix(2000))")
+        #expect(run.status == .rolledBack && run.tripwire == "process_exit", "\(canary.output.suffix(2000))")
         #expect(canary.output.contains("exited at start"))
         let pids = ((try report(run)["canaryPIDs"] as? [[String: Any]]) ?? []).compactMap { ($0["pid"] as? Int).map(pid_t.init) }
         #expect(pids.count == 5 && pids.allSatisfy { processHasExited($0) }, "\(pids)")
@@ -227,11 +227,29 @@ extension EndToEnd { @Suite final class CanaryTests {
         #expect(try f.store().canaryRun()?.isFinished == true)
     }
 
+    @Test("Ctrl-C on the controller rolls the run back before it exits: no run is left stranded")
+    func interruptRollsBack() async throws {
+        let next = try startBaseline(canaryEnv: [])
+        let canary = try startCanary(next, ["--percent", "50", "--step-seconds", "60"])
+        #expect(try waitFor(timeout: 30, interval: 0.2) { try f.store().canaryRun()?.status == .running }, "\(canary.output.suffix(3000))")
+        let pipeline = f
+        let traffic = Task { try await pipeline.synthetic(count: 200, rate: 40) }
+        try await Task.sleep(for: .seconds(2))
+        canary.child.signal(SIGINT)
+        let run = try finished(canary)
+        #expect(canary.child.exitCode == 3, "\(canary.output.suffix(2000))")
+        #expect(run.status == .rolledBack && run.tripwire == "controller_stopped" && run.isFinished, "\(canary.output.suffix(2000))")
+        #expect(canary.output.contains("TRIPWIRE controller_stopped") && canary.output.contains("synthetic loop passed"), "\(canary.output.suffix(2000))")
+        let pids = ((try report(run)["canaryPIDs"] as? [[String: Any]]) ?? []).compactMap { ($0["pid"] as? Int).map(pid_t.init) }
+        #expect(pids.count == 5 && pids.allSatisfy { processHasExited($0) }, "\(pids)")
+        try expectNothingLost(try await traffic.value)
+    }
+
     @Test("abort rolls back from another shell even when the controller was killed, and with its plan damaged in the store")
     func abortWithoutController() async throws {
         let next = try startBaseline(canaryEnv: [])
         let canary = try startCanary(next, ["--percent", "50", "--step-seconds", "60"])
-        #expect(try waitFor(timeout: 30, interval: 0.2) { try f.store().canaryRun()?.status == "running" }, "\(canary.output.suffix(3000))")
+        #expect(try waitFor(timeout: 30, interval: 0.2) { try f.store().canaryRun()?.status == .running }, "\(canary.output.suffix(3000))")
         let pipeline = f
         let traffic = Task { try await pipeline.synthetic(count: 200, rate: 40) }
         try await Task.sleep(for: .seconds(2))
@@ -243,7 +261,7 @@ extension EndToEnd { @Suite final class CanaryTests {
         #expect(abort.code == 0 && abort.output.contains("is gone: rolling back from here"), "\(abort.output)")
         #expect(abort.output.contains("WARNING: canary plan.steps: expected list of number, found string; the baseline is proven with the default plan's loop"), "\(abort.output)")
         let run = try #require(try f.store().canaryRun())
-        #expect(run.status == "rolled_back")
+        #expect(run.status == .rolledBack)
         try expectNothingLost(try await traffic.value)
     }
 }}

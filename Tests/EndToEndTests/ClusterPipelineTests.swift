@@ -390,7 +390,7 @@ struct ClusterPipelineTests {
         let traffic = try await f.synthetic(count: 800, rate: 40)
         #expect(waitFor(timeout: 90, interval: 0.2) { !canary.isRunning }, "\(canary.output.suffix(3000))")
         let run = try #require(try StateStore(path: f.statePath).canaryRun())
-        #expect(run.status == "promoted", "\(canary.output.suffix(3000))")
+        #expect(run.status == .promoted, "\(canary.output.suffix(3000))")
         #expect(try StateStore(path: f.statePath).trackFigures(.canary, fromNs: 0, toNs: Int64.max).passes > 100)
         try f.expectConsistent(traffic)
         let c = RedisConnection(url: try f.cluster.url)
@@ -414,7 +414,7 @@ struct ClusterPipelineTests {
         let store = try StateStore(path: f.statePath)
         var pid: Int32?
         #expect(waitFor(timeout: 60, interval: 0.2) {
-            pid = (try? store.canaryRun()).flatMap { $0?.status == "running" ? $0 : nil }.flatMap { try? JSONSerialization.jsonObject(with: Data($0.report.utf8)) as? [String: Any] }
+            pid = (try? store.canaryRun()).flatMap { $0?.status == .running ? $0 : nil }.flatMap { try? JSONSerialization.jsonObject(with: Data($0.report.utf8)) as? [String: Any] }
                 .flatMap { ($0["canaryPIDs"] as? [[String: Any]])?.first { ($0["name"] as? String)?.hasSuffix("Kenny") == true }?["pid"] as? Int }.map(Int32.init)
             return pid != nil
         }, "\(canary.output.suffix(3000))")
@@ -425,6 +425,6 @@ struct ClusterPipelineTests {
         }
         #expect(waitFor(timeout: 90, interval: 0.2) { !canary.isRunning }, "\(canary.output.suffix(3000))")
         let run = try #require(try store.canaryRun())
-        #expect(run.status == "rolled_back" && run.tripwire == "quarantine", "\(run.status) \(run.tripwire ?? "-"): \(canary.output.suffix(3000))")
+        #expect(run.status == .rolledBack && run.tripwire == "quarantine", "\(run.status) \(run.tripwire ?? "-"): \(canary.output.suffix(3000))")
     }
 }

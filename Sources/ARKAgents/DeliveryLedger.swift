@@ -1,0 +1,73 @@
+import ARKBus
+
+/// An agent's count of failed attempts and suspect deaths per entry, and the sorting of each
+/// batch by it into entries to handle and entries to dead-letter: pure, so every rule of
+/// poison isolation (docs/architecture.md §4) is a unit test.
+struct DeliveryLedger {
+    let maxDeliveries: Int
+    /// This shard's dead letter stream: its entries are recorded as they are, never re-lettered.
+    let deadLetterStream: String
+    /// Failed attempts per entry id, in case Redis's delivery count is not raised by re-reads
+    /// of our own pending entries.
+    private(set) var attempts: [String: Int] = [:]
+    /// Deaths counted against entries taken over as suspects (`SuspectEntry`), by id.
+    private(set) var deaths: [String: Int] = [:]
+    /// Past this many tracked entries the attempt counts are dropped (Redis's delivery counts
+    /// still bound the retries): memory stays bounded whatever fails.
+    static let attemptsCap = 100_000
+
+    init(maxDeliveries: Int, deadLetterStream: String) {
+        self.maxDeliveries = maxDeliveries
+        self.deadLetterStream = deadLetterStream
+    }
+
+    /// What to do with a batch just read: `handle` to the processor, `poison` to the dead
+    /// letters. Each entry's `deliveries` is raised to what this ledger knows.
+    func sort(_ entries: [StreamEntry]) -> (handle: [StreamEntry], poison: [DeadLetter]) {
+        var handle: [StreamEntry] = []
+        handle.reserveCapacity(entries.count)
+        var poison: [DeadLetter] = []
+        // Both maps are empty unless a batch failed or entries were taken over: then no
+        // entry's id is hashed.
+        let anyAttempts = !attempts.isEmpty, anyDeaths = !deaths.isEmpty
+        for var e in entries {
+            e.deliveries = max(e.deliveries, (anyAttempts ? attempts[e.id] ?? 0 : 0) + 1)
+            let died = anyDeaths ? deaths[e.id] ?? 0 : 0
+            let exhausted = e.deliveries > maxDeliveries || died >= maxDeliveries
+            if e.stream == deadLetterStream && exhausted {
+                e.recordRaw = true  // a dead letter is never re-lettered: recorded as it is
+                handle.append(e)
+            } else if exhausted {
+                let why = died > 0 ? "; the process handling it alone died or hung \(died) times" : ""
+                poison.append(DeadLetter(entry: e, reason: "delivered \(e.deliveries) times (ARK_MAX_DELIVERIES=\(maxDeliveries)) without being processed\(why)"))
+            } else if e.stream != deadLetterStream && e.payload == nil && e.fieldNames.isEmpty {
+                poison.append(DeadLetter(entry: e, reason: "entry was removed from \(e.stream) before it was processed"))
+            } else {
+                handle.append(e)
+            }
+        }
+        return (handle, poison)
+    }
+
+    /// Entries taken over from a consumer that died or hung with them in hand alone.
+    mutating func tookOverSuspects(_ suspects: [(id: String, deaths: Int)]) {
+        for s in suspects { deaths[s.id] = s.deaths }
+    }
+
+    /// These entries failed (a whole batch, or the ones its bisection left): one attempt more each.
+    mutating func failed<S: Sequence>(_ ids: S) where S.Element == String {
+        for id in ids { attempts[id, default: 0] += 1 }
+        if attempts.count > Self.attemptsCap { attempts.removeAll() }
+    }
+
+    /// These entries are settled (committed or dead-lettered): nothing more is counted against them.
+    mutating func settled<S: Sequence>(_ ids: S) where S.Element == String {
+        guard !attempts.isEmpty else { return }
+        for id in ids where attempts[id] != nil { attempts[id] = nil }
+    }
+
+    /// A suspect handled alone committed: its deaths are forgiven.
+    mutating func resolvedAlone(_ id: String) {
+        deaths[id] = nil
+    }
+}
