@@ -188,7 +188,7 @@ actor HeartbeatPulse {
         }
         if !connection.isConnected { try? connection.connect() }
         if connection.isConnected {
-            _ = try? connection.command(["HDEL", .text(Streams.heartbeats), .text(instance)])
+            try? ControlPlane(connection).forgetHeartbeat(of: instance)
         }
         connection.close()
         executor.shutdown()
@@ -214,15 +214,14 @@ actor HeartbeatPulse {
             quarantined: orders.quarantined, batchesOK: c.batchesOK, batchesFailed: c.batchesFailed, consecutiveFailures: c.consecutiveFailures,
             busyMs: c.batchStartNs == 0 ? 0 : Double(now - c.batchStartNs) / 1e6)
         beat.backpressure = vitals.backpressure.withLock { $0 }
-        let reply = try connection.command(["HSET", .text(Streams.heartbeats), .text(instance), .bytes(beat.json)])
-        if case .error(let e) = reply { throw RedisError.server(e) }
+        try ControlPlane(connection).publish(beat)
     }
 
     /// This instance's standing, and the quarantined peers of its stage.
     private func readOrders() throws -> AgentVitals.Orders {
         var orders = AgentVitals.Orders()
-        for (name, body) in try connection.hashEntries(Streams.quarantine) {
-            guard let entry = QuarantineEntry(json: body), entry.stage == stage else { continue }
+        for (name, entry) in try ControlPlane(connection).quarantined() {
+            guard entry.stage == stage else { continue }
             if name == instance { orders.quarantined = true } else { orders.quarantinedPeers.append(name) }
         }
         return orders

@@ -9,7 +9,7 @@ import Synchronization
 /// move forward. Pure. Returns the problems; none means the trace is continuous.
 public func continuityProblems(_ e: Event) -> [String] {
     var problems: [String] = []
-    let expected: [Stage] = e.rejection != nil ? [.kyle] : [.kyle, .joey, .hrm, .kenny]
+    let expected = Stage.expectedHops(rejected: e.rejection != nil)
     let actual = e.hops.map(\.stage)
     if actual != expected {
         let missing = expected.filter { !actual.contains($0) }
@@ -300,7 +300,7 @@ public final class Aletheia: StageProcessor {
         if track == .baseline { try publishHeads(context) }
         // The heartbeats are the whole system's: the first shard's agent copies them.
         if shard.index == 0 {
-            let beats = try context.bus.connection.hashEntries(Streams.heartbeats).compactMap { HeartbeatRecord(json: $0.value) }
+            let beats = try ControlPlane(context.bus.connection).heartbeats()
             try shared.withWriter { try $0.upsertHeartbeats(beats) }
         }
         try afterRead(context: context)

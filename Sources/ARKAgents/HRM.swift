@@ -82,7 +82,7 @@ public final class HRM: StageProcessor {
             if limited > 0 { limitDeniedCounter.increment(by: limited) }
         }
         let portfolioRules = integrity.portfolioRuleIDs
-        return try forwardEach(batch, context: context, to: .kenny) { e in
+        return try forwardEach(batch, context: context) { e in
             defer {
                 if let d = e.decision {
                     if d.approved { approved += 1 } else { denied += 1 }

@@ -70,7 +70,7 @@ public final class Joey: StageProcessor {
     }
 
     public func handle(_ batch: [StreamEntry], context: BatchContext) throws -> BatchResult {
-        try forwardEach(batch, context: context, to: .hrm) { e in
+        try forwardEach(batch, context: context) { e in
             let given = (e.action, e.positionSizePct, e.leverage, e.riskRewardRatio)
             scorer.propose(&e)
             if let forcedSize { e.positionSizePct = forcedSize }

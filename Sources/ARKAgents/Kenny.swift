@@ -243,7 +243,7 @@ public final class Kenny: StageProcessor {
                 }
                 let hop = Hop(stage: .kenny, instance: context.instance, inNs: context.readNs, outNs: wallClockNanoseconds())
                 let execution = e.execution.map { [(key: EventKey.execution, json: EventCodec.encode($0))] } ?? []
-                outputs.append((shard.stream(.aletheia, on: track), layout.splice(payload, setting: execution, appending: hop)))
+                outputs.append((shard.stream(Stage.kenny.next()!, on: track), layout.splice(payload, setting: execution, appending: hop)))
             }
             // What is written must read back: a book that would not is never stored.
             var bookFields: [RedisArg] = []

@@ -32,17 +32,15 @@ public final class Kyle: StageProcessor {
 
     public func tick(context: BatchContext) throws {
         guard track == .baseline else { return }
-        let connection = context.bus.connection
-        var fields: [String: String] = [:]
-        for f in try connection.hashEntries(Streams.canaryRoute) { fields[f.field] = String(decoding: f.value, as: UTF8.self) }
-        let next = CanaryRoute(fields: fields)
+        let control = ControlPlane(context.bus.connection)
+        let next = try control.canaryRoute()
         if next != route {
             context.logger.notice("canary route changed", metadata: [
                 "percent": .stringConvertible(next.percent), "version": .stringConvertible(next.version), "run_id": .string(next.runID),
             ])
             route = next
         }
-        _ = try connection.command(["HSET", .text(Streams.canaryRouteSeen), .text(context.instance), .text(String(route.version))])
+        try control.confirmRoute(route.version, by: context.instance)
     }
 
     public func handle(_ batch: [StreamEntry], context: BatchContext) throws -> BatchResult {
@@ -80,7 +78,7 @@ public final class Kyle: StageProcessor {
             }
             event.track = track
             event.hops.append(Hop(stage: .kyle, instance: context.instance, inNs: context.readNs, outNs: wallClockNanoseconds()))
-            let target = shard.stream(event.rejection == nil ? .joey : .aletheia, on: track)
+            let target = shard.stream(Stage.kyle.next(rejected: event.rejection != nil)!, on: track)
             outputs.append((target, EventCodec.encode(event)))
         }
         try context.bus.commit(outputs: outputs, deadLetters: [], acks: batch, extra: routed)

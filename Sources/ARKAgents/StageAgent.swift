@@ -54,27 +54,20 @@ extension StageProcessor {
     public var maxBlockMs: Int? { nil }
     public func holdInput(context: BatchContext) throws -> String? { nil }
     public func finish(context: BatchContext) throws {}
-    public var downstream: [Stage] {
-        switch stage {
-        case .kyle: [.joey, .aletheia]  // rejected signals go straight to Aletheia
-        case .joey: [.hrm]
-        case .hrm: [.kenny]
-        case .kenny: [.aletheia]
-        case .aletheia: []
-        }
-    }
+    public var downstream: [Stage] { stage.downstream }
 
-    /// The common shape of a middle stage: decode what the stage reads of each entry (the
+    /// The common shape of a middle stage, forwarding to its next stage: decode what the stage reads of each entry (the
     /// top-level values; the rest is checked, not kept), let `transform` change the event and say which
     /// values it set, and forward the entry's own bytes with those values and this stage's
     /// hop spliced in (`EventLayout.splice`: the canonical bytes a full re-encoding would
     /// give, without decoding and encoding every value). An entry that cannot be decoded is
     /// dead-lettered. Everything is committed with the acknowledgements in one round trip.
-    func forwardEach(_ batch: [StreamEntry], context: BatchContext, to next: Stage,
+    func forwardEach(_ batch: [StreamEntry], context: BatchContext,
                      _ transform: (inout Event) -> [(key: EventKey, json: [UInt8])]) throws -> BatchResult {
         var outputs: [(stream: String, payload: [UInt8])] = []
         outputs.reserveCapacity(batch.count)
         var dead: [DeadLetter] = []
+        guard let next = stage.next() else { preconditionFailure("\(stage) has no next stage to forward to") }
         let stream = shard.stream(next, on: track)
         for entry in batch {
             switch decodeStageMessage(entry, keeping: []) {
@@ -411,8 +404,7 @@ public actor StageAgent {
     /// everything pending on a process of this host that has exited, at once; then entries
     /// idle ARK_CLAIM_IDLE_MS on any consumer (XAUTOCLAIM).
     private func takeOverFromDeadConsumers() throws -> [StreamEntry] {
-        let stageName = stage.rawValue
-        let isDead = { [host] (name: String) in isExitedLocalConsumer(name, stage: stageName, host: host) }
+        let isDead = { [host, stage] (name: String) in isExitedLocalConsumer(name, stage: stage, host: host) }
         let suspects = try bus.takeOverSuspects(minIdleMs: settings.claimIdleMs, isDead: isDead)
         if !suspects.isEmpty {
             ledger.tookOverSuspects(suspects.map { ($0.entry.id, $0.deaths) })

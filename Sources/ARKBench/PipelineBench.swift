@@ -209,7 +209,7 @@ public final class PipelineBench {
             if let dead = agents.first(where: { !$0.isRunning }) {
                 throw PipelineBenchError("\(dead.name) exited at start: see \(workDirectory)/\(dead.name).log")
             }
-            if case .integer(let n) = try connection.command(["HLEN", .text(Streams.heartbeats)]), n >= want { return }
+            if try ControlPlane(connection).heartbeatCount() >= want { return }
             usleep(100_000)
         }
         throw PipelineBenchError("not every agent sent a heartbeat within 30 s: see the logs in \(workDirectory)")

@@ -116,12 +116,10 @@ extension StreamBus {
     }
 }
 
-/// Whether a consumer named `<stage>-<host>-<pid>` (DESIGN §2) is a process of `host` that
-/// has exited. Consumers of other hosts, or named otherwise, are never called dead here:
-/// their entries wait for ARK_CLAIM_IDLE_MS as before.
-public func isExitedLocalConsumer(_ name: String, stage: String, host: String, hasExited: (Int32) -> Bool = { processHasExited($0) }) -> Bool {
-    let prefix = stage + "-" + host + "-"
-    let rest = name.dropFirst(prefix.count)
-    guard name.hasPrefix(prefix), let pid = Int32(rest[..<(rest.firstIndex(of: "@") ?? rest.endIndex)]), pid > 0 else { return false }
-    return hasExited(pid)
+/// Whether a consumer named as an `InstanceName` of `stage` is a process of `host` that has
+/// exited. Consumers of other hosts, or named otherwise, are never called dead here: their
+/// entries wait for ARK_CLAIM_IDLE_MS as before.
+public func isExitedLocalConsumer(_ name: String, stage: Stage, host: String, hasExited: (Int32) -> Bool = { processHasExited($0) }) -> Bool {
+    guard let parsed = InstanceName(parsing: name), parsed.stage == stage, parsed.host == host else { return false }
+    return hasExited(parsed.pid)
 }

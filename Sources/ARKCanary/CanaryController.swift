@@ -336,11 +336,7 @@ public actor CanaryController {
     // MARK: routing
 
     func setRoute(_ percent: Double) throws {
-        let current = try connection.hashEntries(Streams.canaryRoute)
-        let version = current.first { $0.field == "version" }.flatMap { Int64(String(decoding: $0.value, as: UTF8.self)) } ?? 0
-        routeVersion = version + 1
-        let route = CanaryRoute(percent: percent, version: routeVersion, runID: record.runID)
-        _ = try connection.command(["HSET", .text(Streams.canaryRoute)] + route.fields.flatMap { [RedisArg.text($0.0), .text($0.1)] })
+        routeVersion = try ControlPlane(connection).setCanaryRoute(percent: percent, runID: record.runID).version
     }
 
     /// Waits until every live routing Kyle has applied the newest route version.
@@ -351,8 +347,7 @@ public actor CanaryController {
         while ContinuousClock.now < deadline {
             let fresh = wallClockNanoseconds() - Int64(config.heartbeatStaleSeconds * 1e9)
             let kyles = try heartbeats().filter { $0.stage == Stage.kyle.rawValue && !canaryPIDs.contains(Int32($0.pid)) && $0.tsNs >= fresh }
-            var seen: [String: Int64] = [:]
-            for f in try connection.hashEntries(Streams.canaryRouteSeen) { seen[f.field] = Int64(String(decoding: f.value, as: UTF8.self)) }
+            let seen = try ControlPlane(connection).routeConfirmations()
             if kyles.allSatisfy({ (seen[$0.instance] ?? 0) >= routeVersion }) { return true }
             try await pause(0.1)
         }
@@ -361,7 +356,7 @@ public actor CanaryController {
     }
 
     func heartbeats() throws -> [HeartbeatRecord] {
-        try connection.hashEntries(Streams.heartbeats).compactMap { HeartbeatRecord(json: $0.value) }
+        try ControlPlane(connection).heartbeats()
     }
 
     // MARK: endings
@@ -513,9 +508,7 @@ public actor CanaryController {
         for stage in Stage.allCases where unfinished[stage] == nil {
             for shard in config.shardLayout.shards { _ = try connection.command(["DEL", .text(shard.stream(stage, on: .canary))]) }
         }
-        // One key a command: on a cluster the two live in different slots.
-        _ = try connection.command(["DEL", .text(Streams.canaryRoute)])
-        _ = try connection.command(["DEL", .text(Streams.canaryRouteSeen)])
+        try ControlPlane(connection).clearCanaryRoute()
         try save()
         say(record.summary(report: report))
         return record

@@ -21,42 +21,42 @@ public enum EventCodec {
 
     public static func encode(_ e: Event, into w: inout JSONWriter) {
         w.beginObject()
-        w.key("trace_id"); w.string(e.traceID)
-        w.key("id"); w.string(e.id)
+        w.key(EventKey.traceID.name); w.string(e.traceID)
+        w.key(EventKey.id.name); w.string(e.id)
         if e.rejection == nil {
-            w.key("symbol"); w.string(e.symbol)
-            w.key("price"); w.double(e.price)
-            w.key("volume"); w.double(e.volume)
-            w.key("ts"); w.double(e.ts)
+            w.key(EventKey.symbol.name); w.string(e.symbol)
+            w.key(EventKey.price.name); w.double(e.price)
+            w.key(EventKey.volume.name); w.double(e.volume)
+            w.key(EventKey.ts.name); w.double(e.ts)
         }
-        w.key("source"); w.string(e.source)
-        w.key("t0_ns"); w.int(e.t0Ns)
-        if let v = e.action { w.key("action"); w.string(v) }
-        if let v = e.positionSizePct { w.key("position_size_pct"); w.double(v) }
-        if let v = e.leverage { w.key("leverage"); w.double(v) }
-        if let v = e.stopLoss { w.key("stop_loss"); w.double(v) }
-        if let v = e.riskRewardRatio { w.key("risk_reward_ratio"); w.double(v) }
-        if let v = e.intent { w.key("intent"); w.string(v) }
-        if let v = e.injectedViolation { w.key("injected_violation"); w.string(v) }
+        w.key(EventKey.source.name); w.string(e.source)
+        w.key(EventKey.t0Ns.name); w.int(e.t0Ns)
+        if let v = e.action { w.key(EventKey.action.name); w.string(v) }
+        if let v = e.positionSizePct { w.key(EventKey.positionSizePct.name); w.double(v) }
+        if let v = e.leverage { w.key(EventKey.leverage.name); w.double(v) }
+        if let v = e.stopLoss { w.key(EventKey.stopLoss.name); w.double(v) }
+        if let v = e.riskRewardRatio { w.key(EventKey.riskRewardRatio.name); w.double(v) }
+        if let v = e.intent { w.key(EventKey.intent.name); w.string(v) }
+        if let v = e.injectedViolation { w.key(EventKey.injectedViolation.name); w.string(v) }
         // Only a signal of a named account says so: the default account's messages stay as
         // DESIGN §2 has them.
-        if e.account != ShardLayout.defaultAccount { w.key("account"); w.string(e.account) }
+        if e.account != ShardLayout.defaultAccount { w.key(EventKey.account.name); w.string(e.account) }
         // Only a canary trace says so: the baseline's messages stay as DESIGN §2 has them.
-        if e.track == .canary { w.key("track"); w.string(Track.canary.rawValue) }
-        w.key("hops")
+        if e.track == .canary { w.key(EventKey.track.name); w.string(Track.canary.rawValue) }
+        w.key(EventKey.hops.name)
         w.beginArray()
         for h in e.hops { encode(h, into: &w) }
         w.endArray()
         if let d = e.decision {
-            w.key("decision")
+            w.key(EventKey.decision.name)
             encode(d, into: &w)
         }
         if let x = e.execution {
-            w.key("execution")
+            w.key(EventKey.execution.name)
             encode(x, into: &w)
         }
         if let r = e.rejection {
-            w.key("rejection")
+            w.key(EventKey.rejection.name)
             w.beginObject()
             w.key("reasons")
             w.beginArray()
@@ -175,14 +175,15 @@ public enum EventCodec {
         }
     }
 
+    /// The top-level keys met so far, a bit per key number, so a duplicate is refused.
     private struct Seen {
         var bits: UInt32 = 0
-        mutating func mark(_ bit: Int, _ name: StaticString) throws {
-            let mask: UInt32 = 1 << bit
-            if bits & mask != 0 { throw EventDecodingError("\(name): duplicate key") }
+        mutating func mark(_ key: EventKey) throws {
+            let mask: UInt32 = 1 << key.rawValue
+            if bits & mask != 0 { throw EventDecodingError("\(key.name): duplicate key") }
             bits |= mask
         }
-        func has(_ bit: Int) -> Bool { bits & (1 << bit) != 0 }
+        func has(_ key: EventKey) -> Bool { bits & (1 << key.rawValue) != 0 }
     }
 
     private static func decodeEvent(_ r: inout JSONReader, parts: EventParts, layout: inout EventLayout) throws -> Event {
@@ -197,55 +198,55 @@ public enum EventCodec {
             defer {
                 if seen.bits != before { layout.record(key: (seen.bits ^ before).trailingZeroBitCount, from: valueStart, to: r.offset) }
             }
-            if r.matches(k, "trace_id") { try seen.mark(0, "trace_id"); e.traceID = try string(&r, "trace_id") }
-            else if r.matches(k, "id") { try seen.mark(1, "id"); e.id = try string(&r, "id") }
-            else if r.matches(k, "symbol") { try seen.mark(2, "symbol"); e.symbol = try string(&r, "symbol") }
-            else if r.matches(k, "price") { try seen.mark(3, "price"); e.price = try finite(&r, "price") }
-            else if r.matches(k, "volume") { try seen.mark(4, "volume"); e.volume = try finite(&r, "volume") }
-            else if r.matches(k, "ts") { try seen.mark(5, "ts"); e.ts = try finite(&r, "ts") }
-            else if r.matches(k, "source") { try seen.mark(6, "source"); e.source = try string(&r, "source") }
-            else if r.matches(k, "t0_ns") { try seen.mark(7, "t0_ns"); e.t0Ns = try nanoseconds(&r, "t0_ns") }
-            else if r.matches(k, "action") { try seen.mark(8, "action"); e.action = try optionalString(&r, "action") }
-            else if r.matches(k, "position_size_pct") { try seen.mark(9, "position_size_pct"); e.positionSizePct = try optionalFinite(&r, "position_size_pct") }
-            else if r.matches(k, "leverage") { try seen.mark(10, "leverage"); e.leverage = try optionalFinite(&r, "leverage") }
-            else if r.matches(k, "stop_loss") { try seen.mark(11, "stop_loss"); e.stopLoss = try optionalFinite(&r, "stop_loss") }
-            else if r.matches(k, "risk_reward_ratio") { try seen.mark(12, "risk_reward_ratio"); e.riskRewardRatio = try optionalFinite(&r, "risk_reward_ratio") }
-            else if r.matches(k, "intent") { try seen.mark(13, "intent"); e.intent = try optionalString(&r, "intent") }
-            else if r.matches(k, "injected_violation") { try seen.mark(14, "injected_violation"); e.injectedViolation = try optionalString(&r, "injected_violation") }
-            else if r.matches(k, "hops") {
-                try seen.mark(15, "hops")
+            if r.matches(k, EventKey.traceID.name) { try seen.mark(.traceID); e.traceID = try string(&r, EventKey.traceID.name) }
+            else if r.matches(k, EventKey.id.name) { try seen.mark(.id); e.id = try string(&r, EventKey.id.name) }
+            else if r.matches(k, EventKey.symbol.name) { try seen.mark(.symbol); e.symbol = try string(&r, EventKey.symbol.name) }
+            else if r.matches(k, EventKey.price.name) { try seen.mark(.price); e.price = try finite(&r, EventKey.price.name) }
+            else if r.matches(k, EventKey.volume.name) { try seen.mark(.volume); e.volume = try finite(&r, EventKey.volume.name) }
+            else if r.matches(k, EventKey.ts.name) { try seen.mark(.ts); e.ts = try finite(&r, EventKey.ts.name) }
+            else if r.matches(k, EventKey.source.name) { try seen.mark(.source); e.source = try string(&r, EventKey.source.name) }
+            else if r.matches(k, EventKey.t0Ns.name) { try seen.mark(.t0Ns); e.t0Ns = try nanoseconds(&r, EventKey.t0Ns.name) }
+            else if r.matches(k, EventKey.action.name) { try seen.mark(.action); e.action = try optionalString(&r, EventKey.action.name) }
+            else if r.matches(k, EventKey.positionSizePct.name) { try seen.mark(.positionSizePct); e.positionSizePct = try optionalFinite(&r, EventKey.positionSizePct.name) }
+            else if r.matches(k, EventKey.leverage.name) { try seen.mark(.leverage); e.leverage = try optionalFinite(&r, EventKey.leverage.name) }
+            else if r.matches(k, EventKey.stopLoss.name) { try seen.mark(.stopLoss); e.stopLoss = try optionalFinite(&r, EventKey.stopLoss.name) }
+            else if r.matches(k, EventKey.riskRewardRatio.name) { try seen.mark(.riskRewardRatio); e.riskRewardRatio = try optionalFinite(&r, EventKey.riskRewardRatio.name) }
+            else if r.matches(k, EventKey.intent.name) { try seen.mark(.intent); e.intent = try optionalString(&r, EventKey.intent.name) }
+            else if r.matches(k, EventKey.injectedViolation.name) { try seen.mark(.injectedViolation); e.injectedViolation = try optionalString(&r, EventKey.injectedViolation.name) }
+            else if r.matches(k, EventKey.hops.name) {
+                try seen.mark(.hops)
                 e.hops = try decodeHops(&r, keep: parts.contains(.hops), count: &layout.hopCount)
                 layout.hopsClose = r.offset - 1
             }
-            else if r.matches(k, "decision") {
-                try seen.mark(16, "decision")
+            else if r.matches(k, EventKey.decision.name) {
+                try seen.mark(.decision)
                 e.decision = try r.readNullIfPresent() ? nil : decodeDecision(&r, keep: parts.contains(.decision), keepLists: parts.contains(.decisionLists))
                 if !parts.contains(.decision) { e.decision = nil }
             }
-            else if r.matches(k, "execution") {
-                try seen.mark(17, "execution")
+            else if r.matches(k, EventKey.execution.name) {
+                try seen.mark(.execution)
                 e.execution = try r.readNullIfPresent() ? nil : decodeExecution(&r, keep: parts.contains(.execution))
                 if !parts.contains(.execution) { e.execution = nil }
             }
-            else if r.matches(k, "rejection") {
-                try seen.mark(18, "rejection")
+            else if r.matches(k, EventKey.rejection.name) {
+                try seen.mark(.rejection)
                 let rejection = try r.readNullIfPresent() ? nil : decodeRejection(&r, keep: parts.contains(.rejection))
                 layout.rejected = rejection != nil
                 e.rejection = parts.contains(.rejection) ? rejection : nil
             }
-            else if r.matches(k, "account") { try seen.mark(20, "account"); e.account = try string(&r, "account") }
-            else if r.matches(k, "track") {
-                try seen.mark(19, "track")
-                let name = try string(&r, "track")
+            else if r.matches(k, EventKey.account.name) { try seen.mark(.account); e.account = try string(&r, EventKey.account.name) }
+            else if r.matches(k, EventKey.track.name) {
+                try seen.mark(.track)
+                let name = try string(&r, EventKey.track.name)
                 guard let t = Track(rawValue: name) else { throw EventDecodingError("track: '\(name)' is neither baseline nor canary") }
                 e.track = t
             }
             else { try r.skipValue() }
         }
-        guard seen.has(0), !e.traceID.isEmpty else { throw EventDecodingError("trace_id: missing") }
+        guard seen.has(.traceID), !e.traceID.isEmpty else { throw EventDecodingError("trace_id: missing") }
         if !layout.rejected {
-            for (bit, name) in [(2, "symbol"), (3, "price"), (4, "volume")] where !seen.has(bit) {
-                throw EventDecodingError("\(name): missing")
+            for key in [EventKey.symbol, .price, .volume] where !seen.has(key) {
+                throw EventDecodingError("\(key.text): missing")
             }
         }
         return e

@@ -44,6 +44,13 @@ public enum EventKey: Int, CaseIterable, Sendable {
         }
     }
 
+    /// The name as a String.
+    public var text: String { name.description }
+
+    /// The keys a producer may send, in key-number order: what Kyle accepts. The others
+    /// (hops, decision, execution, rejection, track) are the stages' own additions.
+    public static let producerKeys: [EventKey] = allCases.filter { ![.hops, .decision, .execution, .rejection, .track].contains($0) }
+
     /// Position in the canonical form (`EventCodec.encode`): `account` and `track` sit before
     /// `hops`.
     var rank: Int {

@@ -64,21 +64,15 @@ public struct Shard: Sendable, Hashable, Comparable, CustomStringConvertible {
     /// What an instance name of this shard ends with: `@s3` (nothing for the untagged shard).
     public var instanceSuffix: String { tagged ? "@s\(index)" : "" }
 
-    /// The name of the instance of `stage` that process `pid` on `host` runs for this shard:
-    /// `kenny-host-1234@s2`. The one place such names are built: the watchdog's quarantines,
-    /// the heartbeats and the canary's tripwire all compare them.
+    /// The name of the instance of `stage` that process `pid` on `host` runs for this shard
+    /// (`InstanceName`): `Kenny-host-1234@s2`.
     public func instanceName(stage: Stage, host: String, pid: Int32) -> String {
-        "\(stage.rawValue)-\(host)-\(pid)" + instanceSuffix
+        InstanceName(stage: stage, host: host, pid: pid, shard: self).description
     }
 
-    /// The shard an instance serves, from its name.
+    /// The shard an instance serves, from its name (untagged for a name `InstanceName` cannot read).
     public init(instance: String) {
-        if let at = instance.lastIndex(of: "@"), instance[instance.index(after: at)...].hasPrefix("s"),
-           let n = Int(instance[instance.index(at, offsetBy: 2)...]), n >= 0 {
-            self = .tagged(n)
-        } else {
-            self = .untagged
-        }
+        self = InstanceName(parsing: instance)?.shard ?? .untagged
     }
 
     /// `s3`, or `default` for the untagged shard: how logs, health and metrics name it.

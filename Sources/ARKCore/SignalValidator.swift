@@ -64,15 +64,10 @@ public struct SignalValidator: Sendable {
         }
     }
 
-    static let knownFields: [String] = [
-        "trace_id", "id", "symbol", "price", "volume", "ts", "source", "t0_ns", "action",
-        "position_size_pct", "leverage", "stop_loss", "risk_reward_ratio", "intent", "injected_violation", "account",
-    ]
+    /// The fields a producer may send (`EventKey.producerKeys`).
+    static let knownFields: [String] = EventKey.producerKeys.map(\.text)
     /// The same names, matched against the payload's key bytes without making Strings.
-    static let knownKeys: [StaticString] = [
-        "trace_id", "id", "symbol", "price", "volume", "ts", "source", "t0_ns", "action",
-        "position_size_pct", "leverage", "stop_loss", "risk_reward_ratio", "intent", "injected_violation", "account",
-    ]
+    static let knownKeys: [StaticString] = EventKey.producerKeys.map(\.name)
 
     static let slotOf = Dictionary(uniqueKeysWithValues: knownFields.enumerated().map { ($1, $0) })
 

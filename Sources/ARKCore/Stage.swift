@@ -34,6 +34,38 @@ public enum Stage: String, Sendable, CaseIterable, Comparable {
 
     public static func < (lhs: Stage, rhs: Stage) -> Bool { lhs.order < rhs.order }
 
+    // MARK: topology (docs/architecture.md §2): the one place that says where events go
+
+    /// Where this stage sends an event: the next stage in order, except that Kyle sends a
+    /// rejected signal straight to Aletheia; nil for Aletheia, which only records.
+    public func next(rejected: Bool = false) -> Stage? {
+        switch self {
+        case .kyle: rejected ? .aletheia : .joey
+        case .joey: .hrm
+        case .hrm: .kenny
+        case .kenny: .aletheia
+        case .aletheia: nil
+        }
+    }
+
+    /// Every stage this one writes to: while one's backlog is over its bound, this stage takes
+    /// no input (back-pressure).
+    public var downstream: [Stage] {
+        Array(Set([next(rejected: false), next(rejected: true)].compactMap { $0 })).sorted()
+    }
+
+    /// The hops an event carries when it reaches Aletheia, in order: every stage before it,
+    /// or Kyle's alone for a rejected signal.
+    public static func expectedHops(rejected: Bool) -> [Stage] {
+        var hops: [Stage] = []
+        var stage: Stage? = .kyle
+        while let s = stage, s != .aletheia {
+            hops.append(s)
+            stage = s.next(rejected: rejected)
+        }
+        return hops
+    }
+
     /// The raw value as a literal, for matching bytes without making a string.
     public var staticName: StaticString {
         switch self {

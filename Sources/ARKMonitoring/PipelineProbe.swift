@@ -124,9 +124,8 @@ public struct PipelineProbe {
 
     /// Every instance's last heartbeat, in pipeline order.
     public func heartbeats() throws(RedisError) -> [HeartbeatRecord] {
-        let out: [(Int, HeartbeatRecord)] = try connection.hashEntries(Streams.heartbeats).compactMap {
-            guard let beat = HeartbeatRecord(json: $0.value), let stage = Stage(name: beat.stage) else { return nil }
-            return (stage.order, beat)
+        let out: [(Int, HeartbeatRecord)] = try ControlPlane(connection).heartbeats().compactMap { beat in
+            Stage(name: beat.stage).map { ($0.order, beat) }
         }
         return out.sorted { ($0.0, $0.1.instance) < ($1.0, $1.1.instance) }.map(\.1)
     }

@@ -19,7 +19,9 @@ public struct StoredPass: Sendable, Equatable {
 }
 
 extension StoredPass {
-    static let signalFields = ["id", "symbol", "price", "volume", "ts", "source", "action", "position_size_pct", "leverage", "stop_loss", "risk_reward_ratio", "intent", "injected_violation"]
+    /// What the producer sent, as a trace shows it: its fields but the trace id and the
+    /// intake time (shown on their own) and the account.
+    static let signalFields = EventKey.producerKeys.filter { ![.traceID, .t0Ns, .account].contains($0) }.map(\.text)
 
     /// The whole pass as the API's `GET /v1/traces/{id}` and the console show it: verdict and
     /// reasons, the signal as Kyle passed it on, every hop, HRM's decision (violations,

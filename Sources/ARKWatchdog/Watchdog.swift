@@ -145,7 +145,7 @@ public actor Watchdog: Service {
             logger.info("\(i) passed its probation", metadata: ["instance": .string(i)])
         case .forget(let i, let stage, let why):
             logger.info("forgetting \(i): \(why)", metadata: ["instance": .string(i)])
-            _ = try connection.command(["HDEL", .text(Streams.heartbeats), .text(i)])
+            try ControlPlane(connection).forgetHeartbeat(of: i)
             // The consumer goes once nothing is pending on it (its entries were taken over).
             let stream = Shard(instance: i).stream(stage)
             let pending = try connection.command(["XPENDING", .text(stream), .text(stage.group), "-", "+", "1", .text(i)])
@@ -171,22 +171,21 @@ public actor Watchdog: Service {
     }
 
     static func readHeartbeats(_ connection: RedisConnection) throws -> [HeartbeatRecord] {
-        try connection.hashEntries(Streams.heartbeats).compactMap { HeartbeatRecord(json: $0.value) }
+        try ControlPlane(connection).heartbeats()
     }
 
     /// Makes `ark:quarantine` list exactly the quarantined instances.
     static func syncQuarantineList(_ connection: RedisConnection, states: [String: InstanceState]) throws {
-        let reply = try connection.command(["HKEYS", .text(Streams.quarantine)])
-        if case .error(let e) = reply { throw RedisError.server(e) }
-        let listed = Set((reply.array ?? []).compactMap(\.string))
+        let control = ControlPlane(connection)
+        let listed = try control.quarantinedNames()
         let wanted = states.values.filter { $0.status == .quarantined }
         for s in wanted where !listed.contains(s.instance) {
             let entry = QuarantineEntry(stage: s.stage, reason: s.reason, sinceNs: s.sinceNs)
-            _ = try connection.command(["HSET", .text(Streams.quarantine), .text(s.instance), .bytes(entry.json)])
+            try control.quarantine(s.instance, entry)
         }
         let keep = Set(wanted.map(\.instance))
         for name in listed where !keep.contains(name) {
-            _ = try connection.command(["HDEL", .text(Streams.quarantine), .text(name)])
+            try control.release(name)
         }
     }
 
@@ -203,7 +202,7 @@ public actor Watchdog: Service {
             return (changes(before: before, after: states, actions: actions, nowNs: now), actions)
         }
         for case .release(let i, _, _, _) in actions {
-            _ = try connection.command(["HDEL", .text(Streams.quarantine), .text(i)])
+            try ControlPlane(connection).release(i)
         }
         return actions
     }
