@@ -292,7 +292,7 @@ let package = Package(
         ),
         .target(
             name: "ARKTestSupport",
-            dependencies: ["ARKCore", "ARKBus", "ARKStoreWriter"],
+            dependencies: ["ARKCore", "ARKBus", "ARKStoreWriter", "ARKProcess"],
             path: "Tests/ARKTestSupport",
             swiftSettings: strictSettings
         ),
@@ -310,6 +310,7 @@ let package = Package(
         .testTarget(name: "ARKIntakeTests", dependencies: ["ARKIntake", "ARKCore"], swiftSettings: strictSettings),
         .testTarget(name: "ARKMonitoringTests", dependencies: ["ARKMonitoring", "ARKSLO", "ARKState", "ARKStoreWriter", "ARKCore", "Graveyard", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKWitnessTests", dependencies: ["ARKWitness", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "ARKProcessTests", dependencies: ["ARKProcess", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKCanaryTests", dependencies: ["ARKCanary", "ARKProcess", "ARKState", "ARKStoreWriter", "ARKCore"], swiftSettings: strictSettings),
         .testTarget(
             name: "ARKAPITests",
@@ -318,7 +319,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["ARKCore", "ARKBus", "ARKState", "ARKStoreWriter", "ARKAgents", "ARKSynthetic", "Graveyard", "ARKAPI", "ARKAuth", "ARKHTTPClient", "ARKWitness", "ARKTestSupport",
+            dependencies: ["ARKCore", "ARKBus", "ARKState", "ARKStoreWriter", "ARKAgents", "ARKSynthetic", "Graveyard", "ARKAPI", "ARKAuth", "ARKHTTPClient", "ARKWitness", "ARKProcess", "ARKTestSupport",
                            .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strictSettings
         ),

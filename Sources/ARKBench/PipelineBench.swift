@@ -333,3 +333,10 @@ func memoryKB(_ pid: Int32) -> (rss: Int, anon: Int, peak: Int) {
     }
     return (field("VmRSS"), field("RssAnon"), field("VmHWM"))
 }
+
+/// A new directory under the temp dir, for a benchmark's files.
+public func makeBenchDirectory(_ prefix: String) throws -> String {
+    var template = Array("\(NSTemporaryDirectory())/\(prefix)-XXXXXX".utf8CString)
+    guard let p = mkdtemp(&template) else { throw PipelineBenchError("cannot make a work directory in \(NSTemporaryDirectory())") }
+    return String(cString: p)
+}

@@ -7,25 +7,43 @@ import Foundation
 
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
+import Synchronization
 
-/// A child process (an agent the canary controller or `ark bench` starts, a private Redis): in its own session (so a signal to the
-/// controller's terminal does not reach it), output appended to a log file.
+/// A child process (an agent the canary controller or `ark bench` starts, a private Redis, a
+/// test's server): started with default signal handling and an empty signal mask, by default
+/// in its own session (so a signal to the starter's terminal does not reach it), its output
+/// appended to a log file. Also names a process ARK did not start (a baseline agent by its
+/// pid file), which it can watch and stop but not reap.
 public struct ChildProcess: Sendable, Equatable {
     public var name: String
     public var pid: Int32
+    /// How it ended, once reaped; shared by copies, since a child is reaped once.
+    private let reaped = Reaped()
+
+    private final class Reaped: Sendable {
+        let status = Mutex<Int32?>(nil)
+    }
 
     public init(name: String, pid: Int32) {
         self.name = name
         self.pid = pid
     }
 
+    public static func == (a: ChildProcess, b: ChildProcess) -> Bool { a.name == b.name && a.pid == b.pid }
+
     public struct SpawnError: Error, CustomStringConvertible {
         public let description: String
     }
 
-    /// Starts `executable` with `arguments` and exactly `environment`.
-    public static func spawn(name: String, executable: String, arguments: [String], environment: [String: String], log: String) throws(SpawnError) -> ChildProcess {
+    /// Starts `executable` with `arguments` and exactly `environment`. Signals are reset to
+    /// their defaults and unblocked in the child: a process whose signal handling
+    /// ServiceLifecycle set up ignores SIGTERM and SIGINT, and a thread of a test runner blocks
+    /// them, and a child would inherit either and never stop on SIGTERM.
+    public static func spawn(name: String, executable: String, arguments: [String], environment: [String: String], log: String,
+                             newSession: Bool = true) throws(SpawnError) -> ChildProcess {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -35,8 +53,15 @@ public struct ChildProcess: Sendable, Equatable {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        var all = sigset_t()
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setsigdefault(&attributes, &all)
         // POSIX_SPAWN_SETSID (0x80, glibc): not imported into Swift by name.
-        posix_spawnattr_setflags(&attributes, 0x80)
+        let setsid: Int32 = newSession ? 0x80 : 0
+        posix_spawnattr_setflags(&attributes, Int16(Int32(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF) | setsid))
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
@@ -71,16 +96,54 @@ public struct ChildProcess: Sendable, Equatable {
 
     /// nil while it runs; how it ended once it has (reaped when it is our child).
     public func exitStatus() -> String? {
-        var status: Int32 = 0
-        let r = waitpid(pid, &status, WNOHANG)
-        if r == pid { return Self.describe(status) }
-        if r == 0 { return nil }
+        if let status = reapedStatus() { return Self.describe(status) }
         // Not our child (the start script's, or an earlier controller's): it lives while
         // signals reach it and it is not a zombie waiting for its own parent.
         return processHasExited(pid) ? "stopped" : nil
     }
 
+    /// The wait status of our child once it has exited (nil while it runs, or when it is
+    /// not our child).
+    private func reapedStatus() -> Int32? {
+        reaped.status.withLock { known in
+            if let known { return known }
+            var status: Int32 = 0
+            guard waitpid(pid, &status, WNOHANG) == pid else { return nil }
+            known = status
+            return status
+        }
+    }
+
     public var isRunning: Bool { exitStatus() == nil }
+
+    /// The exit code once our child has exited by itself; nil while it runs, after a signal,
+    /// or when it is not our child.
+    public var exitCode: Int32? {
+        guard let s = reapedStatus(), s & 0x7f == 0 else { return nil }
+        return (s >> 8) & 0xff
+    }
+
+    /// Sends `sig` while it runs.
+    public func signal(_ sig: Int32) {
+        if isRunning { kill(pid, sig) }
+    }
+
+    /// Waits up to `timeout` for it to end; whether it did.
+    @discardableResult
+    public func wait(timeout: Duration) -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while isRunning {
+            if ContinuousClock.now >= deadline { return false }
+            usleep(10_000)
+        }
+        return true
+    }
+
+    /// SIGKILL (nothing flushed), and the wait for it to be gone.
+    public func kill9() {
+        signal(SIGKILL)
+        wait(timeout: .seconds(10))
+    }
 
     /// Stops them all at once (SIGTERM to each, then the waits); how each ended, in order.
     public static func stopAll(_ processes: [ChildProcess], timeout: Duration = .seconds(10)) -> [String] {

@@ -1,5 +1,4 @@
 import ARKBench
-import ARKCanary
 import ARKCore
 import ARKMonitoring
 import ARKProcess

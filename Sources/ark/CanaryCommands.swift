@@ -1,5 +1,6 @@
 import ARKCanary
 import ARKCore
+import ARKProcess
 import ARKState
 import ArgumentParser
 import Foundation

@@ -1,5 +1,6 @@
 import ARKBus
 import ARKCore
+import ARKProcess
 import ARKTestSupport
 import Foundation
 import Testing

@@ -1,5 +1,6 @@
 import ARKBus
 import ARKCore
+import ARKProcess
 @testable import ARKOperations
 import ARKState
 import ARKTestSupport

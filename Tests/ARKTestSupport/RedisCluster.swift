@@ -1,5 +1,6 @@
 import ARKBus
 import ARKCore
+import ARKProcess
 import Foundation
 
 /// A private Redis Cluster on loopback: `primaries` primaries, each with one replica, on

@@ -1,5 +1,6 @@
 import ARKBus
 import ARKCore
+import ARKProcess
 import Foundation
 import Synchronization
 
@@ -48,85 +49,26 @@ public final class TempDir: @unchecked Sendable {
     public func remove() { try? FileManager.default.removeItem(atPath: path) }
 }
 
-/// A child process started with posix_spawn, with default signal handling and an empty
-/// signal mask (a test runner's threads block signals, and Foundation's `Process` lets the
-/// child inherit that, so it would ignore SIGTERM), its output appended to a log file.
-public final class ChildProcess: @unchecked Sendable {
-    public let pid: pid_t
-    private var exitStatus: Int32?
-
+extension ChildProcess {
+    /// Starts a test's process (`ChildProcess.spawn`), in the test runner's session.
     public init(_ executable: String, _ arguments: [String], environment: [String: String], logPath: String) throws {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        var defaults = sigset_t()
-        sigfillset(&defaults)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            argv.forEach { free($0) }
-            envp.forEach { free($0) }
+        let name = executable.split(separator: "/").last.map(String.init) ?? executable
+        do {
+            self = try ChildProcess.spawn(name: name, executable: executable, arguments: arguments, environment: environment, log: logPath, newSession: false)
+        } catch {
+            throw TestSetupError(error.description)
         }
-        var child: pid_t = 0
-        let rc = posix_spawn(&child, executable, &actions, &attributes, argv, envp)
-        guard rc == 0 else { throw TestSetupError("cannot start \(executable): \(String(cString: strerror(rc)))") }
-        pid = child
     }
-
-    /// Whether it is still running (reaps it if it exited).
-    public var isRunning: Bool {
-        guard exitStatus == nil else { return false }
-        var status: Int32 = 0
-        let r = waitpid(pid, &status, WNOHANG)
-        if r == pid || r < 0 {
-            exitStatus = status
-            return false
-        }
-        return true
-    }
-
-    public func signal(_ sig: Int32) { if isRunning { kill(pid, sig) } }
 
     /// Waits up to `timeout` seconds for it to exit; true if it did.
     @discardableResult
     public func wait(timeout: Double) -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while isRunning {
-            if Date() > deadline { return false }
-            usleep(10_000)
-        }
-        return true
+        wait(timeout: .milliseconds(Int64(timeout * 1000)))
     }
 
     /// SIGTERM, then SIGKILL if it has not exited after `grace` seconds.
     public func terminate(grace: Double = 10) {
-        signal(SIGTERM)
-        if !wait(timeout: grace) {
-            signal(SIGKILL)
-            wait(timeout: 10)
-        }
-    }
-
-    public func kill9() {
-        signal(SIGKILL)
-        wait(timeout: 10)
-    }
-
-    /// The exit code once it has exited normally; nil while running or after a signal.
-    public var exitCode: Int32? {
-        guard !isRunning, let s = exitStatus, s & 0x7f == 0 else { return nil }
-        return (s >> 8) & 0xff
+        stop(timeout: .milliseconds(Int64(grace * 1000)))
     }
 }
 

@@ -1,3 +1,4 @@
+import ARKProcess
 import ARKTestSupport
 import Foundation
 import Testing

@@ -1,8 +1,16 @@
-import ARKProcess
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
-/// A `redis-server` of a benchmark's own, on a unix socket in `directory`, without
-/// persistence: started by `ark bench` and by the Benchmarks package, stopped by its pid.
+/// A `redis-server` of one's own, on a unix socket in `directory`, without persistence:
+/// started by `ark bench` and by the Benchmarks package, stopped by its pid.
 public struct PrivateRedis: Sendable {
     public let process: ChildProcess
     public let socket: String
@@ -11,7 +19,7 @@ public struct PrivateRedis: Sendable {
 
     public static func start(in directory: String) throws -> PrivateRedis {
         guard let server = ["/usr/bin/redis-server", "/usr/local/bin/redis-server", "/usr/sbin/redis-server"].first(where: FileManager.default.isExecutableFile(atPath:)) else {
-            throw PipelineBenchError("redis-server is not installed. Fix: apt-get install redis-server, or give --redis-url")
+            throw ChildProcess.SpawnError(description: "redis-server is not installed. Fix: apt-get install redis-server, or give --redis-url")
         }
         let socket = directory + "/redis.sock"
         let process = try ChildProcess.spawn(name: "redis", executable: server, arguments: [
@@ -20,17 +28,10 @@ public struct PrivateRedis: Sendable {
         for _ in 0..<100 where !FileManager.default.fileExists(atPath: socket) { usleep(50_000) }
         guard FileManager.default.fileExists(atPath: socket) else {
             _ = process.stop(timeout: .seconds(2))
-            throw PipelineBenchError("redis-server did not start: see \(directory)/redis.log")
+            throw ChildProcess.SpawnError(description: "redis-server did not start: see \(directory)/redis.log")
         }
         return PrivateRedis(process: process, socket: socket)
     }
 
     public func stop() { _ = process.stop(timeout: .seconds(5)) }
-}
-
-/// A new directory under the temp dir, for a benchmark's files.
-public func makeBenchDirectory(_ prefix: String) throws -> String {
-    var template = Array("\(NSTemporaryDirectory())/\(prefix)-XXXXXX".utf8CString)
-    guard let p = mkdtemp(&template) else { throw PipelineBenchError("cannot make a work directory in \(NSTemporaryDirectory())") }
-    return String(cString: p)
 }

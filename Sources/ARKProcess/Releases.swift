@@ -1,4 +1,28 @@
+import ARKCore
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// `path` with every symbolic link resolved; `path` itself when it does not exist.
+func resolvingSymlinks(_ path: String) -> String {
+    guard let resolved = realpath(path, nil) else { return path }
+    defer { free(resolved) }
+    return String(cString: resolved)
+}
+
+/// Whether `path` is a directory (following links).
+func isDirectory(_ path: String) -> Bool {
+    var s = stat()
+    return stat(path, &s) == 0 && (s.st_mode & S_IFMT) == S_IFDIR
+}
+
 
 /// A release: a directory with the `ark` binary, its `graveyard/` and its `.env.production`.
 /// Releases live under ARK_RELEASES_DIR, where `current` links to the one in service and
@@ -10,7 +34,7 @@ public struct Release: Sendable, Equatable {
         public let description: String
     }
 
-    public var name: String { (path as NSString).lastPathComponent }
+    public var name: String { path.split(separator: "/").last.map(String.init) ?? path }
     public var binary: String { path + "/ark" }
     public var graveyardDir: String { path + "/graveyard" }
     public var envFile: String { path + "/.env.production" }
@@ -18,9 +42,8 @@ public struct Release: Sendable, Equatable {
     /// Checks that `path` is a complete release; the error names what is missing and how to fix it.
     public init(validating path: String) throws(Invalid) {
         let fm = FileManager.default
-        let resolved = (path as NSString).resolvingSymlinksInPath
-        var isDir: ObjCBool = false
-        guard fm.fileExists(atPath: resolved, isDirectory: &isDir), isDir.boolValue else {
+        let resolved = resolvingSymlinks(path)
+        guard isDirectory(resolved) else {
             throw Invalid(description: "release \(path) is not a directory. Fix: make one with ark, graveyard/ and .env.production in it")
         }
         self.path = resolved
@@ -38,7 +61,7 @@ public struct Release: Sendable, Equatable {
     /// The release's settings, from its `.env.production`: `KEY=VALUE` lines, `export`
     /// allowed, `#` comments, values optionally in single or double quotes.
     public func environment() throws(Invalid) -> [String: String] {
-        guard let text = try? String(contentsOfFile: envFile, encoding: .utf8) else {
+        guard let bytes = try? readFileBytes(envFile), let text = String(validating: bytes, as: UTF8.self) else {
             throw Invalid(description: "cannot read \(envFile). Fix: make it readable by this user (mode 600)")
         }
         return try Self.parseEnv(text, file: envFile)
@@ -47,14 +70,14 @@ public struct Release: Sendable, Equatable {
     static func parseEnv(_ text: String, file: String) throws(Invalid) -> [String: String] {
         var env: [String: String] = [:]
         for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            var line = raw.trimmingCharacters(in: .whitespaces)
+            var line = String(raw).trimmed()
             if line.isEmpty || line.hasPrefix("#") { continue }
-            if line.hasPrefix("export ") { line = String(line.dropFirst(7)).trimmingCharacters(in: .whitespaces) }
+            if line.hasPrefix("export ") { line = String(line.dropFirst(7)).trimmed() }
             guard let eq = line.firstIndex(of: "=") else {
                 throw Invalid(description: "\(file):\(n + 1) is not KEY=VALUE. Fix: write it as KEY=VALUE or comment it out with #")
             }
-            let key = String(line[..<eq]).trimmingCharacters(in: .whitespaces)
-            var value = String(line[line.index(after: eq)...]).trimmingCharacters(in: .whitespaces)
+            let key = String(line[..<eq]).trimmed()
+            var value = String(line[line.index(after: eq)...]).trimmed()
             if value.count >= 2, let q = value.first, q == "\"" || q == "'", value.last == q {
                 value = String(value.dropFirst().dropLast())
             }
@@ -83,7 +106,7 @@ public struct ReleaseLinks: Sendable {
     func target(_ link: String) -> String? {
         guard let t = try? FileManager.default.destinationOfSymbolicLink(atPath: link) else { return nil }
         let absolute = t.hasPrefix("/") ? t : directory + "/" + t
-        return (absolute as NSString).resolvingSymlinksInPath
+        return resolvingSymlinks(absolute)
     }
 
     /// Points `link` at `release`.

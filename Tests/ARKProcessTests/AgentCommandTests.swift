@@ -3,7 +3,7 @@ import ARKProcess
 import Foundation
 import Testing
 
-@testable import ARKCanary
+@testable import ARKProcess
 
 /// Which command starts an agent from a build or release directory.
 @Suite struct AgentCommandTests {
