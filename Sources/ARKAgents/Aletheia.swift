@@ -68,6 +68,9 @@ public final class Aletheia: StageProcessor {
     }
     private var witnessHold: WitnessHold?
     private var holdReader: AuditReader?
+    /// METRICS_RETENTION_SECONDS, at least the longest SLO window; and the last prune.
+    let rollupRetentionSeconds: Int64
+    private var prunedNs: Int64 = 0
 
     /// For restoring the books from the audit (`LedgerRecovery`).
     let storePath: String
@@ -85,6 +88,7 @@ public final class Aletheia: StageProcessor {
         storePath = config.stateDB
         startingEquity = config.paperEquity
         layout = config.shardLayout
+        rollupRetentionSeconds = Int64(config.rollupRetentionSeconds)
     }
 
     public func handle(_ batch: [StreamEntry], context: BatchContext) throws -> BatchResult {
@@ -287,7 +291,8 @@ public final class Aletheia: StageProcessor {
     }
 
     /// Once a second: restores lost books, publishes the accounts' heads, copies every
-    /// instance's heartbeat from Redis into the state store, and signs a due head.
+    /// instance's heartbeat from Redis into the state store, prunes old rollups, and signs a
+    /// due head.
     public func tick(context: BatchContext) throws {
         // A shard whose Redis lost its books (its marker is gone) gets them back from the
         // audit, which only this stage is sure to have at hand; on a fresh start this writes
@@ -298,10 +303,17 @@ public final class Aletheia: StageProcessor {
                 "accounts": .string(written.joined(separator: ",")), "shard": .string(shard.description)])
         }
         if track == .baseline { try publishHeads(context) }
-        // The heartbeats are the whole system's: the first shard's agent copies them.
+        // The heartbeats and the rollups are the whole system's: the first shard's agent
+        // copies the one and, once a minute, drops the rows of the other past their retention.
         if shard.index == 0 {
             let beats = try ControlPlane(context.bus.connection).heartbeats()
             try shared.withWriter { try $0.upsertHeartbeats(beats) }
+            let now = wallClockNanoseconds()
+            if now - prunedNs >= 60_000_000_000 {
+                prunedNs = now
+                let before = now / 1_000_000_000 - rollupRetentionSeconds
+                _ = try shared.withWriter { try $0.pruneRollups(before: before) }
+            }
         }
         try afterRead(context: context)
     }

@@ -45,7 +45,13 @@ public struct ARKConfig: Sendable, Equatable {
     /// Address the metrics server binds; 0.0.0.0 exposes it to the network (logged as a risk).
     public var metricsBind: String = "127.0.0.1"
     public var metricsServerEnabled: Bool = true
+    /// How long the per-second rollups are kept (METRICS_RETENTION_SECONDS); never less than
+    /// the longest SLO window reads (`rollupRetentionSeconds`).
     public var metricsRetentionSeconds: Int = 3600
+    /// The longest window the SLO engine reads: the slow burn rate's 6 hours.
+    public static let longestSLOWindowSeconds = 6 * 3600
+    /// How long Aletheia keeps each rollup row.
+    public var rollupRetentionSeconds: Int { max(metricsRetentionSeconds, Self.longestSLOWindowSeconds) }
     public var sloAvailabilityTarget: Double = 0.995
     public var sloP95LatencyMs: Double = 400
     public var traceIDEnabled: Bool = true
@@ -213,9 +219,21 @@ public struct ARKConfig: Sendable, Equatable {
 
     /// Reads the environment over `base`, collecting every problem before failing.
     public static func load(environment env: [String: String], base: ARKConfig = ARKConfig()) throws(ConfigError) -> ARKConfig {
+        try read(env, base: base, catalog: nil)
+    }
+
+    /// Every variable `load` reads, in the order it reads them, with its type, default and
+    /// range as the code has them: what docs/configuration.md is generated from.
+    public static func catalog() -> [ConfigVariable] {
+        let catalog = ConfigCatalog()
+        _ = try? read([:], base: ARKConfig(), catalog: catalog)
+        return catalog.variables
+    }
+
+    private static func read(_ env: [String: String], base: ARKConfig, catalog: ConfigCatalog?) throws(ConfigError) -> ARKConfig {
         var c = base
         var problems: [ConfigProblem] = []
-        var reader = EnvReader(env: env)
+        var reader = EnvReader(env: env, catalog: catalog)
 
         c.environment = reader.string("ARK_ENV", c.environment)
         c.redisURL = reader.string("REDIS_URL", c.redisURL)
@@ -225,6 +243,7 @@ public struct ARKConfig: Sendable, Equatable {
         c.logDir = reader.string("ARK_LOG_DIR", c.logDir)
         c.graveyardDir = reader.string("ARK_GRAVEYARD_DIR", c.graveyardDir)
         c.releasesDir = reader.string("ARK_RELEASES_DIR", c.releasesDir)
+        reader.declare("ARK_TRACK", "baseline or canary", "baseline")
         if let raw = reader.value("ARK_TRACK") {
             if let t = Track(rawValue: raw.lowercased()) {
                 c.track = t
@@ -260,6 +279,7 @@ public struct ARKConfig: Sendable, Equatable {
         c.jwtJWKSFile = reader.string("JWT_JWKS_FILE", c.jwtJWKSFile)
         c.apiRateLimitPerMinute = reader.int("API_RATE_LIMIT_PER_MINUTE", c.apiRateLimitPerMinute, 1...100_000_000)
         c.apiRateLimitPerHour = reader.int("API_RATE_LIMIT_PER_HOUR", c.apiRateLimitPerHour, 1...1_000_000_000)
+        reader.declare("API_CORS_ORIGINS", "origins, comma-separated", "")
         if let origins = reader.value("API_CORS_ORIGINS") {
             c.apiCORSOrigins = origins.split(separator: ",").map { $0.trimmed() }.filter { !$0.isEmpty }
             for o in c.apiCORSOrigins where o != "*" && !(o.hasPrefix("http://") || o.hasPrefix("https://")) {
@@ -275,7 +295,9 @@ public struct ARKConfig: Sendable, Equatable {
         c.batchSize = reader.int("ARK_BATCH_SIZE", c.batchSize, 1...10_000)
         c.blockMs = reader.int("ARK_BLOCK_MS", c.blockMs, 1...10_000)
         c.streamMaxLen = reader.int("ARK_STREAM_MAXLEN", c.streamMaxLen, 1000...1_000_000_000)
+        reader.declare("ARK_SHARDS", "whole number", "unset", "1...1024")
         if reader.value("ARK_SHARDS") != nil { c.shards = reader.int("ARK_SHARDS", 1, 1...1024) }
+        reader.declare("ARK_AGENT_SHARDS", "shard numbers, comma-separated", "every shard")
         if let list = reader.value("ARK_AGENT_SHARDS") {
             let parsed = list.split(separator: ",").map { Int($0.trimmed()) }
             if c.shards == nil || parsed.contains(where: { $0 == nil || $0! < 0 || $0! >= c.shards! }) || parsed.isEmpty {
@@ -285,6 +307,7 @@ public struct ARKConfig: Sendable, Equatable {
                 c.agentShards = parsed.compactMap { $0 }
             }
         }
+        reader.declare("ARK_INTAKE_REPLICAS", "whole number", "1 on a cluster, 0 on one node", "0...16")
         if reader.value("ARK_INTAKE_REPLICAS") != nil { c.intakeReplicas = reader.int("ARK_INTAKE_REPLICAS", 0, 0...16) }
         c.intakeReplicaTimeoutMs = reader.int("ARK_INTAKE_REPLICA_TIMEOUT_MS", c.intakeReplicaTimeoutMs, 1...60_000)
         c.maxSignalBytes = reader.int("ARK_MAX_SIGNAL_BYTES", c.maxSignalBytes, 256...16_777_216)
@@ -305,6 +328,7 @@ public struct ARKConfig: Sendable, Equatable {
         c.auditPublicKey = reader.string("ARK_AUDIT_PUBLIC_KEY", c.auditPublicKey)
         c.auditCheckpointsFile = reader.string("ARK_AUDIT_CHECKPOINTS", c.auditCheckpointsFile)
         c.auditCheckpointMs = reader.int("ARK_AUDIT_CHECKPOINT_MS", c.auditCheckpointMs, 100...60_000)
+        reader.declare("ARK_WITNESS_KEYS", "PEM files, comma-separated", "")
         c.witnessKeys = reader.string("ARK_WITNESS_KEYS", c.witnessKeys.joined(separator: ",")).split(separator: ",").map { String($0.filter { $0 != " " }) }.filter { !$0.isEmpty }
         c.witnessMaxLagSeconds = reader.int("ARK_WITNESS_MAX_LAG_SECONDS", c.witnessMaxLagSeconds, 1...86_400)
         c.witnessHold = reader.bool("ARK_WITNESS_HOLD", c.witnessHold)
@@ -318,6 +342,7 @@ public struct ARKConfig: Sendable, Equatable {
             problems.append(ConfigProblem(variable: "WATCHDOG_RELEASE_BACKOFF_MAX_MS", message: "\(c.watchdogReleaseBackoffMaxMs) is below WATCHDOG_RELEASE_BACKOFF_MS (\(c.watchdogReleaseBackoffMs))",
                                           fix: "set it to at least WATCHDOG_RELEASE_BACKOFF_MS"))
         }
+        reader.declare("ARK_FAULT", "stage:fault", "")
         if let raw = reader.value("ARK_FAULT") {
             if c.environment == "production" {
                 problems.append(ConfigProblem(variable: "ARK_FAULT", message: "fault injection is refused when ARK_ENV=production",
@@ -343,19 +368,57 @@ public struct ARKConfig: Sendable, Equatable {
     }
 }
 
+/// One environment variable ARK reads: its name, what it takes, its default and its range.
+public struct ConfigVariable: Sendable, Equatable {
+    public var name: String
+    /// text, whole number, number or boolean.
+    public var kind: String
+    /// The default as the code has it ("" when it has none).
+    public var defaultValue: String
+    public var range: String?
+}
+
+/// The variables a reading met, for `ARKConfig.catalog`.
+final class ConfigCatalog {
+    private(set) var variables: [ConfigVariable] = []
+    private var seen: Set<String> = []
+
+    func note(_ name: String, _ kind: String, _ defaultValue: String, _ range: String? = nil) {
+        guard seen.insert(name).inserted else { return }
+        variables.append(ConfigVariable(name: name, kind: kind, defaultValue: defaultValue, range: range))
+    }
+}
+
 /// Parses typed variables and records each bad one with its expected form.
 struct EnvReader {
     let env: [String: String]
+    let catalog: ConfigCatalog?
     var problems: [ConfigProblem] = []
 
+    init(env: [String: String], catalog: ConfigCatalog? = nil) {
+        self.env = env
+        self.catalog = catalog
+    }
+
+    /// Catalogues a variable read as text but taking something more specific.
+    func declare(_ name: String, _ kind: String, _ defaultValue: String, _ range: String? = nil) {
+        catalog?.note(name, kind, defaultValue, range)
+    }
+
+    /// The variable's text; read this way (not through a typed reader), it is catalogued as text.
     func value(_ name: String) -> String? {
+        catalog?.note(name, "text", "")
         guard let v = env[name]?.trimmed(), !v.isEmpty else { return nil }
         return v
     }
 
-    func string(_ name: String, _ fallback: String) -> String { value(name) ?? fallback }
+    func string(_ name: String, _ fallback: String) -> String {
+        catalog?.note(name, "text", fallback)
+        return value(name) ?? fallback
+    }
 
     mutating func int(_ name: String, _ fallback: Int, _ range: ClosedRange<Int>) -> Int {
+        catalog?.note(name, "whole number", String(fallback), "\(range.lowerBound)...\(range.upperBound)")
         guard let raw = value(name) else { return fallback }
         guard let v = Int(raw), range.contains(v) else {
             problems.append(ConfigProblem(variable: name, message: "'\(raw)' is not a whole number in \(range.lowerBound)...\(range.upperBound)",
@@ -366,6 +429,7 @@ struct EnvReader {
     }
 
     mutating func double(_ name: String, _ fallback: Double, _ range: ClosedRange<Double>) -> Double {
+        catalog?.note(name, "number", Self.show(fallback), "\(Self.show(range.lowerBound))...\(Self.show(range.upperBound))")
         guard let raw = value(name) else { return fallback }
         guard let v = Double(raw), v.isFinite, range.contains(v) else {
             problems.append(ConfigProblem(variable: name, message: "'\(raw)' is not a number in \(range.lowerBound)...\(range.upperBound)",
@@ -375,7 +439,13 @@ struct EnvReader {
         return v
     }
 
+    /// A number as a person writes it: 400, 0.995, 1000000000000000.
+    static func show(_ d: Double) -> String {
+        d == d.rounded() && abs(d) <= 1e15 ? String(Int64(d)) : String(d)
+    }
+
     mutating func bool(_ name: String, _ fallback: Bool) -> Bool {
+        catalog?.note(name, "boolean", String(fallback))
         guard let raw = value(name) else { return fallback }
         switch raw.lowercased() {
         case "1", "true", "yes", "on": return true

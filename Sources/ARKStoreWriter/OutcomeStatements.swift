@@ -6,7 +6,7 @@ import GRDBSQLite
 /// few kilobytes per signal at 1 kHz).
 struct OutcomeStatements {
     let lastHash, insertPass, insertOrder, insertDeadLetter, insertTradingState, rollupPasses, rollupHistograms, upsertRollup, upsertHeartbeat: SQLiteStatement
-    let loadTree, saveTree, insertNode, insertCheckpoint, newestCheckpoint: SQLiteStatement
+    let loadTree, saveTree, insertNode, insertCheckpoint, newestCheckpoint, pruneRollups: SQLiteStatement
 
     init(_ db: SQLiteConnection) throws {
         lastHash = try db.prepare("SELECT hash FROM passes ORDER BY seq DESC LIMIT 1")
@@ -34,6 +34,7 @@ struct OutcomeStatements {
         insertCheckpoint = try db.prepare("INSERT INTO audit_checkpoints (kind, size, root, time_ns, key_id, note, signature) VALUES (?, ?, ?, ?, ?, ?, ?)")
         newestCheckpoint = try db.prepare("SELECT size FROM audit_checkpoints ORDER BY id DESC LIMIT 1")
         rollupPasses = try db.prepare("SELECT passes FROM rollup_1s WHERE second = ?")
+        pruneRollups = try db.prepare("DELETE FROM rollup_1s WHERE second < ?")
         rollupHistograms = try db.prepare("SELECT latency_hist, hrm_hist, stage_hists FROM rollup_1s WHERE second = ?")
         upsertRollup = try db.prepare("""
             INSERT INTO rollup_1s (second, passes, approved, denied, rejected, errors, deadlettered, slow, latency_sum_ms, latency_max_ms,

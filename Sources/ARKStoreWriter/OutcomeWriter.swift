@@ -259,6 +259,20 @@ public final class OutcomeWriter: @unchecked Sendable {
         }
     }
 
+    /// Deletes the rollup rows of the seconds before `second` (METRICS_RETENTION_SECONDS);
+    /// returns how many went. Rollups are not part of the audit: passes are never pruned.
+    @discardableResult
+    public func pruneRollups(before second: Int64) throws -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        let stmt = statements.pruneRollups
+        stmt.reset()
+        stmt.bind(second)
+        try stmt.run()
+        lastRollup = nil
+        return connection.changes
+    }
+
     public func upsertHeartbeats(_ beats: [HeartbeatRecord]) throws {
         guard !beats.isEmpty else { return }
         lock.lock()

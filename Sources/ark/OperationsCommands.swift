@@ -9,8 +9,24 @@ import Foundation
 struct ConfigCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "config",
-        abstract: "Check ARK's configuration.",
-        subcommands: [ConfigValidateCommand.self])
+        abstract: "Check ARK's configuration, or print its reference.",
+        subcommands: [ConfigValidateCommand.self, ConfigReferenceCommand.self])
+}
+
+struct ConfigReferenceCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reference",
+        abstract: "Print docs/configuration.md: every setting ARK reads, with its type, default and meaning.",
+        discussion: """
+            Generated from the configuration code; ConfigReferenceTests fails when the file
+            in docs/ differs.
+            Example:
+              ark config reference > docs/configuration.md
+            """)
+
+    func run() throws {
+        print(ARKConfig.referenceMarkdown(), terminator: "")
+    }
 }
 
 struct ConfigValidateCommand: ParsableCommand {

@@ -130,3 +130,15 @@ func pass(_ id: String, verdict: Verdict = .approved, doneNs: Int64, latencyMs: 
         #expect(StageHistograms(encoded: h.stages.encoded()) == h.stages)
     }
 }
+
+/// Aletheia keeps rollups at least as long as the slowest burn-rate window reads them.
+@Suite struct RollupRetentionFloorTests {
+    @Test func theRetentionFloorIsTheLongestBurnWindow() {
+        #expect(BurnWindow.allCases.map(\.seconds).max() == Int64(ARKConfig.longestSLOWindowSeconds))
+        var c = ARKConfig()
+        c.metricsRetentionSeconds = 1800
+        #expect(c.rollupRetentionSeconds == ARKConfig.longestSLOWindowSeconds)
+        c.metricsRetentionSeconds = 86_400
+        #expect(c.rollupRetentionSeconds == 86_400)
+    }
+}

@@ -135,3 +135,27 @@ import Testing
         #expect(try reader.treeSize() == 2)
     }
 }
+
+/// METRICS_RETENTION_SECONDS on a real store: old rollup rows go, passes never do.
+@Suite final class RollupRetentionTests {
+    let dir: TempDir
+    init() throws { dir = try TempDir("ark-retention") }
+    deinit { dir.remove() }
+
+    @Test func rowsBeforeTheCutGoAndThePassesStay() throws {
+        let path = dir.path + "/r.db"
+        let writer = try OutcomeWriter(path: path)
+        for second in Int64(1_000)...1_009 {
+            let t0 = second * 1_000_000_000
+            try writer.record(passes: [auditedPass("p\(second)", t0Ns: t0, doneNs: t0 + 1_000_000)])
+        }
+        #expect(try writer.pruneRollups(before: 1_005) == 5)
+        #expect(try writer.pruneRollups(before: 1_005) == 0)
+        // A batch into a pruned second starts its row again from nothing.
+        try writer.record(passes: [auditedPass("late", t0Ns: 1_002_000_000_000, doneNs: 1_002_000_500_000)])
+        let db = try SQLiteConnection(path: path)
+        #expect(try db.text("SELECT COUNT(*) FROM rollup_1s") == "6")
+        #expect(try db.text("SELECT passes FROM rollup_1s WHERE second = 1002") == "1")
+        #expect(try db.text("SELECT COUNT(*) FROM passes") == "11")
+    }
+}
