@@ -1,3 +1,5 @@
+// The per-request state the API's middlewares share.
+
 import Hummingbird
 import NIOCore
 import Synchronization

@@ -1,3 +1,5 @@
+// The API's errors as clients read them: status, code and message, never a stack trace.
+
 import ARKState
 import Foundation
 import HTTPTypes

@@ -1,3 +1,5 @@
+// The API's routes in one list, with what each needs (scope, body, limits).
+
 import HTTPTypes
 
 /// The API's routes, in one list: the router is built from the same paths, the 405 check

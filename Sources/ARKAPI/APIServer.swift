@@ -1,3 +1,5 @@
+// The API server: its settings, its router and the handlers of every route.
+
 import ARKBus
 import ARKAuth
 import ARKCore

@@ -1,3 +1,5 @@
+// The memory bound on request bodies held at once across all requests (API_BODY_MEMORY_BYTES).
+
 import Synchronization
 
 /// The bytes of request bodies the API holds at once, across all requests

@@ -1,3 +1,5 @@
+// A deadline on a request's work: 503 with Retry-After when Redis or the store is too slow.
+
 import Synchronization
 
 /// Runs `operation`, but answers after `timeout` at the latest: a Redis or SQLite call

@@ -1,3 +1,6 @@
+// The request envelope every route shares: authentication, rate limits, CORS, request ids and
+// errors.
+
 import ARKAuth
 import ARKCore
 import HTTPTypes

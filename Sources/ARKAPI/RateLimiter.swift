@@ -1,3 +1,5 @@
+// Token buckets per client, per minute and per hour.
+
 import Synchronization
 
 /// A token bucket: `capacity` requests at once, refilled continuously at `capacity` per

@@ -1,3 +1,5 @@
+// A stage's agents (one per served shard) run as one ServiceLifecycle service.
+
 import ARKBus
 import ARKCore
 import ARKStoreWriter

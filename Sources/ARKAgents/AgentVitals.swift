@@ -1,3 +1,5 @@
+// What an agent's loop and its heartbeat share, and the heartbeat that publishes it.
+
 import ARKBus
 import ARKCore
 #if canImport(FoundationEssentials)

@@ -1,3 +1,6 @@
+// Aletheia, the audit stage: checks each trace's continuity and records every outcome in the
+// store.
+
 import ARKBus
 import ARKCore
 import ARKRisk

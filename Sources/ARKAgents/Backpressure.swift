@@ -1,3 +1,5 @@
+// When a stage stops taking input because a later stage is behind, and when it takes input again.
+
 /// When a stage stops taking input because a later stage is behind, and when it takes input
 /// again (docs/architecture.md §5): pure, fed with the measured backlogs, so its hysteresis
 /// is a unit test.

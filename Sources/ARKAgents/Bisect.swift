@@ -1,3 +1,5 @@
+// The halving that finds which items of a failing batch fail.
+
 /// Finds the items of a batch that make `attempt` fail by halving: the whole batch first,
 /// then each half of a failed part, down to single items. Every part that succeeds is done;
 /// returns the single items that failed with their errors. An error `isFatal` claims (a

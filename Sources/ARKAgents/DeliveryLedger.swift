@@ -1,3 +1,6 @@
+// An agent's count of attempts and deaths per entry, deciding which entries are handled and which
+// dead-lettered.
+
 import ARKBus
 
 /// An agent's count of failed attempts and suspect deaths per entry, and the sorting of each

@@ -1,3 +1,6 @@
+// HRM, the risk gate: judges each proposal against the Graveyard's rules, trading states and the
+// books.
+
 import ARKBus
 import ARKCore
 #if canImport(Glibc)

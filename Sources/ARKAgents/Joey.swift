@@ -1,3 +1,5 @@
+// Joey, the scorer: turns a validated signal into a proposal.
+
 import ARKBus
 import ARKCore
 

@@ -1,3 +1,5 @@
+// Kenny, the paper executor: fills approved proposals into the books, idempotently by trace.
+
 import ARKBus
 import ARKCore
 import Graveyard

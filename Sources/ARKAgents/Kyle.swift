@@ -1,3 +1,6 @@
+// Kyle, the intake stage: validates producers' signals and routes them to the next stage or a
+// track.
+
 import ARKBus
 import ARKCore
 import Metrics

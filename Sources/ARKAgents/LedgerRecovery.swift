@@ -1,3 +1,5 @@
+// The books rebuilt from the audit when a shard's Redis lost them.
+
 import ARKBus
 import ARKCore
 import ARKRisk

@@ -1,3 +1,5 @@
+// The loop every stage instance runs: reads, hands batches to its processor, recovers, and beats.
+
 import ARKBus
 import ARKCore
 #if canImport(FoundationEssentials)

@@ -1,3 +1,5 @@
+// Bearer tokens: minting HS256 ones and verifying HS256, RS256 and EdDSA ones.
+
 import ARKCore
 import Foundation
 import JWTKit

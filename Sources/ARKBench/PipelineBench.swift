@@ -1,3 +1,5 @@
+// `ark bench`: the whole pipeline run against a private Redis and measured.
+
 import ARKBus
 import ARKProcess
 import ARKCore

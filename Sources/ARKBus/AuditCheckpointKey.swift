@@ -1,3 +1,5 @@
+// The Redis copy of the newest signed audit checkpoint.
+
 import ARKCore
 
 /// The Redis copy of the newest audit checkpoint (`ark:audit:checkpoint`): one of the places

@@ -1,3 +1,5 @@
+// Capped exponential back-off with full jitter, for reconnecting.
+
 /// Capped exponential back-off with full jitter, for reconnecting to Redis: the n-th retry
 /// waits a random time in [0, min(cap, base · 2ⁿ)], so restarted instances do not stampede.
 public struct Backoff: Sendable {

@@ -1,3 +1,5 @@
+// Which Redis Cluster primary serves each slot, and how a connection follows it.
+
 import ARKCore
 
 /// Which primary serves each of a Redis Cluster's 16,384 slots, as CLUSTER SLOTS told it.

@@ -1,3 +1,5 @@
+// Every command on the control-plane keys: heartbeats, the quarantine list and the canary route.
+
 import ARKCore
 
 /// Every command on the control-plane keys in Redis: the heartbeats (`ark:heartbeats`), the

@@ -1,3 +1,5 @@
+// The in-flight records by which a stage finds the entry that killed a process.
+
 import ARKCore
 
 /// How a stage finds the entry that killed a process. A stage that takes over entries from

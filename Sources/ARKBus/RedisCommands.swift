@@ -1,3 +1,5 @@
+// Redis commands written in RESP2 into one buffer, sent in one write.
+
 /// Commands written in the Redis protocol (RESP2) into one buffer, sent to Redis in one write.
 /// A batch's commit is hundreds of commands; building them here costs one growing buffer,
 /// where an argv per command cost three arrays and hiredis's formatting (`sdscatfmt`) a

@@ -1,3 +1,5 @@
+// A blocking Redis connection on hiredis, to one node or a cluster, with typed replies.
+
 import ARKCore
 import CHiredis
 #if canImport(Glibc)

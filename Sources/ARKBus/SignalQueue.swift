@@ -1,3 +1,5 @@
+// The API's way into Kyle's streams: a pool of connections, the backlog bound and replica waits.
+
 import ARKCore
 import Synchronization
 

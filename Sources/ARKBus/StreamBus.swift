@@ -1,3 +1,6 @@
+// One stage's view of Redis Streams: reads, claims, and an atomic commit of outputs and
+// acknowledgements.
+
 import ARKCore
 import Metrics
 

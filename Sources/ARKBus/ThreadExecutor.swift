@@ -1,3 +1,5 @@
+// A serial executor on a dedicated thread, for actors that block.
+
 import ARKCore
 
 /// A serial executor backed by one dedicated OS thread. Actors that hold a blocking hiredis

@@ -1,3 +1,5 @@
+// The canary controller: carries out the stepper's actions on processes, Redis and the store.
+
 import ARKBus
 import ARKCore
 import ARKOperations

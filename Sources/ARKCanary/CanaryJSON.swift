@@ -1,3 +1,5 @@
+// The canary's plan, report and check figures as JSON, written and read back.
+
 import ARKCore
 import ARKProcess
 import ARKState

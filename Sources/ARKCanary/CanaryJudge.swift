@@ -1,3 +1,5 @@
+// The judgement of a canary against its baseline over one interval.
+
 import ARKCore
 import ARKState
 import ARKStoreWriter

@@ -1,3 +1,5 @@
+// How a canary rollout proceeds and what trips it.
+
 import ARKCore
 
 /// How a canary rollout proceeds and what trips it. The defaults are the original

@@ -1,3 +1,5 @@
+// What a canary run did, step by step, and its summary for people.
+
 import ARKCore
 import ARKProcess
 import ARKState

@@ -1,3 +1,5 @@
+// What a canary controller does next: wait, check, extend, hold, advance, promote or roll back.
+
 import ARKCore
 
 /// What a canary controller does next, decided from the clock, the judge's check, an

@@ -1,3 +1,5 @@
+// The canary's unfinished entries handed to the baseline's streams.
+
 import ARKBus
 import ARKCore
 

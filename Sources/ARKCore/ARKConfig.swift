@@ -1,3 +1,5 @@
+// Every setting ARK reads from the environment, parsed and range-checked in one place.
+
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else

@@ -1,3 +1,5 @@
+// The faults a rehearsal may inject into an agent (ARK_FAULT).
+
 
 /// A fault for rehearsing the watchdog: `ARK_FAULT=kenny:latency=6000ms` makes every batch
 /// of that stage take 6 s longer, `kenny:errors=0.5` fails half its batches (every other

@@ -1,3 +1,5 @@
+// A signed head of the audit log, its rotation records and witnesses' cosignatures.
+
 /// A signed statement of the log's head: its size and root at a time, signed with the audit
 /// key (Ed25519). What is signed is `signedText`, plain lines, so OpenSSL alone can check it.
 /// A `restore` checkpoint is the one `ark restore` signs: the log starts again from the

@@ -1,3 +1,5 @@
+// The canonical forms rules match: instruments' symbols and phrases of free text.
+
 /// The canonical forms the rules match: an instrument's symbol and a phrase of free text
 /// (`intent`, the Graveyard's immutability targets). Both go through the same fold first,
 /// so a blocked symbol or a listed phrase cannot pass in look-alike spelling:

@@ -1,3 +1,5 @@
+// Redis Cluster's key-to-slot mapping.
+
 /// Redis Cluster's key-to-slot mapping: CRC16 (XMODEM) of the key's hash tag, modulo 16,384.
 /// The tag is what lies between the first `{` and the next `}` when that is not empty;
 /// otherwise the whole key. Keys with one tag share a slot, so one node, so one transaction.

@@ -1,3 +1,5 @@
+// What each setting is for, and docs/configuration.md generated from it.
+
 /// What each environment variable is for, and the generator of docs/configuration.md from
 /// it and from what `ARKConfig.load` reads (`ARKConfig.catalog`): names, types, defaults and
 /// ranges come from the code, so the reference cannot drift from it (`ConfigReferenceTests`).

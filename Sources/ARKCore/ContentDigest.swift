@@ -1,3 +1,5 @@
+// The digest that tells a resent trace from a different one under the same id.
+
 /// What the intake compares when a trace id comes back: the signal's JSON with every object's
 /// keys sorted (by their unescaped text), numbers by value (`50`, `50.0` and `5e1` alike) and
 /// no whitespace outside strings, hashed. A producer that re-serialises the same signal

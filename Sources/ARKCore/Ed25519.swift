@@ -1,3 +1,5 @@
+// Ed25519 keys and signatures through OpenSSL.
+
 import CCrypto
 
 /// Ed25519 (RFC 8032) through OpenSSL's libcrypto: the signature on the audit's checkpoints.

@@ -1,3 +1,5 @@
+// The event every stage passes on: the signal, its hops, decision, execution or rejection.
+
 /// One stage's handling of a trace: who, and when it took the entry in and put it out.
 public struct Hop: Sendable, Equatable {
     public var stage: Stage

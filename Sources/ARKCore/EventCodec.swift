@@ -1,3 +1,5 @@
+// The canonical JSON of an event, encoded and strictly decoded.
+
 
 /// Why a stage message could not be decoded. Such an entry goes to the dead letter stream
 /// with this text as its reason.

@@ -1,3 +1,5 @@
+// The event's key table, and where a message's values are so a stage can splice in its own.
+
 /// The parts of a message a stage may leave undecoded (checked, not kept).
 public struct EventParts: OptionSet, Sendable {
     public let rawValue: UInt8

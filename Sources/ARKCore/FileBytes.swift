@@ -1,3 +1,5 @@
+// Reading a whole file without Foundation.
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

@@ -1,3 +1,5 @@
+// Free and total space of a file system, as a writer sees it.
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

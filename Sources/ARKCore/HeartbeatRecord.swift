@@ -1,3 +1,5 @@
+// An agent instance's heartbeat, the one type its writer and every reader use.
+
 /// An agent instance's heartbeat: the one type every reader and the writer of the
 /// `ark:heartbeats` hash share (agents publish it, the watchdog, the metrics server and
 /// Aletheia's copy into the store read it).

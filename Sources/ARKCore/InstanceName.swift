@@ -1,3 +1,5 @@
+// The names of stage instances, built and read in one place.
+
 /// The name of one stage instance, `<Stage>-<host>-<pid>` and `@s<N>` after it for a tagged
 /// shard (docs/architecture.md §2): its consumer name in Redis, its heartbeat's field, what the
 /// watchdog quarantines and the canary's tripwire compares. The one place such names are

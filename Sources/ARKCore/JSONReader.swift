@@ -1,3 +1,5 @@
+// A strict, allocation-light JSON reader for the hot path.
+
 /// Why a payload is not the JSON we can read, and where.
 public struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertible {
     public var message: String

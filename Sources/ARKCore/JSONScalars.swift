@@ -1,3 +1,5 @@
+// The scalar members of one flat JSON object, without Foundation.
+
 /// The scalar members of one JSON object, by name (nested objects and arrays are skipped):
 /// for the small records ARK reads whole, such as heartbeats and quarantine entries.
 public struct JSONScalars: Sendable {

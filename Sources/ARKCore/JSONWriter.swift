@@ -1,3 +1,5 @@
+// Canonical JSON written into a byte buffer.
+
 /// Appends canonical JSON (fixed key order chosen by the caller, no whitespace) to a byte
 /// buffer. Doubles are written in Swift's shortest round-trip form, so decode(encode(x)) == x.
 public struct JSONWriter {

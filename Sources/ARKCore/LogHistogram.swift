@@ -1,3 +1,5 @@
+// A log-linear histogram of durations, mergeable and compactly encoded.
+
 /// A sparse log-linear histogram of durations in microseconds: `2^b` linear buckets below
 /// `2^b` µs, then `2^b` buckets per power of two, so a recorded value is reported within
 /// 2^-(b+1) of itself (bucket midpoint). `fine` (b = 7, 0.4%) serves the SLOs; `coarse`

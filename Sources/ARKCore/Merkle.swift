@@ -1,3 +1,5 @@
+// The Merkle tree of RFC 9162 with its inclusion and consistency proofs.
+
 /// The Merkle tree of RFC 9162 (Certificate Transparency 2.0), §2.1: SHA-256, leaves hashed
 /// as `H(0x00 || data)`, interior nodes as `H(0x01 || left || right)`, and a tree of `n`
 /// leaves split at the largest power of two below `n`. The audit log is such a tree.

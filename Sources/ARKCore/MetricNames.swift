@@ -1,3 +1,5 @@
+// The names of ARK's metrics, shared by the code that emits them and the code that reads them.
+
 /// Names of ARK's metrics, shared by the code that emits them (through swift-metrics) and
 /// the metrics server, which documents them in `/metrics` and merges every process's
 /// exposition. Prometheus metrics are in base units (seconds); the JSON view keeps ms.

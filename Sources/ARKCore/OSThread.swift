@@ -1,3 +1,5 @@
+// Threads, a mutex and a condition variable straight on pthreads.
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

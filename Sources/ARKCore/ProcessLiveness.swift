@@ -1,3 +1,5 @@
+// Whether a process has exited, zombies included.
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

@@ -1,3 +1,5 @@
+// One entry of the quarantine list: an instance's stage, reason and time.
+
 /// One field of `ark:quarantine`: why an instance is out of rotation. Written by the
 /// watchdog, read by every agent's heartbeat.
 public struct QuarantineEntry: Sendable, Equatable {

@@ -1,3 +1,5 @@
+// Where Redis is, parsed from REDIS_URL.
+
 /// Where Redis is: `redis://[:password@]host:port/db` or `unix:///path/redis.sock[?db=N]`.
 /// A Redis Cluster is named by one or more of its nodes, comma-separated
 /// (`redis://h1:7000,h2:7001`): any that answers tells where the others are.

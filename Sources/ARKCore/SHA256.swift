@@ -1,3 +1,5 @@
+// SHA-256 through OpenSSL.
+
 import CCrypto
 
 /// SHA-256 through OpenSSL's libcrypto, which uses the CPU's SHA extensions where present

@@ -1,3 +1,5 @@
+// Cryptographically strong random bytes.
+
 import CCrypto
 
 /// Cryptographically strong random bytes (OpenSSL's CSPRNG), for secrets and token ids.

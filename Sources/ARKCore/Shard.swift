@@ -1,3 +1,5 @@
+// Shards of the pipeline: every per-shard key, and which shard owns an account.
+
 /// One slice of the pipeline: its five streams, dead letters, canary streams, paper book,
 /// orders and poison records. On Redis Cluster every key of a shard carries the shard's hash
 /// tag (`ark:{s3}:kyle`), so they share one slot: a stage's batch commits in one transaction

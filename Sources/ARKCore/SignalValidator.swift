@@ -1,3 +1,5 @@
+// Kyle's front door: a producer's payload checked field by field into an event or a rejection.
+
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else

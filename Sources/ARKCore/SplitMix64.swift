@@ -1,3 +1,5 @@
+// A small deterministic random generator for replayable runs.
+
 /// A small fast deterministic generator, so a synthetic run or a randomized test replays from its seed.
 public struct SplitMix64: RandomNumberGenerator, Sendable {
     var state: UInt64

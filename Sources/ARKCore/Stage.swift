@@ -1,3 +1,5 @@
+// The five stages, the pipeline's topology and the whole system's Redis keys.
+
 /// The five pipeline stages, in trace order. The raw value is the name operators see
 /// (logs, `ark agent <name>`, hops, consumer groups).
 public enum Stage: String, Sendable, CaseIterable, Comparable {

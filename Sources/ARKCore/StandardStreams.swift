@@ -1,3 +1,5 @@
+// Whole, unbuffered writes to standard output and error without Foundation.
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

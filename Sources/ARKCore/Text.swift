@@ -1,3 +1,5 @@
+// Text helpers ARK needs without Foundation.
+
 extension StringProtocol {
     /// The text without leading and trailing whitespace, line breaks included (Unicode's
     /// definition, as Python's `strip()`). Foundation's `trimmingCharacters(in:)` is not in

@@ -1,3 +1,5 @@
+// Tracks (baseline, canary) and the canary route that splits traces between them.
+
 /// Which deployment a process or a trace belongs to during a canary rollout. The baseline is
 /// the release in service; the canary is the release on trial, with its own agents and its
 /// own streams, so a trace routed to it stays on it from Kyle to Aletheia.

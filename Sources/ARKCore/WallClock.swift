@@ -1,3 +1,5 @@
+// Wall-clock and monotonic time, ISO 8601 dates and thread sleeps, without Foundation.
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

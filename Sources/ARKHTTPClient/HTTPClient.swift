@@ -1,3 +1,5 @@
+// A plain HTTP/1.1 client on SwiftNIO for the CLI and the tests.
+
 import Foundation
 import NIOCore
 import NIOHTTP1

@@ -1,3 +1,5 @@
+// The API's path and query parameters, checked before anything uses them.
+
 import ARKCore
 import Foundation
 

@@ -1,3 +1,5 @@
+// A `POST /v1/signals` body parsed item by item into accepted signals and reasons.
+
 import ARKCore
 
 /// What became of one item of a `POST /v1/signals` body.

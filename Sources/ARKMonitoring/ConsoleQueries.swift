@@ -1,3 +1,5 @@
+// What the operator console reads and does, as JSON.
+
 import ARKBus
 import ARKCore
 import ARKRisk

@@ -1,3 +1,5 @@
+// The operator console's routes on the metrics server.
+
 import ARKAuth
 import ARKCore
 import ARKRisk

@@ -1,3 +1,5 @@
+// The health checks behind `/healthz`, `/readyz` and `ark health`.
+
 import ARKCore
 import ARKRisk
 import ARKSLO

@@ -1,3 +1,5 @@
+// The periodic reconciliation of the books with the audit inside the metrics server.
+
 import ARKBus
 import ARKCore
 import ARKRisk

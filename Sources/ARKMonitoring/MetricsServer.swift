@@ -1,3 +1,5 @@
+// The metrics HTTP server: `/metrics`, `/slos`, `/healthz`, `/readyz` and the console.
+
 import ARKAuth
 import ARKCore
 import ARKSLO

@@ -1,3 +1,5 @@
+// The metrics server's answers, from the state store and Redis.
+
 import ARKBus
 import ARKCore
 import ARKProcess

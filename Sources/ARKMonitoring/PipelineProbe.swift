@@ -1,3 +1,5 @@
+// The pipeline as Redis reports it: groups, backlogs and heartbeats.
+
 import ARKBus
 import ARKCore
 import ARKRisk

@@ -1,3 +1,5 @@
+// Prometheus text expositions of several processes merged into one.
+
 import ARKCore
 
 /// Merges Prometheus text expositions from several ARK processes into one: every sample

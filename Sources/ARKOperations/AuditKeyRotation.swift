@@ -1,3 +1,5 @@
+// `ark audit-key rotate`: the old key signs the record that names the new one.
+
 import ARKCore
 import ARKStoreWriter
 

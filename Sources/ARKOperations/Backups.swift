@@ -1,3 +1,5 @@
+// Online backups of the state store, checked before they take their name, and restores.
+
 import ARKCore
 import ARKState
 import ARKStoreWriter

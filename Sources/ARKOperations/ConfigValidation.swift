@@ -1,3 +1,5 @@
+// `ark config validate`: every setting checked against the world it names.
+
 import ARKBus
 import ARKAuth
 import ARKCore

@@ -1,3 +1,5 @@
+// `ark logs --trace`: one trace's lines from every process's log, in time order.
+
 import ARKState
 import Foundation
 

@@ -1,3 +1,5 @@
+// What a crash of a Redis host can lose, read from the node itself.
+
 import ARKBus
 import ARKCore
 import Foundation

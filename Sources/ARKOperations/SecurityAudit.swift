@@ -1,3 +1,5 @@
+// `ark audit`: the security findings of a setup, each with its severity and fix.
+
 import ARKBus
 import ARKCore
 import ARKState

@@ -1,3 +1,5 @@
+// Child processes: spawned with default signals, watched, stopped and reaped by pid.
+
 import ARKCore
 #if canImport(FoundationEssentials)
 import FoundationEssentials

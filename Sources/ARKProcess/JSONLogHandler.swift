@@ -1,3 +1,5 @@
+// Log lines as JSON objects on standard error.
+
 import ARKCore
 import Logging
 

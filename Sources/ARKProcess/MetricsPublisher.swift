@@ -1,3 +1,5 @@
+// This process's metrics published to Redis for the metrics server.
+
 import ARKBus
 import ARKCore
 #if canImport(FoundationEssentials)

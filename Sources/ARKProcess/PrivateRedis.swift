@@ -1,3 +1,5 @@
+// A redis-server of one's own on a unix socket, started and stopped by pid.
+
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else

@@ -1,3 +1,5 @@
+// What every ARK process sets up before its services start: logs, metrics, signals.
+
 import ARKBus
 import ARKCore
 #if canImport(FoundationEssentials)

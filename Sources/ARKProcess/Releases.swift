@@ -1,3 +1,5 @@
+// Releases for canary rollouts and the `current` and `previous` links between them.
+
 import ARKCore
 #if canImport(FoundationEssentials)
 import FoundationEssentials

@@ -1,3 +1,5 @@
+// Kenny's decisions for one batch, as a pure state machine.
+
 import ARKCore
 import Graveyard
 

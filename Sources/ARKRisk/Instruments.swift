@@ -1,3 +1,5 @@
+// The optional allow-list of instruments (ARK_INSTRUMENTS_FILE).
+
 import ARKCore
 import Graveyard
 

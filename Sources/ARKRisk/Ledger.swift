@@ -1,3 +1,5 @@
+// The books as the audit has them: executions folded into positions.
+
 import ARKCore
 import Graveyard
 

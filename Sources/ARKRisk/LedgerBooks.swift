@@ -1,3 +1,5 @@
+// Kenny's books in Redis compared with the audit's fold.
+
 import ARKBus
 import ARKCore
 import Graveyard

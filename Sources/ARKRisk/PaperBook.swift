@@ -1,3 +1,5 @@
+// An account's paper book: bounded arithmetic, marks at trusted prices.
+
 import ARKCore
 import Graveyard
 #if canImport(Glibc)

@@ -1,3 +1,5 @@
+// Where the accounts' books live in Redis and how they are read and written.
+
 import ARKCore
 import Graveyard
 

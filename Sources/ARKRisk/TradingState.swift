@@ -1,3 +1,5 @@
+// Trading states (active, reducing, halted) and what each lets through.
+
 import ARKCore
 
 /// Trading states, as a risk engine has them (NautilusTrader's `TradingState`; the FIA's kill

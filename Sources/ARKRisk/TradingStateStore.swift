@@ -1,3 +1,5 @@
+// Where trading states live and how a change is made and audited.
+
 import ARKBus
 import ARKCore
 

@@ -1,3 +1,5 @@
+// The SLOs computed from the store's rollups: status, budget and burn rates.
+
 import ARKCore
 import ARKState
 import ARKStoreWriter

@@ -1,3 +1,5 @@
+// The store's reads the API serves: decisions paged by cursor and time, and traces.
+
 import ARKCore
 import ARKStoreWriter
 import Foundation

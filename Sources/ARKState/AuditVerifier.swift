@@ -1,3 +1,5 @@
+// `ark verify-audit`: every leaf, the tree and every signed head checked.
+
 import ARKCore
 import ARKStoreWriter
 import Foundation

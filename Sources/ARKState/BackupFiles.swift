@@ -1,3 +1,5 @@
+// How backups of the state store are named and found.
+
 import Foundation
 
 /// How backups of the state store are named in the backup directory, shared by `ark backup`

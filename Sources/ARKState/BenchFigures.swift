@@ -1,3 +1,5 @@
+// What `ark bench` reads back about the passes it sent.
+
 import ARKCore
 import ARKStoreWriter
 import Foundation

@@ -1,3 +1,5 @@
+// Canary runs and their checks as the state store keeps them.
+
 import ARKCore
 import ARKStoreWriter
 import Foundation

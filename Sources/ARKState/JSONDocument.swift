@@ -1,3 +1,5 @@
+// JSON documents off the hot path: sorted, pretty, and read field by typed field.
+
 import Foundation
 
 /// JSON off the hot path: every document ARK serves (API, console, metrics server), prints

@@ -1,3 +1,5 @@
+// The SLOs' and the console's reads of the per-second rollups.
+
 import ARKCore
 import ARKStoreWriter
 import Foundation

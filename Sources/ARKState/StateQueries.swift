@@ -1,3 +1,5 @@
+// Passes as stored, for `ark trace`, the API and the tests.
+
 import ARKCore
 import ARKStoreWriter
 import Foundation

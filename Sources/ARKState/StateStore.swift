@@ -1,3 +1,5 @@
+// The state store on GRDB: its readers and its writers other than Aletheia's.
+
 import ARKCore
 import ARKStoreWriter
 import Foundation

@@ -1,3 +1,5 @@
+// The watchdog's standing of each instance and its events, in the store.
+
 import ARKStoreWriter
 import GRDB
 

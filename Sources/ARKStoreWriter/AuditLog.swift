@@ -1,3 +1,5 @@
+// The audit log's leaves and the signer of its checkpoints.
+
 import ARKCore
 #if canImport(Glibc)
 import Glibc

@@ -1,3 +1,5 @@
+// Proofs read from the store: inclusion paths, consistency and the tree's nodes.
+
 import ARKCore
 import GRDBSQLite
 

@@ -1,3 +1,5 @@
+// The audit tree's tables, and the upgrade of a store that was only hash-chained.
+
 import ARKCore
 
 /// The audit tree's tables: the right edge every writer extends (`audit_tree`), the stored

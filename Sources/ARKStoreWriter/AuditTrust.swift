@@ -1,3 +1,5 @@
+// Which public key the audit log is verified from, and the chain of rotations it accepts.
+
 import ARKCore
 #if canImport(Glibc)
 import Glibc

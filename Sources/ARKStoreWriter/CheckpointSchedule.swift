@@ -1,3 +1,5 @@
+// When the outcome writer signs the audit tree's head.
+
 /// When the outcome writer signs the audit tree's head (docs/audit.md): once the oldest leaf
 /// no checkpoint covers has waited half the checkpoint interval. With Aletheia looking at
 /// least every quarter interval, no leaf waits longer than the interval for its signature,

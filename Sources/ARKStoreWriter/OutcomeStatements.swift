@@ -1,3 +1,5 @@
+// The outcome writer's prepared statements and the binding of each record to its row.
+
 import ARKCore
 import GRDBSQLite
 

@@ -1,3 +1,6 @@
+// The state store's writer of outcomes: each batch in one transaction, with its leaves and
+// rollups.
+
 import ARKCore
 import GRDBSQLite
 import Metrics

@@ -1,3 +1,5 @@
+// The records the store keeps: passes, orders, dead letters, trading states and heartbeats.
+
 import ARKCore
 
 /// How a pass ended.

@@ -1,3 +1,5 @@
+// The per-second rollups' counts and histograms, one definition for the writer and the queries.
+
 import ARKCore
 
 /// Counts of passes by outcome and against each SLO, for one second's rollup row or summed

@@ -1,3 +1,5 @@
+// A thin layer on SQLite's C API: connections, statements and errors.
+
 import GRDBSQLite
 
 /// An error SQLite returned: its result code and message.

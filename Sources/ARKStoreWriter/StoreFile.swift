@@ -1,3 +1,5 @@
+// The state store's file as every writer opens it: modes, pragmas and migrations.
+
 import GRDBSQLite
 #if canImport(Glibc)
 import Glibc

@@ -1,3 +1,5 @@
+// The state store's schema as versioned migrations.
+
 /// The state store's schema: versioned migrations, applied in order, each once. Applied
 /// migrations are listed in `grdb_migrations`, the table GRDB's migrator kept before this
 /// (stores made by earlier releases open as they are).

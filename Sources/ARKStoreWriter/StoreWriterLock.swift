@@ -1,3 +1,5 @@
+// Who is writing a state store, across processes, so a restore can refuse.
+
 import ARKCore
 import Synchronization
 #if canImport(Glibc)

@@ -1,3 +1,5 @@
+// WAL checkpoints on a thread of their own, off the writer's commits.
+
 import ARKCore
 import GRDBSQLite
 import Logging

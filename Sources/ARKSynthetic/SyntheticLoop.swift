@@ -1,3 +1,5 @@
+// The synthetic loop: signals sent at a rate and each pass proved end to end.
+
 import ARKBus
 import ARKCore
 import ARKHTTPClient

@@ -1,3 +1,5 @@
+// The synthetic signals and the outcome each should lead to.
+
 import ARKCore
 
 /// What a synthetic signal should lead to.

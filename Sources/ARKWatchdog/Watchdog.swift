@@ -1,3 +1,5 @@
+// The watchdog actor: applies its policy's decisions to Redis, the store, logs and metrics.
+
 import ARKBus
 import ARKCore
 import ARKState

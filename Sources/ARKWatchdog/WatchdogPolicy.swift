@@ -1,3 +1,5 @@
+// The watchdog's decisions, pure: quarantine, release, probation and forgetting.
+
 import ARKCore
 import ARKState
 import ARKStoreWriter

@@ -1,3 +1,5 @@
+// A witness's rounds: fetch the newest head, prove it consistent, cosign it or alarm.
+
 import ARKCore
 import ARKHTTPClient
 import Foundation

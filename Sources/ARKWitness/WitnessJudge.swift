@@ -1,3 +1,5 @@
+// A witness's decisions on a head, pure.
+
 import ARKCore
 
 /// Why a witness stopped cosigning: sticky until an operator of the witness host resets it.

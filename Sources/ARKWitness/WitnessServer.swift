@@ -1,3 +1,5 @@
+// The witness's own `/healthz` and `/metrics`.
+
 import ARKCore
 import Foundation
 import Hummingbird

@@ -1,3 +1,5 @@
+// A witness's own storage on its host: keys, cosigned heads and the alarm.
+
 import ARKCore
 #if canImport(Glibc)
 import Glibc

@@ -1,3 +1,5 @@
+// The Graveyard: the immutable rule file, pinned by hash and loaded once.
+
 import ARKCore
 
 /// The immutable ethics rules. The rule file's SHA-256 is compiled in here, so a rule change

@@ -1,3 +1,5 @@
+// Trusted prices: each instrument's reference and the band a signal's price must fall in.
+
 import ARKCore
 
 /// Trusted prices: a price may move the book (fill a trade, mark a position, trigger a stop)

@@ -1,3 +1,5 @@
+// The Graveyard's rules and how HRM judges a proposal against them.
+
 import ARKCore
 
 /// What HRM judges: the proposal fields of one event.

@@ -1,3 +1,5 @@
+// `ark-agent`, the lean agent binary: one stage, without the HTTP stack or Foundation.
+
 import ARKAgents
 import ARKCore
 import ARKProcess

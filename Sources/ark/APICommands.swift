@@ -1,3 +1,5 @@
+// `ark api` and `ark token`.
+
 import ARKAPI
 import ARKAuth
 import ARKCore

@@ -1,3 +1,5 @@
+// The `ark` command and the options its subcommands share.
+
 import ARKCore
 import ARKProcess
 import ArgumentParser

@@ -1,3 +1,5 @@
+// `ark verify-audit` and `ark audit-key`.
+
 import ARKBus
 import ARKCore
 import ARKOperations

@@ -1,3 +1,5 @@
+// `ark bench`: the pipeline benchmark, and `ark bench slos`.
+
 import ARKBench
 import ARKCore
 import ARKMonitoring

@@ -1,3 +1,5 @@
+// `ark book show` and `ark book rebuild`.
+
 import ARKAgents
 import ARKBus
 import ARKCore

@@ -1,3 +1,5 @@
+// `ark canary start`, `status`, `abort` and `promote`.
+
 import ARKCanary
 import ARKCore
 import ARKProcess

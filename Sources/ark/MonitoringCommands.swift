@@ -1,3 +1,5 @@
+// `ark metrics-server`, `ark health` and `ark status`.
+
 import ARKCore
 import ARKMonitoring
 import ARKProcess

@@ -1,3 +1,5 @@
+// `ark config validate` and `reference`, `ark audit`, `ark backup`, `ark restore` and `ark logs`.
+
 import ARKBus
 import ARKCore
 import ARKOperations

@@ -1,3 +1,5 @@
+// `ark reconcile`: the books compared with the audit's fold.
+
 import ARKAgents
 import ARKBus
 import ARKCore

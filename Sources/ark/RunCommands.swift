@@ -1,3 +1,5 @@
+// `ark run` and `ark agent`: the stages and services run in this process.
+
 import ARKAgents
 import ARKCore
 import ARKMonitoring

@@ -1,3 +1,5 @@
+// `ark trace`: one pass hop by hop.
+
 import ARKCore
 import ARKState
 import ArgumentParser

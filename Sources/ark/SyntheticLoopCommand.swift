@@ -1,3 +1,5 @@
+// `ark synthetic-loop`.
+
 import ARKAPI
 import ARKAuth
 import ARKCore

@@ -1,3 +1,5 @@
+// `ark trading`: the kill switch.
+
 import ARKBus
 import ARKCore
 import ARKRisk

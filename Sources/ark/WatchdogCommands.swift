@@ -1,3 +1,5 @@
+// `ark watchdog`, `ark watchdog release` and `ark watchdog status`.
+
 import ARKBus
 import ARKCore
 import ARKMonitoring

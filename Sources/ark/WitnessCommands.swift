@@ -1,3 +1,5 @@
+// `ark witness`: init, run, check, show and reset.
+
 import ARKCore
 import ARKProcess
 import ARKWitness

@@ -91,3 +91,27 @@ import Testing
         #expect(readme.contains("docs/architecture.md"))
     }
 }
+
+/// Every source file opens with one sentence saying what it is for.
+@Suite struct FileHeaderTests {
+    @Test func everySourceFileSaysInOneSentenceWhatItIsFor() throws {
+        var bad: [String] = []
+        let enumerator = FileManager.default.enumerator(atPath: Repo.root + "/Sources")!
+        var count = 0
+        while let file = enumerator.nextObject() as? String {
+            guard file.hasSuffix(".swift") else { continue }
+            count += 1
+            let text = try String(contentsOfFile: Repo.root + "/Sources/" + file, encoding: .utf8)
+            let header = text.split(separator: "\n", omittingEmptySubsequences: false).prefix { $0.hasPrefix("// ") }
+            let sentence = header.map { $0.dropFirst(3) }.joined(separator: " ")
+            // Code in backticks may hold periods; outside it, only the last character is one.
+            let prose = sentence.split(separator: "`", omittingEmptySubsequences: false).enumerated().filter { $0.offset % 2 == 0 }.map(\.element).joined()
+            let nextLine = text.split(separator: "\n", omittingEmptySubsequences: false).dropFirst(header.count).first
+            if sentence.isEmpty || !sentence.hasSuffix(".") || prose.dropLast().contains(". ") || nextLine != "" {
+                bad.append("Sources/\(file): \(sentence.isEmpty ? "(no header)" : sentence)")
+            }
+        }
+        #expect(count > 100)
+        #expect(bad.isEmpty, "\(bad.sorted().joined(separator: "\n"))")
+    }
+}
