@@ -314,7 +314,11 @@ let package = Package(
         .testTarget(name: "ARKCanaryTests", dependencies: ["ARKCanary", "ARKProcess", "ARKState", "ARKStoreWriter", "ARKCore"], swiftSettings: strictSettings),
         .testTarget(
             name: "ARKAPITests",
-            dependencies: ["ARKAPI", "ARKAuth", "ARKCore"],
+            dependencies: [
+                "ARKAPI", "ARKAuth", "ARKBus", "ARKCore", "ARKTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(
