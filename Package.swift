@@ -310,6 +310,7 @@ let package = Package(
         .testTarget(name: "ARKIntakeTests", dependencies: ["ARKIntake", "ARKCore"], swiftSettings: strictSettings),
         .testTarget(name: "ARKMonitoringTests", dependencies: ["ARKMonitoring", "ARKSLO", "ARKState", "ARKStoreWriter", "ARKCore", "Graveyard", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKWitnessTests", dependencies: ["ARKWitness", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "ARKSyntheticTests", dependencies: ["ARKSynthetic", "ARKState", "ARKStoreWriter", "Graveyard", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKProcessTests", dependencies: ["ARKProcess", "ARKCore", "ARKTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ARKCanaryTests", dependencies: ["ARKCanary", "ARKProcess", "ARKState", "ARKStoreWriter", "ARKCore"], swiftSettings: strictSettings),
         .testTarget(

@@ -12,8 +12,11 @@ import Testing
 /// the `{"error":{"code","message","trace_id"}}` body whose trace_id is that header.
 final class APIFixture: @unchecked Sendable {
     static let secret = "api-test-secret-0123456789abcdef0123456789"
-    let redis: RedisServer
-    let dir: TempDir
+    /// The Redis and the directory, as every end-to-end suite has them; `ark run` instead of
+    /// the agents.
+    let pipeline: Pipeline
+    var redis: RedisServer { pipeline.redis }
+    var dir: TempDir { pipeline.dir }
     let apiPort: Int
     let metricsPort: Int
     var process: ArkProcess?
@@ -24,8 +27,7 @@ final class APIFixture: @unchecked Sendable {
     var logPath: String { dir.path + "/ark-run.log" }
 
     init(_ extra: [String: String] = [:]) async throws {
-        redis = try RedisServer()
-        dir = try TempDir("ark-api")
+        pipeline = try Pipeline()
         apiPort = try freeTCPPort()
         metricsPort = try freeTCPPort()
         let env = [
@@ -50,8 +52,7 @@ final class APIFixture: @unchecked Sendable {
     func shutdown() {
         process?.terminate(grace: 10)
         process = nil
-        redis.shutdown()
-        dir.remove()
+        pipeline.shutdown()
     }
 
     func token(_ subject: String, ttl: Int = 600, issuedAt: Int64? = nil, secret: String = APIFixture.secret, issuer: String = "ark") async -> String {

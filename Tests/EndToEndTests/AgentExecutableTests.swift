@@ -41,7 +41,7 @@ extension EndToEnd { @Suite struct AgentExecutableTests {
     }
 
     @Test func runsAStageWithoutFoundationAndStopsCleanlyOnSIGTERM() throws {
-        let f = try PipelineFixture()
+        let f = try Pipeline()
         defer { f.shutdown() }
         // Aletheia: the stage with the state store, the one most likely to pull Foundation in.
         try f.start(.aletheia)

@@ -8,7 +8,7 @@ import Testing
 /// record's commit (`done_ns`) against the time of the first checkpoint that covers it.
 extension EndToEnd { @Suite struct AuditCheckpointTimingTests {
     @Test func aGrownHeadIsSignedWithinTheCheckpointIntervalWhileIdle() async throws {
-        let f = try PipelineFixture()
+        let f = try Pipeline()
         defer { f.shutdown() }
         f.extraEnvironment["ARK_AUDIT_CHECKPOINT_MS"] = "1000"
         try f.startAll()

@@ -10,7 +10,7 @@ import Testing
 /// verify-audit` (with only the public key) fails on every one, naming the record.
 extension EndToEnd { @Suite struct AuditTamperTests {
     @Test func everyEditTruncationReorderAndForgeryIsCaught() async throws {
-        let f = try PipelineFixture()
+        let f = try Pipeline()
         defer { f.shutdown() }
         f.extraEnvironment["ARK_AUDIT_CHECKPOINT_MS"] = "200"
         _ = FileManager.default.createFile(atPath: f.dir.path + "/audit.pub", contents: Data(f.auditKey.publicKey.pem))
@@ -114,7 +114,7 @@ extension EndToEnd { @Suite struct AuditTamperTests {
     /// production refuses to verify without one, and Aletheia refuses to sign with the
     /// attacker's key; a garbled line in the middle of the checkpoint file is a failure too.
     @Test func aLogReSignedWithAnotherKeyIsCaughtByThePinnedKey() async throws {
-        let f = try PipelineFixture()
+        let f = try Pipeline()
         defer { f.shutdown() }
         f.extraEnvironment["ARK_AUDIT_CHECKPOINT_MS"] = "200"
         let pinned = f.dir.path + "/pinned.pub"
@@ -175,7 +175,7 @@ extension EndToEnd { @Suite struct AuditTamperTests {
     /// the pinned first key then verifies the whole log, and the retired key may sign nothing
     /// more (Aletheia refuses it, and a checkpoint it signed later is a failure).
     @Test func aRotationRecordHandsTrustFromThePinnedKeyToItsSuccessor() async throws {
-        let f = try PipelineFixture()
+        let f = try Pipeline()
         defer { f.shutdown() }
         let pinned = f.dir.path + "/pinned.pub"
         _ = FileManager.default.createFile(atPath: pinned, contents: Data(f.auditKey.publicKey.pem))

@@ -20,7 +20,7 @@ extension EndToEnd { @Suite struct AuditWitnessTests {
     func aRollbackAndAForkSignedWithTheRealKeyAreCaughtByTheWitnesses() async throws {
         let host = try NetworkNamespace(subnet: 74)
         defer { host.remove() }
-        let f = try PipelineFixture()
+        let f = try Pipeline()
         defer { f.shutdown() }
         let witnessHost = try TempDir("ark-witness-host")
         defer { witnessHost.remove() }

@@ -13,13 +13,13 @@ import Testing
 /// release directory, synthetic traffic through Redis, a private Redis and a real store.
 /// Timings are compressed with the command's own flags.
 extension EndToEnd { @Suite final class CanaryTests {
-    let f: PipelineFixture
+    let f: Pipeline
     var runDir: String { f.dir.path + "/run" }
     var releases: String { f.dir.path + "/releases" }
     var watchdog: ArkProcess?
 
     init() throws {
-        f = try PipelineFixture()
+        f = try Pipeline()
         f.extraEnvironment = [
             "ARK_LOG_DIR": f.dir.path + "/logs", "ARK_BACKUP_DIR": f.dir.path + "/backups", "ARK_RELEASES_DIR": f.dir.path + "/releases",
             "ARK_RUN_DIR": f.dir.path + "/run",

@@ -9,174 +9,11 @@ import ARKTestSupport
 import Foundation
 import Testing
 
-/// The pipeline on a real Redis Cluster (three primaries, three replicas, loopback): one
-/// `ark-agent` process per stage, each serving every shard, as start_production.sh runs them.
-final class ClusterPipelineFixture: @unchecked Sendable {
-    let cluster: RedisCluster
-    let dir: TempDir
-    let shards: Int
-    var agents: [Stage: ArkProcess] = [:]
-    let auditKey: Ed25519.PrivateKey
-    var layout: ShardLayout { ShardLayout(count: shards) }
-    var statePath: String { dir.path + "/ark_state.db" }
-
-    /// Settings over the defaults below.
-    var extraEnvironment: [String: String] = [:]
-
-    var environment: [String: String] {
-        extraEnvironment.merging([
-            "REDIS_URL": cluster.urlString, "ARK_SHARDS": String(shards), "ARK_STATE_DB": statePath, "ARK_GRAVEYARD_DIR": Repo.graveyard,
-            "ARK_CLAIM_IDLE_MS": "1000", "ARK_BLOCK_MS": "50", "ARK_LOG_LEVEL": "info", "ARK_ENV": "test",
-            "ARK_AUDIT_KEY": dir.path + "/audit_ed25519.pem", "ARK_LOG_DIR": dir.path,
-        ]) { a, _ in a }
-    }
-
-    init(shards: Int = 4, replicas: Int = 1, host: String = "127.0.0.1") throws {
-        cluster = try RedisCluster(replicas: replicas, host: host)
-        dir = try TempDir("ark-cluster-e2e")
-        self.shards = shards
-        auditKey = try Ed25519.PrivateKey.generate()
-        guard FileManager.default.createFile(atPath: dir.path + "/audit_ed25519.pem", contents: Data(auditKey.pem), attributes: [.posixPermissions: 0o600]) else {
-            throw TestSetupError("cannot write the audit key")
-        }
-        // A group that never reads keeps every shard's `aletheia` stream whole, for `tracesFilledTwice`.
-        let c = RedisConnection(url: try cluster.url)
-        try c.connect()
-        for s in layout.shards {
-            _ = try c.command(["XGROUP", "CREATE", .text(s.stream(.aletheia)), "test-tap", "0", "MKSTREAM"])
-        }
-    }
-
-    func start(_ stage: Stage) throws {
-        agents[stage] = try ArkProcess([stage.rawValue], executable: Repo.arkAgentBinary, environment: environment,
-                                       logPath: dir.path + "/\(stage.rawValue.lowercased()).log")
-    }
-
-    /// Agents on "other hosts": in network namespaces, each with a host name of its own.
-    var remoteAgents: [ArkProcess] = []
-
-    func start(_ stage: Stage, in namespace: NetworkNamespace, hostname: String) throws {
-        let (executable, arguments) = namespace.wrap(Repo.arkAgentBinary, [stage.rawValue], hostname: hostname)
-        remoteAgents.append(try ArkProcess(arguments, executable: executable, environment: environment,
-                                           logPath: dir.path + "/\(hostname)-\(stage.rawValue.lowercased()).log"))
-    }
-
-    func startAll() throws { for s in Stage.allCases { try start(s) } }
-
-    func shutdown() {
-        for (_, p) in agents { p.terminate(grace: 10) }
-        for p in remoteAgents { p.terminate(grace: 10) }
-        agents = [:]
-        remoteAgents = []
-        cluster.shutdown()
-        dir.remove()
-    }
-
-    func synthetic(count: Int, rate: Double, passTimeoutMs: Double = 60_000, accounts: [String]? = nil) async throws -> SyntheticReport {
-        var options = SyntheticOptions(
-            duration: Double(count) / rate, rate: rate, redisURL: try cluster.url, statePath: statePath, graveyardDir: Repo.graveyard,
-            passTimeoutMs: passTimeoutMs, sloP95LatencyMs: 120_000, seed: 42, violationEvery: 40)
-        options.layout = layout
-        options.accounts = accounts ?? (0..<(shards * 4)).map { "acct-\($0)" }
-        return try await SyntheticLoop(options: options).run { _ in }
-    }
-
-    /// Traces Kenny reported filled more than once, over the `aletheia` streams of `shards`.
-    func tracesFilledTwice(on shards: [Shard]? = nil) throws -> [String] {
-        let c = RedisConnection(url: try cluster.url)
-        try c.connect()
-        var fills: [String: Int] = [:]
-        for s in shards ?? layout.shards {
-            let reply = try c.command(["XRANGE", .text(s.stream(.aletheia)), "-", "+"])
-            for e in reply.array ?? [] {
-                guard let pair = e.array, pair.count == 2, let fields = pair[1].array, fields.count >= 2, case .bulk(let payload) = fields[1],
-                      let event = try? EventCodec.decode(payload), event.execution?.status == .filled else { continue }
-                fills[event.traceID, default: 0] += 1
-            }
-        }
-        return fills.filter { $0.value > 1 }.map(\.key)
-    }
-
-    /// Entries Kenny wrote on each shard: every shard must have carried signals.
-    func entriesPerShard() throws -> [Int] {
-        let c = RedisConnection(url: try cluster.url)
-        try c.connect()
-        return try layout.shards.map { Int(try c.command(["XLEN", .text($0.stream(.aletheia))]).integer ?? 0) }
-    }
-
-    /// Every criterion of the synthetic loop but the send rate (a timing) and one checked more
-    /// narrowly: a book may end with a position over `max_symbol_exposure` only because a later
-    /// loss on another symbol shrank the equity under it (Kenny checks each fill against the
-    /// equity of its moment; docs/risk.md, Portfolio limits under concurrency).
-    func expectConsistent(_ report: SyntheticReport, skipping down: [Shard] = [], sourceLocation: SourceLocation = #_sourceLocation) throws {
-        // The send rate is a timing, which the benchmarks measure, not the tests.
-        for check in report.checks where !check.name.hasPrefix("Portfolio limits") && !check.name.hasPrefix("Throughput") {
-            #expect(check.ok, "\(check.name)\n\(report.summary)\n\(logs())", sourceLocation: sourceLocation)
-        }
-        for breach in report.limitBreaches ?? [] {
-            let unread = down.contains { breach.hasPrefix("the book of shard \($0) was not checked") }
-            #expect(unread || Self.isDriftOnly(breach), "\(breach)", sourceLocation: sourceLocation)
-        }
-        #expect(report.limitBreaches != nil, sourceLocation: sourceLocation)
-        #expect(report.lost == 0, sourceLocation: sourceLocation)
-        #expect(try tracesFilledTwice(on: layout.shards.filter { !down.contains($0) }) == [], sourceLocation: sourceLocation)
-        let store = try StateStore(path: statePath)
-        #expect(try store.passCount() == report.sent, sourceLocation: sourceLocation)
-        #expect(try store.verdictCounts()[.error] == nil, sourceLocation: sourceLocation)
-        let file = CheckpointSource.file(dir.path + "/audit_checkpoints.jsonl")
-        let audit = try store.verifyAudit(publicKey: auditKey.publicKey, outside: file.map { [$0] } ?? [])
-        let broken = audit.ok ? "" : ((try? rows(of: audit.firstBroken?.traceID)) ?? "")
-        #expect(audit.ok, "\(audit)\n\(broken)", sourceLocation: sourceLocation)
-        if down.isEmpty {
-            #expect(try entriesPerShard().allSatisfy { $0 > 0 }, sourceLocation: sourceLocation)
-            // The books on every shard are the audit's, whatever the sequence did.
-            let reconcile = try runCommand(Repo.arkBinary, ["reconcile"], environment: environment)
-            #expect(reconcile.code == 0 && reconcile.output.contains("0 differences"), "\(reconcile.output)", sourceLocation: sourceLocation)
-        }
-    }
-
-    /// A `max_symbol_exposure` breach of at most 0.5 % of the limit: the equity fell (a stop
-    /// hit elsewhere) under a position filled within the limit; any extra fill would be a whole
-    /// order (0.5 % of equity or more) past it. The exact invariant, checked after every fill,
-    /// is `PortfolioInvariantTests`' and `PortfolioLimitTests`'.
-    static func isDriftOnly(_ breach: String) -> Bool {
-        guard breach.contains("max_symbol_exposure"), let r = breach.range(of: "exposure "),
-              let exposure = Double(breach[r.upperBound...].prefix { $0 != " " }),
-              let e = breach.range(of: "of equity "), let equity = Double(breach[e.upperBound...].prefix { $0 != "," }) else { return false }
-        return exposure <= 0.10 * equity * 1.005
-    }
-
-    /// A trace's pass and order rows, for a failure message.
-    func rows(of traceID: String?) throws -> String {
-        guard let traceID else { return "" }
-        let r = try runCommand("/usr/bin/sqlite3", [statePath,
-            "SELECT 'pass', leaf, verdict, order_id, substr(record, instr(record, '\"execution\"'), 160) FROM passes WHERE trace_id = '\(traceID)'; SELECT 'order', leaf, order_id, quantity, ts_ns FROM orders WHERE trace_id = '\(traceID)';"])
-        return r.output + "\n" + logs().split(separator: "\n").filter { $0.contains(traceID) }.joined(separator: "\n")
-    }
-
-    func logs() -> String {
-        (agents.map { "--- \($0.key.rawValue)\n" + String($0.value.output.suffix(2500)) }
-            + remoteAgents.map { "--- \($0.arguments.suffix(1).joined())\n" + String($0.output.suffix(2500)) }).joined(separator: "\n")
-    }
-
-    /// Entries processed by each (host, stage), from the heartbeats.
-    func processedByHost() throws -> [String: Int] {
-        let c = RedisConnection(url: try cluster.url)
-        try c.connect()
-        var out: [String: Int] = [:]
-        for (_, value) in try c.hashEntries(Streams.heartbeats) {
-            guard let beat = jsonObject(String(decoding: value, as: UTF8.self)), let host = beat["host"] as? String,
-                  let stage = beat["stage"] as? String, let processed = beat["processed"] as? Int else { continue }
-            out["\(host)/\(stage)", default: 0] += processed
-        }
-        return out
-    }
-}
 
 @Suite("Pipeline on Redis Cluster", .serialized)
 struct ClusterPipelineTests {
     @Test func fourShardsOverThreePrimaries() async throws {
-        let f = try ClusterPipelineFixture()
+        let f = try Pipeline(.cluster())
         defer { f.shutdown() }
         try f.startAll()
         let report = try await f.synthetic(count: 300, rate: 40)
@@ -194,7 +31,7 @@ struct ClusterPipelineTests {
     /// synthetic loop passes with all its criteria (p95 included), nothing lost, nothing
     /// filled twice, and the books reconcile with the audit.
     @Test func aPrimaryKilledUnderAPITrafficKeepsItsShardTakingSignals() async throws {
-        let f = try ClusterPipelineFixture(replicas: 2)
+        let f = try Pipeline(.cluster(replicas: 2))
         defer { f.shutdown() }
         let port = try freeTCPPort()
         let secret = "cluster-api-secret-0123456789abcdef0123"
@@ -236,7 +73,7 @@ struct ClusterPipelineTests {
     }
 
     @Test func aKilledPrimaryLosesNoConfirmedSignal() async throws {
-        let f = try ClusterPipelineFixture()
+        let f = try Pipeline(.cluster())
         defer { f.shutdown() }
         try f.startAll()
         let victim = try f.cluster.primary(for: Shard.tagged(1).slotKey)
@@ -253,7 +90,7 @@ struct ClusterPipelineTests {
 
     /// A manual failover (CLUSTER FAILOVER on a replica) in the middle of a run: nothing lost.
     @Test func aManualFailoverLosesNothing() async throws {
-        let f = try ClusterPipelineFixture()
+        let f = try Pipeline(.cluster())
         defer { f.shutdown() }
         try f.startAll()
         let shard = Shard.tagged(2)
@@ -269,7 +106,7 @@ struct ClusterPipelineTests {
     /// Agents killed and restarted while a primary fails over: they find the new primary and
     /// take over what their predecessors left pending.
     @Test func agentsRestartedDuringAFailover() async throws {
-        let f = try ClusterPipelineFixture()
+        let f = try Pipeline(.cluster())
         defer { f.shutdown() }
         try f.startAll()
         let victim = try f.cluster.primary(for: Shard.tagged(0).slotKey)
@@ -291,7 +128,7 @@ struct ClusterPipelineTests {
     /// no`): the other shards' signals flow, the intake refuses the dead shard's with a clear
     /// error, and /healthz names the shard.
     @Test func aShardDownLeavesTheOthersFlowing() async throws {
-        let f = try ClusterPipelineFixture()
+        let f = try Pipeline(.cluster())
         defer { f.shutdown() }
         let port = try freeTCPPort()
         try f.startAll()
@@ -344,7 +181,7 @@ struct ClusterPipelineTests {
         defer { first.remove() }
         let second = try NetworkNamespace(subnet: 72)
         defer { second.remove() }
-        let f = try ClusterPipelineFixture(host: first.hostAddress)
+        let f = try Pipeline(.cluster(host: first.hostAddress))
         defer { f.shutdown() }
         for stage in Stage.allCases { try f.start(stage, in: first, hostname: "arkhost1") }
         for stage in Stage.allCases where stage != .aletheia { try f.start(stage, in: second, hostname: "arkhost2") }
@@ -363,7 +200,7 @@ struct ClusterPipelineTests {
     /// of its traces to that shard's canary streams, the good release is promoted, and the
     /// canary streams of every shard end empty with nothing lost.
     /// Starts a sharded pipeline from a release and a canary of another release with `steps`.
-    func startShardedCanary(_ f: ClusterPipelineFixture, steps: [String]) throws -> ArkProcess {
+    func startShardedCanary(_ f: Pipeline, steps: [String]) throws -> ArkProcess {
         let releases = f.dir.path + "/releases"
         f.extraEnvironment = ["ARK_RELEASES_DIR": releases, "ARK_RUN_DIR": f.dir.path + "/run", "ARK_BACKUP_DIR": f.dir.path + "/backups"]
         for d in ["releases", "run", "backups"] { try FileManager.default.createDirectory(atPath: f.dir.path + "/" + d, withIntermediateDirectories: true) }
@@ -375,7 +212,7 @@ struct ClusterPipelineTests {
                               environment: f.environment, logPath: f.dir.path + "/canary.log")
     }
 
-    func stopShardedCanary(_ f: ClusterPipelineFixture, _ canary: ArkProcess) {
+    func stopShardedCanary(_ f: Pipeline, _ canary: ArkProcess) {
         canary.terminate()
         for name in ["kyle", "joey", "hrm", "kenny", "aletheia"] {
             if let t = try? String(contentsOfFile: f.dir.path + "/run/\(name).pid", encoding: .utf8), let pid = pid_t(t.trimmingCharacters(in: .whitespacesAndNewlines)) { kill(pid, SIGTERM) }
@@ -383,7 +220,7 @@ struct ClusterPipelineTests {
     }
 
     @Test func aCanaryRolloutOverFourShards() async throws {
-        let f = try ClusterPipelineFixture()
+        let f = try Pipeline(.cluster())
         defer { f.shutdown() }
         let canary = try startShardedCanary(f, steps: ["--steps", "30,100", "--step-seconds", "5"])
         defer { stopShardedCanary(f, canary) }
@@ -407,7 +244,7 @@ struct ClusterPipelineTests {
     /// the watchdog names instances with their shard, and a tripwire that left the suffix off
     /// never saw one.
     @Test func aQuarantinedCanaryInstanceOnAShardRollsTheRunBack() async throws {
-        let f = try ClusterPipelineFixture()
+        let f = try Pipeline(.cluster())
         defer { f.shutdown() }
         let canary = try startShardedCanary(f, steps: ["--steps", "30,100", "--step-seconds", "60"])
         defer { stopShardedCanary(f, canary) }

@@ -15,12 +15,12 @@ import Testing
 /// loads the page, and what it showed is checked against `/slos` and the store. The
 /// screenshots go to ARK_CONSOLE_SCREENSHOTS when set (the docs' come from there).
 extension EndToEnd { @Suite final class ConsoleBrowserTests {
-    let f: PipelineFixture
+    let f: Pipeline
     let port: Int
     static let secret = "console-test-secret-0123456789abcdef"
 
     init() throws {
-        f = try PipelineFixture()
+        f = try Pipeline()
         port = try freeTCPPort()
         f.extraEnvironment = [
             "METRICS_PORT": String(port), "JWT_SECRET": Self.secret,

@@ -17,7 +17,7 @@ extension EndToEnd { @Suite struct LedgerTests {
     /// stream: each keeps its first outcome, neither fills, and the book holds only what the
     /// audit explains.
     @Test func aTraceRefusedOnceNeverFillsLater() throws {
-        let f = try PipelineFixture()
+        let f = try Pipeline()
         defer { f.shutdown() }
         try f.startAll()
         try R.send(f, [R.trade("ref", "AAPL", price: 100), R.trade("lev", "AAPL", price: 100, size: 0.011).replacingOccurrences(of: "\"leverage\": 1.0", with: "\"leverage\": 50.0")])
@@ -42,7 +42,7 @@ extension EndToEnd { @Suite struct LedgerTests {
     }
 
     /// `ark reconcile` exits 0: every book equals the audit's fold.
-    static func expectReconciled(_ f: PipelineFixture, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    static func expectReconciled(_ f: Pipeline, sourceLocation: SourceLocation = #_sourceLocation) throws {
         let r = try runCommand(Repo.arkBinary, ["reconcile"], environment: f.environment)
         #expect(r.code == 0 && r.output.contains("0 differences"), "\(r.output)", sourceLocation: sourceLocation)
     }
@@ -62,7 +62,7 @@ extension EndToEnd { @Suite struct LedgerTests {
     /// restores them, or Aletheia within a second), equal to the books before the kill, and
     /// the trading after it reconciles with 0 differences.
     @Test func aRedisWithoutPersistenceKilledMidStreamGetsItsBooksBackFromTheAudit() throws {
-        let f = try PipelineFixture(persistentRedis: false)
+        let f = try Pipeline(.single(persistent: false))
         defer { f.shutdown() }
         try f.startAll()
         let first = Self.trades("a", 60)
@@ -92,7 +92,7 @@ extension EndToEnd { @Suite struct LedgerTests {
     /// A book changed by hand (its sequence number as it was): `ark reconcile` names each
     /// difference and exits 1, `/healthz` says so; `ark book rebuild` makes it the audit's again.
     @Test func reconcileNamesEachDifferenceAndRebuildRepairsThem() throws {
-        let f = try PipelineFixture()
+        let f = try Pipeline()
         defer { f.shutdown() }
         try f.startAll()
         try R.send(f, Self.trades("r", 30))
@@ -132,7 +132,7 @@ extension EndToEnd { @Suite struct LedgerTests {
     /// the book is restored from the audit first (by Kenny, or Aletheia within seconds), and
     /// the books reconcile without an operator.
     @Test func aBookBehindTheAuditIsRestoredBeforeItFillsAgain() throws {
-        let f = try PipelineFixture()
+        let f = try Pipeline()
         defer { f.shutdown() }
         try f.startAll()
         try R.send(f, Self.trades("w", 30))

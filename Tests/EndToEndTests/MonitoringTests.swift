@@ -8,11 +8,11 @@ import Testing
 /// The metrics server against a real pipeline: five `ark agent` processes, `ark
 /// metrics-server`, a private Redis and a real SQLite store.
 extension EndToEnd { @Suite final class MonitoringTests {
-    let fixture: PipelineFixture
+    let fixture: Pipeline
     let port: Int
 
     init() throws {
-        fixture = try PipelineFixture()
+        fixture = try Pipeline()
         port = try freeTCPPort()
         fixture.extraEnvironment["METRICS_PORT"] = String(port)
         // The latency objective is not under test here, and a debug build draining a backlog

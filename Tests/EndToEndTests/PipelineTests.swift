@@ -13,7 +13,7 @@ import Testing
 /// SQLite file.
 extension EndToEnd { @Suite struct PipelineTests {
     @Test func thousandSignalsThroughFiveProcessesLoseNothing() async throws {
-        let f = try PipelineFixture()
+        let f = try Pipeline()
         defer { f.shutdown() }
         try f.startAll()
         let report = try await f.synthetic(count: 1000, rate: 250)
@@ -33,7 +33,7 @@ extension EndToEnd { @Suite struct PipelineTests {
     }
 
     @Test func killingAnyStageMidStreamLosesNothingAndDuplicatesNoOrder() async throws {
-        let f = try PipelineFixture()
+        let f = try Pipeline()
         defer { f.shutdown() }
         try f.startAll()
         async let report = f.synthetic(count: 1200, rate: 100)
@@ -67,7 +67,7 @@ extension EndToEnd { @Suite struct PipelineTests {
     }
 
     @Test func aRedisRestartMidStreamIsRecoveredByItself() async throws {
-        let f = try PipelineFixture()
+        let f = try Pipeline()
         defer { f.shutdown() }
         try f.startAll()
         async let report = f.synthetic(count: 800, rate: 100)
@@ -83,7 +83,7 @@ extension EndToEnd { @Suite struct PipelineTests {
     }
 
     @Test func malformedEntriesAreRejectedOrDeadLetteredWithReasons() async throws {
-        let f = try PipelineFixture()
+        let f = try Pipeline()
         defer { f.shutdown() }
         try f.startAll()
         let c = try f.redis.client()

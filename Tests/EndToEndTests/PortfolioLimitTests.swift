@@ -18,7 +18,7 @@ extension EndToEnd { @Suite struct PortfolioLimitTests {
     }()
 
     /// Compliant buys at 1 % of equity each, as a Python producer writes them.
-    func buys(_ f: PipelineFixture, _ count: Int, symbols: [String], prefix: String) throws {
+    func buys(_ f: Pipeline, _ count: Int, symbols: [String], prefix: String) throws {
         let c = try f.redis.client()
         for chunk in stride(from: 0, to: count, by: 500) {
             _ = try c.pipeline((chunk..<min(count, chunk + 500)).map { i in
@@ -29,13 +29,13 @@ extension EndToEnd { @Suite struct PortfolioLimitTests {
         }
     }
 
-    func book(_ f: PipelineFixture) throws -> PortfolioSnapshot {
+    func book(_ f: Pipeline) throws -> PortfolioSnapshot {
         let books = PortfolioHash.books(try f.redis.client().hashEntries(Streams.portfolio))
         return try #require(books[ShardLayout.defaultAccount]).get().snapshot
     }
 
     /// Net notional per symbol from the recorded orders.
-    func recordedExposure(_ f: PipelineFixture) throws -> [String: Double] {
+    func recordedExposure(_ f: Pipeline) throws -> [String: Double] {
         let r = try runCommand("/usr/bin/sqlite3", [f.statePath, "SELECT symbol, SUM(CASE side WHEN 'buy' THEN notional ELSE -notional END) FROM orders GROUP BY symbol"])
         var out: [String: Double] = [:]
         for line in r.output.split(separator: "\n") {
@@ -46,7 +46,7 @@ extension EndToEnd { @Suite struct PortfolioLimitTests {
     }
 
     @Test func twoHRMsAndTwoKennysHoldEveryLimitUnderBurstsOnOneSymbolAndOnHundreds() async throws {
-        let f = try PipelineFixture()
+        let f = try Pipeline()
         defer { f.shutdown() }
         try f.startAllWithTwoHRMsAndTwoKennys()
         func recorded() -> Int { (try? f.store().passCount()) ?? 0 }

@@ -13,7 +13,7 @@ import Testing
 extension EndToEnd { @Suite struct ReliabilityTests {
     /// `stage` under deployment/supervise.sh, which restarts it when it dies, as
     /// start_production.sh --local runs it.
-    func startSupervised(_ f: PipelineFixture, _ stage: Stage, _ extra: [String: String]) throws -> ArkProcess {
+    func startSupervised(_ f: Pipeline, _ stage: Stage, _ extra: [String: String]) throws -> ArkProcess {
         let name = stage.rawValue.lowercased()
         let p = try ArkProcess([f.dir.path + "/\(name).pid", Repo.arkAgentBinary, stage.rawValue], executable: Repo.root + "/deployment/supervise.sh",
                                environment: f.environment.merging(extra) { $1 }, logPath: f.dir.path + "/\(name).log")
@@ -26,10 +26,10 @@ extension EndToEnd { @Suite struct ReliabilityTests {
             + "\"position_size_pct\": 0.001, \"leverage\": 1.0, \"stop_loss\": 99.0, \"risk_reward_ratio\": 2.0}"
     }
 
-    func recorded(_ f: PipelineFixture) -> Int { (try? f.store().passCount()) ?? 0 }
+    func recorded(_ f: Pipeline) -> Int { (try? f.store().passCount()) ?? 0 }
 
     @Test func anEntryThatMakesHandleThrowTakesNoBatchMateWithIt() async throws {
-        let f = try PipelineFixture()
+        let f = try Pipeline()
         defer { f.shutdown() }
         f.extraEnvironment = ["ARK_MAX_DELIVERIES": "3"]
         for s in Stage.allCases where s != .joey { try f.start(s) }
@@ -53,7 +53,7 @@ extension EndToEnd { @Suite struct ReliabilityTests {
     }
 
     @Test func anEntryThatKillsItsProcessIsIsolatedAndDeadLetteredWhileTheRestFlows() async throws {
-        let f = try PipelineFixture()
+        let f = try Pipeline()
         defer { f.shutdown() }
         f.extraEnvironment = ["ARK_MAX_DELIVERIES": "3"]
         for s in Stage.allCases where s != .joey { try f.start(s) }
@@ -89,7 +89,7 @@ extension EndToEnd { @Suite struct ReliabilityTests {
     }
 
     @Test func aDeadLetterThatKillsAletheiaIsRecordedRawAndEndsTheCrashLoop() async throws {
-        let f = try PipelineFixture()
+        let f = try Pipeline()
         defer { f.shutdown() }
         f.extraEnvironment = ["ARK_MAX_DELIVERIES": "2"]
         for s in Stage.allCases where s != .aletheia { try f.start(s) }
@@ -110,7 +110,7 @@ extension EndToEnd { @Suite struct ReliabilityTests {
     }
 
     @Test func aFrozenAletheiaWithTenTimesTheBoundQueuedDropsNothingAndHoldsEveryStreamNearItsBound() async throws {
-        let f = try PipelineFixture()
+        let f = try Pipeline()
         defer { f.shutdown() }
         let bound = 1000
         f.extraEnvironment = ["ARK_STREAM_MAXLEN": String(bound)]

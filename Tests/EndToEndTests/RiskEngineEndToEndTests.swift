@@ -24,12 +24,12 @@ extension EndToEnd { @Suite struct RiskEngineEndToEndTests {
                               ("position_size_pct", "\(size)"), ("leverage", "1.0"), ("stop_loss", "\(stop)"), ("risk_reward_ratio", "2.0")] + extra)
     }
 
-    static func send(_ f: PipelineFixture, _ signals: [String]) throws {
+    static func send(_ f: Pipeline, _ signals: [String]) throws {
         _ = try f.redis.client().pipeline(signals.map { ["XADD", .text(Stage.kyle.inputStream), "*", "event", .text($0)] })
     }
 
     /// The passes of `traceIDs`, once every one is recorded.
-    static func passes(_ f: PipelineFixture, _ traceIDs: [String], timeout: Double = 60) throws -> [String: StoredPass] {
+    static func passes(_ f: Pipeline, _ traceIDs: [String], timeout: Double = 60) throws -> [String: StoredPass] {
         var found: [String: StoredPass] = [:]
         _ = waitFor(timeout: timeout, interval: 0.1) {
             found = (try? f.store().passes(traceIDs: traceIDs)) ?? [:]
@@ -41,14 +41,14 @@ extension EndToEnd { @Suite struct RiskEngineEndToEndTests {
         return found
     }
 
-    static func defaultBook(_ f: PipelineFixture) throws -> PaperBook {
+    static func defaultBook(_ f: Pipeline) throws -> PaperBook {
         let books = PortfolioHash.books(try f.redis.client().hashEntries(Streams.portfolio))
         // None yet: nothing has changed it (denials write no book).
         return try books[ShardLayout.defaultAccount]?.get() ?? PaperBook(equity: 100_000, day: PaperBook.utcDay(wallClockNanoseconds()))
     }
 
     /// Every figure of the stored book is finite and reads back; the audit verifies.
-    static func expectSound(_ f: PipelineFixture, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    static func expectSound(_ f: Pipeline, sourceLocation: SourceLocation = #_sourceLocation) throws {
         let book = try defaultBook(f)
         #expect(book.boundsProblem() == nil, sourceLocation: sourceLocation)
         #expect(try PaperBook(json: book.encoded()) == book, sourceLocation: sourceLocation)
@@ -61,7 +61,7 @@ extension EndToEnd { @Suite struct RiskEngineEndToEndTests {
     /// Denied quotes at 1e300 and 1e308, an approved-looking buy at 1e308, a sell at 5e-324 and
     /// a risk/reward of 1e308: none touches the book, and the compliant buys after them fill.
     @Test func extremeDoublesNeverPoisonTheBook() throws {
-        let f = try PipelineFixture()
+        let f = try Pipeline()
         defer { f.shutdown() }
         try f.startAll()
         let attacks = [
@@ -103,7 +103,7 @@ extension EndToEnd { @Suite struct RiskEngineEndToEndTests {
     /// Look-alike symbols and intents, negative leverage and dust are denied by their rules;
     /// the position limit stays free for real trades.
     @Test func lookAlikesNegativeLeverageAndDustAreDenied() throws {
-        let f = try PipelineFixture()
+        let f = try Pipeline()
         defer { f.shutdown() }
         try f.startAll()
         var signals: [String] = []
@@ -151,7 +151,7 @@ extension EndToEnd { @Suite struct RiskEngineEndToEndTests {
     /// trip the daily loss breaker (HALTED, audited); after an operator resumes, the fifth
     /// position, now over its share of the smaller equity, is REDUCING: a buy is denied, a sell fills.
     @Test func erroneousPricesGapsBreakersAndReducing() throws {
-        let f = try PipelineFixture()
+        let f = try Pipeline()
         defer { f.shutdown() }
         try f.startAll()
         // Five positions at 9 % of equity each.
@@ -211,7 +211,7 @@ extension EndToEnd { @Suite struct RiskEngineEndToEndTests {
     /// dead-lettered, the book left as found, /healthz unhealthy) until an operator repairs it
     /// and resumes.
     @Test func anUnreadableBookHaltsFillsWithAnAlarm() throws {
-        let f = try PipelineFixture()
+        let f = try Pipeline()
         defer { f.shutdown() }
         try f.startAll()
         let c = try f.redis.client()
@@ -248,7 +248,7 @@ extension EndToEnd { @Suite struct RiskEngineEndToEndTests {
     /// The throttles as shipped: an order like one filled a moment ago is duplicative, and a
     /// symbol takes 20 fills a second at most; each refusal names its throttle.
     @Test func duplicativeOrdersAndThrottlesAreRefusedByName() throws {
-        let f = try PipelineFixture()
+        let f = try Pipeline()
         defer { f.shutdown() }
         f.extraEnvironment = ["ARK_DUPLICATE_WINDOW_MS": "1000", "ARK_MAX_ORDERS_PER_SECOND": "100", "ARK_MAX_SYMBOL_ORDERS_PER_SECOND": "20"]
         try f.startAll()
@@ -268,7 +268,7 @@ extension EndToEnd { @Suite struct RiskEngineEndToEndTests {
     /// With an allow-list of instruments only they trade, each with its own minimum and band;
     /// `ark config validate` names what is wrong with a bad list.
     @Test func anAllowListOfInstrumentsIsHeldByHRMAndKenny() throws {
-        let f = try PipelineFixture()
+        let f = try Pipeline()
         defer { f.shutdown() }
         let file = f.dir.path + "/instruments.json"
         try #"{"instruments": [{"symbol": "AAPL.US", "class": "equity", "band": 0.05, "min_notional": 500, "reference": 190}]}"#.write(toFile: file, atomically: true, encoding: .utf8)
@@ -291,7 +291,7 @@ extension EndToEnd { @Suite struct RiskEngineEndToEndTests {
     /// fills after `ark trading halt` returns, every later approval is refused naming the
     /// state, and both changes verify in the audit.
     @Test func theKillSwitchStopsEveryOpeningWithinOneBatch() async throws {
-        let f = try PipelineFixture()
+        let f = try Pipeline()
         defer { f.shutdown() }
         try f.startAllWithTwoHRMsAndTwoKennys()
         // Buys and sells in turn on two symbols, tiny sizes: the limits never stop them.

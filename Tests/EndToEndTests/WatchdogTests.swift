@@ -11,12 +11,12 @@ import Testing
 /// set to a minute, so only the watchdog's quarantine can move a faulty instance's entries
 /// within the test.
 extension EndToEnd { @Suite final class WatchdogTests {
-    let f: PipelineFixture
+    let f: Pipeline
     var healthy: ArkProcess!
     var faulty: ArkProcess!
 
     init() throws {
-        f = try PipelineFixture()
+        f = try Pipeline()
         f.extraEnvironment = [
             "ARK_CLAIM_IDLE_MS": "60000", "WATCHDOG_RELEASE_BACKOFF_MS": "3000", "WATCHDOG_PROBATION_MS": "3000",
             "ARK_MAX_DELIVERIES": "20",
