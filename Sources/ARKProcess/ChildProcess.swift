@@ -98,21 +98,38 @@ public struct ChildProcess: Sendable, Equatable {
 
     /// nil while it runs; how it ended once it has (reaped when it is our child).
     public func exitStatus() -> String? {
-        if let status = reapedStatus() { return Self.describe(status) }
+        switch reap() {
+        case .exited(let status): return Self.describe(status)
+        case .running: return nil
         // Not our child (the start script's, or an earlier controller's): it lives while
         // signals reach it and it is not a zombie waiting for its own parent.
-        return processHasExited(pid) ? "stopped" : nil
+        case .notOurs: return processHasExited(pid) ? "stopped" : nil
+        }
     }
 
-    /// The wait status of our child once it has exited (nil while it runs, or when it is
-    /// not our child).
-    private func reapedStatus() -> Int32? {
+    private enum Reaping {
+        case exited(Int32)
+        case running
+        case notOurs
+    }
+
+    /// Our child's wait status once it has exited, kept for every later call. Only `waitpid`
+    /// says so: the leader of a multi-threaded process shows as a zombie in /proc while its
+    /// other threads still exit, and a status read then would be lost (and the child left a
+    /// zombie).
+    private func reap() -> Reaping {
         reaped.status.withLock { known in
-            if let known { return known }
+            if let known { return .exited(known) }
             var status: Int32 = 0
-            guard waitpid(pid, &status, WNOHANG) == pid else { return nil }
-            known = status
-            return status
+            switch waitpid(pid, &status, WNOHANG) {
+            case pid:
+                known = status
+                return .exited(status)
+            case 0:
+                return .running
+            default:
+                return errno == ECHILD ? .notOurs : .running
+            }
         }
     }
 
@@ -121,7 +138,7 @@ public struct ChildProcess: Sendable, Equatable {
     /// The exit code once our child has exited by itself; nil while it runs, after a signal,
     /// or when it is not our child.
     public var exitCode: Int32? {
-        guard let s = reapedStatus(), s & 0x7f == 0 else { return nil }
+        guard case .exited(let s) = reap(), s & 0x7f == 0 else { return nil }
         return (s >> 8) & 0xff
     }
 

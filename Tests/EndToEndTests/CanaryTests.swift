@@ -227,14 +227,20 @@ extension EndToEnd { @Suite final class CanaryTests {
         #expect(try f.store().canaryRun()?.isFinished == true)
     }
 
-    @Test("Ctrl-C on the controller rolls the run back before it exits: no run is left stranded")
-    func interruptRollsBack() async throws {
+    /// A canary run at 50 % for a minute, with synthetic traffic going for two seconds already.
+    func runningAtHalf() async throws -> (ArkProcess, Task<SyntheticReport, any Error>) {
         let next = try startBaseline(canaryEnv: [])
         let canary = try startCanary(next, ["--percent", "50", "--step-seconds", "60"])
         #expect(try waitFor(timeout: 30, interval: 0.2) { try f.store().canaryRun()?.status == .running }, "\(canary.output.suffix(3000))")
         let pipeline = f
         let traffic = Task { try await pipeline.synthetic(count: 200, rate: 40) }
         try await Task.sleep(for: .seconds(2))
+        return (canary, traffic)
+    }
+
+    @Test("Ctrl-C on the controller rolls the run back before it exits: no run is left stranded")
+    func interruptRollsBack() async throws {
+        let (canary, traffic) = try await runningAtHalf()
         canary.child.signal(SIGINT)
         let run = try finished(canary)
         #expect(canary.child.exitCode == 3, "\(canary.output.suffix(2000))")
@@ -247,12 +253,7 @@ extension EndToEnd { @Suite final class CanaryTests {
 
     @Test("abort rolls back from another shell even when the controller was killed, and with its plan damaged in the store")
     func abortWithoutController() async throws {
-        let next = try startBaseline(canaryEnv: [])
-        let canary = try startCanary(next, ["--percent", "50", "--step-seconds", "60"])
-        #expect(try waitFor(timeout: 30, interval: 0.2) { try f.store().canaryRun()?.status == .running }, "\(canary.output.suffix(3000))")
-        let pipeline = f
-        let traffic = Task { try await pipeline.synthetic(count: 200, rate: 40) }
-        try await Task.sleep(for: .seconds(2))
+        let (canary, traffic) = try await runningAtHalf()
         canary.kill9()
         // The plan only sets how the baseline is proven: damaged, it does not stop the rollback.
         let damage = try runCommand("/usr/bin/sqlite3", [f.statePath, #"UPDATE canary_runs SET plan = '{"steps":"ten"}'"#])
