@@ -50,6 +50,8 @@ let package = Package(
         .library(name: "ARKState", targets: ["ARKState"]),
         .library(name: "ARKSLO", targets: ["ARKSLO"]),
         .library(name: "ARKBench", targets: ["ARKBench"]),
+        // Its private redis-server (`PrivateRedis`).
+        .library(name: "ARKProcess", targets: ["ARKProcess"]),
         // What the Fuzz package instruments.
         .library(name: "ARKIntake", targets: ["ARKIntake"]),
     ],

@@ -29,6 +29,7 @@ let package = Package(
                 .product(name: "ARKState", package: ark),
                 .product(name: "ARKSLO", package: ark),
                 .product(name: "ARKBench", package: ark),
+                .product(name: "ARKProcess", package: ark),
                 .product(name: "Benchmark", package: "benchmark"),
             ],
             path: "Benchmarks/HotPaths",

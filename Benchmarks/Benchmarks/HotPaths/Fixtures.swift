@@ -1,6 +1,7 @@
 import ARKBench
 import ARKBus
 import ARKCore
+import ARKProcess
 import ARKState
 import ARKStoreWriter
 import Foundation
