@@ -203,6 +203,7 @@ public final class Kenny: StageProcessor {
 
             var outputs: [(stream: String, payload: [UInt8])] = []
             outputs.reserveCapacity(events.count)
+            let next = shard.stream(Stage.kenny.next()!, on: track)
             var newOrders: [String: [RedisArg]] = [:]
             var seen: [String: Execution] = [:]
             /// The trace's outcome, kept for good (in its t0 day's hash) and for the batch.
@@ -245,7 +246,7 @@ public final class Kenny: StageProcessor {
                 }
                 let hop = Hop(stage: .kenny, instance: context.instance, inNs: context.readNs, outNs: wallClockNanoseconds())
                 let execution = e.execution.map { [(key: EventKey.execution, json: EventCodec.encode($0))] } ?? []
-                outputs.append((shard.stream(Stage.kenny.next()!, on: track), layout.splice(payload, setting: execution, appending: hop)))
+                outputs.append((next, layout.splice(payload, setting: execution, appending: hop)))
             }
             // What is written must read back: a book that would not is never stored.
             var bookFields: [RedisArg] = []

@@ -51,6 +51,10 @@ public final class Kyle: StageProcessor {
         outputs.reserveCapacity(batch.count)
         var routed: [[RedisArg]] = []
         var rejected = 0
+        // Named once a batch: every entry goes to one of the two.
+        let accepted = shard.stream(Stage.kyle.next(rejected: false)!, on: track)
+        let refused = shard.stream(Stage.kyle.next(rejected: true)!, on: track)
+        let canary = shard.stream(.kyle, on: .canary)
         for entry in batch {
             let fallback = entry.otherFields[Self.traceIDField] ?? SignalValidator.derivedTraceID(entryID: entry.id)
             let payload = entry.payload ?? []
@@ -65,7 +69,7 @@ public final class Kyle: StageProcessor {
                 var traceID = fallback
                 if case .accepted(let e) = outcome, traceIDs { traceID = e.traceID }
                 if route.routesToCanary(traceID) {
-                    routed.append(context.bus.addCommand(stream: shard.stream(.kyle, on: .canary), payload: payload, fields: [(Self.traceIDField, traceID)]))
+                    routed.append(context.bus.addCommand(stream: canary, payload: payload, fields: [(Self.traceIDField, traceID)]))
                     continue
                 }
             }
@@ -81,8 +85,7 @@ public final class Kyle: StageProcessor {
             }
             event.track = track
             event.hops.append(Hop(stage: .kyle, instance: context.instance, inNs: context.readNs, outNs: wallClockNanoseconds()))
-            let target = shard.stream(Stage.kyle.next(rejected: event.rejection != nil)!, on: track)
-            outputs.append((target, EventCodec.encode(event)))
+            outputs.append((event.rejection == nil ? accepted : refused, EventCodec.encode(event)))
         }
         try context.bus.commit(outputs: outputs, deadLetters: [], acks: batch, extra: routed)
         if rejected > 0 { rejectedCounter.increment(by: rejected) }
