@@ -34,15 +34,27 @@ struct DeliveryLedger {
         // entry's id is hashed.
         let anyAttempts = !attempts.isEmpty, anyDeaths = !deaths.isEmpty
         for var e in entries {
-            e.deliveries = max(e.deliveries, (anyAttempts ? attempts[e.id] ?? 0 : 0) + 1)
-            let died = anyDeaths ? deaths[e.id] ?? 0 : 0
+            let key = anyAttempts || anyDeaths ? e.key : ""
+            let attempted = (anyAttempts ? attempts[key] ?? 0 : 0) + 1
+            // Redis counts deliveries of an entry, which an envelope's events share: an event's
+            // own count is its failed attempts here, and the deaths charged to it alone.
+            e.deliveries = e.envelope == nil ? max(e.deliveries, attempted) : attempted
+            let died = anyDeaths ? deaths[key] ?? 0 : 0
             let exhausted = e.deliveries > maxDeliveries || died >= maxDeliveries
             if e.stream == deadLetterStream && exhausted {
                 e.recordRaw = true  // a dead letter is never re-lettered: recorded as it is
                 handle.append(e)
             } else if exhausted {
-                let why = died > 0 ? "; the process handling it alone died or hung \(died) times" : ""
-                poison.append(DeadLetter(entry: e, reason: "delivered \(e.deliveries) times (ARK_MAX_DELIVERIES=\(maxDeliveries)) without being processed\(why)"))
+                let limit = "(ARK_MAX_DELIVERIES=\(maxDeliveries))"
+                let why = died > 0 ? "the process handling it alone died or hung \(died) times" : nil
+                let reason: String
+                if let slot = e.envelope {
+                    // One event of an envelope: the rest of it goes on.
+                    reason = "event \(slot.index + 1) of the \(slot.count) of its entry: " + (why ?? "failed \(e.deliveries - 1) times") + " \(limit)"
+                } else {
+                    reason = "delivered \(e.deliveries) times \(limit) without being processed" + (why.map { "; " + $0 } ?? "")
+                }
+                poison.append(DeadLetter(entry: e, reason: reason))
             } else if e.stream != deadLetterStream && e.payload == nil && e.fieldNames.isEmpty {
                 poison.append(DeadLetter(entry: e, reason: "entry was removed from \(e.stream) before it was processed"))
             } else {
@@ -52,25 +64,28 @@ struct DeliveryLedger {
         return (handle, poison)
     }
 
-    /// Entries taken over from a consumer that died or hung with them in hand alone.
-    mutating func tookOverSuspects(_ suspects: [(id: String, deaths: Int)]) {
-        for s in suspects { deaths[s.id] = s.deaths }
+    /// Entries (or events, by `StreamEntry.key`) taken over from a consumer that died or hung
+    /// with them in hand alone.
+    mutating func tookOverSuspects(_ suspects: [(key: String, deaths: Int)]) {
+        for s in suspects where s.deaths > 0 { deaths[s.key] = s.deaths }
     }
 
-    /// These entries failed (a whole batch, or the ones its bisection left): one attempt more each.
-    mutating func failed<S: Sequence>(_ ids: S) where S.Element == String {
-        for id in ids { attempts[id, default: 0] += 1 }
+    /// These entries failed (a whole batch, or the ones its bisection left), by
+    /// `StreamEntry.key`: one attempt more each.
+    mutating func failed<S: Sequence>(_ keys: S) where S.Element == String {
+        for key in keys { attempts[key, default: 0] += 1 }
         if attempts.count > Self.attemptsCap { attempts.removeAll() }
     }
 
-    /// These entries are settled (committed or dead-lettered): nothing more is counted against them.
-    mutating func settled<S: Sequence>(_ ids: S) where S.Element == String {
+    /// These entries are settled (committed or dead-lettered), by `StreamEntry.key`: nothing
+    /// more is counted against them.
+    mutating func settled<S: Sequence>(_ keys: S) where S.Element == String {
         guard !attempts.isEmpty else { return }
-        for id in ids where attempts[id] != nil { attempts[id] = nil }
+        for key in keys where attempts[key] != nil { attempts[key] = nil }
     }
 
     /// A suspect handled alone committed: its deaths are forgiven.
-    mutating func resolvedAlone(_ id: String) {
-        deaths[id] = nil
+    mutating func resolvedAlone(_ key: String) {
+        deaths[key] = nil
     }
 }

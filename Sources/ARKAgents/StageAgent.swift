@@ -23,6 +23,8 @@ public struct AgentSettings: Sendable {
     public var blockMs: Int
     public var claimIdleMs: Int
     public var maxDeliveries: Int
+    /// ARK_ENVELOPE_MAX: the most events one output entry carries.
+    public var envelopeMax: Int
     public var streamMaxLen: Int
     public var heartbeatInterval: Duration
     /// Injected into this agent's batches when it is for its stage (rehearsals only).
@@ -34,6 +36,7 @@ public struct AgentSettings: Sendable {
         blockMs = config.blockMs
         claimIdleMs = config.claimIdleMs
         maxDeliveries = config.maxDeliveries
+        envelopeMax = config.envelopeMax
         streamMaxLen = config.streamMaxLen
         heartbeatInterval = .seconds(1)
         fault = config.fault
@@ -77,6 +80,9 @@ public actor StageAgent {
     /// Whether a later stage's backlog holds this stage's input.
     private var backpressure: Backpressure
     private let host = ProcessInfo.processInfo.hostName
+    /// Entries asked for per read: ARK_BATCH_SIZE events' worth, by the events per entry of
+    /// the last read (envelopes carry many).
+    private var readCount: Int
 
     /// The stage's swift-metrics instruments, made once (the factory lookup is not free).
     struct Instruments {
@@ -118,6 +124,8 @@ public actor StageAgent {
         self.connection = RedisConnection(url: settings.redisURL, commandTimeout: .milliseconds(settings.blockMs + 15_000),
                                           slotKey: processor.shard.tagged ? processor.shard.slotKey : nil)
         self.bus = StreamBus(connection: connection, group: processor.stage.group, consumer: name, shard: processor.shard)
+        bus.envelopeMax = settings.envelopeMax
+        self.readCount = settings.batchSize
         self.ledger = DeliveryLedger(maxDeliveries: settings.maxDeliveries, deadLetterStream: processor.shard.deadLetter)
         self.backpressure = Backpressure(bound: settings.streamMaxLen, batchSize: settings.batchSize)
         self.pulse = HeartbeatPulse(stage: processor.stage, instance: name, streams: processor.inputStreams, settings: settings, vitals: vitals, logger: log)
@@ -219,7 +227,8 @@ public actor StageAgent {
         let now = wallClockNanoseconds()
         var entries: [StreamEntry] = []
         if recoverOwn {
-            entries = try bus.read(processor.inputStreams, count: settings.batchSize, blockMs: nil, history: true)
+            // Of envelopes partly handled before, only the events still to do.
+            entries = bus.unsettled(try bus.read(processor.inputStreams, count: readCount, blockMs: nil, history: true))
             if entries.isEmpty {
                 recoverOwn = false
             } else {
@@ -267,8 +276,9 @@ public actor StageAgent {
         }
         var readAlong: [RedisValue]?
         if entries.isEmpty {
-            (entries, readAlong) = try bus.read(processor.inputStreams, count: settings.batchSize, blockMs: min(settings.blockMs, processor.maxBlockMs ?? .max),
+            (entries, readAlong) = try bus.read(processor.inputStreams, count: readCount, blockMs: min(settings.blockMs, processor.maxBlockMs ?? .max),
                                                 along: processor.readAlong)
+            readCount = Self.nextReadCount(read: entries, batchSize: settings.batchSize, last: readCount)
         }
         backpressure.handled(entries.count)
         if takenOver {
@@ -288,7 +298,7 @@ public actor StageAgent {
         var worst: (stream: String, backlog: Int)?
         for next in processor.downstream {
             let stream = processor.shard.stream(next, on: processor.track)
-            let backlog = try StreamBus.backlog(of: stream, group: next.group, on: connection)
+            let backlog = try StreamBus.backlog(of: stream, group: next.group, on: connection, maxEventsPerEntry: settings.envelopeMax)
             if backlog > (worst?.backlog ?? -1) { worst = (stream, backlog) }
         }
         switch backpressure.observe(worst: worst, nowNs: now) {
@@ -316,9 +326,10 @@ public actor StageAgent {
         let isDead = { [host, stage] (name: String) in isExitedLocalConsumer(name, stage: stage, host: host) }
         let suspects = try bus.takeOverSuspects(minIdleMs: settings.claimIdleMs, isDead: isDead)
         if !suspects.isEmpty {
-            ledger.tookOverSuspects(suspects.map { ($0.entry.id, $0.deaths) })
+            ledger.tookOverSuspects(suspects.map { ($0.entry.key, $0.deaths) })
             logger.warning("took over entries that were in hand when their process died or hung; each is retried alone", metadata: [
-                "entries": .string(suspects.map { "\($0.entry.stream) \($0.entry.id) (deaths \($0.deaths))" }.joined(separator: ", ")),
+                "entries": .string(suspects.filter { $0.deaths > 0 }.map { "\($0.entry.stream) \($0.entry.key) (deaths \($0.deaths))" }.joined(separator: ", ")),
+                "events": .stringConvertible(suspects.count),
             ])
             return suspects.map(\.entry)
         }
@@ -345,24 +356,42 @@ public actor StageAgent {
         return entries
     }
 
-    /// Processes entries taken over from another consumer one at a time, each under this
-    /// consumer's in-flight record, so if one kills this process too its successor knows
+    /// Processes entries taken over from another consumer one event at a time, each under
+    /// this consumer's in-flight record, so if one kills this process too its successor knows
     /// which. An entry that fails stays pending (retried, then dead-lettered); the others go on.
+    /// An envelope's events go in order, and after one fails the rest of its entry waits for
+    /// the retry: so a record naming an event also says every event before it is settled.
     private func processOneByOne(_ entries: [StreamEntry]) throws {
         var firstFailure: (any Error)?
+        var failedEntries: [(stream: String, id: String)] = []
         for e in entries {
+            if e.envelope != nil, failedEntries.contains(where: { $0.stream == e.stream && $0.id == e.id }) { continue }
             try bus.markInFlight(e)
             do {
                 try process([e], readAlong: nil)
                 try bus.clearInFlight(e, resolved: true)
-                ledger.resolvedAlone(e.id)
+                ledger.resolvedAlone(e.key)
             } catch {
                 if Self.isEnvironmental(error) { throw error }
                 try bus.clearInFlight(e, resolved: false)
                 firstFailure = firstFailure ?? error
+                failedEntries.append((e.stream, e.id))
             }
         }
         if let firstFailure { throw firstFailure }
+    }
+
+    /// How many entries the next read asks for: about ARK_BATCH_SIZE events, by the events
+    /// per entry this read found (the same as before when it found none).
+    static func nextReadCount(read: [StreamEntry], batchSize: Int, last: Int) -> Int {
+        guard !read.isEmpty else { return last }
+        var entries = 0
+        var previous: StreamEntry?
+        for e in read {
+            if e.envelope == nil || previous?.id != e.id || previous?.stream != e.stream { entries += 1 }
+            previous = e
+        }
+        return max(1, min(batchSize, batchSize * entries / read.count))
     }
 
     /// A failure of what the stage runs on (Redis gone or unable to take writes, the store
@@ -432,7 +461,7 @@ public actor StageAgent {
         let (batch, poison) = ledger.sort(all)
         if !poison.isEmpty {
             try bus.commit(outputs: [], deadLetters: poison, acks: poison.map(\.entry))
-            ledger.settled(poison.map(\.entry.id))
+            ledger.settled(poison.map(\.entry.key))
             vitals.entriesDeadLettered(poison.count)
             instruments.failed.increment(by: poison.count)
             logger.error("dead-lettered entries", metadata: ["count": .stringConvertible(poison.count), "reason": .string(poison[0].reason)])
@@ -455,14 +484,20 @@ public actor StageAgent {
             // Failures of the environment (Redis gone, the store locked or full) say nothing
             // about the entries: only the others count towards ARK_MAX_DELIVERIES.
             if Self.isEnvironmental(error) { throw error }
-            ledger.failed(batch.lazy.map(\.id))
+            ledger.failed(batch.lazy.map(\.key))
             throw error
         }
-        ledger.settled(batch.lazy.map(\.id))
+        if failing.isEmpty {
+            ledger.settled(batch.lazy.map(\.key))
+        } else {
+            // The failing keep their attempts: an event of an envelope counts nothing else.
+            let failed = Set(failing.map(\.item.key))
+            ledger.settled(batch.lazy.map(\.key).filter { !failed.contains($0) })
+        }
         if let first = failing.first {
             // Only these stay pending, to be retried on their own and dead-lettered after
             // ARK_MAX_DELIVERIES; their batch-mates went through.
-            ledger.failed(failing.lazy.map(\.item.id))
+            ledger.failed(failing.lazy.map(\.item.key))
             logger.error("entries failed and stay pending; the rest of their batch was committed", metadata: [
                 "failed": .stringConvertible(failing.count), "committed": .stringConvertible(result.processed + result.failed),
                 "entry_id": .string(first.item.id), "error": .string("\(first.error)"),

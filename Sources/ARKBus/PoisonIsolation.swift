@@ -22,11 +22,17 @@ extension StreamBus {
     public var inFlightKey: String { shard.inFlight(group: group) }
     public var deathsKey: String { shard.deaths(group: group) }
 
-    static func recordValue(stream: String, id: String) -> String { stream + "\n" + id }
+    /// `<stream>\n<id>`, and `\n<index>` for an event of an envelope: an envelope's events
+    /// handled alone are handled in order, so the record also says every event before it was settled.
+    static func recordValue(_ entry: StreamEntry) -> String {
+        let base = entry.stream + "\n" + entry.id
+        guard let slot = entry.envelope else { return base }
+        return base + "\n" + String(slot.index)
+    }
 
     /// Says, before this consumer handles `entry` alone, that it is the one in hand.
     public func markInFlight(_ entry: StreamEntry) throws(RedisError) {
-        let reply = try connection.command(["HSET", .text(inFlightKey), .text(consumer), .text(Self.recordValue(stream: entry.stream, id: entry.id))])
+        let reply = try connection.command(["HSET", .text(inFlightKey), .text(consumer), .text(Self.recordValue(entry))])
         if case .error(let e) = reply { throw .server(e) }
     }
 
@@ -35,7 +41,7 @@ extension StreamBus {
     /// still count when it is retried).
     public func clearInFlight(_ entry: StreamEntry, resolved: Bool) throws(RedisError) {
         var commands: [[RedisArg]] = [["HDEL", .text(inFlightKey), .text(consumer)]]
-        if resolved { commands.append(["HDEL", .text(deathsKey), .text(Self.recordValue(stream: entry.stream, id: entry.id))]) }
+        if resolved { commands.append(["HDEL", .text(deathsKey), .text(Self.recordValue(entry))]) }
         let replies = try connection.pipeline(commands)
         for r in replies { if case .error(let e) = r { throw .server(e) } }
     }
@@ -57,9 +63,10 @@ extension StreamBus {
         var out: [SuspectEntry] = []
         for (owner, raw) in records where owner != consumer {
             let value = String(decoding: raw, as: UTF8.self)
-            let parts = value.split(separator: "\n", maxSplits: 1).map(String.init)
+            let parts = value.split(separator: "\n", maxSplits: 2).map(String.init)
             let deleteStale: [RedisArg] = ["EVAL", .text(Self.deleteIfUnchanged), "1", .text(inFlightKey), .text(owner), .text(value)]
-            guard parts.count == 2 else {
+            let index = parts.count == 3 ? Int(parts[2]) : nil
+            guard parts.count == 2 || (index ?? -1) >= 0 else {
                 _ = try connection.command(deleteStale)
                 continue
             }
@@ -78,9 +85,18 @@ extension StreamBus {
             let claimed = try connection.command(["XCLAIM", .text(stream), .text(group), .text(consumer), dead ? "0" : .int(minIdleMs), .text(id)])
             if case .error(let e) = claimed { throw .server(e) }
             for e in claimed.array ?? [] where e != .null {
-                var entry = try Self.entry(e, stream: stream, deliveries: Int(row[3].integer ?? 1) + 1)
-                entry.deliveries = max(entry.deliveries, 2)
-                out.append(SuspectEntry(entry: entry, deaths: Int(deaths)))
+                var events: [StreamEntry] = []
+                try Self.appendEntry(e, stream: stream, deliveries: max(2, Int(row[3].integer ?? 1) + 1), to: &events)
+                guard let index else {
+                    out += events.map { SuspectEntry(entry: $0, deaths: Int(deaths)) }
+                    continue
+                }
+                // The dead consumer settled the envelope's events before this one; this one
+                // is the suspect, and the rest follow it, each alone too.
+                progress.settledBefore(index, stream: stream, id: id)
+                for event in events where (event.envelope?.index ?? 0) >= index {
+                    out.append(SuspectEntry(entry: event, deaths: event.envelope?.index == index ? Int(deaths) : 0))
+                }
             }
         }
         return out

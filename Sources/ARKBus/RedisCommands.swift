@@ -63,6 +63,23 @@ public struct RedisCommands {
         }
     }
 
+    /// One argument made of `parts` joined by `separator` (an envelope's events), written
+    /// straight into the buffer.
+    public mutating func arg<C: Collection>(joining parts: C, separator: UInt8) where C.Element == [UInt8] {
+        var total = Swift.max(0, parts.count - 1)
+        for p in parts { total += p.count }
+        bytes.append(UInt8(ascii: "$"))
+        decimal(total)
+        crlf()
+        var first = true
+        for p in parts {
+            if !first { bytes.append(separator) }
+            first = false
+            bytes.append(contentsOf: p)
+        }
+        crlf()
+    }
+
     @inline(__always)
     public mutating func arg(_ raw: UnsafeRawBufferPointer) {
         bytes.append(UInt8(ascii: "$"))

@@ -20,6 +20,15 @@ public struct StreamEntry: Sendable, Equatable {
     /// without decoding its payload (a dead letter is never re-lettered, so this is how its
     /// crash loop ends).
     public var recordRaw = false
+    /// The event's place in its entry when the entry is an envelope (`Envelope`): each of its
+    /// events is a `StreamEntry` of its own, with the entry's stream, id and deliveries.
+    public var envelope: EnvelopeSlot?
+
+    /// What attempts and deaths are counted against: the entry, or the event of an envelope.
+    public var key: String {
+        guard let envelope else { return id }
+        return id + "/" + String(envelope.index)
+    }
 
     public init(stream: String, id: String, payload: [UInt8]?, fieldNames: [String] = StreamEntry.eventOnly, deliveries: Int = 1, otherFields: [String: String] = [:]) {
         self.stream = stream
@@ -106,9 +115,17 @@ public final class StreamBus {
 
     /// The shard whose dead letter stream and poison records this bus writes.
     public let shard: Shard
+    /// The most events one output entry carries (ARK_ENVELOPE_MAX); 1: every event an entry.
+    public var envelopeMax = Envelope.defaultMax
+    /// Which events of partly handled envelopes are settled.
+    var progress = EnvelopeProgress()
+    /// The streams producers write (Kyle's, both tracks) and the dead letters: their entries
+    /// are single events, so their backlog is their entries', not counted in events.
+    private let uncountedStreams: [String]
 
     public init(connection: RedisConnection, group: String, consumer: String, shard: Shard = .untagged) {
         self.shard = shard
+        self.uncountedStreams = [shard.stream(.kyle), shard.stream(.kyle, on: .canary), shard.deadLetter]
         self.connection = connection
         self.group = group
         self.consumer = consumer
@@ -185,7 +202,7 @@ public final class StreamBus {
             out.reserveCapacity(out.count + entries.count)
             for k in 0..<entries.count {
                 guard let e = entries[k] else { throw .unexpectedReply("stream entry") }
-                out.append(try Self.entry(e, stream: name, deliveries: 1))
+                try Self.appendEntry(e, stream: name, deliveries: 1, to: &out)
             }
         }
         return out
@@ -203,7 +220,7 @@ public final class StreamBus {
         }
         claimCursors[stream] = next
         var out: [StreamEntry] = []
-        for e in entries { out.append(try Self.entry(e, stream: stream, deliveries: 0)) }
+        for e in entries { try Self.appendEntry(e, stream: stream, deliveries: 0, to: &out) }
         if parts.count >= 3, let deleted = parts[2].array {
             for d in deleted {
                 if let id = d.string { out.append(StreamEntry(stream: stream, id: id, payload: nil, fieldNames: [], deliveries: 0)) }
@@ -227,7 +244,7 @@ public final class StreamBus {
         let reply = try connection.command(["XCLAIM", .text(stream), .text(group), .text(consumer), .int(minIdleMs)] + ids.map { .text($0) })
         if case .error(let e) = reply { throw .server(e) }
         var out: [StreamEntry] = []
-        for e in reply.array ?? [] where e != .null { out.append(try Self.entry(e, stream: stream, deliveries: 0)) }
+        for e in reply.array ?? [] where e != .null { try Self.appendEntry(e, stream: stream, deliveries: 0, to: &out) }
         if !out.isEmpty { try fillDeliveryCounts(&out) }
         return out
     }
@@ -277,7 +294,20 @@ public final class StreamBus {
     /// plus not yet delivered. Redis's `lag` is unknown after some deletions; then the
     /// stream's length stands in, which can only overstate it. Other groups on the stream (a
     /// tap, an analytics reader) hold memory but do not hold ARK back.
-    public static func backlog(of stream: String, group: String, on connection: RedisConnection) throws(RedisError) -> Int {
+    ///
+    /// Counted in events: where entries may be envelopes of up to `maxEventsPerEntry`, the
+    /// shard's count of the stream's events (`Shard.backlogEvents`), kept between its entries'
+    /// backlog and that many times it (so a count that drifted cannot hold a stage for ever).
+    public static func backlog(of stream: String, group: String, on connection: RedisConnection, maxEventsPerEntry: Int = 1) throws(RedisError) -> Int {
+        let entries = try backlogEntries(of: stream, group: group, on: connection)
+        guard maxEventsPerEntry > 1, entries > 0, let shard = Shard(stream: stream) else { return entries }
+        let reply = try connection.command(["HGET", .text(shard.backlogEvents), .text(stream)])
+        if case .error(let e) = reply { throw .server(e) }
+        guard let counted = reply.string.flatMap({ Int($0) }) else { return entries }
+        return min(max(counted, entries), entries * maxEventsPerEntry)
+    }
+
+    static func backlogEntries(of stream: String, group: String, on connection: RedisConnection) throws(RedisError) -> Int {
         let groups = try groups(of: stream, on: connection)
         var worst = 0
         var length: Int?
@@ -324,34 +354,64 @@ public final class StreamBus {
     }
 
     /// Writes into `commands` the transaction that adds `outputs` to their streams, records
-    /// `deadLetters` and acknowledges `acks`: MULTI, `extra` (Kenny's book), the XADDs, the
-    /// XACKs (one per stream, in the order of stream names), EXEC.
-    func appendCommit(outputs: [(stream: String, payload: [UInt8])], deadLetters: [DeadLetter], acks: [StreamEntry], extra: [[RedisArg]]) {
+    /// `deadLetters` and acknowledges `complete`: MULTI, `extra` (Kenny's book), the XADDs
+    /// (each stream's outputs in envelopes of up to `envelopeMax` events, in order), the
+    /// dead letters, the XACKs (one per stream, in the order of stream names), the backlog
+    /// counts of the streams written and of those `acks` settled events of, EXEC.
+    func appendCommit(outputs: [(stream: String, payload: [UInt8])], deadLetters: [DeadLetter], acks: [StreamEntry], complete: [StreamEntry], extra: [[RedisArg]]) {
         commands.begin(arguments: 1)
         commands.arg("MULTI")
         for c in extra { commands.append(c) }
         // No MAXLEN: a stream loses only entries every group acknowledged (trimAcknowledged);
         // its size is bounded by back-pressure instead (`backlog`, StageAgent.holdingBack).
-        for o in outputs {
-            commands.begin(arguments: 5)
-            commands.arg("XADD")
-            commands.arg(o.stream)
-            commands.arg("*")
-            commands.arg("event")
-            commands.arg(o.payload)
+        // Outputs go to one or two streams: their distinct names by a scan, not a dictionary.
+        var written: [(stream: String, events: Int)] = []
+        for o in outputs where !written.contains(where: { $0.stream == o.stream }) { written.append((o.stream, 0)) }
+        for w in written.indices {
+            let stream = written[w].stream
+            let mine = outputs.indices.filter { outputs[$0].stream == stream }
+            written[w].events = mine.count
+            var from = 0
+            while from < mine.count {
+                let to = min(from + Swift.max(1, envelopeMax), mine.count)
+                commands.begin(arguments: 5)
+                commands.arg("XADD")
+                commands.arg(stream)
+                commands.arg("*")
+                if to - from == 1 {
+                    commands.arg("event")
+                    commands.arg(outputs[mine[from]].payload)
+                } else {
+                    commands.arg("events")
+                    commands.arg(joining: mine[from..<to].lazy.map { outputs[$0].payload }, separator: Envelope.separator)
+                }
+                from = to
+            }
         }
         for d in deadLetters { commands.append(deadLetterCommand(d)) }
-        // A batch is almost always of one stream: the distinct streams by a scan, not a dictionary.
         var streams: [String] = []
-        for e in acks where !streams.contains(e.stream) { streams.append(e.stream) }
+        for e in complete where !streams.contains(e.stream) { streams.append(e.stream) }
         for stream in streams.sorted() {
             var n = 0
-            for e in acks where e.stream == stream { n += 1 }
+            for e in complete where e.stream == stream { n += 1 }
             commands.begin(arguments: 3 + n)
             commands.arg("XACK")
             commands.arg(stream)
             commands.arg(group)
-            for e in acks where e.stream == stream { commands.arg(e.id) }
+            for e in complete where e.stream == stream { commands.arg(e.id) }
+        }
+        // The events each counted stream gains and loses (a control entry without an event,
+        // or an entry trimmed before it was read, was never counted in).
+        var settled: [(stream: String, events: Int)] = []
+        for e in acks where e.payload != nil && !uncountedStreams.contains(e.stream) {
+            if let k = settled.firstIndex(where: { $0.stream == e.stream }) { settled[k].events += 1 } else { settled.append((e.stream, 1)) }
+        }
+        for (stream, events) in written + settled.map({ ($0.stream, -$0.events) }) where !uncountedStreams.contains(stream) {
+            commands.begin(arguments: 4)
+            commands.arg("HINCRBY")
+            commands.arg(shard.backlogEvents)
+            commands.arg(stream)
+            commands.arg(events)
         }
         commands.begin(arguments: 1)
         commands.arg("EXEC")
@@ -364,8 +424,10 @@ public final class StreamBus {
         return cmd
     }
 
+    /// The dead letter of an entry, or of one event of an envelope (`event_index` says which;
+    /// the rest of its envelope went on).
     func deadLetterCommand(_ d: DeadLetter) -> [RedisArg] {
-        [
+        var command: [RedisArg] = [
             "XADD", .text(shard.deadLetter), "*",
             "event", .bytes(d.entry.payload ?? []),
             "reason", .text(d.reason),
@@ -376,7 +438,19 @@ public final class StreamBus {
             "deliveries", .int(d.entry.deliveries),
             "ts_ns", .text(String(wallClockNanoseconds())),
         ]
+        if let slot = d.entry.envelope { command += [.text(Self.eventIndexField), .int(slot.index)] }
+        return command
     }
+
+    /// The dead letter field naming which event of an envelope it holds.
+    public static let eventIndexField = "event_index"
+
+    /// Drops the events of `entries` that are settled already (this consumer's own pending
+    /// envelopes, read again after a failure): only what is still to do is handed over.
+    public func unsettled(_ entries: [StreamEntry]) -> [StreamEntry] {
+        progress.isEmpty ? entries : entries.filter { !progress.isSettled($0) }
+    }
+
 
     /// Runs the transaction of `appendCommit` and checks it. Returns false when a WATCHed key
     /// changed and nothing was applied. The replies are checked as hiredis holds them: a
@@ -384,11 +458,15 @@ public final class StreamBus {
     @discardableResult
     public func commit(outputs: [(stream: String, payload: [UInt8])], deadLetters: [DeadLetter], acks: [StreamEntry], extra: [[RedisArg]] = []) throws(RedisError) -> Bool {
         if outputs.isEmpty && deadLetters.isEmpty && acks.isEmpty && extra.isEmpty { return true }
+        let (complete, after) = progress.completing(acks)
         commands.removeAll()
-        appendCommit(outputs: outputs, deadLetters: deadLetters, acks: acks, extra: extra)
+        appendCommit(outputs: outputs, deadLetters: deadLetters, acks: acks, complete: complete, extra: extra)
         try connection.write(commands)
         let applied = try Self.checkTransaction(replies: commands.count, on: connection)
-        if applied && !deadLetters.isEmpty { deadLetterCounter.increment(by: deadLetters.count) }
+        if applied {
+            if let after { progress = after }
+            if !deadLetters.isEmpty { deadLetterCounter.increment(by: deadLetters.count) }
+        }
         return applied
     }
 
@@ -437,8 +515,49 @@ public final class StreamBus {
         }
     }
 
-    /// One stream entry from hiredis's reply: its id and fields, the `event` field's bytes
-    /// copied once.
+    /// The events of one stream entry from hiredis's reply, appended to `out`: the entry
+    /// itself when it holds one `event` (its bytes copied once), each of its events when it is
+    /// an envelope.
+    static func appendEntry(_ reply: RawReply, stream: String, deliveries: Int, to out: inout [StreamEntry]) throws(RedisError) {
+        guard reply.count == 2, let idReply = reply[0], idReply.isString else { throw .unexpectedReply("stream entry") }
+        if let fields = reply[1], fields.count == 2, let name = fields[0], let value = fields[1], value.isString {
+            if name.equals("event") {
+                out.append(StreamEntry(stream: stream, id: idReply.text, payload: [UInt8](value.bytes), deliveries: deliveries))
+                return
+            }
+            if name.equals("events") {
+                let id = idReply.text
+                let events = Envelope.split(value.bytes)
+                out.reserveCapacity(out.count + events.count)
+                for (i, payload) in events.enumerated() {
+                    var e = StreamEntry(stream: stream, id: id, payload: payload, deliveries: deliveries)
+                    e.envelope = EnvelopeSlot(index: i, count: events.count)
+                    out.append(e)
+                }
+                return
+            }
+        }
+        out.append(try entry(reply, stream: stream, deliveries: deliveries))
+    }
+
+    /// The events of one stream entry of a decoded reply (claims), appended to `out` as
+    /// `appendEntry` does.
+    static func appendEntry(_ value: RedisValue, stream: String, deliveries: Int, to out: inout [StreamEntry]) throws(RedisError) {
+        if let pair = value.array, pair.count == 2, let id = pair[0].string, let fields = pair[1].array, fields.count == 2,
+           fields[0].string == Envelope.field, case .bulk(let bytes) = fields[1] {
+            let events = bytes.withUnsafeBytes { Envelope.split($0) }
+            for (i, payload) in events.enumerated() {
+                var e = StreamEntry(stream: stream, id: id, payload: payload, deliveries: deliveries)
+                e.envelope = EnvelopeSlot(index: i, count: events.count)
+                out.append(e)
+            }
+            return
+        }
+        out.append(try entry(value, stream: stream, deliveries: deliveries))
+    }
+
+    /// One stream entry from hiredis's reply as it is: its id and fields, the `event` field's
+    /// bytes copied once.
     static func entry(_ reply: RawReply, stream: String, deliveries: Int) throws(RedisError) -> StreamEntry {
         guard reply.count == 2, let idReply = reply[0], idReply.isString else { throw .unexpectedReply("stream entry") }
         let id = idReply.text

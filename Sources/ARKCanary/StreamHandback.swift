@@ -70,7 +70,8 @@ public struct StreamHandback {
                 entries += try bus.read([stream], count: 500, blockMs: nil)
                 entries += try bus.read([stream], count: 500, blockMs: nil, history: true)
                 var seen: Set<String> = []
-                entries = entries.filter { seen.insert($0.id).inserted }
+                // By event: an envelope's events share its id, and each is handed back alone.
+                entries = entries.filter { seen.insert($0.key).inserted }
                 if entries.isEmpty { quietRounds += 1; continue }
                 quietRounds = 0
                 var adds: [[RedisArg]] = []

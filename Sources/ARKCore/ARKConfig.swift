@@ -115,6 +115,9 @@ public struct ARKConfig: Sendable, Equatable {
     public var maxDeliveries: Int = 5
     /// Entries read per XREADGROUP and written per round trip.
     public var batchSize: Int = 256
+    /// The most events a stage puts in one entry of an internal stream (ARK_ENVELOPE_MAX; 1:
+    /// one event an entry). Mirrors `Envelope.defaultMax` in ARKBus.
+    public var envelopeMax: Int = 64
     /// How long a read waits for new entries.
     public var blockMs: Int = 100
     /// Approximate cap on each stream's length (XADD MAXLEN ~); keep it far above any backlog.
@@ -295,6 +298,7 @@ public struct ARKConfig: Sendable, Equatable {
         c.claimIdleMs = reader.int("ARK_CLAIM_IDLE_MS", c.claimIdleMs, 100...86_400_000)
         c.maxDeliveries = reader.int("ARK_MAX_DELIVERIES", c.maxDeliveries, 1...1000)
         c.batchSize = reader.int("ARK_BATCH_SIZE", c.batchSize, 1...10_000)
+        c.envelopeMax = reader.int("ARK_ENVELOPE_MAX", c.envelopeMax, 1...1000)
         c.blockMs = reader.int("ARK_BLOCK_MS", c.blockMs, 1...10_000)
         c.streamMaxLen = reader.int("ARK_STREAM_MAXLEN", c.streamMaxLen, 1000...1_000_000_000)
         reader.declare("ARK_SHARDS", "whole number", "unset", "1...1024")

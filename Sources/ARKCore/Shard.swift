@@ -32,6 +32,10 @@ public struct Shard: Sendable, Hashable, Comparable, CustomStringConvertible {
     }
 
     public var deadLetter: String { keyPrefix + "deadletter" }
+    /// Events written to each of the shard's internal streams and not yet acknowledged by the
+    /// stage that reads it (field: the stream's name), kept in the commits that write and
+    /// acknowledge them: a stream's backlog in events, where its entries may be envelopes.
+    public var backlogEvents: String { keyPrefix + "backlog" }
     /// Kenny's paper book, read by HRM for the portfolio rules.
     public var portfolio: String { keyPrefix + "portfolio" }
     /// Trading states (ACTIVE, REDUCING, HALTED): `global` (written to every shard) and

@@ -44,6 +44,38 @@ import Testing
         #expect(ledger.deaths == ["k-0": 3])
     }
 
+    func event(_ id: String, _ index: Int, of count: Int, deliveries: Int = 1) -> StreamEntry {
+        var e = entry(id, deliveries: deliveries)
+        e.envelope = EnvelopeSlot(index: index, count: count)
+        return e
+    }
+
+    /// An envelope's events share Redis's delivery count of the entry: an event's own count is
+    /// its attempts and the deaths charged to it alone, so the others are never dead-lettered
+    /// for a killer beside them.
+    @Test func eachEventOfAnEnvelopeIsCountedAndDeadLetteredAlone() {
+        var ledger = DeliveryLedger(maxDeliveries: 3, deadLetterStream: dlq)
+        ledger.tookOverSuspects([(event("e-0", 7, of: 100).key, 3), (event("e-0", 8, of: 100).key, 0)])
+        ledger.failed([event("e-0", 9, of: 100).key, event("e-0", 9, of: 100).key, event("e-0", 9, of: 100).key])
+        let events = (6..<11).map { event("e-0", $0, of: 100, deliveries: 9) }
+        let (handle, poison) = ledger.sort(events)
+        #expect(handle.map { $0.envelope!.index } == [6, 8, 10])
+        #expect(handle.allSatisfy { $0.deliveries == 1 })
+        #expect(poison.map { $0.entry.envelope!.index } == [7, 9])
+        #expect(poison[0].reason.contains("event 8 of the 100 of its entry: the process handling it alone died or hung 3 times"), "\(poison[0].reason)")
+        #expect(poison[1].reason.contains("event 10 of the 100 of its entry: failed 3 times (ARK_MAX_DELIVERIES=3)"), "\(poison[1].reason)")
+        #expect(ledger.deaths.keys.sorted() == ["e-0/7"])
+    }
+
+    @Test func readsAskForAboutABatchOfEvents() {
+        let plain = (0..<10).map { entry("\($0)-0") }
+        #expect(StageAgent.nextReadCount(read: plain, batchSize: 256, last: 4) == 256)
+        let envelopes = (0..<2).flatMap { n in (0..<64).map { event("\(n)-0", $0, of: 64) } }
+        #expect(StageAgent.nextReadCount(read: envelopes, batchSize: 256, last: 256) == 4)
+        #expect(StageAgent.nextReadCount(read: [], batchSize: 256, last: 4) == 4)
+        #expect(StageAgent.nextReadCount(read: (0..<64).map { event("1-0", $0, of: 64) }, batchSize: 10, last: 10) == 1)
+    }
+
     @Test func aDeadLetterIsRecordedRawNeverReLettered() {
         var ledger = DeliveryLedger(maxDeliveries: 1, deadLetterStream: dlq)
         ledger.tookOverSuspects([("d-0", 5)])

@@ -44,7 +44,8 @@ extension EndToEnd { @Suite struct ReliabilityTests {
         let store = try f.store()
         let poison = try #require(try store.pass(traceID: "mate-150"))
         #expect(poison.verdict == .deadlettered, "\(poison)")
-        #expect(poison.reasons.joined().contains("delivered 4 times (ARK_MAX_DELIVERIES=3)"), "\(poison.reasons)")
+        // Kyle sent the 300 to Joey in envelopes: the poison was one event of one, retried alone.
+        #expect(poison.reasons.joined().contains("failed 3 times (ARK_MAX_DELIVERIES=3)"), "\(poison.reasons)")
         #expect(try store.deadLetterCount() == 1)
         for i in 0..<300 where i != 150 {
             let p = try #require(try store.pass(traceID: "mate-\(i)"))
@@ -88,6 +89,43 @@ extension EndToEnd { @Suite struct ReliabilityTests {
               + "signals behind it: max latency \(String(format: "%.0f", latencies.max() ?? 0)) ms, median \(String(format: "%.0f", latencies.sorted()[100])) ms")
     }
 
+    /// The killer is one event of an envelope of 100: the first death takes the envelope's
+    /// batch, the heir handles its events one at a time under its in-flight record, and each
+    /// later heir starts at the event in hand, so the deaths are charged to the killer alone.
+    /// After ARK_MAX_DELIVERIES of them it is dead-lettered and the other 99 are recorded,
+    /// each once.
+    @Test func aKillerEventInsideAnEnvelopeOfAHundredIsDeadLetteredAloneAndTheOther99AreRecorded() async throws {
+        let f = try Pipeline()
+        defer { f.shutdown() }
+        f.extraEnvironment = ["ARK_MAX_DELIVERIES": "3", "ARK_ENVELOPE_MAX": "100"]
+        for s in Stage.allCases where s != .joey && s != .kyle { try f.start(s) }
+        let joey = try startSupervised(f, .joey, ["ARK_FAULT": "joey:crash_on=KILLER"])
+        let c = try f.redis.client()
+        _ = try c.pipeline((0..<100).map { i in
+            ["XADD", .text(Stage.kyle.inputStream), "*", "event", .text(signal("mate-\(i)", source: i == 37 ? "KILLER" : "test"))]
+        })
+        // Kyle, started with the 100 waiting, reads them in one batch and sends one envelope.
+        try f.start(.kyle)
+        #expect(waitFor(timeout: 90) { recorded(f) == 100 }, "\(recorded(f)) recorded\n\(joey.output.suffix(4000))")
+        let store = try f.store()
+        let killer = try #require(try store.pass(traceID: "mate-37"))
+        #expect(killer.verdict == .deadlettered, "\(killer)")
+        #expect(killer.reasons.joined().contains("event 38 of the 100 of its entry: the process handling it alone died or hung 3 times"), "\(killer.reasons)")
+        #expect(try store.deadLetterCount() == 1)
+        let dead = try #require(try store.deadLetters().first)
+        #expect(dead.entryID.hasSuffix("/37"), "\(dead.entryID)")
+        for i in 0..<100 where i != 37 {
+            let p = try #require(try store.pass(traceID: "mate-\(i)"))
+            #expect(p.verdict == .approved || p.verdict == .denied, "mate-\(i): \(p.verdict) \(p.reasons)")
+        }
+        // The batch's death, then three charged to the killer alone.
+        let deaths = joey.output.components(separatedBy: "restarting it in 1 s").count - 1
+        #expect(deaths == 4, "\(joey.output.suffix(4000))")
+        // Nothing left pending on Joey's stream: the envelope was acknowledged with its last event.
+        #expect(waitFor(timeout: 10) { ((try? StreamBus.backlog(of: Stage.joey.inputStream, group: Stage.joey.group, on: c)) ?? -1) == 0 })
+        #expect(try store.passCount() == 100)
+    }
+
     @Test func aDeadLetterThatKillsAletheiaIsRecordedRawAndEndsTheCrashLoop() async throws {
         let f = try Pipeline()
         defer { f.shutdown() }
@@ -127,7 +165,7 @@ extension EndToEnd { @Suite struct ReliabilityTests {
         }
         func backlogs() throws -> [Stage: Int] {
             var out: [Stage: Int] = [:]
-            for s in Stage.allCases { out[s] = try StreamBus.backlog(of: s.inputStream, group: s.group, on: c) }
+            for s in Stage.allCases { out[s] = try StreamBus.backlog(of: s.inputStream, group: s.group, on: c, maxEventsPerEntry: Envelope.defaultMax) }
             return out
         }
         // Kenny holds back for ark:aletheia, and so does Kyle, which writes its rejections
