@@ -173,23 +173,37 @@ final class Pipeline: @unchecked Sendable {
     /// ever wrote to the `aletheia` streams of `shards` (kept for the `test-tap` group): must
     /// always be empty.
     func tracesFilledTwice(on shards: [Shard]? = nil) throws -> [String] {
-        let c = try client()
         var fills: [String: Int] = [:]
         for s in shards ?? layout.shards {
-            var cursor = "-"
-            while true {
-                let reply = try c.command(["XRANGE", .text(s.stream(.aletheia)), .text(cursor), "+", "COUNT", "1000"])
-                let entries = reply.array ?? []
-                for e in entries {
-                    guard let pair = e.array, pair.count == 2, let fields = pair[1].array, fields.count >= 2, case .bulk(let payload) = fields[1],
-                          let event = try? EventCodec.decode(payload), event.execution?.status == .filled else { continue }
-                    fills[event.traceID, default: 0] += 1
-                }
-                guard entries.count == 1000, let last = entries.last?.array?[0].string else { break }
-                cursor = "(" + last
+            for payload in try eventsWritten(to: s.stream(.aletheia)) {
+                guard let event = try? EventCodec.decode(payload), event.execution?.status == .filled else { continue }
+                fills[event.traceID, default: 0] += 1
             }
         }
         return fills.filter { $0.value > 1 }.map(\.key)
+    }
+
+    /// Every event still in `stream`, in order: an entry's `event`, or each of its envelope's
+    /// `events`. A control entry (a trading state change) has neither.
+    func eventsWritten(to stream: String) throws -> [[UInt8]] {
+        let c = try client()
+        var out: [[UInt8]] = []
+        var cursor = "-"
+        while true {
+            let reply = try c.command(["XRANGE", .text(stream), .text(cursor), "+", "COUNT", "1000"])
+            let entries = reply.array ?? []
+            for e in entries {
+                guard let pair = e.array, pair.count == 2, let fields = pair[1].array, fields.count == 2, case .bulk(let payload) = fields[1] else { continue }
+                switch fields[0].string {
+                case "event": out.append(payload)
+                case Envelope.field: out += payload.withUnsafeBytes { Envelope.split($0) }
+                default: break
+                }
+            }
+            guard entries.count == 1000, let last = entries.last?.array?[0].string else { break }
+            cursor = "(" + last
+        }
+        return out
     }
 
     /// Everything that should hold after any run: every pass recorded and none lost, each

@@ -46,9 +46,10 @@ extension EndToEnd { @Suite final class WatchdogTests {
         for row in pending {
             guard let id = row.array?.first?.string,
                   let entry = try c.command(["XRANGE", "ark:kenny", .text(id), .text(id)]).array?.first?.array,
-                  let fields = entry.last?.array, fields.count >= 2, case .bulk(let payload) = fields[1],
-                  let e = try? EventCodec.decode(payload) else { continue }
-            traces.append(e.traceID)
+                  let fields = entry.last?.array, fields.count >= 2, case .bulk(let payload) = fields[1] else { continue }
+            // An entry of one `event`, or an envelope of several.
+            let events = fields[0].string == Envelope.field ? payload.withUnsafeBytes { Envelope.split($0) } : [payload]
+            traces += events.compactMap { try? EventCodec.decode($0).traceID }
         }
         return traces
     }
