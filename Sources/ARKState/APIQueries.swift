@@ -66,7 +66,7 @@ extension StateStore {
     /// Up to `limit` outcomes in recording order, and whether more follow.
     public func readDecisions(from cursor: DecisionCursor, limit: Int) async throws -> (decisions: [DecisionSummary], hasMore: Bool) {
         try await pool.read { db in
-            let columns = "seq, trace_id, signal_id, symbol, source, verdict, reasons, policy_hash, compliance_score, latency_ms, done_ns, order_id"
+            let columns = "seq, trace_id, signal_id, symbol, source, verdict, \(PassColumns.reasons) AS reasons, policy_hash, compliance_score, latency_ms, done_ns, order_id"
             let rows: [Row]
             switch cursor {
             case .afterSeq(let seq):

@@ -372,8 +372,9 @@ enum AuditedColumns {
         func integer(_ v: Any?) -> Int64? { (v as? NSNumber)?.int64Value }
         if (row["trace_id"] as String) != string(record["trace_id"]) { return "trace_id" }
         if (row["verdict"] as String) != verdict { return "verdict" }
-        let reasons = JSONDocument.parse(row["reasons"] as String) as? [String]
-        if reasons != (record["reasons"] as? [String] ?? []) { return "reasons" }
+        // An empty column is the lean record's: the reasons are the record's alone.
+        let reasonsColumn: String = row["reasons"]
+        if !reasonsColumn.isEmpty, (JSONDocument.parse(reasonsColumn) as? [String]) != (record["reasons"] as? [String] ?? []) { return "reasons" }
         if (row["t0_ns"] as Int64) != integer(record["t0_ns"]) { return "t0_ns" }
         if (row["done_ns"] as Int64) != integer(record["done_ns"]) { return "done_ns" }
         if let t0 = integer(record["t0_ns"]), let done = integer(record["done_ns"]),

@@ -45,7 +45,7 @@ extension StateStore {
             var f = BenchPassFigures()
             let range: StatementArguments = [prefix, prefix + "\u{10FFFF}"]
             let rows = try Row.fetchCursor(db, sql: """
-                SELECT t0_ns, done_ns, verdict, injected_violation IS NOT NULL AS violating, reasons
+                SELECT t0_ns, done_ns, verdict, injected_violation IS NOT NULL AS violating, \(PassColumns.reasons)
                 FROM passes WHERE trace_id >= ? AND trace_id < ?
                 """, arguments: range)
             f.firstT0Ns = .max

@@ -52,7 +52,10 @@ extension StateStore {
 
     static func storedPass(_ row: Row) -> StoredPass {
         let reasonsText: String = row["reasons"]
-        let reasons = JSONDocument.parse(reasonsText) as? [String] ?? []
+        // Empty since the lean record: the record's (`PassColumns.reasons`).
+        let reasons = reasonsText.isEmpty
+            ? (JSONDocument.parse(row["record"] as String) as? [String: Any])?["reasons"] as? [String] ?? []
+            : JSONDocument.parse(reasonsText) as? [String] ?? []
         return StoredPass(
             seq: row["seq"], traceID: row["trace_id"], verdict: Verdict(rawValue: row["verdict"]) ?? .error,
             reasons: reasons, latencyMs: row["latency_ms"], doneNs: row["done_ns"], continuityOK: (row["continuity_ok"] as Int) == 1,

@@ -76,7 +76,9 @@ struct OutcomeStatements {
         stmt.bind(p.symbol)
         stmt.bind(p.source)
         stmt.bind(p.verdict.rawValue)
-        stmt.bind(Self.jsonArray(p.reasons))
+        // The audited record holds the reasons: the column stays empty (`PassColumns.reasons`
+        // reads them back), so no pass writes its reasons twice.
+        stmt.bind("")
         stmt.bind(p.policyHash)
         stmt.bind(p.complianceScore)
         stmt.bind(p.t0Ns)
@@ -152,14 +154,6 @@ struct OutcomeStatements {
         stmt.bind(SHA256.hex(leafHash))
         try stmt.run()
         return stmt.connection.changes == 1
-    }
-
-    static func jsonArray(_ items: [String]) -> String {
-        var w = JSONWriter(capacity: 64)
-        w.beginArray()
-        for s in items { w.string(s) }
-        w.endArray()
-        return String(decoding: w.bytes, as: UTF8.self)
     }
 
     // MARK: the audit tree

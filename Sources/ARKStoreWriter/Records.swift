@@ -96,6 +96,13 @@ public struct PassRecord: Sendable, Equatable {
     }
 }
 
+/// SQL for the columns of `passes` a reader must not take as stored.
+public enum PassColumns {
+    /// A pass's reasons as a JSON array: its audited record's. Passes recorded before the
+    /// lean record also kept them in the `reasons` column; since, it is empty.
+    public static let reasons = "CASE WHEN reasons = '' THEN json_extract(record, '$.reasons') ELSE reasons END"
+}
+
 /// How long one stage held a trace, from its hop.
 public struct StageTime: Sendable, Equatable {
     public var stage: Stage

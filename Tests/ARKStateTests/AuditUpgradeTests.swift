@@ -29,7 +29,8 @@ import Testing
                 let record = p.auditRecord()
                 let hash = AuditTreeStore.chainHash(prev: prev, record: record)
                 var values: [(any DatabaseValueConvertible)?] = [p.traceID, p.signalID, p.symbol, p.source, p.verdict.rawValue]
-                values += [OutcomeStatements.jsonArray(p.reasons), p.policyHash, p.complianceScore, p.t0Ns, p.doneNs, p.latencyMs, p.hrmEvalUs]
+                // Stores of that time kept the reasons in their column too.
+                values += [String(decoding: try JSONSerialization.data(withJSONObject: p.reasons), as: UTF8.self), p.policyHash, p.complianceScore, p.t0Ns, p.doneNs, p.latencyMs, p.hrmEvalUs]
                 values += [p.continuityOK ? 1 : 0, p.injectedViolation, p.orderID, String(decoding: record, as: UTF8.self), prev, hash]
                 try db.execute(sql: """
                     INSERT INTO passes (trace_id, signal_id, symbol, source, verdict, reasons, policy_hash, compliance_score, t0_ns, done_ns,

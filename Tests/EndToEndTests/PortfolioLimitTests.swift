@@ -74,7 +74,7 @@ extension EndToEnd { @Suite struct PortfolioLimitTests {
         // Every denial names a portfolio rule and the book's figures; some came from Kenny, at
         // execution, where HRM's book was stale.
         let portfolio = Set(Self.rules.specs.filter { $0.category == "portfolio" }.map(\.id))
-        let atExecution = try runCommand("/usr/bin/sqlite3", [f.statePath, "SELECT COUNT(*) FROM passes WHERE verdict = 'denied' AND reasons LIKE '%(at execution, Kenny)%'"])
+        let atExecution = try runCommand("/usr/bin/sqlite3", [f.statePath, "SELECT COUNT(*) FROM passes WHERE verdict = 'denied' AND record LIKE '%(at execution, Kenny)%'"])
         let byKenny = Int(atExecution.output.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
         let sample = try #require(try f.store().pass(traceID: "many-1999"))
         #expect(sample.verdict == .denied && Set(sample.violatedRules).isSubset(of: portfolio) && sample.reasons.joined().contains("book:"), "\(sample.reasons)")
