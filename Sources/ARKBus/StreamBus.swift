@@ -296,15 +296,16 @@ public final class StreamBus {
     /// tap, an analytics reader) hold memory but do not hold ARK back.
     ///
     /// Counted in events: where entries may be envelopes of up to `maxEventsPerEntry`, the
-    /// shard's count of the stream's events (`Shard.backlogEvents`), kept between its entries'
-    /// backlog and that many times it (so a count that drifted cannot hold a stage for ever).
+    /// entries' backlog plus the shard's count of the stream's unsettled events beyond one an
+    /// entry (`Shard.backlogEvents`), kept between the entries' backlog and that many times it
+    /// (so a count that drifted cannot hold a stage for ever).
     public static func backlog(of stream: String, group: String, on connection: RedisConnection, maxEventsPerEntry: Int = 1) throws(RedisError) -> Int {
         let entries = try backlogEntries(of: stream, group: group, on: connection)
         guard maxEventsPerEntry > 1, entries > 0, let shard = Shard(stream: stream) else { return entries }
         let reply = try connection.command(["HGET", .text(shard.backlogEvents), .text(stream)])
         if case .error(let e) = reply { throw .server(e) }
-        guard let counted = reply.string.flatMap({ Int($0) }) else { return entries }
-        return min(max(counted, entries), entries * maxEventsPerEntry)
+        let extra = reply.string.flatMap { Int($0) } ?? 0
+        return min(max(entries + extra, entries), entries * maxEventsPerEntry)
     }
 
     static func backlogEntries(of stream: String, group: String, on connection: RedisConnection) throws(RedisError) -> Int {
@@ -365,12 +366,14 @@ public final class StreamBus {
         // No MAXLEN: a stream loses only entries every group acknowledged (trimAcknowledged);
         // its size is bounded by back-pressure instead (`backlog`, StageAgent.holdingBack).
         // Outputs go to one or two streams: their distinct names by a scan, not a dictionary.
-        var written: [(stream: String, events: Int)] = []
+        // Per stream written, its events beyond one an entry (`Shard.backlogEvents`).
+        var written: [(stream: String, extra: Int)] = []
         for o in outputs where !written.contains(where: { $0.stream == o.stream }) { written.append((o.stream, 0)) }
         for w in written.indices {
             let stream = written[w].stream
             let mine = outputs.indices.filter { outputs[$0].stream == stream }
-            written[w].events = mine.count
+            let perEntry = Swift.max(1, envelopeMax)
+            written[w].extra = mine.count - (mine.count + perEntry - 1) / perEntry
             var from = 0
             while from < mine.count {
                 let to = min(from + Swift.max(1, envelopeMax), mine.count)
@@ -400,18 +403,21 @@ public final class StreamBus {
             commands.arg(group)
             for e in complete where e.stream == stream { commands.arg(e.id) }
         }
-        // The events each counted stream gains and loses (a control entry without an event,
-        // or an entry trimmed before it was read, was never counted in).
-        var settled: [(stream: String, events: Int)] = []
-        for e in acks where e.payload != nil && !uncountedStreams.contains(e.stream) {
-            if let k = settled.firstIndex(where: { $0.stream == e.stream }) { settled[k].events += 1 } else { settled.append((e.stream, 1)) }
+        // The events beyond one an entry that each stream gains (its envelopes written) and
+        // loses (each event of an envelope settled, less one for each envelope acknowledged):
+        // nothing at all where every entry is one event, as at low rates.
+        var settled: [(stream: String, extra: Int)] = []
+        func count(_ stream: String, _ n: Int) {
+            if let k = settled.firstIndex(where: { $0.stream == stream }) { settled[k].extra += n } else { settled.append((stream, n)) }
         }
-        for (stream, events) in written + settled.map({ ($0.stream, -$0.events) }) where !uncountedStreams.contains(stream) {
+        for e in acks where e.envelope != nil { count(e.stream, 1) }
+        for e in complete where e.envelope != nil { count(e.stream, -1) }
+        for (stream, extra) in written + settled.map({ ($0.stream, -$0.extra) }) where extra != 0 && !uncountedStreams.contains(stream) {
             commands.begin(arguments: 4)
             commands.arg("HINCRBY")
             commands.arg(shard.backlogEvents)
             commands.arg(stream)
-            commands.arg(events)
+            commands.arg(extra)
         }
         commands.begin(arguments: 1)
         commands.arg("EXEC")

@@ -32,9 +32,10 @@ public struct Shard: Sendable, Hashable, Comparable, CustomStringConvertible {
     }
 
     public var deadLetter: String { keyPrefix + "deadletter" }
-    /// Events written to each of the shard's internal streams and not yet acknowledged by the
-    /// stage that reads it (field: the stream's name), kept in the commits that write and
-    /// acknowledge them: a stream's backlog in events, where its entries may be envelopes.
+    /// For each of the shard's internal streams (field: its name), how many more events than
+    /// entries it holds unsettled: +n−1 for an envelope of n written, −1 for each of its events
+    /// settled and +1 when it is acknowledged, in the commits that do so. The entries' backlog
+    /// plus this is the stream's backlog in events; where every entry is one event it never moves.
     public var backlogEvents: String { keyPrefix + "backlog" }
     /// Kenny's paper book, read by HRM for the portfolio rules.
     public var portfolio: String { keyPrefix + "portfolio" }
