@@ -532,18 +532,22 @@ public final class StreamBus {
                 return
             }
             if name.equals("events") {
-                let id = idReply.text
-                let events = Envelope.split(value.bytes)
-                out.reserveCapacity(out.count + events.count)
-                for (i, payload) in events.enumerated() {
-                    var e = StreamEntry(stream: stream, id: id, payload: payload, deliveries: deliveries)
-                    e.envelope = EnvelopeSlot(index: i, count: events.count)
-                    out.append(e)
-                }
+                appendEvents(of: value.bytes, stream: stream, id: idReply.text, deliveries: deliveries, to: &out)
                 return
             }
         }
         out.append(try entry(reply, stream: stream, deliveries: deliveries))
+    }
+
+    /// Each event of an envelope's `events` field, a `StreamEntry` of its own.
+    static func appendEvents(of field: UnsafeRawBufferPointer, stream: String, id: String, deliveries: Int, to out: inout [StreamEntry]) {
+        let events = Envelope.split(field)
+        out.reserveCapacity(out.count + events.count)
+        for (i, payload) in events.enumerated() {
+            var e = StreamEntry(stream: stream, id: id, payload: payload, deliveries: deliveries)
+            e.envelope = EnvelopeSlot(index: i, count: events.count)
+            out.append(e)
+        }
     }
 
     /// The events of one stream entry of a decoded reply (claims), appended to `out` as
@@ -551,12 +555,7 @@ public final class StreamBus {
     static func appendEntry(_ value: RedisValue, stream: String, deliveries: Int, to out: inout [StreamEntry]) throws(RedisError) {
         if let pair = value.array, pair.count == 2, let id = pair[0].string, let fields = pair[1].array, fields.count == 2,
            fields[0].string == Envelope.field, case .bulk(let bytes) = fields[1] {
-            let events = bytes.withUnsafeBytes { Envelope.split($0) }
-            for (i, payload) in events.enumerated() {
-                var e = StreamEntry(stream: stream, id: id, payload: payload, deliveries: deliveries)
-                e.envelope = EnvelopeSlot(index: i, count: events.count)
-                out.append(e)
-            }
+            bytes.withUnsafeBytes { appendEvents(of: $0, stream: stream, id: id, deliveries: deliveries, to: &out) }
             return
         }
         out.append(try entry(value, stream: stream, deliveries: deliveries))
