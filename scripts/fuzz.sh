@@ -18,10 +18,12 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(FuzzEventCodec FuzzJSONReader FuzzSignalValidator FuzzAPIIntake FuzzPaperBook)
 echo "Building the fuzz targets (release, -sanitize=fuzzer,address)"
 mkdir -p .ark/fuzz
-# Once more on failure: SwiftPM's incremental plan of a path dependency can miss a source file
-# added to ARK since the last fuzz build ("cannot find 'X' in scope"); a second run plans anew.
+# Once more on failure, without the old build plan: SwiftPM can keep planning a path
+# dependency with the files it had when the plan was made, so a source file added to ARK
+# since the last fuzz build is missing ("cannot find 'X' in scope").
 swift build --package-path Fuzz -c release -Xswiftc -sanitize=fuzzer,address >.ark/fuzz/build.log 2>&1 ||
-    swift build --package-path Fuzz -c release -Xswiftc -sanitize=fuzzer,address >.ark/fuzz/build.log 2>&1 || { tail -40 .ark/fuzz/build.log; exit 1; }
+    { rm -f Fuzz/.build/release.yaml && swift build --package-path Fuzz -c release -Xswiftc -sanitize=fuzzer,address >.ark/fuzz/build.log 2>&1; } ||
+    { tail -40 .ark/fuzz/build.log; exit 1; }
 bin=$(swift build --package-path Fuzz -c release -Xswiftc -sanitize=fuzzer,address --show-bin-path)
 status=0
 for t in "${targets[@]}"; do
