@@ -87,7 +87,8 @@ public struct PipelineProbe {
     }
 
     /// Signals whose entry in some stage's input stream is older than `olderThanMs` and not
-    /// yet acknowledged by that stage: pending on a consumer, or not delivered at all.
+    /// yet acknowledged by that stage: pending on a consumer, or not delivered at all. An
+    /// envelope counts its events (`Envelope`), all of them while it is unacknowledged.
     public func overdueInFlight(groups: [GroupState], olderThanMs: Double, nowNs: Int64) throws(RedisError) -> Int {
         let cutoff = String(nowNs / 1_000_000 - Int64(olderThanMs))
         var total = 0
@@ -95,14 +96,25 @@ public struct PipelineProbe {
             let stream = RedisArg.text(g.shard.stream(g.stage))
             if g.pending > 0 {
                 let pending = try connection.command(["XPENDING", stream, .text(g.stage.group), "-", .text(cutoff), .int(overdueCap)])
-                total += pending.array?.count ?? 0
+                let ids = (pending.array ?? []).compactMap { $0.array?.first?.string }
+                if !ids.isEmpty {
+                    // Their fields, to count their events: one round trip for all of them.
+                    let entries = try connection.pipeline(ids.map { ["XRANGE", stream, .text($0), .text($0)] })
+                    for entry in entries { total += entry.array?.first.map(Self.events(in:)) ?? 1 }
+                }
             }
             if (g.lag ?? 1) > 0 {
                 let undelivered = try connection.command(["XRANGE", stream, .text("(" + g.lastDeliveredID), .text(cutoff), "COUNT", .int(overdueCap)])
-                total += undelivered.array?.count ?? 0
+                for entry in undelivered.array ?? [] { total += Self.events(in: entry) }
             }
         }
         return total
+    }
+
+    /// The events an entry of an XRANGE reply carries: those of its `events` field, else one.
+    static func events(in entry: RedisValue) -> Int {
+        guard let fields = entry.array?.last?.array, fields.count == 2, fields[0].string == Envelope.field, case .bulk(let bytes) = fields[1] else { return 1 }
+        return bytes.reduce(1) { $0 + ($1 == Envelope.separator ? 1 : 0) }
     }
 
     /// Each shard's trading states (`global` appears in every shard) and the accounts whose

@@ -112,6 +112,21 @@ import Testing
         #expect(try probe.overdueInFlight(groups: groups, olderThanMs: 5_000, nowNs: nowMs * 1_000_000) == 5)
         #expect(try probe.overdueInFlight(groups: groups, olderThanMs: 60_000, nowNs: nowMs * 1_000_000) == 0)
     }
+
+    /// An envelope overdue is its events overdue, delivered or not.
+    @Test func overdueEnvelopesCountTheirEvents() throws {
+        let c = try redis.client()
+        let nowMs = wallClockNanoseconds() / 1_000_000
+        let stream = Stage.hrm.inputStream
+        _ = try c.command(["XGROUP", "CREATE", .text(stream), "HRM", "0", "MKSTREAM"])
+        _ = try c.command(["XADD", .text(stream), .text("\(nowMs - 20_000)-0"), "events", "{}\n{}\n{}"])
+        _ = try c.command(["XADD", .text(stream), .text("\(nowMs - 20_000)-1"), "events", "{}\n{}"])
+        _ = try c.command(["XADD", .text(stream), .text("\(nowMs - 20_000)-2"), "event", "{}"])
+        // The first envelope delivered and pending, the rest never delivered.
+        _ = try c.command(["XREADGROUP", "GROUP", "HRM", "c1", "COUNT", "1", "STREAMS", .text(stream), ">"])
+        let probe = PipelineProbe(connection: c)
+        #expect(try probe.overdueInFlight(groups: try probe.groups(), olderThanMs: 5_000, nowNs: nowMs * 1_000_000) == 6)
+    }
 }
 
 /// monitoring/ checked with promtool, installed by scripts/test.sh from Debian's prometheus.
