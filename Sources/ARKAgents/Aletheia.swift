@@ -200,6 +200,8 @@ public final class Aletheia: StageProcessor {
         let payload = entry.payload ?? []
         let origin = f["stream"] ?? "?"
         let originID = f["entry_id"] ?? "?"
+        // Which event of an envelope it was, if it was one.
+        let originIndex = f[StreamBus.eventIndexField].flatMap { Int($0) }
         var traceID: String?
         var t0 = nowNs
         // What the pass's audited record holds: every column of the pass is read from it.
@@ -213,15 +215,15 @@ public final class Aletheia: StageProcessor {
             t0 = e.t0Ns
         } else if entry.recordRaw {
             if isKyleInput(origin) {
-                traceID = SignalValidator.derivedTraceID(entryID: originID)
+                traceID = SignalValidator.derivedTraceID(entryID: originID, index: originIndex)
             }
         } else if isKyleInput(origin) {
             // Kyle's input never reached validation; Kyle would have named it after the entry.
-            if case .accepted(let e) = SignalValidator().validate(payload, fallbackTraceID: SignalValidator.derivedTraceID(entryID: originID), nowNs: nowNs) {
+            if case .accepted(let e) = SignalValidator().validate(payload, fallbackTraceID: SignalValidator.derivedTraceID(entryID: originID, index: originIndex), nowNs: nowNs) {
                 audited = e
                 traceID = e.traceID
             } else {
-                traceID = SignalValidator.derivedTraceID(entryID: originID)
+                traceID = SignalValidator.derivedTraceID(entryID: originID, index: originIndex)
             }
             // The entry id's milliseconds, when the field holds a real entry id.
             if let ms = StreamEntry(stream: origin, id: originID, payload: nil).idMilliseconds,

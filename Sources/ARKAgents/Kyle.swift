@@ -56,7 +56,7 @@ public final class Kyle: StageProcessor {
         let refused = shard.stream(Stage.kyle.next(rejected: true)!, on: track)
         let canary = shard.stream(.kyle, on: .canary)
         for entry in batch {
-            let fallback = entry.otherFields[Self.traceIDField] ?? SignalValidator.derivedTraceID(entryID: entry.id)
+            let fallback = entry.otherFields[Self.traceIDField] ?? SignalValidator.derivedTraceID(entryID: entry.id, index: entry.envelope?.index)
             let payload = entry.payload ?? []
             var event: Event
             let outcome: SignalValidator.Outcome

@@ -28,6 +28,13 @@ public struct SignalValidator: Sendable {
     /// idempotent downstream), and the API can name it as soon as Redis took the entry.
     public static func derivedTraceID(entryID: String) -> String { "ark-" + entryID }
 
+    /// The trace id of a signal without one that came as event `index` of an envelope entry
+    /// (`ark-<entry id>-<index>`): each of its signals is a trace of its own.
+    public static func derivedTraceID(entryID: String, index: Int?) -> String {
+        guard let index else { return derivedTraceID(entryID: entryID) }
+        return "ark-" + entryID + "-" + String(index)
+    }
+
     public init(maxPayloadBytes: Int = 65_536) {
         self.maxPayloadBytes = maxPayloadBytes
     }
