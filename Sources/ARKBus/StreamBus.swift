@@ -365,18 +365,18 @@ public final class StreamBus {
         for c in extra { commands.append(c) }
         // No MAXLEN: a stream loses only entries every group acknowledged (trimAcknowledged);
         // its size is bounded by back-pressure instead (`backlog`, StageAgent.holdingBack).
-        // Outputs go to one or two streams: their distinct names by a scan, not a dictionary.
-        // Per stream written, its events beyond one an entry (`Shard.backlogEvents`).
+        // Outputs go to one or two streams: their distinct names by a scan, not a dictionary;
+        // with each, its events beyond one an entry (`Shard.backlogEvents`).
         var written: [(stream: String, extra: Int)] = []
         for o in outputs where !written.contains(where: { $0.stream == o.stream }) { written.append((o.stream, 0)) }
+        let perEntry = Swift.max(1, envelopeMax)
         for w in written.indices {
             let stream = written[w].stream
             let mine = outputs.indices.filter { outputs[$0].stream == stream }
-            let perEntry = Swift.max(1, envelopeMax)
             written[w].extra = mine.count - (mine.count + perEntry - 1) / perEntry
             var from = 0
             while from < mine.count {
-                let to = min(from + Swift.max(1, envelopeMax), mine.count)
+                let to = min(from + perEntry, mine.count)
                 commands.begin(arguments: 5)
                 commands.arg("XADD")
                 commands.arg(stream)
