@@ -235,7 +235,7 @@ public final class Aletheia: StageProcessor {
         if entry.recordRaw { reason += " (recorded without decoding: handling it killed or stalled Aletheia \(entry.deliveries - 1) times)" }
         let record = DeadLetterRecord(
             // An event of an envelope is named as `StreamEntry.key` names it: `<entry id>/<index>`.
-            deadLetterID: entry.id, stream: origin, entryID: originID + (f[StreamBus.eventIndexField].map { "/" + $0 } ?? ""), group: f["group"] ?? "", consumer: f["consumer"] ?? "",
+            deadLetterID: entry.id, stream: origin, entryID: originID + (originIndex.map { "/\($0)" } ?? ""), group: f["group"] ?? "", consumer: f["consumer"] ?? "",
             reason: reason, payload: payload, deliveries: Int(f["deliveries"] ?? "").map { max(0, $0) } ?? 0, traceID: traceID, tsNs: Int64(f["ts_ns"] ?? "").flatMap { plausibleNanoseconds.contains($0) ? $0 : nil } ?? nowNs)
         guard let traceID else { return (record, nil) }
         var pass = PassRecord(

@@ -15,9 +15,6 @@ public enum Envelope {
     /// The field of an entry of several events.
     public static let field = "events"
     public static let separator: UInt8 = 0x0A
-    /// ARK_ENVELOPE_MAX's default: how many events a stage puts in one entry at most.
-    public static let defaultMax = 64
-    public static let maxRange = 1...1_000
 
     /// The events of an `events` field: one per line; an empty line is an event with an empty
     /// payload (dead-lettered as undecodable, never dropped).
@@ -142,10 +139,5 @@ public struct EnvelopeProgress: Sendable {
     public mutating func settledBefore(_ index: Int, stream: String, id: String) {
         guard index > 0 else { return }
         settled[Ref(stream: stream, id: id), default: []].formUnion(0..<index)
-    }
-
-    /// Forgets an entry acknowledged some other way.
-    public mutating func forget(stream: String, id: String) {
-        settled[Ref(stream: stream, id: id)] = nil
     }
 }

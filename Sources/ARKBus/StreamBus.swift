@@ -116,7 +116,7 @@ public final class StreamBus {
     /// The shard whose dead letter stream and poison records this bus writes.
     public let shard: Shard
     /// The most events one output entry carries (ARK_ENVELOPE_MAX); 1: every event an entry.
-    public var envelopeMax = Envelope.defaultMax
+    public var envelopeMax = ARKConfig.defaultEnvelopeMax
     /// Which events of partly handled envelopes are settled.
     var progress = EnvelopeProgress()
     /// The streams producers write (Kyle's, both tracks) and the dead letters: their entries

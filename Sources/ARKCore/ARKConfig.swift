@@ -116,8 +116,9 @@ public struct ARKConfig: Sendable, Equatable {
     /// Entries read per XREADGROUP and written per round trip.
     public var batchSize: Int = 256
     /// The most events a stage puts in one entry of an internal stream (ARK_ENVELOPE_MAX; 1:
-    /// one event an entry). Mirrors `Envelope.defaultMax` in ARKBus.
-    public var envelopeMax: Int = 64
+    /// one event an entry).
+    public var envelopeMax: Int = Self.defaultEnvelopeMax
+    public static let defaultEnvelopeMax = 64
     /// How long a read waits for new entries.
     public var blockMs: Int = 100
     /// Approximate cap on each stream's length (XADD MAXLEN ~); keep it far above any backlog.

@@ -165,7 +165,7 @@ extension EndToEnd { @Suite struct ReliabilityTests {
         }
         func backlogs() throws -> [Stage: Int] {
             var out: [Stage: Int] = [:]
-            for s in Stage.allCases { out[s] = try StreamBus.backlog(of: s.inputStream, group: s.group, on: c, maxEventsPerEntry: Envelope.defaultMax) }
+            for s in Stage.allCases { out[s] = try StreamBus.backlog(of: s.inputStream, group: s.group, on: c, maxEventsPerEntry: ARKConfig.defaultEnvelopeMax) }
             return out
         }
         // Kenny holds back for ark:aletheia, and so does Kyle, which writes its rejections
